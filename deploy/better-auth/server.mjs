@@ -1,0 +1,289 @@
+// Small Better Auth issuer server: email/password sign-up/sign-in + the JWT
+// plugin (JWKS at /api/auth/jwks, tokens at /api/auth/token and in the
+// `set-auth-jwt` header of /api/auth/get-session), data in PostgreSQL.
+//
+// Plain ESM JavaScript, no build step. See README.md for the environment.
+import http from "node:http";
+import pg from "pg";
+import { betterAuth } from "better-auth";
+import { jwt, createJwk } from "better-auth/plugins/jwt";
+import { toNodeHandler } from "better-auth/node";
+import { getMigrations } from "better-auth/db/migration";
+
+const { Pool, Client } = pg;
+
+// ---------------------------------------------------------------- config --
+
+function fail(message) {
+  console.error(`better-auth-issuer: ${message}`);
+  process.exit(1);
+}
+
+function intEnv(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) fail(`${name} must be a non-negative integer, got "${raw}"`);
+  return Number.parseInt(raw.trim(), 10);
+}
+
+const PORT = intEnv("PORT", 3000);
+const HOST = process.env.HOST || "127.0.0.1";
+const BASE_URL = (process.env.BETTER_AUTH_URL || `http://127.0.0.1:${PORT}`).replace(/\/+$/, "");
+const DATABASE_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/better_auth";
+
+const SECRET = process.env.BETTER_AUTH_SECRET;
+if (!SECRET) fail("BETTER_AUTH_SECRET is not set; set it to a random string of at least 32 characters (e.g. `openssl rand -base64 32`).");
+if (SECRET.length < 32) fail(`BETTER_AUTH_SECRET is too short (${SECRET.length} characters); it must be at least 32 characters.`);
+
+// JWT_ALG -> jwks.keyPairConfig (the JWKOptions union of the jwt plugin).
+const KEY_PAIR_CONFIGS = {
+  EdDSA: { alg: "EdDSA", crv: "Ed25519" },
+  ES256: { alg: "ES256" },
+  ES512: { alg: "ES512" },
+  RS256: { alg: "RS256", modulusLength: 2048 },
+  PS256: { alg: "PS256", modulusLength: 2048 },
+};
+const JWT_ALG = process.env.JWT_ALG || "EdDSA";
+const keyPairConfig = KEY_PAIR_CONFIGS[JWT_ALG];
+if (!keyPairConfig) fail(`JWT_ALG "${JWT_ALG}" is not supported; use one of ${Object.keys(KEY_PAIR_CONFIGS).join(", ")}.`);
+
+// JWT_EXPIRATION: a Better Auth time span ("15m", "5s", "1h", "2 days") or a
+// bare number of seconds. (A bare *number* would be taken by the plugin as an
+// absolute `exp`, so it is turned into "<n>s" here.)
+let JWT_EXPIRATION = (process.env.JWT_EXPIRATION || "15m").trim();
+if (/^\d+$/.test(JWT_EXPIRATION)) JWT_EXPIRATION = `${JWT_EXPIRATION}s`;
+if (!/^\d+(\.\d+)? ?(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)$/i.test(JWT_EXPIRATION)) {
+  fail(`JWT_EXPIRATION "${process.env.JWT_EXPIRATION}" is not a time span like 15m, 5s, 1h or 300.`);
+}
+
+// Key rotation (the jwt plugin's own jwks.rotationInterval / jwks.gracePeriod,
+// both in seconds). Only enabled when JWKS_ROTATION_INTERVAL is set.
+const ROTATION_INTERVAL = intEnv("JWKS_ROTATION_INTERVAL", undefined);
+const GRACE_PERIOD = intEnv("JWKS_GRACE_PERIOD", undefined);
+if (ROTATION_INTERVAL === 0) fail("JWKS_ROTATION_INTERVAL must be > 0 seconds (unset it to disable rotation).");
+
+const TRUSTED_ORIGINS = (process.env.TRUSTED_ORIGINS || "")
+  .split(",")
+  .map((s) => s.trim().replace(/\/+$/, ""))
+  .filter(Boolean);
+
+let dbName;
+let adminUrl;
+try {
+  const u = new URL(DATABASE_URL);
+  dbName = decodeURIComponent(u.pathname.replace(/^\//, "")) || "postgres";
+  u.pathname = "/postgres";
+  adminUrl = u.toString();
+} catch {
+  fail(`DATABASE_URL is not a valid URL: ${DATABASE_URL.replace(/\/\/[^@/]*@/, "//***@")}`);
+}
+
+// --------------------------------------------------------------- database --
+
+async function ensureDatabase() {
+  if (dbName === "postgres") return;
+  const client = new Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [dbName]);
+    if (rowCount > 0) return;
+    const ident = '"' + dbName.replace(/"/g, '""') + '"';
+    try {
+      await client.query(`CREATE DATABASE ${ident}`);
+      console.log(`better-auth-issuer: created database ${dbName}`);
+    } catch (err) {
+      // 42P04 duplicate_database; 23505 unique_violation on pg_database when
+      // another instance created it between our check and our CREATE.
+      if (err.code !== "42P04" && err.code !== "23505") throw err;
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+const pool = new Pool({ connectionString: DATABASE_URL, max: 10 });
+pool.on("error", (err) => console.error("better-auth-issuer: idle pg client error:", err.message));
+
+// ------------------------------------------------------------ better auth --
+
+const jwtOptions = {
+  jwks: {
+    keyPairConfig,
+    ...(ROTATION_INTERVAL !== undefined ? { rotationInterval: ROTATION_INTERVAL } : {}),
+    ...(GRACE_PERIOD !== undefined ? { gracePeriod: GRACE_PERIOD } : {}),
+  },
+  jwt: {
+    // issuer / audience deliberately left unset: the plugin defaults both to
+    // the baseURL (BETTER_AUTH_URL).
+    expirationTime: JWT_EXPIRATION,
+  },
+};
+
+export const auth = betterAuth({
+  baseURL: BASE_URL,
+  secret: SECRET,
+  database: pool,
+  trustedOrigins: TRUSTED_ORIGINS,
+  emailAndPassword: {
+    enabled: true,
+    requireEmailVerification: false,
+    autoSignIn: true,
+  },
+  telemetry: { enabled: false },
+  plugins: [jwt(jwtOptions)],
+});
+
+// Advisory-lock key shared by every instance migrating the same database.
+const MIGRATION_LOCK_KEY = 0x62617574; // "baut"
+
+async function migrate() {
+  const lockClient = await pool.connect();
+  try {
+    await lockClient.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    try {
+      const { toBeCreated, toBeAdded, runMigrations } = await getMigrations(auth.options);
+      if (toBeCreated.length || toBeAdded.length) {
+        console.log(
+          `better-auth-issuer: migrating (create: ${toBeCreated.map((t) => t.table).join(", ") || "-"}; ` +
+            `add columns to: ${toBeAdded.map((t) => t.table).join(", ") || "-"})`,
+        );
+        await runMigrations();
+      }
+      await ensureSigningKey();
+    } finally {
+      await lockClient.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
+    }
+  } finally {
+    lockClient.release();
+  }
+}
+
+// The jwt plugin signs with the newest live key whose alg equals
+// keyPairConfig.alg, but *falls back to the newest live key of any alg* when
+// there is none (and /jwks only mints a key when the table is empty). So a
+// database first used with another JWT_ALG would keep issuing tokens in the old
+// algorithm. To make JWT_ALG authoritative (and to avoid two instances minting
+// the first key concurrently on their first requests), mint a key for the
+// configured algorithm here, under the migration lock, with the plugin's own
+// createJwk (same encryption and expiresAt/rotation handling).
+async function ensureSigningKey() {
+  const { rows } = await pool.query('SELECT id, alg, "expiresAt" FROM jwks');
+  const now = Date.now();
+  const live = rows.filter((r) => !r.expiresAt || new Date(r.expiresAt).getTime() > now);
+  const liveForAlg = live.filter((r) => (r.alg ?? "EdDSA") === JWT_ALG);
+  const otherAlgs = [...new Set(live.map((r) => r.alg ?? "EdDSA").filter((a) => a !== JWT_ALG))];
+  if (otherAlgs.length) {
+    console.warn(
+      `better-auth-issuer: WARNING: database ${dbName} also holds live ${otherAlgs.join(", ")} keys; ` +
+        `they stay published in the JWKS. Use a separate database per JWT_ALG to avoid this.`,
+    );
+  }
+  if (liveForAlg.length === 0) {
+    const ctx = await auth.$context;
+    const key = await createJwk({ context: ctx }, jwtOptions);
+    console.log(`better-auth-issuer: minted ${JWT_ALG} signing key ${key.id}`);
+  }
+}
+
+// ------------------------------------------------------------------- http --
+
+let ready = false;
+const authHandler = toNodeHandler(auth);
+
+function sendJson(res, status, body, extraHeaders = {}) {
+  const data = JSON.stringify(body);
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(data),
+    "cache-control": "no-store",
+    ...extraHeaders,
+  });
+  res.end(data);
+}
+
+// Minimal CORS for TRUSTED_ORIGINS only: Better Auth checks Origin on
+// state-changing requests but sets no CORS headers and does not answer
+// preflights, so a page on another origin could not read its responses.
+function applyCors(req, res) {
+  const origin = req.headers.origin;
+  res.setHeader("Vary", "Origin");
+  if (!origin || !TRUSTED_ORIGINS.includes(origin)) return false;
+  res.setHeader("Access-Control-Allow-Origin", origin);
+  res.setHeader("Access-Control-Allow-Credentials", "true");
+  res.setHeader("Access-Control-Expose-Headers", "set-auth-jwt");
+  return true;
+}
+
+function handlePreflight(req, res, allowed) {
+  res.setHeader("Vary", "Origin, Access-Control-Request-Method, Access-Control-Request-Headers");
+  if (allowed) {
+    res.setHeader("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    res.setHeader(
+      "Access-Control-Allow-Headers",
+      req.headers["access-control-request-headers"] || "content-type, authorization",
+    );
+    res.setHeader("Access-Control-Max-Age", "600");
+  }
+  res.writeHead(204, { "content-length": "0" });
+  res.end();
+}
+
+const server = http.createServer(async (req, res) => {
+  const path = (req.url || "/").split("?")[0];
+  try {
+    if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      if (!ready) return sendJson(res, 503, { status: "starting" });
+      try {
+        await pool.query("SELECT 1");
+      } catch (err) {
+        return sendJson(res, 503, { status: "db_unavailable", detail: err.message });
+      }
+      return sendJson(res, 200, { status: "ok" });
+    }
+    if (path.startsWith("/api/auth")) {
+      const allowed = applyCors(req, res);
+      if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
+        return handlePreflight(req, res, allowed);
+      }
+      if (!ready) return sendJson(res, 503, { status: "starting" });
+      return await authHandler(req, res);
+    }
+    return sendJson(res, 404, { status: "not_found" });
+  } catch (err) {
+    console.error(`better-auth-issuer: ${req.method} ${path} failed:`, err);
+    if (!res.headersSent) sendJson(res, 500, { status: "error" });
+    else res.destroy();
+  }
+});
+
+async function main() {
+  await ensureDatabase();
+  await migrate();
+  await new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(PORT, HOST, resolve);
+  });
+  ready = true;
+  const rotation =
+    ROTATION_INTERVAL !== undefined
+      ? ` rotation=${ROTATION_INTERVAL}s grace=${GRACE_PERIOD ?? 2592000}s`
+      : "";
+  console.log(
+    `better-auth-issuer: listening on http://${HOST}:${PORT} baseURL=${BASE_URL} alg=${JWT_ALG} ` +
+      `jwt_exp=${JWT_EXPIRATION}${rotation} db=${dbName} trusted_origins=${TRUSTED_ORIGINS.join(",") || "-"}`,
+  );
+}
+
+function shutdown(signal) {
+  console.log(`better-auth-issuer: ${signal}, shutting down`);
+  server.close();
+  pool.end().finally(() => process.exit(0));
+  setTimeout(() => process.exit(0), 3000).unref();
+}
+process.on("SIGINT", () => shutdown("SIGINT"));
+process.on("SIGTERM", () => shutdown("SIGTERM"));
+
+main().catch((err) => {
+  console.error("better-auth-issuer: failed to start:", err);
+  process.exit(1);
+});

@@ -1,0 +1,79 @@
+//! Signing: turns a verified user id into the two headers that tasks-service trusts.
+
+use std::fmt;
+
+use aws_lc_rs::hmac;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use http::{HeaderMap, HeaderValue, Method};
+
+use super::{canonical_string, KeyId, KeyRing, CREDENTIAL_VERSION};
+use crate::{headers, UserId};
+
+/// Signs identities with the ring's signing key. Cheap to clone; `Debug` shows the key id only.
+#[derive(Clone)]
+pub struct Signer {
+    key_id: KeyId,
+    key: hmac::Key,
+}
+
+/// The user-id header and its credential, ready to replace whatever a request carried.
+#[derive(Debug, Clone)]
+pub struct IdentityHeaders {
+    pub user_id: HeaderValue,
+    pub credential: HeaderValue,
+}
+
+impl Signer {
+    /// A signer using the ring's signing (first) key.
+    pub fn new(ring: &KeyRing) -> Self {
+        let (key_id, key) = ring.signing_key();
+        Self {
+            key_id: key_id.clone(),
+            key: key.clone(),
+        }
+    }
+
+    /// The id of the key this signer uses.
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    /// Signs `user_id` for one request. `path_and_query` is the request target exactly as it
+    /// will be sent; `timestamp` is Unix seconds ([`super::unix_now`]).
+    pub fn sign(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        user_id: &UserId,
+        timestamp: i64,
+    ) -> IdentityHeaders {
+        let message = canonical_string(method, path_and_query, user_id, timestamp, &self.key_id);
+        let tag = hmac::sign(&self.key, message.as_bytes());
+        let credential = format!(
+            "{CREDENTIAL_VERSION};kid={};ts={timestamp};sig={}",
+            self.key_id,
+            URL_SAFE_NO_PAD.encode(tag.as_ref())
+        );
+        IdentityHeaders {
+            user_id: user_id.to_header_value(),
+            credential: HeaderValue::from_str(&credential)
+                .expect("key ids, digits and base64url are valid header text"),
+        }
+    }
+}
+
+impl IdentityHeaders {
+    /// Replaces (never appends to) any identity headers already in `headers`.
+    pub fn insert_into(self, headers: &mut HeaderMap) {
+        headers.insert(headers::USER_ID, self.user_id);
+        headers.insert(headers::IDENTITY_CREDENTIAL, self.credential);
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("key_id", &self.key_id)
+            .finish()
+    }
+}

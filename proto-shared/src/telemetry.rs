@@ -1,0 +1,52 @@
+//! Log set-up shared by both binaries: one `tracing` subscriber, JSON or human-readable,
+//! filtered by `RUST_LOG`. Lives here so the gateway and tasks-service log alike.
+
+use std::{fmt, str::FromStr};
+
+use tracing_subscriber::{fmt as tfmt, EnvFilter};
+
+/// `LOG_FORMAT`: `json` for machines (one object per line), `pretty` for people.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    #[default]
+    Pretty,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        match raw.to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" | "text" => Ok(Self::Pretty),
+            other => Err(format!("expected json or pretty, got {other:?}")),
+        }
+    }
+}
+
+impl fmt::Display for LogFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Json => "json",
+            Self::Pretty => "pretty",
+        })
+    }
+}
+
+/// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
+/// Calling it twice (as tests may) keeps the first subscriber.
+pub fn init(format: LogFormat, default_filter: &str) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    let builder = tfmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _already_set = match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+        LogFormat::Pretty => builder.compact().try_init(),
+    };
+}

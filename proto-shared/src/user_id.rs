@@ -1,0 +1,179 @@
+//! `UserId`: the id of a Better Auth user (the JWT `sub`), validated once on construction.
+//!
+//! A user id travels in three places: the JWT, the URL path (`/api/{user_id}/tasks`) and the
+//! [`crate::headers::USER_ID`] header. In paths and headers it is percent-encoded so that any
+//! id Better Auth or another issuer might mint survives the trip byte for byte.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A user id: 1 to 255 bytes of UTF-8 with no control characters.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct UserId(String);
+
+/// Why a string is not a valid [`UserId`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserIdError {
+    #[error("user id is empty")]
+    Empty,
+    #[error("user id is longer than {max} bytes", max = UserId::MAX_LEN)]
+    TooLong,
+    #[error("user id contains a control character")]
+    ControlCharacter,
+    #[error("user id is not valid percent-encoded UTF-8")]
+    BadEncoding,
+}
+
+impl UserId {
+    /// Longest id accepted, in bytes: as long as any real issuer's, short enough to index.
+    pub const MAX_LEN: usize = 255;
+
+    /// Validates a raw (already decoded) user id.
+    pub fn parse(raw: &str) -> Result<Self, UserIdError> {
+        if raw.is_empty() {
+            return Err(UserIdError::Empty);
+        }
+        if raw.len() > Self::MAX_LEN {
+            return Err(UserIdError::TooLong);
+        }
+        if raw.chars().any(char::is_control) {
+            return Err(UserIdError::ControlCharacter);
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// Decodes a percent-encoded URL path segment or header value, then validates it.
+    pub fn from_encoded(encoded: &str) -> Result<Self, UserIdError> {
+        if encoded.len() > 3 * Self::MAX_LEN {
+            return Err(UserIdError::TooLong); // cannot decode to a short enough id
+        }
+        Self::parse(&percent_decode(encoded)?)
+    }
+
+    /// The id as a URL path segment: everything but RFC 3986 unreserved characters is escaped.
+    pub fn to_path_segment(&self) -> String {
+        percent_encode(&self.0, |b| {
+            b.is_ascii_alphanumeric() || b"-._~".contains(&b)
+        })
+    }
+
+    /// The id as a header value: visible ASCII other than `%` stays, the rest is escaped, so
+    /// leading spaces or non-ASCII letters cannot be trimmed or mangled by a proxy.
+    pub fn to_header_value(&self) -> http::HeaderValue {
+        let encoded = percent_encode(&self.0, |b| b.is_ascii_graphic() && b != b'%');
+        http::HeaderValue::from_str(&encoded).expect("percent-encoded text is visible ASCII")
+    }
+
+    /// The id as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for UserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "UserId({:?})", self.0)
+    }
+}
+
+impl AsRef<str> for UserId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for UserId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        Self::parse(&raw).map_err(serde::de::Error::custom)
+    }
+}
+
+fn percent_encode(raw: &str, keep: impl Fn(u8) -> bool) -> String {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = String::with_capacity(raw.len());
+    for &byte in raw.as_bytes() {
+        if keep(byte) {
+            out.push(byte as char);
+        } else {
+            out.push('%');
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0xF)] as char);
+        }
+    }
+    out
+}
+
+fn percent_decode(encoded: &str) -> Result<String, UserIdError> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).ok_or(UserIdError::BadEncoding)?;
+            let hex = std::str::from_utf8(hex).map_err(|_| UserIdError::BadEncoding)?;
+            out.push(u8::from_str_radix(hex, 16).map_err(|_| UserIdError::BadEncoding)?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| UserIdError::BadEncoding)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn rejects_empty_long_and_control_characters() {
+        assert_eq!(UserId::parse(""), Err(UserIdError::Empty));
+        assert_eq!(UserId::parse(&"a".repeat(256)), Err(UserIdError::TooLong));
+        assert!(UserId::parse(&"a".repeat(255)).is_ok());
+        assert_eq!(UserId::parse("a\nb"), Err(UserIdError::ControlCharacter));
+        assert_eq!(
+            UserId::parse("a\u{85}b"),
+            Err(UserIdError::ControlCharacter)
+        );
+    }
+
+    #[test]
+    fn decodes_paths_and_rejects_bad_escapes() {
+        assert_eq!(UserId::from_encoded("a%20b").unwrap().as_str(), "a b");
+        assert_eq!(UserId::from_encoded("%"), Err(UserIdError::BadEncoding));
+        assert_eq!(UserId::from_encoded("%zz"), Err(UserIdError::BadEncoding));
+        assert_eq!(UserId::from_encoded("%ff"), Err(UserIdError::BadEncoding));
+        assert_eq!(
+            UserId::from_encoded("%00"),
+            Err(UserIdError::ControlCharacter)
+        );
+        assert_eq!(UserId::from_encoded(""), Err(UserIdError::Empty));
+    }
+
+    #[test]
+    fn better_auth_ids_travel_unchanged() {
+        let id = UserId::parse("k3Jx9Qz1vBn7Lm2Pw8Rt5Yc4").unwrap();
+        assert_eq!(id.to_path_segment(), id.as_str());
+        assert_eq!(id.to_header_value(), id.as_str());
+    }
+
+    proptest! {
+        #[test]
+        fn encodings_round_trip(raw in "[^\\p{Cc}]{1,60}") {
+            let id = UserId::parse(&raw).unwrap();
+            prop_assert_eq!(&UserId::from_encoded(&id.to_path_segment()).unwrap(), &id);
+            let header = id.to_header_value();
+            prop_assert_eq!(&UserId::from_encoded(header.to_str().unwrap()).unwrap(), &id);
+        }
+    }
+}
