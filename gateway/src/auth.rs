@@ -2,18 +2,33 @@
 //! Knows nothing about forwarding; the proxy calls [`Authenticator::authenticate`] and maps
 //! an [`AuthError`] to a response in `error.rs`.
 //!
-//! INTERFACE STUB: the types and signatures here are the contract between the proxy and the
-//! token-verification code; the bodies are filled in behind them.
+//! The steps, each in its own file: take the token out of the header (`bearer.rs`), look it up
+//! in the verified-token cache (`token_cache.rs`), read its header and check its signature with
+//! the JWKS key it names (`jwt.rs`, `es512.rs`), then apply the claim rules (`claims.rs`).
 
+mod bearer;
+mod claims;
+mod es512;
+mod jwt;
+mod token_cache;
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderValue;
-use jsonwebtoken::Algorithm as JwtAlgorithm;
 use prometheus_client::registry::Registry;
 use proto_shared::UserId;
 use tokio_util::sync::CancellationToken;
 
-use crate::jwks::JwksConfig;
+pub use bearer::MAX_TOKEN_LEN;
+pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
+
+use crate::jwks::{JwksCache, JwksConfig};
+use claims::ClaimRules;
+use jwt::Jws;
+use token_cache::{CachedToken, TokenCache};
 
 /// A signing algorithm the gateway may accept. ES512 is separate because jsonwebtoken lacks it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -23,6 +38,69 @@ pub enum Algorithm {
     Es512,
     Rs256,
     Ps256,
+}
+
+impl Algorithm {
+    /// Every algorithm Better Auth's JWT plugin can sign with: the default allowlist.
+    pub const ALL: [Algorithm; 5] = [
+        Self::EdDsa,
+        Self::Es256,
+        Self::Es512,
+        Self::Rs256,
+        Self::Ps256,
+    ];
+
+    /// The JOSE name (`EdDSA`, `ES256`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EdDsa => "EdDSA",
+            Self::Es256 => "ES256",
+            Self::Es512 => "ES512",
+            Self::Rs256 => "RS256",
+            Self::Ps256 => "PS256",
+        }
+    }
+
+    /// jsonwebtoken's name for it; `None` for ES512, which is verified with aws-lc-rs.
+    fn jsonwebtoken(self) -> Option<jsonwebtoken::Algorithm> {
+        match self {
+            Self::EdDsa => Some(jsonwebtoken::Algorithm::EdDSA),
+            Self::Es256 => Some(jsonwebtoken::Algorithm::ES256),
+            Self::Rs256 => Some(jsonwebtoken::Algorithm::RS256),
+            Self::Ps256 => Some(jsonwebtoken::Algorithm::PS256),
+            Self::Es512 => None,
+        }
+    }
+}
+
+impl fmt::Display for Algorithm {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A JOSE `alg` name the gateway does not accept (`none`, `HS256`, a typo, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unsupported JWT algorithm {0:?}: expected one of EdDSA, Ed25519, ES256, ES512, RS256, PS256"
+)]
+pub struct UnknownAlgorithm(pub String);
+
+impl FromStr for Algorithm {
+    type Err = UnknownAlgorithm;
+
+    /// JOSE names, case-sensitive as in a JWS header. `Ed25519` (RFC 9864's fully specified
+    /// name) is the same algorithm as `EdDSA` with an Ed25519 key, the only kind we accept.
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "EdDSA" | "Ed25519" => Ok(Self::EdDsa),
+            "ES256" => Ok(Self::Es256),
+            "ES512" => Ok(Self::Es512),
+            "RS256" => Ok(Self::Rs256),
+            "PS256" => Ok(Self::Ps256),
+            other => Err(UnknownAlgorithm(other.to_owned())),
+        }
+    }
 }
 
 /// Everything token verification needs, built by `config.rs` from env and flags.
@@ -39,6 +117,28 @@ pub struct AuthConfig {
     pub leeway: Duration,
     /// Maximum number of verified tokens remembered.
     pub token_cache_capacity: u64,
+}
+
+impl AuthConfig {
+    /// Default leeway for `exp`, `nbf` and `iat`: 30 seconds.
+    pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+    /// Default verified-token cache capacity: 100,000 tokens (about 20 MB at most).
+    pub const DEFAULT_TOKEN_CACHE_CAPACITY: u64 = 100_000;
+
+    /// Better Auth's defaults for a deployment at `base_url` (`BETTER_AUTH_URL`): JWKS at
+    /// `$BETTER_AUTH_URL/api/auth/jwks`, issuer and audience `$BETTER_AUTH_URL` (without a
+    /// trailing `/`), every algorithm, the default leeway and cache capacity.
+    pub fn better_auth(base_url: &str) -> Self {
+        let base = base_url.trim_end_matches('/');
+        Self {
+            jwks: JwksConfig::for_url(JwksConfig::better_auth_url(base)),
+            issuer: base.to_owned(),
+            audiences: vec![base.to_owned()],
+            algorithms: Algorithm::ALL.to_vec(),
+            leeway: Self::DEFAULT_LEEWAY,
+            token_cache_capacity: Self::DEFAULT_TOKEN_CACHE_CAPACITY,
+        }
+    }
 }
 
 /// What a valid token proves.
@@ -99,20 +199,52 @@ impl AuthError {
 }
 
 /// Verifies bearer tokens against the cached key set. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct Authenticator {}
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jwks: JwksCache,
+    algorithms: Vec<Algorithm>,
+    rules: ClaimRules,
+    tokens: TokenCache,
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("issuer", &self.inner.rules.issuer)
+            .field("algorithms", &self.inner.algorithms)
+            .field("ready", &self.is_ready())
+            .finish_non_exhaustive()
+    }
+}
 
 impl Authenticator {
     /// Registers metrics and starts fetching and refreshing the JWKS in the background until
-    /// `shutdown` is cancelled. Never blocks on the network.
+    /// `shutdown` is cancelled. Never blocks on the network. Must be called inside a Tokio
+    /// runtime (it spawns the refresher).
     pub fn start(config: AuthConfig, registry: &mut Registry, shutdown: CancellationToken) -> Self {
-        let _ = (config, registry, shutdown);
-        Self {}
+        let jwks = JwksCache::start(config.jwks, registry, shutdown);
+        let tokens = TokenCache::new(config.token_cache_capacity, registry);
+        Self {
+            inner: Arc::new(Inner {
+                jwks,
+                algorithms: config.algorithms,
+                rules: ClaimRules {
+                    issuer: config.issuer,
+                    audiences: config.audiences,
+                    leeway: config.leeway,
+                },
+                tokens,
+            }),
+        }
     }
 
     /// True once a key set has been loaded and is not older than the stale-if-error bound.
     pub fn is_ready(&self) -> bool {
-        false
+        self.inner.jwks.is_ready()
     }
 
     /// Verifies the value of an `Authorization` header.
@@ -120,10 +252,66 @@ impl Authenticator {
         &self,
         authorization: Option<&HeaderValue>,
     ) -> Result<Verified, AuthError> {
-        let _ = authorization;
-        Err(AuthError::KeysUnavailable)
+        let inner = &*self.inner;
+        let token = bearer::token(authorization)?;
+        // Without a usable key set nothing can be judged: 503, not 401, even for cached tokens.
+        let keys = inner
+            .jwks
+            .current()
+            .map_err(|_| AuthError::KeysUnavailable)?;
+        let hash = TokenCache::hash(token);
+        if let Some(cached) = inner.tokens.get(&hash) {
+            let still_valid = keys.still_has(&cached.kid, &cached.fingerprint)
+                && claims::unexpired(
+                    cached.verified.expires_at as f64,
+                    claims::now(),
+                    inner.rules.leeway,
+                );
+            if still_valid {
+                inner.tokens.record(true);
+                return Ok(cached.verified.clone());
+            }
+            // Its key was removed or replaced: verify afresh, which gives the precise reason.
+            inner.tokens.remove(&hash);
+        }
+        inner.tokens.record(false);
+
+        let jws = Jws::parse(token, &inner.algorithms).inspect_err(|err| {
+            tracing::debug!(reason = err.reason(), "token refused before key lookup");
+        })?;
+        let key = match keys.find(&jws.kid, jws.alg) {
+            Some(key) => key.clone(),
+            // The kid is known but no key of that name fits the alg: a refetch cannot help.
+            None if keys.has_kid(&jws.kid) => return Err(refused(&jws, AuthError::UnknownKey)),
+            None => inner
+                .jwks
+                .refresh_for_unknown_kid()
+                .await
+                .and_then(|keys| keys.find(&jws.kid, jws.alg).cloned())
+                .ok_or_else(|| refused(&jws, AuthError::UnknownKey))?,
+        };
+        jws.verify_signature(&key)
+            .map_err(|err| refused(&jws, err))?;
+        claims::check_type(jws.typ.as_deref()).map_err(|err| refused(&jws, err))?;
+        let payload = jws.payload().map_err(|err| refused(&jws, err))?;
+        let verified = inner
+            .rules
+            .check(&payload, claims::now())
+            .map_err(|err| refused(&jws, err))?;
+        inner.tokens.insert(
+            hash,
+            CachedToken {
+                verified: verified.clone(),
+                kid: key.kid.clone(),
+                fingerprint: key.fingerprint,
+            },
+        );
+        Ok(verified)
     }
 }
 
-#[allow(dead_code)]
-fn _jwt_algorithm_is_used(_: JwtAlgorithm) {}
+/// Logs a refusal with what identifies the key, never the token.
+fn refused(jws: &Jws<'_>, err: AuthError) -> AuthError {
+    tracing::debug!(kid = ?jws.kid, alg = %jws.alg, reason = err.reason(), "token refused");
+    err
+}

@@ -1,9 +1,29 @@
 //! The JWKS cache: fetches the issuer's key set, refreshes it in the background and answers
 //! key lookups without ever waiting on the network for known keys.
 //!
-//! INTERFACE STUB: filled in behind these types.
+//! Readers take the current [`KeySet`] as an `Arc` (a read lock held only to clone it); the one
+//! background task in `refresh.rs` swaps in a whole new set after each successful fetch. A token
+//! naming an unknown `kid` may ask for an early fetch, at most once per cooldown, and waits
+//! briefly for that single fetch; everyone else keeps reading the current set meanwhile.
+//! Why this replaces jwks-client-rs: see `specs/research.md`.
 
+mod fetch;
+pub mod key_set;
+mod metrics;
+mod refresh;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
+
+use prometheus_client::registry::Registry;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+pub use key_set::{KeySet, VerifyingKey};
+
+use metrics::JwksMetrics;
 
 /// How the key set is fetched and kept.
 #[derive(Debug, Clone)]
@@ -25,4 +45,196 @@ pub struct JwksConfig {
     /// Bounds on what a fetch may return.
     pub max_response_bytes: usize,
     pub max_keys: usize,
+}
+
+impl JwksConfig {
+    /// Default refresh interval: 5 minutes. Better Auth rotates lazily and sends no
+    /// `Cache-Control`, and unknown `kid`s trigger an early fetch, so this can be relaxed.
+    pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(300);
+    /// Default lower bound on an honoured `max-age`: 30 seconds.
+    pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+    /// Default upper bound on an honoured `max-age`: 1 hour.
+    pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
+    /// Default unknown-`kid` cooldown: 30 seconds.
+    pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
+    /// Default stale-if-error bound: 24 hours.
+    pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
+    /// Default connect timeout: 2 seconds.
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+    /// Default total fetch timeout: 5 seconds.
+    pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Default response size limit: 64 KiB (a JWKS of 100 RSA-4096 keys is about 75 KB;
+    /// Better Auth's holds one to a few keys of under 1 KB).
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
+    /// Default key count limit: 32.
+    pub const DEFAULT_MAX_KEYS: usize = 32;
+
+    /// The defaults above for the JWKS at `url`.
+    pub fn for_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            refresh_interval: Self::DEFAULT_REFRESH_INTERVAL,
+            min_refresh_interval: Self::DEFAULT_MIN_REFRESH_INTERVAL,
+            max_refresh_interval: Self::DEFAULT_MAX_REFRESH_INTERVAL,
+            unknown_kid_cooldown: Self::DEFAULT_UNKNOWN_KID_COOLDOWN,
+            stale_if_error: Self::DEFAULT_STALE_IF_ERROR,
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            fetch_timeout: Self::DEFAULT_FETCH_TIMEOUT,
+            max_response_bytes: Self::DEFAULT_MAX_RESPONSE_BYTES,
+            max_keys: Self::DEFAULT_MAX_KEYS,
+        }
+    }
+
+    /// Better Auth's JWKS route under its base URL: `$BETTER_AUTH_URL/api/auth/jwks`.
+    pub fn better_auth_url(base_url: &str) -> String {
+        format!("{}/api/auth/jwks", base_url.trim_end_matches('/'))
+    }
+}
+
+/// Longest an unknown-`kid` request waits for the fetch it (or another) triggered.
+const UNKNOWN_KID_MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// The last good key set and when it was fetched.
+#[derive(Debug, Clone)]
+struct Current {
+    keys: Arc<KeySet>,
+    fetched_at: Instant,
+}
+
+/// Bookkeeping of early fetches caused by unknown `kid`s.
+#[derive(Debug, Default)]
+struct KickState {
+    last_kick: Option<Instant>,
+    /// Number of the fetch that answers the last kick; pending while `completed` is below it.
+    target: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: JwksConfig,
+    /// std RwLock: held only to clone or replace an `Arc`, never across `.await`.
+    current: RwLock<Option<Current>>,
+    kick: Mutex<KickState>,
+    wake_refresher: Notify,
+    /// Number of fetches started; the refresher is the only writer.
+    started: AtomicU64,
+    /// Number of the last fetch that finished (successfully or not).
+    completed: watch::Sender<u64>,
+    metrics: JwksMetrics,
+}
+
+/// The key-set cache. Cheap to clone; all clones share one refresher.
+#[derive(Debug, Clone)]
+pub struct JwksCache {
+    shared: Arc<Shared>,
+}
+
+/// No key set has been loaded, or the last good one is older than the stale-if-error bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("no usable key set")]
+pub struct KeysUnavailable;
+
+impl JwksCache {
+    /// Registers the JWKS metrics and spawns the refresher, which fetches at once and then
+    /// keeps the set fresh until `shutdown` is cancelled. Must be called inside a Tokio runtime.
+    ///
+    /// If the HTTP client cannot be built (its TLS backend failed to start) the error is
+    /// logged and the cache stays empty: never ready, every protected request refused with 503.
+    pub fn start(config: JwksConfig, registry: &mut Registry, shutdown: CancellationToken) -> Self {
+        let fetcher = fetch::Fetcher::new(&config);
+        let shared = Arc::new(Shared {
+            config,
+            current: RwLock::new(None),
+            kick: Mutex::new(KickState::default()),
+            wake_refresher: Notify::new(),
+            started: AtomicU64::new(0),
+            completed: watch::Sender::new(0),
+            metrics: JwksMetrics::default(),
+        });
+        let cache = Self { shared };
+        metrics::register(registry, &cache);
+        match fetcher {
+            Ok(fetcher) => {
+                tokio::spawn(refresh::run(cache.clone(), fetcher, shutdown));
+            }
+            Err(err) => tracing::error!(error = %err, "cannot build the JWKS HTTP client"),
+        }
+        cache
+    }
+
+    /// The current key set, unless none is loaded or it has gone stale.
+    pub fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
+        let guard = self
+            .shared
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let current = guard.as_ref().ok_or(KeysUnavailable)?;
+        if current.fetched_at.elapsed() > self.shared.config.stale_if_error {
+            return Err(KeysUnavailable);
+        }
+        Ok(current.keys.clone())
+    }
+
+    /// True once a key set is loaded and not older than the stale-if-error bound.
+    pub fn is_ready(&self) -> bool {
+        self.current().is_ok()
+    }
+
+    /// Called for a token whose `kid` is not in the current set. Triggers at most one fetch
+    /// per cooldown; waits (bounded) for a triggered fetch still pending, and returns the set
+    /// as it then is. Returns `None` at once when in cooldown with nothing pending.
+    pub async fn refresh_for_unknown_kid(&self) -> Option<Arc<KeySet>> {
+        let shared = &self.shared;
+        let target = {
+            // std Mutex: a few loads and stores, never held across `.await`.
+            let mut kick = shared.kick.lock().unwrap_or_else(|e| e.into_inner());
+            let completed = *shared.completed.borrow();
+            let now = Instant::now();
+            if kick.target > completed {
+                kick.target // a triggered fetch is pending: share it
+            } else if kick
+                .last_kick
+                .is_some_and(|at| now.duration_since(at) < shared.config.unknown_kid_cooldown)
+            {
+                shared.metrics.unknown_kid_refused.inc();
+                return None;
+            } else {
+                kick.last_kick = Some(now);
+                // Any fetch started from now on was started after the token was seen.
+                kick.target = shared.started.load(Ordering::SeqCst) + 1;
+                shared.metrics.unknown_kid_fetches.inc();
+                shared.wake_refresher.notify_one();
+                kick.target
+            }
+        };
+        let mut completed = shared.completed.subscribe();
+        let wait = UNKNOWN_KID_MAX_WAIT.min(shared.config.fetch_timeout);
+        // A timeout or a closed channel both mean: answer with what we have.
+        let _ = tokio::time::timeout(wait, completed.wait_for(|done| *done >= target)).await;
+        self.current().ok()
+    }
+
+    fn store(&self, keys: KeySet) {
+        let keys = Arc::new(keys);
+        self.shared.metrics.keys.set(keys.len() as i64);
+        let mut guard = self
+            .shared
+            .current
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        *guard = Some(Current {
+            keys,
+            fetched_at: Instant::now(),
+        });
+    }
+
+    fn age(&self) -> Option<Duration> {
+        let guard = self
+            .shared
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(|current| current.fetched_at.elapsed())
+    }
 }

@@ -1,0 +1,72 @@
+//! Takes the token out of an `Authorization` header: the `Bearer` scheme in any letter case,
+//! one space, one token, bounded in length before anything else looks at it.
+
+use http::HeaderValue;
+
+use super::AuthError;
+
+/// Longest token accepted, in bytes. Better Auth's tokens are well under 1 KiB; the bound keeps
+/// base64 and JSON decoding of hostile input cheap.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The bearer token of an `Authorization` header value.
+///
+/// A missing header, an empty one or another scheme (`Basic ...`) is `Missing`: no bearer
+/// token was offered. A `Bearer` header that is not exactly `Bearer <token>` is `Malformed`.
+pub fn token(authorization: Option<&HeaderValue>) -> Result<&str, AuthError> {
+    let value = authorization.ok_or(AuthError::Missing)?;
+    if value.len() > MAX_TOKEN_LEN + "Bearer ".len() {
+        return Err(AuthError::Malformed);
+    }
+    let value = value.to_str().map_err(|_| AuthError::Malformed)?;
+    if value.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    // Exactly one space and one token: `Bearer  x`, `Bearer x y` and `Bearer ` are malformed.
+    if rest.is_empty() || rest.contains([' ', '\t']) {
+        return Err(AuthError::Malformed);
+    }
+    Ok(rest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(raw: &str) -> Result<&'static str, AuthError> {
+        let value = Box::leak(Box::new(HeaderValue::from_str(raw).unwrap()));
+        token(Some(value))
+    }
+
+    #[test]
+    fn accepts_the_scheme_in_any_case() {
+        assert_eq!(parse("Bearer a.b.c"), Ok("a.b.c"));
+        assert_eq!(parse("bearer a.b.c"), Ok("a.b.c"));
+        assert_eq!(parse("BEARER a.b.c"), Ok("a.b.c"));
+    }
+
+    #[test]
+    fn other_schemes_and_no_header_are_missing() {
+        assert_eq!(token(None), Err(AuthError::Missing));
+        assert_eq!(parse(""), Err(AuthError::Missing));
+        assert_eq!(parse("Basic dXNlcjpwYXNz"), Err(AuthError::Missing));
+        assert_eq!(parse("Bearerx a.b.c"), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn anything_but_one_token_is_malformed() {
+        assert_eq!(parse("Bearer"), Err(AuthError::Malformed));
+        assert_eq!(parse("Bearer "), Err(AuthError::Malformed));
+        assert_eq!(parse("Bearer  a.b.c"), Err(AuthError::Malformed));
+        assert_eq!(parse("Bearer a.b.c d"), Err(AuthError::Malformed));
+        assert_eq!(parse("Bearer a.b\tc"), Err(AuthError::Malformed));
+        let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+        assert_eq!(parse(&long), Err(AuthError::Malformed));
+        let non_ascii = HeaderValue::from_bytes(b"Bearer \xff.b.c").unwrap();
+        assert_eq!(token(Some(&non_ascii)), Err(AuthError::Malformed));
+    }
+}

@@ -1,0 +1,142 @@
+//! The claim rules of an API token, applied after its signature has been checked: token type,
+//! `iss`, `aud`, `exp`, `nbf`, `iat` (with leeway) and `sub` (a valid [`UserId`]).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use proto_shared::UserId;
+use serde::Deserialize;
+
+use super::{AuthError, Verified};
+
+/// `aud` of Better Auth's session-cache cookie JWT, signed with the same keys.
+pub const SESSION_CACHE_AUDIENCE: &str = "better-auth:session-cache";
+/// `typ` of Better Auth's session-cache cookie JWT.
+pub const SESSION_CACHE_TYP: &str = "better-auth.session-cache+jwt";
+
+/// What a token must satisfy besides its signature.
+#[derive(Debug, Clone)]
+pub struct ClaimRules {
+    pub issuer: String,
+    pub audiences: Vec<String>,
+    pub leeway: Duration,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// The registered claims we read; others are ignored. Wrong JSON types are `Malformed`.
+#[derive(Deserialize)]
+struct RawClaims {
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<Audience>,
+    exp: Option<f64>,
+    nbf: Option<f64>,
+    iat: Option<f64>,
+}
+
+/// Seconds since the Unix epoch, as claims count them.
+pub fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_secs_f64())
+}
+
+/// Whether a token expiring at `exp` is still valid at `now`, allowing `leeway`.
+pub fn unexpired(exp: f64, now: f64, leeway: Duration) -> bool {
+    now < exp + leeway.as_secs_f64()
+}
+
+/// Refuses Better Auth's session-cache cookie and any `typ` that does not say "a JWT".
+/// RFC 7515 §4.1.9: `typ` is compared case-insensitively and `application/` may be omitted.
+/// Better Auth's API tokens carry `typ: JWT` or none; anything else (`at+jwt`, `logout+jwt`,
+/// the session cache) is some other kind of token and is not ours to accept.
+pub fn check_type(typ: Option<&str>) -> Result<(), AuthError> {
+    let Some(typ) = typ else { return Ok(()) };
+    let media = typ
+        .get(..12)
+        .filter(|prefix| prefix.eq_ignore_ascii_case("application/"))
+        .map_or(typ, |_| &typ[12..]);
+    if media.eq_ignore_ascii_case("jwt") {
+        Ok(())
+    } else {
+        Err(AuthError::WrongTokenType)
+    }
+}
+
+impl ClaimRules {
+    /// Applies every rule to a signature-checked payload, at time `now` (Unix seconds).
+    pub fn check(&self, payload: &[u8], now: f64) -> Result<Verified, AuthError> {
+        let claims: RawClaims =
+            serde_json::from_slice(payload).map_err(|_| AuthError::Malformed)?;
+        let audiences: &[String] = match &claims.aud {
+            None => &[],
+            Some(Audience::One(aud)) => std::slice::from_ref(aud),
+            Some(Audience::Many(auds)) => auds,
+        };
+        // Before the audience check, so the session cookie fails the same way whatever
+        // JWT_AUDIENCE is set to (even if someone lists the session-cache audience).
+        if audiences.iter().any(|aud| aud == SESSION_CACHE_AUDIENCE) {
+            return Err(AuthError::WrongTokenType);
+        }
+        let leeway = self.leeway.as_secs_f64();
+        // A token without `exp` would be valid forever; we take none.
+        let exp = claims
+            .exp
+            .filter(|exp| exp.is_finite())
+            .ok_or(AuthError::Malformed)?;
+        if !unexpired(exp, now, self.leeway) {
+            return Err(AuthError::Expired);
+        }
+        for not_before in [claims.nbf, claims.iat].into_iter().flatten() {
+            if !not_before.is_finite() {
+                return Err(AuthError::Malformed);
+            }
+            // `iat` in the future is as suspicious as an unmet `nbf`: a clock far off or a
+            // token minted for later.
+            if not_before > now + leeway {
+                return Err(AuthError::NotYetValid);
+            }
+        }
+        if claims.iss.as_deref() != Some(self.issuer.as_str()) {
+            return Err(AuthError::WrongIssuer);
+        }
+        if !audiences.iter().any(|aud| self.audiences.contains(aud)) {
+            return Err(AuthError::WrongAudience);
+        }
+        let sub = claims.sub.ok_or(AuthError::InvalidSubject)?;
+        let user_id = UserId::parse(&sub).map_err(|_| AuthError::InvalidSubject)?;
+        Ok(Verified {
+            user_id,
+            // `as` saturates: a far-future float exp becomes i64::MAX, not garbage.
+            expires_at: exp.floor() as i64,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typ_must_say_jwt_if_present() {
+        assert_eq!(check_type(None), Ok(()));
+        assert_eq!(check_type(Some("JWT")), Ok(()));
+        assert_eq!(check_type(Some("jwt")), Ok(()));
+        assert_eq!(check_type(Some("application/jwt")), Ok(()));
+        assert_eq!(
+            check_type(Some(SESSION_CACHE_TYP)),
+            Err(AuthError::WrongTokenType)
+        );
+        assert_eq!(check_type(Some("at+jwt")), Err(AuthError::WrongTokenType));
+        assert_eq!(check_type(Some("")), Err(AuthError::WrongTokenType));
+        assert_eq!(
+            check_type(Some("application/")),
+            Err(AuthError::WrongTokenType)
+        );
+    }
+}

@@ -1,0 +1,125 @@
+//! Remembers verified tokens so a token reused for its lifetime has its signature checked once.
+//!
+//! Keyed by the SHA-256 of the token, so the cache never holds a token. An entry lives no
+//! longer than the token's `exp` and remembers which key verified it: a hit is only trusted
+//! while that same key is still published (checked by the caller against the current set).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_lc_rs::digest;
+use moka::sync::Cache;
+use moka::Expiry;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+
+use super::{claims, Verified};
+use crate::jwks::key_set::KeyFingerprint;
+
+/// SHA-256 of a token.
+pub type TokenHash = [u8; 32];
+
+/// A verified token, as remembered.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub verified: Verified,
+    pub kid: Arc<str>,
+    pub fingerprint: KeyFingerprint,
+}
+
+/// The bounded cache and its hit/miss counters. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenCache {
+    /// `None` when the capacity is 0: caching switched off.
+    cache: Option<Cache<TokenHash, Arc<CachedToken>>>,
+    hits: Counter,
+    misses: Counter,
+}
+
+impl std::fmt::Debug for TokenCache {
+    // moka's own Debug lists every entry; a summary is enough and keeps user ids out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("entries", &self.cache.as_ref().map(Cache::entry_count))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Expires each entry at its token's `exp`.
+struct UntilExp;
+
+impl Expiry<TokenHash, Arc<CachedToken>> for UntilExp {
+    fn expire_after_create(
+        &self,
+        _key: &TokenHash,
+        value: &Arc<CachedToken>,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let left = value.verified.expires_at as f64 - claims::now();
+        Some(Duration::from_secs_f64(left.clamp(0.0, 365.0 * 86_400.0)))
+    }
+}
+
+impl TokenCache {
+    /// A cache of at most `capacity` tokens; registers `token_cache_hits`/`_misses`.
+    pub fn new(capacity: u64, registry: &mut Registry) -> Self {
+        let cache = (capacity > 0).then(|| {
+            Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExp)
+                .build()
+        });
+        let hits = Counter::default();
+        let misses = Counter::default();
+        registry.register(
+            "token_cache_hits",
+            "Bearer tokens accepted from the verified-token cache",
+            hits.clone(),
+        );
+        registry.register(
+            "token_cache_misses",
+            "Bearer tokens not in the verified-token cache (signature checked)",
+            misses.clone(),
+        );
+        Self {
+            cache,
+            hits,
+            misses,
+        }
+    }
+
+    /// The cache key of a token.
+    pub fn hash(token: &str) -> TokenHash {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        out
+    }
+
+    /// The remembered verification of a token, if any. Not counted: see [`Self::record`].
+    pub fn get(&self, hash: &TokenHash) -> Option<Arc<CachedToken>> {
+        self.cache.as_ref()?.get(hash)
+    }
+
+    /// Counts a lookup whose entry was (`true`) or was not (`false`) used.
+    pub fn record(&self, hit: bool) {
+        if hit {
+            self.hits.inc();
+        } else {
+            self.misses.inc();
+        }
+    }
+
+    /// Forgets an entry that no longer holds (its key was removed or replaced).
+    pub fn remove(&self, hash: &TokenHash) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(hash);
+        }
+    }
+
+    /// Remembers a verified token.
+    pub fn insert(&self, hash: TokenHash, entry: CachedToken) {
+        if let Some(cache) = &self.cache {
+            cache.insert(hash, Arc::new(entry));
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Token verification and the JWKS cache, driven through `Authenticator` against the fake
+//! issuer over real sockets.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod helpers;
+mod smoke;

@@ -1,0 +1,4 @@
+//! Test support shared by every gateway test binary (`tests/auth`, `tests/proxy`):
+//! include it with `#[path = "../support/mod.rs"] mod support;`.
+
+pub mod issuer;
