@@ -1,4 +1,20 @@
 //! The auth sidecar: verifies Better Auth JWTs and forwards requests with a signed identity.
+//!
+//! `startup` assembles the parts; `server` accepts connections; `proxy` is the request path;
+//! `auth` and `jwks` verify tokens; `error` turns every refusal into a response.
 
 pub mod auth;
+pub mod body;
+pub mod config;
+pub mod cors;
+pub mod error;
+pub mod health;
 pub mod jwks;
+pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod shutdown;
+pub mod startup;
+
+pub use config::{Config, Settings};
+pub use startup::Application;

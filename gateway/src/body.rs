@@ -1,0 +1,142 @@
+//! Bodies as the gateway streams them: the request body counted on its way upstream (and cut
+//! off past the limit), and the response body type that carries the per-request guards so a
+//! request counts as in flight until its last byte has left.
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+
+/// Errors crossing a body boundary.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Every response body the gateway sends.
+pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// A complete in-memory body, boxed.
+pub fn full(body: Full<Bytes>) -> GatewayBody {
+    body.map_err(|never| match never {}).boxed_unsync()
+}
+
+/// The request body exceeded `MAX_BODY_BYTES` while streaming. Found again in the client's
+/// error chain to tell "client sent too much" (413) from "upstream failed" (502).
+#[derive(Debug, thiserror::Error)]
+#[error("request body exceeds {limit} bytes")]
+pub struct BodyTooLarge {
+    pub limit: u64,
+}
+
+/// Passes frames through, counting data bytes; past `limit` it fails, which makes the client
+/// abort the upstream request rather than forward a truncated body.
+#[derive(Debug)]
+pub struct LimitedBody<B> {
+    inner: B,
+    remaining: u64,
+    limit: u64,
+}
+
+impl<B> LimitedBody<B> {
+    /// Wraps `inner`, allowing at most `limit` data bytes through.
+    pub fn new(inner: B, limit: u64) -> Self {
+        Self {
+            inner,
+            remaining: limit,
+            limit,
+        }
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    let len = data.len() as u64;
+                    if len > this.remaining {
+                        this.remaining = 0;
+                        return Poll::Ready(Some(Err(Box::new(BodyTooLarge {
+                            limit: this.limit,
+                        }))));
+                    }
+                    this.remaining -= len;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            other => other.map(|_| None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A response body that keeps `guard` alive until the body is finished or dropped.
+#[derive(Debug)]
+pub struct Guarded<G> {
+    inner: GatewayBody,
+    _guard: G,
+}
+
+impl<G: Send + Unpin + 'static> Guarded<G> {
+    /// Boxes `inner` together with `guard`.
+    pub fn wrap(inner: GatewayBody, guard: G) -> GatewayBody {
+        Self {
+            inner,
+            _guard: guard,
+        }
+        .boxed_unsync()
+    }
+}
+
+impl<G: Unpin> Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// True when `error` (or anything it wraps) is a [`BodyTooLarge`].
+pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if error.is::<BodyTooLarge>() {
+            return true;
+        }
+        current = error.source();
+    }
+    false
+}

@@ -1,0 +1,388 @@
+//! The gateway's one configuration struct: every setting from a flag or its environment
+//! variable (clap), checked once at start by [`Config::validate`] with a message that names
+//! the variable to fix. Knows nothing about serving; `startup.rs` turns a [`Settings`] into a
+//! running gateway.
+
+use std::{fmt, net::SocketAddr, time::Duration};
+
+use clap::{ArgAction, CommandFactory, Parser};
+use proto_shared::{telemetry::LogFormat, KeyRing};
+
+use crate::{
+    auth::{Algorithm, AuthConfig},
+    jwks::JwksConfig,
+    proxy::{PublicRoute, Upstream},
+};
+
+/// Command-line flags and environment variables. `--help` shows the variable of each.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "gateway", version, about = "Auth sidecar for the task API")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Upstream of the protected `/api/...` routes (http://host:port).
+    #[arg(
+        long,
+        env = "TASKS_SERVICE_URL",
+        default_value = "http://127.0.0.1:8081"
+    )]
+    pub tasks_service_url: String,
+    /// Better Auth's base URL: sets the JWKS URL to $BETTER_AUTH_URL/api/auth/jwks and the
+    /// issuer and audience to $BETTER_AUTH_URL unless they are set on their own.
+    #[arg(long, env = "BETTER_AUTH_URL")]
+    pub better_auth_url: Option<String>,
+    /// Where the issuer publishes its key set.
+    #[arg(long, env = "JWKS_URL")]
+    pub jwks_url: Option<String>,
+    /// Required `iss` claim.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+    /// Accepted `aud` values, comma separated.
+    #[arg(long, env = "JWT_AUDIENCE", value_delimiter = ',')]
+    pub jwt_audience: Vec<String>,
+    /// Allowed signing algorithms, comma separated.
+    #[arg(
+        long,
+        env = "JWT_ALGORITHMS",
+        value_delimiter = ',',
+        default_value = "EdDSA,ES256,RS256,PS256,ES512"
+    )]
+    pub jwt_algorithms: Vec<String>,
+    /// Clock slack for `exp`, `nbf` and `iat`, in seconds.
+    #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30)]
+    pub jwt_leeway_secs: u64,
+    /// Key set refresh interval when the issuer sends no Cache-Control max-age.
+    #[arg(long, env = "JWKS_REFRESH_SECS", default_value_t = 300)]
+    pub jwks_refresh_secs: u64,
+    /// At most one key-set fetch per this many seconds is caused by unknown key ids.
+    #[arg(long, env = "JWKS_UNKNOWN_KID_COOLDOWN_SECS", default_value_t = 30)]
+    pub jwks_unknown_kid_cooldown_secs: u64,
+    /// How long the last good key set keeps serving while the issuer fails.
+    #[arg(long, env = "JWKS_STALE_IF_ERROR_SECS", default_value_t = 86_400)]
+    pub jwks_stale_if_error_secs: u64,
+    /// Number of verified tokens remembered.
+    #[arg(long, env = "TOKEN_CACHE_CAPACITY", default_value_t = 100_000)]
+    pub token_cache_capacity: u64,
+    /// Identity signing keys, `key_id:secret[,key_id:secret...]`; the first one signs.
+    #[arg(
+        long,
+        env = "IDENTITY_KEYS",
+        value_name = "IDENTITY_KEYS",
+        hide_env_values = true
+    )]
+    pub identity_keys: Secret,
+    /// Public path prefixes and their upstreams, `prefix=http://host:port`, comma separated.
+    #[arg(long, env = "PUBLIC_ROUTES", value_delimiter = ',')]
+    pub public_routes: Vec<String>,
+    /// Browser origins allowed to call the API with credentials, comma separated.
+    #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Vec<String>,
+    /// Pass the client's Authorization header to protected upstreams.
+    #[arg(long, env = "FORWARD_AUTHORIZATION", action = ArgAction::Set, default_value = "false")]
+    pub forward_authorization: bool,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub max_body_bytes: u64,
+    /// Largest request head (request line and headers) accepted, in bytes.
+    #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send a complete request head (HTTP/1).
+    #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds to wait for an upstream's response headers.
+    #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
+    pub upstream_timeout_secs: u64,
+    /// Requests handled at once; beyond it the gateway answers 503 at once.
+    #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
+    pub max_concurrent_requests: usize,
+    /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
+    #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+    /// `json` or `pretty`.
+    #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info,gateway=debug`.
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    pub rust_log: String,
+    /// Print `NAME<TAB>required|optional<TAB>default` for every variable read, then exit.
+    #[arg(long)]
+    pub list_env: bool,
+}
+
+/// A secret setting: `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// The secret itself; call only where it is consumed.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(raw: &str) -> Self {
+        Self(raw.to_owned())
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(raw.into())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
+/// A setting that cannot be used; the message names the variable to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+/// The configuration after validation: typed, complete and consistent.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub tasks_service: Upstream,
+    pub public_routes: Vec<PublicRoute>,
+    pub auth: AuthConfig,
+    pub identity_keys: KeyRing,
+    pub cors_allowed_origins: Vec<String>,
+    pub forward_authorization: bool,
+    pub limits: Limits,
+}
+
+/// What one client may ask of the gateway, and how long things may take.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: u64,
+    pub max_header_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub max_concurrent_requests: usize,
+    pub shutdown_grace: Duration,
+}
+
+impl Config {
+    /// Checks every setting and derives the typed ones, naming the variable of the first
+    /// that cannot be used. Never echoes a secret.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let tasks_service = Upstream::parse(&self.tasks_service_url)
+            .map_err(|problem| invalid("TASKS_SERVICE_URL", problem))?;
+        let public_routes = self
+            .public_routes
+            .iter()
+            .filter(|entry| !entry.trim().is_empty())
+            .map(|entry| PublicRoute::parse(entry.trim()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|problem| invalid("PUBLIC_ROUTES", problem))?;
+        let identity_keys = self
+            .identity_keys
+            .expose()
+            .parse::<KeyRing>()
+            .map_err(|error| invalid("IDENTITY_KEYS", error.to_string()))?;
+        let cors_allowed_origins = self.cors_origins()?;
+        let limits = self.limits()?;
+        Ok(Settings {
+            listen: self.listen,
+            tasks_service,
+            public_routes,
+            auth: self.auth_config()?,
+            identity_keys,
+            cors_allowed_origins,
+            forward_authorization: self.forward_authorization,
+            limits,
+        })
+    }
+
+    fn auth_config(&self) -> Result<AuthConfig, ConfigError> {
+        let base = self
+            .better_auth_url
+            .as_deref()
+            .map(|url| url.trim().trim_end_matches('/'))
+            .filter(|url| !url.is_empty());
+        if let Some(base) = base {
+            check_http_url("BETTER_AUTH_URL", base)?;
+        }
+        let missing = |variable: &'static str| {
+            invalid(
+                variable,
+                "not set; set BETTER_AUTH_URL, or all of JWKS_URL, JWT_ISSUER and JWT_AUDIENCE",
+            )
+        };
+        let jwks_url = match (&self.jwks_url, base) {
+            (Some(url), _) => url.trim().to_owned(),
+            (None, Some(base)) => format!("{base}/api/auth/jwks"),
+            (None, None) => return Err(missing("JWKS_URL")),
+        };
+        check_http_url("JWKS_URL", &jwks_url)?;
+        let issuer = match (&self.jwt_issuer, base) {
+            (Some(issuer), _) if !issuer.trim().is_empty() => issuer.trim().to_owned(),
+            (Some(_), _) => return Err(invalid("JWT_ISSUER", "is empty")),
+            (None, Some(base)) => base.to_owned(),
+            (None, None) => return Err(missing("JWT_ISSUER")),
+        };
+        let mut audiences: Vec<String> = self
+            .jwt_audience
+            .iter()
+            .map(|aud| aud.trim().to_owned())
+            .filter(|aud| !aud.is_empty())
+            .collect();
+        if audiences.is_empty() {
+            audiences.push(base.ok_or_else(|| missing("JWT_AUDIENCE"))?.to_owned());
+        }
+        let algorithms = self
+            .jwt_algorithms
+            .iter()
+            .map(|name| parse_algorithm(name.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        if algorithms.is_empty() {
+            return Err(invalid("JWT_ALGORITHMS", "lists no algorithm"));
+        }
+        let refresh = positive_secs("JWKS_REFRESH_SECS", self.jwks_refresh_secs)?;
+        Ok(AuthConfig {
+            jwks: JwksConfig {
+                url: jwks_url,
+                refresh_interval: refresh,
+                min_refresh_interval: Duration::from_secs(30).min(refresh),
+                max_refresh_interval: Duration::from_secs(3600).max(refresh),
+                unknown_kid_cooldown: Duration::from_secs(self.jwks_unknown_kid_cooldown_secs),
+                stale_if_error: Duration::from_secs(self.jwks_stale_if_error_secs),
+                connect_timeout: Duration::from_secs(2),
+                fetch_timeout: Duration::from_secs(5),
+                max_response_bytes: 256 * 1024,
+                max_keys: 64,
+            },
+            issuer,
+            audiences,
+            algorithms,
+            leeway: Duration::from_secs(self.jwt_leeway_secs),
+            token_cache_capacity: self.token_cache_capacity,
+        })
+    }
+
+    fn cors_origins(&self) -> Result<Vec<String>, ConfigError> {
+        let mut origins = Vec::new();
+        for origin in self.cors_allowed_origins.iter().map(|o| o.trim()) {
+            if origin.is_empty() {
+                continue;
+            }
+            let well_formed = (origin.starts_with("http://") || origin.starts_with("https://"))
+                && !origin.ends_with('/')
+                && http::HeaderValue::from_str(origin).is_ok()
+                && origin
+                    .parse::<http::Uri>()
+                    .is_ok_and(|uri| uri.path_and_query().is_none_or(|pq| pq.as_str() == "/"));
+            if !well_formed {
+                return Err(invalid(
+                    "CORS_ALLOWED_ORIGINS",
+                    format!("{origin:?} is not an origin like https://app.example.com"),
+                ));
+            }
+            origins.push(origin.to_owned());
+        }
+        Ok(origins)
+    }
+
+    fn limits(&self) -> Result<Limits, ConfigError> {
+        if self.max_header_bytes < 1024 {
+            return Err(invalid("MAX_HEADER_BYTES", "must be at least 1024"));
+        }
+        if self.max_concurrent_requests == 0 {
+            return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
+        }
+        Ok(Limits {
+            max_body_bytes: self.max_body_bytes,
+            max_header_bytes: self.max_header_bytes,
+            header_read_timeout: positive_secs(
+                "HEADER_READ_TIMEOUT_SECS",
+                self.header_read_timeout_secs,
+            )?,
+            upstream_timeout: positive_secs("UPSTREAM_TIMEOUT_SECS", self.upstream_timeout_secs)?,
+            max_concurrent_requests: self.max_concurrent_requests,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+        })
+    }
+}
+
+fn positive_secs(variable: &'static str, secs: u64) -> Result<Duration, ConfigError> {
+    if secs == 0 {
+        return Err(invalid(variable, "must be at least 1 second"));
+    }
+    Ok(Duration::from_secs(secs))
+}
+
+fn check_http_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {
+    let ok = url.parse::<http::Uri>().is_ok_and(|uri| {
+        matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(variable, format!("{url:?} is not an http(s) URL")))
+    }
+}
+
+fn parse_algorithm(name: &str) -> Result<Algorithm, ConfigError> {
+    Ok(match name {
+        "EdDSA" | "Ed25519" => Algorithm::EdDsa,
+        "ES256" => Algorithm::Es256,
+        "ES512" => Algorithm::Es512,
+        "RS256" => Algorithm::Rs256,
+        "PS256" => Algorithm::Ps256,
+        other => {
+            return Err(invalid(
+                "JWT_ALGORITHMS",
+                format!("{other:?} is not one of EdDSA, ES256, ES512, RS256, PS256"),
+            ))
+        }
+    })
+}
+
+/// True when the arguments ask for `--list-env`. Checked before parsing, so the listing works
+/// even while required variables are unset or others are invalid.
+pub fn list_env_requested(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
+    args.any(|arg| arg == "--list-env")
+}
+
+/// One line per environment variable the gateway reads: `NAME\trequired|optional\tdefault`,
+/// taken from clap's own description of [`Config`], so it cannot drift from the parser.
+pub fn env_listing() -> String {
+    let command = Config::command();
+    let mut out = String::new();
+    for arg in command.get_arguments() {
+        let Some(name) = arg.get_env() else { continue };
+        let defaults: Vec<_> = arg
+            .get_default_values()
+            .iter()
+            .map(|value| value.to_string_lossy())
+            .collect();
+        let need = if arg.is_required_set() {
+            "required"
+        } else {
+            "optional"
+        };
+        out.push_str(&format!(
+            "{}\t{need}\t{}\n",
+            name.to_string_lossy(),
+            defaults.join(",")
+        ));
+    }
+    out
+}

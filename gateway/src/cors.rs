@@ -1,0 +1,158 @@
+//! CORS for browser frontends. The gateway alone answers preflights (no token needed) and
+//! decides the CORS headers of every response; upstream CORS headers are dropped in
+//! `proxy/headers.rs`. Only exactly listed origins get any CORS header, and with them
+//! `Access-Control-Allow-Credentials: true`; every response varies on `Origin`.
+
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+
+/// Request headers a browser may send cross-origin; anything else requested is left out of
+/// the preflight answer (the browser then refuses the request itself).
+const ALLOWED_HEADERS: [&str; 5] = [
+    "authorization",
+    "content-type",
+    "x-request-id",
+    "accept",
+    "accept-language",
+];
+const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE");
+const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+const EXPOSE: HeaderValue = HeaderValue::from_static("x-request-id");
+const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+const VARY_PREFLIGHT: HeaderValue =
+    HeaderValue::from_static("Access-Control-Request-Method, Access-Control-Request-Headers");
+
+/// The CORS policy: which origins are trusted.
+#[derive(Debug, Clone, Default)]
+pub struct Cors {
+    allowed_origins: Vec<HeaderValue>,
+}
+
+/// A preflight's answer, or why there is none.
+#[derive(Debug)]
+pub enum Preflight {
+    /// Not a preflight: handle the request as usual.
+    NotPreflight,
+    /// A preflight from a listed origin: answer it with this response (204).
+    Allowed(Response<()>),
+    /// A preflight from an unlisted origin.
+    Refused,
+}
+
+impl Cors {
+    /// A policy trusting exactly `origins` (e.g. `https://app.example.com`).
+    pub fn new(origins: &[String]) -> Self {
+        Self {
+            allowed_origins: origins
+                .iter()
+                .filter_map(|origin| HeaderValue::from_str(origin).ok())
+                .collect(),
+        }
+    }
+
+    /// `origin` if it is listed.
+    fn allowed<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<&'a HeaderValue> {
+        let origin = origin?;
+        self.allowed_origins
+            .iter()
+            .any(|allowed| allowed == origin)
+            .then_some(origin)
+    }
+
+    /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
+    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Preflight {
+        let is_preflight = method == Method::OPTIONS
+            && headers.contains_key(header::ORIGIN)
+            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        if !is_preflight {
+            return Preflight::NotPreflight;
+        }
+        let Some(origin) = self.allowed(headers.get(header::ORIGIN)) else {
+            return Preflight::Refused;
+        };
+        let mut response = Response::new(());
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        let out = response.headers_mut();
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        out.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+        out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
+        if let Some(allowed) = allowed_request_headers(headers) {
+            out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
+        }
+        out.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
+        Preflight::Allowed(response)
+    }
+
+    /// Adds the CORS headers of an actual response (or a preflight's `Vary`) to `response`;
+    /// `origin` is the request's `Origin` header.
+    pub fn decorate(
+        &self,
+        origin: Option<&HeaderValue>,
+        is_preflight: bool,
+        response: &mut HeaderMap,
+    ) {
+        response.append(header::VARY, VARY_ORIGIN);
+        if is_preflight {
+            response.append(header::VARY, VARY_PREFLIGHT);
+            return; // the preflight answer carries its own CORS headers
+        }
+        if let Some(origin) = self.allowed(origin) {
+            response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+            response.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+            response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
+        }
+    }
+}
+
+/// The requested headers that are on the allowlist, lower-cased, or `None` if none are.
+fn allowed_request_headers(headers: &HeaderMap) -> Option<HeaderValue> {
+    let requested: Vec<String> = headers
+        .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .filter(|name| ALLOWED_HEADERS.contains(&name.as_str()))
+        .collect();
+    if requested.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&requested.join(", ")).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preflight_headers(origin: &'static str, requested: &'static str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::ORIGIN, HeaderValue::from_static(origin));
+        headers.insert(
+            header::ACCESS_CONTROL_REQUEST_METHOD,
+            HeaderValue::from_static("POST"),
+        );
+        headers.insert(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            HeaderValue::from_static(requested),
+        );
+        headers
+    }
+
+    #[test]
+    fn preflight_echoes_only_allowlisted_headers() {
+        let cors = Cors::new(&["https://app.example".into()]);
+        let headers = preflight_headers("https://app.example", "Authorization, X-Evil");
+        let Preflight::Allowed(response) = cors.preflight(&Method::OPTIONS, &headers) else {
+            panic!("listed origin should be allowed");
+        };
+        assert_eq!(
+            response.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS],
+            "authorization"
+        );
+        let other = preflight_headers("https://evil.example", "authorization");
+        assert!(matches!(
+            cors.preflight(&Method::OPTIONS, &other),
+            Preflight::Refused
+        ));
+    }
+}

@@ -1,0 +1,164 @@
+//! The one place where anything that stops a request becomes a response: a status code, a
+//! JSON `{"detail": ...}` body that names the general reason and no internals, and for token
+//! refusals the RFC 6750 `WWW-Authenticate` challenge. Every refusal also has a short stable
+//! `reason()` for the log line and the refusals metric.
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use proto_shared::ErrorBody;
+
+use crate::auth::AuthError;
+
+/// Why the gateway answered instead of the upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("the path names another user")]
+    ForbiddenUser,
+    #[error("origin not allowed")]
+    CorsOriginNotAllowed,
+    #[error("no such route")]
+    NotFound,
+    #[error("the request path is not acceptable")]
+    BadPath,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("request body too large")]
+    BodyTooLarge,
+    #[error("request headers too large")]
+    HeadersTooLarge,
+    #[error("too many concurrent requests")]
+    Overloaded,
+    #[error("upstream unavailable")]
+    UpstreamUnavailable,
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+}
+
+impl GatewayError {
+    /// A short stable label for logs and the refusals metric.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Auth(error) => error.reason(),
+            Self::ForbiddenUser => "forbidden_user",
+            Self::CorsOriginNotAllowed => "cors_origin_not_allowed",
+            Self::NotFound => "not_found",
+            Self::BadPath => "bad_path",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::BodyTooLarge => "body_too_large",
+            Self::HeadersTooLarge => "headers_too_large",
+            Self::Overloaded => "overloaded",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// The status code this refusal is answered with.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Auth(AuthError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Auth(_) => StatusCode::UNAUTHORIZED,
+            Self::ForbiddenUser | Self::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::BadPath => StatusCode::BAD_REQUEST,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// What the client reads in `detail`: the general reason, never a token or an internal cause.
+    fn detail(self) -> &'static str {
+        match self {
+            Self::Auth(AuthError::Missing) => "Not authenticated: no bearer token",
+            Self::Auth(AuthError::Malformed) => "Invalid token: malformed",
+            Self::Auth(AuthError::Expired) => "Invalid token: expired",
+            Self::Auth(AuthError::NotYetValid) => "Invalid token: not yet valid",
+            Self::Auth(AuthError::BadSignature | AuthError::UnknownKey) => {
+                "Invalid token: bad signature"
+            }
+            Self::Auth(AuthError::DisallowedAlgorithm) => "Invalid token: algorithm not allowed",
+            Self::Auth(AuthError::WrongIssuer) => "Invalid token: wrong issuer",
+            Self::Auth(AuthError::WrongAudience | AuthError::WrongTokenType) => {
+                "Invalid token: wrong audience"
+            }
+            Self::Auth(AuthError::InvalidSubject) => "Invalid token: invalid subject",
+            Self::Auth(AuthError::KeysUnavailable) => {
+                "Authentication temporarily unavailable: signing keys not loaded"
+            }
+            Self::ForbiddenUser => "Forbidden: the path names another user",
+            Self::CorsOriginNotAllowed => "Forbidden: origin not allowed",
+            Self::NotFound => "Not Found",
+            Self::BadPath => "Bad request: path contains dot segments",
+            Self::MethodNotAllowed => "Method Not Allowed",
+            Self::BodyTooLarge => "Request body too large",
+            Self::HeadersTooLarge => "Request header fields too large",
+            Self::Overloaded => "Service overloaded, retry later",
+            Self::UpstreamUnavailable => "Bad gateway: upstream unavailable",
+            Self::UpstreamTimeout => "Gateway timeout: upstream did not answer in time",
+        }
+    }
+
+    /// The response for this refusal.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let mut response = json_response(self.status(), &ErrorBody::message(self.detail()));
+        let headers = response.headers_mut();
+        match self {
+            // RFC 6750 §3.1: no error code when the request carried no credentials at all.
+            Self::Auth(AuthError::Missing) => {
+                headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            Self::Auth(AuthError::KeysUnavailable) | Self::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::Auth(_) => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(r#"Bearer error="invalid_token""#),
+                );
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+/// A JSON response; the only place the gateway serialises a body.
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    let bytes = serde_json::to_vec(body).expect("plain data serialises");
+    let mut response = Response::new(Full::new(Bytes::from(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_refusals_carry_the_bearer_challenge() {
+        let missing = GatewayError::Auth(AuthError::Missing).into_response();
+        assert_eq!(missing.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(missing.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        let expired = GatewayError::Auth(AuthError::Expired).into_response();
+        assert_eq!(
+            expired.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token""#
+        );
+        let unavailable = GatewayError::Auth(AuthError::KeysUnavailable).into_response();
+        assert_eq!(unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(unavailable
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .is_none());
+    }
+}

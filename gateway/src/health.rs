@@ -1,0 +1,57 @@
+//! The gateway's own endpoints: `/healthz` (the process answers), `/readyz` (signing keys are
+//! loaded and the gateway is not draining) and `/metrics` (Prometheus text format).
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+use prometheus_client::registry::Registry;
+use proto_shared::ErrorBody;
+use serde_json::json;
+
+use crate::error::json_response;
+
+/// Why the gateway is not ready, if it is not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    KeysNotLoaded,
+    ShuttingDown,
+}
+
+/// `/healthz`: 200 whenever the process can answer at all.
+pub fn healthz() -> Response<Full<Bytes>> {
+    json_response(StatusCode::OK, &json!({"status": "ok"}))
+}
+
+/// `/readyz`: 200 when ready, else 503 saying why, so a load balancer stops sending traffic.
+pub fn readyz(readiness: Readiness) -> Response<Full<Bytes>> {
+    match readiness {
+        Readiness::Ready => json_response(StatusCode::OK, &json!({"status": "ready"})),
+        Readiness::KeysNotLoaded => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &ErrorBody::message("Not ready: signing keys not loaded"),
+        ),
+        Readiness::ShuttingDown => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &ErrorBody::message("Not ready: shutting down"),
+        ),
+    }
+}
+
+/// `/metrics`: every registered metric in the Prometheus text format.
+pub fn metrics(registry: &Registry) -> Response<Full<Bytes>> {
+    let mut text = String::new();
+    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::error!(%error, "encoding metrics failed");
+        return json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &ErrorBody::message("metrics unavailable"),
+        );
+    }
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

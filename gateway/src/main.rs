@@ -1,0 +1,32 @@
+//! The gateway binary: configuration, telemetry, build, serve until SIGTERM or SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use gateway::{config, shutdown, Application, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if config::list_env_requested(std::env::args_os()) {
+        print!("{}", config::env_listing());
+        return ExitCode::SUCCESS;
+    }
+    let config = Config::parse();
+    proto_shared::telemetry::init(config.log_format, &config.rust_log);
+    let settings = match config.validate() {
+        Ok(settings) => settings,
+        Err(error) => {
+            eprintln!("gateway: invalid configuration: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let application = match Application::build(settings).await {
+        Ok(application) => application,
+        Err(error) => {
+            eprintln!("gateway: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    application.run_until_stopped(shutdown::signal()).await;
+    ExitCode::SUCCESS
+}

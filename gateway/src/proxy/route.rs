@@ -1,0 +1,206 @@
+//! Which way a request goes, decided from its path alone: the gateway's own endpoints, a
+//! public prefix (longest wins, matched before `/api/`), the protected task API, or nothing.
+
+use http::uri::{Authority, Scheme};
+
+/// An upstream origin, `http://host:port`: requests keep their path and query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub authority: Authority,
+}
+
+impl Upstream {
+    /// Parses `http://host[:port]` (a trailing `/` is allowed, any other path is not).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let uri: http::Uri = raw
+            .trim()
+            .parse()
+            .map_err(|_| format!("{raw:?} is not a URL"))?;
+        if uri.scheme() != Some(&Scheme::HTTP) {
+            return Err(format!(
+                "{raw:?}: only http:// upstreams are supported (TLS ends before the gateway)"
+            ));
+        }
+        if uri.path_and_query().is_some_and(|pq| pq.as_str() != "/") {
+            return Err(format!("{raw:?}: give an origin only, without a path"));
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| format!("{raw:?} has no host"))?;
+        Ok(Self {
+            scheme: Scheme::HTTP,
+            authority,
+        })
+    }
+}
+
+/// A path prefix forwarded without a token, e.g. `/api/auth/` to Better Auth.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicRoute {
+    pub prefix: String,
+    pub upstream: Upstream,
+}
+
+impl PublicRoute {
+    /// Parses `prefix=http://host:port`.
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let (prefix, upstream) = raw
+            .split_once('=')
+            .ok_or_else(|| format!("{raw:?} is not of the form /prefix/=http://host:port"))?;
+        let prefix = prefix.trim();
+        if !prefix.starts_with('/') || prefix.contains(['?', '#', '%']) || prefix.contains("/.") {
+            return Err(format!(
+                "{prefix:?} is not a plain path prefix starting with /"
+            ));
+        }
+        Ok(Self {
+            prefix: prefix.to_owned(),
+            upstream: Upstream::parse(upstream)?,
+        })
+    }
+}
+
+/// The route class: the metrics label and log field, never the raw path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    Health,
+    Public,
+    Api,
+    NotFound,
+}
+
+impl RouteClass {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Health => "health",
+            Self::Public => "public",
+            Self::Api => "api",
+            Self::NotFound => "not_found",
+        }
+    }
+}
+
+/// Where one request goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    Healthz,
+    Readyz,
+    Metrics,
+    Public(&'a Upstream),
+    Api,
+    NotFound,
+}
+
+impl Route<'_> {
+    /// The class of this route.
+    pub fn class(self) -> RouteClass {
+        match self {
+            Self::Healthz | Self::Readyz | Self::Metrics => RouteClass::Health,
+            Self::Public(_) => RouteClass::Public,
+            Self::Api => RouteClass::Api,
+            Self::NotFound => RouteClass::NotFound,
+        }
+    }
+}
+
+/// The routing table, built once at start.
+#[derive(Debug, Clone)]
+pub struct Router {
+    /// Longest prefix first, so the first match is the most specific.
+    public: Vec<PublicRoute>,
+}
+
+/// The prefix of the protected task API.
+pub const API_PREFIX: &str = "/api/";
+
+impl Router {
+    /// A router over `public` prefixes.
+    pub fn new(mut public: Vec<PublicRoute>) -> Self {
+        public.sort_by_key(|route| std::cmp::Reverse(route.prefix.len()));
+        Self { public }
+    }
+
+    /// Routes `path` (without the query).
+    pub fn route(&self, path: &str) -> Route<'_> {
+        match path {
+            "/healthz" => return Route::Healthz,
+            "/readyz" => return Route::Readyz,
+            "/metrics" => return Route::Metrics,
+            _ => {}
+        }
+        if let Some(public) = self.public.iter().find(|r| path.starts_with(&r.prefix)) {
+            return Route::Public(&public.upstream);
+        }
+        if path.starts_with(API_PREFIX) {
+            return Route::Api;
+        }
+        Route::NotFound
+    }
+}
+
+/// True when `path` holds a `.` or `..` segment, raw or percent-encoded. Upstreams may
+/// normalise those away after the gateway has routed, so `/api/auth/../u1/tasks` could reach
+/// a protected route through a public prefix; such paths are refused instead.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+/// The user id segment of `/api/{user_id}/...`, still percent-encoded.
+pub fn api_user_segment(path: &str) -> Option<&str> {
+    let rest = path.strip_prefix(API_PREFIX)?;
+    Some(rest.split('/').next().unwrap_or(rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router() -> Router {
+        Router::new(vec![
+            PublicRoute::parse("/api/=http://127.0.0.1:1").unwrap(),
+            PublicRoute::parse("/api/auth/=http://127.0.0.1:2").unwrap(),
+        ])
+    }
+
+    #[test]
+    fn longest_public_prefix_wins_before_the_api() {
+        let router = router();
+        let Route::Public(upstream) = router.route("/api/auth/sign-in") else {
+            panic!("public route expected");
+        };
+        assert_eq!(upstream.authority.port_u16(), Some(2));
+        assert_eq!(Router::new(vec![]).route("/api/u1/tasks"), Route::Api);
+        assert_eq!(Router::new(vec![]).route("/apix"), Route::NotFound);
+        assert_eq!(Router::new(vec![]).route("/healthz"), Route::Healthz);
+    }
+
+    #[test]
+    fn dot_segments_are_found_raw_and_encoded() {
+        assert!(has_dot_segment("/api/auth/../u1"));
+        assert!(has_dot_segment("/api/auth/%2E%2e/u1"));
+        assert!(has_dot_segment("/api/./u1"));
+        assert!(!has_dot_segment("/api/u1/tasks/a..b"));
+    }
+
+    #[test]
+    fn user_segment_is_the_first_after_api() {
+        assert_eq!(api_user_segment("/api/u%201/tasks"), Some("u%201"));
+        assert_eq!(api_user_segment("/api/u1"), Some("u1"));
+        assert_eq!(api_user_segment("/api/"), Some(""));
+        assert_eq!(api_user_segment("/other"), None);
+    }
+
+    #[test]
+    fn upstreams_are_plain_http_origins() {
+        assert!(Upstream::parse("http://127.0.0.1:8081/").is_ok());
+        assert!(Upstream::parse("https://x").is_err());
+        assert!(Upstream::parse("http://x/base").is_err());
+        assert!(PublicRoute::parse("api/auth=http://x").is_err());
+    }
+}

@@ -1,0 +1,95 @@
+//! The accept loop: HTTP/1.1 and cleartext HTTP/2 (upgrade-free, prior knowledge) on one port
+//! via hyper-util's auto builder, with the connection-level limits (header-read timeout, head
+//! size) and graceful shutdown: stop accepting, let in-flight requests finish within the
+//! grace period, then cut what is left.
+
+mod first_bytes;
+
+use std::{convert::Infallible, future::Future, time::Duration};
+
+use hyper::service::service_fn;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{config::Limits, proxy::Proxy};
+
+/// hyper refuses a head larger than its read buffer with a bare 431; keep that buffer well
+/// above `MAX_HEADER_BYTES` so that `proxy.rs` answers the usual case with a JSON body.
+/// hyper's HTTP/1 buffer cannot be smaller than 8 KiB.
+fn read_buffer_size(max_header_bytes: usize) -> usize {
+    (max_header_bytes * 2).max(16 * 1024)
+}
+
+/// Serves `proxy` on `listener` until `shutdown` completes, then drains. `draining` is
+/// cancelled as soon as draining starts (so `/readyz` turns 503).
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Proxy,
+    limits: Limits,
+    draining: CancellationToken,
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(read_buffer_size(limits.max_header_bytes));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(
+            u32::try_from(read_buffer_size(limits.max_header_bytes)).unwrap_or(u32::MAX),
+        )
+        // Finds peers that vanished without closing, which would otherwise hold streams.
+        .keep_alive_interval(Duration::from_secs(30));
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Usually out of file descriptors: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let builder = builder.clone();
+        let proxy = proxy.clone();
+        let watcher = graceful.watcher();
+        let timeout = limits.header_read_timeout;
+        tokio::spawn(async move {
+            // The auto builder waits without limit for the bytes that tell HTTP/1 from
+            // HTTP/2; read them here under the header-read timeout instead.
+            let Some(io) = first_bytes::read(stream, timeout).await else {
+                return;
+            };
+            let service = service_fn(move |request| {
+                let proxy = proxy.clone();
+                async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
+            });
+            let connection = builder.serve_connection(TokioIo::new(io), service);
+            if let Err(error) = watcher.watch(connection.into_owned()).await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
+        });
+    }
+
+    drop(listener);
+    draining.cancel();
+    tracing::info!(connections = graceful.count(), "draining");
+    match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}

@@ -1,0 +1,95 @@
+//! Reads the first bytes of a connection under a deadline, enough to tell an HTTP/2 preface
+//! from an HTTP/1 request line, and hands back a stream that replays them. Without this, a
+//! client that connects and sends nothing would hold its connection forever, because the
+//! header-read timeout only starts once hyper knows the protocol.
+
+use std::{
+    io,
+    pin::Pin,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use tokio::{
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
+    net::TcpStream,
+};
+
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// A TCP stream with its first bytes already read and waiting to be read again.
+#[derive(Debug)]
+pub struct Replay {
+    prefix: Vec<u8>,
+    position: usize,
+    stream: TcpStream,
+}
+
+/// Reads until the bytes stop looking like the HTTP/2 preface or it is complete. `None` when
+/// the client closed, failed or was too slow: the connection is dropped without an answer.
+pub async fn read(mut stream: TcpStream, timeout: Duration) -> Option<Replay> {
+    let mut prefix = vec![0; H2_PREFACE.len()];
+    let mut filled = 0;
+    let deadline = tokio::time::Instant::now() + timeout;
+    while filled < H2_PREFACE.len() && prefix[..filled] == H2_PREFACE[..filled] {
+        let read = tokio::time::timeout_at(deadline, stream.read(&mut prefix[filled..]));
+        match read.await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(n)) => filled += n,
+        }
+    }
+    prefix.truncate(filled);
+    Some(Replay {
+        prefix,
+        position: 0,
+        stream,
+    })
+}
+
+impl AsyncRead for Replay {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.position < this.prefix.len() {
+            let rest = &this.prefix[this.position..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            this.position += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Replay {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+}

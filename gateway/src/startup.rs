@@ -1,0 +1,88 @@
+//! Builds a whole gateway from validated [`Settings`]: binds the listener, creates the metrics
+//! registry, starts the authenticator and assembles the request path. Tests call
+//! [`Application::build`] with port 0 and drive [`Application::run_until_stopped`] with their
+//! own shutdown future.
+
+use std::{future::Future, io, net::SocketAddr, sync::Arc};
+
+use prometheus_client::registry::Registry;
+use proto_shared::Signer;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    auth::Authenticator,
+    config::{Limits, Settings},
+    cors::Cors,
+    metrics::Metrics,
+    proxy::{Forwarder, Proxy, ProxyParts, Router},
+    server,
+};
+
+/// A gateway bound to its port, ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    address: SocketAddr,
+    proxy: Proxy,
+    limits: Limits,
+    draining: CancellationToken,
+    background: CancellationToken,
+}
+
+impl Application {
+    /// Binds `settings.listen` and assembles the gateway. Must run inside a Tokio runtime
+    /// (the authenticator starts its key fetching here).
+    pub async fn build(settings: Settings) -> io::Result<Self> {
+        let listener = TcpListener::bind(settings.listen).await?;
+        let address = listener.local_addr()?;
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        let background = CancellationToken::new();
+        let authenticator =
+            Authenticator::start(settings.auth.clone(), &mut registry, background.clone());
+        let draining = CancellationToken::new();
+        let proxy = Proxy::new(ProxyParts {
+            router: Router::new(settings.public_routes.clone()),
+            tasks_service: settings.tasks_service.clone(),
+            cors: Cors::new(&settings.cors_allowed_origins),
+            authenticator,
+            signer: Signer::new(&settings.identity_keys),
+            forwarder: Forwarder::new(settings.limits.upstream_timeout),
+            metrics,
+            registry: Arc::new(registry),
+            limits: settings.limits,
+            forward_authorization: settings.forward_authorization,
+            draining: draining.clone(),
+        });
+        Ok(Self {
+            listener,
+            address,
+            proxy,
+            limits: settings.limits,
+            draining,
+            background,
+        })
+    }
+
+    /// The address actually bound (the port is the kernel's choice when 0 was asked for).
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests within the grace
+    /// period and stops the background key refresh.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        tracing::info!(address = %self.address, "gateway listening");
+        server::serve(
+            self.listener,
+            self.proxy,
+            self.limits,
+            self.draining,
+            shutdown,
+        )
+        .await;
+        self.background.cancel();
+        tracing::info!("gateway stopped");
+    }
+}
