@@ -49,6 +49,11 @@ fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error>
 impl<'a> Jws<'a> {
     /// Splits and decodes the header; checks `alg` against `allowed` and requires a `kid`.
     pub fn parse(token: &'a str, allowed: &[Algorithm]) -> Result<Self, AuthError> {
+        // Only base64url and the two dots: anything else is malformed, whichever part it is in.
+        let base64url = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+        if !token.bytes().all(base64url) {
+            return Err(AuthError::Malformed);
+        }
         let mut parts = token.splitn(3, '.');
         let (Some(header), Some(payload), Some(signature)) =
             (parts.next(), parts.next(), parts.next())

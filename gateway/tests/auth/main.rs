@@ -4,5 +4,8 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod algorithms;
+mod claims;
 mod helpers;
+mod jwks;
 mod smoke;

@@ -55,6 +55,8 @@ pub enum Behaviour {
 
 struct State {
     keys: Vec<SigningKey>,
+    /// JWKs published verbatim after the keys (odd or broken ones, for parsing tests).
+    raw: Vec<Value>,
     behaviour: Behaviour,
     cache_control: Option<String>,
 }
@@ -91,6 +93,7 @@ impl Issuer {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State {
             keys,
+            raw: Vec::new(),
             behaviour: Behaviour::Serve,
             cache_control: None,
         }));
@@ -172,6 +175,11 @@ impl Issuer {
         self.state.lock().unwrap().keys.push(key);
     }
 
+    /// Publishes a JWK verbatim, after the keys.
+    pub fn publish_jwk(&self, jwk: Value) {
+        self.state.lock().unwrap().raw.push(jwk);
+    }
+
     /// Stops publishing the key named `kid`.
     pub fn remove_key(&self, kid: &str) {
         self.state.lock().unwrap().keys.retain(|key| key.kid != kid);
@@ -188,7 +196,9 @@ impl Issuer {
 
     /// Publishes `{"keys": []}`, as Better Auth may between rotations.
     pub fn publish_empty(&self) {
-        self.state.lock().unwrap().keys.clear();
+        let mut state = self.state.lock().unwrap();
+        state.keys.clear();
+        state.raw.clear();
     }
 
     /// Changes how the endpoint answers from the next request on.
@@ -296,7 +306,12 @@ async fn answer(
     }
     let (body, cache_control) = {
         let state = state.lock().unwrap();
-        let keys: Vec<Value> = state.keys.iter().map(SigningKey::jwk).collect();
+        let keys: Vec<Value> = state
+            .keys
+            .iter()
+            .map(SigningKey::jwk)
+            .chain(state.raw.iter().cloned())
+            .collect();
         (
             json!({ "keys": keys }).to_string(),
             state.cache_control.clone(),

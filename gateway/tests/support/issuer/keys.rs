@@ -101,6 +101,14 @@ impl SigningKey {
         }
     }
 
+    /// The same private key signing with `alg` (RS256 vs PS256 on one RSA key).
+    pub fn signing_as(&self, alg: Algorithm) -> Self {
+        Self {
+            alg,
+            ..self.clone()
+        }
+    }
+
     /// The same private key under another kid.
     pub fn renamed(&self, kid: impl Into<String>) -> Self {
         Self {

@@ -1,0 +1,292 @@
+//! The JWKS cache against an issuer that rotates, removes keys, fails, stalls and floods:
+//! readiness, unknown-kid single flight and cooldown, stale-if-error, bounds on what a fetch
+//! may return, and `Cache-Control`.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use gateway::auth::{Algorithm, AuthConfig, AuthError};
+use serde_json::json;
+
+use crate::helpers::{config, TestAuth};
+use crate::support::issuer::{b64, Behaviour, Issuer};
+
+/// Polls `condition` every 5 ms until it holds (10 s deadline).
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Refreshes every 100 ms, so failures and changes show up quickly.
+fn fast_refresh(issuer: &Issuer) -> AuthConfig {
+    let mut config = config(issuer);
+    config.jwks.refresh_interval = Duration::from_millis(100);
+    config
+}
+
+/// A token naming `kid`, with a signature that is never checked (the kid is unknown).
+fn token_with_kid(issuer: &Issuer, kid: &str) -> String {
+    let header = json!({"alg": "ES256", "kid": kid, "typ": "JWT"});
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string()),
+        b64(issuer.claims("u").to_string()),
+        b64([7u8; 64])
+    )
+}
+
+#[tokio::test]
+async fn not_ready_and_503_until_the_first_key_set_loads_then_retried() {
+    let issuer = Issuer::start().await;
+    issuer.set_behaviour(Behaviour::Status(500));
+    let auth = TestAuth::start(config(&issuer));
+    issuer.wait_for_fetches(3).await; // retried with backoff
+    assert!(!auth.auth.is_ready());
+    let token = issuer.token(Algorithm::EdDsa);
+    assert_eq!(auth.check(&token).await, Err(AuthError::KeysUnavailable));
+    assert!(auth.metric("jwks_fetch_failures_total") >= 2.0);
+    assert!(auth.metric(r#"jwks_fetches_total{result="http_status"}"#) >= 2.0);
+
+    issuer.set_behaviour(Behaviour::Serve);
+    auth.wait_ready(true).await;
+    assert!(auth.check(&token).await.is_ok());
+    assert_eq!(auth.metric(r#"jwks_fetches_total{result="ok"}"#), 1.0);
+    assert!(auth.metric("jwks_key_set_age_seconds") < 60.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_working() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.jwks.fetch_timeout = Duration::from_secs(5);
+    let auth = TestAuth::ready(config).await;
+    assert_eq!(issuer.fetches(), 1);
+    // Distinct valid tokens, so each needs its signature checked (no cache help).
+    let valid: Vec<String> = (0..200)
+        .map(|i| issuer.token_for(Algorithm::Es256, &format!("user-{i}")))
+        .collect();
+
+    // The fetch the flood causes takes 1.5 s; valid tokens must not wait for it.
+    issuer.set_behaviour(Behaviour::Slow(Duration::from_millis(1500)));
+    let flood: Vec<String> = (0..10_000)
+        .map(|i| token_with_kid(&issuer, &format!("made-up-{i}-{}", i * 7919 % 10_007)))
+        .collect();
+    let auth = std::sync::Arc::new(auth);
+    let flooding = {
+        let auth = auth.clone();
+        tokio::spawn(async move { join_all(flood.iter().map(|token| auth.check(token))).await })
+    };
+    issuer.wait_for_fetches(2).await;
+    for token in &valid {
+        assert!(auth.check(token).await.is_ok());
+    }
+    // Every valid token was answered while the flood's fetch was still in flight.
+    assert_eq!(auth.metric(r#"jwks_fetches_total{result="ok"}"#), 1.0);
+
+    let results = flooding.await.unwrap();
+    assert!(results.iter().all(|r| *r == Err(AuthError::UnknownKey)));
+    assert_eq!(auth.metric(r#"jwks_fetches_total{result="ok"}"#), 2.0);
+    assert_eq!(auth.metric("jwks_unknown_kid_fetches_total"), 1.0);
+    // Within the cooldown, yet another unknown kid is refused at once, without a fetch.
+    assert_eq!(
+        auth.check(&token_with_kid(&issuer, "one-more")).await,
+        Err(AuthError::UnknownKey)
+    );
+    assert_eq!(issuer.fetches(), 2, "exactly one fetch for the whole flood");
+}
+
+#[tokio::test]
+async fn after_the_cooldown_an_unknown_kid_may_fetch_again() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.jwks.unknown_kid_cooldown = Duration::from_millis(300);
+    let auth = TestAuth::ready(config).await;
+    let unknown = token_with_kid(&issuer, "nope");
+    assert_eq!(auth.check(&unknown).await, Err(AuthError::UnknownKey));
+    assert_eq!(issuer.fetches(), 2);
+    // Keep asking: refused without fetching until the cooldown is over, then one fetch.
+    let started = tokio::time::Instant::now();
+    while issuer.fetches() == 2 {
+        assert_eq!(auth.check(&unknown).await, Err(AuthError::UnknownKey));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no second fetch"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "cooldown not honoured"
+    );
+    assert_eq!(issuer.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_picked_up_without_restart() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(config(&issuer)).await;
+    let old = issuer.token(Algorithm::EdDsa);
+    assert!(auth.check(&old).await.is_ok());
+
+    let new_key = issuer.rotate(Algorithm::EdDsa);
+    let new = new_key.mint(&new_key.header(), &issuer.claims("user-1"));
+    // The unknown kid triggers the fetch and waits for it: accepted on first sight.
+    assert!(auth.check(&new).await.is_ok());
+    assert_eq!(issuer.fetches(), 2);
+    // The old key was withdrawn by the same fetch, cached or not.
+    assert_eq!(auth.check(&old).await, Err(AuthError::UnknownKey));
+}
+
+#[tokio::test]
+async fn a_removed_key_stops_working_after_the_next_refresh_even_for_cached_tokens() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(fast_refresh(&issuer)).await;
+    for alg in [Algorithm::Es256, Algorithm::Es512] {
+        let token = issuer.token(alg);
+        assert!(auth.check(&token).await.is_ok());
+        let hits = auth.metric("token_cache_hits_total");
+        assert!(auth.check(&token).await.is_ok());
+        assert_eq!(auth.metric("token_cache_hits_total"), hits + 1.0, "cached");
+
+        issuer.remove_key(&issuer.key(alg).kid);
+        let fetches = issuer.fetches();
+        issuer.wait_for_fetches(fetches + 2).await; // a refresh that started after the removal
+        assert_eq!(
+            auth.check(&token).await,
+            Err(AuthError::UnknownKey),
+            "{alg}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_key_replaced_under_the_same_kid_invalidates_cached_tokens() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(fast_refresh(&issuer)).await;
+    let old = issuer.key(Algorithm::EdDsa);
+    let token = issuer.token(Algorithm::EdDsa);
+    assert!(auth.check(&token).await.is_ok());
+    issuer.remove_key(&old.kid);
+    issuer.publish(crate::support::issuer::SigningKey::generate_with_kid(
+        Algorithm::EdDsa,
+        old.kid.clone(),
+    ));
+    let fetches = issuer.fetches();
+    issuer.wait_for_fetches(fetches + 2).await;
+    assert_eq!(auth.check(&token).await, Err(AuthError::BadSignature));
+}
+
+#[tokio::test]
+async fn an_empty_key_set_is_valid_and_refuses_with_401() {
+    let issuer = Issuer::start().await;
+    issuer.publish_empty();
+    let auth = TestAuth::ready(config(&issuer)).await;
+    assert_eq!(auth.metric("jwks_keys"), 0.0);
+    let key = crate::support::issuer::SigningKey::generate(Algorithm::EdDsa);
+    let token = key.mint(&key.header(), &issuer.claims("u"));
+    assert_eq!(auth.check(&token).await, Err(AuthError::UnknownKey));
+    // The key appears (Better Auth creates one lazily): picked up via the unknown kid.
+    issuer.publish(key.clone());
+    let mut config = config(&issuer);
+    config.jwks.unknown_kid_cooldown = Duration::ZERO;
+    let auth = TestAuth::ready(config).await;
+    assert!(auth.check(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn the_last_good_keys_serve_while_the_issuer_fails_then_expire() {
+    let issuer = Issuer::start().await;
+    let mut config = fast_refresh(&issuer);
+    config.jwks.stale_if_error = Duration::from_secs(2);
+    let auth = TestAuth::ready(config).await;
+    let token = issuer.token(Algorithm::Rs256);
+
+    issuer.set_behaviour(Behaviour::Status(500));
+    eventually("a failed refresh", || {
+        auth.metric("jwks_fetch_failures_total") >= 1.0
+    })
+    .await;
+    assert!(auth.auth.is_ready(), "stale keys still serve");
+    assert!(auth.check(&token).await.is_ok());
+
+    auth.wait_ready(false).await;
+    assert_eq!(auth.check(&token).await, Err(AuthError::KeysUnavailable));
+
+    issuer.set_behaviour(Behaviour::Serve);
+    auth.wait_ready(true).await;
+    assert!(auth.check(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn garbage_oversized_crowded_and_stalled_answers_keep_the_last_good_keys() {
+    let issuer = Issuer::start().await;
+    let mut config = fast_refresh(&issuer);
+    config.jwks.max_keys = 10;
+    config.jwks.fetch_timeout = Duration::from_millis(500);
+    let auth = TestAuth::ready(config).await;
+    let token = issuer.token(Algorithm::Ps256);
+    let cases = [
+        (Behaviour::Garbage, "invalid"),
+        (Behaviour::Endless, "too_large"),
+        (Behaviour::ManyKeys(11), "invalid"),
+        (Behaviour::Status(404), "http_status"),
+        (Behaviour::Stall, "timeout"),
+        (Behaviour::Slow(Duration::from_secs(3)), "timeout"),
+    ];
+    for (behaviour, label) in cases {
+        let sample = format!(r#"jwks_fetches_total{{result="{label}"}}"#);
+        let before = auth.metric(&sample);
+        issuer.set_behaviour(behaviour.clone());
+        eventually(&format!("{behaviour:?} counted as {label}"), || {
+            auth.metric(&sample) > before
+        })
+        .await;
+        assert!(auth.check(&token).await.is_ok(), "{behaviour:?}");
+        assert_eq!(auth.metric("jwks_keys"), 5.0);
+    }
+    // Ten keys are within the bound.
+    issuer.set_behaviour(Behaviour::ManyKeys(10));
+    eventually("ten keys loaded", || auth.metric("jwks_keys") == 10.0).await;
+}
+
+#[tokio::test]
+async fn without_cache_control_the_configured_interval_applies() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(fast_refresh(&issuer)).await;
+    issuer.wait_for_fetches(4).await;
+    assert_eq!(auth.metric("jwks_fetch_failures_total"), 0.0);
+}
+
+#[tokio::test]
+async fn cache_control_max_age_is_honoured_within_bounds() {
+    let issuer = Issuer::start().await;
+    // Asks for an hour; the upper bound of 150 ms wins.
+    issuer.set_cache_control(Some("public, max-age=3600"));
+    let mut config = config(&issuer);
+    config.jwks.refresh_interval = Duration::from_secs(3600);
+    config.jwks.min_refresh_interval = Duration::from_millis(50);
+    config.jwks.max_refresh_interval = Duration::from_millis(150);
+    let auth = TestAuth::ready(config).await;
+    issuer.wait_for_fetches(4).await;
+    drop(auth);
+
+    // Asks for a long refresh within bounds: no second fetch soon after the first.
+    let issuer = Issuer::start().await;
+    issuer.set_cache_control(Some("max-age=3000"));
+    let mut config = fast_refresh(&issuer);
+    config.jwks.refresh_interval = Duration::from_millis(50);
+    let auth = TestAuth::ready(config).await;
+    // A fetch of a fast-refresh config would have happened 5 times over by now.
+    let token = issuer.token(Algorithm::EdDsa);
+    for _ in 0..30 {
+        assert!(auth.check(&token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(issuer.fetches(), 1);
+}
