@@ -1,0 +1,143 @@
+//! Hop-by-hop headers, `Connection`, `X-Forwarded-*` and the request id, on the way up and
+//! on the way back.
+
+use proto_shared::{headers, identity::unix_now};
+
+use crate::{
+    helpers::{spawn_gateway, verifier},
+    raw,
+};
+
+#[tokio::test]
+async fn hop_by_hop_and_connection_named_headers_do_not_reach_the_upstream() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("alice");
+    // The client tries to make the upstream drop the gateway's own headers via Connection.
+    let request = format!(
+        "GET /api/alice/tasks HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close, X-Private, x-user-id, X-Identity-Credential, x-request-id, x-forwarded-for\r\n\
+         X-Private: drop me\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\nUpgrade: websocket\r\n\
+         Proxy-Authorization: Basic Zm9vOmJhcg==\r\nProxy-Connection: keep-alive\r\n\
+         X-Kept: kept\r\n\r\n"
+    );
+    let response = raw::send(gateway.address, &request).await;
+    assert_eq!(response.status, 200, "{response:?}");
+
+    let seen = gateway.upstream.only();
+    for gone in [
+        "x-private",
+        "keep-alive",
+        "te",
+        "upgrade",
+        "proxy-authorization",
+        "proxy-connection",
+    ] {
+        assert!(
+            seen.headers.get(gone).is_none(),
+            "{gone} reached the upstream"
+        );
+    }
+    assert_eq!(seen.headers["x-kept"], "kept");
+    // Connection is the upstream hop's own (keep-alive), never the client's list.
+    let connection = seen
+        .headers
+        .get("connection")
+        .map(|v| v.to_str().unwrap().to_owned());
+    assert!(
+        connection
+            .as_deref()
+            .is_none_or(|v| !v.to_ascii_lowercase().contains("x-user-id")),
+        "{connection:?}"
+    );
+    // The gateway's headers survived and still verify.
+    assert!(seen.headers.get(headers::REQUEST_ID).is_some());
+    assert!(seen.headers.get("x-forwarded-for").is_some());
+    let verified = verifier()
+        .verify(&http::Method::GET, &seen.target, &seen.headers, unix_now())
+        .unwrap();
+    assert_eq!(verified.unwrap().as_str(), "alice");
+}
+
+#[tokio::test]
+async fn forwarded_headers_describe_the_client() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/auth/session"))
+        .header("host", "app.example:8443")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = gateway.upstream.only();
+    assert_eq!(seen.headers["x-forwarded-for"], "203.0.113.9, 127.0.0.1");
+    assert_eq!(seen.headers["x-forwarded-proto"], "http");
+    assert_eq!(seen.headers["x-forwarded-host"], "app.example:8443");
+    // The upstream is addressed by its own authority.
+    assert_eq!(
+        seen.headers["host"],
+        gateway.upstream.url().trim_start_matches("http://")
+    );
+}
+
+#[tokio::test]
+async fn a_sane_request_id_is_kept_forwarded_and_echoed() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/auth/session"))
+        .header("x-request-id", "req-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-42");
+    assert_eq!(gateway.upstream.only().headers["x-request-id"], "req-42");
+}
+
+#[tokio::test]
+async fn a_missing_or_insane_request_id_is_replaced_by_a_generated_one() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/auth/session"))
+        .header("x-request-id", "x".repeat(200))
+        .send()
+        .await
+        .unwrap();
+    let echoed = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(echoed.len(), 36, "a UUID: {echoed}");
+    assert_eq!(
+        gateway.upstream.only().headers["x-request-id"],
+        echoed.as_str()
+    );
+    // Error responses carry one too.
+    let missing = gateway
+        .http
+        .get(gateway.url("/nowhere"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.headers()["x-request-id"].len(), 36);
+}
+
+#[tokio::test]
+async fn upstream_hop_by_hop_and_cors_headers_are_not_passed_back() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/auth/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers();
+    assert!(headers.get("x-upstream-private").is_none());
+    assert!(headers.get("keep-alive").is_none());
+    assert!(headers.get("access-control-allow-origin").is_none());
+    assert_eq!(headers["content-type"], "application/json");
+}

@@ -1,0 +1,150 @@
+//! Starting a whole gateway in-process on port 0, in front of a fake issuer and an echo
+//! upstream, plus the clients the tests talk to it with.
+
+use std::{net::SocketAddr, time::Duration};
+
+use gateway::{
+    auth::Algorithm,
+    config::{Limits, Settings},
+    proxy::{PublicRoute, Upstream},
+    Application,
+};
+use proto_shared::{KeyRing, Verifier};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::{support::issuer::Issuer, upstream::EchoUpstream};
+
+/// The identity key ring the gateway signs with and the upstream verifies with.
+pub const IDENTITY_KEYS: &str = "gw-test:0123456789abcdef0123456789abcdef";
+/// The browser origin the test gateway trusts.
+pub const ALLOWED_ORIGIN: &str = "https://app.example";
+
+/// A running gateway with its issuer and upstream. Shuts the gateway down when dropped.
+pub struct TestGateway {
+    pub address: SocketAddr,
+    pub issuer: Issuer,
+    pub upstream: EchoUpstream,
+    pub http: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: Option<JoinHandle<()>>,
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        if let Some(server) = &self.server {
+            server.abort();
+        }
+    }
+}
+
+/// Test-sized limits: small enough to hit quickly, large enough for ordinary requests.
+pub fn test_limits() -> Limits {
+    Limits {
+        max_body_bytes: 1024 * 1024,
+        max_header_bytes: 8 * 1024,
+        header_read_timeout: Duration::from_secs(1),
+        upstream_timeout: Duration::from_secs(1),
+        max_concurrent_requests: 64,
+        shutdown_grace: Duration::from_secs(5),
+    }
+}
+
+/// Settings for a gateway in front of `issuer` and `upstream`: `/api/auth/` is public and,
+/// like `/api/`, goes to the echo upstream.
+pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
+    Settings {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tasks_service: Upstream::parse(&upstream.url()).unwrap(),
+        public_routes: vec![PublicRoute::parse(&format!("/api/auth/={}", upstream.url())).unwrap()],
+        auth: issuer.auth_config(),
+        identity_keys: IDENTITY_KEYS.parse().unwrap(),
+        cors_allowed_origins: vec![ALLOWED_ORIGIN.to_owned()],
+        forward_authorization: false,
+        limits: test_limits(),
+    }
+}
+
+/// A gateway with default test settings, its signing keys loaded.
+pub async fn spawn_gateway() -> TestGateway {
+    spawn_gateway_with(|_| {}).await
+}
+
+/// A gateway whose settings `adjust` changed first; waits until it is ready.
+pub async fn spawn_gateway_with(adjust: impl FnOnce(&mut Settings)) -> TestGateway {
+    let gateway = start_gateway(Issuer::start().await, adjust).await;
+    gateway.wait_ready().await;
+    gateway
+}
+
+/// A gateway in front of `issuer`, not waiting for its keys.
+pub async fn start_gateway(issuer: Issuer, adjust: impl FnOnce(&mut Settings)) -> TestGateway {
+    let upstream = EchoUpstream::start().await;
+    let mut settings = test_settings(&issuer, &upstream);
+    adjust(&mut settings);
+    let application = Application::build(settings).await.expect("gateway builds");
+    let address = application.address();
+    let (shutdown, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestGateway {
+        address,
+        issuer,
+        upstream,
+        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        shutdown: Some(shutdown),
+        server: Some(server),
+    }
+}
+
+impl TestGateway {
+    /// `http://<gateway>/<path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    /// A valid EdDSA token for `user`.
+    pub fn token(&self, user: &str) -> String {
+        self.issuer.token_for(Algorithm::EdDsa, user)
+    }
+
+    /// Polls `/readyz` until it answers 200 (10 s deadline).
+    pub async fn wait_ready(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = self
+                .http
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .map(|r| r.status());
+            if matches!(status, Ok(s) if s == 200) {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "gateway never became ready: {status:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Starts the graceful shutdown; the returned handle completes when the gateway stopped.
+    pub fn shut_down(&mut self) -> JoinHandle<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        self.server.take().expect("shut down once")
+    }
+}
+
+/// The verifier tasks-service would use with the test key ring.
+pub fn verifier() -> Verifier {
+    Verifier::new(IDENTITY_KEYS.parse::<KeyRing>().unwrap(), 60)
+}
+
+/// The JSON body of an error response, `detail` field.
+pub async fn detail(response: reqwest::Response) -> String {
+    let body: serde_json::Value = response.json().await.expect("a JSON body");
+    body["detail"].as_str().expect("a string detail").to_owned()
+}

@@ -1,0 +1,141 @@
+//! The identity the upstream receives is the gateway's, never the client's.
+
+use http::Method;
+use proto_shared::{headers, identity::unix_now};
+
+use crate::{
+    helpers::{spawn_gateway, spawn_gateway_with, verifier},
+    raw,
+};
+
+#[tokio::test]
+async fn spoofed_identity_headers_in_any_spelling_are_replaced_by_a_valid_credential() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("alice");
+    let request = format!(
+        "GET /api/alice/tasks?status=all HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+         X-User-Id: mallory\r\nx_user_id: mallory\r\nX_USER_ID: mallory\r\n\
+         X-Identity-Credential: v1;kid=gw-test;ts=1;sig=AA\r\nx_identity_credential: forged\r\n\
+         X-Forwarded-User: mallory\r\nRemote-User: mallory\r\nX-Remote-User: mallory\r\n\
+         Connection: close\r\n\r\n"
+    );
+    let response = raw::send(gateway.address, &request).await;
+    assert_eq!(response.status, 200, "{response:?}");
+
+    let seen = gateway.upstream.only();
+    for name in seen.headers.keys() {
+        let identity_like = headers::is_identity_header(name.as_str());
+        let ours = *name == headers::USER_ID || *name == headers::IDENTITY_CREDENTIAL;
+        assert!(!identity_like || ours, "{name} reached the upstream");
+    }
+    assert_eq!(seen.headers.get_all(headers::USER_ID).iter().count(), 1);
+    assert_eq!(
+        seen.headers
+            .get_all(headers::IDENTITY_CREDENTIAL)
+            .iter()
+            .count(),
+        1
+    );
+    let verified = verifier()
+        .verify(&Method::GET, &seen.target, &seen.headers, unix_now())
+        .expect("the upstream accepts the gateway's credential");
+    assert_eq!(verified.unwrap().as_str(), "alice");
+    assert_eq!(seen.target, "/api/alice/tasks?status=all");
+}
+
+#[tokio::test]
+async fn authorization_is_not_forwarded_to_the_api_by_default() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(gateway.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(gateway
+        .upstream
+        .only()
+        .headers
+        .get("authorization")
+        .is_none());
+}
+
+#[tokio::test]
+async fn authorization_is_forwarded_when_configured() {
+    let gateway = spawn_gateway_with(|s| s.forward_authorization = true).await;
+    let token = gateway.token("alice");
+    gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let seen = gateway.upstream.only();
+    assert_eq!(seen.headers["authorization"], format!("Bearer {token}"));
+}
+
+#[tokio::test]
+async fn a_token_for_one_user_on_another_users_path_is_forbidden() {
+    let gateway = spawn_gateway().await;
+    for path in [
+        "/api/bob/tasks",
+        "/api/alic%65x/tasks",
+        "/api/",
+        "/api/%ff/tasks",
+    ] {
+        let response = gateway
+            .http
+            .post(gateway.url(path))
+            .bearer_auth(gateway.token("alice"))
+            .body("{}")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(
+            crate::helpers::detail(response).await,
+            "Forbidden: the path names another user"
+        );
+    }
+    assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_percent_encoded_user_id_matches_its_decoded_token_subject() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/user%20one/tasks"))
+        .bearer_auth(gateway.token("user one"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = gateway.upstream.only();
+    let verified = verifier()
+        .verify(&Method::GET, &seen.target, &seen.headers, unix_now())
+        .unwrap();
+    assert_eq!(verified.unwrap().as_str(), "user one");
+}
+
+#[tokio::test]
+async fn public_routes_need_no_token_but_still_lose_identity_headers() {
+    let gateway = spawn_gateway().await;
+    let request = "POST /api/auth/sign-in/email HTTP/1.1\r\nHost: gw\r\n\
+         Authorization: Bearer not-checked-here\r\nX-User-Id: mallory\r\nx_identity_credential: f\r\n\
+         Cookie: better-auth.session_token=abc\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}";
+    let response = raw::send(gateway.address, request).await;
+    assert_eq!(response.status, 200, "{response:?}");
+    let seen = gateway.upstream.only();
+    assert!(seen.headers.get(headers::USER_ID).is_none());
+    assert!(seen.headers.get("x_identity_credential").is_none());
+    assert!(seen.headers.get(headers::IDENTITY_CREDENTIAL).is_none());
+    // Better Auth needs its own headers and cookies.
+    assert_eq!(seen.headers["authorization"], "Bearer not-checked-here");
+    assert_eq!(seen.headers["cookie"], "better-auth.session_token=abc");
+    assert_eq!(seen.body_len, 2);
+    assert_eq!(seen.method, Method::POST);
+}

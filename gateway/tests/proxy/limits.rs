@@ -1,0 +1,153 @@
+//! Each limit: body size (declared and while streaming), head size, header-read timeout and
+//! the concurrency cap.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::{io::AsyncWriteExt, net::TcpStream};
+
+use crate::{
+    helpers::{detail, spawn_gateway, spawn_gateway_with},
+    raw, streaming,
+};
+
+#[tokio::test]
+async fn a_declared_body_over_the_limit_is_413_before_reaching_the_upstream() {
+    let gateway = spawn_gateway_with(|s| s.limits.max_body_bytes = 1000).await;
+    let response = gateway
+        .http
+        .post(gateway.url("/api/auth/sign-up"))
+        .body(vec![b'x'; 1001])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_eq!(detail(response).await, "Request body too large");
+    assert!(gateway.upstream.seen().is_empty());
+
+    let exact = gateway
+        .http
+        .post(gateway.url("/api/auth/sign-up"))
+        .body(vec![b'x'; 1000])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exact.status(), 200);
+}
+
+#[tokio::test]
+async fn a_streamed_body_over_the_limit_is_cut_off_with_413() {
+    let gateway = spawn_gateway_with(|s| s.limits.max_body_bytes = 64 * 1024).await;
+    let (sender, body) = streaming::channel_body();
+    let request = streaming::post(&gateway, "/api/auth/upload", body);
+    let feeder = tokio::spawn(async move {
+        for _ in 0..16 {
+            // 16 × 8 KiB = 128 KiB, twice the limit, without a Content-Length.
+            if sender
+                .send(Bytes::from(vec![b'x'; 8 * 1024]))
+                .await
+                .is_err()
+            {
+                break; // the gateway stopped reading: expected once over the limit
+            }
+        }
+    });
+    let response = request.await;
+    assert_eq!(response.status(), 413);
+    feeder.await.unwrap();
+    // The upstream never got a complete oversized body.
+    for seen in gateway.upstream.seen() {
+        assert!(
+            seen.body_len == usize::MAX || seen.body_len <= 64 * 1024,
+            "{seen:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn headers_over_the_limit_are_431() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/auth/session"))
+        .header("x-padding", "p".repeat(9 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 431);
+    assert_eq!(detail(response).await, "Request header fields too large");
+
+    // Far beyond: refused by hyper itself while reading, still 431.
+    let huge = format!(
+        "GET /api/auth/session HTTP/1.1\r\nHost: gw\r\nX-Padding: {}\r\nConnection: close\r\n\r\n",
+        "p".repeat(64 * 1024)
+    );
+    let response = raw::send(gateway.address, &huge).await;
+    assert_eq!(response.status, 431);
+    assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let gateway = spawn_gateway().await; // header-read timeout: 1 s
+    let mut slow = TcpStream::connect(gateway.address).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: gw\r\nX-Slow: ")
+        .await
+        .unwrap();
+    assert!(
+        raw::closed_within(&mut slow, Duration::from_secs(5)).await,
+        "a slow client kept its connection"
+    );
+    let mut silent = TcpStream::connect(gateway.address).await.unwrap();
+    assert!(
+        raw::closed_within(&mut silent, Duration::from_secs(5)).await,
+        "a silent client kept its connection"
+    );
+}
+
+#[tokio::test]
+async fn beyond_the_concurrency_cap_requests_get_503_at_once() {
+    let gateway = spawn_gateway_with(|s| {
+        s.limits.max_concurrent_requests = 1;
+        s.limits.upstream_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let held = tokio::spawn({
+        let http = gateway.http.clone();
+        let url = gateway.url("/api/auth/hold");
+        async move { http.get(url).send().await.unwrap().status() }
+    });
+    gateway.upstream.wait_for_arrivals(1).await;
+
+    let refused = gateway
+        .http
+        .get(gateway.url("/api/auth/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    assert_eq!(detail(refused).await, "Service overloaded, retry later");
+    // The gateway's own endpoints stay reachable under load.
+    let health = gateway
+        .http
+        .get(gateway.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    gateway.upstream.release();
+    assert_eq!(held.await.unwrap(), 200);
+    let after = gateway
+        .http
+        .get(gateway.url("/api/auth/other"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        200,
+        "the permit is returned when the response ends"
+    );
+}

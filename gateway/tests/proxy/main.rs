@@ -1,0 +1,19 @@
+//! The gateway end to end over real sockets: a fake issuer, an echo upstream (or the real
+//! tasks-service on PostgreSQL) and a whole gateway started in-process on port 0.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cors;
+mod headers;
+mod helpers;
+mod http2;
+mod identity;
+mod limits;
+mod raw;
+mod routes;
+mod shutdown;
+mod streaming;
+mod tokens;
+mod upstream;
+mod upstream_errors;

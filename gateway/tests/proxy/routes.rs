@@ -1,0 +1,116 @@
+//! Routing: the gateway's own endpoints, public prefixes, the protected API and 404s.
+
+use crate::helpers::{detail, spawn_gateway};
+
+#[tokio::test]
+async fn unknown_paths_are_404_json_without_reaching_an_upstream() {
+    let gateway = spawn_gateway().await;
+    for path in ["/", "/apix", "/api", "/healthz/x", "/metrics2"] {
+        let response = gateway.http.get(gateway.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert_eq!(detail(response).await, "Not Found");
+    }
+    assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn health_and_readiness_answer_without_a_token() {
+    let gateway = spawn_gateway().await;
+    let health = gateway
+        .http
+        .get(gateway.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = gateway
+        .http
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let post = gateway
+        .http
+        .post(gateway.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(post.status(), 405);
+}
+
+#[tokio::test]
+async fn dot_segments_are_refused_so_a_public_prefix_cannot_reach_the_api() {
+    let gateway = spawn_gateway().await;
+    for path in [
+        "/api/auth/../alice/tasks",
+        "/api/auth/%2e%2E/alice/tasks",
+        "/api/./x",
+    ] {
+        let request = format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
+        let response = crate::raw::send(gateway.address, &request).await;
+        assert_eq!(response.status, 400, "{path}: {response:?}");
+        assert_eq!(response.header("content-type"), Some("application/json"));
+        assert!(response.body.contains("dot segments"), "{response:?}");
+    }
+    assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_route_class_and_refusals_by_reason() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("alice");
+    gateway
+        .http
+        .get(gateway.url("/api/bob/tasks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    gateway
+        .http
+        .get(gateway.url("/secret/path"))
+        .send()
+        .await
+        .unwrap();
+    gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .send()
+        .await
+        .unwrap();
+
+    let text = gateway
+        .http
+        .get(gateway.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#"gateway_requests_total{route="api",status="403"} 1"#,
+        r#"gateway_requests_total{route="api",status="200"} 1"#,
+        r#"gateway_requests_total{route="not_found",status="404"} 1"#,
+        r#"gateway_refusals_total{reason="forbidden_user"} 1"#,
+        r#"gateway_refusals_total{reason="missing"} 1"#,
+        r#"gateway_upstream_latency_seconds_count{route="api"} 1"#,
+        "gateway_in_flight_requests",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+    assert!(
+        !text.contains("/secret/path"),
+        "raw paths must not become labels"
+    );
+    assert!(!text.contains(&token), "a token leaked into the metrics");
+}

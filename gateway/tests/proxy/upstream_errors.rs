@@ -1,0 +1,48 @@
+//! Upstream refused → 502, upstream too slow → 504, each with a JSON body.
+
+use std::time::Duration;
+
+use gateway::proxy::Upstream;
+
+use crate::helpers::{detail, spawn_gateway, spawn_gateway_with};
+
+/// A local port with nothing listening on it.
+async fn closed_port() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{address}")
+}
+
+#[tokio::test]
+async fn an_upstream_that_refuses_connections_is_502() {
+    let down = closed_port().await;
+    let gateway = spawn_gateway_with(|s| s.tasks_service = Upstream::parse(&down).unwrap()).await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(gateway.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(detail(response).await, "Bad gateway: upstream unavailable");
+}
+
+#[tokio::test]
+async fn an_upstream_that_does_not_answer_in_time_is_504() {
+    let gateway = spawn_gateway().await; // upstream timeout: 1 s
+    let response = tokio::time::timeout(
+        Duration::from_secs(10),
+        gateway.http.get(gateway.url("/api/auth/hang")).send(),
+    )
+    .await
+    .expect("the upstream timeout must bound the wait")
+    .unwrap();
+    assert_eq!(response.status(), 504);
+    assert_eq!(
+        detail(response).await,
+        "Gateway timeout: upstream did not answer in time"
+    );
+}
