@@ -1,0 +1,24 @@
+//! Checks that the files under `deploy/` agree with the binaries they run.
+//!
+//! The truth about each binary comes from the binary itself: the Rust binaries print the
+//! variables they read with `--list-env` ([`env_list`]), the Better Auth server's are read
+//! from its source ([`env_list::scan_node_source`]), and the paths they serve are requested
+//! from a running instance ([`live`]). The manifests are parsed into [`workload::Workload`]s
+//! ([`compose`], [`k8s`]) and [`checks`] compares the two.
+//!
+//! The crate also ships `http-probe` ([`probe`]), a dependency-free HTTP health probe that
+//! the distroless images use for `HEALTHCHECK` and exec probes, having no shell or curl.
+
+pub mod binaries;
+pub mod checks;
+pub mod compose;
+pub mod env_list;
+pub mod k8s;
+pub mod live;
+pub mod probe;
+pub mod workload;
+pub mod yaml;
+
+pub use checks::{check_all, Problem};
+pub use env_list::{EnvList, EnvVar};
+pub use workload::{Listen, Probe, ProbeTarget, Workload};

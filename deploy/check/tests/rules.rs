@@ -1,0 +1,309 @@
+//! Each rule catches the mistake it exists for. The env lists here are written in the
+//! `--list-env` format and parsed by the same code as the binaries' real output; the
+//! manifests are small variations of the committed ones.
+
+use std::collections::BTreeMap;
+
+use deploy_check::{
+    checks::{check_all, Manifests},
+    compose,
+    k8s::Cluster,
+    yaml, EnvList,
+};
+
+fn lists() -> BTreeMap<String, EnvList> {
+    let parse = |text: &str| EnvList::parse(text).unwrap();
+    BTreeMap::from([
+        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\n")),
+        ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\n")),
+    ])
+}
+
+const COMPOSE: &str = r#"
+services:
+  tasks-service:
+    build: { context: .., dockerfile: deploy/docker/Dockerfile.tasks-service }
+    environment:
+      TASKS_LISTEN: 0.0.0.0:8081
+      IDENTITY_KEYS: ${IDENTITY_KEYS:?set it}
+    healthcheck:
+      test: ["CMD", "/usr/local/bin/http-probe", "http://127.0.0.1:8081/readyz"]
+  gateway:
+    build: { context: .., dockerfile: deploy/docker/Dockerfile.gateway }
+    environment:
+      GATEWAY_LISTEN: 0.0.0.0:8080
+      TASKS_SERVICE_URL: http://tasks-service:8081
+      IDENTITY_KEYS: ${IDENTITY_KEYS:?set it}
+    ports: ["${GATEWAY_PORT:-8080}:8080"]
+    depends_on:
+      tasks-service: { condition: service_healthy }
+    healthcheck:
+      test: ["CMD", "/usr/local/bin/http-probe", "http://127.0.0.1:8080/readyz"]
+"#;
+
+fn problems_for_compose(text: &str) -> Vec<String> {
+    let docs = yaml::documents("compose.yaml", text).unwrap();
+    let manifests = Manifests {
+        compose: compose::parse("compose.yaml", &docs[0]).unwrap(),
+        ..Default::default()
+    };
+    check_all(&manifests, &lists())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn problems_for_k8s(text: &str) -> Vec<String> {
+    let mut cluster = Cluster::default();
+    let docs = yaml::documents("k8s.yaml", text).unwrap();
+    cluster
+        .add("k8s.yaml", std::path::Path::new("."), &docs)
+        .unwrap();
+    let manifests = Manifests {
+        cluster,
+        ..Default::default()
+    };
+    check_all(&manifests, &lists())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+fn assert_one(problems: &[String], needle: &str) {
+    assert!(
+        problems.len() == 1 && problems[0].contains(needle),
+        "expected exactly one problem containing {needle:?}, got {problems:#?}"
+    );
+}
+
+#[test]
+fn the_sample_compose_file_is_clean() {
+    assert_eq!(problems_for_compose(COMPOSE), Vec::<String>::new());
+}
+
+#[test]
+fn a_variable_the_binary_does_not_read_is_reported() {
+    let text = COMPOSE.replace(
+        "      GATEWAY_LISTEN: 0.0.0.0:8080",
+        "      GATEWAY_LISTEN: 0.0.0.0:8080\n      GATEWAY_LISTEN_ADDR: x",
+    );
+    assert_one(
+        &problems_for_compose(&text),
+        "sets GATEWAY_LISTEN_ADDR, which gateway does not read",
+    );
+}
+
+#[test]
+fn a_missing_required_variable_is_reported() {
+    let text = COMPOSE.replacen("      IDENTITY_KEYS: ${IDENTITY_KEYS:?set it}\n", "", 1);
+    assert_one(
+        &problems_for_compose(&text),
+        "does not set IDENTITY_KEYS, which tasks-service requires",
+    );
+}
+
+#[test]
+fn publishing_a_port_the_binary_does_not_listen_on_is_reported() {
+    let text = COMPOSE.replace("\"${GATEWAY_PORT:-8080}:8080\"", "\"8080:9090\"");
+    assert_one(
+        &problems_for_compose(&text),
+        "declares container port 9090, but gateway listens on 0.0.0.0:8080",
+    );
+}
+
+#[test]
+fn a_healthcheck_on_the_wrong_port_is_reported() {
+    let text = COMPOSE.replace(
+        "http://127.0.0.1:8081/readyz",
+        "http://127.0.0.1:8080/readyz",
+    );
+    assert_one(
+        &problems_for_compose(&text),
+        "healthcheck requests port 8080, but the binary listens on 8081",
+    );
+}
+
+#[test]
+fn listening_on_loopback_in_compose_is_reported() {
+    let text = COMPOSE.replace("TASKS_LISTEN: 0.0.0.0:8081", "TASKS_LISTEN: 127.0.0.1:8081");
+    assert_one(
+        &problems_for_compose(&text),
+        "which other containers cannot reach",
+    );
+}
+
+#[test]
+fn publishing_tasks_service_on_the_host_is_reported() {
+    let build = "    build: { context: .., dockerfile: deploy/docker/Dockerfile.tasks-service }";
+    let text = COMPOSE.replace(build, &format!("{build}\n    ports: [\"8081:8081\"]"));
+    assert_one(&problems_for_compose(&text), "only gateway may");
+}
+
+#[test]
+fn an_upstream_url_on_the_wrong_port_is_reported() {
+    let text = COMPOSE.replace("http://tasks-service:8081", "http://tasks-service:9000");
+    assert_one(
+        &problems_for_compose(&text),
+        "TASKS_SERVICE_URL points at http://tasks-service:9000",
+    );
+}
+
+#[test]
+fn waiting_for_health_of_a_service_without_healthcheck_is_reported() {
+    let text = COMPOSE.replacen("    healthcheck:\n      test: [\"CMD\", \"/usr/local/bin/http-probe\", \"http://127.0.0.1:8081/readyz\"]\n", "", 1);
+    let problems = problems_for_compose(&text);
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("waits for tasks-service to be healthy")),
+        "{problems:#?}"
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("service tasks-service: has no healthcheck")),
+        "{problems:#?}"
+    );
+}
+
+const K8S: &str = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api }
+spec:
+  selector: { matchLabels: { app: api } }
+  template:
+    metadata: { labels: { app: api } }
+    spec:
+      containers:
+        - name: tasks-service
+          image: ghcr.io/example/tasks-service:1
+          env:
+            - { name: TASKS_LISTEN, value: "127.0.0.1:8081" }
+            - name: IDENTITY_KEYS
+              valueFrom: { secretKeyRef: { name: identity-keys, key: IDENTITY_KEYS } }
+          readinessProbe: { exec: { command: ["/usr/local/bin/http-probe", "http://127.0.0.1:8081/readyz"] } }
+          livenessProbe: { exec: { command: ["/usr/local/bin/http-probe", "http://127.0.0.1:8081/healthz"] } }
+        - name: gateway
+          image: ghcr.io/example/gateway:1
+          env:
+            - { name: GATEWAY_LISTEN, value: "0.0.0.0:8080" }
+            - { name: TASKS_SERVICE_URL, value: "http://127.0.0.1:8081" }
+            - name: IDENTITY_KEYS
+              valueFrom: { secretKeyRef: { name: identity-keys, key: IDENTITY_KEYS } }
+          ports: [{ name: http, containerPort: 8080 }]
+          readinessProbe: { httpGet: { path: /readyz, port: http } }
+          livenessProbe: { httpGet: { path: /healthz, port: http } }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: api }
+spec:
+  selector: { app: api }
+  ports: [{ port: 80, targetPort: http }]
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: identity-keys }
+stringData: { IDENTITY_KEYS: REPLACE-ME }
+"#;
+
+#[test]
+fn the_sample_deployment_is_clean() {
+    assert_eq!(problems_for_k8s(K8S), Vec::<String>::new());
+}
+
+#[test]
+fn tasks_service_off_loopback_in_the_pod_is_reported() {
+    let text = K8S.replace("value: \"127.0.0.1:8081\" }", "value: \"0.0.0.0:8081\" }");
+    assert_one(
+        &problems_for_k8s(&text),
+        "must listen on 127.0.0.1 in the pod",
+    );
+}
+
+#[test]
+fn an_http_get_probe_on_a_loopback_listener_is_reported() {
+    let text = K8S.replace(
+        "readinessProbe: { exec: { command: [\"/usr/local/bin/http-probe\", \"http://127.0.0.1:8081/readyz\"] } }",
+        "readinessProbe: { httpGet: { path: /readyz, port: 8081 } }",
+    );
+    assert_one(
+        &problems_for_k8s(&text),
+        "the kubelet cannot reach 127.0.0.1:8081",
+    );
+}
+
+#[test]
+fn a_missing_liveness_probe_is_reported() {
+    let text = K8S.replace(
+        "          livenessProbe: { httpGet: { path: /healthz, port: http } }\n",
+        "",
+    );
+    assert_one(
+        &problems_for_k8s(&text),
+        "container gateway: has no livenessProbe",
+    );
+}
+
+#[test]
+fn a_service_targeting_an_undeclared_port_is_reported() {
+    let text = K8S.replace("targetPort: http", "targetPort: 9090");
+    assert_one(
+        &problems_for_k8s(&text),
+        "targets port Number(9090), which no container",
+    );
+}
+
+#[test]
+fn a_sidecar_url_to_a_port_nobody_listens_on_is_reported() {
+    let text = K8S.replace(
+        "value: \"http://127.0.0.1:8081\"",
+        "value: \"http://127.0.0.1:9999\"",
+    );
+    assert_one(
+        &problems_for_k8s(&text),
+        "TASKS_SERVICE_URL points at http://127.0.0.1:9999",
+    );
+}
+
+#[test]
+fn a_secret_key_nobody_provides_is_reported() {
+    let text = K8S.replace(
+        "stringData: { IDENTITY_KEYS: REPLACE-ME }",
+        "stringData: { KEYS: REPLACE-ME }",
+    );
+    let problems = problems_for_k8s(&text);
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert!(problems
+        .iter()
+        .all(|p| p.contains("reads key IDENTITY_KEYS of Secret identity-keys")));
+}
+
+#[test]
+fn env_from_is_refused_because_it_hides_names() {
+    let text = K8S.replace(
+        "          ports: [{ name: http, containerPort: 8080 }]",
+        "          envFrom: [{ configMapRef: { name: extra } }]\n          ports: [{ name: http, containerPort: 8080 }]",
+    );
+    assert_one(&problems_for_k8s(&text), "uses envFrom");
+}
+
+#[test]
+fn an_overlay_patch_is_checked_for_what_it_sets_only() {
+    let patch = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api }
+spec:
+  template:
+    spec:
+      containers:
+        - name: gateway
+          env: [{ name: LOG_FORMAT, value: pretty }, { name: LOG_LEVEL, value: debug }]
+"#;
+    assert_one(
+        &problems_for_k8s(patch),
+        "sets LOG_LEVEL, which gateway does not read",
+    );
+}
