@@ -9,6 +9,7 @@ import { betterAuth } from "better-auth";
 import { jwt, createJwk } from "better-auth/plugins/jwt";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
+import { symmetricDecrypt } from "better-auth/crypto";
 
 const { Pool, Client } = pg;
 
@@ -61,6 +62,18 @@ if (!/^\d+(\.\d+)? ?(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|wee
 const ROTATION_INTERVAL = intEnv("JWKS_ROTATION_INTERVAL", undefined);
 const GRACE_PERIOD = intEnv("JWKS_GRACE_PERIOD", undefined);
 if (ROTATION_INTERVAL === 0) fail("JWKS_ROTATION_INTERVAL must be > 0 seconds (unset it to disable rotation).");
+
+// RATE_LIMIT: "on" / "off"; unset keeps Better Auth's default (on only when
+// NODE_ENV=production: 100 requests per 10 s per IP and path, 3 per 10 s on
+// /sign-in/*, /sign-up/*, in memory).
+const RATE_LIMIT = (process.env.RATE_LIMIT || "").trim().toLowerCase();
+if (RATE_LIMIT && !["on", "off"].includes(RATE_LIMIT)) fail(`RATE_LIMIT must be "on" or "off", got "${process.env.RATE_LIMIT}"`);
+
+// CORS: "on" (default) adds CORS headers for TRUSTED_ORIGINS; "off" leaves
+// CORS to a proxy in front (two layers would send duplicate
+// Access-Control-Allow-Origin headers, which browsers reject).
+const CORS = (process.env.CORS || "on").trim().toLowerCase();
+if (!["on", "off"].includes(CORS)) fail(`CORS must be "on" or "off", got "${process.env.CORS}"`);
 
 const TRUSTED_ORIGINS = (process.env.TRUSTED_ORIGINS || "")
   .split(",")
@@ -130,6 +143,7 @@ export const auth = betterAuth({
     autoSignIn: true,
   },
   telemetry: { enabled: false },
+  ...(RATE_LIMIT ? { rateLimit: { enabled: RATE_LIMIT === "on" } } : {}),
   plugins: [jwt(jwtOptions)],
 });
 
@@ -167,10 +181,12 @@ async function migrate() {
 // configured algorithm here, under the migration lock, with the plugin's own
 // createJwk (same encryption and expiresAt/rotation handling).
 async function ensureSigningKey() {
-  const { rows } = await pool.query('SELECT id, alg, "expiresAt" FROM jwks');
+  const { rows } = await pool.query('SELECT id, alg, "privateKey", "createdAt", "expiresAt" FROM jwks');
   const now = Date.now();
   const live = rows.filter((r) => !r.expiresAt || new Date(r.expiresAt).getTime() > now);
-  const liveForAlg = live.filter((r) => (r.alg ?? "EdDSA") === JWT_ALG);
+  const liveForAlg = live
+    .filter((r) => (r.alg ?? "EdDSA") === JWT_ALG)
+    .sort((a, b) => new Date(b.createdAt) - new Date(a.createdAt));
   const otherAlgs = [...new Set(live.map((r) => r.alg ?? "EdDSA").filter((a) => a !== JWT_ALG))];
   if (otherAlgs.length) {
     console.warn(
@@ -178,12 +194,25 @@ async function ensureSigningKey() {
         `they stay published in the JWKS. Use a separate database per JWT_ALG to avoid this.`,
     );
   }
+  const ctx = await auth.$context;
   if (liveForAlg.length === 0) {
-    const ctx = await auth.$context;
     const key = await createJwk({ context: ctx }, jwtOptions);
     console.log(`better-auth-issuer: minted ${JWT_ALG} signing key ${key.id}`);
+    return;
+  }
+  // The plugin encrypts private keys with the secret; with another secret every
+  // token request would fail with a 500, so refuse to start instead.
+  try {
+    await symmetricDecrypt({ key: ctx.secretConfig, data: JSON.parse(liveForAlg[0].privateKey) });
+  } catch {
+    throw new StartupError(
+      `the signing key ${liveForAlg[0].id} in database ${dbName} was encrypted with a different ` +
+        `BETTER_AUTH_SECRET; start with the original secret or use a fresh database (DATABASE_URL).`,
+    );
   }
 }
+
+class StartupError extends Error {}
 
 // ------------------------------------------------------------------- http --
 
@@ -241,8 +270,8 @@ const server = http.createServer(async (req, res) => {
       return sendJson(res, 200, { status: "ok" });
     }
     if (path.startsWith("/api/auth")) {
-      const allowed = applyCors(req, res);
-      if (req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
+      const allowed = CORS === "on" && applyCors(req, res);
+      if (CORS === "on" && req.method === "OPTIONS" && req.headers["access-control-request-method"]) {
         return handlePreflight(req, res, allowed);
       }
       if (!ready) return sendJson(res, 503, { status: "starting" });
@@ -256,8 +285,26 @@ const server = http.createServer(async (req, res) => {
   }
 });
 
+// PostgreSQL may still be starting (compose, CI): retry connection failures
+// for up to DB_WAIT_SECONDS (default 30) before giving up.
+const DB_WAIT_SECONDS = intEnv("DB_WAIT_SECONDS", 30);
+const TRANSIENT = new Set(["ECONNREFUSED", "ECONNRESET", "ENOTFOUND", "EAI_AGAIN", "ETIMEDOUT", "57P03"]);
+
+async function waitForDatabase() {
+  const deadline = Date.now() + DB_WAIT_SECONDS * 1000;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await ensureDatabase();
+    } catch (err) {
+      if (!TRANSIENT.has(err.code) || Date.now() >= deadline) throw err;
+      if (attempt === 1) console.log(`better-auth-issuer: waiting for PostgreSQL (${err.code})`);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
 async function main() {
-  await ensureDatabase();
+  await waitForDatabase();
   await migrate();
   await new Promise((resolve, reject) => {
     server.once("error", reject);
@@ -270,7 +317,8 @@ async function main() {
       : "";
   console.log(
     `better-auth-issuer: listening on http://${HOST}:${PORT} baseURL=${BASE_URL} alg=${JWT_ALG} ` +
-      `jwt_exp=${JWT_EXPIRATION}${rotation} db=${dbName} trusted_origins=${TRUSTED_ORIGINS.join(",") || "-"}`,
+      `jwt_exp=${JWT_EXPIRATION}${rotation} db=${dbName} trusted_origins=${TRUSTED_ORIGINS.join(",") || "-"} ` +
+      `cors=${CORS} rate_limit=${RATE_LIMIT || (process.env.NODE_ENV === "production" ? "default(on)" : "default(off)")}`,
   );
 }
 
@@ -284,6 +332,6 @@ process.on("SIGINT", () => shutdown("SIGINT"));
 process.on("SIGTERM", () => shutdown("SIGTERM"));
 
 main().catch((err) => {
-  console.error("better-auth-issuer: failed to start:", err);
+  console.error("better-auth-issuer: failed to start:", err instanceof StartupError ? err.message : err);
   process.exit(1);
 });
