@@ -78,11 +78,18 @@ pub fn env_for(binary: &str, list: &EnvList, port: u16) -> Result<Vec<(String, S
             "HOST" => "127.0.0.1".into(),
             // Test-only keys made per run: they protect nothing and are never logged here.
             "IDENTITY_KEYS" => format!("deploy-check:{}{}", nonce(), "x".repeat(32)),
-            "BETTER_AUTH_SECRET" => format!("deploy-check-{}{}", nonce(), "x".repeat(32)),
+            // Fixed, not per run: Better Auth encrypts its stored signing keys with it and
+            // refuses a different one on the next run. Guards only the check's own database.
+            "BETTER_AUTH_SECRET" => "deploy-check-only-not-a-secret-0000000000".into(),
             "BETTER_AUTH_URL" if binary != "better-auth" => unreachable_issuer.clone(),
             "JWKS_URL" => format!("{unreachable_issuer}/api/auth/jwks"),
+            // Better Auth creates its database itself; tasks-service expects one to exist.
             "DATABASE_URL" if binary == "better-auth" => {
                 "postgres://postgres@127.0.0.1:5432/deploy_check_better_auth".into()
+            }
+            "DATABASE_URL" => {
+                ensure_database("deploy_check_tasks")?;
+                "postgres://postgres@127.0.0.1:5432/deploy_check_tasks".into()
             }
             _ if var.required => {
                 return Err(format!("{binary} requires {}, which the live check does not know how to fill; teach deploy/check/src/live.rs", var.name))
@@ -92,6 +99,40 @@ pub fn env_for(binary: &str, list: &EnvList, port: u16) -> Result<Vec<(String, S
         env.push((var.name.clone(), value));
     }
     Ok(env)
+}
+
+/// Creates a database on the local PostgreSQL unless it exists (with psql, as
+/// scripts/lib/common.sh does; a concurrent creator winning the race is fine).
+pub fn ensure_database(name: &str) -> Result<(), String> {
+    let psql = |sql: &str| {
+        crate::binaries::run_with_deadline(
+            Command::new("psql").args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-tAc",
+                sql,
+            ]),
+            Duration::from_secs(20),
+        )
+        .map_err(|e| format!("cannot run psql ({e}); install the PostgreSQL client"))
+    };
+    let exists = format!("SELECT 1 FROM pg_database WHERE datname = '{name}'");
+    let (ok, out, err) = psql(&exists)?;
+    if !ok {
+        return Err(format!("psql cannot reach PostgreSQL on 127.0.0.1:5432 (start it: scripts/ensure-postgres.sh): {}", err.trim()));
+    }
+    if out.trim() == "1" {
+        return Ok(());
+    }
+    let (_, _, err) = psql(&format!("CREATE DATABASE \"{name}\""))?;
+    match psql(&exists)? {
+        (true, out, _) if out.trim() == "1" => Ok(()),
+        _ => Err(format!("cannot create database {name}: {}", err.trim())),
+    }
 }
 
 /// Starts `program args` with exactly `env` (plus PATH) and waits until `port` accepts.
