@@ -10,6 +10,7 @@ mod helpers;
 mod http2;
 mod identity;
 mod limits;
+mod logs;
 mod raw;
 mod routes;
 mod shutdown;

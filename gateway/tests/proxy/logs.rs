@@ -1,0 +1,94 @@
+//! One log line per request, with what an operator needs and never a token.
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::helpers::spawn_gateway;
+
+/// Collects log output in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Captured {
+    type Writer = Self;
+    fn make_writer(&'a self) -> Self {
+        self.clone()
+    }
+}
+
+// A current-thread runtime (tokio::test's default) runs the gateway's tasks on this thread,
+// so the thread-local subscriber sees their events.
+#[tokio::test]
+async fn each_request_logs_id_route_status_and_reason_but_never_the_token() {
+    let captured = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_env_filter("gateway=info")
+        .with_writer(captured.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("alice");
+    let forbidden = gateway
+        .http
+        .get(gateway.url("/api/bob/tasks"))
+        .bearer_auth(&token)
+        .header("x-request-id", "log-test-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forbidden.status(), 403);
+    let forged = format!("{token}x");
+    gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(&forged)
+        .header("x-request-id", "log-test-2")
+        .send()
+        .await
+        .unwrap();
+
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .filter(|line: &serde_json::Value| line["message"] == "request")
+        .collect();
+    let line = |id: &str| {
+        lines
+            .iter()
+            .find(|line| line["request_id"] == id)
+            .unwrap_or_else(|| panic!("no request line for {id} in {text}"))
+            .clone()
+    };
+    let first = line("log-test-1");
+    assert_eq!(first["route"], "api");
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["status"], 403);
+    assert_eq!(first["reason"], "forbidden_user");
+    assert!(first["latency_ms"].is_number());
+    let second = line("log-test-2");
+    assert_eq!(second["status"], 401);
+    assert_eq!(second["reason"], "bad_signature");
+    assert!(
+        !text.contains(&token[20..]),
+        "a token reached the log:\n{text}"
+    );
+    assert!(!text.to_ascii_lowercase().contains("bearer "), "{text}");
+}
