@@ -1,0 +1,352 @@
+//! The bridge against the real issuer: a Better Auth server (npm `better-auth`, JWT plugin)
+//! signs users up and in over HTTP; their JWTs drive all six endpoints through the gateway
+//! into tasks-service, for every algorithm Better Auth can sign with.
+
+use std::time::{Duration, Instant};
+
+use e2e::{
+    api::{Answer, Api},
+    better_auth::{decode_unverified, Session},
+    stack::{Stack, StackOptions},
+};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+macro_rules! for_every_algorithm {
+    ($($test:ident => $alg:literal),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread")]
+        async fn $test() {
+            two_users_drive_all_six_endpoints_and_stay_isolated($alg).await;
+        }
+    )*};
+}
+
+for_every_algorithm! {
+    eddsa_tokens_drive_the_task_api => "EdDSA",
+    es256_tokens_drive_the_task_api => "ES256",
+    rs256_tokens_drive_the_task_api => "RS256",
+    ps256_tokens_drive_the_task_api => "PS256",
+    es512_tokens_drive_the_task_api => "ES512",
+}
+
+async fn two_users_drive_all_six_endpoints_and_stay_isolated(alg: &'static str) {
+    let stack = Stack::start(&format!("algorithm-{alg}"), StackOptions::new(alg)).await;
+    // Sign-up through the gateway's public route, as a one-origin frontend does.
+    let alice = Session::sign_up(&stack.gateway_url, "alice").await;
+    let bob = Session::sign_up(&stack.gateway_url, "bob").await;
+
+    let alice_token = alice.token().await;
+    let (header, claims) = decode_unverified(&alice_token);
+    assert_eq!(
+        header["alg"], alg,
+        "Better Auth signed with the configured algorithm"
+    );
+    assert_eq!(claims["sub"], alice.user_id.as_str());
+    let alice_api = Api::new(&stack.gateway_url, &alice_token);
+    let bob_api = Api::new(&stack.gateway_url, &bob.token().await);
+    let a = format!("/api/{}/tasks", alice.user_id);
+    let b = format!("/api/{}/tasks", bob.user_id);
+
+    // Create, read, list.
+    let created = alice_api
+        .call(
+            Method::POST,
+            &a,
+            Some(json!({"title": "  Buy milk  ", "description": "2 litres"})),
+        )
+        .await;
+    assert_eq!(
+        created.status,
+        StatusCode::CREATED,
+        "{:?}\n{}",
+        created.body,
+        stack.logs()
+    );
+    assert_eq!(created.body["title"], "Buy milk");
+    assert_eq!(created.body["user_id"], alice.user_id.as_str());
+    assert_eq!(created.body["completed"], false);
+    let id = created.body["id"].as_i64().expect("an integer id");
+    let one = format!("{a}/{id}");
+    expect(
+        alice_api.call(Method::GET, &one, None).await,
+        StatusCode::OK,
+    );
+    let list = expect(alice_api.call(Method::GET, &a, None).await, StatusCode::OK);
+    assert_eq!(list.body.as_array().map(Vec::len), Some(1));
+
+    // The JWT from the set-auth-jwt header works as well as the one from /token.
+    let header_api = alice_api.with_token(&alice.session_header_token().await);
+    expect(
+        header_api.call(Method::GET, &one, None).await,
+        StatusCode::OK,
+    );
+
+    // Update, toggle, set.
+    let updated = expect(
+        alice_api
+            .call(
+                Method::PUT,
+                &one,
+                Some(json!({"title": "Buy oat milk", "description": null})),
+            )
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(updated.body["title"], "Buy oat milk");
+    assert_eq!(updated.body["description"], serde_json::Value::Null);
+    let toggled = expect(
+        alice_api
+            .call(Method::PATCH, &format!("{one}/complete"), None)
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(toggled.body["completed"], true);
+    let set = expect(
+        alice_api
+            .call(
+                Method::PATCH,
+                &format!("{one}/complete"),
+                Some(json!({"completed": true})),
+            )
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(set.body["completed"], true, "setting is idempotent");
+
+    // Bob can neither see nor touch Alice's task, and his list holds none of hers.
+    expect(
+        bob_api
+            .call(Method::POST, &b, Some(json!({"title": "Bob's own"})))
+            .await,
+        StatusCode::CREATED,
+    );
+    for (method, path, body) in [
+        (Method::GET, format!("{b}/{id}"), None),
+        (
+            Method::PUT,
+            format!("{b}/{id}"),
+            Some(json!({"title": "hijacked"})),
+        ),
+        (Method::PATCH, format!("{b}/{id}/complete"), None),
+        (Method::DELETE, format!("{b}/{id}"), None),
+    ] {
+        let answer = bob_api.call(method.clone(), &path, body).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::NOT_FOUND,
+            "Bob {method} {path}: {:?}",
+            answer.body
+        );
+    }
+    let bobs = expect(bob_api.call(Method::GET, &b, None).await, StatusCode::OK);
+    let titles: Vec<_> = bobs
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].clone())
+        .collect();
+    assert_eq!(titles, vec![json!("Bob's own")]);
+    // Bob's token on Alice's paths is refused outright.
+    for (method, path) in [
+        (Method::GET, a.clone()),
+        (Method::GET, one.clone()),
+        (Method::DELETE, one.clone()),
+    ] {
+        let answer = bob_api.call(method.clone(), &path, None).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::FORBIDDEN,
+            "Bob {method} {path}: {:?}",
+            answer.body
+        );
+    }
+    let after = expect(
+        alice_api.call(Method::GET, &one, None).await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        after.body["title"], "Buy oat milk",
+        "Bob's attempts changed nothing"
+    );
+
+    // Delete.
+    let deleted = alice_api.call(Method::DELETE, &one, None).await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    expect(
+        alice_api.call(Method::GET, &one, None).await,
+        StatusCode::NOT_FOUND,
+    );
+
+    // No token, or a garbage one: 401 with the RFC 6750 challenge.
+    let anonymous = Api::new(&stack.gateway_url, "not-a-jwt")
+        .call(Method::GET, &a, None)
+        .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    assert!(anonymous
+        .www_authenticate
+        .unwrap_or_default()
+        .contains("invalid_token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tokens_from_a_rotated_key_are_accepted_without_restarting_the_gateway() {
+    let mut options = StackOptions::new("EdDSA");
+    options.rotation = Some((3, 120));
+    let stack = Stack::start("rotation", options).await;
+    let alice = Session::sign_up(&stack.gateway_url, "alice").await;
+    let tasks = format!("/api/{}/tasks", alice.user_id);
+
+    let old_token = alice.token().await;
+    let old_kid = decode_unverified(&old_token).0["kid"].clone();
+    expect(
+        Api::new(&stack.gateway_url, &old_token)
+            .call(Method::GET, &tasks, None)
+            .await,
+        StatusCode::OK,
+    );
+
+    // Better Auth rotates lazily: a token signed after the interval carries a new key.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let new_token = loop {
+        let token = alice.token().await;
+        if decode_unverified(&token).0["kid"] != old_kid {
+            break token;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Better Auth did not rotate its key within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+
+    let answer = Api::new(&stack.gateway_url, &new_token)
+        .call(Method::GET, &tasks, None)
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "new key accepted: {:?}\n{}",
+        answer.body,
+        stack.logs()
+    );
+    let answer = Api::new(&stack.gateway_url, &old_token)
+        .call(Method::GET, &tasks, None)
+        .await;
+    assert_eq!(
+        answer.status,
+        StatusCode::OK,
+        "old key still published, still accepted: {:?}",
+        answer.body
+    );
+    let jwks: serde_json::Value = reqwest::get(format!("{}/api/auth/jwks", stack.auth_url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|k| k["kid"] == old_kid),
+        "grace period keeps the old key published"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_expired_better_auth_token_is_refused() {
+    let mut options = StackOptions::new("EdDSA");
+    options.jwt_expiration = "3s";
+    options.gateway_env.push(("JWT_LEEWAY_SECS", "0".into()));
+    let stack = Stack::start("expiry", options).await;
+    let alice = Session::sign_up(&stack.gateway_url, "alice").await;
+    let tasks = format!("/api/{}/tasks", alice.user_id);
+    let token = alice.token().await;
+    let exp = decode_unverified(&token).1["exp"].as_i64().expect("exp");
+    let api = Api::new(&stack.gateway_url, &token);
+    expect(api.call(Method::GET, &tasks, None).await, StatusCode::OK);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let answer = api.call(Method::GET, &tasks, None).await;
+        if answer.status != StatusCode::OK {
+            break answer;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "a 3-second token was still accepted after 15 s"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    assert!(
+        now >= exp,
+        "refused only once expired (now {now}, exp {exp})"
+    );
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    assert!(
+        refused.body["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .to_lowercase()
+            .contains("expired"),
+        "{:?}",
+        refused.body
+    );
+    assert!(refused
+        .www_authenticate
+        .unwrap_or_default()
+        .contains("invalid_token"));
+
+    // A fresh token from the same session works again.
+    expect(
+        Api::new(&stack.gateway_url, &alice.token().await)
+            .call(Method::GET, &tasks, None)
+            .await,
+        StatusCode::OK,
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_out_user_gets_no_token_until_signing_in_again() {
+    let stack = Stack::start("sign-out", StackOptions::new("EdDSA")).await;
+    let alice = Session::sign_up(&stack.gateway_url, "alice").await;
+    let tasks = format!("/api/{}/tasks", alice.user_id);
+    expect(
+        Api::new(&stack.gateway_url, &alice.token().await)
+            .call(Method::POST, &tasks, Some(json!({"title": "kept"})))
+            .await,
+        StatusCode::CREATED,
+    );
+
+    alice.sign_out().await;
+    assert_eq!(
+        alice.try_token().await,
+        Err(StatusCode::UNAUTHORIZED),
+        "a signed-out session yields no JWT"
+    );
+
+    let again = Session::sign_in(&stack.gateway_url, &alice.email).await;
+    assert_eq!(again.user_id, alice.user_id);
+    let list = expect(
+        Api::new(&stack.gateway_url, &again.token().await)
+            .call(Method::GET, &tasks, None)
+            .await,
+        StatusCode::OK,
+    );
+    assert_eq!(
+        list.body[0]["title"], "kept",
+        "the user's tasks survive signing out"
+    );
+}
+
+/// Asserts the status, showing the body when it is wrong, and passes the answer on.
+fn expect(answer: Answer, status: StatusCode) -> Answer {
+    assert_eq!(answer.status, status, "{:?}", answer.body);
+    answer
+}
