@@ -1,1 +1,34 @@
-fn main() {}
+//! tasks-service binary: config, telemetry, build, serve until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use proto_shared::telemetry;
+use tasks_service::{config, shutdown, Application, Config};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if config::list_env_requested(std::env::args_os()) {
+        print!("{}", config::env_table());
+        return ExitCode::SUCCESS;
+    }
+    let config = Config::parse();
+    let settings = match config.validate() {
+        Ok(settings) => settings,
+        Err(e) => {
+            eprintln!("tasks-service: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format, &config.log_filter);
+    let app = match Application::build(settings).await {
+        Ok(app) => app,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("tasks-service: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    app.run_until_stopped(shutdown::signal()).await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,325 @@
+//! Configuration: one clap struct, every field readable from the environment (so `--help`
+//! names the variable), validated once at start with messages naming the variable to fix.
+//! `--list-env` prints the variables from clap's own definition of this struct.
+
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use clap::{CommandFactory, Parser};
+use proto_shared::{telemetry::LogFormat, KeyRing, Verifier};
+
+use crate::db::{DatabaseUrl, DbSettings};
+
+/// Everything the binary reads from flags or the environment.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "tasks-service",
+    version,
+    about = "The task API on PostgreSQL; trusts only identities signed by the gateway."
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(
+        long,
+        env = "TASKS_LISTEN",
+        value_name = "TASKS_LISTEN",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub listen: SocketAddr,
+
+    /// PostgreSQL URL; `sslmode=require` (or verify-full) turns on TLS with webpki roots.
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/tasks",
+        hide_env_values = true
+    )]
+    pub database_url: DatabaseUrl,
+
+    /// Accepted identity keys: `key_id:secret[,key_id:secret...]`, secrets of 32 bytes or more.
+    #[arg(
+        long,
+        env = "IDENTITY_KEYS",
+        value_name = "IDENTITY_KEYS",
+        hide_env_values = true
+    )]
+    pub identity_keys: IdentityKeys,
+
+    /// How far a credential's timestamp may be from this server's clock, in seconds.
+    #[arg(
+        long,
+        env = "IDENTITY_MAX_SKEW_SECS",
+        value_name = "IDENTITY_MAX_SKEW_SECS",
+        default_value_t = 30
+    )]
+    pub identity_max_skew_secs: u32,
+
+    /// Most database connections held at once.
+    #[arg(
+        long,
+        env = "DB_POOL_SIZE",
+        value_name = "DB_POOL_SIZE",
+        default_value_t = 16
+    )]
+    pub db_pool_size: usize,
+
+    /// Longest wait for a new database connection, in milliseconds.
+    #[arg(
+        long,
+        env = "DB_CONNECT_TIMEOUT_MS",
+        value_name = "DB_CONNECT_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub db_connect_timeout_ms: u64,
+
+    /// Longest wait for a free pooled connection, in milliseconds.
+    #[arg(
+        long,
+        env = "DB_ACQUIRE_TIMEOUT_MS",
+        value_name = "DB_ACQUIRE_TIMEOUT_MS",
+        default_value_t = 2000
+    )]
+    pub db_acquire_timeout_ms: u64,
+
+    /// PostgreSQL statement_timeout for every query, in milliseconds.
+    #[arg(
+        long,
+        env = "DB_STATEMENT_TIMEOUT_MS",
+        value_name = "DB_STATEMENT_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub db_statement_timeout_ms: u64,
+
+    /// Largest request body accepted, in bytes; larger ones get 413.
+    #[arg(
+        long,
+        env = "MAX_BODY_BYTES",
+        value_name = "MAX_BODY_BYTES",
+        default_value_t = 65536
+    )]
+    pub max_body_bytes: u64,
+
+    /// Log format: `json` or `pretty`.
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        default_value = "pretty"
+    )]
+    pub log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax).
+    #[arg(
+        long,
+        env = "RUST_LOG",
+        value_name = "RUST_LOG",
+        default_value = "info"
+    )]
+    pub log_filter: String,
+
+    /// Print `NAME<TAB>required|optional<TAB>default` for every environment variable read,
+    /// then exit.
+    #[arg(long, exclusive = true)]
+    pub list_env: bool,
+}
+
+/// The raw `IDENTITY_KEYS` text. Parsed in [`Config::validate`] rather than by clap, because
+/// clap echoes a refused value in its error and this one holds secrets.
+#[derive(Clone)]
+pub struct IdentityKeys(String);
+
+impl FromStr for IdentityKeys {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl fmt::Debug for IdentityKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("IdentityKeys(<redacted>)")
+    }
+}
+
+/// A configuration value that cannot work; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+/// The validated configuration the service is built from.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub db: DbSettings,
+    pub verifier: Verifier,
+    pub max_body_bytes: u64,
+}
+
+fn check(ok: bool, variable: &'static str, problem: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError {
+            variable,
+            problem: problem.to_owned(),
+        })
+    }
+}
+
+impl Config {
+    /// Checks every value and builds the [`Settings`], or names the first variable to fix.
+    pub fn validate(&self) -> Result<Settings, ConfigError> {
+        let ring: KeyRing = self.identity_keys.0.parse().map_err(|e| ConfigError {
+            variable: "IDENTITY_KEYS",
+            problem: format!("{e}"),
+        })?;
+        let skew = self.identity_max_skew_secs;
+        check(
+            (1..=300).contains(&skew),
+            "IDENTITY_MAX_SKEW_SECS",
+            "must be 1 to 300 seconds",
+        )?;
+        check(self.db_pool_size >= 1, "DB_POOL_SIZE", "must be at least 1")?;
+        for (value, variable) in [
+            (self.db_connect_timeout_ms, "DB_CONNECT_TIMEOUT_MS"),
+            (self.db_acquire_timeout_ms, "DB_ACQUIRE_TIMEOUT_MS"),
+            (self.db_statement_timeout_ms, "DB_STATEMENT_TIMEOUT_MS"),
+        ] {
+            check(
+                (1..=600_000).contains(&value),
+                variable,
+                "must be 1 to 600000 milliseconds",
+            )?;
+        }
+        check(
+            (1024..=16 * 1024 * 1024).contains(&self.max_body_bytes),
+            "MAX_BODY_BYTES",
+            "must be 1024 to 16777216 bytes",
+        )?;
+        self.database_url
+            .pg_config()
+            .map_err(|problem| ConfigError {
+                variable: "DATABASE_URL",
+                problem,
+            })?;
+        Ok(Settings {
+            listen: self.listen,
+            db: DbSettings {
+                url: self.database_url.clone(),
+                pool_size: self.db_pool_size,
+                connect_timeout: Duration::from_millis(self.db_connect_timeout_ms),
+                acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
+                statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
+            },
+            verifier: Verifier::new(ring, skew),
+            max_body_bytes: self.max_body_bytes,
+        })
+    }
+}
+
+/// True when the command line asks for `--list-env`. Parsed with every argument optional,
+/// so the listing works on a machine where the required variables are not set yet.
+pub fn list_env_requested<I, T>(args: I) -> bool
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    Config::command()
+        .mut_args(|arg| arg.required(false))
+        .try_get_matches_from(args)
+        .map(|matches| matches.get_flag("list_env"))
+        .unwrap_or(false)
+}
+
+/// One line per environment variable the binary reads: `NAME\trequired|optional\tdefault`,
+/// taken from clap's definition of [`Config`], so it cannot drift from what is parsed.
+pub fn env_table() -> String {
+    let command = Config::command();
+    let mut out = String::new();
+    for arg in command.get_arguments() {
+        let Some(name) = arg.get_env() else { continue };
+        let required = if arg.is_required_set() {
+            "required"
+        } else {
+            "optional"
+        };
+        let default: Vec<_> = arg
+            .get_default_values()
+            .iter()
+            .map(|v| v.to_string_lossy().into_owned())
+            .collect();
+        out.push_str(&format!(
+            "{}\t{required}\t{}\n",
+            name.to_string_lossy(),
+            default.join(",")
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEYS: &str = "gw:0123456789abcdef0123456789abcdef";
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("tasks-service").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_apply_and_validate() {
+        let config = parse(&["--identity-keys", KEYS]).unwrap();
+        let settings = config.validate().unwrap();
+        assert_eq!(settings.listen.to_string(), "127.0.0.1:8081");
+        assert_eq!(settings.max_body_bytes, 65536);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable_without_echoing_secrets() {
+        let config = parse(&["--identity-keys", "gw:tooshortsecret"]).unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with("IDENTITY_KEYS:"), "{error}");
+        assert!(!error.contains("tooshortsecret"), "{error}");
+
+        let config = parse(&[
+            "--identity-keys",
+            KEYS,
+            "--database-url",
+            "postgres://u:pw@h/db?sslmode=bogus",
+        ])
+        .unwrap();
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.starts_with("DATABASE_URL:"), "{error}");
+        assert!(!error.contains("pw"), "{error}");
+
+        let error = parse(&["--identity-keys", KEYS, "--db-pool-size", "many"]).unwrap_err();
+        assert!(error.to_string().contains("DB_POOL_SIZE"), "{error}");
+    }
+
+    #[test]
+    fn identity_keys_are_required_except_for_list_env() {
+        assert!(parse(&[]).is_err());
+        assert!(list_env_requested(["tasks-service", "--list-env"]));
+        assert!(!list_env_requested(["tasks-service"]));
+    }
+
+    #[test]
+    fn env_table_lists_every_variable_with_requiredness_and_default() {
+        let table = env_table();
+        assert!(table.contains("IDENTITY_KEYS\trequired\t\n"), "{table}");
+        assert!(
+            table.contains("TASKS_LISTEN\toptional\t127.0.0.1:8081\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("DATABASE_URL\toptional\tpostgres://postgres@127.0.0.1:5432/tasks\n")
+        );
+        assert!(table.contains("MAX_BODY_BYTES\toptional\t65536\n"));
+        assert_eq!(table.lines().count(), 11, "{table}");
+    }
+}

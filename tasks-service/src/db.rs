@@ -1,0 +1,234 @@
+//! Connections to PostgreSQL: the URL (a secret), TLS when the URL asks for it, the pool and
+//! the role every pooled connection runs as. Knows nothing about tasks.
+
+use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+
+use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio_postgres::{config::SslMode, Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
+
+/// The NOLOGIN role (created by the migrations) that pooled connections switch to when the
+/// login role could bypass row-level security.
+pub const RLS_ROLE: &str = "tasks_rls";
+
+/// `DATABASE_URL`. May hold a password, so `Debug` shows only where it points.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl FromStr for DatabaseUrl {
+    type Err = std::convert::Infallible;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        Ok(Self(raw.to_owned()))
+    }
+}
+
+impl DatabaseUrl {
+    /// The parsed connection settings. `sslmode=verify-ca|verify-full` are read as `require`:
+    /// with TLS on, the server certificate and host name are always verified.
+    pub fn pg_config(&self) -> Result<tokio_postgres::Config, String> {
+        let normalized = self
+            .0
+            .replace("sslmode=verify-full", "sslmode=require")
+            .replace("sslmode=verify-ca", "sslmode=require");
+        normalized
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+    }
+
+    /// `host:port/dbname`, safe to log.
+    pub fn redacted(&self) -> String {
+        match self.pg_config() {
+            Ok(config) => {
+                let host = match config.get_hosts().first() {
+                    Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+                    #[cfg(unix)]
+                    Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+                    None => "localhost".to_owned(),
+                };
+                let port = config.get_ports().first().copied().unwrap_or(5432);
+                let db = config.get_dbname().unwrap_or("(default)");
+                format!("{host}:{port}/{db}")
+            }
+            Err(_) => "(unparsable URL)".to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DatabaseUrl({})", self.redacted())
+    }
+}
+
+/// How the service talks to PostgreSQL.
+#[derive(Debug, Clone)]
+pub struct DbSettings {
+    pub url: DatabaseUrl,
+    pub pool_size: usize,
+    pub connect_timeout: Duration,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+/// TLS, or not, as the URL's `sslmode` says.
+#[derive(Clone)]
+pub enum Tls {
+    Plain,
+    Rustls(MakeRustlsConnect),
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Plain => "Tls::Plain",
+            Self::Rustls(_) => "Tls::Rustls",
+        })
+    }
+}
+
+impl Tls {
+    /// rustls (aws-lc-rs, webpki roots) for `sslmode=require`; plain TCP otherwise
+    /// (`prefer` then falls back to plain, as libpq does against a server without TLS).
+    pub fn for_config(config: &tokio_postgres::Config) -> Result<Self, rustls::Error> {
+        if config.get_ssl_mode() != SslMode::Require {
+            return Ok(Self::Plain);
+        }
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        let client = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self::Rustls(MakeRustlsConnect::new(client)))
+    }
+}
+
+/// One connection outside the pool, as the login role (migrations need its rights).
+pub async fn connect_direct(
+    config: &tokio_postgres::Config,
+    tls: &Tls,
+) -> Result<Client, tokio_postgres::Error> {
+    match tls {
+        Tls::Plain => {
+            let (client, connection) = config.connect(NoTls).await?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+        Tls::Rustls(tls) => {
+            let (client, connection) = config.connect(tls.clone()).await?;
+            tokio::spawn(connection);
+            Ok(client)
+        }
+    }
+}
+
+/// The pool. Every new connection gets the statement timeout and, if its login role could
+/// bypass row-level security, `SET ROLE tasks_rls`; a connection that still could is refused.
+pub fn build_pool(mut config: tokio_postgres::Config, tls: Tls, settings: &DbSettings) -> Pool {
+    config.connect_timeout(settings.connect_timeout);
+    // Fast recycling only checks the socket: `Clean` would run DISCARD ALL and drop the role.
+    let manager_config = ManagerConfig {
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match tls {
+        Tls::Plain => Manager::from_config(config, NoTls, manager_config),
+        Tls::Rustls(tls) => Manager::from_config(config, tls, manager_config),
+    };
+    let statement_timeout_ms = settings.statement_timeout.as_millis();
+    Pool::builder(manager)
+        .max_size(settings.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(settings.acquire_timeout))
+        .create_timeout(Some(settings.connect_timeout))
+        .recycle_timeout(Some(settings.connect_timeout))
+        .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+            Box::pin(async move {
+                prepare_session(client, statement_timeout_ms)
+                    .await
+                    .map_err(|e| match e {
+                        SessionError::Db(e) => HookError::Backend(e),
+                        SessionError::CanBypassRls(role) => HookError::message(format!(
+                            "database role {role} can bypass row-level security even after SET ROLE {RLS_ROLE}"
+                        )),
+                    })
+            })
+        }))
+        .build()
+        .expect("a runtime and a manager are set")
+}
+
+enum SessionError {
+    Db(tokio_postgres::Error),
+    CanBypassRls(String),
+}
+
+impl From<tokio_postgres::Error> for SessionError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+const BYPASSES_RLS: &str =
+    "SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user";
+
+async fn prepare_session(client: &Client, statement_timeout_ms: u128) -> Result<(), SessionError> {
+    // Idle-in-transaction gets twice the statement budget: a stuck request releases its locks.
+    client
+        .batch_execute(&format!(
+            "SET statement_timeout = {statement_timeout_ms}; \
+             SET idle_in_transaction_session_timeout = {}",
+            statement_timeout_ms * 2
+        ))
+        .await?;
+    let row = client.query_one(BYPASSES_RLS, &[]).await?;
+    if !row.get::<_, bool>(1) {
+        return Ok(());
+    }
+    client
+        .batch_execute(&format!("SET ROLE {RLS_ROLE}"))
+        .await?;
+    let row = client.query_one(BYPASSES_RLS, &[]).await?;
+    if row.get::<_, bool>(1) {
+        return Err(SessionError::CanBypassRls(row.get(0)));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_urls_get_rustls_and_others_plain_tcp() {
+        for url in [
+            "postgres://u:pw@ep-x.neon.tech/db?sslmode=require",
+            "postgres://u:pw@ep-x.neon.tech/db?sslmode=verify-full",
+        ] {
+            let config = DatabaseUrl(url.into()).pg_config().unwrap();
+            assert!(
+                matches!(Tls::for_config(&config).unwrap(), Tls::Rustls(_)),
+                "{url}"
+            );
+        }
+        for url in [
+            "postgres://postgres@127.0.0.1/tasks",
+            "postgres://h/db?sslmode=disable",
+        ] {
+            let config = DatabaseUrl(url.into()).pg_config().unwrap();
+            assert!(
+                matches!(Tls::for_config(&config).unwrap(), Tls::Plain),
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let url = DatabaseUrl("postgres://user:hunter2@db.example:6543/app".into());
+        let shown = format!("{url:?}");
+        assert_eq!(shown, "DatabaseUrl(db.example:6543/app)");
+    }
+}

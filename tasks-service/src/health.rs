@@ -1,0 +1,54 @@
+//! `/healthz` (the process answers), `/readyz` (the database answers) and `/metrics`.
+//! None needs an identity: they reveal nothing about any user.
+
+use http::{header, HeaderValue, StatusCode};
+use proto_shared::ErrorBody;
+use warp::{filters::BoxedFilter, reply::Response, Filter};
+
+use crate::{
+    error::json_response, metrics::PoolUse, routes::extract::with_state, startup::AppState,
+};
+
+/// The three operational endpoints.
+pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
+    let healthz = warp::path!("healthz")
+        .and(warp::get())
+        .map(|| json_response(StatusCode::OK, &serde_json::json!({"status": "ok"})));
+    let readyz = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_state(state.clone()))
+        .then(readyz);
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_state(state))
+        .map(metrics);
+    healthz.or(readyz).unify().or(metrics).unify().boxed()
+}
+
+async fn readyz(state: AppState) -> Response {
+    match state.store.ping().await {
+        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+        Err(e) => {
+            tracing::warn!(error = %e, "not ready");
+            json_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &ErrorBody::message("Service unavailable"),
+            )
+        }
+    }
+}
+
+fn metrics(state: AppState) -> Response {
+    let status = state.store.pool().status();
+    let text = state.metrics.render(PoolUse {
+        size: status.size,
+        available: status.available,
+        waiting: status.waiting,
+    });
+    let mut response = Response::new(text.into());
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    response
+}

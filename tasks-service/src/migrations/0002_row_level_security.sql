@@ -1,0 +1,40 @@
+-- Row-level security: the second line of isolation. Every statement the service runs also
+-- says WHERE user_id = $n; this policy holds even for one that forgot to. The setting is
+-- transaction-local (set_config(..., true)), so a pooled connection never carries it over.
+ALTER TABLE tasks ENABLE ROW LEVEL SECURITY;
+-- FORCE: the policy applies to the table owner too.
+ALTER TABLE tasks FORCE ROW LEVEL SECURITY;
+
+CREATE POLICY tasks_owner_only ON tasks
+    USING (user_id = current_setting('app.user_id', true))
+    WITH CHECK (user_id = current_setting('app.user_id', true));
+
+-- Superusers and BYPASSRLS roles ignore even forced policies. Such a login switches to this
+-- role (SET ROLE) on every pooled connection. Roles are cluster-wide, so several instances or
+-- databases may race to create it: the loser's duplicate error is expected and ignored.
+DO $$
+BEGIN
+    CREATE ROLE tasks_rls NOLOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE NOINHERIT;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;
+
+-- A superuser may SET ROLE to any role; anyone else needs membership.
+DO $$
+BEGIN
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        EXECUTE format('GRANT tasks_rls TO %I', current_user);
+    END IF;
+EXCEPTION
+    WHEN duplicate_object OR unique_violation THEN NULL;
+END
+$$;
+
+-- Only what the store needs: no TRUNCATE, no DDL, nothing on schema_migrations.
+DO $$
+BEGIN
+    EXECUTE format('GRANT USAGE ON SCHEMA %I TO tasks_rls', current_schema());
+END
+$$;
+GRANT SELECT, INSERT, UPDATE, DELETE ON tasks TO tasks_rls;

@@ -1,0 +1,141 @@
+//! The accept loop and what wraps every request: a request id (taken or generated) in a span
+//! around the handler and echoed in the response, the exact request target for the identity
+//! check, metrics by route template, and graceful shutdown that lets in-flight requests finish.
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use http::{header, HeaderValue, Method, Request, StatusCode};
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use proto_shared::{headers::REQUEST_ID, RequestId};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+use warp::{reply::Response, Filter};
+
+use crate::{
+    metrics::Metrics,
+    routes::{allowed_methods, extract::RequestTarget, route_template},
+};
+
+/// How long a client may take to send its request head: a slow client cannot hold a
+/// connection (and a task) open forever.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `filter` on `listener` until `shutdown` resolves, then stops accepting and waits
+/// for in-flight requests to finish.
+pub async fn serve<F>(
+    listener: TcpListener,
+    filter: F,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()>,
+) where
+    F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
+{
+    let service = TowerToHyperService::new(warp::service(filter));
+    let graceful = GracefulShutdown::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    let builder = Arc::new(builder);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let (stream, _peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::error!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let service = service.clone();
+        let metrics = metrics.clone();
+        let per_request = hyper::service::service_fn(move |request| {
+            handle(service.clone(), metrics.clone(), request)
+        });
+        let connection = builder
+            .serve_connection_with_upgrades(TokioIo::new(stream), per_request)
+            .into_owned();
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    graceful.shutdown().await;
+}
+
+async fn handle<S>(
+    service: S,
+    metrics: Metrics,
+    mut request: Request<Incoming>,
+) -> Result<Response, Infallible>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response, Error = Infallible>,
+{
+    let started = Instant::now();
+    let request_id = RequestId::from_headers(request.headers());
+    let route = route_template(request.uri().path());
+    let method = method_label(request.method());
+    let target = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .into();
+    request.extensions_mut().insert(RequestTarget(target));
+    request.extensions_mut().insert(request_id.clone());
+    let span = tracing::info_span!("request", request_id = %request_id, method, route);
+    let mut response = match service.call(request).instrument(span.clone()).await {
+        Ok(response) => response,
+        Err(never) => match never {},
+    };
+    let status = response.status();
+    let headers = response.headers_mut();
+    headers.insert(REQUEST_ID, request_id.header_value().clone());
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        if let Some(allow) = allowed_methods(route) {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+    }
+    let elapsed = started.elapsed();
+    metrics.record_request(route, method, status.as_u16(), elapsed.as_secs_f64());
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            micros = elapsed.as_micros() as u64,
+            "request done"
+        );
+    });
+    Ok(response)
+}
+
+/// Known methods by name; anything else is one label, so clients cannot grow the metrics.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}

@@ -1,0 +1,158 @@
+//! Building the service from validated settings: connect, migrate, open the pool, check the
+//! role, bind. [`Application::run_until_stopped`] serves until the shutdown future resolves.
+
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
+
+use proto_shared::Verifier;
+use tokio::net::TcpListener;
+
+use crate::{
+    config::Settings,
+    db::{self, Tls},
+    metrics::Metrics,
+    migrations, routes, server,
+    store::{Store, StoreError},
+};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub verifier: Arc<Verifier>,
+    pub metrics: Metrics,
+    pub max_body_bytes: u64,
+}
+
+/// Why the service could not start. Each message names the variable to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("DATABASE_URL: {0}")]
+    Url(String),
+    #[error("DATABASE_URL: TLS set-up failed: {0}")]
+    Tls(#[from] rustls::Error),
+    #[error(
+        "DATABASE_URL: cannot connect to the database at {target}: {}",
+        chain(source)
+    )]
+    Connect {
+        target: String,
+        source: tokio_postgres::Error,
+    },
+    #[error(
+        "DATABASE_URL: migrating the database at {target} failed: {}",
+        chain(source)
+    )]
+    Migrate {
+        target: String,
+        source: tokio_postgres::Error,
+    },
+    #[error("DATABASE_URL: pooled connections to {target} are unusable: {source}")]
+    Pool { target: String, source: StoreError },
+    #[error("TASKS_LISTEN: cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// An error and its causes, `a: b: c`: tokio-postgres puts the useful part ("connection
+/// refused") in the source.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// A built service, bound and ready to serve.
+#[derive(Debug)]
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    /// Connects to the database (failing fast if it is unreachable), applies migrations,
+    /// opens the pool and proves a pooled connection cannot bypass row-level security.
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let target = settings.db.url.redacted();
+        let mut pg_config = settings.db.url.pg_config().map_err(StartupError::Url)?;
+        pg_config.connect_timeout(settings.db.connect_timeout);
+        let tls = Tls::for_config(&pg_config)?;
+
+        let mut client = db::connect_direct(&pg_config, &tls)
+            .await
+            .map_err(|source| StartupError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+        let applied =
+            migrations::run(&mut client)
+                .await
+                .map_err(|source| StartupError::Migrate {
+                    target: target.clone(),
+                    source,
+                })?;
+        drop(client);
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+
+        let pool = db::build_pool(pg_config, tls, &settings.db);
+        // Bounds a whole store call: waiting for a connection, then the statement.
+        let op_timeout =
+            settings.db.acquire_timeout + settings.db.statement_timeout + Duration::from_secs(1);
+        let store = Store::new(pool, op_timeout);
+        store.ping().await.map_err(|source| StartupError::Pool {
+            target: target.clone(),
+            source,
+        })?;
+
+        let listener =
+            TcpListener::bind(settings.listen)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: settings.listen,
+                    source,
+                })?;
+        let state = AppState {
+            store,
+            verifier: Arc::new(settings.verifier),
+            metrics: Metrics::new(),
+            max_body_bytes: settings.max_body_bytes,
+        };
+        Ok(Self { listener, state })
+    }
+
+    /// The bound address (useful when listening on port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound TCP listener has an address")
+    }
+
+    /// The shared state, e.g. to reach the pool in tests.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` resolves, lets in-flight requests finish, closes the pool.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
+        run(self.listener, self.state, shutdown).await;
+    }
+}
+
+/// Serves `state` on `listener` until `shutdown`; then closes the pool.
+pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    let filter = routes::routes(state.clone());
+    server::serve(listener, filter, state.metrics.clone(), shutdown).await;
+    state.store.pool().close();
+    tracing::info!("stopped");
+}

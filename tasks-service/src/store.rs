@@ -1,0 +1,265 @@
+//! Task storage. Every method takes the verified [`UserId`] and runs in its own transaction
+//! that first sets `app.user_id` (the row-level-security setting) and then runs one statement
+//! that is also scoped by `WHERE user_id = $1`: isolation twice over.
+
+use std::time::Duration;
+
+use deadpool_postgres::{Pool, PoolError};
+use proto_shared::{SortOrder, StatusFilter, Task, TaskId, UserId};
+use tokio_postgres::{error::SqlState, types::ToSql, Row};
+
+use crate::domain::{Completion, ListParams, NewTask, TaskChanges};
+
+/// Why the store could not answer. `Unavailable` is the database being away or too slow
+/// (503, retry later); `Internal` is anything else (500, a bug or misconfiguration).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+/// The task store over a connection pool. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: Pool,
+    /// Client-side bound on one whole operation: covers a peer that vanished without closing
+    /// the socket, which neither the pool nor statement_timeout would notice.
+    op_timeout: Duration,
+}
+
+const SET_SCOPE: &str = "SELECT set_config('app.user_id', $1, true)";
+const COLUMNS: &str = "id, user_id, title, description, completed, created_at, updated_at";
+
+fn list_sql(sort: SortOrder) -> &'static str {
+    // Each ORDER BY matches one index of migration 0001 (read forwards or backwards).
+    match sort {
+        SortOrder::Created => concat!(
+            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
+            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
+            "ORDER BY created_at, id LIMIT $3 OFFSET $4"
+        ),
+        SortOrder::CreatedDesc => concat!(
+            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
+            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
+            "ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+        ),
+        SortOrder::Title => concat!(
+            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
+            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
+            "ORDER BY lower(title) COLLATE \"C\", id LIMIT $3 OFFSET $4"
+        ),
+        SortOrder::Updated => concat!(
+            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
+            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
+            "ORDER BY updated_at DESC, id DESC LIMIT $3 OFFSET $4"
+        ),
+    }
+}
+
+impl Store {
+    /// A store over `pool`; each operation gives up (503) after `op_timeout`.
+    pub fn new(pool: Pool, op_timeout: Duration) -> Self {
+        Self { pool, op_timeout }
+    }
+
+    /// The pool, for health checks and metrics.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// `GET /api/{user_id}/tasks`.
+    pub async fn list(&self, user: &UserId, params: &ListParams) -> Result<Vec<Task>, StoreError> {
+        let completed = match params.status {
+            StatusFilter::All => None,
+            StatusFilter::Pending => Some(false),
+            StatusFilter::Completed => Some(true),
+        };
+        let sql = list_sql(params.sort);
+        let rows = self
+            .scoped(
+                user,
+                sql,
+                &[&user.as_str(), &completed, &params.limit, &params.offset],
+            )
+            .await?;
+        Ok(rows.iter().map(task).collect())
+    }
+
+    /// `POST /api/{user_id}/tasks`. Returns once the row is committed.
+    pub async fn create(&self, user: &UserId, new: &NewTask) -> Result<Task, StoreError> {
+        let sql = format!(
+            "INSERT INTO tasks (user_id, title, description) VALUES ($1, $2, $3) RETURNING {COLUMNS}"
+        );
+        let description = new.description.as_ref().map(|d| d.as_str());
+        let rows = self
+            .scoped(
+                user,
+                &sql,
+                &[&user.as_str(), &new.title.as_str(), &description],
+            )
+            .await?;
+        rows.first()
+            .map(task)
+            .ok_or_else(|| StoreError::Internal("INSERT returned no row".into()))
+    }
+
+    /// `GET /api/{user_id}/tasks/{id}`; `None` if absent or another user's.
+    pub async fn get(&self, user: &UserId, id: TaskId) -> Result<Option<Task>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM tasks WHERE user_id = $1 AND id = $2");
+        let rows = self.scoped(user, &sql, &[&user.as_str(), &id]).await?;
+        Ok(rows.first().map(task))
+    }
+
+    /// `PUT /api/{user_id}/tasks/{id}`: applies the present fields and bumps `updated_at`.
+    pub async fn update(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        changes: &TaskChanges,
+    ) -> Result<Option<Task>, StoreError> {
+        let sql = format!(
+            "UPDATE tasks SET title = COALESCE($3, title), \
+             description = CASE WHEN $4 THEN $5 ELSE description END, \
+             completed = COALESCE($6, completed), updated_at = now() \
+             WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        );
+        let title = changes.title.as_ref().map(|t| t.as_str());
+        let set_description = changes.description.is_some();
+        let description = changes
+            .description
+            .as_ref()
+            .and_then(|d| d.as_ref().map(|d| d.as_str()));
+        let params: [&(dyn ToSql + Sync); 6] = [
+            &user.as_str(),
+            &id,
+            &title,
+            &set_description,
+            &description,
+            &changes.completed,
+        ];
+        let rows = self.scoped(user, &sql, &params).await?;
+        Ok(rows.first().map(task))
+    }
+
+    /// `PATCH /api/{user_id}/tasks/{id}/complete`: toggles, or sets the given state.
+    pub async fn complete(
+        &self,
+        user: &UserId,
+        id: TaskId,
+        completion: Completion,
+    ) -> Result<Option<Task>, StoreError> {
+        let sql = format!(
+            "UPDATE tasks SET completed = COALESCE($3, NOT completed), updated_at = now() \
+             WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
+        );
+        let state = match completion {
+            Completion::Toggle => None,
+            Completion::Set(state) => Some(state),
+        };
+        let rows = self
+            .scoped(user, &sql, &[&user.as_str(), &id, &state])
+            .await?;
+        Ok(rows.first().map(task))
+    }
+
+    /// `DELETE /api/{user_id}/tasks/{id}`; `false` if absent or another user's.
+    pub async fn delete(&self, user: &UserId, id: TaskId) -> Result<bool, StoreError> {
+        let sql = "DELETE FROM tasks WHERE user_id = $1 AND id = $2 RETURNING id";
+        let rows = self.scoped(user, sql, &[&user.as_str(), &id]).await?;
+        Ok(!rows.is_empty())
+    }
+
+    /// One round trip through the pool, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        tokio::time::timeout(self.op_timeout, async {
+            let client = self.pool.get().await.map_err(pool_error)?;
+            client.simple_query("SELECT 1").await.map_err(db_error)?;
+            Ok(())
+        })
+        .await
+        .unwrap_or_else(|_| Err(StoreError::Unavailable("ping timed out".into())))
+    }
+
+    /// Runs `sql` in a transaction scoped to `user` and commits before returning its rows.
+    async fn scoped(
+        &self,
+        user: &UserId,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, StoreError> {
+        let work = async {
+            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let scope = client.prepare_cached(SET_SCOPE).await.map_err(db_error)?;
+            let statement = client.prepare_cached(sql).await.map_err(db_error)?;
+            let user_param: [&(dyn ToSql + Sync); 1] = [&user.as_str()];
+            let tx = client.transaction().await.map_err(db_error)?;
+            // Pipelined: try_join polls the set_config future first, which writes its message
+            // before the statement's, so both go out in one round trip and run in that order.
+            // If set_config fails the transaction is aborted and PostgreSQL refuses the
+            // statement; it can never run unscoped. (And unscoped, the policy shows nothing.)
+            let (_, rows) = tokio::try_join!(
+                tx.execute(&scope, &user_param),
+                tx.query(&statement, params)
+            )
+            .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(rows)
+        };
+        tokio::time::timeout(self.op_timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("operation timed out".into())))
+    }
+}
+
+fn task(row: &Row) -> Task {
+    Task {
+        id: row.get("id"),
+        user_id: row.get("user_id"),
+        title: row.get("title"),
+        description: row.get("description"),
+        completed: row.get("completed"),
+        created_at: row.get("created_at"),
+        updated_at: row.get("updated_at"),
+    }
+}
+
+fn pool_error(error: PoolError) -> StoreError {
+    match error {
+        PoolError::PostCreateHook(deadpool_postgres::HookError::Message(message)) => {
+            StoreError::Internal(message.into_owned())
+        }
+        other => StoreError::Unavailable(other.to_string()),
+    }
+}
+
+/// Connection loss, shutdown, timeouts and overload are "unavailable"; the rest is internal.
+fn db_error(error: tokio_postgres::Error) -> StoreError {
+    let unavailable = error.is_closed()
+        || match error.code() {
+            None => true, // I/O: the connection broke mid-request
+            Some(code) => {
+                code.code().starts_with("08")
+                    || [
+                        SqlState::QUERY_CANCELED,
+                        SqlState::ADMIN_SHUTDOWN,
+                        SqlState::CRASH_SHUTDOWN,
+                        SqlState::CANNOT_CONNECT_NOW,
+                        SqlState::TOO_MANY_CONNECTIONS,
+                        SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                    ]
+                    .contains(code)
+            }
+        };
+    let text = match error.as_db_error() {
+        // Code and message only: DETAIL can quote row values, which are user content.
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => error.to_string(),
+    };
+    if unavailable {
+        StoreError::Unavailable(text)
+    } else {
+        StoreError::Internal(text)
+    }
+}

@@ -1,0 +1,128 @@
+//! The binary and the process around the service: start-up errors, `--list-env` and
+//! graceful shutdown with a request in flight.
+
+use std::{process::Command, time::Duration};
+
+use proto_shared::{identity::unix_now, Signer, UserId};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::helpers::{ring, spawn_app, GATEWAY_KEY};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_tasks-service");
+
+fn closed_port() -> u16 {
+    // Bind then drop: nothing listens there afterwards.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+#[test]
+fn an_unreachable_database_at_start_exits_non_zero_naming_database_url() {
+    let output = Command::new(BINARY)
+        .env_clear()
+        .env("IDENTITY_KEYS", GATEWAY_KEY)
+        .env(
+            "DATABASE_URL",
+            format!(
+                "postgres://postgres:s3cret@127.0.0.1:{}/tasks",
+                closed_port()
+            ),
+        )
+        .env("TASKS_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains("refused"), "{stderr}");
+    assert!(
+        !stderr.contains("s3cret"),
+        "the password never appears: {stderr}"
+    );
+}
+
+#[test]
+fn bad_configuration_names_the_variable_and_hides_secrets() {
+    let output = Command::new(BINARY)
+        .env_clear()
+        .env("IDENTITY_KEYS", "gw:too-short-secret")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("IDENTITY_KEYS"), "{stderr}");
+    assert!(!stderr.contains("too-short-secret"), "{stderr}");
+}
+
+#[test]
+fn list_env_prints_every_variable_without_needing_any() {
+    let output = Command::new(BINARY)
+        .env_clear()
+        .arg("--list-env")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let names: Vec<&str> = stdout
+        .lines()
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    for name in [
+        "TASKS_LISTEN",
+        "DATABASE_URL",
+        "IDENTITY_KEYS",
+        "LOG_FORMAT",
+        "RUST_LOG",
+        "MAX_BODY_BYTES",
+    ] {
+        assert!(names.contains(&name), "{name} missing from\n{stdout}");
+    }
+    assert!(
+        stdout.lines().all(|l| l.split('\t').count() == 3),
+        "{stdout}"
+    );
+    assert!(stdout.contains("IDENTITY_KEYS\trequired\t\n"));
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish_then_stops() {
+    let mut app = spawn_app().await;
+    let path = "/api/alice/tasks";
+    let body = br#"{"title":"finished during shutdown"}"#;
+    let identity = Signer::new(&ring(GATEWAY_KEY)).sign(
+        &http::Method::POST,
+        path,
+        &UserId::parse("alice").unwrap(),
+        unix_now(),
+    );
+    // Send the head and half the body, so the request is in flight.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nx-user-id: {}\r\nx-identity-credential: {}\r\n\r\n",
+        body.len(),
+        identity.user_id.to_str().unwrap(),
+        identity.credential.to_str().unwrap()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..10]).await.unwrap();
+    // Connections are accepted in order, so once a later connection is answered ours has been
+    // accepted and (the test runtime being single-threaded) its request head read.
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    app.signal_shutdown();
+    stream.write_all(&body[10..]).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the in-flight request is answered, then the connection closes")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 201"), "{response}");
+    app.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(app.addr).await.is_err(),
+        "no longer accepting"
+    );
+}
