@@ -225,7 +225,9 @@ impl Authenticator {
     /// Registers metrics and starts fetching and refreshing the JWKS in the background until
     /// `shutdown` is cancelled. Never blocks on the network. Must be called inside a Tokio
     /// runtime (it spawns the refresher).
+    /// Metrics are registered under the `gateway_` prefix, like the proxy's own.
     pub fn start(config: AuthConfig, registry: &mut Registry, shutdown: CancellationToken) -> Self {
+        let registry = registry.sub_registry_with_prefix("gateway");
         let jwks = JwksCache::start(config.jwks, registry, shutdown);
         let tokens = TokenCache::new(config.token_cache_capacity, registry);
         Self {

@@ -172,7 +172,7 @@ async fn jwks_entries_not_meant_for_signatures_are_ignored() {
             "bad-{i}"
         );
     }
-    assert_eq!(auth.metric("jwks_keys"), 1.0);
+    assert_eq!(auth.metric("gateway_jwks_keys"), 1.0);
 }
 
 #[tokio::test]

@@ -58,11 +58,18 @@ impl TestAuth {
         self.auth.authenticate(Some(&Issuer::bearer(token))).await
     }
 
-    /// The value of one metric sample, e.g. `token_cache_hits_total` or
-    /// `jwks_fetches_total{result="ok"}`; 0 when absent.
+    /// The value of one metric sample, e.g. `gateway_token_cache_hits_total` or
+    /// `gateway_jwks_fetches_total{result="ok"}`; 0 when a labelled sample has not appeared
+    /// yet. Panics if no metric of that name is registered, so a typo cannot pass as zero.
     pub fn metric(&self, sample: &str) -> f64 {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry).unwrap();
+        let name = sample.split('{').next().unwrap();
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "metric {family} is not registered:\n{text}"
+        );
         text.lines()
             .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' '))
             .map_or(0.0, |value| value.trim().parse().unwrap())

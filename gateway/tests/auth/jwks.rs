@@ -50,14 +50,17 @@ async fn not_ready_and_503_until_the_first_key_set_loads_then_retried() {
     assert!(!auth.auth.is_ready());
     let token = issuer.token(Algorithm::EdDsa);
     assert_eq!(auth.check(&token).await, Err(AuthError::KeysUnavailable));
-    assert!(auth.metric("jwks_fetch_failures_total") >= 2.0);
-    assert!(auth.metric(r#"jwks_fetches_total{result="http_status"}"#) >= 2.0);
+    assert!(auth.metric("gateway_jwks_fetch_failures_total") >= 2.0);
+    assert!(auth.metric(r#"gateway_jwks_fetches_total{result="http_status"}"#) >= 2.0);
 
     issuer.set_behaviour(Behaviour::Serve);
     auth.wait_ready(true).await;
     assert!(auth.check(&token).await.is_ok());
-    assert_eq!(auth.metric(r#"jwks_fetches_total{result="ok"}"#), 1.0);
-    assert!(auth.metric("jwks_key_set_age_seconds") < 60.0);
+    assert_eq!(
+        auth.metric(r#"gateway_jwks_fetches_total{result="ok"}"#),
+        1.0
+    );
+    assert!(auth.metric("gateway_jwks_key_set_age_seconds") < 60.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -87,12 +90,18 @@ async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_workin
         assert!(auth.check(token).await.is_ok());
     }
     // Every valid token was answered while the flood's fetch was still in flight.
-    assert_eq!(auth.metric(r#"jwks_fetches_total{result="ok"}"#), 1.0);
+    assert_eq!(
+        auth.metric(r#"gateway_jwks_fetches_total{result="ok"}"#),
+        1.0
+    );
 
     let results = flooding.await.unwrap();
     assert!(results.iter().all(|r| *r == Err(AuthError::UnknownKey)));
-    assert_eq!(auth.metric(r#"jwks_fetches_total{result="ok"}"#), 2.0);
-    assert_eq!(auth.metric("jwks_unknown_kid_fetches_total"), 1.0);
+    assert_eq!(
+        auth.metric(r#"gateway_jwks_fetches_total{result="ok"}"#),
+        2.0
+    );
+    assert_eq!(auth.metric("gateway_jwks_unknown_kid_fetches_total"), 1.0);
     // Within the cooldown, yet another unknown kid is refused at once, without a fetch.
     assert_eq!(
         auth.check(&token_with_kid(&issuer, "one-more")).await,
@@ -150,9 +159,13 @@ async fn a_removed_key_stops_working_after_the_next_refresh_even_for_cached_toke
     for alg in [Algorithm::Es256, Algorithm::Es512] {
         let token = issuer.token(alg);
         assert!(auth.check(&token).await.is_ok());
-        let hits = auth.metric("token_cache_hits_total");
+        let hits = auth.metric("gateway_token_cache_hits_total");
         assert!(auth.check(&token).await.is_ok());
-        assert_eq!(auth.metric("token_cache_hits_total"), hits + 1.0, "cached");
+        assert_eq!(
+            auth.metric("gateway_token_cache_hits_total"),
+            hits + 1.0,
+            "cached"
+        );
 
         issuer.remove_key(&issuer.key(alg).kid);
         let fetches = issuer.fetches();
@@ -187,7 +200,7 @@ async fn an_empty_key_set_is_valid_and_refuses_with_401() {
     let issuer = Issuer::start().await;
     issuer.publish_empty();
     let auth = TestAuth::ready(config(&issuer)).await;
-    assert_eq!(auth.metric("jwks_keys"), 0.0);
+    assert_eq!(auth.metric("gateway_jwks_keys"), 0.0);
     let key = crate::support::issuer::SigningKey::generate(Algorithm::EdDsa);
     let token = key.mint(&key.header(), &issuer.claims("u"));
     assert_eq!(auth.check(&token).await, Err(AuthError::UnknownKey));
@@ -209,7 +222,7 @@ async fn the_last_good_keys_serve_while_the_issuer_fails_then_expire() {
 
     issuer.set_behaviour(Behaviour::Status(500));
     eventually("a failed refresh", || {
-        auth.metric("jwks_fetch_failures_total") >= 1.0
+        auth.metric("gateway_jwks_fetch_failures_total") >= 1.0
     })
     .await;
     assert!(auth.auth.is_ready(), "stale keys still serve");
@@ -240,7 +253,7 @@ async fn garbage_oversized_crowded_and_stalled_answers_keep_the_last_good_keys()
         (Behaviour::Slow(Duration::from_secs(3)), "timeout"),
     ];
     for (behaviour, label) in cases {
-        let sample = format!(r#"jwks_fetches_total{{result="{label}"}}"#);
+        let sample = format!(r#"gateway_jwks_fetches_total{{result="{label}"}}"#);
         let before = auth.metric(&sample);
         issuer.set_behaviour(behaviour.clone());
         eventually(&format!("{behaviour:?} counted as {label}"), || {
@@ -248,11 +261,14 @@ async fn garbage_oversized_crowded_and_stalled_answers_keep_the_last_good_keys()
         })
         .await;
         assert!(auth.check(&token).await.is_ok(), "{behaviour:?}");
-        assert_eq!(auth.metric("jwks_keys"), 5.0);
+        assert_eq!(auth.metric("gateway_jwks_keys"), 5.0);
     }
     // Ten keys are within the bound.
     issuer.set_behaviour(Behaviour::ManyKeys(10));
-    eventually("ten keys loaded", || auth.metric("jwks_keys") == 10.0).await;
+    eventually("ten keys loaded", || {
+        auth.metric("gateway_jwks_keys") == 10.0
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -260,7 +276,7 @@ async fn without_cache_control_the_configured_interval_applies() {
     let issuer = Issuer::start().await;
     let auth = TestAuth::ready(fast_refresh(&issuer)).await;
     issuer.wait_for_fetches(4).await;
-    assert_eq!(auth.metric("jwks_fetch_failures_total"), 0.0);
+    assert_eq!(auth.metric("gateway_jwks_fetch_failures_total"), 0.0);
 }
 
 #[tokio::test]

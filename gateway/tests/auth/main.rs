@@ -9,3 +9,4 @@ mod claims;
 mod helpers;
 mod jwks;
 mod smoke;
+mod token_cache;

@@ -1,0 +1,70 @@
+//! The verified-token cache: a reused token has its signature checked once, never past its
+//! `exp`, and not at all when the cache is switched off.
+
+use std::time::Duration;
+
+use gateway::auth::{Algorithm, AuthError};
+use serde_json::json;
+
+use crate::helpers::{config, TestAuth};
+use crate::support::issuer::{unix_now, Issuer};
+
+#[tokio::test]
+async fn a_reused_token_is_verified_once_and_counted() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(config(&issuer)).await;
+    let token = issuer.token(Algorithm::Es512);
+    for _ in 0..3 {
+        assert_eq!(auth.check(&token).await.unwrap().user_id.as_str(), "user-1");
+    }
+    assert_eq!(auth.metric("gateway_token_cache_misses_total"), 1.0);
+    assert_eq!(auth.metric("gateway_token_cache_hits_total"), 2.0);
+    // A refused token is never cached: each attempt is a miss.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    for _ in 0..2 {
+        assert!(auth.check(&forged).await.is_err());
+    }
+    assert_eq!(auth.metric("gateway_token_cache_misses_total"), 3.0);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_once_it_expires() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.leeway = Duration::ZERO;
+    let auth = TestAuth::ready(config).await;
+    let key = issuer.key(Algorithm::EdDsa);
+    let mut claims = issuer.claims("user-1");
+    let exp = unix_now() + 2;
+    claims["exp"] = json!(exp);
+    let token = key.mint(&key.header(), &claims);
+    assert!(auth.check(&token).await.is_ok());
+    assert!(auth.check(&token).await.is_ok());
+    assert_eq!(auth.metric("gateway_token_cache_hits_total"), 1.0);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match auth.check(&token).await {
+            Ok(_) => assert!(tokio::time::Instant::now() < deadline, "never expired"),
+            Err(err) => {
+                assert_eq!(err, AuthError::Expired);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(unix_now() >= exp, "refused before its exp");
+}
+
+#[tokio::test]
+async fn capacity_zero_switches_the_cache_off() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.token_cache_capacity = 0;
+    let auth = TestAuth::ready(config).await;
+    let token = issuer.token(Algorithm::Rs256);
+    for _ in 0..3 {
+        assert!(auth.check(&token).await.is_ok());
+    }
+    assert_eq!(auth.metric("gateway_token_cache_hits_total"), 0.0);
+    assert_eq!(auth.metric("gateway_token_cache_misses_total"), 3.0);
+}
