@@ -128,7 +128,8 @@ pub fn all_env_lists() -> Result<BTreeMap<String, EnvList>, String> {
     }
 }
 
-/// Parses every compose file (`deploy/compose*.yaml`) and every YAML under `deploy/k8s`.
+/// Parses every compose file (`deploy/compose*.yaml`), every YAML under `deploy/k8s` and
+/// every `deploy/docker/Dockerfile.<binary>`.
 pub fn load_manifests() -> Result<(Manifests, Vec<String>), String> {
     let root = workspace_root();
     let mut manifests = Manifests::default();
@@ -163,6 +164,30 @@ pub fn load_manifests() -> Result<(Manifests, Vec<String>), String> {
         files.push(shown);
     }
     manifests.cluster = cluster;
+    let mut dockerfiles: Vec<PathBuf> = std::fs::read_dir(deploy.join("docker"))
+        .map_err(|e| format!("cannot list deploy/docker: {e}"))?
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("Dockerfile."))
+        })
+        .collect();
+    dockerfiles.sort();
+    for path in dockerfiles {
+        let shown = shown(&root, &path);
+        let binary = shown
+            .rsplit("Dockerfile.")
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        manifests
+            .images
+            .push(crate::dockerfile::parse(&shown, &binary, &text)?);
+        files.push(shown);
+    }
     Ok((manifests, files))
 }
 

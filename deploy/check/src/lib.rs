@@ -4,7 +4,7 @@
 //! variables they read with `--list-env` ([`env_list`]), the Better Auth server's are read
 //! from its source ([`env_list::scan_node_source`]), and the paths they serve are requested
 //! from a running instance ([`live`]). The manifests are parsed into [`workload::Workload`]s
-//! ([`compose`], [`k8s`]) and [`checks`] compares the two.
+//! ([`compose`], [`k8s`], [`dockerfile`]) and [`checks`] compares the two.
 //!
 //! The crate also ships `http-probe` ([`probe`]), a dependency-free HTTP health probe that
 //! the distroless images use for `HEALTHCHECK` and exec probes, having no shell or curl.
@@ -12,6 +12,7 @@
 pub mod binaries;
 pub mod checks;
 pub mod compose;
+pub mod dockerfile;
 pub mod env_list;
 pub mod k8s;
 pub mod live;

@@ -12,6 +12,8 @@ pub enum Placement {
     Compose,
     /// A container of a Kubernetes pod: siblings reach it over the pod's loopback.
     Pod,
+    /// An image's own defaults (Dockerfile runtime stage): run anywhere, so reachable.
+    Image,
 }
 
 /// One binary as a manifest runs it.

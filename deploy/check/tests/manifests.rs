@@ -23,13 +23,16 @@ fn env_lists() -> &'static BTreeMap<String, EnvList> {
 }
 
 #[test]
-fn every_compose_and_kubernetes_file_parses() {
+fn every_compose_kubernetes_and_docker_file_parses() {
     let (manifests, files) = load_manifests().unwrap_or_else(|e| panic!("{e}"));
     for expected in [
         "deploy/compose.yaml",
         "deploy/k8s/base/deployment.yaml",
         "deploy/k8s/base/kustomization.yaml",
         "deploy/k8s/overlays/dev/kustomization.yaml",
+        "deploy/docker/Dockerfile.gateway",
+        "deploy/docker/Dockerfile.tasks-service",
+        "deploy/docker/Dockerfile.better-auth",
     ] {
         assert!(
             files.iter().any(|f| f == expected),

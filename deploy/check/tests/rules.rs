@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use deploy_check::{
     checks::{check_all, Manifests},
-    compose,
+    compose, dockerfile,
     k8s::Cluster,
     yaml, EnvList,
 };
@@ -306,4 +306,69 @@ spec:
         &problems_for_k8s(patch),
         "sets LOG_LEVEL, which gateway does not read",
     );
+}
+
+const DOCKERFILE: &str = r#"
+FROM rust:1 AS builder
+ENV CARGO_TERM_COLOR=always
+FROM gcr.io/distroless/cc-debian12:nonroot
+ENV GATEWAY_LISTEN=0.0.0.0:8080 \
+    LOG_FORMAT=json
+EXPOSE 8080
+HEALTHCHECK --interval=10s \
+  CMD ["/usr/local/bin/http-probe", "--listen-env", "GATEWAY_LISTEN", "/healthz"]
+"#;
+
+fn problems_for_dockerfile(text: &str) -> Vec<String> {
+    let image = dockerfile::parse("Dockerfile.gateway", "gateway", text).unwrap();
+    let manifests = Manifests {
+        images: vec![image],
+        ..Default::default()
+    };
+    check_all(&manifests, &lists())
+        .iter()
+        .map(ToString::to_string)
+        .collect()
+}
+
+#[test]
+fn the_sample_dockerfile_is_clean_and_only_its_last_stage_counts() {
+    assert_eq!(problems_for_dockerfile(DOCKERFILE), Vec::<String>::new());
+}
+
+#[test]
+fn an_image_env_the_binary_does_not_read_is_reported() {
+    let text = DOCKERFILE.replace("LOG_FORMAT=json", "LOG_FORMAT=json GATEWAY_PORT=8080");
+    assert_one(
+        &problems_for_dockerfile(&text),
+        "sets GATEWAY_PORT, which gateway does not read",
+    );
+}
+
+#[test]
+fn an_image_exposing_another_port_is_reported() {
+    let text = DOCKERFILE.replace("EXPOSE 8080", "EXPOSE 80");
+    assert_one(
+        &problems_for_dockerfile(&text),
+        "declares container port 80",
+    );
+}
+
+#[test]
+fn an_image_healthcheck_follows_its_listen_env() {
+    let text = DOCKERFILE
+        .replace("EXPOSE 8080", "EXPOSE 9000")
+        .replace("0.0.0.0:8080", "0.0.0.0:9000");
+    assert_eq!(problems_for_dockerfile(&text), Vec::<String>::new());
+    let text = DOCKERFILE.replace(
+        "\"GATEWAY_LISTEN\", \"/healthz\"",
+        "\"TASKS_LISTEN\", \"/healthz\"",
+    );
+    assert_one(&problems_for_dockerfile(&text), "TASKS_LISTEN is not set");
+}
+
+#[test]
+fn an_image_without_healthcheck_is_reported() {
+    let text = DOCKERFILE.split("HEALTHCHECK").next().unwrap().to_owned();
+    assert_one(&problems_for_dockerfile(&text), "has no HEALTHCHECK");
 }

@@ -1,0 +1,203 @@
+//! Rules about one workload on its own: the variables it sets, the address it listens on,
+//! the ports it declares and where its probes point.
+
+use crate::{
+    env_list::EnvList,
+    workload::{split_url, Listen, Placement, PortRef, ProbeTarget, Workload},
+};
+
+use super::{LOOPBACK_ONLY_IN_POD, PUBLISHED_IN_COMPOSE};
+
+pub(super) fn workload_rules(
+    w: &Workload,
+    binary: &str,
+    env: &EnvList,
+    report: &mut impl FnMut(&str, String),
+) {
+    for name in w.env.keys() {
+        if env.get(name).is_none() {
+            report(
+                &w.origin,
+                format!(
+                    "sets {name}, which {binary} does not read (it reads: {})",
+                    env.names()
+                ),
+            );
+        }
+    }
+    if w.complete {
+        for var in env.required() {
+            if !w.env.contains_key(&var.name) {
+                report(
+                    &w.origin,
+                    format!("does not set {}, which {binary} requires", var.name),
+                );
+            }
+        }
+    }
+    for bulk in &w.env_from {
+        report(
+            &w.origin,
+            format!("uses {bulk}; list each variable under env/environment so it can be checked"),
+        );
+    }
+    if (w.complete || !w.ports.is_empty()) && listen_of(w, env).is_err() {
+        report(&w.origin, listen_of(w, env).unwrap_err());
+    }
+}
+
+/// The address a workload's binary listens on: its `*_LISTEN` variable, or `HOST` + `PORT`.
+pub fn listen_of(w: &Workload, env: &EnvList) -> Result<Listen, String> {
+    let value = |name: &str| -> Result<String, String> {
+        match w.env.get(name) {
+            Some(Some(v)) => Ok(v.clone()),
+            Some(None) => Err(format!("sets {name} from a reference; give it a literal value so its address can be checked")),
+            None => env.get(name).and_then(|v| v.default.clone()).ok_or_else(|| {
+                format!("does not set {name} and the binary reports no default for it; set it explicitly")
+            }),
+        }
+    };
+    let listen_vars: Vec<&str> = env
+        .iter()
+        .map(|v| v.name.as_str())
+        .filter(|n| n.ends_with("_LISTEN"))
+        .collect();
+    let raw = match listen_vars.as_slice() {
+        [one] => value(one)?,
+        [] if env.get("HOST").is_some() && env.get("PORT").is_some() => {
+            format!("{}:{}", value("HOST")?, value("PORT")?)
+        }
+        _ => {
+            return Err(format!(
+                "cannot tell which variable sets the listen address (reads: {})",
+                env.names()
+            ))
+        }
+    };
+    Listen::parse(&raw).ok_or_else(|| format!("listen address {raw:?} is not host:port"))
+}
+
+pub(super) fn placement_rules(
+    w: &Workload,
+    binary: &str,
+    listen: &Listen,
+    report: &mut impl FnMut(&str, String),
+) {
+    for port in &w.ports {
+        if port.number != listen.port {
+            report(
+                &w.origin,
+                format!(
+                    "declares container port {}, but {binary} listens on {}:{}",
+                    port.number, listen.host, listen.port
+                ),
+            );
+        }
+    }
+    let loopback_only = w.placement == Placement::Pod && LOOPBACK_ONLY_IN_POD.contains(&binary);
+    if loopback_only {
+        if !listen.is_loopback() {
+            report(&w.origin, format!("{binary} must listen on 127.0.0.1 in the pod (only the sidecar reaches it), not {}", listen.host));
+        }
+        if !w.ports.is_empty() {
+            report(&w.origin, format!("{binary} listens on loopback only; declaring container ports would invite a Service to target it"));
+        }
+    } else if !listen.is_wildcard() && (w.placement != Placement::Pod || !w.ports.is_empty()) {
+        report(
+            &w.origin,
+            format!(
+                "listens on {}:{}, which other containers cannot reach; use 0.0.0.0",
+                listen.host, listen.port
+            ),
+        );
+    }
+    if w.placement == Placement::Compose
+        && w.ports.iter().any(|p| p.published)
+        && !PUBLISHED_IN_COMPOSE.contains(&w.name.as_str())
+    {
+        report(
+            &w.origin,
+            format!(
+                "publishes a port on the host; only {} may, the rest stay on the compose network",
+                PUBLISHED_IN_COMPOSE.join(", ")
+            ),
+        );
+    }
+}
+
+pub(super) fn probe_rules(w: &Workload, listen: &Listen, report: &mut impl FnMut(&str, String)) {
+    for probe in &w.probes {
+        match &probe.target {
+            ProbeTarget::Url(url) => match split_url(url) {
+                Some((host, port, _)) => {
+                    let port = port.unwrap_or(80);
+                    if !matches!(host.as_str(), "127.0.0.1" | "localhost" | "[::1]") {
+                        report(&w.origin, format!("{} requests {url}; a check run inside the container should use 127.0.0.1", probe.kind));
+                    }
+                    if port != listen.port {
+                        report(
+                            &w.origin,
+                            format!(
+                                "{} requests port {port}, but the binary listens on {}",
+                                probe.kind, listen.port
+                            ),
+                        );
+                    }
+                }
+                None => report(
+                    &w.origin,
+                    format!("{} URL {url:?} cannot be read", probe.kind),
+                ),
+            },
+            ProbeTarget::HttpGet { port, .. } => {
+                let number = match port {
+                    PortRef::Number(n) => Some(*n),
+                    PortRef::Name(name) => w
+                        .ports
+                        .iter()
+                        .find(|p| p.name.as_deref() == Some(name))
+                        .map(|p| p.number),
+                };
+                match number {
+                    Some(n) if n != listen.port => report(
+                        &w.origin,
+                        format!(
+                            "{} targets port {n}, but the binary listens on {}",
+                            probe.kind, listen.port
+                        ),
+                    ),
+                    None => report(
+                        &w.origin,
+                        format!(
+                            "{} targets port {port:?}, which no container port names",
+                            probe.kind
+                        ),
+                    ),
+                    _ => {}
+                }
+                if listen.is_loopback() {
+                    report(&w.origin, format!("{} is an httpGet, but the kubelet cannot reach {}:{}; use an exec probe (http-probe)", probe.kind, listen.host, listen.port));
+                }
+            }
+            ProbeTarget::Other(command) => report(
+                &w.origin,
+                format!(
+                    "{} requests no http:// URL ({command}); its path cannot be checked",
+                    probe.kind
+                ),
+            ),
+        }
+    }
+}
+
+pub(super) fn required_probe_rules(w: &Workload, report: &mut impl FnMut(&str, String)) {
+    let has = |kind: &str| w.probes.iter().any(|p| p.kind == kind);
+    let needed: &[&str] = match w.placement {
+        Placement::Compose => &["healthcheck"],
+        Placement::Pod => &["readinessProbe", "livenessProbe"],
+        Placement::Image => &["HEALTHCHECK"],
+    };
+    for kind in needed.iter().filter(|k| !has(k)) {
+        report(&w.origin, format!("has no {kind}"));
+    }
+}
