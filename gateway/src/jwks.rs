@@ -11,6 +11,8 @@ mod fetch;
 pub mod key_set;
 mod metrics;
 mod refresh;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -142,16 +144,7 @@ impl JwksCache {
     /// logged and the cache stays empty: never ready, every protected request refused with 503.
     pub fn start(config: JwksConfig, registry: &mut Registry, shutdown: CancellationToken) -> Self {
         let fetcher = fetch::Fetcher::new(&config);
-        let shared = Arc::new(Shared {
-            config,
-            current: RwLock::new(None),
-            kick: Mutex::new(KickState::default()),
-            wake_refresher: Notify::new(),
-            started: AtomicU64::new(0),
-            completed: watch::Sender::new(0),
-            metrics: JwksMetrics::default(),
-        });
-        let cache = Self { shared };
+        let cache = Self::new(config);
         metrics::register(registry, &cache);
         match fetcher {
             Ok(fetcher) => {
@@ -160,6 +153,21 @@ impl JwksCache {
             Err(err) => tracing::error!(error = %err, "cannot build the JWKS HTTP client"),
         }
         cache
+    }
+
+    /// An empty cache with no refresher (tests drive one by hand).
+    fn new(config: JwksConfig) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                config,
+                current: RwLock::new(None),
+                kick: Mutex::new(KickState::default()),
+                wake_refresher: Notify::new(),
+                started: AtomicU64::new(0),
+                completed: watch::Sender::new(0),
+                metrics: JwksMetrics::default(),
+            }),
+        }
     }
 
     /// The current key set, unless none is loaded or it has gone stale.

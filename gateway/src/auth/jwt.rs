@@ -16,7 +16,7 @@ use crate::jwks::key_set::{KeyMaterial, VerifyingKey};
 const MAX_KID_LEN: usize = 256;
 
 /// A token split into its parts, header decoded, nothing verified yet.
-#[derive(Debug)]
+/// Its `Debug` shows the header fields only: the parts are the token itself.
 pub struct Jws<'a> {
     pub alg: Algorithm,
     pub kid: String,
@@ -25,6 +25,16 @@ pub struct Jws<'a> {
     signing_input: &'a str,
     payload: &'a str,
     signature: &'a str,
+}
+
+impl std::fmt::Debug for Jws<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jws")
+            .field("alg", &self.alg)
+            .field("kid", &self.kid)
+            .field("typ", &self.typ)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The protected-header members we read. Unknown members are ignored, in particular `jku`,
