@@ -7,6 +7,7 @@ mod support;
 mod algorithms;
 mod claims;
 mod helpers;
+mod hostile;
 mod jwks;
 mod smoke;
 mod token_cache;
