@@ -6,6 +6,7 @@
 //! in the verified-token cache (`token_cache.rs`), read its header and check its signature with
 //! the JWKS key it names (`jwt.rs`, `es512.rs`), then apply the claim rules (`claims.rs`).
 
+mod algorithm;
 mod bearer;
 mod claims;
 mod es512;
@@ -13,7 +14,6 @@ mod jwt;
 mod token_cache;
 
 use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +22,7 @@ use prometheus_client::registry::Registry;
 use proto_shared::UserId;
 use tokio_util::sync::CancellationToken;
 
+pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use bearer::MAX_TOKEN_LEN;
 pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 
@@ -29,79 +30,6 @@ use crate::jwks::{JwksCache, JwksConfig};
 use claims::ClaimRules;
 use jwt::Jws;
 use token_cache::{CachedToken, TokenCache};
-
-/// A signing algorithm the gateway may accept. ES512 is separate because jsonwebtoken lacks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Algorithm {
-    EdDsa,
-    Es256,
-    Es512,
-    Rs256,
-    Ps256,
-}
-
-impl Algorithm {
-    /// Every algorithm Better Auth's JWT plugin can sign with: the default allowlist.
-    pub const ALL: [Algorithm; 5] = [
-        Self::EdDsa,
-        Self::Es256,
-        Self::Es512,
-        Self::Rs256,
-        Self::Ps256,
-    ];
-
-    /// The JOSE name (`EdDSA`, `ES256`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::EdDsa => "EdDSA",
-            Self::Es256 => "ES256",
-            Self::Es512 => "ES512",
-            Self::Rs256 => "RS256",
-            Self::Ps256 => "PS256",
-        }
-    }
-
-    /// jsonwebtoken's name for it; `None` for ES512, which is verified with aws-lc-rs.
-    fn jsonwebtoken(self) -> Option<jsonwebtoken::Algorithm> {
-        match self {
-            Self::EdDsa => Some(jsonwebtoken::Algorithm::EdDSA),
-            Self::Es256 => Some(jsonwebtoken::Algorithm::ES256),
-            Self::Rs256 => Some(jsonwebtoken::Algorithm::RS256),
-            Self::Ps256 => Some(jsonwebtoken::Algorithm::PS256),
-            Self::Es512 => None,
-        }
-    }
-}
-
-impl fmt::Display for Algorithm {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// A JOSE `alg` name the gateway does not accept (`none`, `HS256`, a typo, ...).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "unsupported JWT algorithm {0:?}: expected one of EdDSA, Ed25519, ES256, ES512, RS256, PS256"
-)]
-pub struct UnknownAlgorithm(pub String);
-
-impl FromStr for Algorithm {
-    type Err = UnknownAlgorithm;
-
-    /// JOSE names, case-sensitive as in a JWS header. `Ed25519` (RFC 9864's fully specified
-    /// name) is the same algorithm as `EdDSA` with an Ed25519 key, the only kind we accept.
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "EdDSA" | "Ed25519" => Ok(Self::EdDsa),
-            "ES256" => Ok(Self::Es256),
-            "ES512" => Ok(Self::Es512),
-            "RS256" => Ok(Self::Rs256),
-            "PS256" => Ok(Self::Ps256),
-            other => Err(UnknownAlgorithm(other.to_owned())),
-        }
-    }
-}
 
 /// Everything token verification needs, built by `config.rs` from env and flags.
 #[derive(Debug, Clone)]
