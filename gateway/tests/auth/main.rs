@@ -11,3 +11,4 @@ mod hostile;
 mod jwks;
 mod smoke;
 mod token_cache;
+mod unknown_kid;

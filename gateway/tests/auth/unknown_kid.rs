@@ -1,0 +1,112 @@
+//! Tokens naming a `kid` the cache does not know: a flood costs one fetch and valid tokens
+//! keep working meanwhile; at most one fetch per cooldown; a rotated-in key is accepted on
+//! first sight.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use gateway::auth::{Algorithm, AuthError};
+use serde_json::json;
+
+use crate::helpers::{config, TestAuth};
+use crate::support::issuer::{b64, Behaviour, Issuer};
+
+/// A token naming `kid`, with a signature that is never checked (the kid is unknown).
+fn token_with_kid(issuer: &Issuer, kid: &str) -> String {
+    let header = json!({"alg": "ES256", "kid": kid, "typ": "JWT"});
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string()),
+        b64(issuer.claims("u").to_string()),
+        b64([7u8; 64])
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_working() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.jwks.fetch_timeout = Duration::from_secs(5);
+    let auth = TestAuth::ready(config).await;
+    assert_eq!(issuer.fetches(), 1);
+    // Distinct valid tokens, so each needs its signature checked (no cache help).
+    let valid: Vec<String> = (0..200)
+        .map(|i| issuer.token_for(Algorithm::Es256, &format!("user-{i}")))
+        .collect();
+
+    // The fetch the flood causes takes 1.5 s; valid tokens must not wait for it.
+    issuer.set_behaviour(Behaviour::Slow(Duration::from_millis(1500)));
+    let flood: Vec<String> = (0..10_000)
+        .map(|i| token_with_kid(&issuer, &format!("made-up-{i}-{}", i * 7919 % 10_007)))
+        .collect();
+    let auth = std::sync::Arc::new(auth);
+    let flooding = {
+        let auth = auth.clone();
+        tokio::spawn(async move { join_all(flood.iter().map(|token| auth.check(token))).await })
+    };
+    issuer.wait_for_fetches(2).await;
+    for token in &valid {
+        assert!(auth.check(token).await.is_ok());
+    }
+    // Every valid token was answered while the flood's fetch was still in flight.
+    assert_eq!(
+        auth.metric(r#"gateway_jwks_fetches_total{result="ok"}"#),
+        1.0
+    );
+
+    let results = flooding.await.unwrap();
+    assert!(results.iter().all(|r| *r == Err(AuthError::UnknownKey)));
+    assert_eq!(
+        auth.metric(r#"gateway_jwks_fetches_total{result="ok"}"#),
+        2.0
+    );
+    assert_eq!(auth.metric("gateway_jwks_unknown_kid_fetches_total"), 1.0);
+    // Within the cooldown, yet another unknown kid is refused at once, without a fetch.
+    assert_eq!(
+        auth.check(&token_with_kid(&issuer, "one-more")).await,
+        Err(AuthError::UnknownKey)
+    );
+    assert_eq!(issuer.fetches(), 2, "exactly one fetch for the whole flood");
+}
+
+#[tokio::test]
+async fn after_the_cooldown_an_unknown_kid_may_fetch_again() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.jwks.unknown_kid_cooldown = Duration::from_millis(300);
+    let auth = TestAuth::ready(config).await;
+    let unknown = token_with_kid(&issuer, "nope");
+    assert_eq!(auth.check(&unknown).await, Err(AuthError::UnknownKey));
+    assert_eq!(issuer.fetches(), 2);
+    // Keep asking: refused without fetching until the cooldown is over, then one fetch.
+    let started = tokio::time::Instant::now();
+    while issuer.fetches() == 2 {
+        assert_eq!(auth.check(&unknown).await, Err(AuthError::UnknownKey));
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no second fetch"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "cooldown not honoured"
+    );
+    assert_eq!(issuer.fetches(), 3);
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_picked_up_without_restart() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(config(&issuer)).await;
+    let old = issuer.token(Algorithm::EdDsa);
+    assert!(auth.check(&old).await.is_ok());
+
+    let new_key = issuer.rotate(Algorithm::EdDsa);
+    let new = new_key.mint(&new_key.header(), &issuer.claims("user-1"));
+    // The unknown kid triggers the fetch and waits for it: accepted on first sight.
+    assert!(auth.check(&new).await.is_ok());
+    assert_eq!(issuer.fetches(), 2);
+    // The old key was withdrawn by the same fetch, cached or not.
+    assert_eq!(auth.check(&old).await, Err(AuthError::UnknownKey));
+}
