@@ -26,7 +26,8 @@ fn token_with_kid(issuer: &Issuer, kid: &str) -> String {
 async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_working() {
     let issuer = Issuer::start().await;
     let mut config = config(&issuer);
-    config.jwks.fetch_timeout = Duration::from_secs(5);
+    // Generous: the fetch below stays in flight until the test releases it.
+    config.jwks.fetch_timeout = Duration::from_secs(60);
     let auth = TestAuth::ready(config).await;
     assert_eq!(issuer.fetches(), 1);
     // Distinct valid tokens, so each needs its signature checked (no cache help).
@@ -34,8 +35,9 @@ async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_workin
         .map(|i| issuer.token_for(Algorithm::Es256, &format!("user-{i}")))
         .collect();
 
-    // The fetch the flood causes takes 1.5 s; valid tokens must not wait for it.
-    issuer.set_behaviour(Behaviour::Slow(Duration::from_millis(1500)));
+    // The fetch the flood causes is held open until every valid token has been answered.
+    let (release, gate) = tokio::sync::watch::channel(false);
+    issuer.set_behaviour(Behaviour::Held(gate));
     let flood: Vec<String> = (0..10_000)
         .map(|i| token_with_kid(&issuer, &format!("made-up-{i}-{}", i * 7919 % 10_007)))
         .collect();
@@ -45,14 +47,23 @@ async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_workin
         tokio::spawn(async move { join_all(flood.iter().map(|token| auth.check(token))).await })
     };
     issuer.wait_for_fetches(2).await;
-    for token in &valid {
-        assert!(auth.check(token).await.is_ok());
-    }
+    // Were valid tokens to wait on the held fetch, this would never finish: bound it.
+    let answered = tokio::time::timeout(Duration::from_secs(30), async {
+        for token in &valid {
+            assert!(auth.check(token).await.is_ok());
+        }
+    })
+    .await;
+    assert!(
+        answered.is_ok(),
+        "valid tokens waited on the unknown-kid fetch"
+    );
     // Every valid token was answered while the flood's fetch was still in flight.
     assert_eq!(
         auth.metric(r#"gateway_jwks_fetches_total{result="ok"}"#),
         1.0
     );
+    release.send(true).unwrap();
 
     let results = flooding.await.unwrap();
     assert!(results.iter().all(|r| *r == Err(AuthError::UnknownKey)));

@@ -51,6 +51,9 @@ pub enum Behaviour {
     Stall,
     /// Answers normally after this delay.
     Slow(Duration),
+    /// Answers normally once the test releases the gate (sends `true`), so a test decides
+    /// exactly how long a fetch stays in flight instead of guessing with a delay.
+    Held(tokio::sync::watch::Receiver<bool>),
 }
 
 struct State {
@@ -278,6 +281,9 @@ async fn answer(
     match behaviour {
         Behaviour::Serve => {}
         Behaviour::Slow(delay) => tokio::time::sleep(delay).await,
+        Behaviour::Held(mut gate) => {
+            let _ = gate.wait_for(|released| *released).await;
+        }
         Behaviour::Stall => std::future::pending::<()>().await,
         Behaviour::Status(status) => {
             return Response::builder()
