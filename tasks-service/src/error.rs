@@ -55,7 +55,8 @@ impl ApiError {
     pub fn to_response(&self) -> Response {
         let body = match self {
             Self::NotAuthenticated => ErrorBody::message("Not authenticated"),
-            Self::BadCredential(_) => ErrorBody::message("Invalid authentication credentials"),
+            // Same body as no identity (specs/identity.md): the reason is logged and counted, not told.
+            Self::BadCredential(_) => ErrorBody::message("Not authenticated"),
             Self::Forbidden => ErrorBody::message("Not authorized to access this user's tasks"),
             Self::TaskNotFound => ErrorBody::message("Task not found"),
             Self::Validation(errors) => ErrorBody::fields(errors.clone()),

@@ -29,6 +29,9 @@ pub struct Store {
     op_timeout: Duration,
 }
 
+/// Longest a readiness probe waits for the database.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
 const SET_SCOPE: &str = "SELECT set_config('app.user_id', $1, true)";
 const COLUMNS: &str = "id, user_id, title, description, completed, created_at, updated_at";
 
@@ -171,9 +174,10 @@ impl Store {
         Ok(!rows.is_empty())
     }
 
-    /// One round trip through the pool, for `/readyz`.
+    /// One round trip through the pool, for `/readyz`: bounded by [`READY_TIMEOUT`] so a
+    /// probe never outwaits its caller.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        tokio::time::timeout(self.op_timeout, async {
+        tokio::time::timeout(READY_TIMEOUT.min(self.op_timeout), async {
             let client = self.pool.get().await.map_err(pool_error)?;
             client.simple_query("SELECT 1").await.map_err(db_error)?;
             Ok(())

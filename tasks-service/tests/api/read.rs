@@ -24,8 +24,9 @@ async fn an_empty_list_is_an_empty_array() {
 async fn lists_filter_by_status_and_sort_four_ways() {
     let app = spawn_app().await;
     let alice = app.user("alice");
-    let banana = alice.create_titled("banana").await;
-    let apple = alice.create_titled("Apple").await;
+    // Mixed case: `sort=title` is case-insensitive (byte order would put "Banana" first).
+    let banana = alice.create_titled("Banana").await;
+    let apple = alice.create_titled("apple").await;
     let cherry = alice.create_titled("cherry").await;
     assert_eq!(alice.complete(apple, None).await.status, 200);
     // banana is updated last, so it leads `sort=updated`.
