@@ -108,12 +108,12 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Log filter (tracing EnvFilter syntax).
+    /// Log filter (tracing EnvFilter syntax). tokio_postgres logs server NOTICEs at info.
     #[arg(
         long,
         env = "RUST_LOG",
         value_name = "RUST_LOG",
-        default_value = "info"
+        default_value = "info,tokio_postgres=warn"
     )]
     pub log_filter: String,
 

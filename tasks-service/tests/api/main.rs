@@ -1,6 +1,7 @@
 //! End-to-end tests of tasks-service over real HTTP against a real PostgreSQL (127.0.0.1:5432;
 //! each test gets its own database). One module per behaviour.
 
+mod cluster;
 mod helpers;
 
 mod client;

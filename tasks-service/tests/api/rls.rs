@@ -1,9 +1,13 @@
 //! The second line of isolation, tested on its own: row-level security on a pooled connection,
 //! with queries that deliberately forget `WHERE user_id`.
 
+use tasks_service::Application;
 use tokio_postgres::error::SqlState;
 
-use crate::helpers::spawn_app;
+use crate::{
+    cluster::PrivateCluster,
+    helpers::{admin_client, create_database, spawn_app, spawn_app_with, test_settings, url_for},
+};
 
 #[tokio::test]
 async fn pooled_connections_run_as_a_role_that_cannot_bypass_the_policy() {
@@ -97,4 +101,28 @@ async fn inserting_a_row_for_another_user_is_refused_by_with_check() {
     );
     drop(tx);
     assert_eq!(app.user("bob").list("").await.body, serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn the_service_refuses_to_start_if_its_role_could_bypass_the_policy() {
+    // Altering the cluster-wide role would break every other test on the shared server, so
+    // this happens on a private cluster.
+    let cluster = PrivateCluster::start();
+    let admin_url = cluster.admin_url();
+    drop(spawn_app_with(&admin_url, |_| {}).await); // creates tasks_rls
+    admin_client(&admin_url)
+        .await
+        .batch_execute("ALTER ROLE tasks_rls BYPASSRLS")
+        .await
+        .unwrap();
+    let db_name = create_database(&admin_url).await;
+    let error = Application::build(test_settings(&url_for(&admin_url, &db_name)))
+        .await
+        .expect_err("a role that bypasses RLS is refused");
+    let message = error.to_string();
+    assert!(message.starts_with("DATABASE_URL:"), "{message}");
+    assert!(
+        message.contains("can bypass row-level security"),
+        "{message}"
+    );
 }
