@@ -146,8 +146,19 @@ impl Router {
 /// a protected route through a public prefix; such paths are refused instead.
 pub fn has_dot_segment(path: &str) -> bool {
     path.split('/').any(|segment| {
-        let decoded = segment.replace("%2e", ".").replace("%2E", ".");
-        decoded == "." || decoded == ".."
+        // At most two dots, each written `.` or `%2e`: only short segments can qualify, and
+        // this runs on every request, so no decoding allocation.
+        let mut rest = segment.as_bytes();
+        let mut dots = 0;
+        while !rest.is_empty() && dots < 3 {
+            rest = match rest {
+                [b'.', tail @ ..] => tail,
+                [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
+                _ => return false,
+            };
+            dots += 1;
+        }
+        rest.is_empty() && (1..=2).contains(&dots)
     })
 }
 
@@ -186,6 +197,9 @@ mod tests {
         assert!(has_dot_segment("/api/auth/%2E%2e/u1"));
         assert!(has_dot_segment("/api/./u1"));
         assert!(!has_dot_segment("/api/u1/tasks/a..b"));
+        assert!(!has_dot_segment("/api/u1/.../x"));
+        assert!(!has_dot_segment("/api/u1/.hidden"));
+        assert!(!has_dot_segment("/"));
     }
 
     #[test]

@@ -1,0 +1,26 @@
+-- Cycles through a file of distinct tokens, one per request (script argument: the file).
+local tokens = {}
+local i = 0
+
+init = function(args)
+  for line in io.lines(args[1]) do
+    if #line > 0 then tokens[#tokens + 1] = "Bearer " .. line end
+  end
+  if #tokens == 0 then error("no tokens in " .. args[1]) end
+end
+
+request = function()
+  i = i % #tokens + 1
+  return wrk.format("GET", nil, { ["Authorization"] = tokens[i] })
+end
+-- Prints one machine-readable line per wrk run: requests/s, p50 and p99 in ms, and the
+-- number of failed requests (non-2xx/3xx or socket errors), which must be 0 to count.
+done = function(summary, latency, requests)
+  local errors = summary.errors
+  local failed = errors.status + errors.connect + errors.read + errors.write + errors.timeout
+  io.write(string.format("RESULT %.1f %.3f %.3f %d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000,
+    failed))
+end
