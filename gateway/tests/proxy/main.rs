@@ -15,6 +15,7 @@ mod raw;
 mod routes;
 mod shutdown;
 mod streaming;
+mod tasks;
 mod tokens;
 mod upstream;
 mod upstream_errors;
