@@ -1,5 +1,6 @@
 //! An in-process upstream on port 0 that records what reached it. Behaviour by path:
 //! - `.../hang`: never answers;
+//! - `.../reset`: drops the connection without answering;
 //! - `.../hold`: reports its arrival, then answers once the test releases it;
 //! - `.../echo`: streams the request body back as the response body;
 //! - `.../first-chunk`: reports the first body bytes as they arrive, then counts the rest;
@@ -8,7 +9,6 @@
 //!   of its own (which the gateway must not pass on).
 
 use std::{
-    convert::Infallible,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
@@ -135,7 +135,13 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         tokio::spawn(async move {
             let service = service_fn(move |request| {
                 let shared = shared.clone();
-                async move { Ok::<_, Infallible>(answer(request, shared).await) }
+                async move {
+                    if request.uri().path().ends_with("/reset") {
+                        // A service error makes hyper close the connection with no response.
+                        return Err("reset by the test upstream");
+                    }
+                    Ok(answer(request, shared).await)
+                }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)

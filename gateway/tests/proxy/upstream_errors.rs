@@ -46,3 +46,24 @@ async fn an_upstream_that_does_not_answer_in_time_is_504() {
         "Gateway timeout: upstream did not answer in time"
     );
 }
+
+#[tokio::test]
+async fn an_upstream_that_drops_the_connection_is_502() {
+    let gateway = spawn_gateway().await;
+    let response = gateway
+        .http
+        .get(gateway.url("/api/auth/reset"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(detail(response).await, "Bad gateway: upstream unavailable");
+    // The pool recovers: the next request gets a fresh connection.
+    let next = gateway
+        .http
+        .get(gateway.url("/api/auth/session"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+}
