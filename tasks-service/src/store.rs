@@ -35,29 +35,27 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 const SET_SCOPE: &str = "SELECT set_config('app.user_id', $1, true)";
 const COLUMNS: &str = "id, user_id, title, description, completed, created_at, updated_at";
 
+/// The list query for one sort order. A macro rather than `format!` so each variant is a
+/// `&'static str`, prepared once per connection and cached.
+macro_rules! list_sql {
+    ($order_by:literal) => {
+        concat!(
+            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
+            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
+            "ORDER BY ",
+            $order_by,
+            " LIMIT $3 OFFSET $4"
+        )
+    };
+}
+
 fn list_sql(sort: SortOrder) -> &'static str {
     // Each ORDER BY matches one index of migration 0001 (read forwards or backwards).
     match sort {
-        SortOrder::Created => concat!(
-            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
-            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
-            "ORDER BY created_at, id LIMIT $3 OFFSET $4"
-        ),
-        SortOrder::CreatedDesc => concat!(
-            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
-            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
-            "ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-        ),
-        SortOrder::Title => concat!(
-            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
-            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
-            "ORDER BY lower(title) COLLATE \"C\", id LIMIT $3 OFFSET $4"
-        ),
-        SortOrder::Updated => concat!(
-            "SELECT id, user_id, title, description, completed, created_at, updated_at FROM tasks ",
-            "WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) ",
-            "ORDER BY updated_at DESC, id DESC LIMIT $3 OFFSET $4"
-        ),
+        SortOrder::Created => list_sql!("created_at, id"),
+        SortOrder::CreatedDesc => list_sql!("created_at DESC, id DESC"),
+        SortOrder::Title => list_sql!("lower(title) COLLATE \"C\", id"),
+        SortOrder::Updated => list_sql!("updated_at DESC, id DESC"),
     }
 }
 
