@@ -12,7 +12,9 @@
 # lines and the gateway logs at warn, so neither pays for a per-request log line. Each
 # figure is the median of $REPEATS runs after a warm-up.
 #
-# Usage: bench/gateway/run.sh   (env: DURATION=8s CONNECTIONS=64 REPEATS=3 TOKENS=50000)
+# Usage: bench/gateway/run.sh
+#   env: DURATION=8s WARMUP=2s CONNECTIONS=64 REPEATS=3 TOKENS=50000 ALGORITHMS="EdDSA ES256 RS256"
+#        LOAD_CPU=0 PROXY_CPU=1 BASE_PORT=19100
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,7 +28,7 @@ LOAD_CPU=${LOAD_CPU:-0}
 PROXY_CPU=${PROXY_CPU:-1}
 BASE_PORT=${BASE_PORT:-19100}
 UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSUER_PORT=$((BASE_PORT + 3))
-ALGORITHMS=(EdDSA ES256 RS256)
+read -r -a ALGORITHMS <<<"${ALGORITHMS:-EdDSA ES256 RS256}"
 USER_PATH=/api/bench-user/tasks
 
 say() { printf '%s\n' "$*" >&2; }
@@ -68,26 +70,38 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 RESULTS="$TMP/results"
 : >"$RESULTS"
-# measure <label> <url> [wrk args...]: warm-up, then $REPEATS runs; records the medians.
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+
+# measure <label> <pid> <url> [wrk args...]: warm-up, then $REPEATS runs; records the medians
+# of requests/s, p50, p99 and the CPU microseconds <pid> (the server under test) spent per
+# request. CPU per request barely moves with other load on the machine, unlike throughput.
 measure() {
-  local label=$1 url=$2; shift 2
+  local label=$1 pid=$2 url=$3; shift 3
   # Options after the URL: glibc getopt permutes them, and `--` must come last.
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$url" "$@" >/dev/null
   local runs="$TMP/runs"; : >"$runs"
   for _ in $(seq 1 "$REPEATS"); do
-    taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" "$@" \
-      | awk '/^RESULT/ { print $2, $3, $4, $5 }' >>"$runs"
+    local before; before=$(ticks "$pid")
+    local result; result=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" "$@" \
+      | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')
+    local after; after=$(ticks "$pid")
+    echo "$result" | awk -v b="$before" -v a="$after" -v hz="$TICK" \
+      '{ print $1, $2, $3, $4, (a - b) / hz * 1e6 / $5 }' >>"$runs"
   done
   local failed; failed=$(awk '{ s += $4 } END { print s + 0 }' "$runs")
   if [ "$failed" != 0 ]; then say "$label: $failed failed requests; figures not valid"; exit 1; fi
-  printf '%s %s %s %s\n' "$label" "$(cut -d' ' -f1 "$runs" | median)" \
-    "$(cut -d' ' -f2 "$runs" | median)" "$(cut -d' ' -f3 "$runs" | median)" >>"$RESULTS"
+  printf '%s %s %s %s %s\n' "$label" "$(cut -d' ' -f1 "$runs" | median)" \
+    "$(cut -d' ' -f2 "$runs" | median)" "$(cut -d' ' -f3 "$runs" | median)" \
+    "$(cut -d' ' -f5 "$runs" | median)" >>"$RESULTS"
   say "$(tail -1 "$RESULTS")"
 }
 
 # --- the upstream and the issuer ---------------------------------------------------------
 taskset -c "$LOAD_CPU" "$BIN/examples/bench_upstream" "127.0.0.1:$UP_PORT" 2>/dev/null &
-PIDS+=($!)
+UPSTREAM_PID=$!
+PIDS+=($UPSTREAM_PID)
 ISSUER="http://127.0.0.1:$ISSUER_PORT"
 say "minting $TOKENS distinct tokens per algorithm"
 "$BIN/examples/mint_tokens" "127.0.0.1:$ISSUER_PORT" "$ISSUER" "$TOKENS" "$TMP/tokens" 2>/dev/null &
@@ -97,7 +111,7 @@ for _ in $(seq 1 1200); do [ -e "$TMP/tokens/ready" ] && break; sleep 0.1; done
 wait_for "http://127.0.0.1:$UP_PORT/"
 
 # --- (a) direct ---------------------------------------------------------------------------
-measure "a-direct" "http://127.0.0.1:$UP_PORT$USER_PATH" -s "$HERE/report.lua"
+measure "a-direct" "$UPSTREAM_PID" "http://127.0.0.1:$UP_PORT$USER_PATH" -s "$HERE/report.lua"
 
 # --- (b) nginx ----------------------------------------------------------------------------
 mkdir -p "$TMP/nginx/logs"
@@ -128,7 +142,8 @@ chmod -R a+rwx "$TMP/nginx"
 taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$NGINX_PORT/"
-measure "b-nginx" "http://127.0.0.1:$NGINX_PORT$USER_PATH" -s "$HERE/report.lua"
+NGINX_WORKER=$(pgrep -P "${PIDS[-1]}" | head -1)
+measure "b-nginx" "$NGINX_WORKER" "http://127.0.0.1:$NGINX_PORT$USER_PATH" -s "$HERE/report.lua"
 kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'
 
 # --- (c) and (d) the gateway ------------------------------------------------------------------
@@ -150,12 +165,12 @@ cache_counts() {
 
 for alg in "${ALGORITHMS[@]}"; do
   start_gateway 100000
-  measure "c-gateway-warm-$alg" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
+  measure "c-gateway-warm-$alg" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
     -H "Authorization: Bearer $(cat "$TMP/tokens/warm-$alg.txt")"
   say "  token cache: $(cache_counts)"
   stop_gateway
   start_gateway 0
-  measure "d-gateway-distinct-$alg" "http://127.0.0.1:$GW_PORT$USER_PATH" \
+  measure "d-gateway-distinct-$alg" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" \
     -s "$HERE/tokens.lua" -- "$TMP/tokens/tokens-$alg.txt"
   say "  token cache: $(cache_counts)"
   stop_gateway
@@ -172,18 +187,19 @@ done
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Gateway benchmark: wrk -t1 -c$CONNECTIONS -d$DURATION, median of $REPEATS; $(nproc) CPUs, load on CPU $LOAD_CPU, proxy on CPU $PROXY_CPU"
-printf '%-28s %12s %10s %10s\n' scenario "requests/s" "p50 ms" "p99 ms"
-while read -r label rps p50 p99; do
-  printf '%-28s %12.0f %10.3f %10.3f\n' "$label" "$rps" "$p50" "$p99"
+printf '%-28s %12s %10s %10s %14s\n' scenario "requests/s" "p50 ms" "p99 ms" "server CPU us/req"
+while read -r label rps p50 p99 cpu; do
+  printf '%-28s %12.0f %10.3f %10.3f %14.1f\n' "$label" "$rps" "$p50" "$p99" "$cpu"
 done <"$RESULTS"
 echo
-read -r _ nginx_rps _ nginx_p99 < <(grep '^b-nginx ' "$RESULTS")
-printf '%-10s %22s %18s %22s %18s\n' alg "(c)/(b) throughput" "(c)/(b) p99" "(d)/(b) throughput" "(d)/(b) p99"
+read -r _ nginx_rps _ nginx_p99 nginx_cpu < <(grep '^b-nginx ' "$RESULTS")
+printf '%-8s %20s %13s %14s %20s %13s\n' alg "(c)/(b) throughput" "(c)/(b) p99" "(c)/(b) CPU" "(d)/(b) throughput" "(d)/(b) p99"
 for alg in "${ALGORITHMS[@]}"; do
-  read -r _ c_rps _ c_p99 < <(grep "^c-gateway-warm-$alg " "$RESULTS")
-  read -r _ d_rps _ d_p99 < <(grep "^d-gateway-distinct-$alg " "$RESULTS")
-  awk -v a="$alg" -v cr="$c_rps" -v cp="$c_p99" -v dr="$d_rps" -v dp="$d_p99" -v nr="$nginx_rps" -v np="$nginx_p99" \
-    'BEGIN { printf "%-10s %22.3f %18.3f %22.3f %18.3f\n", a, cr / nr, cp / np, dr / nr, dp / np }'
+  read -r _ c_rps _ c_p99 c_cpu < <(grep "^c-gateway-warm-$alg " "$RESULTS")
+  read -r _ d_rps _ d_p99 _ < <(grep "^d-gateway-distinct-$alg " "$RESULTS")
+  awk -v a="$alg" -v cr="$c_rps" -v cp="$c_p99" -v cc="$c_cpu" -v dr="$d_rps" -v dp="$d_p99" \
+    -v nr="$nginx_rps" -v np="$nginx_p99" -v nc="$nginx_cpu" \
+    'BEGIN { printf "%-8s %20.3f %13.3f %14.3f %20.3f %13.3f\n", a, cr / nr, cp / np, cc / nc, dr / nr, dp / np }'
 done
 echo
 echo "Verifications per second (one thread, token cache off):"
