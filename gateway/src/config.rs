@@ -5,7 +5,7 @@
 
 use std::{fmt, net::SocketAddr, time::Duration};
 
-use clap::{ArgAction, CommandFactory, Parser};
+use clap::{ArgAction, Parser};
 use proto_shared::{telemetry::LogFormat, KeyRing};
 
 use crate::{
@@ -13,6 +13,9 @@ use crate::{
     jwks::JwksConfig,
     proxy::{PublicRoute, Upstream},
 };
+
+mod list_env;
+pub use list_env::{env_listing, list_env_requested};
 
 /// Command-line flags and environment variables. `--help` shows the variable of each.
 #[derive(Debug, Clone, Parser)]
@@ -353,139 +356,5 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, ConfigError> {
     })
 }
 
-/// True when the arguments ask for `--list-env`. Checked before parsing, so the listing works
-/// even while required variables are unset or others are invalid.
-pub fn list_env_requested(mut args: impl Iterator<Item = std::ffi::OsString>) -> bool {
-    args.any(|arg| arg == "--list-env")
-}
-
-/// One line per environment variable the gateway reads: `NAME\trequired|optional\tdefault`,
-/// taken from clap's own description of [`Config`], so it cannot drift from the parser.
-pub fn env_listing() -> String {
-    let command = Config::command();
-    let mut out = String::new();
-    for arg in command.get_arguments() {
-        let Some(name) = arg.get_env() else { continue };
-        let defaults: Vec<_> = arg
-            .get_default_values()
-            .iter()
-            .map(|value| value.to_string_lossy())
-            .collect();
-        let need = if arg.is_required_set() {
-            "required"
-        } else {
-            "optional"
-        };
-        out.push_str(&format!(
-            "{}\t{need}\t{}\n",
-            name.to_string_lossy(),
-            defaults.join(",")
-        ));
-    }
-    out
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const KEYS: &str = "gw:0123456789abcdef0123456789abcdef";
-
-    fn parse(args: &[&str]) -> Config {
-        let mut argv = vec!["gateway", "--identity-keys", KEYS];
-        argv.extend_from_slice(args);
-        Config::try_parse_from(argv).expect("flags parse")
-    }
-
-    #[test]
-    fn better_auth_url_alone_configures_tokens() {
-        let settings = parse(&["--better-auth-url", "http://auth.local:3000/"])
-            .validate()
-            .unwrap();
-        assert_eq!(
-            settings.auth.jwks.url,
-            "http://auth.local:3000/api/auth/jwks"
-        );
-        assert_eq!(settings.auth.issuer, "http://auth.local:3000");
-        assert_eq!(settings.auth.audiences, ["http://auth.local:3000"]);
-        assert_eq!(settings.auth.algorithms.len(), 5);
-    }
-
-    #[test]
-    fn each_token_setting_can_be_set_on_its_own() {
-        let settings = parse(&[
-            "--better-auth-url=http://auth.local",
-            "--jwt-audience=api,web",
-            "--jwt-algorithms=ES256",
-            "--jwks-url=http://keys.local/jwks",
-        ])
-        .validate()
-        .unwrap();
-        assert_eq!(settings.auth.jwks.url, "http://keys.local/jwks");
-        assert_eq!(settings.auth.audiences, ["api", "web"]);
-        assert_eq!(settings.auth.algorithms, [Algorithm::Es256]);
-    }
-
-    #[test]
-    fn refusals_name_the_variable_to_fix() {
-        let cases: [(&[&str], &str); 6] = [
-            (&[], "JWKS_URL"),
-            (&["--jwks-url=http://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
-            (
-                &["--better-auth-url=http://a", "--jwt-algorithms=HS256"],
-                "JWT_ALGORITHMS",
-            ),
-            (
-                &[
-                    "--better-auth-url=http://a",
-                    "--tasks-service-url=https://t",
-                ],
-                "TASKS_SERVICE_URL",
-            ),
-            (
-                &["--better-auth-url=http://a", "--public-routes=/x"],
-                "PUBLIC_ROUTES",
-            ),
-            (
-                &[
-                    "--better-auth-url=http://a",
-                    "--cors-allowed-origins=app.example",
-                ],
-                "CORS_ALLOWED_ORIGINS",
-            ),
-        ];
-        for (args, variable) in cases {
-            let error = parse(args).validate().unwrap_err();
-            assert_eq!(error.variable, variable, "{args:?}: {error}");
-            assert!(error.to_string().starts_with(variable));
-        }
-    }
-
-    #[test]
-    fn a_bad_key_ring_is_refused_without_echoing_the_secret() {
-        let config = Config::try_parse_from([
-            "gateway",
-            "--identity-keys=gw:too-short-secret",
-            "--better-auth-url=http://a",
-        ])
-        .unwrap();
-        assert!(!format!("{config:?}").contains("too-short-secret"));
-        let error = config.validate().unwrap_err();
-        assert_eq!(error.variable, "IDENTITY_KEYS");
-        assert!(!error.to_string().contains("too-short-secret"), "{error}");
-    }
-
-    #[test]
-    fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
-        let listing = env_listing();
-        assert!(listing.contains("IDENTITY_KEYS\trequired\t\n"), "{listing}");
-        assert!(
-            listing.contains("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\n"),
-            "{listing}"
-        );
-        assert!(listing.contains("JWT_ALGORITHMS\toptional\tEdDSA,ES256,RS256,PS256,ES512\n"));
-        assert!(listing.contains("RUST_LOG\toptional\tinfo\n"));
-        assert_eq!(listing.lines().count(), 24, "{listing}");
-        assert!(listing.lines().all(|line| line.split('\t').count() == 3));
-    }
-}
+mod tests;

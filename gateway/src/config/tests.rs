@@ -1,0 +1,103 @@
+//! Config parsing and validation, without touching the process environment's variables.
+
+use super::*;
+
+const KEYS: &str = "gw:0123456789abcdef0123456789abcdef";
+
+fn parse(args: &[&str]) -> Config {
+    let mut argv = vec!["gateway", "--identity-keys", KEYS];
+    argv.extend_from_slice(args);
+    Config::try_parse_from(argv).expect("flags parse")
+}
+
+#[test]
+fn better_auth_url_alone_configures_tokens() {
+    let settings = parse(&["--better-auth-url", "http://auth.local:3000/"])
+        .validate()
+        .unwrap();
+    assert_eq!(
+        settings.auth.jwks.url,
+        "http://auth.local:3000/api/auth/jwks"
+    );
+    assert_eq!(settings.auth.issuer, "http://auth.local:3000");
+    assert_eq!(settings.auth.audiences, ["http://auth.local:3000"]);
+    assert_eq!(settings.auth.algorithms.len(), 5);
+}
+
+#[test]
+fn each_token_setting_can_be_set_on_its_own() {
+    let settings = parse(&[
+        "--better-auth-url=http://auth.local",
+        "--jwt-audience=api,web",
+        "--jwt-algorithms=ES256",
+        "--jwks-url=http://keys.local/jwks",
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(settings.auth.jwks.url, "http://keys.local/jwks");
+    assert_eq!(settings.auth.audiences, ["api", "web"]);
+    assert_eq!(settings.auth.algorithms, [Algorithm::Es256]);
+}
+
+#[test]
+fn refusals_name_the_variable_to_fix() {
+    let cases: [(&[&str], &str); 6] = [
+        (&[], "JWKS_URL"),
+        (&["--jwks-url=http://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
+        (
+            &["--better-auth-url=http://a", "--jwt-algorithms=HS256"],
+            "JWT_ALGORITHMS",
+        ),
+        (
+            &[
+                "--better-auth-url=http://a",
+                "--tasks-service-url=https://t",
+            ],
+            "TASKS_SERVICE_URL",
+        ),
+        (
+            &["--better-auth-url=http://a", "--public-routes=/x"],
+            "PUBLIC_ROUTES",
+        ),
+        (
+            &[
+                "--better-auth-url=http://a",
+                "--cors-allowed-origins=app.example",
+            ],
+            "CORS_ALLOWED_ORIGINS",
+        ),
+    ];
+    for (args, variable) in cases {
+        let error = parse(args).validate().unwrap_err();
+        assert_eq!(error.variable, variable, "{args:?}: {error}");
+        assert!(error.to_string().starts_with(variable));
+    }
+}
+
+#[test]
+fn a_bad_key_ring_is_refused_without_echoing_the_secret() {
+    let config = Config::try_parse_from([
+        "gateway",
+        "--identity-keys=gw:too-short-secret",
+        "--better-auth-url=http://a",
+    ])
+    .unwrap();
+    assert!(!format!("{config:?}").contains("too-short-secret"));
+    let error = config.validate().unwrap_err();
+    assert_eq!(error.variable, "IDENTITY_KEYS");
+    assert!(!error.to_string().contains("too-short-secret"), "{error}");
+}
+
+#[test]
+fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
+    let listing = env_listing();
+    assert!(listing.contains("IDENTITY_KEYS\trequired\t\n"), "{listing}");
+    assert!(
+        listing.contains("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\n"),
+        "{listing}"
+    );
+    assert!(listing.contains("JWT_ALGORITHMS\toptional\tEdDSA,ES256,RS256,PS256,ES512\n"));
+    assert!(listing.contains("RUST_LOG\toptional\tinfo\n"));
+    assert_eq!(listing.lines().count(), 24, "{listing}");
+    assert!(listing.lines().all(|line| line.split('\t').count() == 3));
+}
