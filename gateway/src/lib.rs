@@ -13,7 +13,6 @@ pub mod jwks;
 pub mod metrics;
 pub mod proxy;
 pub mod server;
-pub mod shutdown;
 pub mod startup;
 
 pub use config::{Config, Settings};

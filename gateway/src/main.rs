@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use gateway::{config, shutdown, Application, Config};
+use gateway::{config, Application, Config};
+use proto_shared::shutdown;
 
 #[tokio::main]
 async fn main() -> ExitCode {

@@ -6,13 +6,15 @@
 //! - [`task`]: the task API's wire types.
 //! - [`error_body`]: FastAPI-shaped `{"detail": ...}` error bodies.
 //! - [`client`]: a typed async client for services inside the cluster.
-//! - [`request_id`], [`telemetry`]: request correlation and log set-up, alike in both binaries.
+//! - [`request_id`], [`telemetry`], [`shutdown`]: request correlation, log set-up and the stop
+//!   signal, alike in both binaries.
 
 pub mod client;
 pub mod error_body;
 pub mod headers;
 pub mod identity;
 pub mod request_id;
+pub mod shutdown;
 pub mod task;
 pub mod telemetry;
 pub mod user_id;

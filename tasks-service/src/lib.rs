@@ -16,7 +16,6 @@ pub mod metrics;
 pub mod migrations;
 pub mod routes;
 pub mod server;
-pub mod shutdown;
 pub mod startup;
 pub mod store;
 

@@ -3,8 +3,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use proto_shared::shutdown;
 use proto_shared::telemetry;
-use tasks_service::{config, shutdown, Application, Config};
+use tasks_service::{config, Application, Config};
 
 #[tokio::main]
 async fn main() -> ExitCode {

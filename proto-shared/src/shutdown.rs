@@ -1,5 +1,6 @@
-//! The process's stop signal: SIGTERM (orchestrators) or SIGINT (Ctrl-C), whichever first.
-//! Tests never use this; they pass their own future to `Application::run_until_stopped`.
+//! The process's stop signal, alike in both binaries: SIGTERM (what orchestrators send) or
+//! SIGINT (Ctrl-C), whichever comes first. Tests never use it; they pass their own future to
+//! `run_until_stopped`.
 
 /// Completes when the process is asked to stop.
 pub async fn signal() {
