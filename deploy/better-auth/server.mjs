@@ -15,24 +15,59 @@ const { Pool, Client } = pg;
 
 // ---------------------------------------------------------------- config --
 
+// Every variable this server reads, with its default (null: required; "": none). `env()`
+// refuses any other name, so `node server.mjs --list-env` (NAME<TAB>required|optional<TAB>
+// default, the format the Rust binaries print too) cannot drift from the code; deploy/check
+// holds the compose and Kubernetes files to it.
+const ENV = {
+  PORT: "3000",
+  HOST: "127.0.0.1",
+  BETTER_AUTH_URL: "", // derived: http://127.0.0.1:$PORT
+  BETTER_AUTH_SECRET: null,
+  DATABASE_URL: "postgres://postgres@127.0.0.1:5432/better_auth",
+  DB_WAIT_SECONDS: "30",
+  JWT_ALG: "EdDSA",
+  JWT_EXPIRATION: "15m",
+  JWKS_ROTATION_INTERVAL: "",
+  JWKS_GRACE_PERIOD: "",
+  RATE_LIMIT: "",
+  CORS: "on",
+  TRUSTED_ORIGINS: "",
+  NODE_ENV: "",
+};
+
+if (process.argv.includes("--list-env")) {
+  for (const [name, fallback] of Object.entries(ENV)) {
+    console.log(`${name}\t${fallback === null ? "required" : "optional"}\t${fallback ?? ""}`);
+  }
+  process.exit(0);
+}
+
+/** The variable's value, or its declared default when unset or empty. */
+function env(name) {
+  if (!(name in ENV)) throw new Error(`${name} is not declared in ENV`);
+  const raw = process.env[name];
+  return raw === undefined || raw === "" ? (ENV[name] ?? "") : raw;
+}
+
 function fail(message) {
   console.error(`better-auth-issuer: ${message}`);
   process.exit(1);
 }
 
 function intEnv(name, fallback) {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
+  const raw = env(name);
+  if (raw === "") return fallback;
   if (!/^\d+$/.test(raw.trim())) fail(`${name} must be a non-negative integer, got "${raw}"`);
   return Number.parseInt(raw.trim(), 10);
 }
 
 const PORT = intEnv("PORT", 3000);
-const HOST = process.env.HOST || "127.0.0.1";
-const BASE_URL = (process.env.BETTER_AUTH_URL || `http://127.0.0.1:${PORT}`).replace(/\/+$/, "");
-const DATABASE_URL = process.env.DATABASE_URL || "postgres://postgres@127.0.0.1:5432/better_auth";
+const HOST = env("HOST");
+const BASE_URL = (env("BETTER_AUTH_URL") || `http://127.0.0.1:${PORT}`).replace(/\/+$/, "");
+const DATABASE_URL = env("DATABASE_URL");
 
-const SECRET = process.env.BETTER_AUTH_SECRET;
+const SECRET = env("BETTER_AUTH_SECRET");
 if (!SECRET) fail("BETTER_AUTH_SECRET is not set; set it to a random string of at least 32 characters (e.g. `openssl rand -base64 32`).");
 if (SECRET.length < 32) fail(`BETTER_AUTH_SECRET is too short (${SECRET.length} characters); it must be at least 32 characters.`);
 
@@ -44,17 +79,17 @@ const KEY_PAIR_CONFIGS = {
   RS256: { alg: "RS256", modulusLength: 2048 },
   PS256: { alg: "PS256", modulusLength: 2048 },
 };
-const JWT_ALG = process.env.JWT_ALG || "EdDSA";
+const JWT_ALG = env("JWT_ALG");
 const keyPairConfig = KEY_PAIR_CONFIGS[JWT_ALG];
 if (!keyPairConfig) fail(`JWT_ALG "${JWT_ALG}" is not supported; use one of ${Object.keys(KEY_PAIR_CONFIGS).join(", ")}.`);
 
 // JWT_EXPIRATION: a Better Auth time span ("15m", "5s", "1h", "2 days") or a
 // bare number of seconds. (A bare *number* would be taken by the plugin as an
 // absolute `exp`, so it is turned into "<n>s" here.)
-let JWT_EXPIRATION = (process.env.JWT_EXPIRATION || "15m").trim();
+let JWT_EXPIRATION = env("JWT_EXPIRATION").trim();
 if (/^\d+$/.test(JWT_EXPIRATION)) JWT_EXPIRATION = `${JWT_EXPIRATION}s`;
 if (!/^\d+(\.\d+)? ?(seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h|days?|d|weeks?|w|years?|yrs?|y)$/i.test(JWT_EXPIRATION)) {
-  fail(`JWT_EXPIRATION "${process.env.JWT_EXPIRATION}" is not a time span like 15m, 5s, 1h or 300.`);
+  fail(`JWT_EXPIRATION "${env("JWT_EXPIRATION")}" is not a time span like 15m, 5s, 1h or 300.`);
 }
 
 // Key rotation (the jwt plugin's own jwks.rotationInterval / jwks.gracePeriod,
@@ -66,16 +101,16 @@ if (ROTATION_INTERVAL === 0) fail("JWKS_ROTATION_INTERVAL must be > 0 seconds (u
 // RATE_LIMIT: "on" / "off"; unset keeps Better Auth's default (on only when
 // NODE_ENV=production: 100 requests per 10 s per IP and path, 3 per 10 s on
 // /sign-in/*, /sign-up/*, in memory).
-const RATE_LIMIT = (process.env.RATE_LIMIT || "").trim().toLowerCase();
-if (RATE_LIMIT && !["on", "off"].includes(RATE_LIMIT)) fail(`RATE_LIMIT must be "on" or "off", got "${process.env.RATE_LIMIT}"`);
+const RATE_LIMIT = env("RATE_LIMIT").trim().toLowerCase();
+if (RATE_LIMIT && !["on", "off"].includes(RATE_LIMIT)) fail(`RATE_LIMIT must be "on" or "off", got "${env("RATE_LIMIT")}"`);
 
 // CORS: "on" (default) adds CORS headers for TRUSTED_ORIGINS; "off" leaves
 // CORS to a proxy in front (two layers would send duplicate
 // Access-Control-Allow-Origin headers, which browsers reject).
-const CORS = (process.env.CORS || "on").trim().toLowerCase();
-if (!["on", "off"].includes(CORS)) fail(`CORS must be "on" or "off", got "${process.env.CORS}"`);
+const CORS = env("CORS").trim().toLowerCase();
+if (!["on", "off"].includes(CORS)) fail(`CORS must be "on" or "off", got "${env("CORS")}"`);
 
-const TRUSTED_ORIGINS = (process.env.TRUSTED_ORIGINS || "")
+const TRUSTED_ORIGINS = env("TRUSTED_ORIGINS")
   .split(",")
   .map((s) => s.trim().replace(/\/+$/, ""))
   .filter(Boolean);
@@ -318,7 +353,7 @@ async function main() {
   console.log(
     `better-auth-issuer: listening on http://${HOST}:${PORT} baseURL=${BASE_URL} alg=${JWT_ALG} ` +
       `jwt_exp=${JWT_EXPIRATION}${rotation} db=${dbName} trusted_origins=${TRUSTED_ORIGINS.join(",") || "-"} ` +
-      `cors=${CORS} rate_limit=${RATE_LIMIT || (process.env.NODE_ENV === "production" ? "default(on)" : "default(off)")}`,
+      `cors=${CORS} rate_limit=${RATE_LIMIT || (env("NODE_ENV") === "production" ? "default(on)" : "default(off)")}`,
   );
 }
 

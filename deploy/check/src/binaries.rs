@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::{checks::Manifests, compose, env_list, k8s::Cluster, yaml, EnvList};
+use crate::{checks::Manifests, compose, k8s::Cluster, yaml, EnvList};
 
 /// The Rust binaries deploy/ runs, by package (each package's binary has the same name).
 pub const RUST_BINARIES: &[&str] = &["gateway", "tasks-service"];
@@ -70,14 +70,37 @@ pub fn build_rust_binaries() -> Result<BTreeMap<String, PathBuf>, String> {
 
 /// Runs `<exe> --list-env` with an empty environment and parses what it prints.
 pub fn list_env(name: &str, exe: &Path) -> Result<EnvList, String> {
+    let mut command = Command::new(exe);
+    command.arg("--list-env").env_clear();
+    run_list_env(name, command)
+}
+
+/// The Better Auth server's variables, from `node server.mjs --list-env` (its declared
+/// `ENV` table, which its own `env()` accessor enforces).
+pub fn better_auth_env() -> Result<EnvList, String> {
+    let dir = workspace_root().join("deploy/better-auth");
+    if !dir.join("node_modules/better-auth").is_dir() {
+        return Err(
+            "deploy/better-auth has no node_modules: run `npm ci` there (scripts/test.sh does)"
+                .into(),
+        );
+    }
+    let mut command = Command::new("node");
+    command
+        .args(["server.mjs", "--list-env"])
+        .current_dir(dir)
+        .env_clear()
+        // Only to find `node`; the server itself sees no other variable.
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default());
+    run_list_env("better-auth", command)
+}
+
+fn run_list_env(name: &str, mut command: Command) -> Result<EnvList, String> {
     let missing = |why: String| {
         format!("{name} does not support `--list-env` yet ({why}); it must print one line per env variable, NAME<TAB>required|optional<TAB>default, and exit 0")
     };
-    let (status, stdout, stderr) = run_with_deadline(
-        Command::new(exe).arg("--list-env").env_clear(),
-        Duration::from_secs(20),
-    )
-    .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+    let (status, stdout, stderr) = run_with_deadline(&mut command, Duration::from_secs(20))
+        .map_err(|e| format!("cannot run {name}: {e}"))?;
     if !status {
         return Err(missing(format!(
             "it exited with an error: {}",
@@ -85,21 +108,6 @@ pub fn list_env(name: &str, exe: &Path) -> Result<EnvList, String> {
         )));
     }
     EnvList::parse(&stdout).map_err(|e| missing(format!("its output is not the format: {e}")))
-}
-
-/// The Better Auth server's variables, read from its source (it has no `--list-env`).
-pub fn better_auth_env() -> Result<EnvList, String> {
-    let path = workspace_root().join("deploy/better-auth/server.mjs");
-    let source = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let list = env_list::scan_node_source(&source);
-    if list.iter().next().is_none() {
-        return Err(
-            "deploy/better-auth/server.mjs reads no process.env variable the scan recognises"
-                .into(),
-        );
-    }
-    Ok(list)
 }
 
 /// Every binary's env list, or every reason one could not be had.

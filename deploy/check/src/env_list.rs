@@ -1,9 +1,9 @@
 //! The variables a binary reads, as the binary itself reports them.
 //!
-//! Rust binaries print them with `--list-env`: one line per variable,
-//! `NAME<TAB>required|optional<TAB>default-or-empty`, derived from clap's own `Command`.
-//! The Better Auth server has no such flag, so its list is read from its source
-//! ([`scan_node_source`]). Nothing here is a hand-kept list of names.
+//! Every binary prints them with `--list-env`: one line per variable,
+//! `NAME<TAB>required|optional<TAB>default-or-empty`. The Rust binaries derive it from clap's
+//! own `Command`; the Better Auth server from the `ENV` table its `env()` accessor enforces.
+//! Nothing here is a hand-kept list of names.
 
 use std::collections::BTreeMap;
 
@@ -112,72 +112,6 @@ fn is_env_name(name: &str) -> bool {
         && !name.as_bytes()[0].is_ascii_digit()
 }
 
-/// Reads the variables a Node script reads from its source.
-///
-/// Names: every `process.env.NAME` and `process.env["NAME"]`, plus the first string argument
-/// of helper calls that wrap `process.env[name]` (`intEnv("PORT", 3000)` in server.mjs).
-/// Required: a name the script fails on when unset, spelt as `fail("NAME is not set ...")`.
-/// Defaults are not recovered (they are JavaScript expressions), so every non-required
-/// variable is listed without one.
-pub fn scan_node_source(source: &str) -> EnvList {
-    let mut names: Vec<String> = Vec::new();
-    let mut push = |name: &str| {
-        if is_env_name(name) && !names.iter().any(|n| n == name) {
-            names.push(name.to_owned());
-        }
-    };
-    for rest in source.split("process.env.").skip(1) {
-        push(&take_name(rest));
-    }
-    for rest in source.split("process.env[\"").skip(1) {
-        push(&take_name(rest));
-    }
-    // Helpers that read `process.env[name]`: find `function helper(name` whose body indexes
-    // process.env with its parameter, then take the literal first argument of each call.
-    for helper in env_helpers(source) {
-        for rest in source.split(&format!("{helper}(\"")).skip(1) {
-            push(&take_name(rest));
-        }
-    }
-    let required: Vec<String> = source
-        .split("fail(\"")
-        .skip(1)
-        .filter_map(|rest| {
-            let name = take_name(rest);
-            rest[name.len()..]
-                .starts_with(" is not set")
-                .then_some(name)
-        })
-        .collect();
-    EnvList::from_vars(names.into_iter().map(|name| EnvVar {
-        required: required.contains(&name),
-        name,
-        default: None,
-    }))
-}
-
-fn take_name(text: &str) -> String {
-    text.chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect()
-}
-
-fn env_helpers(source: &str) -> Vec<String> {
-    source
-        .split("function ")
-        .skip(1)
-        .filter_map(|rest| {
-            let helper = take_name(rest);
-            let param = take_name(rest.get(helper.len() + 1..)?);
-            let body = rest.split("\n}").next()?;
-            (!helper.is_empty() && !param.is_empty())
-                .then_some(())
-                .filter(|()| body.contains(&format!("process.env[{param}]")))
-                .map(|()| helper)
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -216,24 +150,5 @@ mod tests {
             EnvList::parse("A\toptional\t\nA\toptional\t\n"),
             Err(EnvListError::Duplicate { line: 2, .. })
         ));
-    }
-
-    #[test]
-    fn scans_node_source_for_names_helpers_and_required() {
-        let source = r#"
-function intEnv(name, fallback) {
-  const raw = process.env[name];
-  return raw;
-}
-const PORT = intEnv("PORT", 3000);
-const HOST = process.env.HOST || "127.0.0.1";
-const SECRET = process.env.BETTER_AUTH_SECRET;
-if (!SECRET) fail("BETTER_AUTH_SECRET is not set; set it");
-if (x) fail("JWT_ALG is wrong");
-"#;
-        let list = scan_node_source(source);
-        assert_eq!(list.names(), "BETTER_AUTH_SECRET, HOST, PORT");
-        assert!(list.get("BETTER_AUTH_SECRET").unwrap().required);
-        assert!(!list.get("HOST").unwrap().required);
     }
 }

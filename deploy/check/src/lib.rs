@@ -1,8 +1,7 @@
 //! Checks that the files under `deploy/` agree with the binaries they run.
 //!
-//! The truth about each binary comes from the binary itself: the Rust binaries print the
-//! variables they read with `--list-env` ([`env_list`]), the Better Auth server's are read
-//! from its source ([`env_list::scan_node_source`]), and the paths they serve are requested
+//! The truth about each binary comes from the binary itself: each prints the variables it
+//! reads with `--list-env` ([`env_list`]), and the paths they serve are requested
 //! from a running instance ([`live`]). The manifests are parsed into [`workload::Workload`]s
 //! ([`compose`], [`k8s`], [`dockerfile`]) and [`checks`] compares the two.
 //!
