@@ -19,10 +19,30 @@ pub struct Task {
     pub title: String,
     pub description: Option<String>,
     pub completed: bool,
-    /// RFC 3339, UTC.
+    /// RFC 3339, UTC, always with microseconds.
+    #[serde(with = "rfc3339_micros")]
     pub created_at: DateTime<Utc>,
-    /// RFC 3339, UTC.
+    /// RFC 3339, UTC, always with microseconds.
+    #[serde(with = "rfc3339_micros")]
     pub updated_at: DateTime<Utc>,
+}
+
+/// Timestamps always carry six fractional digits (`2026-11-25T04:05:15.225000Z`), the
+/// precision PostgreSQL stores: chrono's default drops trailing zeros, so one task would say
+/// `.225Z` and the next `.247479Z`, which trips clients that parse a fixed format.
+mod rfc3339_micros {
+    use chrono::{DateTime, SecondsFormat, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &DateTime<Utc>, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Micros, true))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<DateTime<Utc>, D::Error> {
+        DateTime::<Utc>::deserialize(deserializer)
+    }
 }
 
 /// Body of `POST /api/{user_id}/tasks`.
@@ -124,6 +144,26 @@ impl fmt::Display for SortOrder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn timestamps_always_carry_microseconds() {
+        let at = DateTime::parse_from_rfc3339("2026-11-25T04:05:15.225Z")
+            .unwrap()
+            .to_utc();
+        let task = Task {
+            id: 1,
+            user_id: "u".into(),
+            title: "t".into(),
+            description: None,
+            completed: false,
+            created_at: at,
+            updated_at: at,
+        };
+        let json = serde_json::to_value(&task).unwrap();
+        assert_eq!(json["created_at"], "2026-11-25T04:05:15.225000Z");
+        let back: Task = serde_json::from_value(json).unwrap();
+        assert_eq!(back, task);
+    }
 
     #[test]
     fn update_tells_null_from_absent() {

@@ -21,6 +21,12 @@ async fn creating_a_task_returns_201_with_the_stored_task() {
     assert_eq!(task["completed"], false);
     let created = task["created_at"].as_str().unwrap();
     assert!(created.ends_with('Z'), "RFC 3339 in UTC: {created}");
+    let fraction = created.split('.').nth(1).unwrap_or_default();
+    assert_eq!(
+        fraction.len(),
+        "123456Z".len(),
+        "always microseconds: {created}"
+    );
     chrono::DateTime::parse_from_rfc3339(created).unwrap();
     assert_eq!(task["updated_at"], task["created_at"]);
     assert!(task.get("extra").is_none());
