@@ -3,6 +3,7 @@
 //! on or stops it with a [`GatewayError`]; `error.rs` turns those into responses, and
 //! [`Proxy::handle`] logs and counts every outcome exactly once.
 
+mod dedicated;
 mod forward;
 mod headers;
 mod route;
@@ -18,6 +19,7 @@ use proto_shared::{identity::unix_now, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use dedicated::{drive, Dedicated, Drivers};
 pub use forward::Forwarder;
 pub use headers::{prepare_request, prepare_response, strip_hop_by_hop, strip_identity};
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
@@ -74,12 +76,14 @@ impl Proxy {
         }
     }
 
-    /// Handles one request from `client`, start to finish. Never fails: every refusal is a
-    /// response.
+    /// Handles one request from `client`, start to finish, forwarding over the client
+    /// connection's `dedicated` upstream connections if it has them. Never fails: every
+    /// refusal is a response.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         client: SocketAddr,
+        dedicated: Option<&Dedicated>,
     ) -> Response<GatewayBody> {
         let started = Instant::now();
         let in_flight = self.parts.metrics.in_flight();
@@ -90,7 +94,7 @@ impl Proxy {
         let mut outcome = Outcome::default();
 
         let (mut response, reason) = match self
-            .dispatch(request, client, &request_id, &mut outcome)
+            .dispatch(request, client, dedicated, &request_id, &mut outcome)
             .await
         {
             Ok(response) => (response, None),
@@ -128,6 +132,7 @@ impl Proxy {
         &self,
         request: Request<Incoming>,
         client: SocketAddr,
+        dedicated: Option<&Dedicated>,
         request_id: &RequestId,
         outcome: &mut Outcome,
     ) -> Result<Response<GatewayBody>, GatewayError> {
@@ -198,7 +203,10 @@ impl Proxy {
 
         let sent = Instant::now();
         let body = LimitedBody::new(body, parts.limits.max_body_bytes);
-        let response = parts.forwarder.forward(upstream, head, body).await?;
+        let response = parts
+            .forwarder
+            .forward(upstream, head, body, dedicated)
+            .await?;
         parts
             .metrics
             .upstream_latency(route.class().as_str(), sent.elapsed().as_secs_f64());

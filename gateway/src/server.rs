@@ -5,7 +5,7 @@
 
 mod first_bytes;
 
-use std::{convert::Infallible, future::Future, time::Duration};
+use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use hyper::service::service_fn;
 use hyper_util::{
@@ -15,7 +15,10 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::{config::Limits, proxy::Proxy};
+use crate::{
+    config::Limits,
+    proxy::{self, Dedicated, Proxy},
+};
 
 /// hyper refuses a head larger than its read buffer with a bare 431; keep that buffer well
 /// above `MAX_HEADER_BYTES` so that `proxy.rs` answers the usual case with a JSON body.
@@ -74,12 +77,34 @@ pub async fn serve(
             let Some(io) = first_bytes::read(stream, timeout).await else {
                 return;
             };
+            // An HTTP/1 client sends one request at a time: it gets upstream connections of
+            // its own, driven by this task. HTTP/2 clients multiplex over the shared pool.
+            let (dedicated, drivers) = if io.is_http2() {
+                (None, None)
+            } else {
+                let (dedicated, drivers) = Dedicated::new();
+                (Some(Arc::new(dedicated)), Some(drivers))
+            };
             let service = service_fn(move |request| {
                 let proxy = proxy.clone();
-                async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
+                let dedicated = dedicated.clone();
+                async move {
+                    let response = proxy.handle(request, peer, dedicated.as_deref()).await;
+                    Ok::<_, Infallible>(response)
+                }
             });
             let connection = builder.serve_connection(TokioIo::new(io), service);
-            if let Err(error) = watcher.watch(connection.into_owned()).await {
+            let connection = watcher.watch(connection.into_owned());
+            let result = match drivers {
+                Some(drivers) => {
+                    // Boxed as `Send` where the types are concrete: inside `drive` the compiler
+                    // cannot prove the connection future `Send` (rust-lang/rust#110338).
+                    let connection: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(connection);
+                    proxy::drive(connection, drivers).await
+                }
+                None => connection.await,
+            };
+            if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
         });

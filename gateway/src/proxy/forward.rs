@@ -1,11 +1,12 @@
-//! Sends a prepared request to its upstream over a pooled keep-alive HTTP/1.1 connection and
-//! streams the answer back. Turns client failures into the gateway's errors: refused or reset
-//! is 502, no response headers within the upstream timeout is 504, and a body cut off at
-//! `MAX_BODY_BYTES` is 413.
+//! Sends a prepared request to its upstream over keep-alive HTTP/1.1 and streams the answer
+//! back: on the client connection's own upstream connection when it has a [`Dedicated`] set
+//! (HTTP/1 clients), else over the shared pool (HTTP/2 clients). Turns client failures into
+//! the gateway's errors: refused or reset is 502, no response headers within the upstream
+//! timeout is 504, and a body cut off at `MAX_BODY_BYTES` is 413.
 
 use std::time::Duration;
 
-use http::{request, uri::Parts as UriParts, Request, Response, Uri, Version};
+use http::{header, request, uri::Parts as UriParts, Method, Request, Response, Uri, Version};
 use hyper::body::Incoming;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
@@ -13,9 +14,9 @@ use hyper_util::{
 };
 
 use crate::{
-    body::{is_body_too_large, LimitedBody},
+    body::{is_body_too_large, BoxError, LimitedBody},
     error::GatewayError,
-    proxy::route::Upstream,
+    proxy::{dedicated::Dedicated, route::Upstream},
 };
 
 /// The request body as it travels upstream: the client's, counted against the limit.
@@ -26,42 +27,127 @@ pub type UpstreamBody = LimitedBody<Incoming>;
 pub struct Forwarder {
     client: Client<HttpConnector, UpstreamBody>,
     timeout: Duration,
+    connect_timeout: Duration,
 }
 
 impl Forwarder {
     /// A client whose requests fail with 504 when no response headers arrive within `timeout`.
     pub fn new(timeout: Duration) -> Self {
+        let connect_timeout = timeout.min(Duration::from_secs(5));
         let mut connector = HttpConnector::new();
         // Small requests and answers: do not let Nagle hold them back.
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout.min(Duration::from_secs(5))));
+        connector.set_connect_timeout(Some(connect_timeout));
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .build(connector);
-        Self { client, timeout }
+        Self {
+            client,
+            timeout,
+            connect_timeout,
+        }
     }
 
-    /// Sends `parts` and `body` to `upstream`, keeping the path and query exactly as given.
+    /// Sends `parts` and `body` to `upstream`, keeping the path and query exactly as given,
+    /// over `dedicated` when the client connection has one.
     pub async fn forward(
         &self,
         upstream: &Upstream,
         mut parts: request::Parts,
         body: UpstreamBody,
+        dedicated: Option<&Dedicated>,
     ) -> Result<Response<Incoming>, GatewayError> {
-        parts.uri = upstream_uri(upstream, &parts.uri)?;
         parts.version = Version::HTTP_11;
-        let request = Request::from_parts(parts, body);
-        match tokio::time::timeout(self.timeout, self.client.request(request)).await {
+        let result = match dedicated {
+            // CONNECT needs the authority form, which only the pooled client writes.
+            Some(dedicated) if parts.method != Method::CONNECT => {
+                // The origin form, as hyper's pooled client sends to a non-proxy upstream.
+                parts.uri = origin_form(&parts.uri)?;
+                let request = Request::from_parts(parts, body);
+                let exchange = self.send_dedicated(dedicated, upstream, request);
+                tokio::time::timeout(self.timeout, exchange).await
+            }
+            _ => {
+                parts.uri = upstream_uri(upstream, &parts.uri)?;
+                let request = Request::from_parts(parts, body);
+                let exchange = self.client.request(request);
+                tokio::time::timeout(self.timeout, exchange)
+                    .await
+                    .map(|result| result.map_err(boxed))
+            }
+        };
+        match result {
             Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) if is_body_too_large(&error) => Err(GatewayError::BodyTooLarge),
+            Ok(Err(error)) if is_body_too_large(&*error) => Err(GatewayError::BodyTooLarge),
             Ok(Err(error)) => {
-                tracing::warn!(error = %error_chain(&error), "upstream request failed");
+                tracing::warn!(error = %error_chain(&*error), "upstream request failed");
                 Err(GatewayError::UpstreamUnavailable)
             }
         }
     }
+
+    /// One exchange on the client connection's own upstream connection, made if there is none
+    /// or the last one broke. A connection is put back only after a good answer, so a reset or
+    /// a timeout (which drops this future) retires it. A request the upstream never saw, on a
+    /// connection it closed while idle, is sent once more on a new connection, as the pooled
+    /// client does.
+    async fn send_dedicated(
+        &self,
+        dedicated: &Dedicated,
+        upstream: &Upstream,
+        mut request: Request<UpstreamBody>,
+    ) -> Result<Response<Incoming>, BoxError> {
+        let mut reusable = dedicated.take(upstream);
+        if let Some(connection) = &mut reusable {
+            if connection.sender.ready().await.is_err() {
+                reusable = None;
+            }
+        }
+        let mut connection = match reusable {
+            Some(connection) => connection,
+            None => dedicated
+                .connect(upstream, self.connect_timeout)
+                .await
+                .map_err(boxed)?,
+        };
+        loop {
+            request
+                .headers_mut()
+                .insert(header::HOST, connection.host.clone());
+            match connection.sender.try_send_request(request).await {
+                Ok(response) => {
+                    dedicated.put_back(connection);
+                    return Ok(response);
+                }
+                Err(mut error) => match error.take_message() {
+                    Some(unsent) if connection.reused => {
+                        request = unsent;
+                        connection = dedicated
+                            .connect(upstream, self.connect_timeout)
+                            .await
+                            .map_err(boxed)?;
+                    }
+                    _ => return Err(boxed(error.into_error())),
+                },
+            }
+        }
+    }
+}
+
+/// Both clients' errors as one type, so one `match` maps them.
+fn boxed(error: impl std::error::Error + Send + Sync + 'static) -> BoxError {
+    Box::new(error)
+}
+
+/// The request's own path and query, alone.
+fn origin_form(original: &Uri) -> Result<Uri, GatewayError> {
+    let path_and_query = original
+        .path_and_query()
+        .cloned()
+        .ok_or(GatewayError::BadPath)?;
+    Ok(Uri::from(path_and_query))
 }
 
 /// `http://upstream` + the request's own path and query.

@@ -46,6 +46,13 @@ pub async fn read(mut stream: TcpStream, timeout: Duration) -> Option<Replay> {
     })
 }
 
+impl Replay {
+    /// Whether the client opened with the HTTP/2 preface (else it speaks HTTP/1).
+    pub fn is_http2(&self) -> bool {
+        self.prefix == H2_PREFACE
+    }
+}
+
 impl AsyncRead for Replay {
     fn poll_read(
         mut self: Pin<&mut Self>,

@@ -58,12 +58,32 @@ async fn an_upstream_that_drops_the_connection_is_502() {
         .unwrap();
     assert_eq!(response.status(), 502);
     assert_eq!(detail(response).await, "Bad gateway: upstream unavailable");
-    // The pool recovers: the next request gets a fresh connection.
+    // The broken upstream connection is replaced: the next request, on the same client
+    // connection, gets a fresh one.
     let next = gateway
         .http
         .get(gateway.url("/api/auth/session"))
         .send()
         .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+}
+
+#[tokio::test]
+async fn after_a_timeout_the_next_request_does_not_wait_on_the_stuck_upstream_connection() {
+    let gateway = spawn_gateway().await; // upstream timeout: 1 s
+    let session = gateway.url("/api/auth/session");
+    assert_eq!(
+        gateway.http.get(&session).send().await.unwrap().status(),
+        200
+    );
+    let hung = gateway.http.get(gateway.url("/api/auth/hang")).send();
+    assert_eq!(hung.await.unwrap().status(), 504);
+    // reqwest keeps its one connection to the gateway; were the upstream connection that is
+    // still waiting on /hang reused, this would time out too.
+    let next = tokio::time::timeout(Duration::from_secs(10), gateway.http.get(&session).send())
+        .await
+        .expect("the upstream timeout must bound the wait")
         .unwrap();
     assert_eq!(next.status(), 200);
 }

@@ -1,0 +1,151 @@
+//! Upstream connections owned by one HTTP/1 client connection and driven by that connection's
+//! own task: a request crosses no task boundary, no channel per request and no pool lock, which
+//! is most of what the shared pool costs per request. An HTTP/1 client connection carries one
+//! request at a time, so one upstream connection per upstream is all it ever needs. HTTP/2
+//! client connections (multiplexed) keep using the shared pool in `forward.rs`.
+//!
+//! Not for: deciding when to use them (`forward.rs`), nor mapping failures to responses.
+
+use std::{
+    future::{poll_fn, Future},
+    io,
+    pin::{pin, Pin},
+    sync::Mutex,
+    task::Poll,
+    time::Duration,
+};
+
+use futures_util::{stream::FuturesUnordered, StreamExt};
+use http::{uri::Authority, HeaderValue};
+use hyper::client::conn::http1::{self, SendRequest};
+use hyper_util::rt::TokioIo;
+use tokio::{net::TcpStream, sync::mpsc};
+
+use super::{forward::UpstreamBody, route::Upstream};
+
+/// An upstream connection's I/O future, for the client connection's task to drive.
+pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The receiving end of [`Dedicated::new`]: the drivers of the connections made so far.
+pub type Drivers = mpsc::UnboundedReceiver<Driver>;
+
+/// One client connection's upstream connections, one per upstream, made on first use.
+#[derive(Debug)]
+pub struct Dedicated {
+    /// std Mutex: held only to take or put back a sender, never across `.await`.
+    idle: Mutex<Vec<UpstreamConnection>>,
+    drivers: mpsc::UnboundedSender<Driver>,
+}
+
+/// A ready-to-use HTTP/1 connection to one upstream.
+#[derive(Debug)]
+pub struct UpstreamConnection {
+    authority: Authority,
+    /// `Host` for this upstream, as hyper's pooled client would write it.
+    pub host: HeaderValue,
+    pub sender: SendRequest<UpstreamBody>,
+    /// Whether a request has been sent on it before (only then is a retry worth it).
+    pub reused: bool,
+}
+
+impl Dedicated {
+    /// An empty set, and the drivers its connections will need polled by the owning task.
+    pub fn new() -> (Self, Drivers) {
+        let (drivers, receiver) = mpsc::unbounded_channel();
+        let dedicated = Self {
+            idle: Mutex::new(Vec::new()),
+            drivers,
+        };
+        (dedicated, receiver)
+    }
+
+    /// Takes this upstream's connection out of the set if there is one.
+    pub fn take(&self, upstream: &Upstream) -> Option<UpstreamConnection> {
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let index = idle
+            .iter()
+            .position(|connection| connection.authority == upstream.authority)?;
+        Some(idle.swap_remove(index))
+    }
+
+    /// Returns a connection for the next request. A connection that failed is simply never
+    /// put back, so the next request makes a new one.
+    pub fn put_back(&self, mut connection: UpstreamConnection) {
+        connection.reused = true;
+        let mut idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        idle.push(connection);
+    }
+
+    /// Opens a new connection to `upstream` and hands its driver to the owning task.
+    pub async fn connect(
+        &self,
+        upstream: &Upstream,
+        connect_timeout: Duration,
+    ) -> io::Result<UpstreamConnection> {
+        let authority = &upstream.authority;
+        let port = authority.port_u16().unwrap_or(80);
+        let stream = tokio::time::timeout(
+            connect_timeout,
+            TcpStream::connect((authority.host(), port)),
+        )
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        // Small requests and answers: do not let Nagle hold them back.
+        stream.set_nodelay(true)?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(io::Error::other)?;
+        let driver: Driver = Box::pin(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "upstream connection ended with an error");
+            }
+        });
+        self.drivers
+            .send(driver)
+            .map_err(|_| io::Error::other("the client connection is gone"))?;
+        Ok(UpstreamConnection {
+            authority: authority.clone(),
+            host: host_header(authority),
+            sender,
+            reused: false,
+        })
+    }
+}
+
+/// `host[:port]`, the port only when it is not 80 (what hyper's pooled client sends).
+fn host_header(authority: &Authority) -> HeaderValue {
+    let value = match authority.port_u16() {
+        Some(port) if port != 80 => HeaderValue::from_str(authority.as_str()),
+        _ => HeaderValue::from_str(authority.host()),
+    };
+    value.expect("an authority is a valid header value")
+}
+
+/// Runs `connection` (a client connection's server future) to completion while driving the
+/// upstream connections its requests open. Upstream I/O is polled before and after the server
+/// side, so a request handed upstream is written, and an answer read, in the same wake-up.
+/// When `connection` ends, its upstream connections are dropped, which closes them.
+pub async fn drive<F: Future>(connection: F, mut drivers: Drivers) -> F::Output {
+    let mut connection = pin!(connection);
+    let mut upstreams = FuturesUnordered::new();
+    poll_fn(|cx| {
+        let mut poll_upstreams = |cx: &mut std::task::Context<'_>| {
+            while let Poll::Ready(Some(driver)) = drivers.poll_recv(cx) {
+                upstreams.push(driver);
+            }
+            // Ready(Some) is one upstream connection finished; keep polling the rest.
+            while let Poll::Ready(Some(())) = upstreams.poll_next_unpin(cx) {}
+        };
+        poll_upstreams(cx);
+        let output = connection.as_mut().poll(cx);
+        poll_upstreams(cx);
+        output
+    })
+    .await
+}
