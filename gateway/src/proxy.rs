@@ -25,7 +25,7 @@ pub use headers::{prepare_request, prepare_response, strip_hop_by_hop, strip_ide
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
-    auth::Authenticator,
+    auth::{AuthError, Authenticator},
     body::{full, GatewayBody, Guarded, LimitedBody},
     config::Limits,
     cors::{Cors, Preflight},
@@ -220,11 +220,13 @@ impl Proxy {
 
     /// Verifies the bearer token and that a `/api/{user_id}/...` path names its user.
     async fn authenticate(&self, request: &Request<Incoming>) -> Result<UserId, GatewayError> {
-        let verified = self
-            .parts
-            .authenticator
-            .authenticate(request.headers().get(header::AUTHORIZATION))
-            .await?;
+        // Two credentials are refused, not chosen between: another hop might pick the other.
+        let mut authorization = request.headers().get_all(header::AUTHORIZATION).iter();
+        let first = authorization.next();
+        if authorization.next().is_some() {
+            return Err(AuthError::Malformed.into());
+        }
+        let verified = self.parts.authenticator.authenticate(first).await?;
         if let Some(segment) = route::api_user_segment(request.uri().path()) {
             match UserId::from_encoded(segment) {
                 Ok(named) if named == verified.user_id => {}

@@ -74,6 +74,25 @@ async fn malformed_expired_and_forged_tokens_get_invalid_token() {
 }
 
 #[tokio::test]
+async fn two_authorization_headers_are_refused_even_if_both_are_valid() {
+    // Which one a server would pick is anyone's guess; a gateway that chose one could be
+    // made to authenticate a different user than another hop sees. Refuse instead.
+    let gateway = spawn_gateway().await;
+    let token = gateway.issuer.token(Algorithm::EdDsa);
+    let response = gateway
+        .http
+        .get(gateway.url("/api/user-1/tasks"))
+        .header("authorization", format!("Bearer {token}"))
+        .header("authorization", format!("Bearer {token}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(detail(response).await, "Invalid token: malformed");
+    assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
 async fn before_the_keys_load_protected_requests_get_503_and_readyz_says_not_ready() {
     let issuer = Issuer::start().await;
     issuer.set_behaviour(Behaviour::Stall);
