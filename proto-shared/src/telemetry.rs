@@ -34,6 +34,19 @@ impl fmt::Display for LogFormat {
     }
 }
 
+/// An error and its causes on one line, `a: b: c`, for logs and start-up messages: the
+/// useful part ("connection refused") is often only in a source.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
 /// Calling it twice (as tests may) keeps the first subscriber.
 pub fn init(format: LogFormat, default_filter: &str) {

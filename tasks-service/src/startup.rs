@@ -3,7 +3,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use proto_shared::Verifier;
+use proto_shared::{telemetry::error_chain, Verifier};
 use tokio::net::TcpListener;
 
 use crate::{
@@ -32,7 +32,7 @@ pub enum StartupError {
     Tls(#[from] rustls::Error),
     #[error(
         "DATABASE_URL: cannot connect to the database at {target}: {}",
-        chain(source)
+        error_chain(source)
     )]
     Connect {
         target: String,
@@ -40,7 +40,7 @@ pub enum StartupError {
     },
     #[error(
         "DATABASE_URL: migrating the database at {target} failed: {}",
-        chain(source)
+        error_chain(source)
     )]
     Migrate {
         target: String,
@@ -53,19 +53,6 @@ pub enum StartupError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-}
-
-/// An error and its causes, `a: b: c`: tokio-postgres puts the useful part ("connection
-/// refused") in the source.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A built service, bound and ready to serve.

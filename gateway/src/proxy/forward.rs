@@ -82,7 +82,7 @@ impl Forwarder {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) if is_body_too_large(&*error) => Err(GatewayError::BodyTooLarge),
             Ok(Err(error)) => {
-                tracing::warn!(error = %error_chain(&*error), "upstream request failed");
+                tracing::warn!(error = %proto_shared::telemetry::error_chain(&*error), "upstream request failed");
                 Err(GatewayError::UpstreamUnavailable)
             }
         }
@@ -162,16 +162,4 @@ fn upstream_uri(upstream: &Upstream, original: &Uri) -> Result<Uri, GatewayError
             .ok_or(GatewayError::BadPath)?,
     );
     Uri::from_parts(parts).map_err(|_| GatewayError::BadPath)
-}
-
-/// The error and its causes on one line, for the log.
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
