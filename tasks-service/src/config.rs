@@ -2,12 +2,13 @@
 //! names the variable), validated once at start with messages naming the variable to fix.
 //! `--list-env` prints the variables from clap's own definition of this struct.
 
-use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{CommandFactory, Parser};
 use proto_shared::{telemetry::LogFormat, KeyRing, Verifier};
+use tokio_postgres::config::SslMode;
 
-use crate::db::{DatabaseUrl, DbSettings};
+use crate::db::{DatabaseUrl, DbSettings, TrustedCas};
 
 /// Everything the binary reads from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -26,7 +27,8 @@ pub struct Config {
     )]
     pub listen: SocketAddr,
 
-    /// PostgreSQL URL; `sslmode=require` (or verify-full) turns on TLS with webpki roots.
+    /// PostgreSQL URL; `sslmode=require` (or verify-full) turns on TLS, verified against the
+    /// webpki roots or DATABASE_CA_FILE.
     #[arg(
         long,
         env = "DATABASE_URL",
@@ -35,6 +37,11 @@ pub struct Config {
         hide_env_values = true
     )]
     pub database_url: DatabaseUrl,
+
+    /// PEM file of CA certificates trusted instead of the webpki roots for TLS to PostgreSQL
+    /// (a server with a private CA); needs `sslmode=require` (or verify-full) in DATABASE_URL.
+    #[arg(long, env = "DATABASE_CA_FILE", value_name = "DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
 
     /// Accepted identity keys: `key_id:secret[,key_id:secret...]`, secrets of 32 bytes or more.
     #[arg(
@@ -200,16 +207,32 @@ impl Config {
             "MAX_BODY_BYTES",
             "must be 1024 to 16777216 bytes",
         )?;
-        self.database_url
+        let pg_config = self
+            .database_url
             .pg_config()
             .map_err(|problem| ConfigError {
                 variable: "DATABASE_URL",
                 problem,
             })?;
+        let mut url = self.database_url.clone();
+        if let Some(path) = &self.database_ca_file {
+            // Fail closed: naming a CA file says the operator expects TLS.
+            check(
+                pg_config.get_ssl_mode() == SslMode::Require,
+                "DATABASE_CA_FILE",
+                "set, but DATABASE_URL does not ask for TLS: add sslmode=require \
+                 (or verify-full) to DATABASE_URL, or unset DATABASE_CA_FILE",
+            )?;
+            let cas = TrustedCas::from_pem_file(path).map_err(|problem| ConfigError {
+                variable: "DATABASE_CA_FILE",
+                problem,
+            })?;
+            url = url.trusting(cas);
+        }
         Ok(Settings {
             listen: self.listen,
             db: DbSettings {
-                url: self.database_url.clone(),
+                url,
                 pool_size: self.db_pool_size,
                 connect_timeout: Duration::from_millis(self.db_connect_timeout_ms),
                 acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
@@ -297,6 +320,23 @@ mod tests {
         assert!(error.starts_with("DATABASE_URL:"), "{error}");
         assert!(!error.contains("pw"), "{error}");
 
+        let error = parse(&[
+            "--identity-keys",
+            KEYS,
+            "--database-url",
+            "postgres://u:pw@h/db?sslmode=require",
+            "--database-ca-file",
+            "/nonexistent/ca.pem",
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.starts_with("DATABASE_CA_FILE: cannot read"),
+            "{error}"
+        );
+
         let error = parse(&["--identity-keys", KEYS, "--db-pool-size", "many"]).unwrap_err();
         assert!(error.to_string().contains("DB_POOL_SIZE"), "{error}");
     }
@@ -320,6 +360,7 @@ mod tests {
             table.contains("DATABASE_URL\toptional\tpostgres://postgres@127.0.0.1:5432/tasks\n")
         );
         assert!(table.contains("MAX_BODY_BYTES\toptional\t65536\n"));
-        assert_eq!(table.lines().count(), 11, "{table}");
+        assert!(table.contains("DATABASE_CA_FILE\toptional\t\n"), "{table}");
+        assert_eq!(table.lines().count(), 12, "{table}");
     }
 }

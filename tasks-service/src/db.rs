@@ -1,29 +1,45 @@
 //! Connections to PostgreSQL: the URL (a secret), TLS when the URL asks for it, the pool and
 //! the role every pooled connection runs as. Knows nothing about tasks.
 
-use std::{fmt, str::FromStr, sync::Arc, time::Duration};
+mod tls;
+
+use std::{fmt, str::FromStr, time::Duration};
 
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{config::SslMode, Client, NoTls};
-use tokio_postgres_rustls::MakeRustlsConnect;
+use tokio_postgres::{Client, NoTls};
+
+pub use tls::{Tls, TlsError, TrustedCas};
 
 /// The NOLOGIN role (created by the migrations) that pooled connections switch to when the
 /// login role could bypass row-level security.
 pub const RLS_ROLE: &str = "tasks_rls";
 
-/// `DATABASE_URL`. May hold a password, so `Debug` shows only where it points.
+/// `DATABASE_URL`, and the CAs (`DATABASE_CA_FILE`) trusted for its server when they are not
+/// the webpki roots. The CAs ride here rather than in [`DbSettings`] so that code building
+/// settings by hand (the gateway's end-to-end tests) keeps compiling. May hold a password,
+/// so `Debug` shows only where it points.
 #[derive(Clone)]
-pub struct DatabaseUrl(String);
+pub struct DatabaseUrl(String, Option<TrustedCas>);
 
 impl FromStr for DatabaseUrl {
     type Err = std::convert::Infallible;
 
     fn from_str(raw: &str) -> Result<Self, Self::Err> {
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.to_owned(), None))
     }
 }
 
 impl DatabaseUrl {
+    /// The same URL, its server verified against `cas` instead of the webpki roots.
+    pub fn trusting(self, cas: TrustedCas) -> Self {
+        Self(self.0, Some(cas))
+    }
+
+    /// The CAs from `DATABASE_CA_FILE`, if set.
+    pub fn trusted_cas(&self) -> Option<&TrustedCas> {
+        self.1.as_ref()
+    }
+
     /// The parsed connection settings. `sslmode=verify-ca|verify-full` are read as `require`:
     /// with TLS on, the server certificate and host name are always verified.
     pub fn pg_config(&self) -> Result<tokio_postgres::Config, String> {
@@ -69,41 +85,6 @@ pub struct DbSettings {
     pub connect_timeout: Duration,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
-}
-
-/// TLS, or not, as the URL's `sslmode` says.
-#[derive(Clone)]
-pub enum Tls {
-    Plain,
-    Rustls(MakeRustlsConnect),
-}
-
-impl fmt::Debug for Tls {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Plain => "Tls::Plain",
-            Self::Rustls(_) => "Tls::Rustls",
-        })
-    }
-}
-
-impl Tls {
-    /// rustls (aws-lc-rs, webpki roots) for `sslmode=require`; plain TCP otherwise
-    /// (`prefer` then falls back to plain, as libpq does against a server without TLS).
-    pub fn for_config(config: &tokio_postgres::Config) -> Result<Self, rustls::Error> {
-        if config.get_ssl_mode() != SslMode::Require {
-            return Ok(Self::Plain);
-        }
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        };
-        let client = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Self::Rustls(MakeRustlsConnect::new(client)))
-    }
 }
 
 /// One connection outside the pool, as the login role (migrations need its rights).
@@ -202,32 +183,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn require_urls_get_rustls_and_others_plain_tcp() {
-        for url in [
-            "postgres://u:pw@ep-x.neon.tech/db?sslmode=require",
-            "postgres://u:pw@ep-x.neon.tech/db?sslmode=verify-full",
-        ] {
-            let config = DatabaseUrl(url.into()).pg_config().unwrap();
-            assert!(
-                matches!(Tls::for_config(&config).unwrap(), Tls::Rustls(_)),
-                "{url}"
-            );
-        }
-        for url in [
-            "postgres://postgres@127.0.0.1/tasks",
-            "postgres://h/db?sslmode=disable",
-        ] {
-            let config = DatabaseUrl(url.into()).pg_config().unwrap();
-            assert!(
-                matches!(Tls::for_config(&config).unwrap(), Tls::Plain),
-                "{url}"
-            );
-        }
-    }
-
-    #[test]
     fn debug_never_shows_the_password() {
-        let url = DatabaseUrl("postgres://user:hunter2@db.example:6543/app".into());
+        let url: DatabaseUrl = "postgres://user:hunter2@db.example:6543/app"
+            .parse()
+            .unwrap();
         let shown = format!("{url:?}");
         assert_eq!(shown, "DatabaseUrl(db.example:6543/app)");
     }

@@ -29,7 +29,7 @@ pub enum StartupError {
     #[error("DATABASE_URL: {0}")]
     Url(String),
     #[error("DATABASE_URL: TLS set-up failed: {0}")]
-    Tls(#[from] rustls::Error),
+    Tls(#[from] db::TlsError),
     #[error(
         "DATABASE_URL: cannot connect to the database at {target}: {}",
         error_chain(source)
@@ -69,7 +69,7 @@ impl Application {
         let target = settings.db.url.redacted();
         let mut pg_config = settings.db.url.pg_config().map_err(StartupError::Url)?;
         pg_config.connect_timeout(settings.db.connect_timeout);
-        let tls = Tls::for_config(&pg_config)?;
+        let tls = Tls::for_config(&pg_config, settings.db.url.trusted_cas())?;
 
         let mut client = db::connect_direct(&pg_config, &tls)
             .await

@@ -1,5 +1,6 @@
 //! A throw-away PostgreSQL cluster (initdb + pg_ctl on a free port) for tests that must stop
-//! the database or change cluster-wide roles, which the machine's shared server must never see.
+//! the database or change cluster-wide roles, which the machine's shared server must never see,
+//! or that need TLS, which it does not serve.
 
 use std::{
     path::{Path, PathBuf},
@@ -12,6 +13,8 @@ const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 pub struct PrivateCluster {
     dir: PathBuf,
     port: u16,
+    /// Extra `postgres` options (`-c ssl=on ...`), kept so a restart keeps them.
+    extra_options: String,
 }
 
 fn is_root() -> bool {
@@ -39,8 +42,87 @@ fn pg_tool(tool: &str, args: &[&str]) -> std::process::Output {
     command.args(args).output().expect("run a PostgreSQL tool")
 }
 
+/// Runs the openssl CLI in `dir`, failing with what to install when it is missing.
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run openssl ({e}): install it (apt-get install openssl)")
+        });
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throw-away CA (`ca.pem`) and a server certificate it signed for localhost and 127.0.0.1,
+/// in `dir`; returns the options that make PostgreSQL serve TLS with them.
+fn make_certificates(dir: &Path) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    let new_p256_key = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
+    let ca = format!("req -x509 {new_p256_key} -keyout ca.key -out ca.pem -days 2");
+    let ca: Vec<&str> = ca
+        .split(' ')
+        .chain(["-subj", "/CN=tasks test CA"])
+        .collect();
+    openssl(dir, &ca);
+    let csr = format!("req {new_p256_key} -keyout server.key -out server.csr -subj /CN=localhost");
+    openssl(dir, &csr.split(' ').collect::<Vec<_>>());
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n\
+         keyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &"x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+          -extfile server.ext -out server.crt"
+            .split_whitespace()
+            .collect::<Vec<_>>(),
+    );
+    let key = dir.join("server.key");
+    // PostgreSQL refuses a key file others can read.
+    std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    if is_root() {
+        let status = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(status.success(), "chown the certificates to postgres");
+    }
+    format!(
+        " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+        dir.join("server.crt").display(),
+        key.display()
+    )
+}
+
 impl PrivateCluster {
     pub fn start() -> Self {
+        Self::init(false)
+    }
+
+    /// A cluster serving TLS (and plain TCP) with a certificate from a throw-away CA, whose
+    /// certificate is at [`PrivateCluster::ca_file`].
+    pub fn start_with_tls() -> Self {
+        Self::init(true)
+    }
+
+    /// The CA that signed the server certificate of a [`PrivateCluster::start_with_tls`].
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.join("tls").join("ca.pem")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn init(tls: bool) -> Self {
         let dir = std::env::temp_dir().join(format!("tasks-pg-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         if is_root() {
@@ -74,16 +156,26 @@ impl PrivateCluster {
             .local_addr()
             .unwrap()
             .port();
-        let cluster = Self { dir, port };
+        let extra_options = if tls {
+            make_certificates(&dir.join("tls"))
+        } else {
+            String::new()
+        };
+        let cluster = Self {
+            dir,
+            port,
+            extra_options,
+        };
         cluster.pg_ctl_start();
         cluster
     }
 
     pub fn pg_ctl_start(&self) {
         let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            "-p {} -k {} -c listen_addresses=127.0.0.1{}",
             self.port,
-            self.dir.display()
+            self.dir.display(),
+            self.extra_options
         );
         let log = self.dir.join("log");
         let data = self.data();

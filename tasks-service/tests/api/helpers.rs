@@ -88,8 +88,18 @@ pub async fn spawn_app() -> TestApp {
 
 /// The service on a fresh database of the server at `admin_url`, settings adjusted first.
 pub async fn spawn_app_with(admin_url: &str, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_on(admin_url, |db_name| url_for(admin_url, db_name), adjust).await
+}
+
+/// The service on a fresh database of the server at `admin_url`, reached through the URL
+/// `service_url` makes from the database's name (e.g. with `sslmode=require`).
+pub async fn spawn_app_on(
+    admin_url: &str,
+    service_url: impl FnOnce(&str) -> String,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
     let db_name = create_database(admin_url).await;
-    let mut settings = test_settings(&url_for(admin_url, &db_name));
+    let mut settings = test_settings(&service_url(&db_name));
     adjust(&mut settings);
     let app = Application::build(settings)
         .await

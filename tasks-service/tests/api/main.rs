@@ -15,4 +15,5 @@ mod property;
 mod read;
 mod rls;
 mod routing;
+mod tls;
 mod update;
