@@ -106,6 +106,16 @@ pub struct Config {
     )]
     pub max_body_bytes: u64,
 
+    /// How long shutdown waits for in-flight requests, in seconds, before stopping anyway
+    /// (under Kubernetes' default 30 s termination grace).
+    #[arg(
+        long,
+        env = "SHUTDOWN_GRACE_SECS",
+        value_name = "SHUTDOWN_GRACE_SECS",
+        default_value_t = 25
+    )]
+    pub shutdown_grace_secs: u64,
+
     /// Log format: `json` or `pretty`.
     #[arg(
         long,
@@ -164,6 +174,7 @@ pub struct Settings {
     pub db: DbSettings,
     pub verifier: Verifier,
     pub max_body_bytes: u64,
+    pub shutdown_grace: Duration,
 }
 
 fn check(ok: bool, variable: &'static str, problem: &str) -> Result<(), ConfigError> {
@@ -207,6 +218,11 @@ impl Config {
             "MAX_BODY_BYTES",
             "must be 1024 to 16777216 bytes",
         )?;
+        check(
+            (1..=3600).contains(&self.shutdown_grace_secs),
+            "SHUTDOWN_GRACE_SECS",
+            "must be 1 to 3600 seconds",
+        )?;
         let pg_config = self
             .database_url
             .pg_config()
@@ -240,6 +256,7 @@ impl Config {
             },
             verifier: Verifier::new(ring, skew),
             max_body_bytes: self.max_body_bytes,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
     }
 }
@@ -361,6 +378,10 @@ mod tests {
         );
         assert!(table.contains("MAX_BODY_BYTES\toptional\t65536\n"));
         assert!(table.contains("DATABASE_CA_FILE\toptional\t\n"), "{table}");
-        assert_eq!(table.lines().count(), 12, "{table}");
+        assert!(
+            table.contains("SHUTDOWN_GRACE_SECS\toptional\t25\n"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), 13, "{table}");
     }
 }

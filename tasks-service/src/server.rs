@@ -31,11 +31,13 @@ use crate::{
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `filter` on `listener` until `shutdown` resolves, then stops accepting and waits
-/// for in-flight requests to finish.
+/// for in-flight requests to finish, for at most `shutdown_grace`: a client trickling a body
+/// must not keep the process alive past what an orchestrator allows.
 pub async fn serve<F>(
     listener: TcpListener,
     filter: F,
     metrics: Metrics,
+    shutdown_grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) where
     F: Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static,
@@ -79,7 +81,15 @@ pub async fn serve<F>(
     }
     drop(listener);
     tracing::info!("shutting down: waiting for in-flight requests");
-    graceful.shutdown().await;
+    if tokio::time::timeout(shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            grace_secs = shutdown_grace.as_secs(),
+            "requests still in flight after the shutdown grace period; stopping anyway"
+        );
+    }
 }
 
 async fn handle<S>(

@@ -21,6 +21,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub metrics: Metrics,
     pub max_body_bytes: u64,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
 }
 
 /// Why the service could not start. Each message names the variable to look at.
@@ -111,6 +113,7 @@ impl Application {
             verifier: Arc::new(settings.verifier),
             metrics: Metrics::new(),
             max_body_bytes: settings.max_body_bytes,
+            shutdown_grace: settings.shutdown_grace,
         };
         Ok(Self { listener, state })
     }
@@ -139,7 +142,8 @@ pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<O
         tracing::info!(%addr, "listening");
     }
     let filter = routes::routes(state.clone());
-    server::serve(listener, filter, state.metrics.clone(), shutdown).await;
+    let metrics = state.metrics.clone();
+    server::serve(listener, filter, metrics, state.shutdown_grace, shutdown).await;
     state.store.pool().close();
     tracing::info!("stopped");
 }

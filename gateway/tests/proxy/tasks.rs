@@ -56,6 +56,7 @@ impl TasksService {
             },
             verifier: Verifier::new(IDENTITY_KEYS.parse().unwrap(), 30),
             max_body_bytes: 64 * 1024,
+            shutdown_grace: Duration::from_secs(10),
         };
         let app = tasks_service::Application::build(settings)
             .await

@@ -47,6 +47,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         },
         verifier: Verifier::new(ring(&format!("{GATEWAY_KEY},{REPORTS_KEY}")), 30),
         max_body_bytes: 64 * 1024,
+        shutdown_grace: Duration::from_secs(10),
     }
 }
 

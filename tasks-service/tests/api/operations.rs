@@ -6,7 +6,7 @@ use std::{process::Command, time::Duration};
 use proto_shared::{identity::unix_now, Signer, UserId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helpers::{ring, spawn_app, GATEWAY_KEY};
+use crate::helpers::{ring, spawn_app, spawn_app_with, ADMIN_URL, GATEWAY_KEY};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_tasks-service");
 
@@ -125,4 +125,46 @@ async fn shutdown_lets_an_in_flight_request_finish_then_stops() {
         tokio::net::TcpStream::connect(app.addr).await.is_err(),
         "no longer accepting"
     );
+}
+
+#[tokio::test]
+async fn shutdown_stops_after_the_grace_period_even_if_a_request_stalls() {
+    let mut app = spawn_app_with(ADMIN_URL, |settings| {
+        settings.shutdown_grace = Duration::from_secs(1);
+    })
+    .await;
+    let path = "/api/alice/tasks";
+    let identity = Signer::new(&ring(GATEWAY_KEY)).sign(
+        &http::Method::POST,
+        path,
+        &UserId::parse("alice").unwrap(),
+        unix_now(),
+    );
+    // A head promising 100 bytes, then 10 of them and nothing more: the request never ends.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: test\r\ncontent-type: application/json\r\n\
+         content-length: 100\r\nx-user-id: {}\r\nx-identity-credential: {}\r\n\r\n",
+        identity.user_id.to_str().unwrap(),
+        identity.credential.to_str().unwrap()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(b"{\"title\": ").await.unwrap();
+    // Once a later connection is answered, ours has been accepted and its head read.
+    let health = app.http.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    // stop() itself gives up after 10 s; with a 1 s grace the service must be gone well before.
+    let started = std::time::Instant::now();
+    app.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "shutdown waited {:?} on a stalled request despite a 1 s grace",
+        started.elapsed()
+    );
+    assert!(
+        tokio::net::TcpStream::connect(app.addr).await.is_err(),
+        "no longer accepting"
+    );
+    drop(stream);
 }
