@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
 
 ensure_postgres
+ensure_chromium
 for dir in deploy/better-auth deploy/demo; do ensure_npm_deps "$dir"; done
 
 [ "${1:-}" = "--" ] && shift

@@ -51,6 +51,18 @@ ensure_npm_deps() {
   fi
 }
 
+# Makes sure Debian's chromium is installed for the browser test (browsers cannot be
+# downloaded by npm here; playwright-core drives /usr/bin/chromium).
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  if [ "$(id -u)" != 0 ]; then
+    die "/usr/bin/chromium is missing: install Debian's chromium (sudo apt-get install -y chromium)"
+  fi
+  log "installing Debian's chromium for the browser test"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+    || die "could not install chromium (apt-get install -y chromium)"
+}
+
 # A random secret of N (default 48) URL-safe characters, for local development only.
 random_secret() {
   head -c 256 /dev/urandom | tr -dc 'A-Za-z0-9' | head -c "${1:-48}"
