@@ -132,6 +132,12 @@ impl TestApp {
         self.http.request(method, self.url(path_and_query))
     }
 
+    /// The Prometheus text `/metrics` serves right now.
+    pub async fn metrics_text(&self) -> String {
+        let response = self.raw(Method::GET, "/metrics").send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// A request signed for `user` with `key` (a `key_id:secret` spec) at time `ts`.
     pub fn signed_with(
         &self,

@@ -87,14 +87,7 @@ async fn unknown_keys_wrong_secrets_and_stale_credentials_are_401() {
         200,
         "within the window"
     );
-    let metrics = app
-        .raw(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for line in [
         r#"tasks_identity_refusals_total{reason="unknown_key"} 1"#,
         r#"tasks_identity_refusals_total{reason="bad_signature"} 1"#,

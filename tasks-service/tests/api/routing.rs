@@ -139,14 +139,7 @@ async fn health_readiness_and_metrics_need_no_identity() {
         (200, json!({"status": "ready"}))
     );
 
-    let metrics = app
-        .raw(Method::GET, "/metrics")
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics_text().await;
     for expected in [
         r#"tasks_http_requests_total{route="/api/{user_id}/tasks",method="POST",status="201"} 1"#,
         r#"tasks_http_requests_total{route="/api/{user_id}/tasks/{id}",method="GET",status="200"} 1"#,
