@@ -90,11 +90,13 @@ impl Proxy {
         let request_id = RequestId::from_headers(request.headers());
         let method = request.method().clone();
         let origin = request.headers().get(header::ORIGIN).cloned();
-        let class = self.parts.router.route(request.uri().path()).class();
+        // Routed once: the class labels the log and metrics, the route drives dispatch.
+        let route = self.parts.router.route(request.uri().path());
+        let class = route.class();
         let mut outcome = Outcome::default();
 
         let (mut response, reason) = match self
-            .dispatch(request, client, dedicated, &request_id, &mut outcome)
+            .dispatch(request, route, client, dedicated, &request_id, &mut outcome)
             .await
         {
             Ok(response) => (response, None),
@@ -131,13 +133,13 @@ impl Proxy {
     async fn dispatch(
         &self,
         request: Request<Incoming>,
+        route: Route<'_>,
         client: SocketAddr,
         dedicated: Option<&Dedicated>,
         request_id: &RequestId,
         outcome: &mut Outcome,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let parts = &*self.parts;
-        let route = parts.router.route(request.uri().path());
         let upstream = match route {
             Route::Healthz | Route::Readyz | Route::Metrics => {
                 return self.own_endpoint(route, request.method());
