@@ -10,7 +10,7 @@ mod keys;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bytes::Bytes;
 use gateway::auth::{Algorithm, AuthConfig};
@@ -240,13 +240,8 @@ impl Issuer {
     }
 }
 
-/// Seconds since the Unix epoch.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
+/// Seconds since the Unix epoch: the same clock the credential and claims checks use.
+pub use proto_shared::identity::unix_now;
 
 async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, fetches: Arc<AtomicUsize>) {
     loop {
