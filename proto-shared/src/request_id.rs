@@ -31,8 +31,9 @@ impl RequestId {
 
     /// A fresh random id.
     pub fn generate() -> Self {
-        let id = uuid::Uuid::new_v4().to_string();
-        Self(HeaderValue::from_str(&id).expect("a UUID is visible ASCII"))
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut text);
+        Self(HeaderValue::from_str(id).expect("a UUID is visible ASCII"))
     }
 
     /// The id as a header value, to echo or forward.

@@ -21,5 +21,23 @@ pub fn canonical_string(
     timestamp: i64,
     key_id: &KeyId,
 ) -> String {
-    format!("{CREDENTIAL_VERSION}\n{method}\n{path_and_query}\n{user_id}\n{timestamp}\n{key_id}")
+    // Built by hand rather than with `format!`: this runs for every signed and every
+    // verified request, and the formatting machinery costs more than the HMAC.
+    let timestamp = timestamp.to_string();
+    let fields = [
+        CREDENTIAL_VERSION,
+        method.as_str(),
+        path_and_query,
+        user_id.as_str(),
+        &timestamp,
+        key_id.as_str(),
+    ];
+    let mut canonical = String::with_capacity(fields.iter().map(|f| f.len() + 1).sum());
+    for (index, field) in fields.iter().enumerate() {
+        if index > 0 {
+            canonical.push('\n');
+        }
+        canonical.push_str(field);
+    }
+    canonical
 }

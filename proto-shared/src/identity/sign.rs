@@ -49,14 +49,19 @@ impl Signer {
     ) -> IdentityHeaders {
         let message = canonical_string(method, path_and_query, user_id, timestamp, &self.key_id);
         let tag = hmac::sign(&self.key, message.as_bytes());
-        let credential = format!(
-            "{CREDENTIAL_VERSION};kid={};ts={timestamp};sig={}",
-            self.key_id,
-            URL_SAFE_NO_PAD.encode(tag.as_ref())
-        );
+        // `v1;kid={key id};ts={timestamp};sig={base64url tag}`, without `format!` (see
+        // `canonical_string`), handed to the header value without a copy.
+        let mut credential = String::with_capacity(message.len() + 64);
+        credential.push_str(CREDENTIAL_VERSION);
+        credential.push_str(";kid=");
+        credential.push_str(self.key_id.as_str());
+        credential.push_str(";ts=");
+        credential.push_str(&timestamp.to_string());
+        credential.push_str(";sig=");
+        URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut credential);
         IdentityHeaders {
             user_id: user_id.to_header_value(),
-            credential: HeaderValue::from_str(&credential)
+            credential: HeaderValue::from_maybe_shared(bytes::Bytes::from(credential))
                 .expect("key ids, digits and base64url are valid header text"),
         }
     }
