@@ -96,6 +96,10 @@ pub struct Config {
     /// Seconds to wait for an upstream's response headers.
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
     pub upstream_timeout_secs: u64,
+    /// What serves HTTP/1.1 connections: `lean` (the gateway's own engine for the common
+    /// case, handing anything else to hyper) or `hyper` (hyper for everything).
+    #[arg(long, env = "HTTP1_ENGINE", value_enum, default_value = "lean")]
+    pub http1_engine: Http1Engine,
     /// Requests handled at once; beyond it the gateway answers 503 at once.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
@@ -111,6 +115,15 @@ pub struct Config {
     /// Print `NAME<TAB>required|optional<TAB>default` for every variable read, then exit.
     #[arg(long)]
     pub list_env: bool,
+}
+
+/// Which engine serves HTTP/1.1 connections (HTTP/2 is always hyper's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Http1Engine {
+    /// `http1.rs`, with hyper for requests outside its subset.
+    Lean,
+    /// hyper for every request.
+    Hyper,
 }
 
 /// A secret setting: `Debug` and `Display` never show it.
@@ -169,6 +182,7 @@ pub struct Settings {
     pub cors_allowed_origins: Vec<String>,
     pub forward_authorization: bool,
     pub limits: Limits,
+    pub http1_engine: Http1Engine,
 }
 
 /// What one client may ask of the gateway, and how long things may take.
@@ -211,6 +225,7 @@ impl Config {
             cors_allowed_origins,
             forward_authorization: self.forward_authorization,
             limits,
+            http1_engine: self.http1_engine,
         })
     }
 

@@ -29,6 +29,8 @@ pub enum GatewayError {
     BodyTooLarge,
     #[error("request headers too large")]
     HeadersTooLarge,
+    #[error("request body ended before its declared length")]
+    IncompleteBody,
     #[error("too many concurrent requests")]
     Overloaded,
     #[error("upstream unavailable")]
@@ -49,6 +51,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BodyTooLarge => "body_too_large",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::IncompleteBody => "incomplete_body",
             Self::Overloaded => "overloaded",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -62,7 +65,7 @@ impl GatewayError {
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::ForbiddenUser | Self::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadPath => StatusCode::BAD_REQUEST,
+            Self::BadPath | Self::IncompleteBody => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -98,6 +101,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",
+            Self::IncompleteBody => "Bad request: the body ended before its declared length",
             Self::Overloaded => "Service overloaded, retry later",
             Self::UpstreamUnavailable => "Bad gateway: upstream unavailable",
             Self::UpstreamTimeout => "Gateway timeout: upstream did not answer in time",

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cors;
 pub mod error;
 pub mod health;
+pub mod http1;
 pub mod jwks;
 pub mod metrics;
 pub mod proxy;

@@ -8,11 +8,11 @@ mod forward;
 mod headers;
 mod route;
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Method, Request, Response};
-use http_body_util::{BodyExt, Empty};
+use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use prometheus_client::registry::Registry;
 use proto_shared::{identity::unix_now, RequestId, Signer, UserId};
@@ -20,8 +20,10 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use dedicated::{drive, Dedicated, Drivers};
-pub use forward::Forwarder;
-pub use headers::{prepare_request, prepare_response, strip_hop_by_hop, strip_identity};
+pub use forward::{connect_timeout, Forwarder};
+pub use headers::{
+    prepare_request, prepare_response, strip_hop_by_hop, strip_identity, ClientAddr,
+};
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
@@ -58,13 +60,43 @@ pub struct Proxy {
     permits: Arc<Semaphore>,
 }
 
-/// What the steps learned, for the log line and the response decoration.
-#[derive(Debug, Default)]
-struct Outcome {
+/// One request's bookkeeping from its head to its response head: what the log line, the
+/// metrics and the response decoration need. Begun by [`Proxy::prepare`], ended by
+/// [`Proxy::finish`], whichever HTTP engine carries the bytes.
+#[derive(Debug)]
+pub struct Exchange {
+    started: Instant,
+    in_flight: InFlight,
+    request_id: RequestId,
+    method: Method,
+    origin: Option<HeaderValue>,
+    class: RouteClass,
     user: Option<UserId>,
     preflight: bool,
     permit: Option<OwnedSemaphorePermit>,
+    reason: Option<&'static str>,
 }
+
+impl Exchange {
+    /// The request's method, as the client sent it.
+    pub fn method(&self) -> &Method {
+        &self.method
+    }
+}
+
+/// What the steps before forwarding decided.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// The gateway answers itself: its own endpoints and CORS preflights.
+    Answer(Response<Full<Bytes>>),
+    /// Send this head (identity stripped, signed when authenticated) and then the client's
+    /// body to `upstream`.
+    Forward(&'a Upstream, request::Parts),
+}
+
+/// What a response body must keep alive until its last byte has left: the concurrency
+/// permit and the in-flight gauge.
+pub type ResponseGuard = (Option<OwnedSemaphorePermit>, InFlight);
 
 impl Proxy {
     /// A handler over `parts`.
@@ -76,73 +108,147 @@ impl Proxy {
         }
     }
 
-    /// Handles one request from `client`, start to finish, forwarding over the client
-    /// connection's `dedicated` upstream connections if it has them. Never fails: every
+    /// The limits this handler enforces.
+    pub fn limits(&self) -> &Limits {
+        &self.parts.limits
+    }
+
+    /// Cancelled when the gateway starts draining.
+    pub fn draining(&self) -> &CancellationToken {
+        &self.parts.draining
+    }
+
+    /// Handles one request from `client` through hyper, start to finish, forwarding over the
+    /// client connection's `dedicated` upstream connections if it has them. Never fails: every
     /// refusal is a response.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
-        client: SocketAddr,
+        client: &ClientAddr,
         dedicated: Option<&Dedicated>,
     ) -> Response<GatewayBody> {
-        let started = Instant::now();
-        let in_flight = self.parts.metrics.in_flight();
-        let request_id = RequestId::from_headers(request.headers());
-        let method = request.method().clone();
-        let origin = request.headers().get(header::ORIGIN).cloned();
-        // Routed once: the class labels the log and metrics, the route drives dispatch.
-        let route = self.parts.router.route(request.uri().path());
-        let class = route.class();
-        let mut outcome = Outcome::default();
-
-        let (mut response, reason) = match self
-            .dispatch(request, route, client, dedicated, &request_id, &mut outcome)
-            .await
-        {
-            Ok(response) => (response, None),
-            Err(error) => {
-                self.parts.metrics.refusal(error.reason());
-                (error.into_response().map(full), Some(error.reason()))
+        let (head, body) = request.into_parts();
+        let (mut exchange, step) = self.prepare(head, client).await;
+        let answered = match step {
+            Ok(Step::Answer(response)) => Ok(response.map(full)),
+            Ok(Step::Forward(upstream, head)) => {
+                self.forward(&exchange, upstream, head, body, dedicated)
+                    .await
             }
+            Err(error) => Err(error),
         };
-
-        let headers = response.headers_mut();
-        headers.insert(
-            proto_shared::headers::REQUEST_ID,
-            request_id.header_value().clone(),
-        );
-        self.parts
-            .cors
-            .decorate(origin.as_ref(), outcome.preflight, headers);
-        let status = response.status().as_u16();
-        self.parts.metrics.request(class.as_str(), status);
-        tracing::info!(
-            request_id = %request_id,
-            route = class.as_str(),
-            method = %method,
-            status,
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            reason,
-            user = outcome.user.as_ref().map(UserId::as_str),
-            "request"
-        );
-        let guard: (Option<OwnedSemaphorePermit>, InFlight) = (outcome.permit, in_flight);
+        let mut response =
+            answered.unwrap_or_else(|error| self.refuse(&mut exchange, error).map(full));
+        let status = response.status();
+        let guard = self.finish(exchange, status, response.headers_mut());
         response.map(|body| Guarded::wrap(body, guard))
     }
 
-    async fn dispatch(
+    async fn forward(
         &self,
-        request: Request<Incoming>,
-        route: Route<'_>,
-        client: SocketAddr,
+        exchange: &Exchange,
+        upstream: &Upstream,
+        head: request::Parts,
+        body: Incoming,
         dedicated: Option<&Dedicated>,
-        request_id: &RequestId,
-        outcome: &mut Outcome,
     ) -> Result<Response<GatewayBody>, GatewayError> {
+        let parts = &*self.parts;
+        let sent = Instant::now();
+        let body = LimitedBody::new(body, parts.limits.max_body_bytes);
+        let response = parts
+            .forwarder
+            .forward(upstream, head, body, dedicated)
+            .await?;
+        let (mut head, body) = response.into_parts();
+        self.upstream_answered(exchange, sent, &mut head.headers);
+        Ok(Response::from_parts(
+            head,
+            body.map_err(Into::into).boxed_unsync(),
+        ))
+    }
+
+    /// Runs the steps before forwarding on a request head: route, limits, CORS,
+    /// authenticate, strip client identity, sign. The request body stays with the engine.
+    pub async fn prepare(
+        &self,
+        head: request::Parts,
+        client: &ClientAddr,
+    ) -> (Exchange, Result<Step<'_>, GatewayError>) {
+        let started = Instant::now();
+        // Routed once: the class labels the log and metrics, the route drives dispatch.
+        let route = self.parts.router.route(head.uri.path());
+        let mut exchange = Exchange {
+            started,
+            in_flight: self.parts.metrics.in_flight(),
+            request_id: RequestId::from_headers(&head.headers),
+            method: head.method.clone(),
+            origin: head.headers.get(header::ORIGIN).cloned(),
+            class: route.class(),
+            user: None,
+            preflight: false,
+            permit: None,
+            reason: None,
+        };
+        let step = self.steps(head, route, client, &mut exchange).await;
+        (exchange, step)
+    }
+
+    /// Records an upstream's answer: its latency, and the clean-up of its headers.
+    pub fn upstream_answered(&self, exchange: &Exchange, sent: Instant, headers: &mut HeaderMap) {
+        self.parts
+            .metrics
+            .upstream_latency(exchange.class.as_str(), sent.elapsed().as_secs_f64());
+        prepare_response(headers);
+    }
+
+    /// The response for a refusal, counted.
+    pub fn refuse(&self, exchange: &mut Exchange, error: GatewayError) -> Response<Full<Bytes>> {
+        self.parts.metrics.refusal(error.reason());
+        exchange.reason = Some(error.reason());
+        error.into_response()
+    }
+
+    /// Decorates the response head (request id, CORS), then counts and logs the request
+    /// exactly once. The guard must live until the response body's last byte has left.
+    pub fn finish(
+        &self,
+        exchange: Exchange,
+        status: StatusCode,
+        headers: &mut HeaderMap,
+    ) -> ResponseGuard {
+        headers.insert(
+            proto_shared::headers::REQUEST_ID,
+            exchange.request_id.header_value().clone(),
+        );
+        self.parts
+            .cors
+            .decorate(exchange.origin.as_ref(), exchange.preflight, headers);
+        let status = status.as_u16();
+        self.parts.metrics.request(exchange.class.as_str(), status);
+        tracing::info!(
+            request_id = %exchange.request_id,
+            route = exchange.class.as_str(),
+            method = %exchange.method,
+            status,
+            latency_ms = exchange.started.elapsed().as_secs_f64() * 1000.0,
+            reason = exchange.reason,
+            user = exchange.user.as_ref().map(UserId::as_str),
+            "request"
+        );
+        (exchange.permit, exchange.in_flight)
+    }
+
+    async fn steps<'a>(
+        &'a self,
+        mut head: request::Parts,
+        route: Route<'a>,
+        client: &ClientAddr,
+        exchange: &mut Exchange,
+    ) -> Result<Step<'a>, GatewayError> {
         let parts = &*self.parts;
         let upstream = match route {
             Route::Healthz | Route::Readyz | Route::Metrics => {
-                return self.own_endpoint(route, request.method());
+                return self.own_endpoint(route, &head.method).map(Step::Answer);
             }
             Route::NotFound => return Err(GatewayError::NotFound),
             Route::Public(upstream) => upstream,
@@ -151,35 +257,34 @@ impl Proxy {
 
         // Limits: refuse at once, before any work that the refusal would waste.
         let permit = self.permits.clone().try_acquire_owned();
-        outcome.permit = Some(permit.map_err(|_| GatewayError::Overloaded)?);
-        if head_size(&request) > parts.limits.max_header_bytes {
+        exchange.permit = Some(permit.map_err(|_| GatewayError::Overloaded)?);
+        if head_size(&head) > parts.limits.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        if route::has_dot_segment(request.uri().path()) {
+        if route::has_dot_segment(head.uri.path()) {
             return Err(GatewayError::BadPath);
         }
 
-        match parts.cors.preflight(request.method(), request.headers()) {
+        match parts.cors.preflight(&head.method, &head.headers) {
             Preflight::NotPreflight => {}
             Preflight::Allowed(answer) => {
-                outcome.preflight = true;
-                return Ok(answer.map(|()| empty()));
+                exchange.preflight = true;
+                return Ok(Step::Answer(answer.map(|()| Full::default())));
             }
             Preflight::Refused => {
-                outcome.preflight = true;
+                exchange.preflight = true;
                 return Err(GatewayError::CorsOriginNotAllowed);
             }
         }
-        if content_length(&request).is_some_and(|len| len > parts.limits.max_body_bytes) {
+        if content_length(&head.headers).is_some_and(|len| len > parts.limits.max_body_bytes) {
             return Err(GatewayError::BodyTooLarge);
         }
 
         let user = match route {
-            Route::Api => Some(self.authenticate(&request).await?),
+            Route::Api => Some(self.authenticate(&head).await?),
             _ => None,
         };
 
-        let (mut head, body) = request.into_parts();
         let original_host = head.headers.get(header::HOST).cloned().or_else(|| {
             let authority = head.uri.authority()?;
             HeaderValue::from_str(authority.as_str()).ok()
@@ -187,9 +292,9 @@ impl Proxy {
         prepare_request(
             &mut head.headers,
             headers::RequestFacts {
-                client_ip: client.ip(),
+                client,
                 original_host,
-                request_id,
+                request_id: &exchange.request_id,
                 keep_authorization: user.is_none() || parts.forward_authorization,
             },
         );
@@ -201,35 +306,20 @@ impl Proxy {
                 .sign(&head.method, target, user, unix_now())
                 .insert_into(&mut head.headers);
         }
-        outcome.user = user;
-
-        let sent = Instant::now();
-        let body = LimitedBody::new(body, parts.limits.max_body_bytes);
-        let response = parts
-            .forwarder
-            .forward(upstream, head, body, dedicated)
-            .await?;
-        parts
-            .metrics
-            .upstream_latency(route.class().as_str(), sent.elapsed().as_secs_f64());
-        let (mut head, body) = response.into_parts();
-        prepare_response(&mut head.headers);
-        Ok(Response::from_parts(
-            head,
-            body.map_err(Into::into).boxed_unsync(),
-        ))
+        exchange.user = user;
+        Ok(Step::Forward(upstream, head))
     }
 
     /// Verifies the bearer token and that a `/api/{user_id}/...` path names its user.
-    async fn authenticate(&self, request: &Request<Incoming>) -> Result<UserId, GatewayError> {
+    async fn authenticate(&self, head: &request::Parts) -> Result<UserId, GatewayError> {
         // Two credentials are refused, not chosen between: another hop might pick the other.
-        let mut authorization = request.headers().get_all(header::AUTHORIZATION).iter();
+        let mut authorization = head.headers.get_all(header::AUTHORIZATION).iter();
         let first = authorization.next();
         if authorization.next().is_some() {
             return Err(AuthError::Malformed.into());
         }
         let verified = self.parts.authenticator.authenticate(first).await?;
-        if let Some(segment) = route::api_user_segment(request.uri().path()) {
+        if let Some(segment) = route::api_user_segment(head.uri.path()) {
             match UserId::from_encoded(segment) {
                 Ok(named) if named == verified.user_id => {}
                 _ => return Err(GatewayError::ForbiddenUser),
@@ -242,7 +332,7 @@ impl Proxy {
         &self,
         route: Route<'_>,
         method: &Method,
-    ) -> Result<Response<GatewayBody>, GatewayError> {
+    ) -> Result<Response<Full<Bytes>>, GatewayError> {
         if method != Method::GET && method != Method::HEAD {
             return Err(GatewayError::MethodNotAllowed);
         }
@@ -258,34 +348,24 @@ impl Proxy {
             Route::Readyz => health::readyz(Readiness::Ready),
             _ => health::metrics(&parts.registry),
         };
-        Ok(response.map(full))
+        Ok(response)
     }
-}
-
-fn empty() -> GatewayBody {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed_unsync()
 }
 
 /// The size of the request head as the client sent it (request line and header lines), so
 /// HTTP/1 and HTTP/2 requests meet the same limit.
-fn head_size(request: &Request<Incoming>) -> usize {
-    let line = request.method().as_str().len()
-        + request
-            .uri()
-            .path_and_query()
-            .map_or(1, |pq| pq.as_str().len())
+fn head_size(head: &request::Parts) -> usize {
+    let line = head.method.as_str().len()
+        + head.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
         + 12;
-    request.headers().iter().fold(line, |sum, (name, value)| {
+    head.headers.iter().fold(line, |sum, (name, value)| {
         sum + name.as_str().len() + value.len() + 4
     })
 }
 
-/// The declared `Content-Length`; a malformed one is left to hyper, which refuses it.
-fn content_length(request: &Request<Incoming>) -> Option<u64> {
-    request
-        .headers()
+/// The declared `Content-Length`; a malformed one is left to the engine, which refuses it.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
         .get(header::CONTENT_LENGTH)?
         .to_str()
         .ok()?

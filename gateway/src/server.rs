@@ -5,6 +5,8 @@
 
 mod first_bytes;
 
+pub use first_bytes::Replay;
+
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
 use hyper::service::service_fn;
@@ -16,14 +18,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
-    config::Limits,
-    proxy::{self, Dedicated, Proxy},
+    config::{Http1Engine, Limits},
+    http1,
+    proxy::{self, ClientAddr, Dedicated, Proxy},
 };
 
 /// hyper refuses a head larger than its read buffer with a bare 431; keep that buffer well
 /// above `MAX_HEADER_BYTES` so that `proxy.rs` answers the usual case with a JSON body.
 /// hyper's HTTP/1 buffer cannot be smaller than 8 KiB.
-fn read_buffer_size(max_header_bytes: usize) -> usize {
+pub fn read_buffer_size(max_header_bytes: usize) -> usize {
     (max_header_bytes * 2).max(16 * 1024)
 }
 
@@ -33,6 +36,7 @@ pub async fn serve(
     listener: TcpListener,
     proxy: Proxy,
     limits: Limits,
+    http1_engine: Http1Engine,
     draining: CancellationToken,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -74,9 +78,18 @@ pub async fn serve(
         tokio::spawn(async move {
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
-            let Some(io) = first_bytes::read(stream, timeout).await else {
+            let Some(mut io) = first_bytes::read(stream, timeout).await else {
                 return;
             };
+            // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
+            // meanwhile makes the drain wait for this connection too.
+            let client = ClientAddr::new(peer);
+            if http1_engine == Http1Engine::Lean && !io.is_http2() {
+                match http1::serve(io, &proxy, &client).await {
+                    Some(rest) => io = rest,
+                    None => return,
+                }
+            }
             // An HTTP/1 client sends one request at a time: it gets upstream connections of
             // its own, driven by this task. HTTP/2 clients multiplex over the shared pool.
             let (dedicated, drivers) = if io.is_http2() {
@@ -88,8 +101,9 @@ pub async fn serve(
             let service = service_fn(move |request| {
                 let proxy = proxy.clone();
                 let dedicated = dedicated.clone();
+                let client = client.clone();
                 async move {
-                    let response = proxy.handle(request, peer, dedicated.as_deref()).await;
+                    let response = proxy.handle(request, &client, dedicated.as_deref()).await;
                     Ok::<_, Infallible>(response)
                 }
             });

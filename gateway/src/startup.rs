@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     auth::Authenticator,
-    config::{Limits, Settings},
+    config::{Http1Engine, Limits, Settings},
     cors::Cors,
     metrics::Metrics,
     proxy::{Forwarder, Proxy, ProxyParts, Router},
@@ -26,6 +26,7 @@ pub struct Application {
     address: SocketAddr,
     proxy: Proxy,
     limits: Limits,
+    http1_engine: Http1Engine,
     draining: CancellationToken,
     background: CancellationToken,
 }
@@ -60,6 +61,7 @@ impl Application {
             address,
             proxy,
             limits: settings.limits,
+            http1_engine: settings.http1_engine,
             draining,
             background,
         })
@@ -78,6 +80,7 @@ impl Application {
             self.listener,
             self.proxy,
             self.limits,
+            self.http1_engine,
             self.draining,
             shutdown,
         )

@@ -19,7 +19,7 @@ use futures_util::{stream::FuturesUnordered, StreamExt};
 use http::{uri::Authority, HeaderValue};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
-use tokio::{net::TcpStream, sync::mpsc};
+use tokio::sync::mpsc;
 
 use super::{forward::UpstreamBody, route::Upstream};
 
@@ -88,16 +88,7 @@ impl Dedicated {
         upstream: &Upstream,
         connect_timeout: Duration,
     ) -> io::Result<UpstreamConnection> {
-        let authority = &upstream.authority;
-        let port = authority.port_u16().unwrap_or(80);
-        let stream = tokio::time::timeout(
-            connect_timeout,
-            TcpStream::connect((authority.host(), port)),
-        )
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        // Small requests and answers: do not let Nagle hold them back.
-        stream.set_nodelay(true)?;
+        let stream = upstream.connect(connect_timeout).await?;
         let (sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(io::Error::other)?;
@@ -110,21 +101,12 @@ impl Dedicated {
             .send(driver)
             .map_err(|_| io::Error::other("the client connection is gone"))?;
         Ok(UpstreamConnection {
-            authority: authority.clone(),
-            host: host_header(authority),
+            authority: upstream.authority.clone(),
+            host: upstream.host_header(),
             sender,
             reused: false,
         })
     }
-}
-
-/// `host[:port]`, the port only when it is not 80 (what hyper's pooled client sends).
-fn host_header(authority: &Authority) -> HeaderValue {
-    let value = match authority.port_u16() {
-        Some(port) if port != 80 => HeaderValue::from_str(authority.as_str()),
-        _ => HeaderValue::from_str(authority.host()),
-    };
-    value.expect("an authority is a valid header value")
 }
 
 /// Runs `connection` (a client connection's server future) to completion while driving the

@@ -33,7 +33,7 @@ pub struct Forwarder {
 impl Forwarder {
     /// A client whose requests fail with 504 when no response headers arrive within `timeout`.
     pub fn new(timeout: Duration) -> Self {
-        let connect_timeout = timeout.min(Duration::from_secs(5));
+        let connect_timeout = connect_timeout(timeout);
         let mut connector = HttpConnector::new();
         // Small requests and answers: do not let Nagle hold them back.
         connector.set_nodelay(true);
@@ -134,6 +134,11 @@ impl Forwarder {
             }
         }
     }
+}
+
+/// How long connecting to an upstream may take: part of the upstream timeout, at most 5 s.
+pub fn connect_timeout(upstream_timeout: Duration) -> Duration {
+    upstream_timeout.min(Duration::from_secs(5))
 }
 
 /// Both clients' errors as one type, so one `match` maps them.

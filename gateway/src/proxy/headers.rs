@@ -3,7 +3,7 @@
 //! header names), then set the gateway's own. The signed identity is inserted last, by
 //! `proxy.rs`, so nothing stripped here can ever remove it.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use http::{header, HeaderMap, HeaderName, HeaderValue};
 use proto_shared::{headers::is_identity_header, RequestId};
@@ -26,10 +26,40 @@ const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const HTTP: HeaderValue = HeaderValue::from_static("http");
 
+/// The client end of a connection, with its address already as an `X-Forwarded-For` value:
+/// made once per connection, not per request.
+#[derive(Debug, Clone)]
+pub struct ClientAddr {
+    addr: SocketAddr,
+    forwarded_for: HeaderValue,
+}
+
+impl ClientAddr {
+    /// The client at `addr`.
+    pub fn new(addr: SocketAddr) -> Self {
+        let forwarded_for = HeaderValue::from_str(&addr.ip().to_string())
+            .expect("an IP address is a valid header value");
+        Self {
+            addr,
+            forwarded_for,
+        }
+    }
+
+    /// The client's address and port.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The client's IP address.
+    pub fn ip(&self) -> IpAddr {
+        self.addr.ip()
+    }
+}
+
 /// What the request headers need besides themselves.
 #[derive(Debug)]
 pub struct RequestFacts<'a> {
-    pub client_ip: IpAddr,
+    pub client: &'a ClientAddr,
     /// `Host`, or the `:authority` of an HTTP/2 request.
     pub original_host: Option<HeaderValue>,
     pub request_id: &'a RequestId,
@@ -39,16 +69,16 @@ pub struct RequestFacts<'a> {
 
 /// Rewrites a client's request headers for the upstream, short of the signed identity.
 pub fn prepare_request(headers: &mut HeaderMap, facts: RequestFacts<'_>) {
-    strip_identity(headers);
-    strip_hop_by_hop(headers);
-    // The upstream's own authority goes in Host (the client sets it from the URI); the
-    // client's travels as X-Forwarded-Host.
-    headers.remove(header::HOST);
-    headers.remove(header::TRANSFER_ENCODING);
-    if !facts.keep_authorization {
-        headers.remove(header::AUTHORIZATION);
-    }
-    append_forwarded_for(headers, facts.client_ip);
+    // Identity headers, hop-by-hop headers, and: Host, since the upstream's own authority
+    // goes there (the client set it from the URI; it travels on as X-Forwarded-Host), and
+    // Authorization unless it is to be kept.
+    strip(headers, |name| {
+        is_identity_header(name.as_str())
+            || name == header::HOST
+            || name == header::TRANSFER_ENCODING
+            || (!facts.keep_authorization && name == header::AUTHORIZATION)
+    });
+    append_forwarded_for(headers, facts.client);
     headers.insert(X_FORWARDED_PROTO, HTTP);
     match facts.original_host {
         Some(host) => headers.insert(X_FORWARDED_HOST, host),
@@ -63,16 +93,9 @@ pub fn prepare_request(headers: &mut HeaderMap, facts: RequestFacts<'_>) {
 /// Cleans an upstream's response headers: hop-by-hop headers go, and so do CORS headers,
 /// which the gateway alone decides (`cors.rs`).
 pub fn prepare_response(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
-    headers.remove(header::TRANSFER_ENCODING);
-    let cors: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with("access-control-"))
-        .cloned()
-        .collect();
-    for name in cors {
-        headers.remove(name);
-    }
+    strip(headers, |name| {
+        name == header::TRANSFER_ENCODING || name.as_str().starts_with("access-control-")
+    });
 }
 
 /// Removes every header some server could read as an identity, in any case or spelling.
@@ -89,34 +112,45 @@ pub fn strip_identity(headers: &mut HeaderMap) {
 
 /// Removes hop-by-hop headers and every header the `Connection` header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+    strip(headers, |_| false);
+}
+
+/// Removes hop-by-hop headers, those the `Connection` header names, and those `also` picks,
+/// in one pass over the names: a request with none of them costs no removal at all.
+fn strip(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
+    let mut doomed: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| HOP_BY_HOP.contains(name) || also(name))
+        .cloned()
         .collect();
-    for name in named {
-        headers.remove(name);
+    if doomed.contains(&header::CONNECTION) {
+        doomed.extend(
+            headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|value| value.to_str().ok())
+                .flat_map(|value| value.split(','))
+                .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok()),
+        );
     }
-    for name in HOP_BY_HOP {
+    for name in doomed {
         headers.remove(name);
     }
 }
 
 /// Appends the client's address to any `X-Forwarded-For` chain already present.
-fn append_forwarded_for(headers: &mut HeaderMap, client_ip: IpAddr) {
+fn append_forwarded_for(headers: &mut HeaderMap, client: &ClientAddr) {
     let previous: Vec<&str> = headers
         .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|value| value.to_str().ok())
         .collect();
-    let value = if previous.is_empty() {
-        client_ip.to_string()
-    } else {
-        format!("{}, {client_ip}", previous.join(", "))
-    };
-    if let Ok(value) = HeaderValue::from_str(&value) {
+    if previous.is_empty() {
+        headers.insert(X_FORWARDED_FOR, client.forwarded_for.clone());
+        return;
+    }
+    let chain = format!("{}, {}", previous.join(", "), client.ip());
+    if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(X_FORWARDED_FOR, value);
     }
 }
@@ -125,9 +159,9 @@ fn append_forwarded_for(headers: &mut HeaderMap, client_ip: IpAddr) {
 mod tests {
     use super::*;
 
-    fn facts(request_id: &RequestId) -> RequestFacts<'_> {
+    fn facts<'a>(request_id: &'a RequestId, client: &'a ClientAddr) -> RequestFacts<'a> {
         RequestFacts {
-            client_ip: "10.0.0.7".parse().unwrap(),
+            client,
             original_host: Some(HeaderValue::from_static("gw.example")),
             request_id,
             keep_authorization: false,
@@ -145,7 +179,8 @@ mod tests {
         headers.insert("x_user_id", HeaderValue::from_static("mallory"));
         headers.insert("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
         let id = RequestId::generate();
-        prepare_request(&mut headers, facts(&id));
+        let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
+        prepare_request(&mut headers, facts(&id, &client));
         assert!(headers.get("x-secret").is_none());
         assert!(headers.get("x_user_id").is_none());
         assert!(headers.get(header::CONNECTION).is_none());

@@ -1,7 +1,13 @@
 //! Which way a request goes, decided from its path alone: the gateway's own endpoints, a
 //! public prefix (longest wins, matched before `/api/`), the protected task API, or nothing.
 
-use http::uri::{Authority, Scheme};
+use std::{io, time::Duration};
+
+use http::{
+    uri::{Authority, Scheme},
+    HeaderValue,
+};
+use tokio::net::TcpStream;
 
 /// An upstream origin, `http://host:port`: requests keep their path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +39,29 @@ impl Upstream {
             scheme: Scheme::HTTP,
             authority,
         })
+    }
+
+    /// `Host` for this upstream: `host[:port]`, the port only when it is not 80 (what hyper's
+    /// pooled client sends).
+    pub fn host_header(&self) -> HeaderValue {
+        let authority = &self.authority;
+        let value = match authority.port_u16() {
+            Some(port) if port != 80 => HeaderValue::from_str(authority.as_str()),
+            _ => HeaderValue::from_str(authority.host()),
+        };
+        value.expect("an authority is a valid header value")
+    }
+
+    /// A new TCP connection to this upstream, with Nagle off (small requests and answers
+    /// must not wait for more).
+    pub async fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
+        let port = self.authority.port_u16().unwrap_or(80);
+        let stream =
+            tokio::time::timeout(timeout, TcpStream::connect((self.authority.host(), port)))
+                .await
+                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+        stream.set_nodelay(true)?;
+        Ok(stream)
     }
 }
 

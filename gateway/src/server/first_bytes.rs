@@ -47,6 +47,21 @@ pub async fn read(mut stream: TcpStream, timeout: Duration) -> Option<Replay> {
 }
 
 impl Replay {
+    /// `stream`, with `prefix` (bytes already read from it) to be read first.
+    pub fn new(prefix: Vec<u8>, stream: TcpStream) -> Self {
+        Self {
+            prefix,
+            position: 0,
+            stream,
+        }
+    }
+
+    /// The bytes not yet read again, and the stream.
+    pub fn into_parts(mut self) -> (Vec<u8>, TcpStream) {
+        self.prefix.drain(..self.position);
+        (self.prefix, self.stream)
+    }
+
     /// Whether the client opened with the HTTP/2 preface (else it speaks HTTP/1).
     pub fn is_http2(&self) -> bool {
         self.prefix == H2_PREFACE

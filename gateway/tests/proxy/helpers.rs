@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use gateway::{
     auth::Algorithm,
-    config::{Limits, Settings},
+    config::{Http1Engine, Limits, Settings},
     proxy::{PublicRoute, Upstream},
     Application,
 };
@@ -61,6 +61,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         cors_allowed_origins: vec![ALLOWED_ORIGIN.to_owned()],
         forward_authorization: false,
         limits: test_limits(),
+        http1_engine: Http1Engine::Lean,
     }
 }
 

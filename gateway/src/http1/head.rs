@@ -1,0 +1,429 @@
+//! Message heads for the lean HTTP/1.1 engine: requests parsed with httparse into the same
+//! `http` types hyper produces (or refused as "not ours" for hyper to judge), responses parsed
+//! with their body framing, and both written back out as bytes.
+//!
+//! Not for: deciding what a request may do (`proxy.rs`), nor moving bodies (`http1.rs`).
+
+use bytes::Bytes;
+use http::{
+    header, request, response, HeaderMap, HeaderName, HeaderValue, Method, Request, Response,
+    StatusCode, Uri, Version,
+};
+
+/// As many header lines as hyper accepts by default; more is hyper's to refuse.
+const MAX_HEADERS: usize = 100;
+
+/// What a client's buffered bytes hold.
+#[derive(Debug)]
+pub enum Parsed<T> {
+    /// A complete head of `len` bytes.
+    Complete(T, usize),
+    /// Not yet a complete head: read more.
+    Partial,
+    /// Not the common case this engine serves (or not valid at all): hyper decides.
+    NotOurs,
+}
+
+/// A client's request head in the subset this engine serves.
+#[derive(Debug)]
+pub struct RequestHead {
+    pub parts: request::Parts,
+    /// The body's length (0 without `Content-Length`).
+    pub body_len: u64,
+    /// The client asked to close the connection after this exchange.
+    pub close: bool,
+}
+
+/// Parses a request head, accepting only unambiguous HTTP/1.1: an origin-form target, no
+/// `Transfer-Encoding`, at most one plain `Content-Length`, no `Expect`, no upgrade, no
+/// CONNECT. Every other request, valid or not, is `NotOurs`.
+pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut lines);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Parsed::Partial,
+        Err(_) => return Parsed::NotOurs,
+    };
+    match head_of(&request, Head::copy(buf, len)) {
+        Some(head) => Parsed::Complete(head, len),
+        None => Parsed::NotOurs,
+    }
+}
+
+/// One copy of a head's bytes, which every header value and the target then share, instead
+/// of an allocation for each.
+struct Head<'a> {
+    original: &'a [u8],
+    copy: Bytes,
+}
+
+impl<'a> Head<'a> {
+    fn copy(buf: &'a [u8], len: usize) -> Self {
+        Self {
+            original: &buf[..len],
+            copy: Bytes::copy_from_slice(&buf[..len]),
+        }
+    }
+
+    /// The copy of `part`, a slice httparse returned from the original.
+    fn share(&self, part: &[u8]) -> Bytes {
+        let start = part.as_ptr() as usize - self.original.as_ptr() as usize;
+        self.copy.slice(start..start + part.len())
+    }
+
+    fn value(&self, part: &[u8]) -> Option<HeaderValue> {
+        HeaderValue::from_maybe_shared(self.share(part)).ok()
+    }
+}
+
+fn head_of(request: &httparse::Request<'_, '_>, head: Head<'_>) -> Option<RequestHead> {
+    if request.version != Some(1) {
+        return None;
+    }
+    let method = Method::from_bytes(request.method?.as_bytes()).ok()?;
+    let target = request.path?;
+    if method == Method::CONNECT || !target.starts_with('/') {
+        return None;
+    }
+    let uri = Uri::from_maybe_shared(head.share(target.as_bytes())).ok()?;
+    // Room for what the gateway adds on the way upstream, so the map does not grow.
+    let mut headers = HeaderMap::with_capacity(request.headers.len() + 8);
+    let mut body_len = None;
+    let mut close = false;
+    for line in request.headers.iter() {
+        let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
+        let value = head.value(line.value)?;
+        match name {
+            header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => return None,
+            header::CONTENT_LENGTH => {
+                if body_len.is_some() {
+                    return None;
+                }
+                body_len = Some(decimal(line.value)?);
+            }
+            header::CONNECTION => {
+                for token in connection_tokens(&value) {
+                    if token.eq_ignore_ascii_case("upgrade") {
+                        return None;
+                    }
+                    close |= token.eq_ignore_ascii_case("close");
+                }
+            }
+            _ => {}
+        }
+        headers.append(name, value);
+    }
+    let (mut parts, ()) = Request::new(()).into_parts();
+    parts.method = method;
+    parts.uri = uri;
+    parts.version = Version::HTTP_11;
+    parts.headers = headers;
+    Some(RequestHead {
+        parts,
+        body_len: body_len.unwrap_or(0),
+        close,
+    })
+}
+
+/// How an upstream's response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// An upstream's final (non-1xx) response head.
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub parts: response::Parts,
+    pub framing: Framing,
+    /// The upstream will close (or must not be reused) after this response.
+    pub close: bool,
+}
+
+/// Why an upstream's head is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BadResponse {
+    #[error("unparsable response head: {0}")]
+    Parse(#[from] httparse::Error),
+    #[error("the response head is not HTTP/1.1 or 1.0")]
+    Version,
+    #[error("invalid header in the response head")]
+    Header,
+    #[error("ambiguous or invalid response body framing")]
+    Framing,
+    #[error("a 101 Switching Protocols answer to a request that asked for no upgrade")]
+    Switching,
+}
+
+/// Parses an upstream's response head to `method`. An informational (1xx) head is
+/// `Complete` with status 1xx: the caller skips it and reads on.
+pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed<ResponseHead>, BadResponse> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut lines);
+    let len = match response.parse(buf)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(Parsed::Partial),
+    };
+    let head = Head::copy(buf, len);
+    let version = match response.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => return Err(BadResponse::Version),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or(BadResponse::Header)?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(BadResponse::Switching);
+    }
+    // Room for what the gateway adds (request id, CORS, date), so the map does not grow.
+    let mut headers = HeaderMap::with_capacity(response.headers.len() + 6);
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = version == Version::HTTP_10;
+    for line in response.headers.iter() {
+        let name = HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| BadResponse::Header)?;
+        let value = head.value(line.value).ok_or(BadResponse::Header)?;
+        match name {
+            header::CONTENT_LENGTH => {
+                let declared = decimal(line.value).ok_or(BadResponse::Framing)?;
+                if length.is_some_and(|known| known != declared) {
+                    return Err(BadResponse::Framing);
+                }
+                length = Some(declared);
+            }
+            // Only the plain `chunked` coding is relayed; anything layered under it would
+            // need decoding this engine does not do.
+            header::TRANSFER_ENCODING => {
+                if chunked || !line.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                    return Err(BadResponse::Framing);
+                }
+                chunked = true;
+            }
+            header::CONNECTION => {
+                close |= connection_tokens(&value).any(|token| token.eq_ignore_ascii_case("close"));
+            }
+            _ => {}
+        }
+        headers.append(name, value);
+    }
+    let framing = if status.is_informational()
+        || *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if chunked {
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, but a message with both
+        // may be an attempt at smuggling, so the connection is not reused.
+        close |= length.is_some();
+        headers.remove(header::CONTENT_LENGTH);
+        Framing::Chunked
+    } else if let Some(length) = length {
+        Framing::Length(length)
+    } else {
+        close = true;
+        Framing::UntilClose
+    };
+    let (mut parts, ()) = Response::new(()).into_parts();
+    parts.status = status;
+    parts.version = version;
+    parts.headers = headers;
+    Ok(Parsed::Complete(
+        ResponseHead {
+            parts,
+            framing,
+            close,
+        },
+        len,
+    ))
+}
+
+/// Appends `METHOD target HTTP/1.1`, the headers and the blank line to `out`.
+pub fn write_request(out: &mut Vec<u8>, parts: &request::Parts) {
+    out.extend_from_slice(parts.method.as_str().as_bytes());
+    out.push(b' ');
+    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    write_headers(out, &parts.headers);
+}
+
+/// Appends `HTTP/1.1 status reason`, the headers and the blank line to `out`.
+pub fn write_response(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
+    out.extend_from_slice(b"\r\n");
+    write_headers(out, headers);
+}
+
+/// Header values are `HeaderValue`s, which cannot hold CR, LF or NUL: nothing written here
+/// can split a header or a message.
+fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces, no list), as RFC 9110
+/// §8.6 allows, and small enough for a u64.
+fn decimal(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
+    value.to_str().unwrap_or("").split(',').map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(raw: &str) -> Parsed<RequestHead> {
+        parse_request(raw.as_bytes())
+    }
+
+    #[test]
+    fn the_common_case_parses_into_http_types() {
+        let raw = "POST /api/u1/tasks?x=1 HTTP/1.1\r\nHost: gw\r\nX-Mixed-Case: v\r\n\
+                   Content-Length: 5\r\nConnection: keep-alive, close\r\n\r\nhello";
+        let Parsed::Complete(head, len) = request(raw) else {
+            panic!("expected a complete head");
+        };
+        assert_eq!(len, raw.len() - 5);
+        assert_eq!(head.parts.method, Method::POST);
+        assert_eq!(head.parts.uri, "/api/u1/tasks?x=1");
+        assert_eq!(head.parts.headers["x-mixed-case"], "v");
+        assert_eq!(head.body_len, 5);
+        assert!(head.close);
+    }
+
+    #[test]
+    fn anything_ambiguous_or_unusual_is_left_to_hyper() {
+        for raw in [
+            "GET / HTTP/1.0\r\n\r\n",
+            "GET http://gw/ HTTP/1.1\r\nHost: gw\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\nHost: gw\r\n\r\n",
+            "CONNECT gw:443 HTTP/1.1\r\nHost: gw\r\n\r\n",
+            "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n",
+            "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n",
+            "POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+            "GET / HTTP/1.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+            "GET / HTTP/1.1\r\nX: a\r\n b\r\n\r\n",
+            "GET / HTTP/1.1\r\nBad Name: v\r\n\r\n",
+            "GET /a b HTTP/1.1\r\n\r\n",
+        ] {
+            assert!(matches!(request(raw), Parsed::NotOurs), "{raw:?}");
+        }
+        assert!(matches!(
+            request("GET / HTTP/1.1\r\nHost:"),
+            Parsed::Partial
+        ));
+    }
+
+    fn response(raw: &str, method: Method) -> ResponseHead {
+        match parse_response(raw.as_bytes(), &method) {
+            Ok(Parsed::Complete(head, _)) => head,
+            other => panic!("{raw:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn response_framing_follows_rfc_9112() {
+        let get = || Method::GET;
+        let ok = "HTTP/1.1 200 OK\r\n";
+        assert_eq!(
+            response(&format!("{ok}Content-Length: 3\r\n\r\n"), get()).framing,
+            Framing::Length(3)
+        );
+        assert_eq!(
+            response(&format!("{ok}Content-Length: 3\r\n\r\n"), Method::HEAD).framing,
+            Framing::Empty
+        );
+        assert_eq!(
+            response("HTTP/1.1 204 No Content\r\n\r\n", get()).framing,
+            Framing::Empty
+        );
+        let chunked = response(&format!("{ok}Transfer-Encoding: chunked\r\n\r\n"), get());
+        assert_eq!(chunked.framing, Framing::Chunked);
+        assert!(!chunked.close);
+        let both = response(
+            &format!("{ok}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
+            get(),
+        );
+        assert_eq!(both.framing, Framing::Chunked);
+        assert!(both.close && both.parts.headers.get(header::CONTENT_LENGTH).is_none());
+        let until_close = response(&format!("{ok}\r\n"), get());
+        assert_eq!(until_close.framing, Framing::UntilClose);
+        assert!(until_close.close);
+        assert!(
+            response(
+                &format!("{ok}Connection: close\r\nContent-Length: 0\r\n\r\n"),
+                get()
+            )
+            .close
+        );
+        assert_eq!(
+            response("HTTP/1.1 103 Early Hints\r\n\r\n", get())
+                .parts
+                .status,
+            103
+        );
+    }
+
+    #[test]
+    fn bad_response_framing_is_refused() {
+        for raw in [
+            "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            "HTTP/2 200\r\n\r\n",
+        ] {
+            assert!(
+                parse_response(raw.as_bytes(), &Method::GET).is_err(),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn heads_are_written_as_http_1_1() {
+        let (mut parts, ()) = Request::new(()).into_parts();
+        parts.method = Method::PATCH;
+        parts.uri = Uri::from_static("/api/u1/tasks/1/complete");
+        parts
+            .headers
+            .insert("x-user-id", HeaderValue::from_static("u1"));
+        let mut out = Vec::new();
+        write_request(&mut out, &parts);
+        assert_eq!(
+            out,
+            b"PATCH /api/u1/tasks/1/complete HTTP/1.1\r\nx-user-id: u1\r\n\r\n"
+        );
+        out.clear();
+        write_response(&mut out, StatusCode::NOT_FOUND, &HeaderMap::new());
+        assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n\r\n");
+    }
+}
