@@ -22,13 +22,18 @@ mod upstream;
 use std::{
     cell::RefCell,
     io,
+    pin::Pin,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, request, HeaderMap, HeaderValue, Method, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::Sleep,
+};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use self::{
     head::{Framing, Parsed, RequestHead, ResponseHead},
@@ -65,8 +70,9 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
         out: Vec::with_capacity(4096),
         upstreams: Upstreams::default(),
     };
+    let mut timers = Timers::new(proxy);
     loop {
-        let head = match connection.next_head().await {
+        let head = match connection.next_head(&mut timers).await {
             Ok((head, len)) => {
                 connection.buf.advance(len);
                 head
@@ -76,7 +82,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
                 return Some(Replay::new(connection.buf.to_vec(), connection.client));
             }
         };
-        match connection.exchange(head).await {
+        match connection.exchange(head, timers.upstream.as_mut()).await {
             Ok(Next::KeepAlive) => {}
             Ok(Next::Close { linger }) => {
                 connection.close(linger).await;
@@ -105,6 +111,28 @@ struct Connection<'p> {
     /// What is being written next (a head, often with a whole small body); reused.
     out: Vec<u8>,
     upstreams: Upstreams,
+}
+
+/// A connection's timers, each registered once and moved later as the connection goes on:
+/// moving a tokio timer later is an atomic store, where a fresh timer per wait would cost a
+/// timer-wheel insertion and removal on every request. The same goes for the draining signal.
+struct Timers {
+    idle: Pin<Box<Sleep>>,
+    head: Pin<Box<Sleep>>,
+    upstream: Pin<Box<Sleep>>,
+    draining: Pin<Box<WaitForCancellationFutureOwned>>,
+}
+
+impl Timers {
+    fn new(proxy: &Proxy) -> Self {
+        let unset = || Box::pin(tokio::time::sleep(KEEP_ALIVE_IDLE));
+        Self {
+            idle: unset(),
+            head: unset(),
+            upstream: unset(),
+            draining: Box::pin(proxy.draining().clone().cancelled_owned()),
+        }
+    }
 }
 
 /// Why no request head came.
@@ -145,11 +173,14 @@ enum SendError {
 impl Connection<'_> {
     /// Waits for the next complete request head: idle for at most [`KEEP_ALIVE_IDLE`] (or
     /// until draining starts), then at most the header-read timeout from its first byte.
-    async fn next_head(&mut self) -> Result<(RequestHead, usize), Ended> {
+    async fn next_head(&mut self, timers: &mut Timers) -> Result<(RequestHead, usize), Ended> {
         let proxy = self.proxy;
         let limits = proxy.limits();
-        let idle_until = tokio::time::Instant::now() + KEEP_ALIVE_IDLE;
-        let mut head_until = None;
+        timers
+            .idle
+            .as_mut()
+            .reset(tokio::time::Instant::now() + KEEP_ALIVE_IDLE);
+        let mut head_started = false;
         loop {
             if !self.buf.is_empty() {
                 match head::parse_request(&self.buf) {
@@ -160,17 +191,24 @@ impl Connection<'_> {
                     }
                     Parsed::Partial => {}
                 }
-                head_until.get_or_insert_with(|| {
-                    tokio::time::Instant::now() + limits.header_read_timeout
-                });
+                if !head_started {
+                    head_started = true;
+                    timers
+                        .head
+                        .as_mut()
+                        .reset(tokio::time::Instant::now() + limits.header_read_timeout);
+                }
             }
-            let deadline = head_until.unwrap_or(idle_until);
-            let idle = self.buf.is_empty();
+            let deadline = if head_started {
+                timers.head.as_mut()
+            } else {
+                timers.idle.as_mut()
+            };
             let read = tokio::select! {
                 biased;
                 read = self.client.read_buf(&mut self.buf) => read,
-                () = proxy.draining().cancelled(), if idle => return Err(Ended::Closed),
-                () = tokio::time::sleep_until(deadline) => return Err(Ended::Closed),
+                () = timers.draining.as_mut(), if !head_started => return Err(Ended::Closed),
+                () = deadline => return Err(Ended::Closed),
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return Err(Ended::Closed);
@@ -179,7 +217,7 @@ impl Connection<'_> {
     }
 
     /// One request, start to finish.
-    async fn exchange(&mut self, head: RequestHead) -> io::Result<Next> {
+    async fn exchange(&mut self, head: RequestHead, deadline: Pin<&mut Sleep>) -> io::Result<Next> {
         let proxy = self.proxy;
         let RequestHead {
             parts,
@@ -190,7 +228,8 @@ impl Connection<'_> {
         let mut body_left = body_len;
         let answer = match step {
             Ok(Step::Forward(upstream, parts)) => {
-                self.forward(upstream, parts, &mut body_left).await
+                self.forward(upstream, parts, &mut body_left, deadline)
+                    .await
             }
             Ok(Step::Answer(response)) => Ok(Answer::Gateway(response)),
             Err(error) => Err(error),
@@ -223,6 +262,7 @@ impl Connection<'_> {
         upstream: &Upstream,
         mut parts: request::Parts,
         body_left: &mut u64,
+        mut deadline: Pin<&mut Sleep>,
     ) -> Result<Answer, GatewayError> {
         let limits = self.proxy.limits();
         let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
@@ -240,11 +280,18 @@ impl Connection<'_> {
                 }
             }
         };
-        match tokio::time::timeout(limits.upstream_timeout, exchange).await {
-            Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
-            Ok(Ok(answer)) => Ok(answer),
-            Ok(Err(SendError::ClientBody)) => Err(GatewayError::IncompleteBody),
-            Ok(Err(error)) => {
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + limits.upstream_timeout);
+        let result = tokio::select! {
+            biased;
+            result = exchange => result,
+            () = deadline => return Err(GatewayError::UpstreamTimeout),
+        };
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(SendError::ClientBody) => Err(GatewayError::IncompleteBody),
+            Err(error) => {
                 tracing::warn!(%error, "upstream request failed");
                 Err(GatewayError::UpstreamUnavailable)
             }
