@@ -98,8 +98,18 @@ pub struct Config {
     pub upstream_timeout_secs: u64,
     /// What serves HTTP/1.1 connections: `lean` (the gateway's own engine for the common
     /// case, handing anything else to hyper) or `hyper` (hyper for everything).
-    #[arg(long, env = "HTTP1_ENGINE", value_enum, default_value = "lean")]
+    #[arg(
+        long,
+        env = "HTTP1_ENGINE",
+        value_enum,
+        default_value = "lean",
+        hide_possible_values = true
+    )]
     pub http1_engine: Http1Engine,
+    /// Tokio worker threads; 0 means one per CPU available to the process (affinity and
+    /// cgroup quota included). With one, the runtime is single-threaded.
+    #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
+    pub worker_threads: usize,
     /// Requests handled at once; beyond it the gateway answers 503 at once.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
@@ -183,6 +193,8 @@ pub struct Settings {
     pub forward_authorization: bool,
     pub limits: Limits,
     pub http1_engine: Http1Engine,
+    /// At least 1.
+    pub worker_threads: usize,
 }
 
 /// What one client may ask of the gateway, and how long things may take.
@@ -226,6 +238,10 @@ impl Config {
             forward_authorization: self.forward_authorization,
             limits,
             http1_engine: self.http1_engine,
+            worker_threads: match self.worker_threads {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                threads => threads,
+            },
         })
     }
 

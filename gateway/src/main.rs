@@ -6,8 +6,10 @@ use clap::Parser;
 use gateway::{config, Application, Config};
 use proto_shared::shutdown;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> ExitCode {
     if config::list_env_requested(std::env::args_os()) {
         print!("{}", config::env_listing());
         return ExitCode::SUCCESS;
@@ -21,6 +23,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let runtime = match gateway::startup::runtime(settings.worker_threads) {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("gateway: cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(serve(settings))
+}
+
+async fn serve(settings: gateway::Settings) -> ExitCode {
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {

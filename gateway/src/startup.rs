@@ -19,6 +19,20 @@ use crate::{
     server,
 };
 
+/// The Tokio runtime for `worker_threads` workers. With one, a single-threaded runtime: it
+/// does without the work-stealing queues and their atomics, which a gateway limited to one
+/// CPU (a common sidecar size) would pay for on every wake-up and gain nothing from.
+pub fn runtime(worker_threads: usize) -> io::Result<tokio::runtime::Runtime> {
+    let mut builder = if worker_threads <= 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(worker_threads);
+        builder
+    };
+    builder.enable_all().build()
+}
+
 /// A gateway bound to its port, ready to serve.
 #[derive(Debug)]
 pub struct Application {

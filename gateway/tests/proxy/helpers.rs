@@ -62,6 +62,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         forward_authorization: false,
         limits: test_limits(),
         http1_engine: Http1Engine::Lean,
+        worker_threads: 1,
     }
 }
 
