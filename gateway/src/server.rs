@@ -54,6 +54,12 @@ pub async fn serve(
         )
         // Finds peers that vanished without closing, which would otherwise hold streams.
         .keep_alive_interval(Duration::from_secs(30));
+    // `first_bytes` has already told the protocol apart, so each connection gets a builder
+    // for its protocol alone. The auto builder would sniff again, and on a connection the lean
+    // engine hands over mid-way it would take a client's HTTP/2 preface after an HTTP/1.1
+    // request for a switch to HTTP/2, which RFC 9113 §3.4 does not allow there.
+    let http1_builder = builder.clone().http1_only();
+    let http2_builder = builder.http2_only();
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
@@ -71,7 +77,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let builder = builder.clone();
+        let http1_builder = http1_builder.clone();
+        let http2_builder = http2_builder.clone();
         let proxy = proxy.clone();
         let watcher = graceful.watcher();
         let timeout = limits.header_read_timeout;
@@ -107,6 +114,11 @@ pub async fn serve(
                     Ok::<_, Infallible>(response)
                 }
             });
+            let builder = if io.is_http2() {
+                http2_builder
+            } else {
+                http1_builder
+            };
             let connection = builder.serve_connection(TokioIo::new(io), service);
             let connection = watcher.watch(connection.into_owned());
             let result = match drivers {

@@ -7,6 +7,7 @@ mod support;
 mod cors;
 mod headers;
 mod helpers;
+mod http1;
 mod http2;
 mod identity;
 mod limits;

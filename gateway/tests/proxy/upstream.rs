@@ -34,6 +34,9 @@ pub struct Seen {
     pub headers: HeaderMap,
     /// Body bytes received (for paths that read the whole body).
     pub body_len: usize,
+    /// The far end of the connection it came over (the gateway's side): requests with the
+    /// same `peer` shared one upstream connection.
+    pub peer: SocketAddr,
 }
 
 #[derive(Default)]
@@ -128,7 +131,7 @@ impl EchoUpstream {
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
@@ -140,7 +143,7 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
                         // A service error makes hyper close the connection with no response.
                         return Err("reset by the test upstream");
                     }
-                    Ok(answer(request, shared).await)
+                    Ok(answer(request, shared, peer).await)
                 }
             });
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
@@ -156,7 +159,11 @@ fn full(body: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
-async fn answer(request: Request<hyper::body::Incoming>, shared: Arc<Shared>) -> Response<Body> {
+async fn answer(
+    request: Request<hyper::body::Incoming>,
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+) -> Response<Body> {
     let (head, body) = request.into_parts();
     let path = head.uri.path().to_owned();
     let mut seen = Seen {
@@ -168,6 +175,7 @@ async fn answer(request: Request<hyper::body::Incoming>, shared: Arc<Shared>) ->
         version: head.version,
         headers: head.headers.clone(),
         body_len: 0,
+        peer,
     };
     if path.ends_with("/hang") {
         shared.seen.lock().unwrap().push(seen);
