@@ -4,6 +4,8 @@
 #   (c) through the gateway with a warm token cache (one token),
 #   (d) through the gateway with every token distinct (token cache off: a signature check
 #       per request), for EdDSA, ES256 and RS256;
+#   (e) as (c) for the first algorithm, but with HTTP1_ENGINE=hyper: what the lean HTTP/1.1
+#       engine (gateway/src/http1.rs) saves over hyper, measured in the same run;
 # plus verifications per second per algorithm, and the ratios (c)/(b) and (d)/(b).
 #
 # Fairness: wrk runs with 1 thread and the same connection count everywhere; wrk and the
@@ -11,6 +13,10 @@
 # whose Tokio runtime then has 1 worker) gets CPU $PROXY_CPU alone. nginx logs no access
 # lines and the gateway logs at warn, so neither pays for a per-request log line. Each
 # figure is the median of $REPEATS runs after a warm-up.
+#
+# Noise: these machines are shared, and throughput drifts by tens of percent within minutes.
+# So the ratios against nginx are paired: nginx stays up, and every gateway run is preceded
+# by an nginx run; each ratio printed is the median of the per-pair ratios.
 #
 # Usage: bench/gateway/run.sh
 #   env: DURATION=8s WARMUP=2s CONNECTIONS=64 REPEATS=3 TOKENS=50000 ALGORITHMS="EdDSA ES256 RS256"
@@ -74,29 +80,63 @@ RESULTS="$TMP/results"
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# measure <label> <pid> <url> [wrk args...]: warm-up, then $REPEATS runs; records the medians
-# of requests/s, p50, p99 and the CPU microseconds <pid> (the server under test) spent per
-# request. CPU per request barely moves with other load on the machine, unlike throughput.
-measure() {
-  local label=$1 pid=$2 url=$3; shift 3
-  # Options after the URL: glibc getopt permutes them, and `--` must come last.
+# warm_up <url> [wrk args...]: one unrecorded run.
+# Options after the URL: glibc getopt permutes them, and `--` must come last.
+warm_up() {
+  local url=$1; shift
   taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$WARMUP" "$url" "$@" >/dev/null
-  local runs="$TMP/runs"; : >"$runs"
-  for _ in $(seq 1 "$REPEATS"); do
-    local before; before=$(ticks "$pid")
-    local result; result=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" "$@" \
-      | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')
-    local after; after=$(ticks "$pid")
-    echo "$result" | awk -v b="$before" -v a="$after" -v hz="$TICK" \
-      '{ print $1, $2, $3, $4, (a - b) / hz * 1e6 / $5 }' >>"$runs"
-  done
-  local failed; failed=$(awk '{ s += $4 } END { print s + 0 }' "$runs")
+}
+
+# run_once <label> <pid> <url> [wrk args...]: one run, appended to $RUNS/<label> as
+# "requests/s p50 p99 failed cpu", with the CPU microseconds <pid> (the server under test)
+# spent per request: unlike throughput, it barely moves with other load on the machine.
+RUNS="$TMP/runs"
+mkdir -p "$RUNS"
+run_once() {
+  local label=$1 pid=$2 url=$3; shift 3
+  local before; before=$(ticks "$pid")
+  local result; result=$(taskset -c "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" "$@" \
+    | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')
+  local after; after=$(ticks "$pid")
+  echo "$result" | awk -v b="$before" -v a="$after" -v hz="$TICK" \
+    '{ print $1, $2, $3, $4, (a - b) / hz * 1e6 / $5 }' >>"$RUNS/$label"
+  local failed; failed=$(tail -1 "$RUNS/$label" | cut -d' ' -f4)
   if [ "$failed" != 0 ]; then say "$label: $failed failed requests; figures not valid"; exit 1; fi
+}
+
+# summarise <label>: the medians of its runs, as a line of $RESULTS.
+summarise() {
+  local label=$1 runs="$RUNS/$1"
   printf '%s %s %s %s %s\n' "$label" "$(cut -d' ' -f1 "$runs" | median)" \
     "$(cut -d' ' -f2 "$runs" | median)" "$(cut -d' ' -f3 "$runs" | median)" \
     "$(cut -d' ' -f5 "$runs" | median)" >>"$RESULTS"
   say "$(tail -1 "$RESULTS")"
 }
+
+# measure <label> <pid> <url> [wrk args...]: warm-up, $REPEATS runs, their medians.
+measure() {
+  local label=$1 pid=$2 url=$3; shift 3
+  warm_up "$url" "$@"
+  for _ in $(seq 1 "$REPEATS"); do run_once "$label" "$pid" "$url" "$@"; done
+  summarise "$label"
+}
+
+# paired <label> <pid> <url> [wrk args...]: like measure, but each run follows an nginx run,
+# and the pair's ratios (requests/s, p99, CPU per request) go to $RUNS/<label>.ratios.
+paired() {
+  local label=$1 pid=$2 url=$3; shift 3
+  warm_up "$NGINX_URL" -s "$HERE/report.lua" && warm_up "$url" "$@"
+  for _ in $(seq 1 "$REPEATS"); do
+    run_once b-nginx "$NGINX_WORKER" "$NGINX_URL" -s "$HERE/report.lua"
+    run_once "$label" "$pid" "$url" "$@"
+    paste -d' ' <(tail -1 "$RUNS/$label") <(tail -1 "$RUNS/b-nginx") \
+      | awk '{ print $1 / $6, $3 / $8, $5 / $10 }' >>"$RUNS/$label.ratios"
+  done
+}
+
+# ratio <label> <column>: the median of the label's paired ratios in that column (1 req/s,
+# 2 p99, 3 CPU).
+ratio() { cut -d' ' -f"$2" "$RUNS/$1.ratios" | median; }
 
 # --- the upstream and the issuer ---------------------------------------------------------
 taskset -c "$LOAD_CPU" "$BIN/examples/bench_upstream" "127.0.0.1:$UP_PORT" 2>/dev/null &
@@ -143,14 +183,14 @@ taskset -c "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "
 PIDS+=($!)
 wait_for "http://127.0.0.1:$NGINX_PORT/"
 NGINX_WORKER=$(pgrep -P "${PIDS[-1]}" | head -1)
-measure "b-nginx" "$NGINX_WORKER" "http://127.0.0.1:$NGINX_PORT$USER_PATH" -s "$HERE/report.lua"
-kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true; unset 'PIDS[-1]'
+NGINX_URL="http://127.0.0.1:$NGINX_PORT$USER_PATH"
+# nginx stays up, idle between its runs, for the paired runs below.
 
 # --- (c) and (d) the gateway ------------------------------------------------------------------
-# start_gateway <token cache capacity>
+# start_gateway <token cache capacity> [HTTP/1.1 engine]
 start_gateway() {
   GATEWAY_LISTEN="127.0.0.1:$GW_PORT" TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
-  BETTER_AUTH_URL="$ISSUER" TOKEN_CACHE_CAPACITY="$1" \
+  BETTER_AUTH_URL="$ISSUER" TOKEN_CACHE_CAPACITY="$1" HTTP1_ENGINE="${2:-lean}" \
   IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
   RUST_LOG=warn LOG_FORMAT=json \
     taskset -c "$PROXY_CPU" "$BIN/gateway" 2>"$TMP/gateway.log" &
@@ -165,15 +205,26 @@ cache_counts() {
 
 for alg in "${ALGORITHMS[@]}"; do
   start_gateway 100000
-  measure "c-gateway-warm-$alg" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
+  paired "c-gateway-warm-$alg" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
     -H "Authorization: Bearer $(cat "$TMP/tokens/warm-$alg.txt")"
   say "  token cache: $(cache_counts)"
   stop_gateway
   start_gateway 0
-  measure "d-gateway-distinct-$alg" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" \
+  paired "d-gateway-distinct-$alg" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" \
     -s "$HERE/tokens.lua" -- "$TMP/tokens/tokens-$alg.txt"
   say "  token cache: $(cache_counts)"
   stop_gateway
+done
+FIRST=${ALGORITHMS[0]}
+start_gateway 100000 hyper
+paired "e-gateway-hyper-warm-$FIRST" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
+  -H "Authorization: Bearer $(cat "$TMP/tokens/warm-$FIRST.txt")"
+stop_gateway
+
+# The gateway scenarios' medians, and nginx's over all its paired runs.
+for label in b-nginx $(for alg in "${ALGORITHMS[@]}"; do echo "c-gateway-warm-$alg d-gateway-distinct-$alg"; done) \
+    "e-gateway-hyper-warm-$FIRST"; do
+  summarise "$label"
 done
 
 # --- verifications per second, one thread, token cache off ---------------------------------
@@ -192,15 +243,15 @@ while read -r label rps p50 p99 cpu; do
   printf '%-28s %12.0f %10.3f %10.3f %14.1f\n' "$label" "$rps" "$p50" "$p99" "$cpu"
 done <"$RESULTS"
 echo
-read -r _ nginx_rps _ nginx_p99 nginx_cpu < <(grep '^b-nginx ' "$RESULTS")
+echo "Ratios to nginx: the median of the per-pair ratios ($REPEATS pairs each, nginx run just before)"
 printf '%-8s %20s %13s %14s %20s %13s\n' alg "(c)/(b) throughput" "(c)/(b) p99" "(c)/(b) CPU" "(d)/(b) throughput" "(d)/(b) p99"
 for alg in "${ALGORITHMS[@]}"; do
-  read -r _ c_rps _ c_p99 c_cpu < <(grep "^c-gateway-warm-$alg " "$RESULTS")
-  read -r _ d_rps _ d_p99 _ < <(grep "^d-gateway-distinct-$alg " "$RESULTS")
-  awk -v a="$alg" -v cr="$c_rps" -v cp="$c_p99" -v cc="$c_cpu" -v dr="$d_rps" -v dp="$d_p99" \
-    -v nr="$nginx_rps" -v np="$nginx_p99" -v nc="$nginx_cpu" \
-    'BEGIN { printf "%-8s %20.3f %13.3f %14.3f %20.3f %13.3f\n", a, cr / nr, cp / np, cc / nc, dr / nr, dp / np }'
+  printf '%-8s %20.3f %13.3f %14.3f %20.3f %13.3f\n' "$alg" \
+    "$(ratio "c-gateway-warm-$alg" 1)" "$(ratio "c-gateway-warm-$alg" 2)" "$(ratio "c-gateway-warm-$alg" 3)" \
+    "$(ratio "d-gateway-distinct-$alg" 1)" "$(ratio "d-gateway-distinct-$alg" 2)"
 done
+printf '%-8s %20.3f %13.3f %14.3f   (e: HTTP1_ENGINE=hyper, warm cache)\n' "$FIRST" \
+  "$(ratio "e-gateway-hyper-warm-$FIRST" 1)" "$(ratio "e-gateway-hyper-warm-$FIRST" 2)" "$(ratio "e-gateway-hyper-warm-$FIRST" 3)"
 echo
 echo "Verifications per second (one thread, token cache off):"
 while read -r alg rate; do printf '  %-8s %10s\n' "$alg" "$rate"; done <"$VERIFY"
