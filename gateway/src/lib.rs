@@ -1,7 +1,8 @@
 //! The auth sidecar: verifies Better Auth JWTs and forwards requests with a signed identity.
 //!
-//! `startup` assembles the parts; `server` accepts connections; `proxy` is the request path;
-//! `auth` and `jwks` verify tokens; `error` turns every refusal into a response.
+//! `startup` assembles the parts; `server` accepts connections; `http1` carries the common
+//! HTTP/1.1 case and hyper the rest; `proxy` is the request path both run; `auth` and `jwks`
+//! verify tokens; `error` turns every refusal into a response.
 
 pub mod auth;
 pub mod body;
