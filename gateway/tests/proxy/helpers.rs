@@ -110,6 +110,12 @@ impl TestGateway {
         self.issuer.token_for(Algorithm::EdDsa, user)
     }
 
+    /// The gateway's `/metrics` page.
+    pub async fn metrics(&self) -> String {
+        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        response.text().await.unwrap()
+    }
+
     /// Polls `/readyz` until it answers 200 (10 s deadline).
     pub async fn wait_ready(&self) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

@@ -458,15 +458,7 @@ async fn a_body_shorter_than_its_content_length_is_refused_and_counted() {
         r#"{"detail":"Bad request: the body ended before its declared length"}"#
     );
 
-    let metrics = gateway
-        .http
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gateway.metrics().await;
     for expected in [
         r#"gateway_refusals_total{reason="incomplete_body"} 1"#,
         r#"gateway_requests_total{route="public",status="400"} 1"#,

@@ -88,15 +88,7 @@ async fn metrics_count_requests_by_route_class_and_refusals_by_reason() {
         .await
         .unwrap();
 
-    let text = gateway
-        .http
-        .get(gateway.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gateway.metrics().await;
     for expected in [
         r#"gateway_requests_total{route="api",status="403"} 1"#,
         r#"gateway_requests_total{route="api",status="200"} 1"#,
