@@ -90,9 +90,14 @@ pub struct Config {
     /// Largest request head (request line and headers) accepted, in bytes.
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
-    /// Seconds a client has to send a complete request head (HTTP/1).
+    /// Seconds a client has to send a complete request head; for HTTP/2, to send its first
+    /// request, and to finish after the gateway has closed an idle connection.
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+    /// Seconds a client connection may stay open with no request in flight (HTTP/2 and the
+    /// lean HTTP/1.1 engine; hyper's HTTP/1.1 counts idle time against the header-read timeout).
+    #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 75)]
+    pub idle_timeout_secs: u64,
     /// Seconds to wait for an upstream's response headers.
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
     pub upstream_timeout_secs: u64,
@@ -203,6 +208,8 @@ pub struct Limits {
     pub max_body_bytes: u64,
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
+    /// How long a client connection may stay open with no request in flight.
+    pub idle_timeout: Duration,
     pub upstream_timeout: Duration,
     pub max_concurrent_requests: usize,
     pub shutdown_grace: Duration,
@@ -346,6 +353,7 @@ impl Config {
                 "HEADER_READ_TIMEOUT_SECS",
                 self.header_read_timeout_secs,
             )?,
+            idle_timeout: positive_secs("IDLE_TIMEOUT_SECS", self.idle_timeout_secs)?,
             upstream_timeout: positive_secs("UPSTREAM_TIMEOUT_SECS", self.upstream_timeout_secs)?,
             max_concurrent_requests: self.max_concurrent_requests,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),

@@ -47,8 +47,6 @@ use crate::{
 
 pub use head::BadResponse;
 
-/// How long a keep-alive connection may sit idle between requests (nginx's default).
-const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(75);
 /// A response head larger than this is refused as a bad upstream answer.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// What a closing connection reads and discards at most, so that the client's unread body
@@ -125,7 +123,7 @@ struct Timers {
 
 impl Timers {
     fn new(proxy: &Proxy) -> Self {
-        let unset = || Box::pin(tokio::time::sleep(KEEP_ALIVE_IDLE));
+        let unset = || Box::pin(tokio::time::sleep(proxy.limits().idle_timeout));
         Self {
             idle: unset(),
             head: unset(),
@@ -171,7 +169,7 @@ enum SendError {
 }
 
 impl Connection<'_> {
-    /// Waits for the next complete request head: idle for at most [`KEEP_ALIVE_IDLE`] (or
+    /// Waits for the next complete request head: idle for at most the idle timeout (or
     /// until draining starts), then at most the header-read timeout from its first byte.
     async fn next_head(&mut self, timers: &mut Timers) -> Result<(RequestHead, usize), Ended> {
         let proxy = self.proxy;
@@ -179,7 +177,7 @@ impl Connection<'_> {
         timers
             .idle
             .as_mut()
-            .reset(tokio::time::Instant::now() + KEEP_ALIVE_IDLE);
+            .reset(tokio::time::Instant::now() + limits.idle_timeout);
         let mut head_started = false;
         loop {
             if !self.buf.is_empty() {

@@ -4,6 +4,7 @@
 //! grace period, then cut what is left.
 
 mod first_bytes;
+mod idle;
 
 pub use first_bytes::Replay;
 
@@ -18,10 +19,19 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    body::Guarded,
     config::{Http1Engine, Limits},
     http1,
     proxy::{self, ClientAddr, Dedicated, Proxy},
 };
+
+/// What carries a connection's requests once the protocol is known.
+enum Carrier {
+    /// HTTP/1.1: its own upstream connections, driven by the connection's task.
+    Http1(proxy::Drivers),
+    /// HTTP/2: the shared upstream pool, and the connection watched for idleness.
+    Http2(Arc<idle::Activity>),
+}
 
 /// hyper refuses a head larger than its read buffer with a bare 431; keep that buffer well
 /// above `MAX_HEADER_BYTES` so that `proxy.rs` answers the usual case with a JSON body.
@@ -82,6 +92,7 @@ pub async fn serve(
         let proxy = proxy.clone();
         let watcher = graceful.watcher();
         let timeout = limits.header_read_timeout;
+        let draining = draining.clone();
         tokio::spawn(async move {
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
@@ -98,37 +109,54 @@ pub async fn serve(
                 }
             }
             // An HTTP/1 client sends one request at a time: it gets upstream connections of
-            // its own, driven by this task. HTTP/2 clients multiplex over the shared pool.
-            let (dedicated, drivers) = if io.is_http2() {
-                (None, None)
+            // its own, driven by this task. HTTP/2 clients multiplex over the shared pool, and
+            // their connections are watched for idleness, which hyper does not bound.
+            let (dedicated, activity, carrier) = if io.is_http2() {
+                let activity = idle::Activity::new();
+                (None, Some(activity.clone()), Carrier::Http2(activity))
             } else {
                 let (dedicated, drivers) = Dedicated::new();
-                (Some(Arc::new(dedicated)), Some(drivers))
+                (Some(Arc::new(dedicated)), None, Carrier::Http1(drivers))
             };
-            let service = service_fn(move |request| {
-                let proxy = proxy.clone();
-                let dedicated = dedicated.clone();
-                let client = client.clone();
-                async move {
-                    let response = proxy.handle(request, &client, dedicated.as_deref()).await;
-                    Ok::<_, Infallible>(response)
+            let service = service_fn({
+                let activity = activity.clone();
+                move |request| {
+                    let proxy = proxy.clone();
+                    let dedicated = dedicated.clone();
+                    let client = client.clone();
+                    let in_flight = activity.as_ref().map(idle::Activity::begin);
+                    async move {
+                        let response = proxy.handle(request, &client, dedicated.as_deref()).await;
+                        // In flight until the response's last byte has left.
+                        let response = match in_flight {
+                            Some(in_flight) => response.map(|body| Guarded::wrap(body, in_flight)),
+                            None => response,
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
                 }
             });
-            let builder = if io.is_http2() {
-                http2_builder
-            } else {
-                http1_builder
-            };
-            let connection = builder.serve_connection(TokioIo::new(io), service);
-            let connection = watcher.watch(connection.into_owned());
-            let result = match drivers {
-                Some(drivers) => {
+            let result = match carrier {
+                Carrier::Http2(activity) => {
+                    // Held, this makes the drain wait for the connection; `idle::serve`
+                    // does the graceful shutdown itself once draining starts.
+                    let _counted = watcher;
+                    let connection = http2_builder.serve_connection(TokioIo::new(io), service);
+                    let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
+                        Box::pin(connection.into_owned());
+                    idle::serve(connection.as_mut(), &activity, &limits, &draining)
+                        .await
+                        .unwrap_or(Ok(()))
+                }
+                Carrier::Http1(drivers) => {
+                    let connection = http1_builder.serve_connection(TokioIo::new(io), service);
+                    let connection = watcher.watch(connection.into_owned());
                     // Boxed as `Send` where the types are concrete: inside `drive` the compiler
-                    // cannot prove the connection future `Send` (rust-lang/rust#110338).
+                    // cannot prove the connection future `Send` (rust-lang/rust#110338). The
+                    // same goes for the HTTP/2 branch.
                     let connection: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(connection);
                     proxy::drive(connection, drivers).await
                 }
-                None => connection.await,
             };
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");

@@ -43,6 +43,7 @@ pub fn test_limits() -> Limits {
         max_body_bytes: 1024 * 1024,
         max_header_bytes: 8 * 1024,
         header_read_timeout: Duration::from_secs(1),
+        idle_timeout: Duration::from_secs(30),
         upstream_timeout: Duration::from_secs(1),
         max_concurrent_requests: 64,
         shutdown_grace: Duration::from_secs(5),
@@ -108,6 +109,19 @@ impl TestGateway {
     /// A valid EdDSA token for `user`.
     pub fn token(&self, user: &str) -> String {
         self.issuer.token_for(Algorithm::EdDsa, user)
+    }
+
+    /// Returns once the gateway refuses new connections: its listener is closed and it drains
+    /// (5 s deadline).
+    pub async fn wait_until_not_accepting(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while tokio::net::TcpStream::connect(self.address).await.is_ok() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "still accepting after shutdown"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// The gateway's `/metrics` page.

@@ -702,7 +702,7 @@ async fn an_answer_in_flight_when_draining_starts_closes_its_connection() {
     connection.write(get("/api/auth/hold")).await;
     gateway.upstream.wait_for_arrivals(1).await;
     let stopped = gateway.shut_down();
-    wait_until_not_accepting(&gateway).await; // draining has begun
+    gateway.wait_until_not_accepting().await; // draining has begun
     gateway.upstream.release();
     let response = connection.read_response().await;
     assert_eq!(response.status, 200);
@@ -713,18 +713,6 @@ async fn an_answer_in_flight_when_draining_starts_closes_its_connection() {
         .await
         .expect("the gateway stops once drained")
         .unwrap();
-}
-
-/// Returns once the gateway refuses new connections: its listener is closed and it drains.
-async fn wait_until_not_accepting(gateway: &TestGateway) {
-    let deadline = tokio::time::Instant::now() + GUARD;
-    while TcpStream::connect(gateway.address).await.is_ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still accepting after shutdown"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
 }
 
 // ---------------------------------------------------------------------------------------
