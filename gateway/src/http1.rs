@@ -21,7 +21,7 @@ mod upstream;
 
 use std::{
     cell::RefCell,
-    io,
+    io::{self, Read},
     pin::Pin,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
@@ -205,12 +205,35 @@ impl Connection<'_> {
             let read = tokio::select! {
                 biased;
                 read = self.client.read_buf(&mut self.buf) => read,
-                () = timers.draining.as_mut(), if !head_started => return Err(Ended::Closed),
+                () = timers.draining.as_mut(), if !head_started => {
+                    // A request may have arrived that the runtime has not yet seen: closing
+                    // on it would reset the connection under a request the client already
+                    // sent. Take it (its answer closes the connection); else close.
+                    match self.read_unreported() {
+                        Some(n) => Ok(n),
+                        None => return Err(Ended::Closed),
+                    }
+                }
                 () = deadline => return Err(Ended::Closed),
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return Err(Ended::Closed);
             }
+        }
+    }
+
+    /// Reads what the kernel already holds from the client, without waiting and without
+    /// asking the runtime, whose readiness flag may not have caught up yet (tokio's own
+    /// `try_read` trusts that flag). `None` when nothing is there.
+    fn read_unreported(&mut self) -> Option<usize> {
+        let mut chunk = [0u8; 4096];
+        let socket = socket2::SockRef::from(&self.client);
+        match (&*socket).read(&mut chunk) {
+            Ok(n) if n > 0 => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Some(n)
+            }
+            _ => None,
         }
     }
 

@@ -1,8 +1,11 @@
-//! Graceful shutdown: stop accepting, finish what is in flight.
+//! Graceful shutdown: stop accepting, finish what is in flight, and say not ready meanwhile.
 
 use std::time::Duration;
 
-use crate::helpers::spawn_gateway_with;
+use crate::{
+    helpers::{spawn_gateway, spawn_gateway_with},
+    raw::RawConnection,
+};
 
 #[tokio::test]
 async fn an_in_flight_request_finishes_after_shutdown_begins() {
@@ -20,17 +23,7 @@ async fn an_in_flight_request_finishes_after_shutdown_begins() {
 
     let stopped = gateway.shut_down();
     // New connections are refused once the listener is closed.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while tokio::net::TcpStream::connect(gateway.address)
-        .await
-        .is_ok()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still accepting after shutdown"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    gateway.wait_until_not_accepting().await;
     assert!(
         !stopped.is_finished(),
         "must wait for the in-flight request"
@@ -41,6 +34,33 @@ async fn an_in_flight_request_finishes_after_shutdown_begins() {
     assert_eq!(status, 200);
     assert_eq!(body, "held and released");
     tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the gateway stops once drained")
+        .unwrap();
+}
+
+#[tokio::test]
+async fn readyz_says_shutting_down_once_draining_has_begun() {
+    let mut gateway = spawn_gateway().await;
+    let mut connection = RawConnection::open(gateway.address).await;
+    connection
+        .write("GET /readyz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await;
+    assert_eq!(connection.read_response().await.status, 200);
+
+    // A request that arrived before draining is answered (not reset by the close), and
+    // draining has begun by the time it is whole.
+    connection
+        .write("GET /readyz HTTP/1.1\r\nHost: gw\r\n")
+        .await;
+    let stopped = gateway.shut_down();
+    gateway.wait_until_not_accepting().await;
+    connection.write("\r\n").await;
+    let response = connection.read_response().await;
+    assert_eq!(response.status, 503, "{response:?}");
+    assert_eq!(response.body, r#"{"detail":"Not ready: shutting down"}"#);
+    assert_eq!(response.header("connection"), Some("close"));
+    tokio::time::timeout(Duration::from_secs(5), stopped)
         .await
         .expect("the gateway stops once drained")
         .unwrap();
