@@ -34,7 +34,8 @@ pub struct BodyTooLarge {
 /// abort the upstream request rather than forward a truncated body.
 #[derive(Debug)]
 pub struct LimitedBody<B> {
-    inner: B,
+    /// `None`: an empty body.
+    inner: Option<B>,
     remaining: u64,
     limit: u64,
 }
@@ -43,9 +44,18 @@ impl<B> LimitedBody<B> {
     /// Wraps `inner`, allowing at most `limit` data bytes through.
     pub fn new(inner: B, limit: u64) -> Self {
         Self {
-            inner,
+            inner: Some(inner),
             remaining: limit,
             limit,
+        }
+    }
+
+    /// A body with nothing in it, for a request sent again.
+    pub fn empty() -> Self {
+        Self {
+            inner: None,
+            remaining: 0,
+            limit: 0,
         }
     }
 }
@@ -63,7 +73,10 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
-        match Pin::new(&mut this.inner).poll_frame(cx) {
+        let Some(inner) = &mut this.inner else {
+            return Poll::Ready(None);
+        };
+        match Pin::new(inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
@@ -83,11 +96,13 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
     }
 }
 

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use http::{header, request, uri::Parts as UriParts, Method, Request, Response, Uri, Version};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
@@ -90,9 +90,10 @@ impl Forwarder {
 
     /// One exchange on the client connection's own upstream connection, made if there is none
     /// or the last one broke. A connection is put back only after a good answer, so a reset or
-    /// a timeout (which drops this future) retires it. A request the upstream never saw, on a
-    /// connection it closed while idle, is sent once more on a new connection, as the pooled
-    /// client does.
+    /// a timeout (which drops this future) retires it. A request lost on a reused connection
+    /// that the upstream closed while idle is sent once more on a new connection: one the
+    /// upstream never saw (as the pooled client does), and one it may have seen but did not
+    /// answer if repeating it is safe (no body, idempotent method), as the lean engine does.
     async fn send_dedicated(
         &self,
         dedicated: &Dedicated,
@@ -116,24 +117,53 @@ impl Forwarder {
             request
                 .headers_mut()
                 .insert(header::HOST, connection.host.clone());
+            let repeatable = connection.reused
+                && request.method().is_idempotent()
+                && request.body().is_end_stream();
+            let replay = repeatable.then(|| replay_of(&request));
             match connection.sender.try_send_request(request).await {
                 Ok(response) => {
                     dedicated.put_back(connection);
                     return Ok(response);
                 }
-                Err(mut error) => match error.take_message() {
-                    Some(unsent) if connection.reused => {
-                        request = unsent;
-                        connection = dedicated
-                            .connect(upstream, self.connect_timeout)
-                            .await
-                            .map_err(boxed)?;
+                Err(mut error) => {
+                    let again = match error.take_message() {
+                        Some(unsent) => Some(unsent),
+                        None if closed_unanswered(error.error()) => replay,
+                        None => None,
+                    };
+                    match again {
+                        Some(again) if connection.reused => {
+                            request = again;
+                            connection = dedicated
+                                .connect(upstream, self.connect_timeout)
+                                .await
+                                .map_err(boxed)?;
+                        }
+                        _ => return Err(boxed(error.into_error())),
                     }
-                    _ => return Err(boxed(error.into_error())),
-                },
+                }
             }
         }
     }
+}
+
+/// A copy of a bodiless request, to send again.
+fn replay_of(request: &Request<UpstreamBody>) -> Request<UpstreamBody> {
+    let mut copy = Request::new(LimitedBody::empty());
+    *copy.method_mut() = request.method().clone();
+    *copy.uri_mut() = request.uri().clone();
+    *copy.version_mut() = request.version();
+    *copy.headers_mut() = request.headers().clone();
+    copy
+}
+
+/// Whether the upstream ended the connection, by a close or a reset, before any answer.
+fn closed_unanswered(error: &hyper::Error) -> bool {
+    error.is_incomplete_message()
+        || std::error::Error::source(error)
+            .and_then(|source| source.downcast_ref::<std::io::Error>())
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset)
 }
 
 /// How long connecting to an upstream may take: part of the upstream timeout, at most 5 s.

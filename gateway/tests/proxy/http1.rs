@@ -323,64 +323,69 @@ async fn an_answer_cut_short_by_the_upstream_ends_the_client_connection() {
 
 #[tokio::test]
 async fn an_upstream_connection_closed_while_idle_is_replaced() {
-    // Every answer is complete and says nothing of closing; after answering a `/last`
-    // request the upstream closes anyway, as one does when its keep-alive timeout passes.
-    let scripted = ScriptedUpstream::start(|arrival| {
-        let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
-        if arrival.line.contains("/last") {
-            Reply::Close(ok)
-        } else {
-            Reply::Keep(ok)
-        }
-    })
-    .await;
-    let gateway = gateway_before(&scripted).await;
-    let mut connection = RawConnection::open(gateway.address).await;
-    expect_ok(&mut connection, &get("/api/raw/first")).await;
-    expect_ok(&mut connection, &get("/api/raw/last")).await;
-    scripted.wait_closed(1).await;
-    expect_ok(&mut connection, &get("/api/raw/last")).await;
-    scripted.wait_closed(2).await;
-    // Not idempotent, so never sent twice: right only because the closed connection was
-    // found out before sending.
-    expect_ok(
-        &mut connection,
-        "PATCH /api/raw/last HTTP/1.1\r\nHost: gw\r\n\r\n",
-    )
-    .await;
-    // Reused while open, replaced once closed.
-    assert_eq!(scripted.connections(), [0, 0, 1, 2]);
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        // Every answer is complete and says nothing of closing; after answering a `/last`
+        // request the upstream closes anyway, as one does when its keep-alive timeout passes.
+        let scripted = ScriptedUpstream::start(|arrival| {
+            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec();
+            if arrival.line.contains("/last") {
+                Reply::Close(ok)
+            } else {
+                Reply::Keep(ok)
+            }
+        })
+        .await;
+        let gateway = gateway_before_on(&scripted, engine).await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        expect_ok(&mut connection, &get("/api/raw/first")).await;
+        expect_ok(&mut connection, &get("/api/raw/last")).await;
+        scripted.wait_closed(1).await;
+        expect_ok(&mut connection, &get("/api/raw/last")).await;
+        scripted.wait_closed(2).await;
+        // Not idempotent, so never sent twice: right only because the closed connection was
+        // found out before sending.
+        expect_ok(
+            &mut connection,
+            "PATCH /api/raw/last HTTP/1.1\r\nHost: gw\r\n\r\n",
+        )
+        .await;
+        // Reused while open, replaced once closed.
+        assert_eq!(scripted.connections(), [0, 0, 1, 2], "{engine:?}");
+    }
 }
 
 #[tokio::test]
 async fn a_request_lost_on_a_reused_connection_is_retried_only_if_idempotent() {
-    // Each connection answers its first request, then closes on the second without an answer:
-    // the race of a request sent just as the upstream closed an idle connection.
-    let scripted = ScriptedUpstream::start(|arrival| match arrival.nth {
-        0 => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
-        _ => Reply::Close(Vec::new()),
-    })
-    .await;
-    let gateway = gateway_before(&scripted).await;
-    let mut connection = RawConnection::open(gateway.address).await;
-    expect_ok(&mut connection, &get("/api/raw/a")).await;
-    // Lost on connection 0, sent again on connection 1.
-    expect_ok(&mut connection, &get("/api/raw/b")).await;
-    // Lost on connection 1; the upstream may have acted on it, so it is not sent again.
-    connection
-        .write("PATCH /api/raw/c HTTP/1.1\r\nHost: gw\r\n\r\n")
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        // Each connection answers its first request, then closes on the second without an
+        // answer: the race of a request sent just as the upstream closed an idle connection.
+        let scripted = ScriptedUpstream::start(|arrival| match arrival.nth {
+            0 => Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok".to_vec()),
+            _ => Reply::Close(Vec::new()),
+        })
         .await;
-    let refused = connection.read_response().await;
-    assert_eq!(refused.status, 502, "{refused:?}");
-    assert_eq!(
-        scripted.arrivals(),
-        [
-            (0, "GET /api/raw/a HTTP/1.1".to_owned()),
-            (0, "GET /api/raw/b HTTP/1.1".to_owned()),
-            (1, "GET /api/raw/b HTTP/1.1".to_owned()),
-            (1, "PATCH /api/raw/c HTTP/1.1".to_owned()),
-        ]
-    );
+        let gateway = gateway_before_on(&scripted, engine).await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        expect_ok(&mut connection, &get("/api/raw/a")).await;
+        // Lost on connection 0, sent again on connection 1.
+        expect_ok(&mut connection, &get("/api/raw/b")).await;
+        // Lost on connection 1; the upstream may have acted on it, so it is not sent again.
+        connection
+            .write("PATCH /api/raw/c HTTP/1.1\r\nHost: gw\r\n\r\n")
+            .await;
+        let refused = connection.read_response().await;
+        assert_eq!(refused.status, 502, "{engine:?}: {refused:?}");
+        assert_eq!(
+            scripted.arrivals(),
+            [
+                (0, "GET /api/raw/a HTTP/1.1".to_owned()),
+                (0, "GET /api/raw/b HTTP/1.1".to_owned()),
+                (1, "GET /api/raw/b HTTP/1.1".to_owned()),
+                (1, "PATCH /api/raw/c HTTP/1.1".to_owned()),
+            ],
+            "{engine:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -721,8 +726,17 @@ async fn an_answer_in_flight_when_draining_starts_closes_its_connection() {
 
 /// A gateway with `/api/raw/` routed (public) to `scripted`.
 async fn gateway_before(scripted: &ScriptedUpstream) -> TestGateway {
+    gateway_before_on(scripted, Http1Engine::Lean).await
+}
+
+/// The same, with `engine` serving HTTP/1.1.
+async fn gateway_before_on(scripted: &ScriptedUpstream, engine: Http1Engine) -> TestGateway {
     let route = PublicRoute::parse(&format!("/api/raw/=http://{}", scripted.address)).unwrap();
-    spawn_gateway_with(|s| s.public_routes.push(route)).await
+    spawn_gateway_with(|s| {
+        s.public_routes.push(route);
+        s.http1_engine = engine;
+    })
+    .await
 }
 
 /// A request as the scripted upstream read it.
