@@ -14,21 +14,26 @@
 //! Why it exists: hyper's per-request machinery on both sides (dispatchers, channels, body
 //! senders, wake-ups between them) cost more CPU than nginx spends on a whole proxied request;
 //! the figures are in `specs/research.md`.
+//!
+//! This file reads requests and runs each exchange; `forward.rs` talks to the upstream,
+//! `respond.rs` writes to the client, `head.rs` parses and writes heads, `chunked.rs` decodes
+//! chunked bodies and `upstream.rs` keeps the connection's upstream connections.
 
 mod chunked;
+mod forward;
 mod head;
+mod respond;
 mod upstream;
 
 use std::{
-    cell::RefCell,
     io::{self, Read},
     pin::Pin,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::{header, request, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::Response;
+use http_body_util::Full;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Sleep,
@@ -36,19 +41,16 @@ use tokio::{
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use self::{
-    head::{Framing, Parsed, RequestHead, ResponseHead},
+    head::{Parsed, RequestHead, ResponseHead},
     upstream::{UpstreamConnection, Upstreams},
 };
 use crate::{
-    error::GatewayError,
-    proxy::{ClientAddr, Exchange, Proxy, Step, Upstream},
+    proxy::{ClientAddr, Proxy, Step},
     server::Replay,
 };
 
 pub use head::BadResponse;
 
-/// A response head larger than this is refused as a bad upstream answer.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 /// What a closing connection reads and discards at most, so that the client's unread body
 /// does not turn the close into a reset that destroys the answer before it is read.
 const LINGER_BYTES: usize = 1024 * 1024;
@@ -100,6 +102,7 @@ fn read_limit(proxy: &Proxy) -> usize {
     crate::server::read_buffer_size(proxy.limits().max_header_bytes)
 }
 
+/// One client connection as the engine serves it.
 struct Connection<'p> {
     proxy: &'p Proxy,
     peer: &'p ClientAddr,
@@ -153,19 +156,6 @@ enum Next {
 enum Answer {
     Gateway(Response<Full<Bytes>>),
     Upstream(ResponseHead, UpstreamConnection, Instant),
-}
-
-/// Why an exchange with an upstream failed.
-#[derive(Debug, thiserror::Error)]
-enum SendError {
-    #[error("the client's body ended before its Content-Length")]
-    ClientBody,
-    #[error("upstream closed the connection before answering")]
-    ClosedBeforeAnswer,
-    #[error("upstream I/O failed: {0}")]
-    Io(#[from] io::Error),
-    #[error("bad upstream answer: {0}")]
-    BadResponse(#[from] BadResponse),
 }
 
 impl Connection<'_> {
@@ -275,252 +265,6 @@ impl Connection<'_> {
         }
     }
 
-    /// Sends the request upstream and reads the answer's head, within the upstream timeout.
-    /// A request the upstream cannot have seen (its idle connection was closed) is sent once
-    /// more on a new connection when that is safe: no body, idempotent method.
-    async fn forward(
-        &mut self,
-        upstream: &Upstream,
-        mut parts: request::Parts,
-        body_left: &mut u64,
-        mut deadline: Pin<&mut Sleep>,
-    ) -> Result<Answer, GatewayError> {
-        let limits = self.proxy.limits();
-        let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
-        let sent = Instant::now();
-        let retry_safe = *body_left == 0 && parts.method.is_idempotent();
-        let exchange = async {
-            let mut connection = self.upstreams.checkout(upstream, connect_timeout).await?;
-            loop {
-                match self.send(&mut connection, &mut parts, body_left).await {
-                    Ok(head) => return Ok(Answer::Upstream(head, connection, sent)),
-                    Err(SendError::ClosedBeforeAnswer) if connection.reused && retry_safe => {
-                        connection = upstream::connect(upstream, connect_timeout).await?;
-                    }
-                    Err(error) => return Err(error),
-                }
-            }
-        };
-        deadline
-            .as_mut()
-            .reset(tokio::time::Instant::now() + limits.upstream_timeout);
-        let result = tokio::select! {
-            biased;
-            result = exchange => result,
-            () = deadline => return Err(GatewayError::UpstreamTimeout),
-        };
-        match result {
-            Ok(answer) => Ok(answer),
-            Err(SendError::ClientBody) => Err(GatewayError::IncompleteBody),
-            Err(error) => {
-                tracing::warn!(%error, "upstream request failed");
-                Err(GatewayError::UpstreamUnavailable)
-            }
-        }
-    }
-
-    /// Writes the head and the client's body to `connection`, then reads the answer's head.
-    async fn send(
-        &mut self,
-        connection: &mut UpstreamConnection,
-        parts: &mut request::Parts,
-        body_left: &mut u64,
-    ) -> Result<ResponseHead, SendError> {
-        parts.headers.insert(header::HOST, connection.host.clone());
-        self.out.clear();
-        head::write_request(&mut self.out, parts);
-        // Whatever of the body has arrived travels with the head, in one write.
-        let buffered = take_len(*body_left, self.buf.len());
-        self.out.extend_from_slice(&self.buf[..buffered]);
-        self.buf.advance(buffered);
-        *body_left -= buffered as u64;
-        connection.stream.write_all(&self.out).await?;
-        while *body_left > 0 {
-            match self.client.read_buf(&mut self.buf).await {
-                Ok(0) | Err(_) => return Err(SendError::ClientBody),
-                Ok(_) => {}
-            }
-            let take = take_len(*body_left, self.buf.len());
-            connection.stream.write_all(&self.buf[..take]).await?;
-            self.buf.advance(take);
-            *body_left -= take as u64;
-        }
-        read_response_head(connection, &parts.method).await
-    }
-
-    /// Writes the gateway's own answer.
-    async fn answer(
-        &mut self,
-        exchange: Exchange,
-        response: Response<Full<Bytes>>,
-        close: bool,
-        linger: bool,
-    ) -> io::Result<Next> {
-        let head_only = *exchange.method() == Method::HEAD;
-        let (mut parts, body) = response.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(never) => match never {},
-        };
-        if body_allowed(parts.status) {
-            parts
-                .headers
-                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
-        }
-        finish_head(&mut parts.headers, close);
-        let guard = self
-            .proxy
-            .finish(exchange, parts.status, &mut parts.headers);
-        self.out.clear();
-        head::write_response(&mut self.out, parts.status, &parts.headers);
-        if !head_only && body_allowed(parts.status) {
-            self.out.extend_from_slice(&body);
-        }
-        self.client.write_all(&self.out).await?;
-        drop(guard);
-        Ok(if close {
-            Next::Close { linger }
-        } else {
-            Next::KeepAlive
-        })
-    }
-
-    /// Writes the upstream's answer, head then body, and keeps the upstream connection when
-    /// the exchange left it clean.
-    async fn relay(
-        &mut self,
-        exchange: Exchange,
-        mut head: ResponseHead,
-        mut upstream: UpstreamConnection,
-        sent: Instant,
-        mut close: bool,
-    ) -> io::Result<Next> {
-        let proxy = self.proxy;
-        let headers = &mut head.parts.headers;
-        proxy.upstream_answered(&exchange, sent, headers);
-        match head.framing {
-            Framing::Chunked => {
-                headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            Framing::UntilClose => close = true,
-            Framing::Empty | Framing::Length(_) => {}
-        }
-        finish_head(headers, close);
-        let status = head.parts.status;
-        let guard = proxy.finish(exchange, status, headers);
-        self.out.clear();
-        head::write_response(&mut self.out, status, headers);
-
-        let body = match head.framing {
-            Framing::Empty => self
-                .client
-                .write_all(&self.out)
-                .await
-                .map_err(Relay::Client),
-            Framing::Length(len) => self.relay_length(&mut upstream, len).await,
-            Framing::Chunked => self.relay_chunked(&mut upstream).await,
-            Framing::UntilClose => self.relay_until_close(&mut upstream).await,
-        };
-        drop(guard);
-        match body {
-            Ok(()) => {}
-            // The answer is cut short and cannot be finished: end the connection so the
-            // client sees the truncation.
-            Err(Relay::Upstream(error)) => {
-                tracing::warn!(%error, "upstream failed while sending its body");
-                return Ok(Next::Close { linger: false });
-            }
-            Err(Relay::Client(error)) => return Err(error),
-        }
-        if !head.close && head.framing != Framing::UntilClose {
-            self.upstreams.checkin(upstream);
-        }
-        Ok(if close {
-            Next::Close { linger: false }
-        } else {
-            Next::KeepAlive
-        })
-    }
-
-    /// Relays exactly `len` body bytes; the first of them leave with the head.
-    async fn relay_length(
-        &mut self,
-        upstream: &mut UpstreamConnection,
-        len: u64,
-    ) -> Result<(), Relay> {
-        let mut left = len;
-        let buffered = take_len(left, upstream.buf.len());
-        self.out.extend_from_slice(&upstream.buf[..buffered]);
-        upstream.buf.advance(buffered);
-        left -= buffered as u64;
-        self.client
-            .write_all(&self.out)
-            .await
-            .map_err(Relay::Client)?;
-        while left > 0 {
-            read_upstream(upstream).await?;
-            let take = take_len(left, upstream.buf.len());
-            self.client
-                .write_all(&upstream.buf[..take])
-                .await
-                .map_err(Relay::Client)?;
-            upstream.buf.advance(take);
-            left -= take as u64;
-        }
-        Ok(())
-    }
-
-    /// Decodes the upstream's chunks and writes them to the client as chunks of its own.
-    async fn relay_chunked(&mut self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-        let mut decoder = chunked::Decoder::default();
-        loop {
-            let out = &mut self.out;
-            let used = decoder
-                .decode(&upstream.buf, |data| chunked::encode_chunk(out, data))
-                .map_err(|error| {
-                    Relay::Upstream(io::Error::new(io::ErrorKind::InvalidData, error))
-                })?;
-            upstream.buf.advance(used);
-            if decoder.is_done() {
-                self.out.extend_from_slice(chunked::LAST_CHUNK);
-            }
-            self.client
-                .write_all(&self.out)
-                .await
-                .map_err(Relay::Client)?;
-            self.out.clear();
-            if decoder.is_done() {
-                return Ok(());
-            }
-            read_upstream(upstream).await?;
-        }
-    }
-
-    /// Relays until the upstream closes; the client connection closes after it.
-    async fn relay_until_close(&mut self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-        self.out.extend_from_slice(&upstream.buf);
-        upstream.buf.clear();
-        self.client
-            .write_all(&self.out)
-            .await
-            .map_err(Relay::Client)?;
-        loop {
-            match upstream.stream.read_buf(&mut upstream.buf).await {
-                Ok(0) => return Ok(()),
-                Ok(_) => {}
-                Err(error) => return Err(Relay::Upstream(error)),
-            }
-            self.client
-                .write_all(&upstream.buf)
-                .await
-                .map_err(Relay::Client)?;
-            upstream.buf.clear();
-        }
-    }
-
     /// Ends the connection. With `linger`, first reads and drops what the client still
     /// sends (within bounds), so its unread body does not make the close a reset.
     async fn close(&mut self, linger: bool) {
@@ -540,103 +284,7 @@ impl Connection<'_> {
     }
 }
 
-/// Which side failed while a body was relayed.
-enum Relay {
-    Upstream(io::Error),
-    Client(io::Error),
-}
-
-/// Reads more of the upstream's answer; its end here is a failure.
-async fn read_upstream(upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-    match upstream.stream.read_buf(&mut upstream.buf).await {
-        Ok(0) => Err(Relay::Upstream(io::ErrorKind::UnexpectedEof.into())),
-        Ok(_) => Ok(()),
-        Err(error) => Err(Relay::Upstream(error)),
-    }
-}
-
-/// Reads the upstream's final response head, skipping informational (1xx) ones.
-async fn read_response_head(
-    connection: &mut UpstreamConnection,
-    method: &Method,
-) -> Result<ResponseHead, SendError> {
-    let mut answered = false;
-    loop {
-        if !connection.buf.is_empty() {
-            answered = true;
-            match head::parse_response(&connection.buf, method)? {
-                Parsed::Complete(head, len) => {
-                    connection.buf.advance(len);
-                    if !head.parts.status.is_informational() {
-                        return Ok(head);
-                    }
-                    continue;
-                }
-                Parsed::Partial if connection.buf.len() > MAX_RESPONSE_HEAD => {
-                    return Err(SendError::Io(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        "response head too large",
-                    )));
-                }
-                Parsed::Partial | Parsed::NotOurs => {}
-            }
-        }
-        match connection.stream.read_buf(&mut connection.buf).await {
-            Ok(0) if !answered => return Err(SendError::ClosedBeforeAnswer),
-            Ok(0) => return Err(SendError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(_) => {}
-            // A reset before any answer is the same stale connection as a close.
-            Err(error) if !answered && error.kind() == io::ErrorKind::ConnectionReset => {
-                return Err(SendError::ClosedBeforeAnswer);
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-}
-
 /// How many of `available` bytes belong to a body with `left` bytes to go.
 fn take_len(left: u64, available: usize) -> usize {
     usize::try_from(left).map_or(available, |left| left.min(available))
-}
-
-/// Whether a response with `status` may carry a body (and so a `Content-Length`).
-fn body_allowed(status: StatusCode) -> bool {
-    !(status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED)
-}
-
-/// The headers every answer gets from the engine: `Connection: close` when the connection
-/// ends after it, and `Date` when the upstream sent none (as hyper does).
-fn finish_head(headers: &mut HeaderMap, close: bool) {
-    if close {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    if !headers.contains_key(header::DATE) {
-        headers.insert(header::DATE, http_date());
-    }
-}
-
-thread_local! {
-    /// The formatted date changes once a second; formatting it per response would be waste.
-    static DATE: RefCell<(u64, HeaderValue)> =
-        const { RefCell::new((0, HeaderValue::from_static(""))) };
-}
-
-fn http_date() -> HeaderValue {
-    let now = SystemTime::now();
-    let second = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    DATE.with(|cached| {
-        let mut cached = cached.borrow_mut();
-        if cached.0 != second {
-            let formatted = httpdate::fmt_http_date(now);
-            *cached = (
-                second,
-                HeaderValue::from_str(&formatted).expect("an HTTP date is a valid header value"),
-            );
-        }
-        cached.1.clone()
-    })
 }

@@ -1,0 +1,153 @@
+//! The lean engine's side of an exchange with an upstream: the request head and the client's
+//! body written to the client connection's own upstream connection, and the answer's head read
+//! back, within the upstream timeout, with the one retry that is safe.
+//!
+//! Not for: what the client gets back (`respond.rs`).
+
+use std::{io, pin::Pin, time::Instant};
+
+use bytes::Buf;
+use http::{header, request, Method};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    time::Sleep,
+};
+
+use super::{
+    head::{self, Parsed, ResponseHead},
+    take_len,
+    upstream::{self, UpstreamConnection},
+    Answer, BadResponse, Connection,
+};
+use crate::{error::GatewayError, proxy::Upstream};
+
+/// A response head larger than this is refused as a bad upstream answer.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// Why an exchange with an upstream failed.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    #[error("the client's body ended before its Content-Length")]
+    ClientBody,
+    #[error("upstream closed the connection before answering")]
+    ClosedBeforeAnswer,
+    #[error("upstream I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("bad upstream answer: {0}")]
+    BadResponse(#[from] BadResponse),
+}
+
+impl Connection<'_> {
+    /// Sends the request upstream and reads the answer's head, within the upstream timeout.
+    /// A request lost on a reused connection (the upstream closed it, or reset it, before
+    /// answering) is sent once more on a new connection when that is safe: no body,
+    /// idempotent method.
+    pub(super) async fn forward(
+        &mut self,
+        upstream: &Upstream,
+        mut parts: request::Parts,
+        body_left: &mut u64,
+        mut deadline: Pin<&mut Sleep>,
+    ) -> Result<Answer, GatewayError> {
+        let limits = self.proxy.limits();
+        let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
+        let sent = Instant::now();
+        let retry_safe = *body_left == 0 && parts.method.is_idempotent();
+        let exchange = async {
+            let mut connection = self.upstreams.checkout(upstream, connect_timeout).await?;
+            loop {
+                match self.send(&mut connection, &mut parts, body_left).await {
+                    Ok(head) => return Ok(Answer::Upstream(head, connection, sent)),
+                    Err(SendError::ClosedBeforeAnswer) if connection.reused && retry_safe => {
+                        connection = upstream::connect(upstream, connect_timeout).await?;
+                    }
+                    Err(error) => return Err(error),
+                }
+            }
+        };
+        deadline
+            .as_mut()
+            .reset(tokio::time::Instant::now() + limits.upstream_timeout);
+        let result = tokio::select! {
+            biased;
+            result = exchange => result,
+            () = deadline => return Err(GatewayError::UpstreamTimeout),
+        };
+        match result {
+            Ok(answer) => Ok(answer),
+            Err(SendError::ClientBody) => Err(GatewayError::IncompleteBody),
+            Err(error) => {
+                tracing::warn!(%error, "upstream request failed");
+                Err(GatewayError::UpstreamUnavailable)
+            }
+        }
+    }
+
+    /// Writes the head and the client's body to `connection`, then reads the answer's head.
+    async fn send(
+        &mut self,
+        connection: &mut UpstreamConnection,
+        parts: &mut request::Parts,
+        body_left: &mut u64,
+    ) -> Result<ResponseHead, SendError> {
+        parts.headers.insert(header::HOST, connection.host.clone());
+        self.out.clear();
+        head::write_request(&mut self.out, parts);
+        // Whatever of the body has arrived travels with the head, in one write.
+        let buffered = take_len(*body_left, self.buf.len());
+        self.out.extend_from_slice(&self.buf[..buffered]);
+        self.buf.advance(buffered);
+        *body_left -= buffered as u64;
+        connection.stream.write_all(&self.out).await?;
+        while *body_left > 0 {
+            match self.client.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return Err(SendError::ClientBody),
+                Ok(_) => {}
+            }
+            let take = take_len(*body_left, self.buf.len());
+            connection.stream.write_all(&self.buf[..take]).await?;
+            self.buf.advance(take);
+            *body_left -= take as u64;
+        }
+        read_response_head(connection, &parts.method).await
+    }
+}
+
+/// Reads the upstream's final response head, skipping informational (1xx) ones.
+async fn read_response_head(
+    connection: &mut UpstreamConnection,
+    method: &Method,
+) -> Result<ResponseHead, SendError> {
+    let mut answered = false;
+    loop {
+        if !connection.buf.is_empty() {
+            answered = true;
+            match head::parse_response(&connection.buf, method)? {
+                Parsed::Complete(head, len) => {
+                    connection.buf.advance(len);
+                    if !head.parts.status.is_informational() {
+                        return Ok(head);
+                    }
+                    continue;
+                }
+                Parsed::Partial if connection.buf.len() > MAX_RESPONSE_HEAD => {
+                    return Err(SendError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "response head too large",
+                    )));
+                }
+                Parsed::Partial | Parsed::NotOurs => {}
+            }
+        }
+        match connection.stream.read_buf(&mut connection.buf).await {
+            Ok(0) if !answered => return Err(SendError::ClosedBeforeAnswer),
+            Ok(0) => return Err(SendError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(_) => {}
+            // A reset before any answer is the same stale connection as a close.
+            Err(error) if !answered && error.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(SendError::ClosedBeforeAnswer);
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}

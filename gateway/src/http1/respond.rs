@@ -1,0 +1,257 @@
+//! What the lean engine writes to the client: the gateway's own answers, and the upstream's
+//! relayed by its framing (length, chunked, or until close), with the head decorated by the
+//! shared request steps.
+//!
+//! Not for: reading requests or talking to the upstream (`http1.rs`, `forward.rs`).
+
+use std::{
+    cell::RefCell,
+    io,
+    time::{Instant, SystemTime, UNIX_EPOCH},
+};
+
+use bytes::{Buf, Bytes};
+use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::{
+    chunked,
+    head::{self, Framing, ResponseHead},
+    take_len,
+    upstream::UpstreamConnection,
+    Connection, Next,
+};
+use crate::proxy::Exchange;
+
+impl Connection<'_> {
+    /// Writes the gateway's own answer.
+    pub(super) async fn answer(
+        &mut self,
+        exchange: Exchange,
+        response: Response<Full<Bytes>>,
+        close: bool,
+        linger: bool,
+    ) -> io::Result<Next> {
+        let head_only = *exchange.method() == Method::HEAD;
+        let (mut parts, body) = response.into_parts();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(never) => match never {},
+        };
+        if body_allowed(parts.status) {
+            parts
+                .headers
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        }
+        finish_head(&mut parts.headers, close);
+        let guard = self
+            .proxy
+            .finish(exchange, parts.status, &mut parts.headers);
+        self.out.clear();
+        head::write_response(&mut self.out, parts.status, &parts.headers);
+        if !head_only && body_allowed(parts.status) {
+            self.out.extend_from_slice(&body);
+        }
+        self.client.write_all(&self.out).await?;
+        drop(guard);
+        Ok(if close {
+            Next::Close { linger }
+        } else {
+            Next::KeepAlive
+        })
+    }
+
+    /// Writes the upstream's answer, head then body, and keeps the upstream connection when
+    /// the exchange left it clean.
+    pub(super) async fn relay(
+        &mut self,
+        exchange: Exchange,
+        mut head: ResponseHead,
+        mut upstream: UpstreamConnection,
+        sent: Instant,
+        mut close: bool,
+    ) -> io::Result<Next> {
+        let proxy = self.proxy;
+        let headers = &mut head.parts.headers;
+        proxy.upstream_answered(&exchange, sent, headers);
+        match head.framing {
+            Framing::Chunked => {
+                headers.insert(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_static("chunked"),
+                );
+            }
+            Framing::UntilClose => close = true,
+            Framing::Empty | Framing::Length(_) => {}
+        }
+        finish_head(headers, close);
+        let status = head.parts.status;
+        let guard = proxy.finish(exchange, status, headers);
+        self.out.clear();
+        head::write_response(&mut self.out, status, headers);
+
+        let body = match head.framing {
+            Framing::Empty => self
+                .client
+                .write_all(&self.out)
+                .await
+                .map_err(Relay::Client),
+            Framing::Length(len) => self.relay_length(&mut upstream, len).await,
+            Framing::Chunked => self.relay_chunked(&mut upstream).await,
+            Framing::UntilClose => self.relay_until_close(&mut upstream).await,
+        };
+        drop(guard);
+        match body {
+            Ok(()) => {}
+            // The answer is cut short and cannot be finished: end the connection so the
+            // client sees the truncation.
+            Err(Relay::Upstream(error)) => {
+                tracing::warn!(%error, "upstream failed while sending its body");
+                return Ok(Next::Close { linger: false });
+            }
+            Err(Relay::Client(error)) => return Err(error),
+        }
+        if !head.close && head.framing != Framing::UntilClose {
+            self.upstreams.checkin(upstream);
+        }
+        Ok(if close {
+            Next::Close { linger: false }
+        } else {
+            Next::KeepAlive
+        })
+    }
+
+    /// Relays exactly `len` body bytes; the first of them leave with the head.
+    async fn relay_length(
+        &mut self,
+        upstream: &mut UpstreamConnection,
+        len: u64,
+    ) -> Result<(), Relay> {
+        let mut left = len;
+        let buffered = take_len(left, upstream.buf.len());
+        self.out.extend_from_slice(&upstream.buf[..buffered]);
+        upstream.buf.advance(buffered);
+        left -= buffered as u64;
+        self.client
+            .write_all(&self.out)
+            .await
+            .map_err(Relay::Client)?;
+        while left > 0 {
+            read_upstream(upstream).await?;
+            let take = take_len(left, upstream.buf.len());
+            self.client
+                .write_all(&upstream.buf[..take])
+                .await
+                .map_err(Relay::Client)?;
+            upstream.buf.advance(take);
+            left -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Decodes the upstream's chunks and writes them to the client as chunks of its own.
+    async fn relay_chunked(&mut self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
+        let mut decoder = chunked::Decoder::default();
+        loop {
+            let out = &mut self.out;
+            let used = decoder
+                .decode(&upstream.buf, |data| chunked::encode_chunk(out, data))
+                .map_err(|error| {
+                    Relay::Upstream(io::Error::new(io::ErrorKind::InvalidData, error))
+                })?;
+            upstream.buf.advance(used);
+            if decoder.is_done() {
+                self.out.extend_from_slice(chunked::LAST_CHUNK);
+            }
+            self.client
+                .write_all(&self.out)
+                .await
+                .map_err(Relay::Client)?;
+            self.out.clear();
+            if decoder.is_done() {
+                return Ok(());
+            }
+            read_upstream(upstream).await?;
+        }
+    }
+
+    /// Relays until the upstream closes; the client connection closes after it.
+    async fn relay_until_close(&mut self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
+        self.out.extend_from_slice(&upstream.buf);
+        upstream.buf.clear();
+        self.client
+            .write_all(&self.out)
+            .await
+            .map_err(Relay::Client)?;
+        loop {
+            match upstream.stream.read_buf(&mut upstream.buf).await {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(error) => return Err(Relay::Upstream(error)),
+            }
+            self.client
+                .write_all(&upstream.buf)
+                .await
+                .map_err(Relay::Client)?;
+            upstream.buf.clear();
+        }
+    }
+}
+
+/// Which side failed while a body was relayed.
+enum Relay {
+    Upstream(io::Error),
+    Client(io::Error),
+}
+
+/// Reads more of the upstream's answer; its end here is a failure.
+async fn read_upstream(upstream: &mut UpstreamConnection) -> Result<(), Relay> {
+    match upstream.stream.read_buf(&mut upstream.buf).await {
+        Ok(0) => Err(Relay::Upstream(io::ErrorKind::UnexpectedEof.into())),
+        Ok(_) => Ok(()),
+        Err(error) => Err(Relay::Upstream(error)),
+    }
+}
+
+/// Whether a response with `status` may carry a body (and so a `Content-Length`).
+fn body_allowed(status: StatusCode) -> bool {
+    !(status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED)
+}
+
+/// The headers every answer gets from the engine: `Connection: close` when the connection
+/// ends after it, and `Date` when the upstream sent none (as hyper does).
+fn finish_head(headers: &mut HeaderMap, close: bool) {
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    if !headers.contains_key(header::DATE) {
+        headers.insert(header::DATE, http_date());
+    }
+}
+
+thread_local! {
+    /// The formatted date changes once a second; formatting it per response would be waste.
+    static DATE: RefCell<(u64, HeaderValue)> =
+        const { RefCell::new((0, HeaderValue::from_static(""))) };
+}
+
+fn http_date() -> HeaderValue {
+    let now = SystemTime::now();
+    let second = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    DATE.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != second {
+            let formatted = httpdate::fmt_http_date(now);
+            *cached = (
+                second,
+                HeaderValue::from_str(&formatted).expect("an HTTP date is a valid header value"),
+            );
+        }
+        cached.1.clone()
+    })
+}
