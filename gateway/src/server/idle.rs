@@ -48,6 +48,7 @@ pub struct Activity {
 pub struct InFlightRequest(Arc<Activity>);
 
 impl Activity {
+    /// The record of a connection opened now.
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             opened: Instant::now(),
