@@ -4,12 +4,14 @@
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::Response;
 use http_body_util::{BodyExt, Empty};
+use hyper::{body::Incoming, client::conn::http2::SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::{io::AsyncWriteExt, net::TcpStream};
+use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 
 use crate::{
-    helpers::{spawn_gateway, spawn_gateway_with},
+    helpers::{spawn_gateway, spawn_gateway_with, TestGateway},
     raw,
 };
 
@@ -85,6 +87,59 @@ async fn an_http2_header_block_that_never_ends_does_not_hold_the_connection() {
     assert!(gateway.upstream.seen().is_empty());
 }
 
+/// A hyper HTTP/2 connection to the gateway.
+struct Http2Connection {
+    sender: SendRequest<Empty<Bytes>>,
+    /// Drives the connection; ends when the gateway closes it.
+    driver: JoinHandle<hyper::Result<()>>,
+}
+
+impl Http2Connection {
+    async fn open(gateway: &TestGateway) -> Self {
+        let stream = TcpStream::connect(gateway.address).await.unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+                .await
+                .unwrap();
+        Self {
+            sender,
+            driver: tokio::spawn(connection),
+        }
+    }
+
+    /// Sends a request to the upstream's `hold` path and waits until it is held there.
+    async fn hold(
+        &mut self,
+        gateway: &TestGateway,
+    ) -> JoinHandle<hyper::Result<Response<Incoming>>> {
+        let request = http::Request::get(gateway.url("/api/auth/hold"))
+            .body(Empty::<Bytes>::new())
+            .unwrap();
+        let held = tokio::spawn(self.sender.send_request(request));
+        gateway.upstream.wait_for_arrivals(1).await;
+        held
+    }
+
+    /// Asserts that the gateway closes the connection (within [`GUARD`]).
+    async fn assert_closed(self) {
+        let ended = tokio::time::timeout(GUARD, self.driver).await;
+        assert!(
+            matches!(ended, Ok(Ok(Ok(())))),
+            "the gateway kept the connection: {ended:?}"
+        );
+    }
+}
+
+/// The answer to a request held by the upstream, once released: it must be whole.
+async fn assert_released(held: JoinHandle<hyper::Result<Response<Incoming>>>) {
+    let response = held.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.into_body().collect().await.unwrap().to_bytes(),
+        "held and released"
+    );
+}
+
 #[tokio::test]
 async fn an_http2_connection_is_closed_once_idle_but_not_while_a_request_is_in_flight() {
     let gateway = spawn_gateway_with(|s| {
@@ -92,67 +147,34 @@ async fn an_http2_connection_is_closed_once_idle_but_not_while_a_request_is_in_f
         s.limits.upstream_timeout = Duration::from_secs(10);
     })
     .await;
-    let stream = TcpStream::connect(gateway.address).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    let mut connection = tokio::spawn(connection);
-    let request = |path: &str| {
-        http::Request::get(gateway.url(path))
-            .body(Empty::<Bytes>::new())
-            .unwrap()
-    };
+    let mut connection = Http2Connection::open(&gateway).await;
 
     // In flight for well over the idle timeout: the connection stays.
-    let held = sender.send_request(request("/api/auth/hold"));
-    let held = tokio::spawn(held);
-    gateway.upstream.wait_for_arrivals(1).await;
+    let held = connection.hold(&gateway).await;
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    assert!(!connection.is_finished(), "closed with a request in flight");
-    gateway.upstream.release();
-    let response = held.await.unwrap().unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.into_body().collect().await.unwrap().to_bytes(),
-        "held and released"
+    assert!(
+        !connection.driver.is_finished(),
+        "closed with a request in flight"
     );
+    gateway.upstream.release();
+    assert_released(held).await;
 
     // Then idle: the gateway closes it.
-    let ended = tokio::time::timeout(GUARD, &mut connection).await;
-    assert!(
-        matches!(ended, Ok(Ok(Ok(())))),
-        "an idle connection was kept: {ended:?}"
-    );
+    connection.assert_closed().await;
 }
 
 #[tokio::test]
 async fn draining_lets_an_http2_request_finish_then_closes_the_connection() {
     let mut gateway =
         spawn_gateway_with(|s| s.limits.upstream_timeout = Duration::from_secs(10)).await;
-    let stream = TcpStream::connect(gateway.address).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    let connection = tokio::spawn(connection);
-    let request = http::Request::get(gateway.url("/api/auth/hold"))
-        .body(Empty::<Bytes>::new())
-        .unwrap();
-    let held = tokio::spawn(sender.send_request(request));
-    gateway.upstream.wait_for_arrivals(1).await;
+    let mut connection = Http2Connection::open(&gateway).await;
+    let held = connection.hold(&gateway).await;
 
     let stopped = gateway.shut_down();
     gateway.wait_until_not_accepting().await; // draining has begun
     gateway.upstream.release();
-    let response = held.await.unwrap().unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.into_body().collect().await.unwrap().to_bytes(),
-        "held and released"
-    );
-    let ended = tokio::time::timeout(GUARD, connection).await;
-    assert!(matches!(ended, Ok(Ok(Ok(())))), "{ended:?}");
+    assert_released(held).await;
+    connection.assert_closed().await;
     tokio::time::timeout(GUARD, stopped)
         .await
         .expect("the gateway stops once drained")
