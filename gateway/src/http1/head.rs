@@ -426,4 +426,113 @@ mod tests {
         write_response(&mut out, StatusCode::NOT_FOUND, &HeaderMap::new());
         assert_eq!(out, b"HTTP/1.1 404 Not Found\r\n\r\n");
     }
+
+    mod properties {
+        //! Whatever a client sends, the engine either leaves it to hyper or takes it with
+        //! framing it can stand behind: the invariants hold for every head it accepts.
+
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Header lines a request smuggler or a confused client would send, in any case, most
+        /// of them about framing.
+        fn header_line() -> impl Strategy<Value = String> {
+            let pick = |names: &[&'static str], values: &[&'static str]| {
+                (
+                    prop::sample::select(names.to_vec()),
+                    prop::sample::select(values.to_vec()),
+                )
+            };
+            let line = prop_oneof![
+                4 => pick(
+                    &["Content-Length", "Content-Length ", "Content_Length"],
+                    &["5", "05", "0", "+5", "-1", "5, 5", " 5", "5 ", "abc", "", "99999999999999999999"],
+                ),
+                2 => pick(&["Transfer-Encoding", "Transfer_Encoding"], &["chunked", "gzip, chunked", "identity", ""]),
+                2 => pick(
+                    &["Connection"],
+                    &["close", "keep-alive, close", "Upgrade", "upgrade, close", "keep-alive"],
+                ),
+                1 => pick(&["Expect"], &["100-continue"]),
+                1 => pick(&["Upgrade"], &["websocket", "h2c"]),
+                1 => pick(&["Host", "X-Other"], &["gw", "a\tb", ""]),
+            ];
+            (line, any::<bool>(), any::<bool>()).prop_map(|((name, value), upper, shout)| {
+                let name = if upper {
+                    name.to_uppercase()
+                } else {
+                    name.to_lowercase()
+                };
+                let value = if shout {
+                    value.to_uppercase()
+                } else {
+                    value.to_owned()
+                };
+                format!("{name}:{value}\r\n")
+            })
+        }
+
+        fn request_head() -> impl Strategy<Value = String> {
+            let method = prop::sample::select(vec!["GET", "POST", "CONNECT", "PATCH", "get"]);
+            let target = prop::sample::select(vec!["/api/u1/tasks", "*", "http://gw/x", "/a?b=c"]);
+            let version = prop::sample::select(vec!["HTTP/1.1", "HTTP/1.0", "HTTP/2.0"]);
+            (
+                method,
+                target,
+                version,
+                prop::collection::vec(header_line(), 0..6),
+            )
+                .prop_map(|(method, target, version, lines)| {
+                    format!("{method} {target} {version}\r\n{}\r\n", lines.concat())
+                })
+        }
+
+        /// The values of header `name` (any case) in `raw`, as sent.
+        fn values<'a>(raw: &'a str, name: &str) -> Vec<&'a str> {
+            raw.split("\r\n")
+                .skip(1)
+                .filter_map(|line| line.split_once(':'))
+                .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, value)| value.trim_matches(|c| c == ' ' || c == '\t'))
+                .collect()
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(2048))]
+
+            #[test]
+            fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+                let _ = parse_request(&bytes);
+                let _ = parse_response(&bytes, &Method::GET);
+                let _ = parse_response(&bytes, &Method::HEAD);
+            }
+
+            #[test]
+            fn an_accepted_request_has_framing_only_one_way_to_read(raw in request_head()) {
+                let Parsed::Complete(head, len) = parse_request(raw.as_bytes()) else {
+                    return Ok(());
+                };
+                prop_assert_eq!(len, raw.len());
+                prop_assert!(raw.contains(" HTTP/1.1\r\n"));
+                prop_assert!(head.parts.uri.path().starts_with('/'));
+                prop_assert_ne!(head.parts.method, Method::CONNECT);
+                for refused in ["transfer-encoding", "expect", "upgrade"] {
+                    prop_assert!(values(&raw, refused).is_empty(), "{} in {:?}", refused, raw);
+                }
+                let lengths = values(&raw, "content-length");
+                prop_assert!(lengths.len() <= 1, "{:?}", raw);
+                let declared = lengths.first().map_or(Some(0), |v| {
+                    v.bytes().all(|b| b.is_ascii_digit()).then(|| v.parse::<u64>().ok()).flatten()
+                });
+                prop_assert_eq!(Some(head.body_len), declared, "{:?}", raw);
+                let tokens: Vec<String> = values(&raw, "connection")
+                    .iter()
+                    .flat_map(|v| v.split(','))
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .collect();
+                prop_assert!(!tokens.iter().any(|t| t == "upgrade"), "{:?}", raw);
+                prop_assert_eq!(head.close, tokens.iter().any(|t| t == "close"), "{:?}", raw);
+            }
+        }
+    }
 }
