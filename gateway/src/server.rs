@@ -1,7 +1,8 @@
-//! The accept loop: HTTP/1.1 and cleartext HTTP/2 (upgrade-free, prior knowledge) on one port
-//! via hyper-util's auto builder, with the connection-level limits (header-read timeout, head
-//! size) and graceful shutdown: stop accepting, let in-flight requests finish within the
-//! grace period, then cut what is left.
+//! The accept loop: HTTP/1.1 and cleartext HTTP/2 (upgrade-free, prior knowledge) on one port,
+//! the protocol decided once on a connection's first bytes; HTTP/1.1 goes to the lean engine
+//! (`http1.rs`) or hyper, HTTP/2 to hyper watched for idleness (`server/idle.rs`). Also the
+//! connection-level limits (header-read timeout, head size) and graceful shutdown: stop
+//! accepting, let in-flight requests finish within the grace period, then cut what is left.
 
 mod first_bytes;
 mod idle;
