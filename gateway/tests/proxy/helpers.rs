@@ -165,6 +165,13 @@ pub fn verifier() -> Verifier {
     Verifier::new(IDENTITY_KEYS.parse::<KeyRing>().unwrap(), 60)
 }
 
+/// Asserts the gateway's answer when an upstream fails: 502 with its JSON body.
+pub async fn assert_upstream_unavailable(response: reqwest::Response) {
+    assert_eq!(response.status(), 502);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(detail(response).await, "Bad gateway: upstream unavailable");
+}
+
 /// The JSON body of an error response, `detail` field.
 pub async fn detail(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("a JSON body");
