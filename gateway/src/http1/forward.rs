@@ -67,7 +67,8 @@ impl Connection<'_> {
         };
         deadline
             .as_mut()
-            .reset(tokio::time::Instant::now() + limits.upstream_timeout);
+            // The same instant as `sent`: one clock read serves the deadline and the latency.
+            .reset(tokio::time::Instant::from_std(sent) + limits.upstream_timeout);
         let result = tokio::select! {
             biased;
             result = exchange => result,
