@@ -189,7 +189,7 @@ impl Authenticator {
             .jwks
             .current()
             .map_err(|_| AuthError::KeysUnavailable)?;
-        let hash = TokenCache::hash(token);
+        let hash = inner.tokens.hash(token);
         if let Some(cached) = inner.tokens.get(&hash) {
             let still_valid = keys.still_has(&cached.kid, &cached.fingerprint)
                 && claims::unexpired(

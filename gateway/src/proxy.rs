@@ -320,9 +320,8 @@ impl Proxy {
         }
         let verified = self.parts.authenticator.authenticate(first).await?;
         if let Some(segment) = route::api_user_segment(head.uri.path()) {
-            match UserId::from_encoded(segment) {
-                Ok(named) if named == verified.user_id => {}
-                _ => return Err(GatewayError::ForbiddenUser),
+            if !verified.user_id.is_encoded_as(segment) {
+                return Err(GatewayError::ForbiddenUser);
             }
         }
         Ok(verified.user_id)

@@ -52,6 +52,16 @@ impl UserId {
         Self::parse(&percent_decode(encoded)?)
     }
 
+    /// Whether `encoded`, a percent-encoded path segment or header value, is this id. Without
+    /// an allocation when nothing in it is escaped: a gateway checks this on every request.
+    pub fn is_encoded_as(&self, encoded: &str) -> bool {
+        if !encoded.contains('%') {
+            // Nothing to decode, and this id is already valid.
+            return encoded == self.0;
+        }
+        Self::from_encoded(encoded).is_ok_and(|decoded| decoded == *self)
+    }
+
     /// The id as a URL path segment: everything but RFC 3986 unreserved characters is escaped.
     pub fn to_path_segment(&self) -> String {
         percent_encode(&self.0, |b| {
@@ -63,7 +73,9 @@ impl UserId {
     /// leading spaces or non-ASCII letters cannot be trimmed or mangled by a proxy.
     pub fn to_header_value(&self) -> http::HeaderValue {
         let encoded = percent_encode(&self.0, |b| b.is_ascii_graphic() && b != b'%');
-        http::HeaderValue::from_str(&encoded).expect("percent-encoded text is visible ASCII")
+        // Handed over without a copy: this runs for every signed request.
+        http::HeaderValue::from_maybe_shared(bytes::Bytes::from(encoded))
+            .expect("percent-encoded text is visible ASCII")
     }
 
     /// The id as a string slice.
@@ -174,6 +186,18 @@ mod tests {
             prop_assert_eq!(&UserId::from_encoded(&id.to_path_segment()).unwrap(), &id);
             let header = id.to_header_value();
             prop_assert_eq!(&UserId::from_encoded(header.to_str().unwrap()).unwrap(), &id);
+        }
+
+        #[test]
+        fn is_encoded_as_agrees_with_decoding(
+            raw in "[a-c%\\x00\\x7f]{1,4}",
+            segment in "[a-c%0-9A-F\\x00\\x7f]{0,12}",
+        ) {
+            if let Ok(id) = UserId::parse(&raw) {
+                let decoded = UserId::from_encoded(&segment);
+                prop_assert_eq!(id.is_encoded_as(&segment), decoded.as_ref() == Ok(&id));
+                prop_assert!(id.is_encoded_as(&id.to_path_segment()));
+            }
         }
     }
 }

@@ -21,15 +21,16 @@ pub fn canonical_string(
     timestamp: i64,
     key_id: &KeyId,
 ) -> String {
-    // Built by hand rather than with `format!`: this runs for every signed and every
-    // verified request, and the formatting machinery costs more than the HMAC.
-    let timestamp = timestamp.to_string();
+    // Built by hand rather than with `format!` (and the number with itoa): this runs for
+    // every signed and every verified request, and the formatting machinery costs more than
+    // the HMAC.
+    let mut digits = itoa::Buffer::new();
     let fields = [
         CREDENTIAL_VERSION,
         method.as_str(),
         path_and_query,
         user_id.as_str(),
-        &timestamp,
+        digits.format(timestamp),
         key_id.as_str(),
     ];
     let mut canonical = String::with_capacity(fields.iter().map(|f| f.len() + 1).sum());

@@ -56,7 +56,7 @@ impl Signer {
         credential.push_str(";kid=");
         credential.push_str(self.key_id.as_str());
         credential.push_str(";ts=");
-        credential.push_str(&timestamp.to_string());
+        credential.push_str(itoa::Buffer::new().format(timestamp));
         credential.push_str(";sig=");
         URL_SAFE_NO_PAD.encode_string(tag.as_ref(), &mut credential);
         IdentityHeaders {
