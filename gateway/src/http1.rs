@@ -32,7 +32,7 @@ use std::{
 };
 
 use bytes::{Buf, Bytes, BytesMut};
-use http::Response;
+use http::{HeaderMap, Response};
 use http_body_util::Full;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -68,6 +68,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
         client,
         buf,
         out: Vec::with_capacity(4096),
+        extra_headers: HeaderMap::new(),
         upstreams: Upstreams::default(),
     };
     let mut timers = Timers::new(proxy);
@@ -111,6 +112,9 @@ struct Connection<'p> {
     buf: BytesMut,
     /// What is being written next (a head, often with a whole small body); reused.
     out: Vec<u8>,
+    /// The headers the engine and the request steps add to a relayed answer; reused, so a
+    /// response costs no header map of its own.
+    extra_headers: HeaderMap,
     upstreams: Upstreams,
 }
 

@@ -22,7 +22,8 @@ use tokio_util::sync::CancellationToken;
 pub use dedicated::{drive, Dedicated, Drivers};
 pub use forward::{connect_timeout, Forwarder};
 pub use headers::{
-    prepare_request, prepare_response, strip_hop_by_hop, strip_identity, ClientAddr,
+    is_gateway_response_header, is_hop_by_hop, prepare_request, prepare_response, strip_hop_by_hop,
+    strip_identity, ClientAddr,
 };
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
@@ -160,7 +161,8 @@ impl Proxy {
             .forward(upstream, head, body, dedicated)
             .await?;
         let (mut head, body) = response.into_parts();
-        self.upstream_answered(exchange, sent, &mut head.headers);
+        self.upstream_latency(exchange, sent);
+        prepare_response(&mut head.headers);
         Ok(Response::from_parts(
             head,
             body.map_err(Into::into).boxed_unsync(),
@@ -193,12 +195,11 @@ impl Proxy {
         (exchange, step)
     }
 
-    /// Records an upstream's answer: its latency, and the clean-up of its headers.
-    pub fn upstream_answered(&self, exchange: &Exchange, sent: Instant, headers: &mut HeaderMap) {
+    /// Records how long the upstream took to answer a request sent at `sent`.
+    pub fn upstream_latency(&self, exchange: &Exchange, sent: Instant) {
         self.parts
             .metrics
             .upstream_latency(exchange.class.as_str(), sent.elapsed().as_secs_f64());
-        prepare_response(headers);
     }
 
     /// The response for a refusal, counted.

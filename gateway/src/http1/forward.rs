@@ -110,23 +110,27 @@ impl Connection<'_> {
             self.buf.advance(take);
             *body_left -= take as u64;
         }
-        read_response_head(connection, &parts.method).await
+        // The request is out: `out` now collects the client's head.
+        self.out.clear();
+        read_response_head(connection, &parts.method, &mut self.out).await
     }
 }
 
-/// Reads the upstream's final response head, skipping informational (1xx) ones.
+/// Reads the upstream's final response head, skipping informational (1xx) ones, and writes
+/// its status line and relayed header lines to `out`.
 async fn read_response_head(
     connection: &mut UpstreamConnection,
     method: &Method,
+    out: &mut Vec<u8>,
 ) -> Result<ResponseHead, SendError> {
     let mut answered = false;
     loop {
         if !connection.buf.is_empty() {
             answered = true;
-            match head::parse_response(&connection.buf, method)? {
+            match head::parse_response(&connection.buf, method, out)? {
                 Parsed::Complete(head, len) => {
                     connection.buf.advance(len);
-                    if !head.parts.status.is_informational() {
+                    if !head.status.is_informational() {
                         return Ok(head);
                     }
                     continue;

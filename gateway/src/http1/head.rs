@@ -6,8 +6,7 @@
 
 use bytes::Bytes;
 use http::{
-    header, request, response, HeaderMap, HeaderName, HeaderValue, Method, Request, Response,
-    StatusCode, Uri, Version,
+    header, request, HeaderMap, HeaderName, HeaderValue, Method, Request, StatusCode, Uri, Version,
 };
 
 /// As many header lines as hyper accepts by default; more is hyper's to refuse.
@@ -139,13 +138,16 @@ pub enum Framing {
     UntilClose,
 }
 
-/// An upstream's final (non-1xx) response head.
+/// An upstream's response head, as far as the engine needs it: its status line and header
+/// lines have already been written out for the client (see [`parse_response`]).
 #[derive(Debug)]
 pub struct ResponseHead {
-    pub parts: response::Parts,
+    pub status: StatusCode,
     pub framing: Framing,
     /// The upstream will close (or must not be reused) after this response.
     pub close: bool,
+    /// The upstream sent a `Date`, which the client then gets.
+    pub dated: bool,
 }
 
 /// Why an upstream's head is refused.
@@ -155,8 +157,8 @@ pub enum BadResponse {
     Parse(#[from] httparse::Error),
     #[error("the response head is not HTTP/1.1 or 1.0")]
     Version,
-    #[error("invalid header in the response head")]
-    Header,
+    #[error("invalid status in the response head")]
+    Status,
     #[error("ambiguous or invalid response body framing")]
     Framing,
     #[error("a 101 Switching Protocols answer to a request that asked for no upgrade")]
@@ -164,15 +166,25 @@ pub enum BadResponse {
 }
 
 /// Parses an upstream's response head to `method`. An informational (1xx) head is
-/// `Complete` with status 1xx: the caller skips it and reads on.
-pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed<ResponseHead>, BadResponse> {
+/// `Complete` with status 1xx: the caller skips it and reads on. For a final head, `out`
+/// gets the client's status line and the upstream's header lines the client may see: all but
+/// hop-by-hop headers, those its `Connection` header names and those the gateway decides
+/// (`proxy::is_gateway_response_header`), and a `Content-Length` that chunked framing
+/// overrides. The
+/// lines are copied as they came, names lower-cased as hyper writes them: httparse accepts
+/// exactly the bytes `HeaderName` and `HeaderValue` accept (checked for every byte value when
+/// this was written), so nothing goes out that a `HeaderMap` would have refused.
+pub fn parse_response(
+    buf: &[u8],
+    method: &Method,
+    out: &mut Vec<u8>,
+) -> Result<Parsed<ResponseHead>, BadResponse> {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut response = httparse::Response::new(&mut lines);
     let len = match response.parse(buf)? {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial => return Ok(Parsed::Partial),
     };
-    let head = Head::copy(buf, len);
     let version = match response.version {
         Some(1) => Version::HTTP_11,
         Some(0) => Version::HTTP_10,
@@ -181,40 +193,36 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed<ResponseHead
     let status = response
         .code
         .and_then(|code| StatusCode::from_u16(code).ok())
-        .ok_or(BadResponse::Header)?;
+        .ok_or(BadResponse::Status)?;
     if status == StatusCode::SWITCHING_PROTOCOLS {
         return Err(BadResponse::Switching);
     }
-    // Room for what the gateway adds (request id, CORS, date), so the map does not grow.
-    let mut headers = HeaderMap::with_capacity(response.headers.len() + 6);
     let mut length = None;
     let mut chunked = false;
     let mut close = version == Version::HTTP_10;
+    let mut dated = false;
+    let mut connection = false;
     for line in response.headers.iter() {
-        let name = HeaderName::from_bytes(line.name.as_bytes()).map_err(|_| BadResponse::Header)?;
-        let value = head.value(line.value).ok_or(BadResponse::Header)?;
-        match name {
-            header::CONTENT_LENGTH => {
-                let declared = decimal(line.value).ok_or(BadResponse::Framing)?;
-                if length.is_some_and(|known| known != declared) {
-                    return Err(BadResponse::Framing);
-                }
-                length = Some(declared);
+        let name = line.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let declared = decimal(line.value).ok_or(BadResponse::Framing)?;
+            if length.is_some_and(|known| known != declared) {
+                return Err(BadResponse::Framing);
             }
+            length = Some(declared);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
             // Only the plain `chunked` coding is relayed; anything layered under it would
             // need decoding this engine does not do.
-            header::TRANSFER_ENCODING => {
-                if chunked || !line.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
-                    return Err(BadResponse::Framing);
-                }
-                chunked = true;
+            if chunked || !line.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(BadResponse::Framing);
             }
-            header::CONNECTION => {
-                close |= connection_tokens(&value).any(|token| token.eq_ignore_ascii_case("close"));
-            }
-            _ => {}
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            connection = true;
+            close |= list_tokens(line.value).any(|token| token.eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case(b"date") {
+            dated = true;
         }
-        headers.append(name, value);
     }
     let framing = if status.is_informational()
         || *method == Method::HEAD
@@ -226,7 +234,6 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed<ResponseHead
         // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, but a message with both
         // may be an attempt at smuggling, so the connection is not reused.
         close |= length.is_some();
-        headers.remove(header::CONTENT_LENGTH);
         Framing::Chunked
     } else if let Some(length) = length {
         Framing::Length(length)
@@ -234,15 +241,39 @@ pub fn parse_response(buf: &[u8], method: &Method) -> Result<Parsed<ResponseHead
         close = true;
         Framing::UntilClose
     };
-    let (mut parts, ()) = Response::new(()).into_parts();
-    parts.status = status;
-    parts.version = version;
-    parts.headers = headers;
+    if !status.is_informational() {
+        let headers = &*response.headers;
+        // Names the upstream's `Connection` header lists are hop-by-hop for this message.
+        let named = |name: &[u8]| {
+            connection
+                && headers
+                    .iter()
+                    .filter(|line| line.name.eq_ignore_ascii_case("connection"))
+                    .flat_map(|line| list_tokens(line.value))
+                    .any(|token| token.eq_ignore_ascii_case(name))
+        };
+        let unframed_length = framing == Framing::Chunked;
+        write_status_line(out, status);
+        for line in headers {
+            let name = line.name.as_bytes();
+            let dropped = crate::proxy::is_hop_by_hop(name)
+                || crate::proxy::is_gateway_response_header(name)
+                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
+                || named(name);
+            if !dropped {
+                out.extend(name.iter().map(u8::to_ascii_lowercase));
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(line.value);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
     Ok(Parsed::Complete(
         ResponseHead {
-            parts,
+            status,
             framing,
             close,
+            dated,
         },
         len,
     ))
@@ -260,17 +291,23 @@ pub fn write_request(out: &mut Vec<u8>, parts: &request::Parts) {
 
 /// Appends `HTTP/1.1 status reason`, the headers and the blank line to `out`.
 pub fn write_response(out: &mut Vec<u8>, status: StatusCode, headers: &HeaderMap) {
+    write_status_line(out, status);
+    write_headers(out, headers);
+}
+
+/// Appends `HTTP/1.1 status reason` to `out`.
+fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
     out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-    write_headers(out, headers);
 }
 
-/// Header values are `HeaderValue`s, which cannot hold CR, LF or NUL: nothing written here
-/// can split a header or a message.
-fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
+/// Appends the headers and the blank line that ends a head to `out`. Header values are
+/// `HeaderValue`s, which cannot hold CR, LF or NUL: nothing written here can split a header
+/// or a message.
+pub fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
         out.extend_from_slice(name.as_str().as_bytes());
         out.extend_from_slice(b": ");
@@ -291,6 +328,11 @@ fn decimal(value: &[u8]) -> Option<u64> {
 
 fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
     value.to_str().unwrap_or("").split(',').map(str::trim)
+}
+
+/// The items of a comma-separated header value, trimmed.
+fn list_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+    value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii)
 }
 
 #[cfg(test)]
@@ -343,8 +385,14 @@ mod tests {
     }
 
     fn response(raw: &str, method: Method) -> ResponseHead {
-        match parse_response(raw.as_bytes(), &method) {
-            Ok(Parsed::Complete(head, _)) => head,
+        relayed(raw, method).0
+    }
+
+    /// The head, and what the client gets of it.
+    fn relayed(raw: &str, method: Method) -> (ResponseHead, String) {
+        let mut out = Vec::new();
+        match parse_response(raw.as_bytes(), &method, &mut out) {
+            Ok(Parsed::Complete(head, _)) => (head, String::from_utf8(out).unwrap()),
             other => panic!("{raw:?}: {other:?}"),
         }
     }
@@ -368,12 +416,13 @@ mod tests {
         let chunked = response(&format!("{ok}Transfer-Encoding: chunked\r\n\r\n"), get());
         assert_eq!(chunked.framing, Framing::Chunked);
         assert!(!chunked.close);
-        let both = response(
+        let (both, relayed_head) = relayed(
             &format!("{ok}Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"),
             get(),
         );
         assert_eq!(both.framing, Framing::Chunked);
-        assert!(both.close && both.parts.headers.get(header::CONTENT_LENGTH).is_none());
+        assert!(both.close);
+        assert_eq!(relayed_head, "HTTP/1.1 200 OK\r\n");
         let until_close = response(&format!("{ok}\r\n"), get());
         assert_eq!(until_close.framing, Framing::UntilClose);
         assert!(until_close.close);
@@ -384,11 +433,25 @@ mod tests {
             )
             .close
         );
+        let (hints, nothing) = relayed("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", get());
+        assert_eq!(hints.status, 103);
+        assert_eq!(nothing, "", "an informational head is skipped, not relayed");
+    }
+
+    #[test]
+    fn only_what_the_client_may_see_is_relayed() {
+        let raw = "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n\
+                   Connection: keep-alive, X-Private\r\nX-Private: s\r\nKeep-Alive: timeout=5\r\n\
+                   X-Request-Id: upstream-chosen\r\nAccess-Control-Allow-Origin: *\r\n\
+                   Set-Cookie: a=1\r\nDate: Mon, 30 Nov 2026 13:00:00 GMT\r\nSet-Cookie: b=2\r\n\
+                   Content-Length: 2\r\n\r\n";
+        let (head, relayed_head) = relayed(raw, Method::POST);
+        assert_eq!(head.framing, Framing::Length(2));
+        assert!(head.dated && !head.close);
         assert_eq!(
-            response("HTTP/1.1 103 Early Hints\r\n\r\n", get())
-                .parts
-                .status,
-            103
+            relayed_head,
+            "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nset-cookie: a=1\r\n\
+             date: Mon, 30 Nov 2026 13:00:00 GMT\r\nset-cookie: b=2\r\ncontent-length: 2\r\n"
         );
     }
 
@@ -399,10 +462,14 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
             "HTTP/1.1 101 Switching Protocols\r\n\r\n",
+            // What a `HeaderName` or `HeaderValue` would refuse, httparse refuses.
+            "HTTP/1.1 200 OK\r\nX-A: a\x01b\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX-A: a\x7fb\r\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nX A: b\r\nContent-Length: 0\r\n\r\n",
             "HTTP/2 200\r\n\r\n",
         ] {
             assert!(
-                parse_response(raw.as_bytes(), &Method::GET).is_err(),
+                parse_response(raw.as_bytes(), &Method::GET, &mut Vec::new()).is_err(),
                 "{raw:?}"
             );
         }
@@ -503,8 +570,8 @@ mod tests {
             #[test]
             fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
                 let _ = parse_request(&bytes);
-                let _ = parse_response(&bytes, &Method::GET);
-                let _ = parse_response(&bytes, &Method::HEAD);
+                let _ = parse_response(&bytes, &Method::GET, &mut Vec::new());
+                let _ = parse_response(&bytes, &Method::HEAD, &mut Vec::new());
             }
 
             #[test]

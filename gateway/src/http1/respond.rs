@@ -44,7 +44,8 @@ impl Connection<'_> {
                 .headers
                 .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
         }
-        finish_head(&mut parts.headers, close);
+        let dated = parts.headers.contains_key(header::DATE);
+        finish_head(&mut parts.headers, close, dated);
         let guard = self
             .proxy
             .finish(exchange, parts.status, &mut parts.headers);
@@ -63,18 +64,21 @@ impl Connection<'_> {
     }
 
     /// Writes the upstream's answer, head then body, and keeps the upstream connection when
-    /// the exchange left it clean.
+    /// the exchange left it clean. `self.out` already holds the head's status line and the
+    /// upstream's header lines (`forward.rs`); the engine's and the request steps' own
+    /// headers follow them.
     pub(super) async fn relay(
         &mut self,
         exchange: Exchange,
-        mut head: ResponseHead,
+        head: ResponseHead,
         mut upstream: UpstreamConnection,
         sent: Instant,
         mut close: bool,
     ) -> io::Result<Next> {
         let proxy = self.proxy;
-        let headers = &mut head.parts.headers;
-        proxy.upstream_answered(&exchange, sent, headers);
+        proxy.upstream_latency(&exchange, sent);
+        let headers = &mut self.extra_headers;
+        headers.clear();
         match head.framing {
             Framing::Chunked => {
                 headers.insert(
@@ -85,11 +89,9 @@ impl Connection<'_> {
             Framing::UntilClose => close = true,
             Framing::Empty | Framing::Length(_) => {}
         }
-        finish_head(headers, close);
-        let status = head.parts.status;
-        let guard = proxy.finish(exchange, status, headers);
-        self.out.clear();
-        head::write_response(&mut self.out, status, headers);
+        finish_head(headers, close, head.dated);
+        let guard = proxy.finish(exchange, head.status, headers);
+        head::write_headers(&mut self.out, headers);
 
         let body = match head.framing {
             Framing::Empty => self
@@ -222,12 +224,12 @@ fn body_allowed(status: StatusCode) -> bool {
 }
 
 /// The headers every answer gets from the engine: `Connection: close` when the connection
-/// ends after it, and `Date` when the upstream sent none (as hyper does).
-fn finish_head(headers: &mut HeaderMap, close: bool) {
+/// ends after it, and `Date` unless the answer is `dated` already (as hyper does).
+fn finish_head(headers: &mut HeaderMap, close: bool, dated: bool) {
     if close {
         headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
-    if !headers.contains_key(header::DATE) {
+    if !dated {
         headers.insert(header::DATE, http_date());
     }
 }

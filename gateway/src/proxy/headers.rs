@@ -10,16 +10,36 @@ use proto_shared::{headers::is_identity_header, RequestId};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the customary extras): they describe one
 /// connection and never travel past a proxy.
-const HOP_BY_HOP: [HeaderName; 8] = [
-    header::CONNECTION,
-    HeaderName::from_static("keep-alive"),
-    HeaderName::from_static("proxy-connection"),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::UPGRADE,
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "upgrade",
 ];
+
+/// Whether `name`, in any letter case, is a hop-by-hop header.
+pub fn is_hop_by_hop(name: &[u8]) -> bool {
+    HOP_BY_HOP
+        .iter()
+        .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+}
+
+/// Whether `name`, in any letter case, is a response header the gateway alone decides, so an
+/// upstream's is dropped: the framing (the gateway frames each answer itself), CORS headers
+/// (`cors.rs`) and the request id (the gateway sets its own). Both engines drop these, and
+/// hop-by-hop headers, from every upstream answer.
+pub fn is_gateway_response_header(name: &[u8]) -> bool {
+    const CORS_PREFIX: &[u8] = b"access-control-";
+    name.eq_ignore_ascii_case(b"transfer-encoding")
+        || name.eq_ignore_ascii_case(proto_shared::headers::REQUEST_ID.as_str().as_bytes())
+        || name
+            .get(..CORS_PREFIX.len())
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(CORS_PREFIX))
+}
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -90,11 +110,11 @@ pub fn prepare_request(headers: &mut HeaderMap, facts: RequestFacts<'_>) {
     );
 }
 
-/// Cleans an upstream's response headers: hop-by-hop headers go, and so do CORS headers,
-/// which the gateway alone decides (`cors.rs`).
+/// Cleans an upstream's response headers: hop-by-hop headers go, and so do those the gateway
+/// alone decides ([`is_gateway_response_header`]).
 pub fn prepare_response(headers: &mut HeaderMap) {
     strip(headers, |name| {
-        name == header::TRANSFER_ENCODING || name.as_str().starts_with("access-control-")
+        is_gateway_response_header(name.as_str().as_bytes())
     });
 }
 
@@ -120,7 +140,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 fn strip(headers: &mut HeaderMap, also: impl Fn(&HeaderName) -> bool) {
     let mut doomed: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| HOP_BY_HOP.contains(name) || also(name))
+        .filter(|name| is_hop_by_hop(name.as_str().as_bytes()) || also(name))
         .cloned()
         .collect();
     if doomed.contains(&header::CONNECTION) {

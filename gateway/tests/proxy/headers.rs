@@ -140,4 +140,10 @@ async fn upstream_hop_by_hop_and_cors_headers_are_not_passed_back() {
     assert!(headers.get("keep-alive").is_none());
     assert!(headers.get("access-control-allow-origin").is_none());
     assert_eq!(headers["content-type"], "application/json");
+    // The gateway's request id replaces the upstream's; its Vary joins the upstream's.
+    let ids: Vec<_> = headers.get_all("x-request-id").iter().collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0].len(), 36, "{ids:?}");
+    let vary: Vec<_> = headers.get_all("vary").iter().collect();
+    assert_eq!(vary, ["accept", "Origin"]);
 }

@@ -239,6 +239,8 @@ async fn answer(
         .header("x-upstream-private", "secret")
         .header("keep-alive", "timeout=5")
         .header("access-control-allow-origin", "*")
+        .header("x-request-id", "chosen-by-the-upstream")
+        .header("vary", "accept")
         .body(full(json!({"ok": true, "received": body_len}).to_string()))
         .unwrap()
 }
