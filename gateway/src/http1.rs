@@ -69,6 +69,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
         buf,
         out: Vec::with_capacity(4096),
         extra_headers: HeaderMap::new(),
+        spare_headers: HeaderMap::new(),
         upstreams: Upstreams::default(),
     };
     let mut timers = Timers::new(proxy);
@@ -115,6 +116,8 @@ struct Connection<'p> {
     /// The headers the engine and the request steps add to a relayed answer; reused, so a
     /// response costs no header map of its own.
     extra_headers: HeaderMap,
+    /// The last forwarded request's header map, emptied, for the next request to fill.
+    spare_headers: HeaderMap,
     upstreams: Upstreams,
 }
 
@@ -175,7 +178,7 @@ impl Connection<'_> {
         let mut head_started = false;
         loop {
             if !self.buf.is_empty() {
-                match head::parse_request(&self.buf) {
+                match head::parse_request(&self.buf, &mut self.spare_headers) {
                     Parsed::Complete(head, len) => return Ok((head, len)),
                     Parsed::NotOurs => return Err(Ended::NotOurs),
                     Parsed::Partial if self.buf.len() >= read_limit(proxy) => {
@@ -242,9 +245,14 @@ impl Connection<'_> {
         let (mut exchange, step) = proxy.prepare(parts, self.peer).await;
         let mut body_left = body_len;
         let answer = match step {
-            Ok(Step::Forward(upstream, parts)) => {
-                self.forward(upstream, parts, &mut body_left, deadline)
-                    .await
+            Ok(Step::Forward(upstream, mut parts)) => {
+                let answer = self
+                    .forward(upstream, &mut parts, &mut body_left, deadline)
+                    .await;
+                // Emptied now, so nothing of this request (its token) lingers until the next.
+                self.spare_headers = parts.headers;
+                self.spare_headers.clear();
+                answer
             }
             Ok(Step::Answer(response)) => Ok(Answer::Gateway(response)),
             Err(error) => Err(error),

@@ -30,23 +30,22 @@ const FOREIGN_IDENTITY_HEADERS: [&str; 8] = [
 /// True when a server anywhere could read `name` as an identity header: ours or a well-known
 /// foreign one, in any letter case and with `_` in place of `-` (CGI-style servers fold the two).
 pub fn is_identity_header(name: &str) -> bool {
-    let mut normalized = [0u8; 64];
-    let bytes = name.as_bytes();
-    if bytes.len() > normalized.len() {
-        return false; // longer than any name we know
-    }
-    for (slot, &byte) in normalized.iter_mut().zip(bytes) {
-        *slot = match byte {
-            b'_' => b'-',
-            other => other.to_ascii_lowercase(),
-        };
-    }
-    let normalized = &normalized[..bytes.len()];
-    normalized == USER_ID.as_str().as_bytes()
-        || normalized == IDENTITY_CREDENTIAL.as_str().as_bytes()
-        || FOREIGN_IDENTITY_HEADERS
-            .iter()
-            .any(|known| normalized == known.as_bytes())
+    // Compared in place, byte by byte, and only against names of the same length: this runs
+    // for every header of every request.
+    let name = name.as_bytes();
+    let matches = |known: &str| {
+        known.len() == name.len()
+            && known.bytes().zip(name).all(|(known, &byte)| {
+                let folded = match byte {
+                    b'_' => b'-',
+                    other => other.to_ascii_lowercase(),
+                };
+                known == folded
+            })
+    };
+    matches(USER_ID.as_str())
+        || matches(IDENTITY_CREDENTIAL.as_str())
+        || FOREIGN_IDENTITY_HEADERS.iter().any(|known| matches(known))
 }
 
 #[cfg(test)]

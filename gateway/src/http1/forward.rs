@@ -45,7 +45,7 @@ impl Connection<'_> {
     pub(super) async fn forward(
         &mut self,
         upstream: &Upstream,
-        mut parts: request::Parts,
+        parts: &mut request::Parts,
         body_left: &mut u64,
         mut deadline: Pin<&mut Sleep>,
     ) -> Result<Answer, GatewayError> {
@@ -56,7 +56,7 @@ impl Connection<'_> {
         let exchange = async {
             let mut connection = self.upstreams.checkout(upstream, connect_timeout).await?;
             loop {
-                match self.send(&mut connection, &mut parts, body_left).await {
+                match self.send(&mut connection, parts, body_left).await {
                     Ok(head) => return Ok(Answer::Upstream(head, connection, sent)),
                     Err(SendError::ClosedBeforeAnswer) if connection.reused && retry_safe => {
                         connection = upstream::connect(upstream, connect_timeout).await?;

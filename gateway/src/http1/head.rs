@@ -35,8 +35,10 @@ pub struct RequestHead {
 
 /// Parses a request head, accepting only unambiguous HTTP/1.1: an origin-form target, no
 /// `Transfer-Encoding`, at most one plain `Content-Length`, no `Expect`, no upgrade, no
-/// CONNECT. Every other request, valid or not, is `NotOurs`.
-pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
+/// CONNECT. Every other request, valid or not, is `NotOurs`. The headers go into `spare`, a
+/// map a finished request left behind (emptied here), so its allocation is reused; a
+/// complete head takes it.
+pub fn parse_request(buf: &[u8], spare: &mut HeaderMap) -> Parsed<RequestHead> {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut lines);
     let len = match request.parse(buf) {
@@ -44,7 +46,7 @@ pub fn parse_request(buf: &[u8]) -> Parsed<RequestHead> {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::NotOurs,
     };
-    match head_of(&request, Head::copy(buf, len)) {
+    match head_of(&request, Head::copy(buf, len), spare) {
         Some(head) => Parsed::Complete(head, len),
         None => Parsed::NotOurs,
     }
@@ -76,7 +78,11 @@ impl<'a> Head<'a> {
     }
 }
 
-fn head_of(request: &httparse::Request<'_, '_>, head: Head<'_>) -> Option<RequestHead> {
+fn head_of(
+    request: &httparse::Request<'_, '_>,
+    head: Head<'_>,
+    headers: &mut HeaderMap,
+) -> Option<RequestHead> {
     if request.version != Some(1) {
         return None;
     }
@@ -87,7 +93,8 @@ fn head_of(request: &httparse::Request<'_, '_>, head: Head<'_>) -> Option<Reques
     }
     let uri = Uri::from_maybe_shared(head.share(target.as_bytes())).ok()?;
     // Room for what the gateway adds on the way upstream, so the map does not grow.
-    let mut headers = HeaderMap::with_capacity(request.headers.len() + 8);
+    headers.clear();
+    headers.reserve(request.headers.len() + 8);
     let mut body_len = None;
     let mut close = false;
     for line in request.headers.iter() {
@@ -117,7 +124,7 @@ fn head_of(request: &httparse::Request<'_, '_>, head: Head<'_>) -> Option<Reques
     parts.method = method;
     parts.uri = uri;
     parts.version = Version::HTTP_11;
-    parts.headers = headers;
+    parts.headers = std::mem::take(headers);
     Some(RequestHead {
         parts,
         body_len: body_len.unwrap_or(0),
@@ -340,7 +347,7 @@ mod tests {
     use super::*;
 
     fn request(raw: &str) -> Parsed<RequestHead> {
-        parse_request(raw.as_bytes())
+        parse_request(raw.as_bytes(), &mut HeaderMap::new())
     }
 
     #[test]
@@ -569,14 +576,15 @@ mod tests {
 
             #[test]
             fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..600)) {
-                let _ = parse_request(&bytes);
+                let _ = parse_request(&bytes, &mut HeaderMap::new());
                 let _ = parse_response(&bytes, &Method::GET, &mut Vec::new());
                 let _ = parse_response(&bytes, &Method::HEAD, &mut Vec::new());
             }
 
             #[test]
             fn an_accepted_request_has_framing_only_one_way_to_read(raw in request_head()) {
-                let Parsed::Complete(head, len) = parse_request(raw.as_bytes()) else {
+                let Parsed::Complete(head, len) = parse_request(raw.as_bytes(), &mut HeaderMap::new())
+                else {
                     return Ok(());
                 };
                 prop_assert_eq!(len, raw.len());
