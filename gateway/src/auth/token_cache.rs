@@ -36,7 +36,7 @@ pub struct CachedToken {
 #[derive(Clone)]
 pub struct TokenCache {
     /// `None` when the capacity is 0: caching switched off.
-    cache: Option<Cache<TokenHash, Arc<CachedToken>>>,
+    cache: Option<Cache<TokenHash, Arc<CachedToken>, KeyedAlready>>,
     /// The hash key, secret and drawn anew at every start.
     hasher: SipHasher24,
     hits: Counter,
@@ -49,6 +49,41 @@ impl std::fmt::Debug for TokenCache {
         f.debug_struct("TokenCache")
             .field("entries", &self.cache.as_ref().map(Cache::entry_count))
             .finish_non_exhaustive()
+    }
+}
+
+/// moka's hasher for keys that are already keyed hashes: it uses their low 64 bits as they
+/// are, since hashing a uniformly random value again (moka's default is SipHash) adds nothing
+/// but time on every request.
+#[derive(Debug, Clone, Copy, Default)]
+struct KeyedAlready;
+
+impl std::hash::BuildHasher for KeyedAlready {
+    type Hasher = LowBits;
+
+    fn build_hasher(&self) -> LowBits {
+        LowBits(0)
+    }
+}
+
+/// The hasher [`KeyedAlready`] builds.
+#[derive(Debug)]
+struct LowBits(u64);
+
+impl std::hash::Hasher for LowBits {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u128` is expected; anything else is still hashed, if crudely.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
     }
 }
 
@@ -74,7 +109,7 @@ impl TokenCache {
             Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExp)
-                .build()
+                .build_with_hasher(KeyedAlready)
         });
         let hits = Counter::default();
         let misses = Counter::default();
