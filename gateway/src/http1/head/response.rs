@@ -1,0 +1,160 @@
+//! Response heads: an upstream's answer, parsed with its body framing, and the part of it the
+//! client may see written out at once.
+
+use http::{Method, StatusCode, Version};
+
+use super::{decimal, list_tokens, write_status_line, Parsed, MAX_HEADERS};
+
+/// How an upstream's response body is delimited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// No body (HEAD, 204, 304).
+    Empty,
+    /// Exactly this many bytes.
+    Length(u64),
+    /// `Transfer-Encoding: chunked`.
+    Chunked,
+    /// Until the upstream closes the connection.
+    UntilClose,
+}
+
+/// An upstream's response head, as far as the engine needs it: its status line and header
+/// lines have already been written out for the client (see [`parse_response`]).
+#[derive(Debug)]
+pub struct ResponseHead {
+    pub status: StatusCode,
+    pub framing: Framing,
+    /// The upstream will close (or must not be reused) after this response.
+    pub close: bool,
+    /// The upstream sent a `Date`, which the client then gets.
+    pub dated: bool,
+}
+
+/// Why an upstream's head is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum BadResponse {
+    #[error("unparsable response head: {0}")]
+    Parse(#[from] httparse::Error),
+    #[error("the response head is not HTTP/1.1 or 1.0")]
+    Version,
+    #[error("invalid status in the response head")]
+    Status,
+    #[error("ambiguous or invalid response body framing")]
+    Framing,
+    #[error("a 101 Switching Protocols answer to a request that asked for no upgrade")]
+    Switching,
+}
+
+/// Parses an upstream's response head to `method`. An informational (1xx) head is
+/// `Complete` with status 1xx: the caller skips it and reads on. For a final head, `out`
+/// gets the client's status line and the upstream's header lines the client may see: all but
+/// hop-by-hop headers, those its `Connection` header names and those the gateway decides
+/// (`proxy::is_gateway_response_header`), and a `Content-Length` that chunked framing
+/// overrides. The lines are copied as they came, names lower-cased as hyper writes them:
+/// httparse accepts exactly the bytes `HeaderName` and `HeaderValue` accept (checked for every
+/// byte value when this was written), so nothing goes out that a `HeaderMap` would have
+/// refused.
+pub fn parse_response(
+    buf: &[u8],
+    method: &Method,
+    out: &mut Vec<u8>,
+) -> Result<Parsed<ResponseHead>, BadResponse> {
+    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut lines);
+    let len = match response.parse(buf)? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(Parsed::Partial),
+    };
+    let version = match response.version {
+        Some(1) => Version::HTTP_11,
+        Some(0) => Version::HTTP_10,
+        _ => return Err(BadResponse::Version),
+    };
+    let status = response
+        .code
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .ok_or(BadResponse::Status)?;
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(BadResponse::Switching);
+    }
+    let mut length = None;
+    let mut chunked = false;
+    let mut close = version == Version::HTTP_10;
+    let mut dated = false;
+    let mut connection = false;
+    for line in response.headers.iter() {
+        let name = line.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let declared = decimal(line.value).ok_or(BadResponse::Framing)?;
+            if length.is_some_and(|known| known != declared) {
+                return Err(BadResponse::Framing);
+            }
+            length = Some(declared);
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            // Only the plain `chunked` coding is relayed; anything layered under it would
+            // need decoding this engine does not do.
+            if chunked || !line.value.trim_ascii().eq_ignore_ascii_case(b"chunked") {
+                return Err(BadResponse::Framing);
+            }
+            chunked = true;
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            connection = true;
+            close |= list_tokens(line.value).any(|token| token.eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case(b"date") {
+            dated = true;
+        }
+    }
+    let framing = if status.is_informational()
+        || *method == Method::HEAD
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+    {
+        Framing::Empty
+    } else if chunked {
+        // RFC 9112 §6.3: Transfer-Encoding overrides Content-Length, but a message with both
+        // may be an attempt at smuggling, so the connection is not reused.
+        close |= length.is_some();
+        Framing::Chunked
+    } else if let Some(length) = length {
+        Framing::Length(length)
+    } else {
+        close = true;
+        Framing::UntilClose
+    };
+    if !status.is_informational() {
+        let headers = &*response.headers;
+        // Names the upstream's `Connection` header lists are hop-by-hop for this message.
+        let named = |name: &[u8]| {
+            connection
+                && headers
+                    .iter()
+                    .filter(|line| line.name.eq_ignore_ascii_case("connection"))
+                    .flat_map(|line| list_tokens(line.value))
+                    .any(|token| token.eq_ignore_ascii_case(name))
+        };
+        let unframed_length = framing == Framing::Chunked;
+        write_status_line(out, status);
+        for line in headers {
+            let name = line.name.as_bytes();
+            let dropped = crate::proxy::is_hop_by_hop(name)
+                || crate::proxy::is_gateway_response_header(name)
+                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
+                || named(name);
+            if !dropped {
+                out.extend(name.iter().map(u8::to_ascii_lowercase));
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(line.value);
+                out.extend_from_slice(b"\r\n");
+            }
+        }
+    }
+    Ok(Parsed::Complete(
+        ResponseHead {
+            status,
+            framing,
+            close,
+            dated,
+        },
+        len,
+    ))
+}
