@@ -20,33 +20,16 @@ BASE_PORT=${BASE_PORT:-19150}
 UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSUER_PORT=$((BASE_PORT + 3))
 USER_PATH=/api/bench-user/tasks
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/gateway/common.sh
+source "$ROOT/bench/gateway/common.sh"
 for tool in wrk nginx valgrind; do
   command -v "$tool" >/dev/null || { say "installing wrk, nginx-light and valgrind (Debian)"; \
     apt-get install -y wrk nginx-light valgrind >/dev/null || { apt-get update >/dev/null && \
     apt-get install -y wrk nginx-light valgrind >/dev/null; }; break; }
 done
 
-say "building (release)"
-(cd "$ROOT" && cargo build --release -q -p gateway --bins --examples)
-BIN="$ROOT/target/release"
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Waits until `curl $1` answers 200 (60 s deadline: valgrind starts slowly).
-wait_for() {
-  for _ in $(seq 1 600); do
-    [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ] && return 0
-    sleep 0.1
-  done
-  say "no 200 from $1"; return 1
-}
+build
+scratch
 
 "$BIN/examples/bench_upstream" "127.0.0.1:$UP_PORT" 2>/dev/null &
 PIDS+=($!)
@@ -76,37 +59,12 @@ count() {
 }
 
 # --- nginx, one process (no master), under callgrind -------------------------------------------
-mkdir -p "$TMP/nginx/logs"
-cat >"$TMP/nginx/nginx.conf" <<CONF
-worker_processes 1;
-master_process off;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/body;
-  proxy_temp_path $TMP/nginx/proxy;
-  upstream backend { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }
-  }
-}
-CONF
-chmod -R a+rwx "$TMP/nginx"
+nginx_conf "$TMP/nginx" "$NGINX_PORT" "$UP_PORT" "master_process off;"
 valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.nginx.out" \
   nginx -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" 2>/dev/null &
 NGINX_PID=$!
 PIDS+=($NGINX_PID)
-wait_for "http://127.0.0.1:$NGINX_PORT/"
+wait_for "http://127.0.0.1:$NGINX_PORT/" 60
 # wrk's own count of the measured run: 0 before it, its count after.
 wrk_requests() { awk '/requests in/ { n = $1 } END { print n + 0 }' "$TMP/wrk.out"; }
 say "counting nginx"
@@ -121,7 +79,7 @@ IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
   >/dev/null 2>&1 &
 GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
-wait_for "http://127.0.0.1:$GW_PORT/readyz"
+wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
 gateway_requests() {
   curl -s "http://127.0.0.1:$GW_PORT/metrics" \
     | awk '/^gateway_requests_total.*route="api"/ { s += $2 } END { print s + 0 }'

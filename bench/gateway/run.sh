@@ -40,7 +40,8 @@ UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSU
 read -r -a ALGORITHMS <<<"${ALGORITHMS:-EdDSA ES256 RS256}"
 USER_PATH=/api/bench-user/tasks
 
-say() { printf '%s\n' "$*" >&2; }
+# shellcheck source=bench/gateway/common.sh
+source "$HERE/common.sh"
 # "${PINNED[@]}" <cpu> <command...>: the command on that CPU at nice $PRIORITY. nice and
 # taskset exec it, so `$!` is the command's own pid.
 if [ "$(nice -n "$PRIORITY" nice 2>/dev/null)" != "$PRIORITY" ]; then
@@ -60,27 +61,8 @@ for port in $UP_PORT $NGINX_PORT $GW_PORT $ISSUER_PORT; do
   fi
 done
 
-say "building (release)"
-(cd "$ROOT" && cargo build --release -q -p gateway --bins --examples)
-BIN="$ROOT/target/release"
-
-TMP=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-
-# Waits until `curl $1` answers 200 (10 s deadline).
-wait_for() {
-  for _ in $(seq 1 200); do
-    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$1" 2>/dev/null)" = 200 ]; then return 0; fi
-    sleep 0.05
-  done
-  say "no 200 from $1"; return 1
-}
+build
+scratch
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
@@ -166,31 +148,7 @@ wait_for "http://127.0.0.1:$UP_PORT/"
 measure "a-direct" "$UPSTREAM_PID" "http://127.0.0.1:$UP_PORT$USER_PATH" -s "$HERE/report.lua"
 
 # --- (b) nginx ----------------------------------------------------------------------------
-mkdir -p "$TMP/nginx/logs"
-cat >"$TMP/nginx/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/logs/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/nginx/body;
-  proxy_temp_path $TMP/nginx/proxy;
-  upstream backend { server 127.0.0.1:$UP_PORT; keepalive 128; }
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location / {
-      proxy_pass http://backend;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
-      proxy_set_header X-Forwarded-Proto \$scheme;
-    }
-  }
-}
-CONF
-chmod -R a+rwx "$TMP/nginx"
+nginx_conf "$TMP/nginx" "$NGINX_PORT" "$UP_PORT"
 "${PINNED[@]}" "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$NGINX_PORT/"

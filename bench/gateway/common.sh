@@ -1,0 +1,69 @@
+# Sourced by the gateway benchmarks (run.sh, instructions.sh): what they share, including the
+# one nginx configuration they measure against. Expects $ROOT, the repository.
+
+say() { printf '%s\n' "$*" >&2; }
+
+# build: the gateway and its benchmark examples, release; sets $BIN.
+build() {
+  say "building (release)"
+  (cd "$ROOT" && cargo build --release -q -p gateway --bins --examples)
+  BIN="$ROOT/target/release"
+}
+
+# scratch: a temporary directory $TMP and a list $PIDS of background processes, both
+# cleaned up when the script exits.
+scratch() {
+  TMP=$(mktemp -d)
+  PIDS=()
+  trap cleanup EXIT
+}
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$TMP"
+}
+
+# wait_for <url> [seconds]: until `curl <url>` answers 200 (default deadline 10 s).
+wait_for() {
+  local url=$1 seconds=${2:-10}
+  for _ in $(seq 1 $((seconds * 20))); do
+    if [ "$(curl -s -o /dev/null -w '%{http_code}' "$url" 2>/dev/null)" = 200 ]; then return 0; fi
+    sleep 0.05
+  done
+  say "no 200 from $url"; return 1
+}
+
+# nginx_conf <dir> <listen port> <upstream port> [top-level directive...]: writes
+# <dir>/nginx.conf, a plain reverse proxy with one worker, no access log and kept-alive
+# upstream connections, as a careful operator would set it up; logs and temp files in <dir>.
+nginx_conf() {
+  local dir=$1 port=$2 upstream=$3; shift 3
+  mkdir -p "$dir/logs"
+  {
+    printf '%s\n' "$@"
+    cat <<CONF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/logs/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  upstream backend { server 127.0.0.1:$upstream; keepalive 128; }
+  server {
+    listen 127.0.0.1:$port;
+    location / {
+      proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto \$scheme;
+    }
+  }
+}
+CONF
+  } >"$dir/nginx.conf"
+  chmod -R a+rwx "$dir"
+}
