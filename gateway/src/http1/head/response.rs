@@ -100,8 +100,6 @@ pub fn parse_response(
         } else if name.eq_ignore_ascii_case(b"connection") {
             connection = true;
             close |= list_tokens(line.value).any(|token| token.eq_ignore_ascii_case(b"close"));
-        } else if name.eq_ignore_ascii_case(b"date") {
-            dated = true;
         }
     }
     let framing = if status.is_informational()
@@ -141,6 +139,8 @@ pub fn parse_response(
                 || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
                 || named(name);
             if !dropped {
+                // Only a `Date` that reaches the client counts (`Connection` may name it).
+                dated |= name.eq_ignore_ascii_case(b"date");
                 out.extend(name.iter().map(u8::to_ascii_lowercase));
                 out.extend_from_slice(b": ");
                 out.extend_from_slice(line.value);

@@ -114,6 +114,15 @@ fn only_what_the_client_may_see_is_relayed() {
     let (head, relayed_head) = relayed(raw, Method::POST);
     assert_eq!(head.framing, Framing::Length(2));
     assert!(head.dated && !head.close);
+    let (undated, _) = relayed(
+        "HTTP/1.1 200 OK\r\nConnection: date\r\nDate: Mon, 30 Nov 2026 13:00:00 GMT\r\n\
+         Content-Length: 0\r\n\r\n",
+        Method::GET,
+    );
+    assert!(
+        !undated.dated,
+        "a Date the Connection header names is not relayed"
+    );
     assert_eq!(
         relayed_head,
         "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nset-cookie: a=1\r\n\
