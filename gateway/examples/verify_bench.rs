@@ -116,7 +116,9 @@ async fn main() {
             let header = &tokens[i % TOKENS];
             let auth = &uncached;
             async move {
-                auth.authenticate(Some(header)).await.expect("valid token");
+                auth.authenticate(Some(header.as_bytes()))
+                    .await
+                    .expect("valid token");
             }
         })
         .await;
@@ -124,7 +126,9 @@ async fn main() {
             let header = &tokens[i % 64];
             let auth = &cached;
             async move {
-                auth.authenticate(Some(header)).await.expect("valid token");
+                auth.authenticate(Some(header.as_bytes()))
+                    .await
+                    .expect("valid token");
             }
         })
         .await;

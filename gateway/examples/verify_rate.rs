@@ -34,7 +34,7 @@ async fn main() {
     let started = Instant::now();
     for header in &headers {
         authenticator
-            .authenticate(Some(header))
+            .authenticate(Some(header.as_bytes()))
             .await
             .expect("every minted token verifies");
     }

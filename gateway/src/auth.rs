@@ -17,7 +17,6 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::HeaderValue;
 use prometheus_client::registry::Registry;
 use proto_shared::UserId;
 use tokio_util::sync::CancellationToken;
@@ -178,10 +177,7 @@ impl Authenticator {
     }
 
     /// Verifies the value of an `Authorization` header.
-    pub async fn authenticate(
-        &self,
-        authorization: Option<&HeaderValue>,
-    ) -> Result<Verified, AuthError> {
+    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Verified, AuthError> {
         let inner = &*self.inner;
         let token = bearer::token(authorization)?;
         // Without a usable key set nothing can be judged: 503, not 401, even for cached tokens.

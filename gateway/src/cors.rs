@@ -5,6 +5,8 @@
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 
+use crate::proxy::{list_items, ClientHead};
+
 /// Request headers a browser may send cross-origin; anything else requested is left out of
 /// the preflight answer (the browser then refuses the request itself).
 const ALLOWED_HEADERS: [&str; 5] = [
@@ -50,33 +52,34 @@ impl Cors {
         }
     }
 
-    /// `origin` if it is listed.
-    fn allowed<'a>(&self, origin: Option<&'a HeaderValue>) -> Option<&'a HeaderValue> {
+    /// The listed origin that `origin`, a request's `Origin` value, names, if any.
+    pub fn allowed(&self, origin: Option<&[u8]>) -> Option<HeaderValue> {
         let origin = origin?;
         self.allowed_origins
             .iter()
-            .any(|allowed| allowed == origin)
-            .then_some(origin)
+            .find(|allowed| allowed.as_bytes() == origin)
+            .cloned()
     }
 
     /// Answers a preflight (`OPTIONS` with `Origin` and `Access-Control-Request-Method`).
-    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Preflight {
-        let is_preflight = method == Method::OPTIONS
-            && headers.contains_key(header::ORIGIN)
-            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    pub fn preflight(&self, head: &impl ClientHead) -> Preflight {
+        let origin = head.value(header::ORIGIN);
+        let is_preflight = head.method() == Method::OPTIONS
+            && origin.is_some()
+            && head.value(header::ACCESS_CONTROL_REQUEST_METHOD).is_some();
         if !is_preflight {
             return Preflight::NotPreflight;
         }
-        let Some(origin) = self.allowed(headers.get(header::ORIGIN)) else {
+        let Some(origin) = self.allowed(origin) else {
             return Preflight::Refused;
         };
         let mut response = Response::new(());
         *response.status_mut() = StatusCode::NO_CONTENT;
         let out = response.headers_mut();
-        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        out.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
         out.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
         out.insert(header::ACCESS_CONTROL_ALLOW_METHODS, ALLOW_METHODS);
-        if let Some(allowed) = allowed_request_headers(headers) {
+        if let Some(allowed) = allowed_request_headers(head) {
             out.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, allowed);
         }
         out.insert(header::ACCESS_CONTROL_MAX_AGE, MAX_AGE);
@@ -84,10 +87,10 @@ impl Cors {
     }
 
     /// Adds the CORS headers of an actual response (or a preflight's `Vary`) to `response`;
-    /// `origin` is the request's `Origin` header.
+    /// `allowed` is the listed origin the request came from ([`Cors::allowed`]).
     pub fn decorate(
         &self,
-        origin: Option<&HeaderValue>,
+        allowed: Option<&HeaderValue>,
         is_preflight: bool,
         response: &mut HeaderMap,
     ) {
@@ -96,7 +99,7 @@ impl Cors {
             response.append(header::VARY, VARY_PREFLIGHT);
             return; // the preflight answer carries its own CORS headers
         }
-        if let Some(origin) = self.allowed(origin) {
+        if let Some(origin) = allowed {
             response.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
             response.insert(header::ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
             response.insert(header::ACCESS_CONTROL_EXPOSE_HEADERS, EXPOSE);
@@ -105,14 +108,15 @@ impl Cors {
 }
 
 /// The requested headers that are on the allowlist, lower-cased, or `None` if none are.
-fn allowed_request_headers(headers: &HeaderMap) -> Option<HeaderValue> {
-    let requested: Vec<String> = headers
-        .get_all(header::ACCESS_CONTROL_REQUEST_HEADERS)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .filter(|name| ALLOWED_HEADERS.contains(&name.as_str()))
+fn allowed_request_headers(head: &impl ClientHead) -> Option<HeaderValue> {
+    let requested: Vec<&str> = head
+        .values(header::ACCESS_CONTROL_REQUEST_HEADERS)
+        .flat_map(list_items)
+        .filter_map(|name| {
+            ALLOWED_HEADERS
+                .into_iter()
+                .find(|allowed| name.eq_ignore_ascii_case(allowed.as_bytes()))
+        })
         .collect();
     if requested.is_empty() {
         return None;
@@ -124,35 +128,28 @@ fn allowed_request_headers(headers: &HeaderMap) -> Option<HeaderValue> {
 mod tests {
     use super::*;
 
-    fn preflight_headers(origin: &'static str, requested: &'static str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::ORIGIN, HeaderValue::from_static(origin));
-        headers.insert(
-            header::ACCESS_CONTROL_REQUEST_METHOD,
-            HeaderValue::from_static("POST"),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_REQUEST_HEADERS,
-            HeaderValue::from_static(requested),
-        );
-        headers
+    fn preflight_head(origin: &str, requested: &str) -> http::request::Parts {
+        let request = http::Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api/u1/tasks")
+            .header(header::ORIGIN, origin)
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, requested);
+        request.body(()).unwrap().into_parts().0
     }
 
     #[test]
     fn preflight_echoes_only_allowlisted_headers() {
         let cors = Cors::new(&["https://app.example".into()]);
-        let headers = preflight_headers("https://app.example", "Authorization, X-Evil");
-        let Preflight::Allowed(response) = cors.preflight(&Method::OPTIONS, &headers) else {
+        let head = preflight_head("https://app.example", "Authorization, X-Evil, Accept");
+        let Preflight::Allowed(response) = cors.preflight(&head) else {
             panic!("listed origin should be allowed");
         };
         assert_eq!(
             response.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS],
-            "authorization"
+            "authorization, accept"
         );
-        let other = preflight_headers("https://evil.example", "authorization");
-        assert!(matches!(
-            cors.preflight(&Method::OPTIONS, &other),
-            Preflight::Refused
-        ));
+        let other = preflight_head("https://evil.example", "authorization");
+        assert!(matches!(cors.preflight(&other), Preflight::Refused));
     }
 }

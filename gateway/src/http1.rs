@@ -69,7 +69,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
         buf,
         out: Vec::with_capacity(4096),
         extra_headers: HeaderMap::new(),
-        spare_headers: HeaderMap::new(),
+        spare_head: RequestHead::default(),
         upstreams: Upstreams::default(),
     };
     let mut timers = Timers::new(proxy);
@@ -116,8 +116,8 @@ struct Connection<'p> {
     /// The headers the engine and the request steps add to a relayed answer; reused, so a
     /// response costs no header map of its own.
     extra_headers: HeaderMap,
-    /// The last forwarded request's header map, emptied, for the next request to fill.
-    spare_headers: HeaderMap,
+    /// The last request's head, for the next request to fill: its buffers are reused.
+    spare_head: RequestHead,
     upstreams: Upstreams,
 }
 
@@ -178,8 +178,10 @@ impl Connection<'_> {
         let mut head_started = false;
         loop {
             if !self.buf.is_empty() {
-                match head::parse_request(&self.buf, &mut self.spare_headers) {
-                    Parsed::Complete(head, len) => return Ok((head, len)),
+                match head::parse_request(&self.buf, &mut self.spare_head) {
+                    Parsed::Complete((), len) => {
+                        return Ok((std::mem::take(&mut self.spare_head), len))
+                    }
                     Parsed::NotOurs => return Err(Ended::NotOurs),
                     Parsed::Partial if self.buf.len() >= read_limit(proxy) => {
                         return Err(Ended::NotOurs);
@@ -237,26 +239,18 @@ impl Connection<'_> {
     /// One request, start to finish.
     async fn exchange(&mut self, head: RequestHead, deadline: Pin<&mut Sleep>) -> io::Result<Next> {
         let proxy = self.proxy;
-        let RequestHead {
-            parts,
-            body_len,
-            close,
-        } = head;
-        let (mut exchange, step) = proxy.prepare(parts, self.peer).await;
-        let mut body_left = body_len;
+        let (mut exchange, step) = proxy.prepare(&head, self.peer).await;
+        let mut body_left = head.body_len;
         let answer = match step {
-            Ok(Step::Forward(upstream, mut parts)) => {
-                let answer = self
-                    .forward(upstream, &mut parts, &mut body_left, deadline)
-                    .await;
-                // Emptied now, so nothing of this request (its token) lingers until the next.
-                self.spare_headers = parts.headers;
-                self.spare_headers.clear();
-                answer
+            Ok(Step::Forward(upstream, forwarding)) => {
+                self.forward(upstream, &head, &forwarding, &mut body_left, deadline)
+                    .await
             }
             Ok(Step::Answer(response)) => Ok(Answer::Gateway(response)),
             Err(error) => Err(error),
         };
+        let close = head.close;
+        self.spare_head = head;
         let answer =
             answer.unwrap_or_else(|error| Answer::Gateway(proxy.refuse(&mut exchange, error)));
         // Body bytes the exchange did not use are skipped if they are here already; else the

@@ -3,6 +3,7 @@
 //! on or stops it with a [`GatewayError`]; `error.rs` turns those into responses, and
 //! [`Proxy::handle`] logs and counts every outcome exactly once.
 
+mod client_head;
 mod dedicated;
 mod forward;
 mod headers;
@@ -19,11 +20,11 @@ use proto_shared::{identity::unix_now, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
+pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
 pub use forward::{connect_timeout, Forwarder};
 pub use headers::{
-    is_gateway_response_header, is_hop_by_hop, prepare_request, prepare_response, strip_hop_by_hop,
-    strip_identity, ClientAddr,
+    is_gateway_response_header, is_hop_by_hop, list_items, prepare_response, ClientAddr, Forwarding,
 };
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
@@ -70,7 +71,8 @@ pub struct Exchange {
     in_flight: InFlight,
     request_id: RequestId,
     method: Method,
-    origin: Option<HeaderValue>,
+    /// The listed origin the request came from, if any: its response gets CORS headers.
+    cors_origin: Option<HeaderValue>,
     class: RouteClass,
     user: Option<UserId>,
     preflight: bool,
@@ -90,9 +92,9 @@ impl Exchange {
 pub enum Step<'a> {
     /// The gateway answers itself: its own endpoints and CORS preflights.
     Answer(Response<Full<Bytes>>),
-    /// Send this head (identity stripped, signed when authenticated) and then the client's
-    /// body to `upstream`.
-    Forward(&'a Upstream, request::Parts),
+    /// Send the head, rewritten as `Forwarding` says (client identity stripped, the signed
+    /// one added when authenticated), and then the client's body to `upstream`.
+    Forward(&'a Upstream, Forwarding),
 }
 
 /// What a response body must keep alive until its last byte has left: the concurrency
@@ -128,11 +130,12 @@ impl Proxy {
         client: &ClientAddr,
         dedicated: Option<&Dedicated>,
     ) -> Response<GatewayBody> {
-        let (head, body) = request.into_parts();
-        let (mut exchange, step) = self.prepare(head, client).await;
+        let (mut head, body) = request.into_parts();
+        let (mut exchange, step) = self.prepare(&head, client).await;
         let answered = match step {
             Ok(Step::Answer(response)) => Ok(response.map(full)),
-            Ok(Step::Forward(upstream, head)) => {
+            Ok(Step::Forward(upstream, forwarding)) => {
+                forwarding.apply(&mut head);
                 self.forward(&exchange, upstream, head, body, dedicated)
                     .await
             }
@@ -173,18 +176,18 @@ impl Proxy {
     /// authenticate, strip client identity, sign. The request body stays with the engine.
     pub async fn prepare(
         &self,
-        head: request::Parts,
+        head: &impl ClientHead,
         client: &ClientAddr,
     ) -> (Exchange, Result<Step<'_>, GatewayError>) {
         let started = Instant::now();
         // Routed once: the class labels the log and metrics, the route drives dispatch.
-        let route = self.parts.router.route(head.uri.path());
+        let route = self.parts.router.route(head.path());
         let mut exchange = Exchange {
             started,
             in_flight: self.parts.metrics.in_flight(),
-            request_id: RequestId::from_headers(&head.headers),
-            method: head.method.clone(),
-            origin: head.headers.get(header::ORIGIN).cloned(),
+            request_id: RequestId::from_value(head.value(proto_shared::headers::REQUEST_ID)),
+            method: head.method().clone(),
+            cors_origin: self.parts.cors.allowed(head.value(header::ORIGIN)),
             class: route.class(),
             user: None,
             preflight: false,
@@ -223,7 +226,7 @@ impl Proxy {
         );
         self.parts
             .cors
-            .decorate(exchange.origin.as_ref(), exchange.preflight, headers);
+            .decorate(exchange.cors_origin.as_ref(), exchange.preflight, headers);
         let status = status.as_u16();
         self.parts.metrics.request(exchange.class.as_str(), status);
         tracing::info!(
@@ -241,7 +244,7 @@ impl Proxy {
 
     async fn steps<'a>(
         &'a self,
-        mut head: request::Parts,
+        head: &impl ClientHead,
         route: Route<'a>,
         client: &ClientAddr,
         exchange: &mut Exchange,
@@ -249,7 +252,7 @@ impl Proxy {
         let parts = &*self.parts;
         let upstream = match route {
             Route::Healthz | Route::Readyz | Route::Metrics => {
-                return self.own_endpoint(route, &head.method).map(Step::Answer);
+                return self.own_endpoint(route, head.method()).map(Step::Answer);
             }
             Route::NotFound => return Err(GatewayError::NotFound),
             Route::Public(upstream) => upstream,
@@ -259,14 +262,14 @@ impl Proxy {
         // Limits: refuse at once, before any work that the refusal would waste.
         let permit = self.permits.clone().try_acquire_owned();
         exchange.permit = Some(permit.map_err(|_| GatewayError::Overloaded)?);
-        if head_size(&head) > parts.limits.max_header_bytes {
+        if head.size() > parts.limits.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        if route::has_dot_segment(head.uri.path()) {
+        if route::has_dot_segment(head.path()) {
             return Err(GatewayError::BadPath);
         }
 
-        match parts.cors.preflight(&head.method, &head.headers) {
+        match parts.cors.preflight(head) {
             Preflight::NotPreflight => {}
             Preflight::Allowed(answer) => {
                 exchange.preflight = true;
@@ -277,50 +280,39 @@ impl Proxy {
                 return Err(GatewayError::CorsOriginNotAllowed);
             }
         }
-        if content_length(&head.headers).is_some_and(|len| len > parts.limits.max_body_bytes) {
+        if content_length(head).is_some_and(|len| len > parts.limits.max_body_bytes) {
             return Err(GatewayError::BodyTooLarge);
         }
 
         let user = match route {
-            Route::Api => Some(self.authenticate(&head).await?),
+            Route::Api => Some(self.authenticate(head).await?),
             _ => None,
         };
 
-        let original_host = head.headers.get(header::HOST).cloned().or_else(|| {
-            let authority = head.uri.authority()?;
-            HeaderValue::from_str(authority.as_str()).ok()
-        });
-        prepare_request(
-            &mut head.headers,
-            headers::RequestFacts {
-                client,
-                original_host,
-                request_id: &exchange.request_id,
-                keep_authorization: user.is_none() || parts.forward_authorization,
-            },
-        );
+        let keep_authorization = user.is_none() || parts.forward_authorization;
+        let mut forwarding =
+            Forwarding::new(head, client, &exchange.request_id, keep_authorization);
         if let Some(user) = &user {
             // The exact request target the upstream will receive, as the credential requires.
-            let target = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            parts
+            let identity = parts
                 .signer
-                .sign(&head.method, target, user, unix_now())
-                .insert_into(&mut head.headers);
+                .sign(head.method(), head.target(), user, unix_now());
+            forwarding.sign(identity);
         }
         exchange.user = user;
-        Ok(Step::Forward(upstream, head))
+        Ok(Step::Forward(upstream, forwarding))
     }
 
     /// Verifies the bearer token and that a `/api/{user_id}/...` path names its user.
-    async fn authenticate(&self, head: &request::Parts) -> Result<UserId, GatewayError> {
+    async fn authenticate(&self, head: &impl ClientHead) -> Result<UserId, GatewayError> {
         // Two credentials are refused, not chosen between: another hop might pick the other.
-        let mut authorization = head.headers.get_all(header::AUTHORIZATION).iter();
+        let mut authorization = head.values(header::AUTHORIZATION);
         let first = authorization.next();
         if authorization.next().is_some() {
             return Err(AuthError::Malformed.into());
         }
         let verified = self.parts.authenticator.authenticate(first).await?;
-        if let Some(segment) = route::api_user_segment(head.uri.path()) {
+        if let Some(segment) = route::api_user_segment(head.path()) {
             if !verified.user_id.is_encoded_as(segment) {
                 return Err(GatewayError::ForbiddenUser);
             }
@@ -352,22 +344,9 @@ impl Proxy {
     }
 }
 
-/// The size of the request head as the client sent it (request line and header lines), so
-/// HTTP/1 and HTTP/2 requests meet the same limit.
-fn head_size(head: &request::Parts) -> usize {
-    let line = head.method.as_str().len()
-        + head.uri.path_and_query().map_or(1, |pq| pq.as_str().len())
-        + 12;
-    head.headers.iter().fold(line, |sum, (name, value)| {
-        sum + name.as_str().len() + value.len() + 4
-    })
-}
-
 /// The declared `Content-Length`; a malformed one is left to the engine, which refuses it.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
+fn content_length(head: &impl ClientHead) -> Option<u64> {
+    std::str::from_utf8(head.value(header::CONTENT_LENGTH)?)
         .ok()?
         .parse()
         .ok()

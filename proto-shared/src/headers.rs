@@ -29,10 +29,10 @@ const FOREIGN_IDENTITY_HEADERS: [&str; 8] = [
 
 /// True when a server anywhere could read `name` as an identity header: ours or a well-known
 /// foreign one, in any letter case and with `_` in place of `-` (CGI-style servers fold the two).
-pub fn is_identity_header(name: &str) -> bool {
+pub fn is_identity_header(name: impl AsRef<[u8]>) -> bool {
     // Compared in place, byte by byte, and only against names of the same length: this runs
     // for every header of every request.
-    let name = name.as_bytes();
+    let name = name.as_ref();
     let matches = |known: &str| {
         known.len() == name.len()
             && known.bytes().zip(name).all(|(known, &byte)| {

@@ -17,16 +17,21 @@ impl RequestId {
 
     /// The id carried by `headers`, or a fresh one.
     pub fn from_headers(headers: &HeaderMap) -> Self {
-        headers
-            .get(REQUEST_ID)
-            .filter(|value| {
-                let bytes = value.as_bytes();
-                !bytes.is_empty()
-                    && bytes.len() <= Self::MAX_LEN
-                    && bytes.iter().all(u8::is_ascii_graphic)
-            })
-            .map(|value| Self(value.clone()))
-            .unwrap_or_else(Self::generate)
+        match headers.get(REQUEST_ID) {
+            Some(value) if Self::is_sane(value.as_bytes()) => Self(value.clone()),
+            _ => Self::generate(),
+        }
+    }
+
+    /// The id a caller sent as the `x-request-id` value `sent`, or a fresh one.
+    pub fn from_value(sent: Option<&[u8]>) -> Self {
+        sent.filter(|bytes| Self::is_sane(bytes))
+            .and_then(|bytes| HeaderValue::from_bytes(bytes).ok())
+            .map_or_else(Self::generate, Self)
+    }
+
+    fn is_sane(bytes: &[u8]) -> bool {
+        !bytes.is_empty() && bytes.len() <= Self::MAX_LEN && bytes.iter().all(u8::is_ascii_graphic)
     }
 
     /// A fresh random id.
@@ -74,6 +79,20 @@ mod tests {
             let id = RequestId::from_headers(&headers);
             assert_ne!(id.as_str(), bad);
             assert_eq!(id.as_str().len(), 36, "a generated UUID");
+        }
+    }
+
+    #[test]
+    fn a_sent_value_is_judged_as_a_header_is() {
+        assert_eq!(RequestId::from_value(Some(b"abc-123")).as_str(), "abc-123");
+        assert_eq!(RequestId::from_value(None).as_str().len(), 36);
+        for bad in [&b""[..], b"has space", b"caf\xc3\xa9", &[b'x'; 129]] {
+            let id = RequestId::from_value(Some(bad));
+            assert_eq!(
+                id.as_str().len(),
+                36,
+                "{bad:?} is replaced by a generated UUID"
+            );
         }
     }
 }

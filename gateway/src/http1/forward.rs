@@ -7,19 +7,22 @@
 use std::{io, pin::Pin, time::Instant};
 
 use bytes::Buf;
-use http::{header, request, Method};
+use http::Method;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Sleep,
 };
 
 use super::{
-    head::{self, Parsed, ResponseHead},
+    head::{self, Parsed, RequestHead, ResponseHead},
     take_len,
     upstream::{self, UpstreamConnection},
     Answer, BadResponse, Connection,
 };
-use crate::{error::GatewayError, proxy::Upstream};
+use crate::{
+    error::GatewayError,
+    proxy::{ClientHead, Forwarding, Upstream},
+};
 
 /// A response head larger than this is refused as a bad upstream answer.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -45,18 +48,22 @@ impl Connection<'_> {
     pub(super) async fn forward(
         &mut self,
         upstream: &Upstream,
-        parts: &mut request::Parts,
+        head: &RequestHead,
+        forwarding: &Forwarding,
         body_left: &mut u64,
         mut deadline: Pin<&mut Sleep>,
     ) -> Result<Answer, GatewayError> {
         let limits = self.proxy.limits();
         let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
         let sent = Instant::now();
-        let retry_safe = *body_left == 0 && parts.method.is_idempotent();
+        let retry_safe = *body_left == 0 && head.method().is_idempotent();
         let exchange = async {
             let mut connection = self.upstreams.checkout(upstream, connect_timeout).await?;
             loop {
-                match self.send(&mut connection, parts, body_left).await {
+                match self
+                    .send(&mut connection, head, forwarding, body_left)
+                    .await
+                {
                     Ok(head) => return Ok(Answer::Upstream(head, connection, sent)),
                     Err(SendError::ClosedBeforeAnswer) if connection.reused && retry_safe => {
                         connection = upstream::connect(upstream, connect_timeout).await?;
@@ -88,12 +95,12 @@ impl Connection<'_> {
     async fn send(
         &mut self,
         connection: &mut UpstreamConnection,
-        parts: &mut request::Parts,
+        head: &RequestHead,
+        forwarding: &Forwarding,
         body_left: &mut u64,
     ) -> Result<ResponseHead, SendError> {
-        parts.headers.insert(header::HOST, connection.host.clone());
         self.out.clear();
-        head::write_request(&mut self.out, parts);
+        head::write_request(&mut self.out, head, forwarding, &connection.host);
         // Whatever of the body has arrived travels with the head, in one write.
         let buffered = take_len(*body_left, self.buf.len());
         self.out.extend_from_slice(&self.buf[..buffered]);
@@ -112,7 +119,7 @@ impl Connection<'_> {
         }
         // The request is out: `out` now collects the client's head.
         self.out.clear();
-        read_response_head(connection, &parts.method, &mut self.out).await
+        read_response_head(connection, head.method(), &mut self.out).await
     }
 }
 

@@ -1,5 +1,5 @@
-//! Message heads for the lean HTTP/1.1 engine: requests parsed with httparse into the same
-//! `http` types hyper produces (or refused as "not ours" for hyper to judge, `request.rs`),
+//! Message heads for the lean HTTP/1.1 engine: requests parsed with httparse and read in place
+//! (or refused as "not ours" for hyper to judge, `request.rs`),
 //! responses parsed with their body framing (`response.rs`), and both written back out as
 //! bytes (here).
 //!
@@ -8,7 +8,9 @@
 mod request;
 mod response;
 
-use http::{HeaderMap, HeaderValue, StatusCode};
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+
+use crate::proxy::{ClientHead, Forwarding};
 
 pub use request::{parse_request, RequestHead};
 pub use response::{parse_response, BadResponse, Framing, ResponseHead};
@@ -27,14 +29,34 @@ pub enum Parsed<T> {
     NotOurs,
 }
 
-/// Appends `METHOD target HTTP/1.1`, the headers and the blank line to `out`.
-pub fn write_request(out: &mut Vec<u8>, parts: &http::request::Parts) {
-    out.extend_from_slice(parts.method.as_str().as_bytes());
+/// Appends the head forwarded to the upstream at `host` to `out`: `METHOD target HTTP/1.1`,
+/// `Host`, the client's header lines that `forwarding` lets through, the gateway's own
+/// headers and the blank line.
+pub fn write_request(
+    out: &mut Vec<u8>,
+    head: &RequestHead,
+    forwarding: &Forwarding,
+    host: &HeaderValue,
+) {
+    out.extend_from_slice(head.method().as_str().as_bytes());
     out.push(b' ');
-    let target = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-    out.extend_from_slice(target.as_bytes());
+    out.extend_from_slice(head.target().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
-    write_headers(out, &parts.headers);
+    write_line(out, header::HOST.as_str().as_bytes(), host.as_bytes());
+    for (name, value) in forwarding.forwarded_lines(head) {
+        write_line(out, name, value);
+    }
+    forwarding.own_headers(head, |name, value| {
+        write_line(out, name.as_str().as_bytes(), value);
+    });
+    out.extend_from_slice(b"\r\n");
+}
+
+fn write_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend_from_slice(name);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Appends `HTTP/1.1 status reason`, the headers and the blank line to `out`.
@@ -57,10 +79,7 @@ pub(super) fn write_status_line(out: &mut Vec<u8>, status: StatusCode) {
 /// or a message.
 pub fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     for (name, value) in headers {
-        out.extend_from_slice(name.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        write_line(out, name.as_str().as_bytes(), value.as_bytes());
     }
     out.extend_from_slice(b"\r\n");
 }
@@ -72,15 +91,6 @@ fn decimal(value: &[u8]) -> Option<u64> {
         return None;
     }
     std::str::from_utf8(value).ok()?.parse().ok()
-}
-
-fn connection_tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
-    value.to_str().unwrap_or("").split(',').map(str::trim)
-}
-
-/// The items of a comma-separated header value, trimmed.
-fn list_tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value.split(|&byte| byte == b',').map(<[u8]>::trim_ascii)
 }
 
 #[cfg(test)]

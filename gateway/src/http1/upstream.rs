@@ -41,7 +41,9 @@ impl Upstreams {
         if let Some(index) = self
             .idle
             .iter()
-            .position(|connection| connection.authority == upstream.authority)
+            // Both are the configured authority, byte for byte: no need for a comparison
+            // that ignores case.
+            .position(|connection| connection.authority.as_str() == upstream.authority.as_str())
         {
             let connection = self.idle.swap_remove(index);
             if connection.is_open() {

@@ -247,15 +247,13 @@ async fn the_authorization_header_must_carry_one_bearer_token() {
     let case = Case::start().await;
     let token = case.issuer.token(Algorithm::Es256);
     let auth = &case.auth.auth;
-    let header = |raw: String| http::HeaderValue::from_str(&raw).unwrap();
     assert_eq!(auth.authenticate(None).await, Err(AuthError::Missing));
     assert!(auth
-        .authenticate(Some(&header(format!("bEaReR {token}"))))
+        .authenticate(Some(format!("bEaReR {token}").as_bytes()))
         .await
         .is_ok());
-    let basic = header("Basic dXNlcjpwYXNz".to_owned());
     assert_eq!(
-        auth.authenticate(Some(&basic)).await,
+        auth.authenticate(Some(b"Basic dXNlcjpwYXNz")).await,
         Err(AuthError::Missing)
     );
     for bad in [
@@ -263,7 +261,7 @@ async fn the_authorization_header_must_carry_one_bearer_token() {
         format!("Bearer {token} x"),
         "Bearer".to_owned(),
     ] {
-        let result = auth.authenticate(Some(&header(bad.clone()))).await;
+        let result = auth.authenticate(Some(bad.as_bytes())).await;
         assert_eq!(result, Err(AuthError::Malformed), "{bad}");
     }
 }

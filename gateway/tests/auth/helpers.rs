@@ -55,7 +55,9 @@ impl TestAuth {
 
     /// Authenticates `Bearer <token>`.
     pub async fn check(&self, token: &str) -> Result<Verified, AuthError> {
-        self.auth.authenticate(Some(&Issuer::bearer(token))).await
+        self.auth
+            .authenticate(Some(Issuer::bearer(token).as_bytes()))
+            .await
     }
 
     /// The value of one metric sample, e.g. `gateway_token_cache_hits_total` or

@@ -1,27 +1,81 @@
-//! Request heads: what a client sent, parsed with httparse into the same `http` types hyper
-//! produces, or refused as "not ours" for hyper to judge.
+//! Request heads: what a client sent, parsed with httparse and read by the request steps in
+//! place (`proxy/client_head.rs`), or refused as "not ours" for hyper to judge.
 
-use bytes::Bytes;
-use http::{header, request, HeaderMap, HeaderName, HeaderValue, Method, Request, Uri, Version};
+use std::ops::Range;
 
-use super::{connection_tokens, decimal, Parsed, MAX_HEADERS};
+use http::{header, uri::PathAndQuery, HeaderName, Method};
 
-/// A client's request head in the subset this engine serves.
+use super::{decimal, Parsed, MAX_HEADERS};
+use crate::proxy::{list_items, ClientHead};
+
+/// A client's request head in the subset this engine serves: a copy of its bytes, which the
+/// parsed header lines index, so a head costs no allocation per header. Reused from request
+/// to request.
 #[derive(Debug)]
 pub struct RequestHead {
-    pub parts: request::Parts,
+    bytes: Vec<u8>,
+    lines: Vec<Line>,
+    method: Method,
+    target: PathAndQuery,
     /// The body's length (0 without `Content-Length`).
     pub body_len: u64,
     /// The client asked to close the connection after this exchange.
     pub close: bool,
 }
 
-/// Parses a request head, accepting only unambiguous HTTP/1.1: an origin-form target, no
-/// `Transfer-Encoding`, at most one plain `Content-Length`, no `Expect`, no upgrade, no
-/// CONNECT. Every other request, valid or not, is `NotOurs`. The headers go into `spare`, a
-/// map a finished request left behind (emptied here), so its allocation is reused; a
-/// complete head takes it.
-pub fn parse_request(buf: &[u8], spare: &mut HeaderMap) -> Parsed<RequestHead> {
+/// Where a header line's name and value lie in [`RequestHead::bytes`].
+#[derive(Debug, Clone)]
+struct Line {
+    name: Range<usize>,
+    value: Range<usize>,
+}
+
+impl Default for RequestHead {
+    fn default() -> Self {
+        Self {
+            // Empty: taking a head out of the connection leaves one of these behind, and
+            // its buffers grow once, in the first head parsed into it.
+            bytes: Vec::new(),
+            lines: Vec::new(),
+            method: Method::GET,
+            target: PathAndQuery::from_static("/"),
+            body_len: 0,
+            close: false,
+        }
+    }
+}
+
+/// Every header line httparse passes is a valid `http` header: names are tokens and values
+/// hold no CR, LF, NUL or other control byte (httparse's tables and `HeaderValue`'s rules are
+/// the same), so lines relayed as bytes can neither split a header nor a message.
+impl ClientHead for RequestHead {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn target(&self) -> &str {
+        self.target.as_str()
+    }
+
+    fn path(&self) -> &str {
+        self.target.path()
+    }
+
+    fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.lines.iter().map(|line| {
+            (
+                &self.bytes[line.name.clone()],
+                &self.bytes[line.value.clone()],
+            )
+        })
+    }
+}
+
+/// Parses a request head into `head`, accepting only unambiguous HTTP/1.1: an origin-form
+/// target, no `Transfer-Encoding`, at most one plain `Content-Length`, no `Expect`, no
+/// upgrade, no CONNECT. Every other request, valid or not, is `NotOurs`. On `Complete`,
+/// `head` holds the request; otherwise its contents are meaningless.
+pub fn parse_request(buf: &[u8], head: &mut RequestHead) -> Parsed<()> {
     let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut request = httparse::Request::new(&mut lines);
     let len = match request.parse(buf) {
@@ -29,43 +83,13 @@ pub fn parse_request(buf: &[u8], spare: &mut HeaderMap) -> Parsed<RequestHead> {
         Ok(httparse::Status::Partial) => return Parsed::Partial,
         Err(_) => return Parsed::NotOurs,
     };
-    match head_of(&request, Head::copy(buf, len), spare) {
-        Some(head) => Parsed::Complete(head, len),
+    match fill(head, &request, &buf[..len]) {
+        Some(()) => Parsed::Complete((), len),
         None => Parsed::NotOurs,
     }
 }
 
-/// One copy of a head's bytes, which every header value and the target then share, instead
-/// of an allocation for each.
-struct Head<'a> {
-    original: &'a [u8],
-    copy: Bytes,
-}
-
-impl<'a> Head<'a> {
-    fn copy(buf: &'a [u8], len: usize) -> Self {
-        Self {
-            original: &buf[..len],
-            copy: Bytes::copy_from_slice(&buf[..len]),
-        }
-    }
-
-    /// The copy of `part`, a slice httparse returned from the original.
-    fn share(&self, part: &[u8]) -> Bytes {
-        let start = part.as_ptr() as usize - self.original.as_ptr() as usize;
-        self.copy.slice(start..start + part.len())
-    }
-
-    fn value(&self, part: &[u8]) -> Option<HeaderValue> {
-        HeaderValue::from_maybe_shared(self.share(part)).ok()
-    }
-}
-
-fn head_of(
-    request: &httparse::Request<'_, '_>,
-    head: Head<'_>,
-    headers: &mut HeaderMap,
-) -> Option<RequestHead> {
+fn fill(head: &mut RequestHead, request: &httparse::Request<'_, '_>, raw: &[u8]) -> Option<()> {
     if request.version != Some(1) {
         return None;
     }
@@ -74,43 +98,43 @@ fn head_of(
     if method == Method::CONNECT || !target.starts_with('/') {
         return None;
     }
-    let uri = Uri::from_maybe_shared(head.share(target.as_bytes())).ok()?;
-    // Room for what the gateway adds on the way upstream, so the map does not grow.
-    headers.clear();
-    headers.reserve(request.headers.len() + 8);
+    // What hyper would do with the target (it drops a `#fragment`, for one), so the target
+    // signed and sent is the one hyper's path would sign and send.
+    head.target = PathAndQuery::try_from(target).ok()?;
+    head.method = method;
+    // Offsets into `raw`, which is copied whole below.
+    let offset = |part: &[u8]| part.as_ptr() as usize - raw.as_ptr() as usize;
+    let span = |part: &[u8]| offset(part)..offset(part) + part.len();
+    head.lines.clear();
     let mut body_len = None;
     let mut close = false;
     for line in request.headers.iter() {
-        let name = HeaderName::from_bytes(line.name.as_bytes()).ok()?;
-        let value = head.value(line.value)?;
-        match name {
-            header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => return None,
-            header::CONTENT_LENGTH => {
-                if body_len.is_some() {
+        let name = line.name.as_bytes();
+        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
+        if is(&header::TRANSFER_ENCODING) || is(&header::EXPECT) || is(&header::UPGRADE) {
+            return None;
+        }
+        if is(&header::CONTENT_LENGTH) {
+            if body_len.is_some() {
+                return None;
+            }
+            body_len = Some(decimal(line.value)?);
+        } else if is(&header::CONNECTION) {
+            for token in list_items(line.value) {
+                if token.eq_ignore_ascii_case(b"upgrade") {
                     return None;
                 }
-                body_len = Some(decimal(line.value)?);
+                close |= token.eq_ignore_ascii_case(b"close");
             }
-            header::CONNECTION => {
-                for token in connection_tokens(&value) {
-                    if token.eq_ignore_ascii_case("upgrade") {
-                        return None;
-                    }
-                    close |= token.eq_ignore_ascii_case("close");
-                }
-            }
-            _ => {}
         }
-        headers.append(name, value);
+        head.lines.push(Line {
+            name: span(name),
+            value: span(line.value),
+        });
     }
-    let (mut parts, ()) = Request::new(()).into_parts();
-    parts.method = method;
-    parts.uri = uri;
-    parts.version = Version::HTTP_11;
-    parts.headers = std::mem::take(headers);
-    Some(RequestHead {
-        parts,
-        body_len: body_len.unwrap_or(0),
-        close,
-    })
+    head.bytes.clear();
+    head.bytes.extend_from_slice(raw);
+    head.body_len = body_len.unwrap_or(0);
+    head.close = close;
+    Some(())
 }

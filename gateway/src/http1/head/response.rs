@@ -3,7 +3,8 @@
 
 use http::{Method, StatusCode, Version};
 
-use super::{decimal, list_tokens, write_status_line, Parsed, MAX_HEADERS};
+use super::{decimal, write_status_line, Parsed, MAX_HEADERS};
+use crate::proxy::list_items;
 
 /// How an upstream's response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,7 @@ pub fn parse_response(
             chunked = true;
         } else if name.eq_ignore_ascii_case(b"connection") {
             connection = true;
-            close |= list_tokens(line.value).any(|token| token.eq_ignore_ascii_case(b"close"));
+            close |= list_items(line.value).any(|token| token.eq_ignore_ascii_case(b"close"));
         }
     }
     let framing = if status.is_informational()
@@ -127,7 +128,7 @@ pub fn parse_response(
                 && headers
                     .iter()
                     .filter(|line| line.name.eq_ignore_ascii_case("connection"))
-                    .flat_map(|line| list_tokens(line.value))
+                    .flat_map(|line| list_items(line.value))
                     .any(|token| token.eq_ignore_ascii_case(name))
         };
         let unframed_length = framing == Framing::Chunked;
