@@ -3,11 +3,15 @@
 //! registered by `auth.rs` in the same registry. Labels are fixed words, never raw paths or
 //! user input, so a client cannot grow the series count.
 
+use std::{ops::Range, sync::Arc, sync::OnceLock};
+
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
     registry::Registry,
 };
+
+use crate::proxy::RouteClass;
 
 /// `route` and `status` of a finished request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -35,6 +39,21 @@ pub struct Metrics {
     refusals: Family<RefusalLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram>,
     in_flight: Gauge,
+    resolved: Arc<Resolved>,
+}
+
+/// The statuses whose request counters are kept at hand.
+const STATUSES: Range<u16> = 100..600;
+
+/// Series of the per-request metrics, each looked up in its family once, at its first use,
+/// and kept: a family lookup hashes the labels and takes a lock, on every request. A series
+/// appears in the exposition only once used, as before.
+#[derive(Debug)]
+struct Resolved {
+    /// By route class, then status (`STATUSES`).
+    requests: Box<[OnceLock<Counter>]>,
+    /// By route class.
+    upstream_latency: [OnceLock<Histogram>; RouteClass::ALL.len()],
 }
 
 impl Metrics {
@@ -50,6 +69,12 @@ impl Metrics {
                 ))
             }),
             in_flight: Gauge::default(),
+            resolved: Arc::new(Resolved {
+                requests: (0..RouteClass::ALL.len() * STATUSES.len())
+                    .map(|_| OnceLock::new())
+                    .collect(),
+                upstream_latency: Default::default(),
+            }),
         };
         let registry = registry.sub_registry_with_prefix("gateway");
         registry.register(
@@ -76,9 +101,18 @@ impl Metrics {
     }
 
     /// Counts one answered request.
-    pub fn request(&self, route: &'static str, status: u16) {
-        self.requests
-            .get_or_create(&RequestLabels { route, status })
+    pub fn request(&self, class: RouteClass, status: u16) {
+        let labels = || RequestLabels {
+            route: class.as_str(),
+            status,
+        };
+        if !STATUSES.contains(&status) {
+            self.requests.get_or_create(&labels()).inc();
+            return;
+        }
+        let slot = class as usize * STATUSES.len() + usize::from(status - STATUSES.start);
+        self.resolved.requests[slot]
+            .get_or_init(|| self.requests.get_or_create(&labels()).clone())
             .inc();
     }
 
@@ -88,9 +122,14 @@ impl Metrics {
     }
 
     /// Records how long an upstream took to send its response headers.
-    pub fn upstream_latency(&self, route: &'static str, seconds: f64) {
-        self.upstream_latency
-            .get_or_create(&UpstreamLabels { route })
+    pub fn upstream_latency(&self, class: RouteClass, seconds: f64) {
+        self.resolved.upstream_latency[class as usize]
+            .get_or_init(|| {
+                let route = class.as_str();
+                self.upstream_latency
+                    .get_or_create(&UpstreamLabels { route })
+                    .clone()
+            })
             .observe(seconds);
     }
 
@@ -108,5 +147,36 @@ pub struct InFlight(Gauge);
 impl Drop for InFlight {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn series_kept_at_hand_are_the_exposed_ones() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        for status in [200, 200, 999] {
+            metrics.request(RouteClass::Api, status);
+        }
+        metrics.request(RouteClass::Public, 200);
+        metrics.upstream_latency(RouteClass::Api, 0.001);
+        metrics.upstream_latency(RouteClass::Api, 0.002);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for sample in [
+            r#"gateway_requests_total{route="api",status="200"} 2"#,
+            r#"gateway_requests_total{route="api",status="999"} 1"#,
+            r#"gateway_requests_total{route="public",status="200"} 1"#,
+            r#"gateway_upstream_latency_seconds_count{route="api"} 2"#,
+        ] {
+            assert!(text.contains(sample), "{sample} missing from:\n{text}");
+        }
+        assert!(
+            !text.contains(r#"route="health""#),
+            "unused series stay out"
+        );
     }
 }

@@ -202,7 +202,7 @@ impl Proxy {
     pub fn upstream_latency(&self, exchange: &Exchange, sent: Instant) {
         self.parts
             .metrics
-            .upstream_latency(exchange.class.as_str(), sent.elapsed().as_secs_f64());
+            .upstream_latency(exchange.class, sent.elapsed().as_secs_f64());
     }
 
     /// The response for a refusal, counted.
@@ -228,7 +228,7 @@ impl Proxy {
             .cors
             .decorate(exchange.cors_origin.as_ref(), exchange.preflight, headers);
         let status = status.as_u16();
-        self.parts.metrics.request(exchange.class.as_str(), status);
+        self.parts.metrics.request(exchange.class, status);
         tracing::info!(
             request_id = %exchange.request_id,
             route = exchange.class.as_str(),

@@ -52,7 +52,7 @@ pub fn write_request(
     out.extend_from_slice(b"\r\n");
 }
 
-fn write_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+pub(super) fn write_line(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(name);
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);

@@ -101,6 +101,9 @@ pub enum RouteClass {
 }
 
 impl RouteClass {
+    /// Every class, in declaration order (`class as usize` indexes this).
+    pub const ALL: [Self; 4] = [Self::Health, Self::Public, Self::Api, Self::NotFound];
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {

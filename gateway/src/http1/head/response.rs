@@ -51,7 +51,7 @@ pub enum BadResponse {
 /// gets the client's status line and the upstream's header lines the client may see: all but
 /// hop-by-hop headers, those its `Connection` header names and those the gateway decides
 /// (`proxy::is_gateway_response_header`), and a `Content-Length` that chunked framing
-/// overrides. The lines are copied as they came, names lower-cased as hyper writes them:
+/// overrides. The lines are copied as they came, names in their letter case as nginx does:
 /// httparse accepts exactly the bytes `HeaderName` and `HeaderValue` accept (checked for every
 /// byte value when this was written), so nothing goes out that a `HeaderMap` would have
 /// refused.
@@ -142,10 +142,7 @@ pub fn parse_response(
             if !dropped {
                 // Only a `Date` that reaches the client counts (`Connection` may name it).
                 dated |= name.eq_ignore_ascii_case(b"date");
-                out.extend(name.iter().map(u8::to_ascii_lowercase));
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(line.value);
-                out.extend_from_slice(b"\r\n");
+                super::write_line(out, name, line.value);
             }
         }
     }

@@ -139,8 +139,8 @@ fn only_what_the_client_may_see_is_relayed() {
     );
     assert_eq!(
         relayed_head,
-        "HTTP/1.1 201 Created\r\ncontent-type: application/json\r\nset-cookie: a=1\r\n\
-         date: Mon, 30 Nov 2026 13:00:00 GMT\r\nset-cookie: b=2\r\ncontent-length: 2\r\n"
+        "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n\
+         Date: Mon, 30 Nov 2026 13:00:00 GMT\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n"
     );
 }
 
