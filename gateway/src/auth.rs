@@ -28,6 +28,7 @@ pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 use crate::jwks::{JwksCache, JwksConfig};
 use claims::ClaimRules;
 use jwt::Jws;
+pub use token_cache::LastToken;
 use token_cache::{CachedToken, TokenCache};
 
 /// Everything token verification needs, built by `config.rs` from env and flags.
@@ -178,6 +179,17 @@ impl Authenticator {
 
     /// Verifies the value of an `Authorization` header.
     pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Verified, AuthError> {
+        self.authenticate_on(authorization, &mut LastToken::default())
+            .await
+    }
+
+    /// Verifies the value of an `Authorization` header that arrived on the connection whose
+    /// last token `last` remembers.
+    pub async fn authenticate_on(
+        &self,
+        authorization: Option<&[u8]>,
+        last: &mut LastToken,
+    ) -> Result<Verified, AuthError> {
         let inner = &*self.inner;
         let token = bearer::token(authorization)?;
         // Without a usable key set nothing can be judged: 503, not 401, even for cached tokens.
@@ -185,8 +197,15 @@ impl Authenticator {
             .jwks
             .current()
             .map_err(|_| AuthError::KeysUnavailable)?;
-        let hash = inner.tokens.hash(token);
-        if let Some(cached) = inner.tokens.get(&hash) {
+        let (hash, cached) = match last.recall(token) {
+            Some(recalled) => recalled,
+            None => {
+                let hash = inner.tokens.hash(token);
+                (hash, inner.tokens.get(&hash))
+            }
+        };
+        if let Some(cached) = cached {
+            // The same judgement for an entry from the cache or from the connection.
             let still_valid = keys.still_has(&cached.kid, &cached.fingerprint)
                 && claims::unexpired(
                     cached.verified.expires_at as f64,
@@ -195,10 +214,13 @@ impl Authenticator {
                 );
             if still_valid {
                 inner.tokens.record(true);
-                return Ok(cached.verified.clone());
+                let verified = cached.verified.clone();
+                last.remember(token, hash, cached);
+                return Ok(verified);
             }
             // Its key was removed or replaced: verify afresh, which gives the precise reason.
             inner.tokens.remove(&hash);
+            last.forget();
         }
         inner.tokens.record(false);
 
@@ -224,7 +246,7 @@ impl Authenticator {
             .rules
             .check(&payload, claims::now())
             .map_err(|err| refused(&jws, err))?;
-        inner.tokens.insert(
+        let cached = inner.tokens.insert(
             hash,
             CachedToken {
                 verified: verified.clone(),
@@ -232,6 +254,9 @@ impl Authenticator {
                 fingerprint: key.fingerprint,
             },
         );
+        if let Some(cached) = cached {
+            last.remember(token, hash, cached);
+        }
         Ok(verified)
     }
 }

@@ -45,6 +45,7 @@ use self::{
     upstream::{UpstreamConnection, Upstreams},
 };
 use crate::{
+    auth::LastToken,
     proxy::{ClientAddr, Proxy, Step},
     server::Replay,
 };
@@ -70,6 +71,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
         out: Vec::with_capacity(4096),
         extra_headers: HeaderMap::new(),
         spare_head: RequestHead::default(),
+        last_token: LastToken::default(),
         upstreams: Upstreams::default(),
     };
     let mut timers = Timers::new(proxy);
@@ -118,6 +120,8 @@ struct Connection<'p> {
     extra_headers: HeaderMap,
     /// The last request's head, for the next request to fill: its buffers are reused.
     spare_head: RequestHead,
+    /// The token this connection last presented, and what it proved.
+    last_token: LastToken,
     upstreams: Upstreams,
 }
 
@@ -239,7 +243,7 @@ impl Connection<'_> {
     /// One request, start to finish.
     async fn exchange(&mut self, head: RequestHead, deadline: Pin<&mut Sleep>) -> io::Result<Next> {
         let proxy = self.proxy;
-        let (mut exchange, step) = proxy.prepare(&head, self.peer).await;
+        let (mut exchange, step) = proxy.prepare(&head, self.peer, &mut self.last_token).await;
         let mut body_left = head.body_len;
         let answer = match step {
             Ok(Step::Forward(upstream, forwarding)) => {

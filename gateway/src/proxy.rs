@@ -29,7 +29,7 @@ pub use headers::{
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
-    auth::{AuthError, Authenticator},
+    auth::{AuthError, Authenticator, LastToken},
     body::{full, GatewayBody, Guarded, LimitedBody},
     config::Limits,
     cors::{Cors, Preflight},
@@ -131,7 +131,8 @@ impl Proxy {
         dedicated: Option<&Dedicated>,
     ) -> Response<GatewayBody> {
         let (mut head, body) = request.into_parts();
-        let (mut exchange, step) = self.prepare(&head, client).await;
+        // hyper serves each request on its own: no token is remembered between them.
+        let (mut exchange, step) = self.prepare(&head, client, &mut LastToken::default()).await;
         let answered = match step {
             Ok(Step::Answer(response)) => Ok(response.map(full)),
             Ok(Step::Forward(upstream, forwarding)) => {
@@ -174,10 +175,12 @@ impl Proxy {
 
     /// Runs the steps before forwarding on a request head: route, limits, CORS,
     /// authenticate, strip client identity, sign. The request body stays with the engine.
+    /// `last_token` is the client connection's memory of the token it last presented.
     pub async fn prepare(
         &self,
         head: &impl ClientHead,
         client: &ClientAddr,
+        last_token: &mut LastToken,
     ) -> (Exchange, Result<Step<'_>, GatewayError>) {
         let started = Instant::now();
         // Routed once: the class labels the log and metrics, the route drives dispatch.
@@ -194,7 +197,9 @@ impl Proxy {
             permit: None,
             reason: None,
         };
-        let step = self.steps(head, route, client, &mut exchange).await;
+        let step = self
+            .steps(head, route, client, last_token, &mut exchange)
+            .await;
         (exchange, step)
     }
 
@@ -247,6 +252,7 @@ impl Proxy {
         head: &impl ClientHead,
         route: Route<'a>,
         client: &ClientAddr,
+        last_token: &mut LastToken,
         exchange: &mut Exchange,
     ) -> Result<Step<'a>, GatewayError> {
         let parts = &*self.parts;
@@ -285,7 +291,7 @@ impl Proxy {
         }
 
         let user = match route {
-            Route::Api => Some(self.authenticate(head).await?),
+            Route::Api => Some(self.authenticate(head, last_token).await?),
             _ => None,
         };
 
@@ -304,14 +310,22 @@ impl Proxy {
     }
 
     /// Verifies the bearer token and that a `/api/{user_id}/...` path names its user.
-    async fn authenticate(&self, head: &impl ClientHead) -> Result<UserId, GatewayError> {
+    async fn authenticate(
+        &self,
+        head: &impl ClientHead,
+        last_token: &mut LastToken,
+    ) -> Result<UserId, GatewayError> {
         // Two credentials are refused, not chosen between: another hop might pick the other.
         let mut authorization = head.values(header::AUTHORIZATION);
         let first = authorization.next();
         if authorization.next().is_some() {
             return Err(AuthError::Malformed.into());
         }
-        let verified = self.parts.authenticator.authenticate(first).await?;
+        let verified = self
+            .parts
+            .authenticator
+            .authenticate_on(first, last_token)
+            .await?;
         if let Some(segment) = route::api_user_segment(head.path()) {
             if !verified.user_id.is_encoded_as(segment) {
                 return Err(GatewayError::ForbiddenUser);

@@ -162,10 +162,46 @@ impl TokenCache {
         }
     }
 
-    /// Remembers a verified token.
-    pub fn insert(&self, hash: TokenHash, entry: CachedToken) {
-        if let Some(cache) = &self.cache {
-            cache.insert(hash, Arc::new(entry));
+    /// Remembers a verified token; the entry as remembered, unless caching is off.
+    pub fn insert(&self, hash: TokenHash, entry: CachedToken) -> Option<Arc<CachedToken>> {
+        let cache = self.cache.as_ref()?;
+        let entry = Arc::new(entry);
+        cache.insert(hash, entry.clone());
+        Some(entry)
+    }
+}
+
+/// The last token a client connection presented, and its cache entry. A client on a
+/// kept-alive connection sends the same token request after request, and comparing it with
+/// the last one costs a fraction of hashing it and looking the hash up. A recalled entry is
+/// judged exactly as one from the cache (its key still published, its `exp` not passed), so
+/// it proves nothing the cache would not. Owned by one connection, never shared; only
+/// entries the cache holds are remembered, so with caching off it stays empty.
+#[derive(Debug, Default)]
+pub struct LastToken {
+    token: Vec<u8>,
+    entry: Option<(TokenHash, Arc<CachedToken>)>,
+}
+
+impl LastToken {
+    /// The cache key and entry of `token`, if it is the token remembered.
+    pub(super) fn recall(&self, token: &str) -> Option<(TokenHash, Option<Arc<CachedToken>>)> {
+        let (hash, entry) = self.entry.as_ref()?;
+        (self.token == token.as_bytes()).then(|| (*hash, Some(entry.clone())))
+    }
+
+    /// Remembers `token` and its entry.
+    pub(super) fn remember(&mut self, token: &str, hash: TokenHash, entry: Arc<CachedToken>) {
+        if self.token != token.as_bytes() {
+            self.token.clear();
+            self.token.extend_from_slice(token.as_bytes());
         }
+        self.entry = Some((hash, entry));
+    }
+
+    /// Forgets the token: its entry no longer holds.
+    pub(super) fn forget(&mut self) {
+        self.token.clear();
+        self.entry = None;
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gateway::auth::{AuthConfig, AuthError, Authenticator, Verified};
+use gateway::auth::{AuthConfig, AuthError, Authenticator, LastToken, Verified};
 use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
@@ -57,6 +57,13 @@ impl TestAuth {
     pub async fn check(&self, token: &str) -> Result<Verified, AuthError> {
         self.auth
             .authenticate(Some(Issuer::bearer(token).as_bytes()))
+            .await
+    }
+
+    /// Authenticates `Bearer <token>` as sent on the connection that `last` belongs to.
+    pub async fn check_on(&self, token: &str, last: &mut LastToken) -> Result<Verified, AuthError> {
+        self.auth
+            .authenticate_on(Some(Issuer::bearer(token).as_bytes()), last)
             .await
     }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use gateway::auth::{Algorithm, AuthConfig, AuthError};
+use gateway::auth::{Algorithm, AuthConfig, AuthError, LastToken};
 
 use crate::helpers::{config, TestAuth};
 use crate::support::issuer::{Behaviour, Issuer};
@@ -56,9 +56,11 @@ async fn a_removed_key_stops_working_after_the_next_refresh_even_for_cached_toke
     let auth = TestAuth::ready(fast_refresh(&issuer)).await;
     for alg in [Algorithm::Es256, Algorithm::Es512] {
         let token = issuer.token(alg);
-        assert!(auth.check(&token).await.is_ok());
+        // Sent on one connection, which remembers it as well as the cache does.
+        let mut connection = LastToken::default();
+        assert!(auth.check_on(&token, &mut connection).await.is_ok());
         let hits = auth.metric("gateway_token_cache_hits_total");
-        assert!(auth.check(&token).await.is_ok());
+        assert!(auth.check_on(&token, &mut connection).await.is_ok());
         assert_eq!(
             auth.metric("gateway_token_cache_hits_total"),
             hits + 1.0,
@@ -68,6 +70,11 @@ async fn a_removed_key_stops_working_after_the_next_refresh_even_for_cached_toke
         issuer.remove_key(&issuer.key(alg).kid);
         let fetches = issuer.fetches();
         issuer.wait_for_fetches(fetches + 2).await; // a refresh that started after the removal
+        assert_eq!(
+            auth.check_on(&token, &mut connection).await,
+            Err(AuthError::UnknownKey),
+            "{alg}, remembered by the connection"
+        );
         assert_eq!(
             auth.check(&token).await,
             Err(AuthError::UnknownKey),

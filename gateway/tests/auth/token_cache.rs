@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use gateway::auth::{Algorithm, AuthError};
+use gateway::auth::{Algorithm, AuthError, LastToken};
 use serde_json::json;
 
 use crate::helpers::{config, TestAuth};
@@ -66,9 +66,64 @@ async fn capacity_zero_switches_the_cache_off() {
     config.token_cache_capacity = 0;
     let auth = TestAuth::ready(config).await;
     let token = issuer.token(Algorithm::Rs256);
+    let mut connection = LastToken::default();
     for _ in 0..3 {
         assert!(auth.check(&token).await.is_ok());
+        assert!(auth.check_on(&token, &mut connection).await.is_ok());
     }
     assert_eq!(auth.metric("gateway_token_cache_hits_total"), 0.0);
-    assert_eq!(auth.metric("gateway_token_cache_misses_total"), 3.0);
+    assert_eq!(auth.metric("gateway_token_cache_misses_total"), 6.0);
+}
+
+#[tokio::test]
+async fn a_connection_recalls_its_last_token_and_nothing_else() {
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(config(&issuer)).await;
+    let alice = issuer.token_for(Algorithm::EdDsa, "alice");
+    let bob = issuer.token_for(Algorithm::EdDsa, "bob");
+    let mut connection = LastToken::default();
+    let user = |verified: Result<gateway::auth::Verified, AuthError>| {
+        verified.unwrap().user_id.as_str().to_owned()
+    };
+    for (token, expected) in [(&alice, "alice"), (&alice, "alice"), (&bob, "bob")] {
+        assert_eq!(user(auth.check_on(token, &mut connection).await), expected);
+    }
+    assert_eq!(user(auth.check_on(&alice, &mut connection).await), "alice");
+    assert_eq!(user(auth.check_on(&bob, &mut connection).await), "bob");
+    // alice twice: one miss, one hit; bob: a miss; then each from the cache.
+    assert_eq!(auth.metric("gateway_token_cache_misses_total"), 2.0);
+    assert_eq!(auth.metric("gateway_token_cache_hits_total"), 3.0);
+    // A token one character off the remembered one is judged afresh, and refused.
+    let (kept, last) = bob.split_at(bob.len() - 1);
+    let forged = format!("{kept}{}", if last == "x" { "y" } else { "x" });
+    assert!(auth.check_on(&forged, &mut connection).await.is_err());
+    assert_eq!(user(auth.check_on(&bob, &mut connection).await), "bob");
+}
+
+#[tokio::test]
+async fn a_token_a_connection_remembers_is_refused_once_it_expires() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.leeway = Duration::ZERO;
+    let auth = TestAuth::ready(config).await;
+    let key = issuer.key(Algorithm::Es256);
+    let mut claims = issuer.claims("user-1");
+    let exp = unix_now() + 2;
+    claims["exp"] = json!(exp);
+    let token = key.mint(&key.header(), &claims);
+    let mut connection = LastToken::default();
+    assert!(auth.check_on(&token, &mut connection).await.is_ok());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match auth.check_on(&token, &mut connection).await {
+            Ok(_) => assert!(tokio::time::Instant::now() < deadline, "never expired"),
+            Err(err) => {
+                assert_eq!(err, AuthError::Expired);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(unix_now() >= exp, "refused before its exp");
+    assert!(auth.metric("gateway_token_cache_hits_total") >= 1.0);
 }

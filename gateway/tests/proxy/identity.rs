@@ -44,6 +44,52 @@ async fn spoofed_identity_headers_in_any_spelling_are_replaced_by_a_valid_creden
 }
 
 #[tokio::test]
+async fn each_request_on_a_kept_alive_connection_carries_its_own_tokens_user() {
+    // The connection remembers its last token; a different one must never borrow its user.
+    let gateway = spawn_gateway().await;
+    let mut connection = raw::RawConnection::open(gateway.address).await;
+    let users = ["alice", "alice", "bob", "alice", "bob", "bob"];
+    for user in users {
+        let token = gateway.token(user);
+        connection
+            .write(format!(
+                "GET /api/{user}/tasks HTTP/1.1\r\nHost: gw\r\n\
+                 Authorization: Bearer {token}\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(connection.read_response().await.status, 200, "{user}");
+    }
+    // A token that differs from the last one only in its signature is refused.
+    let token = gateway.token("bob");
+    let forged = format!("{}A", &token[..token.len() - 1]);
+    let forged = if forged == token {
+        format!("{}B", &token[..token.len() - 1])
+    } else {
+        forged
+    };
+    connection
+        .write(format!(
+            "GET /api/bob/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {forged}\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(connection.read_response().await.status, 401);
+
+    let seen = gateway.upstream.seen();
+    assert_eq!(
+        seen.len(),
+        users.len(),
+        "the forged request never reached it"
+    );
+    for (request, user) in seen.iter().zip(users) {
+        let verified = verifier()
+            .verify(&Method::GET, &request.target, &request.headers, unix_now())
+            .expect("the upstream accepts the gateway's credential");
+        assert_eq!(verified.unwrap().as_str(), user);
+        assert_eq!(request.target, format!("/api/{user}/tasks"));
+    }
+}
+
+#[tokio::test]
 async fn authorization_is_not_forwarded_to_the_api_by_default() {
     let gateway = spawn_gateway().await;
     let response = gateway
