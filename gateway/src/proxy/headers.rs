@@ -7,7 +7,10 @@
 use std::net::{IpAddr, SocketAddr};
 
 use http::{header, request, HeaderMap, HeaderName, HeaderValue};
-use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
+use proto_shared::{
+    headers::{is_identity_header, length_mask, may_have_length},
+    IdentityHeaders, RequestId,
+};
 
 use super::ClientHead;
 
@@ -26,9 +29,11 @@ const HOP_BY_HOP: [&str; 8] = [
 
 /// Whether `name`, in any letter case, is a hop-by-hop header.
 pub fn is_hop_by_hop(name: &[u8]) -> bool {
-    HOP_BY_HOP
-        .iter()
-        .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
+    const LENGTHS: u64 = length_mask(&HOP_BY_HOP);
+    may_have_length(LENGTHS, name.len())
+        && HOP_BY_HOP
+            .iter()
+            .any(|hop| name.eq_ignore_ascii_case(hop.as_bytes()))
 }
 
 /// Whether `name`, in any letter case, is a response header the gateway alone decides, so an

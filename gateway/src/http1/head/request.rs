@@ -15,6 +15,9 @@ use crate::proxy::{list_items, ClientHead};
 pub struct RequestHead {
     bytes: Vec<u8>,
     lines: Vec<Line>,
+    /// [`length_bit`] of every header name here: most names the steps look for are absent,
+    /// and this tells so without a scan.
+    name_lengths: u64,
     method: Method,
     target: PathAndQuery,
     /// The body's length (0 without `Content-Length`).
@@ -37,6 +40,7 @@ impl Default for RequestHead {
             // its buffers grow once, in the first head parsed into it.
             bytes: Vec::new(),
             lines: Vec::new(),
+            name_lengths: 0,
             method: Method::GET,
             target: PathAndQuery::from_static("/"),
             body_len: 0,
@@ -62,13 +66,32 @@ impl ClientHead for RequestHead {
     }
 
     fn lines(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.lines.iter().map(|line| {
-            (
-                &self.bytes[line.name.clone()],
-                &self.bytes[line.value.clone()],
-            )
-        })
+        self.lines.iter().map(|line| self.line(line))
     }
+
+    fn values(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> {
+        let present = self.name_lengths & length_bit(name.as_str().len()) != 0;
+        let lines = if present { &self.lines[..] } else { &[] };
+        lines
+            .iter()
+            .map(|line| self.line(line))
+            .filter(move |(sent, _)| sent.eq_ignore_ascii_case(name.as_str().as_bytes()))
+            .map(|(_, value)| value)
+    }
+}
+
+impl RequestHead {
+    fn line(&self, line: &Line) -> (&[u8], &[u8]) {
+        (
+            &self.bytes[line.name.clone()],
+            &self.bytes[line.value.clone()],
+        )
+    }
+}
+
+/// One bit per name length, the last shared by all names of 63 bytes or more.
+fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// Parses a request head into `head`, accepting only unambiguous HTTP/1.1: an origin-form
@@ -106,6 +129,7 @@ fn fill(head: &mut RequestHead, request: &httparse::Request<'_, '_>, raw: &[u8])
     let offset = |part: &[u8]| part.as_ptr() as usize - raw.as_ptr() as usize;
     let span = |part: &[u8]| offset(part)..offset(part) + part.len();
     head.lines.clear();
+    head.name_lengths = 0;
     let mut body_len = None;
     let mut close = false;
     for line in request.headers.iter() {
@@ -127,6 +151,7 @@ fn fill(head: &mut RequestHead, request: &httparse::Request<'_, '_>, raw: &[u8])
                 close |= token.eq_ignore_ascii_case(b"close");
             }
         }
+        head.name_lengths |= length_bit(name.len());
         head.lines.push(Line {
             name: span(name),
             value: span(line.value),

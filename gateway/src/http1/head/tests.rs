@@ -197,6 +197,10 @@ mod properties {
     use super::*;
     use proptest::prelude::*;
 
+    /// Longer than the 63 bytes a name's length bit tells apart.
+    const LONG_NAME: &str =
+        "X-LongLongLongLongLongLongLongLongLongLongLongLongLongLongLongLongLong";
+
     /// Header lines a request smuggler or a confused client would send, in any case, most
     /// of them about framing.
     fn header_line() -> impl Strategy<Value = String> {
@@ -219,6 +223,10 @@ mod properties {
             1 => pick(&["Expect"], &["100-continue"]),
             1 => pick(&["Upgrade"], &["websocket", "h2c"]),
             1 => pick(&["Host", "X-Other"], &["gw", "a\tb", ""]),
+            2 => pick(
+                &["Authorization", "X-Request-Id", "X_Request_Id", LONG_NAME, "Origin"],
+                &["Bearer a.b.c", "r1", ""],
+            ),
         ];
         (line, any::<bool>(), any::<bool>()).prop_map(|((name, value), upper, shout)| {
             let name = if upper {
@@ -288,6 +296,16 @@ mod properties {
             for (name, value) in head.lines() {
                 prop_assert!(HeaderName::from_bytes(name).is_ok(), "{:?}", name);
                 prop_assert!(HeaderValue::from_bytes(value).is_ok(), "{:?}", value);
+            }
+            // The quick lookup finds exactly what a scan of every line finds.
+            for name in ["authorization", "x-request-id", "origin", "host", "connection", LONG_NAME] {
+                let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+                let scanned: Vec<&[u8]> = head
+                    .lines()
+                    .filter(|(sent, _)| sent.eq_ignore_ascii_case(name.as_str().as_bytes()))
+                    .map(|(_, value)| value)
+                    .collect();
+                prop_assert_eq!(head.values(name.clone()).collect::<Vec<_>>(), scanned, "{}", name);
             }
             for refused in ["transfer-encoding", "expect", "upgrade"] {
                 prop_assert!(values(&raw, refused).is_empty(), "{} in {:?}", refused, raw);
