@@ -25,7 +25,7 @@ pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use bearer::MAX_TOKEN_LEN;
 pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 
-use crate::jwks::{JwksCache, JwksConfig};
+use crate::jwks::{JwksCache, JwksConfig, KeySet};
 use claims::ClaimRules;
 use jwt::Jws;
 pub use token_cache::LastToken;
@@ -191,28 +191,19 @@ impl Authenticator {
         last: &mut LastToken,
     ) -> Result<Verified, AuthError> {
         let inner = &*self.inner;
-        let token = bearer::token(authorization)?;
+        let presented = bearer::credentials(authorization)?;
+        if let Some(verified) = self.recall(presented, last)? {
+            return Ok(verified);
+        }
+        let token = bearer::validate(presented)?;
         // Without a usable key set nothing can be judged: 503, not 401, even for cached tokens.
         let keys = inner
             .jwks
             .current()
             .map_err(|_| AuthError::KeysUnavailable)?;
-        let (hash, cached) = match last.recall(token) {
-            Some(recalled) => recalled,
-            None => {
-                let hash = inner.tokens.hash(token);
-                (hash, inner.tokens.get(&hash))
-            }
-        };
-        if let Some(cached) = cached {
-            // The same judgement for an entry from the cache or from the connection.
-            let still_valid = keys.still_has(&cached.kid, &cached.fingerprint)
-                && claims::unexpired(
-                    cached.verified.expires_at as f64,
-                    claims::now(),
-                    inner.rules.leeway,
-                );
-            if still_valid {
+        let hash = inner.tokens.hash(token);
+        if let Some(cached) = inner.tokens.get(&hash) {
+            if self.still_holds(&keys, &cached) {
                 inner.tokens.record(true);
                 let verified = cached.verified.clone();
                 last.remember(token, hash, cached);
@@ -220,7 +211,6 @@ impl Authenticator {
             }
             // Its key was removed or replaced: verify afresh, which gives the precise reason.
             inner.tokens.remove(&hash);
-            last.forget();
         }
         inner.tokens.record(false);
 
@@ -258,6 +248,45 @@ impl Authenticator {
             last.remember(token, hash, cached);
         }
         Ok(verified)
+    }
+}
+
+impl Authenticator {
+    /// What `presented` proved, if it is the token the connection last presented (so a
+    /// token checked then) and its entry still holds; `None` sends it the long way, which
+    /// also finds the precise reason for a refusal.
+    fn recall(
+        &self,
+        presented: &[u8],
+        last: &mut LastToken,
+    ) -> Result<Option<Verified>, AuthError> {
+        let Some((hash, cached)) = last.recall(presented) else {
+            return Ok(None);
+        };
+        let keys = self
+            .inner
+            .jwks
+            .current()
+            .map_err(|_| AuthError::KeysUnavailable)?;
+        if self.still_holds(&keys, &cached) {
+            self.inner.tokens.record(true);
+            return Ok(Some(cached.verified.clone()));
+        }
+        self.inner.tokens.remove(&hash);
+        last.forget();
+        Ok(None)
+    }
+
+    /// Whether a remembered verification still holds: the key that verified it is still
+    /// published, and the token's `exp` has not passed. The one judgement for an entry from
+    /// the cache or from the connection.
+    fn still_holds(&self, keys: &KeySet, cached: &CachedToken) -> bool {
+        keys.still_has(&cached.kid, &cached.fingerprint)
+            && claims::unexpired(
+                cached.verified.expires_at as f64,
+                claims::now(),
+                self.inner.rules.leeway,
+            )
     }
 }
 

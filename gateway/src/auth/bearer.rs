@@ -7,11 +7,13 @@ use super::AuthError;
 /// base64 and JSON decoding of hostile input cheap.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
-/// The bearer token of an `Authorization` header value.
+/// What follows `Bearer ` in an `Authorization` header value, not yet checked to be a
+/// token: [`validate`] does that, unless the bytes are those of a token checked before.
 ///
 /// A missing header, an empty one or another scheme (`Basic ...`) is `Missing`: no bearer
-/// token was offered. A `Bearer` header that is not exactly `Bearer <token>` is `Malformed`.
-pub fn token(authorization: Option<&[u8]>) -> Result<&str, AuthError> {
+/// token was offered. A `Bearer` header that is not exactly `Bearer <token>` is `Malformed`
+/// (here, or in [`validate`]).
+pub fn credentials(authorization: Option<&[u8]>) -> Result<&[u8], AuthError> {
     let value = authorization.ok_or(AuthError::Missing)?;
     if value.len() > MAX_TOKEN_LEN + "Bearer ".len() {
         return Err(AuthError::Malformed);
@@ -26,6 +28,11 @@ pub fn token(authorization: Option<&[u8]>) -> Result<&str, AuthError> {
     if !scheme.eq_ignore_ascii_case(b"bearer") {
         return Err(AuthError::Missing);
     }
+    Ok(rest)
+}
+
+/// The token [`credentials`] returned, if it is one.
+pub fn validate(rest: &[u8]) -> Result<&str, AuthError> {
     // Exactly one space and one token of visible ASCII: `Bearer  x`, `Bearer x y`, `Bearer `
     // and non-ASCII bytes are malformed. One branch-free pass the compiler vectorises: this
     // runs on every request, and a char-by-char scan showed in the per-request profile.
@@ -43,6 +50,11 @@ mod tests {
     use super::*;
     use http::HeaderValue;
     use proptest::prelude::*;
+
+    /// Both steps, as the authenticator takes them for a token it has not seen before.
+    fn token(authorization: Option<&[u8]>) -> Result<&str, AuthError> {
+        validate(credentials(authorization)?)
+    }
 
     fn parse(raw: &str) -> Result<&'static str, AuthError> {
         token(Some(Box::leak(raw.as_bytes().to_vec().into_boxed_slice())))

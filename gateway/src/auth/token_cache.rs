@@ -184,10 +184,11 @@ pub struct LastToken {
 }
 
 impl LastToken {
-    /// The cache key and entry of `token`, if it is the token remembered.
-    pub(super) fn recall(&self, token: &str) -> Option<(TokenHash, Option<Arc<CachedToken>>)> {
+    /// The cache key and entry of `presented`, if those are the bytes of the token
+    /// remembered (and so of a token checked before).
+    pub(super) fn recall(&self, presented: &[u8]) -> Option<(TokenHash, Arc<CachedToken>)> {
         let (hash, entry) = self.entry.as_ref()?;
-        (self.token == token.as_bytes()).then(|| (*hash, Some(entry.clone())))
+        (self.token == presented).then(|| (*hash, entry.clone()))
     }
 
     /// Remembers `token` and its entry.

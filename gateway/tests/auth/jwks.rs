@@ -132,9 +132,16 @@ async fn the_last_good_keys_serve_while_the_issuer_fails_then_expire() {
     .await;
     assert!(auth.auth.is_ready(), "stale keys still serve");
     assert!(auth.check(&token).await.is_ok());
+    let mut connection = LastToken::default();
+    assert!(auth.check_on(&token, &mut connection).await.is_ok());
 
     auth.wait_ready(false).await;
     assert_eq!(auth.check(&token).await, Err(AuthError::KeysUnavailable));
+    assert_eq!(
+        auth.check_on(&token, &mut connection).await,
+        Err(AuthError::KeysUnavailable),
+        "remembered by the connection"
+    );
 
     issuer.set_behaviour(Behaviour::Serve);
     auth.wait_ready(true).await;
