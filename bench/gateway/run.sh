@@ -6,7 +6,8 @@
 #       per request), for EdDSA, ES256 and RS256;
 #   (e) as (c) for the first algorithm, but with HTTP1_ENGINE=hyper: what the lean HTTP/1.1
 #       engine (gateway/src/http1.rs) saves over hyper, measured in the same run;
-# plus verifications per second per algorithm, and the ratios (c)/(b) and (d)/(b).
+# plus verifications per second per algorithm, and the ratios (c)/(b) and (d)/(b), read
+# against the noise floor: nginx paired with itself, the same way.
 #
 # Fairness: wrk runs with 1 thread and the same connection count everywhere; wrk and the
 # upstream share CPU $LOAD_CPU, the proxy under test (nginx with 1 worker, or the gateway,
@@ -129,6 +130,8 @@ paired() {
 # ratio <label> <column>: the median of the label's paired ratios in that column (1 req/s,
 # 2 p99, 3 CPU).
 ratio() { cut -d' ' -f"$2" "$RUNS/$1.ratios" | median; }
+# spread <label> <column>: the lowest and highest of those ratios.
+spread() { cut -d' ' -f"$2" "$RUNS/$1.ratios" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'; }
 
 # --- the upstream and the issuer ---------------------------------------------------------
 "${PINNED[@]}" "$LOAD_CPU" "$BIN/examples/bench_upstream" "127.0.0.1:$UP_PORT" 2>/dev/null &
@@ -155,6 +158,11 @@ wait_for "http://127.0.0.1:$NGINX_PORT/"
 NGINX_WORKER=$(pgrep -P "${PIDS[-1]}" | head -1)
 NGINX_URL="http://127.0.0.1:$NGINX_PORT$USER_PATH"
 # nginx stays up, idle between its runs, for the paired runs below.
+
+# --- the noise floor: nginx paired with itself ---------------------------------------------
+# The same proxy measured twice in a row: how far from 1.0 a paired ratio lands when nothing
+# differs, so the gateway's ratios can be read against it.
+paired "n-nginx-again" "$NGINX_WORKER" "$NGINX_URL" -s "$HERE/report.lua"
 
 # --- (c) and (d) the gateway ------------------------------------------------------------------
 # start_gateway <token cache capacity> [HTTP/1.1 engine]
@@ -222,6 +230,12 @@ for alg in "${ALGORITHMS[@]}"; do
 done
 printf '%-8s %20.3f %13.3f %14.3f   (e: HTTP1_ENGINE=hyper, warm cache)\n' "$FIRST" \
   "$(ratio "e-gateway-hyper-warm-$FIRST" 1)" "$(ratio "e-gateway-hyper-warm-$FIRST" 2)" "$(ratio "e-gateway-hyper-warm-$FIRST" 3)"
+printf '%-8s %20.3f %13.3f %14.3f   (nginx against itself: the noise floor)\n' nginx \
+  "$(ratio n-nginx-again 1)" "$(ratio n-nginx-again 2)" "$(ratio n-nginx-again 3)"
+echo "Spread of the per-pair ratios, lowest-highest: throughput / p99"
+for label in n-nginx-again $(for alg in "${ALGORITHMS[@]}"; do echo "c-gateway-warm-$alg"; done); do
+  printf '  %-26s %s / %s\n' "$label" "$(spread "$label" 1)" "$(spread "$label" 2)"
+done
 echo
 echo "Verifications per second (one thread, token cache off):"
 while read -r alg rate; do printf '  %-8s %10s\n' "$alg" "$rate"; done <"$VERIFY"

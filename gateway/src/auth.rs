@@ -249,9 +249,7 @@ impl Authenticator {
         }
         Ok(verified)
     }
-}
 
-impl Authenticator {
     /// What `presented` proved, if it is the token the connection last presented (so a
     /// token checked then) and its entry still holds; `None` sends it the long way, which
     /// also finds the precise reason for a refusal.

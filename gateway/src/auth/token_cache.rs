@@ -177,10 +177,19 @@ impl TokenCache {
 /// judged exactly as one from the cache (its key still published, its `exp` not passed), so
 /// it proves nothing the cache would not. Owned by one connection, never shared; only
 /// entries the cache holds are remembered, so with caching off it stays empty.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct LastToken {
     token: Vec<u8>,
     entry: Option<(TokenHash, Arc<CachedToken>)>,
+}
+
+impl std::fmt::Debug for LastToken {
+    // Never the token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LastToken")
+            .field("remembered", &self.entry.is_some())
+            .finish()
+    }
 }
 
 impl LastToken {

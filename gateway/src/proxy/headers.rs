@@ -84,8 +84,9 @@ impl ClientAddr {
 }
 
 /// What the gateway does to a request head on its way upstream, decided by the request
-/// steps: which of the client's header lines travel on ([`Forwarding::forwards`], the one
-/// rule both engines apply) and which headers the gateway sets itself
+/// steps: which of the client's header lines travel on (one rule, which the lean engine
+/// applies through [`Forwarding::forwarded_lines`] and hyper's path through
+/// [`Forwarding::apply`]) and which headers the gateway sets itself
 /// ([`Forwarding::own_headers`]). The upstream's `Host` is the engine's to add.
 #[derive(Debug)]
 pub struct Forwarding {

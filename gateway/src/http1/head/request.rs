@@ -11,7 +11,6 @@ use crate::proxy::{list_items, ClientHead};
 /// A client's request head in the subset this engine serves: a copy of its bytes, which the
 /// parsed header lines index, so a head costs no allocation per header. Reused from request
 /// to request.
-#[derive(Debug)]
 pub struct RequestHead {
     bytes: Vec<u8>,
     lines: Vec<Line>,
@@ -24,6 +23,18 @@ pub struct RequestHead {
     pub body_len: u64,
     /// The client asked to close the connection after this exchange.
     pub close: bool,
+}
+
+impl std::fmt::Debug for RequestHead {
+    // Not the header lines: one of them is usually a bearer token.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequestHead")
+            .field("method", &self.method)
+            .field("path", &self.target.path())
+            .field("lines", &self.lines.len())
+            .field("body_len", &self.body_len)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a header line's name and value lie in [`RequestHead::bytes`].
