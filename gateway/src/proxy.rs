@@ -6,6 +6,7 @@
 mod client_head;
 mod dedicated;
 mod forward;
+mod forwarding;
 mod headers;
 mod route;
 
@@ -23,8 +24,9 @@ use tokio_util::sync::CancellationToken;
 pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
 pub use forward::{connect_timeout, Forwarder};
+pub use forwarding::Forwarding;
 pub use headers::{
-    is_gateway_response_header, is_hop_by_hop, list_items, prepare_response, ClientAddr, Forwarding,
+    is_gateway_response_header, is_hop_by_hop, list_items, prepare_response, ClientAddr,
 };
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 

@@ -1,7 +1,7 @@
 //! A request head as the client sent it, as the request steps read it. Both HTTP engines
 //! implement it: hyper's path over the `http` types hyper parses into, the lean HTTP/1.1
 //! engine over the bytes httparse checked, so that engine builds no header map at all. The
-//! steps only read a head; what goes upstream is decided by `headers.rs`.
+//! steps only read a head; what goes upstream is decided by `forwarding.rs`.
 
 use http::{request, HeaderName, Method};
 

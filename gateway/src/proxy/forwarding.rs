@@ -1,0 +1,251 @@
+//! What a request takes upstream, in the order that makes spoofing impossible: every
+//! identity header the client sent is dropped, and so are hop-by-hop headers (including those
+//! its `Connection` header names) and anything named like a header the gateway sets; then the
+//! gateway's own headers, the signed identity last, are added after the client's. One rule
+//! ([`Forwarding`]) decides which client lines travel, whichever engine writes them.
+
+use http::{header, request, HeaderName, HeaderValue};
+use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
+
+use super::{is_hop_by_hop, list_items, ClientAddr, ClientHead};
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+
+/// What the gateway does to a request head on its way upstream, decided by the request
+/// steps: which of the client's header lines travel on (one rule, which the lean engine
+/// applies through [`Forwarding::forwarded_lines`] and hyper's path through
+/// [`Forwarding::apply`]) and which headers the gateway sets itself
+/// ([`Forwarding::own_headers`]). The upstream's `Host` is the engine's to add.
+#[derive(Debug)]
+pub struct Forwarding {
+    keep_authorization: bool,
+    forwarded_for: HeaderValue,
+    request_id: HeaderValue,
+    identity: Option<IdentityHeaders>,
+}
+
+// Statics, not consts, so that lending one out costs no copy and no drop.
+static FORWARDED_FOR: HeaderName = X_FORWARDED_FOR;
+static FORWARDED_PROTO: HeaderName = X_FORWARDED_PROTO;
+static FORWARDED_HOST: HeaderName = X_FORWARDED_HOST;
+static REQUEST_ID: HeaderName = proto_shared::headers::REQUEST_ID;
+static USER_ID: HeaderName = proto_shared::headers::USER_ID;
+static IDENTITY_CREDENTIAL: HeaderName = proto_shared::headers::IDENTITY_CREDENTIAL;
+
+/// The headers the gateway sets on every forwarded request, besides the identity ones: a
+/// client's are dropped, so the gateway's replace them, never add to them.
+static SET_BY_GATEWAY: [&HeaderName; 4] = [
+    &FORWARDED_FOR,
+    &FORWARDED_PROTO,
+    &FORWARDED_HOST,
+    &REQUEST_ID,
+];
+
+impl Forwarding {
+    /// How `head`, from `client`, is to be forwarded: its `Authorization` header travels on
+    /// only when `keep_authorization`.
+    pub fn new(
+        head: &impl ClientHead,
+        client: &ClientAddr,
+        request_id: &RequestId,
+        keep_authorization: bool,
+    ) -> Self {
+        Self {
+            keep_authorization,
+            forwarded_for: forwarded_for(head, client),
+            request_id: request_id.header_value().clone(),
+            identity: None,
+        }
+    }
+
+    /// Adds the signed identity, which no client header can remove or replace.
+    pub fn sign(&mut self, identity: IdentityHeaders) {
+        self.identity = Some(identity);
+    }
+
+    /// Whether the client's header line `name` (in any letter case) travels upstream. Not:
+    /// identity headers, hop-by-hop headers and those the head's `Connection` header names,
+    /// the headers the gateway sets itself, `Host` (the upstream's own authority goes there;
+    /// the client's travels on as `X-Forwarded-Host`), `Transfer-Encoding` (the engine frames
+    /// the body) and `Authorization` unless it is to be kept. `connection` tells whether the
+    /// head has a `Connection` header at all, so a head without one is not searched for it.
+    fn forwards(&self, head: &impl ClientHead, connection: bool, name: &[u8]) -> bool {
+        let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
+        let dropped = is_identity_header(name)
+            || is_hop_by_hop(name)
+            || SET_BY_GATEWAY.into_iter().any(is)
+            || is(&header::HOST)
+            || is(&header::TRANSFER_ENCODING)
+            || (!self.keep_authorization && is(&header::AUTHORIZATION))
+            || (connection
+                && head
+                    .values(header::CONNECTION)
+                    .flat_map(list_items)
+                    .any(|named| named.eq_ignore_ascii_case(name)));
+        !dropped
+    }
+
+    /// The client's header lines that travel upstream, in order.
+    pub fn forwarded_lines<'h, H: ClientHead>(
+        &'h self,
+        head: &'h H,
+    ) -> impl Iterator<Item = (&'h [u8], &'h [u8])> {
+        let connection = head.value(header::CONNECTION).is_some();
+        head.lines()
+            .filter(move |(name, _)| self.forwards(head, connection, name))
+    }
+
+    /// Calls `visit` with each header the gateway adds after the client's forwarded lines of
+    /// `head`, in order: `X-Forwarded-For`, `-Proto`, `-Host` (the host the client
+    /// addressed), the request id and, last, the signed identity. A visitor rather than an
+    /// iterator: this runs for every request, and the chained iterator showed in its profile.
+    pub fn own_headers<'h>(
+        &'h self,
+        head: &'h impl ClientHead,
+        mut visit: impl FnMut(&'static HeaderName, &'h [u8]),
+    ) {
+        visit(&FORWARDED_FOR, self.forwarded_for.as_bytes());
+        visit(&FORWARDED_PROTO, b"http");
+        if let Some(host) = head.host() {
+            visit(&FORWARDED_HOST, host);
+        }
+        visit(&REQUEST_ID, self.request_id.as_bytes());
+        if let Some(identity) = &self.identity {
+            visit(&USER_ID, identity.user_id.as_bytes());
+            visit(&IDENTITY_CREDENTIAL, identity.credential.as_bytes());
+        }
+    }
+
+    /// Applies the rule to a head hyper parsed: the lines that do not travel are removed,
+    /// then the gateway's own headers are set.
+    pub fn apply(self, head: &mut request::Parts) {
+        let mut own = Vec::with_capacity(6);
+        self.own_headers(&*head, |name, value| {
+            // Each value is a header value already (or an address, or a URI authority).
+            if let Ok(value) = HeaderValue::from_bytes(value) {
+                own.push((name, value));
+            }
+        });
+        let connection = head.headers.contains_key(header::CONNECTION);
+        let dropped: Vec<HeaderName> = head
+            .headers
+            .keys()
+            .filter(|name| !self.forwards(&*head, connection, name.as_str().as_bytes()))
+            .cloned()
+            .collect();
+        for name in dropped {
+            head.headers.remove(name);
+        }
+        for (name, value) in own {
+            head.headers.insert(name, value);
+        }
+    }
+}
+
+/// The `X-Forwarded-For` value: the client's address appended to any chain it sent.
+fn forwarded_for(head: &impl ClientHead, client: &ClientAddr) -> HeaderValue {
+    let mut chain = Vec::new();
+    for sent in head.values(X_FORWARDED_FOR) {
+        // A value that is not text is left out of the chain, as it was never a hop.
+        let text = sent
+            .iter()
+            .all(|&byte| byte == b'\t' || (b' '..=b'~').contains(&byte));
+        if text && !sent.is_empty() {
+            chain.extend_from_slice(sent);
+            chain.extend_from_slice(b", ");
+        }
+    }
+    if chain.is_empty() {
+        return client.forwarded_for().clone();
+    }
+    chain.extend_from_slice(client.forwarded_for().as_bytes());
+    HeaderValue::from_bytes(&chain).unwrap_or_else(|_| client.forwarded_for().clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{HeaderMap, Request};
+
+    fn head(lines: &[(&str, &str)]) -> request::Parts {
+        let mut request = Request::builder().uri("/api/u1/tasks");
+        for (name, value) in lines {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    fn forward(mut head: request::Parts, keep_authorization: bool) -> HeaderMap {
+        let id = RequestId::from_value(Some(b"req-1"));
+        let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
+        Forwarding::new(&head, &client, &id, keep_authorization).apply(&mut head);
+        head.headers
+    }
+
+    #[test]
+    fn connection_cannot_remove_what_the_gateway_sets() {
+        let headers = forward(
+            head(&[
+                ("connection", "x-forwarded-proto, x-request-id, x-secret"),
+                ("x-secret", "s"),
+                ("x_user_id", "mallory"),
+                ("x-forwarded-for", "1.2.3.4"),
+                ("host", "gw.example"),
+                ("x-forwarded-host", "evil.example"),
+                ("authorization", "Bearer t"),
+                ("content-type", "application/json"),
+            ]),
+            false,
+        );
+        assert!(headers.get("x-secret").is_none());
+        assert!(headers.get("x_user_id").is_none());
+        assert!(headers.get(header::CONNECTION).is_none());
+        assert!(headers.get(header::AUTHORIZATION).is_none());
+        assert!(
+            headers.get(header::HOST).is_none(),
+            "the engine sets the upstream's"
+        );
+        assert_eq!(headers[X_FORWARDED_PROTO], "http");
+        assert_eq!(headers[proto_shared::headers::REQUEST_ID], "req-1");
+        assert_eq!(headers[X_FORWARDED_FOR], "1.2.3.4, 10.0.0.7");
+        assert_eq!(headers.get_all(X_FORWARDED_HOST).iter().count(), 1);
+        assert_eq!(headers[X_FORWARDED_HOST], "gw.example");
+        assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn authorization_travels_only_when_kept() {
+        let lines = [("authorization", "Bearer t")];
+        assert_eq!(
+            forward(head(&lines), true)[header::AUTHORIZATION],
+            "Bearer t"
+        );
+        assert!(forward(head(&lines), false)
+            .get(header::AUTHORIZATION)
+            .is_none());
+    }
+
+    #[test]
+    fn the_signed_identity_comes_last_and_alone() {
+        let head = head(&[
+            ("X-User-Id", "mallory"),
+            ("x-identity-credential", "forged"),
+        ]);
+        let id = RequestId::generate();
+        let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
+        let mut forwarding = Forwarding::new(&head, &client, &id, false);
+        forwarding.sign(IdentityHeaders {
+            user_id: HeaderValue::from_static("alice"),
+            credential: HeaderValue::from_static("v1;sig"),
+        });
+        assert_eq!(forwarding.forwarded_lines(&head).count(), 0);
+        let mut own = Vec::new();
+        forwarding.own_headers(&head, |name, value| own.push((name, value)));
+        let last = own.last().unwrap();
+        assert_eq!((last.0, last.1), (&IDENTITY_CREDENTIAL, &b"v1;sig"[..]));
+        let users: Vec<_> = own.iter().filter(|(name, _)| **name == USER_ID).collect();
+        assert_eq!(users, [&(&USER_ID, &b"alice"[..])]);
+    }
+}
