@@ -53,6 +53,7 @@ fi
 source "$secrets"
 
 pids=()
+declare -A names=() # pid -> part
 stop() {
   trap - INT TERM EXIT
   if ((${#pids[@]})); then
@@ -68,6 +69,7 @@ start() { # name, then the command; output goes to target/dev/logs/<name>.log
   local name=$1; shift
   "$@" >"target/dev/logs/$name.log" 2>&1 &
   pids+=($!)
+  names[$!]=$name
   last_pid=$!
 }
 
@@ -117,9 +119,15 @@ cat <<EOT
   Ctrl-C stops everything this script started.
 EOT
 
-# Stop everything as soon as any part dies, or on Ctrl-C.
+# Stop everything as soon as any part dies, or on Ctrl-C. Ctrl-C reaches the parts too, and
+# bash skips its INT trap when the child it waits for exits cleanly on that signal, so the
+# part that ended first is named either way; only a failure points at the logs.
 set +e
-wait -n "${pids[@]}"
+wait -n -p ended "${pids[@]}"
 status=$?
-log "a part of the stack exited (status $status); see target/dev/logs/"
+if [ "$status" = 0 ]; then
+  log "${names[$ended]:-a part} stopped"
+else
+  log "${names[$ended]:-a part} exited with status $status; see target/dev/logs/${names[$ended]:-*}.log"
+fi
 exit "$status"
