@@ -1,14 +1,16 @@
-//! Each limit: body size (declared and while streaming), head size, header-read timeout and
-//! the concurrency cap.
+//! Each limit: body size (declared and while streaming), head size, header-read and idle
+//! timeouts and the concurrency cap.
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use gateway::config::Http1Engine;
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
 use crate::{
     helpers::{detail, spawn_gateway, spawn_gateway_with},
-    raw, streaming,
+    raw::{self, RawConnection},
+    streaming,
 };
 
 #[tokio::test]
@@ -102,6 +104,49 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(
         raw::closed_within(&mut silent, Duration::from_secs(5)).await,
         "a silent client kept its connection"
+    );
+}
+
+/// Opens a kept-alive connection on `engine` (header-read timeout 1 s, idle timeout 4 s),
+/// answers one request on it, and says how long the idle connection then stays open: whole
+/// seconds, counted up to 8.
+async fn idle_connection_lifetime(engine: Http1Engine) -> u64 {
+    let gateway = spawn_gateway_with(|s| {
+        s.http1_engine = engine;
+        s.limits.idle_timeout = Duration::from_secs(4);
+    })
+    .await;
+    let mut connection = RawConnection::open(gateway.address).await;
+    connection
+        .write("GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await;
+    assert_eq!(connection.read_response().await.status, 200);
+    for second in 1..=8 {
+        if raw::closed_within(&mut connection.stream, Duration::from_secs(1)).await {
+            return second;
+        }
+    }
+    u64::MAX
+}
+
+#[tokio::test]
+async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_read_timeout() {
+    // Closed in the fifth second (idle timeout 4 s), not the second (header-read timeout 1 s).
+    let lifetime = idle_connection_lifetime(Http1Engine::Lean).await;
+    assert!(
+        (4..=6).contains(&lifetime),
+        "closed after {lifetime} s, idle timeout 4 s"
+    );
+}
+
+#[tokio::test]
+async fn on_connections_hyper_serves_idle_time_counts_against_the_header_read_timeout() {
+    // hyper 1 starts its header-read timer as soon as it waits for the next head, and has no
+    // idle timer of its own (specs/research.md): the shorter, safe bound.
+    let lifetime = idle_connection_lifetime(Http1Engine::Hyper).await;
+    assert!(
+        (1..=3).contains(&lifetime),
+        "closed after {lifetime} s, header-read timeout 1 s"
     );
 }
 
