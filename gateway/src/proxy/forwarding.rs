@@ -71,8 +71,27 @@ impl Forwarding {
     /// the client's travels on as `X-Forwarded-Host`), `Transfer-Encoding` (the engine frames
     /// the body) and `Authorization` unless it is to be kept. `connection` tells whether the
     /// head has a `Connection` header at all, so a head without one is not searched for it.
+    ///
+    /// `Content-Length` always travels: the body follows it, and without it the upstream
+    /// would read that body as the next request (RFC 9110 §7.6.1 forbids naming such a field
+    /// in `Connection`; a client that does is smuggling). A name with `_` is judged as read
+    /// with `-` as well, since some servers read it so (CGI-style environments do): a
+    /// `Content_Length` or `Transfer_Encoding` could frame the body otherwise there.
     fn forwards(&self, head: &impl ClientHead, connection: bool, name: &[u8]) -> bool {
         let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
+        if is(&header::CONTENT_LENGTH) {
+            return true;
+        }
+        if name.contains(&b'_') {
+            let dashed: Vec<u8> = name
+                .iter()
+                .map(|&byte| if byte == b'_' { b'-' } else { byte })
+                .collect();
+            let framing = dashed.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str().as_bytes());
+            if framing || !self.forwards(head, connection, &dashed) {
+                return false;
+            }
+        }
         let dropped = is_identity_header(name)
             || is_hop_by_hop(name)
             || SET_BY_GATEWAY.into_iter().any(is)
@@ -213,6 +232,46 @@ mod tests {
         assert_eq!(headers.get_all(X_FORWARDED_HOST).iter().count(), 1);
         assert_eq!(headers[X_FORWARDED_HOST], "gw.example");
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    }
+
+    #[test]
+    fn connection_cannot_remove_the_body_length() {
+        let headers = forward(
+            head(&[
+                ("connection", "Content-Length, x-secret"),
+                ("content-length", "81"),
+                ("x-secret", "s"),
+            ]),
+            false,
+        );
+        assert_eq!(headers[header::CONTENT_LENGTH], "81");
+        assert!(headers.get("x-secret").is_none());
+    }
+
+    #[test]
+    fn names_that_read_as_dropped_or_framing_ones_with_dashes_are_dropped() {
+        let headers = forward(
+            head(&[
+                ("content_length", "99"),
+                ("Transfer_Encoding", "chunked"),
+                ("x_forwarded_host", "evil.example"),
+                ("connection", "x-secret"),
+                ("x_secret", "s"),
+                ("proxy_authorization", "Basic x"),
+                ("x_custom_header", "kept"),
+            ]),
+            false,
+        );
+        for dropped in [
+            "content_length",
+            "transfer_encoding",
+            "x_forwarded_host",
+            "x_secret",
+            "proxy_authorization",
+        ] {
+            assert!(headers.get(dropped).is_none(), "{dropped} travelled");
+        }
+        assert_eq!(headers["x_custom_header"], "kept");
     }
 
     #[test]

@@ -147,6 +147,42 @@ async fn content_length_with_transfer_encoding_is_read_as_chunked_then_the_conne
     );
 }
 
+/// A `Connection` header naming `Content-Length` (RFC 9110 §7.6.1 forbids it) must not part
+/// a body from its length: the upstream would read the body as a request of its own, which
+/// the gateway never authenticated nor stripped of a client's identity headers.
+#[tokio::test]
+async fn connection_cannot_take_the_length_from_a_body_and_smuggle_it_as_a_request() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| s.http1_engine = engine).await;
+        let smuggled = "GET /api/victim/tasks HTTP/1.1\r\nHost: x\r\nx-user-id: victim\r\n\r\n";
+        let mut connection = RawConnection::open(gateway.address).await;
+        let echoed = expect_ok(
+            &mut connection,
+            &format!(
+                "POST /api/auth/echo HTTP/1.1\r\nHost: gw\r\nConnection: Content-Length\r\n\
+                 Content_Length: 0\r\nContent-Length: {}\r\n\r\n{smuggled}",
+                smuggled.len()
+            ),
+        )
+        .await;
+        assert_eq!(
+            echoed.body, smuggled,
+            "{engine:?}: the body did not arrive as one"
+        );
+        expect_ok(&mut connection, &get("/api/auth/after")).await;
+        let seen = gateway.upstream.seen();
+        assert_eq!(
+            targets(&seen),
+            ["/api/auth/echo", "/api/auth/after"],
+            "{engine:?}"
+        );
+        assert!(
+            seen[0].headers.get("content_length").is_none(),
+            "{engine:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn ambiguous_or_malformed_framing_is_refused_by_hyper_before_the_upstream() {
     let gateway = spawn_gateway().await;
