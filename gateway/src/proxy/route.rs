@@ -175,27 +175,46 @@ impl Router {
 
 /// True when `path` holds a `.` or `..` segment, raw or percent-encoded. Upstreams may
 /// normalise those away after the gateway has routed, so `/api/auth/../u1/tasks` could reach
-/// a protected route through a public prefix; such paths are refused instead.
+/// a protected route through a public prefix; such paths are refused instead. Segments end
+/// at `/` and also at what some servers take for one after decoding or on Windows' rules
+/// (`%2F`, `\`, `%5C`), so `/api/auth/..%2Fu1` is found as well.
 pub fn has_dot_segment(path: &str) -> bool {
+    let bytes = path.as_bytes();
     // Most paths have neither a dot nor an escape: one quick pass settles those.
-    if !path.bytes().any(|byte| byte == b'.' || byte == b'%') {
+    if !bytes.iter().any(|&byte| byte == b'.' || byte == b'%') {
         return false;
     }
-    path.split('/').any(|segment| {
-        // At most two dots, each written `.` or `%2e`: only short segments can qualify, and
-        // this runs on every request, so no decoding allocation.
-        let mut rest = segment.as_bytes();
-        let mut dots = 0;
-        while !rest.is_empty() && dots < 3 {
-            rest = match rest {
-                [b'.', tail @ ..] => tail,
-                [b'%', b'2', b'e' | b'E', tail @ ..] => tail,
-                _ => return false,
-            };
-            dots += 1;
+    // Per segment: how many dots (`.` or `%2e`), and whether anything else is in it. No
+    // decoding allocation: this runs on every request.
+    let (mut dots, mut other) = (0, false);
+    let mut rest = bytes;
+    loop {
+        let (separator, tail) = match rest {
+            [] => (true, rest),
+            [b'/' | b'\\', tail @ ..] => (true, tail),
+            [b'%', b'2', b'f' | b'F', tail @ ..] | [b'%', b'5', b'c' | b'C', tail @ ..] => {
+                (true, tail)
+            }
+            [b'.', tail @ ..] | [b'%', b'2', b'e' | b'E', tail @ ..] => {
+                dots += 1;
+                (false, tail)
+            }
+            [_, tail @ ..] => {
+                other = true;
+                (false, tail)
+            }
+        };
+        if separator {
+            if !other && (1..=2).contains(&dots) {
+                return true;
+            }
+            if rest.is_empty() {
+                return false;
+            }
+            (dots, other) = (0, false);
         }
-        rest.is_empty() && (1..=2).contains(&dots)
-    })
+        rest = tail;
+    }
 }
 
 /// The user id segment of `/api/{user_id}/...`, still percent-encoded.
@@ -236,6 +255,14 @@ mod tests {
         assert!(!has_dot_segment("/api/u1/.../x"));
         assert!(!has_dot_segment("/api/u1/.hidden"));
         assert!(!has_dot_segment("/"));
+        // Separators some upstreams see after decoding, or on Windows' rules.
+        assert!(has_dot_segment("/api/auth/..%2Fu1/tasks"));
+        assert!(has_dot_segment("/api/auth/..%2fu1/tasks"));
+        assert!(has_dot_segment("/api/auth/%2e%2e%5Cu1"));
+        assert!(has_dot_segment("/api/auth/..\\u1"));
+        assert!(has_dot_segment("/api/auth/.."));
+        assert!(!has_dot_segment("/api/u%2F1/tasks"));
+        assert!(!has_dot_segment("/api/u1/a.b%2Fc.d"));
     }
 
     #[test]

@@ -47,6 +47,10 @@ async fn dot_segments_are_refused_so_a_public_prefix_cannot_reach_the_api() {
         "/api/auth/../alice/tasks",
         "/api/auth/%2e%2E/alice/tasks",
         "/api/./x",
+        // Separators an upstream may see once it decodes, or reads `\` as `/`.
+        "/api/auth/..%2Falice/tasks",
+        "/api/auth/..%5calice/tasks",
+        "/api/auth/..\\alice/tasks",
     ] {
         let request = format!("GET {path} HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n");
         let response = crate::raw::send(gateway.address, &request).await;
