@@ -23,6 +23,8 @@ pub enum GatewayError {
     NotFound,
     #[error("the request path is not acceptable")]
     BadPath,
+    #[error("the Host header is missing, repeated or not a host")]
+    BadHost,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("request body too large")]
@@ -48,6 +50,7 @@ impl GatewayError {
             Self::CorsOriginNotAllowed => "cors_origin_not_allowed",
             Self::NotFound => "not_found",
             Self::BadPath => "bad_path",
+            Self::BadHost => "bad_host",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BodyTooLarge => "body_too_large",
             Self::HeadersTooLarge => "headers_too_large",
@@ -65,7 +68,7 @@ impl GatewayError {
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::ForbiddenUser | Self::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadPath | Self::IncompleteBody => StatusCode::BAD_REQUEST,
+            Self::BadPath | Self::BadHost | Self::IncompleteBody => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -98,6 +101,7 @@ impl GatewayError {
             Self::CorsOriginNotAllowed => "Forbidden: origin not allowed",
             Self::NotFound => "Not Found",
             Self::BadPath => "Bad request: path contains dot segments",
+            Self::BadHost => "Bad request: missing, repeated or invalid Host header",
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",

@@ -25,6 +25,7 @@ pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
 pub use forward::{connect_timeout, Forwarder};
 pub use forwarding::Forwarding;
+use headers::has_valid_host;
 pub use headers::{
     is_gateway_response_header, is_hop_by_hop, list_items, prepare_response, ClientAddr,
 };
@@ -275,6 +276,9 @@ impl Proxy {
         }
         if route::has_dot_segment(head.path()) {
             return Err(GatewayError::BadPath);
+        }
+        if !has_valid_host(head) {
+            return Err(GatewayError::BadHost);
         }
 
         match parts.cors.preflight(head) {

@@ -3,12 +3,15 @@
 //! engine over the bytes httparse checked, so that engine builds no header map at all. The
 //! steps only read a head; what goes upstream is decided by `forwarding.rs`.
 
-use http::{request, HeaderName, Method};
+use http::{request, HeaderName, Method, Version};
 
 /// What the request steps read of a client's request head.
 pub trait ClientHead {
     /// The method, as sent.
     fn method(&self) -> &Method;
+
+    /// The protocol version the request came in.
+    fn version(&self) -> Version;
 
     /// The request target in origin form: path and query.
     fn target(&self) -> &str;
@@ -50,6 +53,10 @@ pub trait ClientHead {
 impl ClientHead for request::Parts {
     fn method(&self) -> &Method {
         &self.method
+    }
+
+    fn version(&self) -> Version {
+        self.version
     }
 
     fn target(&self) -> &str {

@@ -1,11 +1,13 @@
 //! The header rules both directions share: which headers are hop-by-hop, which response
-//! headers the gateway alone decides, how a list-valued header splits, and the client's
-//! address as `X-Forwarded-For` wants it. What a request takes upstream is `forwarding.rs`.
+//! headers the gateway alone decides, how a list-valued header splits, what a valid `Host`
+//! is, and the client's address as `X-Forwarded-For` wants it. What a request takes upstream is `forwarding.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::{header, HeaderMap, HeaderName, HeaderValue};
+use http::{header, HeaderMap, HeaderName, HeaderValue, Version};
 use proto_shared::headers::{length_mask, may_have_length};
+
+use super::ClientHead;
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1 and the customary extras): they describe one
 /// connection and never travel past a proxy.
@@ -108,4 +110,60 @@ pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .split(|&byte| byte == b',')
         .map(<[u8]>::trim_ascii)
         .filter(|item| !item.is_empty())
+}
+
+/// Whether `head` names its host as RFC 9112 §3.2 requires: an HTTP/1.1 request has exactly one
+/// `Host`, and that value, or an HTTP/2 request's `:authority`, is a host and an optional port
+/// (empty is allowed), with no user info, path or anything else. Other requests are refused
+/// (400), so the `X-Forwarded-Host` an upstream gets is a host and nothing it could read as
+/// more.
+pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
+    let mut lines = head.values(header::HOST);
+    match (lines.next(), lines.next()) {
+        (_, Some(_)) => return false,
+        (None, None) if head.version() == Version::HTTP_11 => return false,
+        _ => {}
+    }
+    // reg-name, IPv4 and IP-literal characters (RFC 3986 §3.2.2) and the port's colon.
+    let host_byte =
+        |byte: &u8| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(byte);
+    head.host().is_none_or(|host| host.iter().all(host_byte))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::{request, Request};
+
+    fn head(version: Version, uri: &str, hosts: &[&str]) -> request::Parts {
+        let mut request = Request::builder().version(version).uri(uri);
+        for host in hosts {
+            request = request.header(header::HOST, *host);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    #[test]
+    fn a_host_is_a_host_and_an_optional_port_and_nothing_more() {
+        let http11 = |hosts: &[&str]| has_valid_host(&head(Version::HTTP_11, "/x", hosts));
+        for valid in ["gw", "gw.example:8080", "127.0.0.1:80", "[::1]:8080", ""] {
+            assert!(http11(&[valid]), "{valid:?} refused");
+        }
+        for invalid in ["victim@gw", "gw/api/victim", "gw\\x", "gw?x", "gw#x", "g w"] {
+            assert!(!http11(&[invalid]), "{invalid:?} accepted");
+        }
+        assert!(!http11(&[]), "HTTP/1.1 without Host");
+        assert!(!http11(&["gw", "gw"]), "two Host lines");
+        assert!(has_valid_host(&head(Version::HTTP_10, "/x", &[])));
+        assert!(has_valid_host(&head(
+            Version::HTTP_2,
+            "http://gw:8080/x",
+            &[]
+        )));
+        assert!(!has_valid_host(&head(
+            Version::HTTP_2,
+            "http://u@gw/x",
+            &[]
+        )));
+    }
 }

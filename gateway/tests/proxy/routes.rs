@@ -1,6 +1,9 @@
-//! Routing: the gateway's own endpoints, public prefixes, the protected API and 404s.
+//! Routing: the gateway's own endpoints, public prefixes, the protected API and 404s, and
+//! the request targets and hosts refused before any route.
 
-use crate::helpers::{detail, spawn_gateway};
+use gateway::config::Http1Engine;
+
+use crate::helpers::{detail, spawn_gateway, spawn_gateway_with};
 
 #[tokio::test]
 async fn unknown_paths_are_404_json_without_reaching_an_upstream() {
@@ -59,6 +62,31 @@ async fn dot_segments_are_refused_so_a_public_prefix_cannot_reach_the_api() {
         assert!(response.body.contains("dot segments"), "{response:?}");
     }
     assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
+async fn a_missing_repeated_or_invalid_host_is_refused() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| s.http1_engine = engine).await;
+        for (what, host_lines) in [
+            ("user info", "Host: victim@gw\r\n"),
+            ("a path", "Host: gw/api/victim\r\n"),
+            ("no Host", ""),
+            ("two Host lines", "Host: gw\r\nHost: other\r\n"),
+        ] {
+            let request =
+                format!("GET /api/auth/x HTTP/1.1\r\n{host_lines}Connection: close\r\n\r\n");
+            let response = crate::raw::send(gateway.address, &request).await;
+            assert_eq!(response.status, 400, "{engine:?}, {what}: {response:?}");
+            assert!(response.body.contains("Host header"), "{response:?}");
+        }
+        assert!(gateway.upstream.seen().is_empty(), "{engine:?}");
+        // HTTP/1.0 may leave it out; the host the client addressed then is unknown.
+        let response = crate::raw::send(gateway.address, "GET /api/auth/x HTTP/1.0\r\n\r\n").await;
+        assert_eq!(response.status, 200, "{engine:?}: {response:?}");
+        let seen = gateway.upstream.seen();
+        assert!(seen[0].headers.get("x-forwarded-host").is_none());
+    }
 }
 
 #[tokio::test]

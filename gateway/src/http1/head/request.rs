@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use http::{header, uri::PathAndQuery, HeaderName, Method};
+use http::{header, uri::PathAndQuery, HeaderName, Method, Version};
 
 use super::{decimal, Parsed, MAX_HEADERS};
 use crate::proxy::{list_items, ClientHead};
@@ -66,6 +66,11 @@ impl Default for RequestHead {
 impl ClientHead for RequestHead {
     fn method(&self) -> &Method {
         &self.method
+    }
+
+    /// The engine serves HTTP/1.1 alone (`fill`).
+    fn version(&self) -> Version {
+        Version::HTTP_11
     }
 
     fn target(&self) -> &str {
