@@ -119,16 +119,32 @@ pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// more.
 pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
     let mut lines = head.values(header::HOST);
-    match (lines.next(), lines.next()) {
+    let host = match (lines.next(), lines.next()) {
         (_, Some(_)) => return false,
+        (Some(line), None) => Some(line),
         (None, None) if head.version() == Version::HTTP_11 => return false,
-        _ => {}
-    }
-    // reg-name, IPv4 and IP-literal characters (RFC 3986 §3.2.2) and the port's colon.
-    let host_byte =
-        |byte: &u8| byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%:[]".contains(byte);
-    head.host().is_none_or(|host| host.iter().all(host_byte))
+        (None, None) => head.host(),
+    };
+    host.is_none_or(|host| host.iter().all(|&byte| HOST_BYTES[usize::from(byte)]))
 }
+
+/// The bytes a host and port may hold: reg-name, IPv4 and IP-literal characters (RFC 3986
+/// §3.2.2) and the port's colon. A table, as this runs on every request.
+static HOST_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let others = b"-._~!$&'()*+,;=%:[]";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
