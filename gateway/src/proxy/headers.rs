@@ -80,7 +80,10 @@ impl ClientAddr {
 }
 
 /// Cleans an upstream's response headers: hop-by-hop headers go, and so do those the gateway
-/// alone decides ([`is_gateway_response_header`]), and those its `Connection` header names.
+/// alone decides ([`is_gateway_response_header`]), and those its `Connection` header names,
+/// except `Content-Length`, which stays with its body. A `Content-Length` beside
+/// `Transfer-Encoding` goes too: the body was read as chunked (RFC 9112 §6.3), and a stale
+/// length passed on would cut it short or hang the client.
 pub fn prepare_response(headers: &mut HeaderMap) {
     let mut doomed: Vec<HeaderName> = headers
         .keys()
@@ -90,13 +93,17 @@ pub fn prepare_response(headers: &mut HeaderMap) {
         })
         .cloned()
         .collect();
+    if doomed.contains(&header::TRANSFER_ENCODING) {
+        doomed.push(header::CONTENT_LENGTH);
+    }
     if doomed.contains(&header::CONNECTION) {
         doomed.extend(
             headers
                 .get_all(header::CONNECTION)
                 .iter()
                 .flat_map(|value| list_items(value.as_bytes()))
-                .filter_map(|named| HeaderName::from_bytes(named).ok()),
+                .filter_map(|named| HeaderName::from_bytes(named).ok())
+                .filter(|named| *named != header::CONTENT_LENGTH),
         );
     }
     for name in doomed {

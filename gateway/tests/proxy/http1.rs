@@ -319,6 +319,44 @@ async fn an_informational_answer_is_skipped() {
     }
 }
 
+/// The length frames an answer whatever the upstream's `Connection` names; a length beside
+/// chunked framing, or on a 204, goes. Either way the client finds where each answer ends,
+/// and the next answer on its connection is its own.
+#[tokio::test]
+async fn an_answer_keeps_exactly_the_length_that_frames_it() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let scripted = ScriptedUpstream::start(|arrival| {
+            Reply::Keep(if arrival.line.contains("/named") {
+                b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 6\r\n\r\n\
+                  ABCDEF"
+                    .to_vec()
+            } else if arrival.line.contains("/both") {
+                b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n\
+                  5\r\nHELLO\r\n0\r\n\r\n"
+                    .to_vec()
+            } else {
+                b"HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n".to_vec()
+            })
+        })
+        .await;
+        let gateway = gateway_before_on(&scripted, engine).await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        for _ in 0..2 {
+            let named = expect_ok(&mut connection, &get("/api/raw/named")).await;
+            assert_eq!(named.header("content-length"), Some("6"), "{engine:?}");
+            assert_eq!(named.body, "ABCDEF", "{engine:?}");
+            connection.write(get("/api/raw/empty")).await;
+            let empty = connection.read_response().await;
+            assert_eq!(empty.status, 204, "{engine:?}");
+            assert_eq!(empty.header("content-length"), None, "{engine:?}");
+        }
+        // Last: a message with both framings is not trusted for another on its connection.
+        let both = expect_ok(&mut connection, &get("/api/raw/both")).await;
+        assert_eq!(both.body, "HELLO", "{engine:?}");
+        assert_eq!(both.header("content-length"), None, "{engine:?}");
+    }
+}
+
 #[tokio::test]
 async fn conflicting_content_lengths_from_the_upstream_are_502() {
     let scripted = ScriptedUpstream::start(|_| {

@@ -50,8 +50,8 @@ pub enum BadResponse {
 /// `Complete` with status 1xx: the caller skips it and reads on. For a final head, `out`
 /// gets the client's status line and the upstream's header lines the client may see: all but
 /// hop-by-hop headers, those its `Connection` header names and those the gateway decides
-/// (`proxy::is_gateway_response_header`), and a `Content-Length` that chunked framing
-/// overrides. The lines are copied as they came, names in their letter case as nginx does:
+/// (`proxy::is_gateway_response_header`); `Content-Length` goes only where it frames the body
+/// (not when chunked framing overrides it, not on a 204), and no `Connection` can name it away. The lines are copied as they came, names in their letter case as nginx does:
 /// httparse accepts exactly the bytes `HeaderName` and `HeaderValue` accept (checked for every
 /// byte value when this was written), so nothing goes out that a `HeaderMap` would have
 /// refused.
@@ -131,14 +131,20 @@ pub fn parse_response(
                     .flat_map(|line| list_items(line.value))
                     .any(|token| token.eq_ignore_ascii_case(name))
         };
-        let unframed_length = framing == Framing::Chunked;
+        // The length goes out with the body it frames, whatever `Connection` names (else the
+        // client could not tell where this answer ends and the next begins); not when chunked
+        // framing overrides it, nor on a 204, which has no body to measure (RFC 9110 §8.6).
+        let length_dropped = framing == Framing::Chunked || status == StatusCode::NO_CONTENT;
         write_status_line(out, status);
         for line in headers {
             let name = line.name.as_bytes();
-            let dropped = crate::proxy::is_hop_by_hop(name)
-                || crate::proxy::is_gateway_response_header(name)
-                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
-                || named(name);
+            let dropped = if name.eq_ignore_ascii_case(b"content-length") {
+                length_dropped
+            } else {
+                crate::proxy::is_hop_by_hop(name)
+                    || crate::proxy::is_gateway_response_header(name)
+                    || named(name)
+            };
             if !dropped {
                 // Only a `Date` that reaches the client counts (`Connection` may name it).
                 dated |= name.eq_ignore_ascii_case(b"date");
