@@ -30,8 +30,16 @@ pub struct BodyTooLarge {
     pub limit: u64,
 }
 
+/// The client's request body could not be read to its end: cut short, or malformed chunked
+/// framing. Found again in the upstream client's error chain to tell "client sent a bad body"
+/// (400) from "upstream failed" (502).
+#[derive(Debug, thiserror::Error)]
+#[error("the client's request body failed")]
+pub struct ClientBodyFailed(#[source] BoxError);
+
 /// Passes frames through, counting data bytes; past `limit` it fails, which makes the client
-/// abort the upstream request rather than forward a truncated body.
+/// abort the upstream request rather than forward a truncated body. A failure reading the
+/// client's body comes out as [`ClientBodyFailed`].
 #[derive(Debug)]
 pub struct LimitedBody<B> {
     /// `None`: an empty body.
@@ -90,7 +98,9 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+            Poll::Ready(Some(Err(error))) => {
+                Poll::Ready(Some(Err(Box::new(ClientBodyFailed(error.into())))))
+            }
             other => other.map(|_| None),
         }
     }
@@ -144,11 +154,13 @@ impl<G: Unpin> Body for Guarded<G> {
     }
 }
 
-/// True when `error` (or anything it wraps) is a [`BodyTooLarge`].
-pub fn is_body_too_large(error: &(dyn std::error::Error + 'static)) -> bool {
+/// True when `error`, or anything it wraps, is a `T` ([`BodyTooLarge`], [`ClientBodyFailed`]).
+pub fn caused_by<T: std::error::Error + 'static>(
+    error: &(dyn std::error::Error + 'static),
+) -> bool {
     let mut current = Some(error);
     while let Some(error) = current {
-        if error.is::<BodyTooLarge>() {
+        if error.is::<T>() {
             return true;
         }
         current = error.source();

@@ -31,7 +31,7 @@ pub enum GatewayError {
     BodyTooLarge,
     #[error("request headers too large")]
     HeadersTooLarge,
-    #[error("request body ended before its declared length")]
+    #[error("the request body ended early or was malformed")]
     IncompleteBody,
     #[error("too many concurrent requests")]
     Overloaded,
@@ -105,7 +105,7 @@ impl GatewayError {
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",
-            Self::IncompleteBody => "Bad request: the body ended before its declared length",
+            Self::IncompleteBody => "Bad request: the body ended early or was malformed",
             Self::Overloaded => "Service overloaded, retry later",
             Self::UpstreamUnavailable => "Bad gateway: upstream unavailable",
             Self::UpstreamTimeout => "Gateway timeout: upstream did not answer in time",

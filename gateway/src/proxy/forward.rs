@@ -2,7 +2,8 @@
 //! back: on the client connection's own upstream connection when it has a [`Dedicated`] set
 //! (HTTP/1 clients), else over the shared pool (HTTP/2 clients). Turns client failures into
 //! the gateway's errors: refused or reset is 502, no response headers within the upstream
-//! timeout is 504, and a body cut off at `MAX_BODY_BYTES` is 413.
+//! timeout is 504, a body cut off at `MAX_BODY_BYTES` is 413, and a client body that breaks
+//! off or is malformed is 400.
 
 use std::time::Duration;
 
@@ -14,7 +15,7 @@ use hyper_util::{
 };
 
 use crate::{
-    body::{is_body_too_large, BoxError, LimitedBody},
+    body::{caused_by, BodyTooLarge, BoxError, ClientBodyFailed, LimitedBody},
     error::GatewayError,
     proxy::{dedicated::Dedicated, route::Upstream},
 };
@@ -80,7 +81,10 @@ impl Forwarder {
         match result {
             Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => Ok(response),
-            Ok(Err(error)) if is_body_too_large(&*error) => Err(GatewayError::BodyTooLarge),
+            Ok(Err(error)) if caused_by::<BodyTooLarge>(&*error) => Err(GatewayError::BodyTooLarge),
+            Ok(Err(error)) if caused_by::<ClientBodyFailed>(&*error) => {
+                Err(GatewayError::IncompleteBody)
+            }
             Ok(Err(error)) => {
                 tracing::warn!(error = %proto_shared::telemetry::error_chain(&*error), "upstream request failed");
                 Err(GatewayError::UpstreamUnavailable)

@@ -116,6 +116,33 @@ async fn a_chunked_request_mid_connection_goes_to_hyper_which_serves_the_rest() 
     );
 }
 
+/// A chunked body hyper cannot decode is the client's fault: 400, as for a body shorter than
+/// its length, not a 502 that would blame (and count against) the upstream.
+#[tokio::test]
+async fn a_malformed_chunked_body_is_400_not_an_upstream_failure() {
+    let gateway = spawn_gateway().await;
+    for (what, chunks) in [
+        ("a size that is not hex", "5\r\nhello\r\nzz\r\n\r\n"),
+        (
+            "a size past u64",
+            "5\r\nhello\r\nfffffffffffffffffff\r\n\r\n",
+        ),
+    ] {
+        let mut connection = RawConnection::open(gateway.address).await;
+        connection
+            .write(format!(
+                "POST /api/auth/upload HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n{chunks}"
+            ))
+            .await;
+        let response = connection.read_response().await;
+        assert_eq!(response.status, 400, "{what}: {response:?}");
+        assert_eq!(
+            response.body,
+            r#"{"detail":"Bad request: the body ended early or was malformed"}"#
+        );
+    }
+}
+
 /// Content-Length and Transfer-Encoding together: hyper (RFC 9112 §6.1) reads the body as
 /// chunked, drops the Content-Length and closes the connection after answering, so the
 /// request a Content-Length reader would take for body is never served either way.
@@ -534,7 +561,7 @@ async fn a_body_shorter_than_its_content_length_is_refused_and_counted() {
     assert_eq!(refused.status, 400, "{refused:?}");
     assert_eq!(
         refused.body,
-        r#"{"detail":"Bad request: the body ended before its declared length"}"#
+        r#"{"detail":"Bad request: the body ended early or was malformed"}"#
     );
 
     let metrics = gateway.metrics().await;
