@@ -1,6 +1,7 @@
 //! The header rules both directions share: which headers are hop-by-hop, which response
 //! headers the gateway alone decides, how a list-valued header splits, what a valid `Host`
-//! is, and the client's address as `X-Forwarded-For` wants it. What a request takes upstream is `forwarding.rs`.
+//! is, and the client's address as `X-Forwarded-For` wants it. What a request takes upstream
+//! is `forwarding.rs`.
 
 use std::net::{IpAddr, SocketAddr};
 

@@ -51,7 +51,8 @@ pub enum BadResponse {
 /// gets the client's status line and the upstream's header lines the client may see: all but
 /// hop-by-hop headers, those its `Connection` header names and those the gateway decides
 /// (`proxy::is_gateway_response_header`); `Content-Length` goes only where it frames the body
-/// (not when chunked framing overrides it, not on a 204), and no `Connection` can name it away. The lines are copied as they came, names in their letter case as nginx does:
+/// (not when chunked framing overrides it, not on a 204), and no `Connection` can name it
+/// away. The lines are copied as they came, names in their letter case as nginx does:
 /// httparse accepts exactly the bytes `HeaderName` and `HeaderValue` accept (checked for every
 /// byte value when this was written), so nothing goes out that a `HeaderMap` would have
 /// refused.
