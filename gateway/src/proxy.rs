@@ -27,7 +27,8 @@ pub use forward::{connect_timeout, Forwarder};
 pub use forwarding::Forwarding;
 use headers::has_valid_host;
 pub use headers::{
-    is_gateway_response_header, is_hop_by_hop, list_items, prepare_response, ClientAddr,
+    connection_may_drop, is_gateway_response_header, is_hop_by_hop, list_items, prepare_response,
+    ClientAddr,
 };
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 

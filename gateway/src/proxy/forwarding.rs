@@ -7,7 +7,7 @@
 use http::{header, request, HeaderName, HeaderValue};
 use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
 
-use super::{is_hop_by_hop, list_items, ClientAddr, ClientHead};
+use super::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -72,16 +72,12 @@ impl Forwarding {
     /// the body) and `Authorization` unless it is to be kept. `connection` tells whether the
     /// head has a `Connection` header at all, so a head without one is not searched for it.
     ///
-    /// `Content-Length` always travels: the body follows it, and without it the upstream
-    /// would read that body as the next request (RFC 9110 §7.6.1 forbids naming such a field
-    /// in `Connection`; a client that does is smuggling). A name with `_` is judged as read
-    /// with `-` as well, since some servers read it so (CGI-style environments do): a
-    /// `Content_Length` or `Transfer_Encoding` could frame the body otherwise there.
+    /// `Content-Length` always travels ([`connection_may_drop`]): the body follows it, and
+    /// without it the upstream would read that body as the next request. A name with `_` is
+    /// judged as read with `-` as well, since some servers read it so (CGI-style environments
+    /// do): a `Content_Length` or `Transfer_Encoding` could frame the body otherwise there.
     fn forwards(&self, head: &impl ClientHead, connection: bool, name: &[u8]) -> bool {
         let is = |known: &HeaderName| name.eq_ignore_ascii_case(known.as_str().as_bytes());
-        if is(&header::CONTENT_LENGTH) {
-            return true;
-        }
         if name.contains(&b'_') {
             let dashed: Vec<u8> = name
                 .iter()
@@ -99,6 +95,7 @@ impl Forwarding {
             || is(&header::TRANSFER_ENCODING)
             || (!self.keep_authorization && is(&header::AUTHORIZATION))
             || (connection
+                && connection_may_drop(name)
                 && head
                     .values(header::CONNECTION)
                     .flat_map(list_items)

@@ -81,8 +81,8 @@ impl ClientAddr {
 }
 
 /// Cleans an upstream's response headers: hop-by-hop headers go, and so do those the gateway
-/// alone decides ([`is_gateway_response_header`]), and those its `Connection` header names,
-/// except `Content-Length`, which stays with its body. A `Content-Length` beside
+/// alone decides ([`is_gateway_response_header`]), and those its `Connection` header names
+/// ([`connection_may_drop`]). A `Content-Length` beside
 /// `Transfer-Encoding` goes too: the body was read as chunked (RFC 9112 §6.3), and a stale
 /// length passed on would cut it short or hang the client.
 pub fn prepare_response(headers: &mut HeaderMap) {
@@ -103,13 +103,21 @@ pub fn prepare_response(headers: &mut HeaderMap) {
                 .get_all(header::CONNECTION)
                 .iter()
                 .flat_map(|value| list_items(value.as_bytes()))
-                .filter_map(|named| HeaderName::from_bytes(named).ok())
-                .filter(|named| *named != header::CONTENT_LENGTH),
+                .filter(|named| connection_may_drop(named))
+                .filter_map(|named| HeaderName::from_bytes(named).ok()),
         );
     }
     for name in doomed {
         headers.remove(name);
     }
+}
+
+/// Whether a message's `Connection` header may name `name` as hop-by-hop, and so drop it:
+/// any header but `Content-Length`, which frames the body it travels with. RFC 9110 §7.6.1
+/// forbids naming it there; a message that does keeps its length, in both directions, or the
+/// body would be read as the next message (request smuggling, or answers run together).
+pub fn connection_may_drop(name: &[u8]) -> bool {
+    !name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str().as_bytes())
 }
 
 /// The items of a comma-separated header value, trimmed; empty ones skipped.

@@ -135,17 +135,14 @@ pub fn parse_response(
         // The length goes out with the body it frames, whatever `Connection` names (else the
         // client could not tell where this answer ends and the next begins); not when chunked
         // framing overrides it, nor on a 204, which has no body to measure (RFC 9110 §8.6).
-        let length_dropped = framing == Framing::Chunked || status == StatusCode::NO_CONTENT;
+        let unframed_length = framing == Framing::Chunked || status == StatusCode::NO_CONTENT;
         write_status_line(out, status);
         for line in headers {
             let name = line.name.as_bytes();
-            let dropped = if name.eq_ignore_ascii_case(b"content-length") {
-                length_dropped
-            } else {
-                crate::proxy::is_hop_by_hop(name)
-                    || crate::proxy::is_gateway_response_header(name)
-                    || named(name)
-            };
+            let dropped = crate::proxy::is_hop_by_hop(name)
+                || crate::proxy::is_gateway_response_header(name)
+                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
+                || (crate::proxy::connection_may_drop(name) && named(name));
             if !dropped {
                 // Only a `Date` that reaches the client counts (`Connection` may name it).
                 dated |= name.eq_ignore_ascii_case(b"date");
