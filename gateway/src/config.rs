@@ -6,7 +6,7 @@
 use std::{fmt, net::SocketAddr, time::Duration};
 
 use clap::{ArgAction, Parser};
-use proto_shared::{telemetry::LogFormat, KeyRing};
+use proto_shared::{telemetry::LogFormat, Audience, KeyRing};
 
 use crate::{
     auth::{Algorithm, AuthConfig},
@@ -75,6 +75,10 @@ pub struct Config {
         hide_env_values = true
     )]
     pub identity_keys: Secret,
+    /// The audience signed into every identity credential: the one tasks-service (its
+    /// IDENTITY_AUDIENCE) that may accept it.
+    #[arg(long, env = "IDENTITY_AUDIENCE", default_value = Audience::DEFAULT)]
+    pub identity_audience: String,
     /// Public path prefixes and their upstreams, `prefix=http://host:port`, comma separated.
     #[arg(long, env = "PUBLIC_ROUTES", value_delimiter = ',')]
     pub public_routes: Vec<String>,
@@ -194,6 +198,7 @@ pub struct Settings {
     pub public_routes: Vec<PublicRoute>,
     pub auth: AuthConfig,
     pub identity_keys: KeyRing,
+    pub identity_audience: Audience,
     pub cors_allowed_origins: Vec<String>,
     pub forward_authorization: bool,
     pub limits: Limits,
@@ -233,6 +238,12 @@ impl Config {
             .expose()
             .parse::<KeyRing>()
             .map_err(|error| invalid("IDENTITY_KEYS", error.to_string()))?;
+        let identity_audience = Audience::parse(&self.identity_audience).ok_or_else(|| {
+            invalid(
+                "IDENTITY_AUDIENCE",
+                "must be 1 to 128 of A-Z a-z 0-9 . _ : / -",
+            )
+        })?;
         let cors_allowed_origins = self.cors_origins()?;
         let limits = self.limits()?;
         Ok(Settings {
@@ -241,6 +252,7 @@ impl Config {
             public_routes,
             auth: self.auth_config()?,
             identity_keys,
+            identity_audience,
             cors_allowed_origins,
             forward_authorization: self.forward_authorization,
             limits,

@@ -33,6 +33,8 @@ pub enum GatewayError {
     HeadersTooLarge,
     #[error("the request body ended early or was malformed")]
     IncompleteBody,
+    #[error("the request body did not arrive in time")]
+    BodyTimeout,
     #[error("too many concurrent requests")]
     Overloaded,
     #[error("upstream unavailable")]
@@ -55,6 +57,7 @@ impl GatewayError {
             Self::BodyTooLarge => "body_too_large",
             Self::HeadersTooLarge => "headers_too_large",
             Self::IncompleteBody => "incomplete_body",
+            Self::BodyTimeout => "body_timeout",
             Self::Overloaded => "overloaded",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
@@ -70,6 +73,7 @@ impl GatewayError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::BadPath | Self::BadHost | Self::IncompleteBody => StatusCode::BAD_REQUEST,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,6 +110,7 @@ impl GatewayError {
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",
             Self::IncompleteBody => "Bad request: the body ended early or was malformed",
+            Self::BodyTimeout => "Request timeout: the body did not arrive in time",
             Self::Overloaded => "Service overloaded, retry later",
             Self::UpstreamUnavailable => "Bad gateway: upstream unavailable",
             Self::UpstreamTimeout => "Gateway timeout: upstream did not answer in time",

@@ -87,7 +87,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
             }
         };
         match connection.exchange(head, timers.upstream.as_mut()).await {
-            Ok(Next::KeepAlive) => {}
+            Ok(Next::KeepAlive) => connection.trim_buffer(),
             Ok(Next::Close { linger }) => {
                 connection.close(linger).await;
                 return None;
@@ -225,6 +225,17 @@ impl Connection<'_> {
         }
     }
 
+    /// Gives back the memory a large body (read whole for a signed request) made the read
+    /// buffer take, so that a kept-alive connection holds no more than a head's worth.
+    fn trim_buffer(&mut self) {
+        let limit = read_limit(self.proxy);
+        if self.buf.capacity() > 2 * limit {
+            let mut trimmed = BytesMut::with_capacity(limit.max(self.buf.len()));
+            trimmed.extend_from_slice(&self.buf);
+            self.buf = trimmed;
+        }
+    }
+
     /// Reads what the kernel already holds from the client, without waiting and without
     /// asking the runtime, whose readiness flag may not have caught up yet (tokio's own
     /// `try_read` trusts that flag). `None` when nothing is there.
@@ -246,9 +257,16 @@ impl Connection<'_> {
         let (mut exchange, step) = proxy.prepare(&head, self.peer, &mut self.last_token).await;
         let mut body_left = head.body_len;
         let answer = match step {
-            Ok(Step::Forward(upstream, forwarding)) => {
-                self.forward(upstream, &head, &forwarding, &mut body_left, deadline)
-                    .await
+            Ok(Step::Forward(upstream, mut forwarding)) => {
+                self.forward(
+                    upstream,
+                    &head,
+                    &exchange,
+                    &mut forwarding,
+                    &mut body_left,
+                    deadline,
+                )
+                .await
             }
             Ok(Step::Answer(response)) => Ok(Answer::Gateway(response)),
             Err(error) => Err(error),

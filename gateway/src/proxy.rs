@@ -14,16 +14,16 @@ use std::{sync::Arc, time::Instant};
 
 use bytes::Bytes;
 use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::{Body as _, Incoming};
 use prometheus_client::registry::Registry;
-use proto_shared::{identity::unix_now, RequestId, Signer, UserId};
+use proto_shared::{identity::unix_now, BodyDigest, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
-pub use forward::{connect_timeout, Forwarder};
+pub use forward::{connect_timeout, Forwarder, UpstreamBody};
 pub use forwarding::Forwarding;
 use headers::has_valid_host;
 pub use headers::{
@@ -34,7 +34,7 @@ pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
     auth::{AuthError, Authenticator, LastToken},
-    body::{full, GatewayBody, Guarded, LimitedBody},
+    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody},
     config::Limits,
     cors::{Cors, Preflight},
     error::GatewayError,
@@ -139,10 +139,18 @@ impl Proxy {
         let (mut exchange, step) = self.prepare(&head, client, &mut LastToken::default()).await;
         let answered = match step {
             Ok(Step::Answer(response)) => Ok(response.map(full)),
-            Ok(Step::Forward(upstream, forwarding)) => {
-                forwarding.apply(&mut head);
-                self.forward(&exchange, upstream, head, body, dedicated)
+            Ok(Step::Forward(upstream, mut forwarding)) => {
+                match self
+                    .signed_body(&exchange, &mut forwarding, &head, body)
                     .await
+                {
+                    Ok(body) => {
+                        forwarding.apply(&mut head);
+                        self.forward(&exchange, upstream, head, body, dedicated)
+                            .await
+                    }
+                    Err(error) => Err(error),
+                }
             }
             Err(error) => Err(error),
         };
@@ -153,17 +161,50 @@ impl Proxy {
         response.map(|body| Guarded::wrap(body, guard))
     }
 
+    /// The body as it goes upstream: streamed as it arrives, or, when the request is signed,
+    /// read whole first (within `MAX_BODY_BYTES` and the upstream timeout) so that the
+    /// credential can cover its digest.
+    async fn signed_body(
+        &self,
+        exchange: &Exchange,
+        forwarding: &mut Forwarding,
+        head: &request::Parts,
+        body: Incoming,
+    ) -> Result<UpstreamBody, GatewayError> {
+        let limits = &self.parts.limits;
+        if !self.signs(exchange) {
+            return Ok(LimitedBody::new(Either::Left(body), limits.max_body_bytes));
+        }
+        let bytes = if body.is_end_stream() {
+            Bytes::new()
+        } else {
+            let limited = LimitedBody::new(body, limits.max_body_bytes);
+            match tokio::time::timeout(limits.upstream_timeout, limited.collect()).await {
+                Err(_elapsed) => return Err(GatewayError::BodyTimeout),
+                Ok(Err(error)) if caused_by::<BodyTooLarge>(&*error) => {
+                    return Err(GatewayError::BodyTooLarge)
+                }
+                Ok(Err(_)) => return Err(GatewayError::IncompleteBody),
+                Ok(Ok(collected)) => collected.to_bytes(),
+            }
+        };
+        self.sign(exchange, forwarding, head, BodyDigest::of(&bytes));
+        Ok(LimitedBody::new(
+            Either::Right(Full::new(bytes)),
+            limits.max_body_bytes,
+        ))
+    }
+
     async fn forward(
         &self,
         exchange: &Exchange,
         upstream: &Upstream,
         head: request::Parts,
-        body: Incoming,
+        body: UpstreamBody,
         dedicated: Option<&Dedicated>,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let parts = &*self.parts;
         let sent = Instant::now();
-        let body = LimitedBody::new(body, parts.limits.max_body_bytes);
         let response = parts
             .forwarder
             .forward(upstream, head, body, dedicated)
@@ -205,6 +246,33 @@ impl Proxy {
             .steps(head, route, client, last_token, &mut exchange)
             .await;
         (exchange, step)
+    }
+
+    /// Whether the request must go upstream with a signed identity, which covers the body's
+    /// digest: the engine then reads the whole body (at most `MAX_BODY_BYTES`) before it
+    /// sends anything, and calls [`Proxy::sign`].
+    pub fn signs(&self, exchange: &Exchange) -> bool {
+        exchange.user.is_some()
+    }
+
+    /// Adds the signed identity of the user the request steps verified to `forwarding`, bound
+    /// to `head`'s method and exact target (as the upstream will receive them) and to `body`,
+    /// the digest of the exact body bytes that follow. Does nothing for a request no one was
+    /// authenticated for.
+    pub fn sign(
+        &self,
+        exchange: &Exchange,
+        forwarding: &mut Forwarding,
+        head: &impl ClientHead,
+        body: BodyDigest,
+    ) {
+        if let Some(user) = &exchange.user {
+            let identity =
+                self.parts
+                    .signer
+                    .sign(head.method(), head.target(), user, body, unix_now());
+            forwarding.sign(identity);
+        }
     }
 
     /// Records how long the upstream took to answer a request sent at `sent`.
@@ -303,15 +371,8 @@ impl Proxy {
         };
 
         let keep_authorization = user.is_none() || parts.forward_authorization;
-        let mut forwarding =
-            Forwarding::new(head, client, &exchange.request_id, keep_authorization);
-        if let Some(user) = &user {
-            // The exact request target the upstream will receive, as the credential requires.
-            let identity = parts
-                .signer
-                .sign(head.method(), head.target(), user, unix_now());
-            forwarding.sign(identity);
-        }
+        let forwarding = Forwarding::new(head, client, &exchange.request_id, keep_authorization);
+        // Signed by the engine through `Proxy::sign` once the body is known.
         exchange.user = user;
         Ok(Step::Forward(upstream, forwarding))
     }

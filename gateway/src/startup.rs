@@ -62,7 +62,7 @@ impl Application {
             tasks_service: settings.tasks_service.clone(),
             cors: Cors::new(&settings.cors_allowed_origins),
             authenticator,
-            signer: Signer::new(&settings.identity_keys),
+            signer: Signer::new(&settings.identity_keys, settings.identity_audience.clone()),
             forwarder: Forwarder::new(settings.limits.upstream_timeout),
             metrics,
             registry: Arc::new(registry),

@@ -3,9 +3,9 @@
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), proto_shared::client::ClientError> {
-//! use proto_shared::{client::TasksClient, CreateTask, KeyRing, Signer, UserId};
+//! use proto_shared::{client::TasksClient, Audience, CreateTask, KeyRing, Signer, UserId};
 //! let ring: KeyRing = "reports:a-secret-of-at-least-32-bytes-long".parse().unwrap();
-//! let client = TasksClient::new("http://127.0.0.1:8081", Signer::new(&ring))?;
+//! let client = TasksClient::new("http://127.0.0.1:8081", Signer::new(&ring, Audience::default()))?;
 //! let user = UserId::parse("k3Jx9Qz1vBn7").unwrap();
 //! let task = client.create(&user, &CreateTask { title: "Write report".into(), description: None }).await?;
 //! client.complete(&user, task.id, Some(true)).await?;
@@ -16,8 +16,8 @@ use http::{header, Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
-    identity::unix_now, CompleteTask, CreateTask, ErrorBody, Signer, SortOrder, StatusFilter, Task,
-    TaskId, UpdateTask, UserId,
+    identity::unix_now, BodyDigest, CompleteTask, CreateTask, ErrorBody, Signer, SortOrder,
+    StatusFilter, Task, TaskId, UpdateTask, UserId,
 };
 
 /// What can go wrong calling the task API.
@@ -162,14 +162,18 @@ impl TasksClient {
         path_and_query: String,
         body: Option<&impl Serialize>,
     ) -> Result<reqwest::Response, ClientError> {
-        let identity = self.signer.sign(&method, &path_and_query, user, unix_now());
+        // The credential signs the body's digest, so the body is serialized first.
+        let json = body.map(|body| serde_json::to_vec(body).expect("wire types always serialize"));
+        let digest = json.as_deref().map_or(BodyDigest::EMPTY, BodyDigest::of);
+        let identity = self
+            .signer
+            .sign(&method, &path_and_query, user, digest, unix_now());
         let mut request = self
             .http
             .request(method, format!("{}{path_and_query}", self.origin))
             .header(crate::headers::USER_ID, identity.user_id)
             .header(crate::headers::IDENTITY_CREDENTIAL, identity.credential);
-        if let Some(body) = body {
-            let json = serde_json::to_vec(body).expect("wire types always serialize");
+        if let Some(json) = json {
             request = request
                 .header(header::CONTENT_TYPE, "application/json")
                 .body(json);

@@ -21,7 +21,8 @@ pub mod user_id;
 
 pub use error_body::{Detail, ErrorBody, FieldError};
 pub use identity::{
-    IdentityError, IdentityHeaders, KeyId, KeyRing, KeyRingError, Signer, Verifier,
+    Audience, BodyDigest, IdentityError, IdentityHeaders, KeyId, KeyRing, KeyRingError, Signer,
+    Verifier,
 };
 pub use request_id::RequestId;
 pub use task::{CompleteTask, CreateTask, SortOrder, StatusFilter, Task, TaskId, UpdateTask};

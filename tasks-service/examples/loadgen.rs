@@ -18,7 +18,7 @@ use std::{
 };
 
 use http::Method;
-use proto_shared::{identity::unix_now, KeyRing, Signer, UserId};
+use proto_shared::{identity::unix_now, Audience, BodyDigest, KeyRing, Signer, UserId};
 
 const LIST_SQL: &str = "SELECT id, user_id, title, description, completed, created_at, updated_at \
     FROM tasks WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) \
@@ -76,7 +76,7 @@ impl Caller {
         Self {
             http: reqwest::Client::new(),
             base: base.to_owned(),
-            signer: Signer::new(&ring),
+            signer: Signer::new(&ring, Audience::default()),
             user: UserId::parse(user).expect("a valid user id"),
         }
     }
@@ -86,7 +86,12 @@ impl Caller {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<String>) -> (u16, bytes::Bytes) {
-        let identity = self.signer.sign(&method, path, &self.user, unix_now());
+        let digest = body
+            .as_deref()
+            .map_or(BodyDigest::EMPTY, |body| BodyDigest::of(body.as_bytes()));
+        let identity = self
+            .signer
+            .sign(&method, path, &self.user, digest, unix_now());
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))

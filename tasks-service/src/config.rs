@@ -5,7 +5,7 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{CommandFactory, Parser};
-use proto_shared::{telemetry::LogFormat, KeyRing, Verifier};
+use proto_shared::{telemetry::LogFormat, Audience, KeyRing, Verifier};
 use tokio_postgres::config::SslMode;
 
 use crate::db::{DatabaseUrl, DbSettings, TrustedCas};
@@ -60,6 +60,38 @@ pub struct Config {
         default_value_t = 30
     )]
     pub identity_max_skew_secs: u32,
+
+    /// The audience this service accepts credentials for; signers (the gateway, in-cluster
+    /// callers) must name the same one. Give each replica its own (e.g. tasks-service/POD)
+    /// when its gateway sidecar signs for it alone.
+    #[arg(
+        long,
+        env = "IDENTITY_AUDIENCE",
+        value_name = "IDENTITY_AUDIENCE",
+        default_value = Audience::DEFAULT
+    )]
+    pub identity_audience: String,
+
+    /// Also accept v1 credentials (no body digest, audience or single use), counted in
+    /// identity_v1_accepted_total; only while signers are being upgraded to v2.
+    #[arg(
+        long,
+        env = "IDENTITY_ACCEPT_V1",
+        value_name = "IDENTITY_ACCEPT_V1",
+        action = clap::ArgAction::Set,
+        default_value = "false"
+    )]
+    pub identity_accept_v1: bool,
+
+    /// Most credentials remembered at once to refuse their replay (about 40 bytes each);
+    /// when full, new credentials are refused with 503 until old ones expire.
+    #[arg(
+        long,
+        env = "IDENTITY_REPLAY_CAPACITY",
+        value_name = "IDENTITY_REPLAY_CAPACITY",
+        default_value_t = Verifier::DEFAULT_REPLAY_CAPACITY
+    )]
+    pub identity_replay_capacity: usize,
 
     /// Most database connections held at once.
     #[arg(
@@ -201,6 +233,15 @@ impl Config {
             "IDENTITY_MAX_SKEW_SECS",
             "must be 1 to 300 seconds",
         )?;
+        let audience = Audience::parse(&self.identity_audience).ok_or_else(|| ConfigError {
+            variable: "IDENTITY_AUDIENCE",
+            problem: "must be 1 to 128 of A-Z a-z 0-9 . _ : / -".to_owned(),
+        })?;
+        check(
+            (1..=100_000_000).contains(&self.identity_replay_capacity),
+            "IDENTITY_REPLAY_CAPACITY",
+            "must be 1 to 100000000",
+        )?;
         check(self.db_pool_size >= 1, "DB_POOL_SIZE", "must be at least 1")?;
         for (value, variable) in [
             (self.db_connect_timeout_ms, "DB_CONNECT_TIMEOUT_MS"),
@@ -254,7 +295,9 @@ impl Config {
                 acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
             },
-            verifier: Verifier::new(ring, skew),
+            verifier: Verifier::new(ring, skew, audience)
+                .accept_v1(self.identity_accept_v1)
+                .replay_capacity(self.identity_replay_capacity),
             max_body_bytes: self.max_body_bytes,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
@@ -382,6 +425,14 @@ mod tests {
             table.contains("SHUTDOWN_GRACE_SECS\toptional\t25\n"),
             "{table}"
         );
-        assert_eq!(table.lines().count(), 13, "{table}");
+        assert!(
+            table.contains("IDENTITY_AUDIENCE\toptional\ttasks-service\n"),
+            "{table}"
+        );
+        assert!(
+            table.contains("IDENTITY_ACCEPT_V1\toptional\tfalse\n"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), 16, "{table}");
     }
 }

@@ -39,6 +39,9 @@ impl ApiError {
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
+            // The verifier's memory of spent credentials is full: its limit, not the caller's
+            // fault, and the request may succeed once old credentials expire.
+            Self::BadCredential(IdentityError::ReplayCapacity) => StatusCode::SERVICE_UNAVAILABLE,
             Self::NotAuthenticated | Self::BadCredential(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TaskNotFound => StatusCode::NOT_FOUND,
@@ -56,6 +59,9 @@ impl ApiError {
         let body = match self {
             Self::NotAuthenticated => ErrorBody::message("Not authenticated"),
             // Same body as no identity (specs/identity.md): the reason is logged and counted, not told.
+            Self::BadCredential(IdentityError::ReplayCapacity) => {
+                ErrorBody::message("Service unavailable")
+            }
             Self::BadCredential(_) => ErrorBody::message("Not authenticated"),
             Self::Forbidden => ErrorBody::message("Not authorized to access this user's tasks"),
             Self::TaskNotFound => ErrorBody::message("Task not found"),

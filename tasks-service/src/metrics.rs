@@ -44,6 +44,7 @@ struct Inner {
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     identity_refusals: Family<ReasonLabels, Counter>,
+    identity_v1_accepted: Counter,
     pool_size: Gauge,
     pool_available: Gauge,
     pool_waiting: Gauge,
@@ -75,6 +76,7 @@ impl Metrics {
         let requests = Family::<RequestLabels, Counter>::default();
         let latency = Family::new_with_constructor(latency_histogram as fn() -> Histogram);
         let identity_refusals = Family::<ReasonLabels, Counter>::default();
+        let identity_v1_accepted = Counter::default();
         let (pool_size, pool_available, pool_waiting) = Default::default();
         registry.register(
             "http_requests",
@@ -90,6 +92,11 @@ impl Metrics {
             "identity_refusals",
             "Requests whose identity credential was refused, by reason",
             identity_refusals.clone(),
+        );
+        registry.register(
+            "identity_v1_accepted",
+            "Requests accepted on a v1 credential (IDENTITY_ACCEPT_V1, for a rolling upgrade)",
+            identity_v1_accepted.clone(),
         );
         registry.register(
             "db_pool_size",
@@ -112,6 +119,7 @@ impl Metrics {
                 requests,
                 latency,
                 identity_refusals,
+                identity_v1_accepted,
                 pool_size,
                 pool_available,
                 pool_waiting,
@@ -145,6 +153,11 @@ impl Metrics {
             .identity_refusals
             .get_or_create(&ReasonLabels { reason })
             .inc();
+    }
+
+    /// Counts a request accepted on a v1 credential.
+    pub fn record_identity_v1_accepted(&self) {
+        self.inner.identity_v1_accepted.inc();
     }
 
     /// The text exposition, with pool gauges set from `pool` first.

@@ -8,6 +8,7 @@ use std::{io, pin::Pin, time::Instant};
 
 use bytes::Buf;
 use http::Method;
+use proto_shared::BodyDigest;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Sleep,
@@ -21,7 +22,7 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    proxy::{ClientHead, Forwarding, Upstream},
+    proxy::{ClientHead, Exchange, Forwarding, Upstream},
 };
 
 /// A response head larger than this is refused as a bad upstream answer.
@@ -45,15 +46,32 @@ impl Connection<'_> {
     /// A request lost on a reused connection (the upstream closed it, or reset it, before
     /// answering) is sent once more on a new connection when that is safe: no body,
     /// idempotent method.
+    ///
+    /// A signed request's body is read whole first (its `Content-Length`, already checked
+    /// against `MAX_BODY_BYTES`, within the upstream timeout), since the credential covers
+    /// its digest.
     pub(super) async fn forward(
         &mut self,
         upstream: &Upstream,
         head: &RequestHead,
-        forwarding: &Forwarding,
+        exchange: &Exchange,
+        forwarding: &mut Forwarding,
         body_left: &mut u64,
         mut deadline: Pin<&mut Sleep>,
     ) -> Result<Answer, GatewayError> {
         let limits = self.proxy.limits();
+        if self.proxy.signs(exchange) {
+            deadline
+                .as_mut()
+                .reset(tokio::time::Instant::now() + limits.upstream_timeout);
+            let body = tokio::select! {
+                biased;
+                read = self.buffer_body(*body_left) => read?,
+                () = deadline.as_mut() => return Err(GatewayError::BodyTimeout),
+            };
+            self.proxy.sign(exchange, forwarding, head, body);
+        }
+        let forwarding = &*forwarding;
         let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
         let sent = Instant::now();
         let retry_safe = *body_left == 0 && head.method().is_idempotent();
@@ -89,6 +107,21 @@ impl Connection<'_> {
                 Err(GatewayError::UpstreamUnavailable)
             }
         }
+    }
+
+    /// Reads until the next `len` bytes of the client's body are all in the buffer, and
+    /// returns their digest.
+    async fn buffer_body(&mut self, len: u64) -> Result<BodyDigest, GatewayError> {
+        // The caller checked `len` against MAX_BODY_BYTES, a usize-sized limit.
+        let len = usize::try_from(len).map_err(|_| GatewayError::BodyTooLarge)?;
+        self.buf.reserve(len.saturating_sub(self.buf.len()));
+        while self.buf.len() < len {
+            match self.client.read_buf(&mut self.buf).await {
+                Ok(0) | Err(_) => return Err(GatewayError::IncompleteBody),
+                Ok(_) => {}
+            }
+        }
+        Ok(BodyDigest::of(&self.buf[..len]))
     }
 
     /// Writes the head and the client's body to `connection`, then reads the answer's head.

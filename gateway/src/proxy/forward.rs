@@ -7,7 +7,9 @@
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{header, request, uri::Parts as UriParts, Method, Request, Response, Uri, Version};
+use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
@@ -20,8 +22,9 @@ use crate::{
     proxy::{dedicated::Dedicated, route::Upstream},
 };
 
-/// The request body as it travels upstream: the client's, counted against the limit.
-pub type UpstreamBody = LimitedBody<Incoming>;
+/// The request body as it travels upstream, counted against the limit: the client's as it
+/// streams in, or read whole before a signed request (its digest is in the credential).
+pub type UpstreamBody = LimitedBody<Either<Incoming, Full<Bytes>>>;
 
 /// The upstream client. Cheap to clone: the connection pool is shared.
 #[derive(Debug, Clone)]

@@ -53,7 +53,13 @@ async fn hop_by_hop_and_connection_named_headers_do_not_reach_the_upstream() {
     assert!(seen.headers.get(headers::REQUEST_ID).is_some());
     assert!(seen.headers.get("x-forwarded-for").is_some());
     let verified = verifier()
-        .verify(&http::Method::GET, &seen.target, &seen.headers, unix_now())
+        .verify(
+            &http::Method::GET,
+            &seen.target,
+            &seen.headers,
+            &seen.body,
+            unix_now(),
+        )
         .unwrap();
     assert_eq!(verified.unwrap().as_str(), "alice");
 }

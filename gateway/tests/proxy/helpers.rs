@@ -9,7 +9,7 @@ use gateway::{
     proxy::{PublicRoute, Upstream},
     Application,
 };
-use proto_shared::{KeyRing, Verifier};
+use proto_shared::{Audience, KeyRing, Verifier};
 use tokio::{sync::oneshot, task::JoinHandle};
 
 use crate::{support::issuer::Issuer, upstream::EchoUpstream};
@@ -59,6 +59,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         public_routes: vec![PublicRoute::parse(&format!("/api/auth/={}", upstream.url())).unwrap()],
         auth: issuer.auth_config(),
         identity_keys: IDENTITY_KEYS.parse().unwrap(),
+        identity_audience: Audience::default(),
         cors_allowed_origins: vec![ALLOWED_ORIGIN.to_owned()],
         forward_authorization: false,
         limits: test_limits(),
@@ -162,7 +163,11 @@ impl TestGateway {
 
 /// The verifier tasks-service would use with the test key ring.
 pub fn verifier() -> Verifier {
-    Verifier::new(IDENTITY_KEYS.parse::<KeyRing>().unwrap(), 60)
+    Verifier::new(
+        IDENTITY_KEYS.parse::<KeyRing>().unwrap(),
+        60,
+        Audience::default(),
+    )
 }
 
 /// Asserts the gateway's answer when an upstream fails: 502 with its JSON body.

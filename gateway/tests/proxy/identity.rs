@@ -1,5 +1,6 @@
 //! The identity the upstream receives is the gateway's, never the client's.
 
+use gateway::config::Http1Engine;
 use http::Method;
 use proto_shared::{headers, identity::unix_now};
 
@@ -37,7 +38,13 @@ async fn spoofed_identity_headers_in_any_spelling_are_replaced_by_a_valid_creden
         1
     );
     let verified = verifier()
-        .verify(&Method::GET, &seen.target, &seen.headers, unix_now())
+        .verify(
+            &Method::GET,
+            &seen.target,
+            &seen.headers,
+            &seen.body,
+            unix_now(),
+        )
         .expect("the upstream accepts the gateway's credential");
     assert_eq!(verified.unwrap().as_str(), "alice");
     assert_eq!(seen.target, "/api/alice/tasks?status=all");
@@ -82,7 +89,13 @@ async fn each_request_on_a_kept_alive_connection_carries_its_own_tokens_user() {
     );
     for (request, user) in seen.iter().zip(users) {
         let verified = verifier()
-            .verify(&Method::GET, &request.target, &request.headers, unix_now())
+            .verify(
+                &Method::GET,
+                &request.target,
+                &request.headers,
+                &request.body,
+                unix_now(),
+            )
             .expect("the upstream accepts the gateway's credential");
         assert_eq!(verified.unwrap().as_str(), user);
         assert_eq!(request.target, format!("/api/{user}/tasks"));
@@ -162,7 +175,13 @@ async fn a_percent_encoded_user_id_matches_its_decoded_token_subject() {
     assert_eq!(response.status(), 200);
     let seen = gateway.upstream.only();
     let verified = verifier()
-        .verify(&Method::GET, &seen.target, &seen.headers, unix_now())
+        .verify(
+            &Method::GET,
+            &seen.target,
+            &seen.headers,
+            &seen.body,
+            unix_now(),
+        )
         .unwrap();
     assert_eq!(verified.unwrap().as_str(), "user one");
 }
@@ -184,4 +203,134 @@ async fn public_routes_need_no_token_but_still_lose_identity_headers() {
     assert_eq!(seen.headers["cookie"], "better-auth.session_token=abc");
     assert_eq!(seen.body_len, 2);
     assert_eq!(seen.method, Method::POST);
+}
+
+#[tokio::test]
+async fn the_credential_covers_the_body_the_upstream_receives_on_both_engines() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| s.http1_engine = engine).await;
+        let token = gateway.token("alice");
+        let mut connection = raw::RawConnection::open(gateway.address).await;
+        // A body framed by length (the lean engine's), then a chunked one (hyper's, which
+        // the lean engine hands over), then none, on one connection.
+        let length_framed = r#"{"title":"by length"}"#;
+        connection
+            .write(format!(
+                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{length_framed}",
+                length_framed.len()
+            ))
+            .await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+        connection
+            .write(format!(
+                "PUT /api/alice/tasks/7 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n\
+                 9\r\n{{\"title\":\r\n9\r\n\"chunked\"\r\n1\r\n}}\r\n0\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+        connection
+            .write(format!(
+                "DELETE /api/alice/tasks/7 HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ))
+            .await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+
+        let seen = gateway.upstream.seen();
+        let bodies: [&[u8]; 3] = [length_framed.as_bytes(), br#"{"title":"chunked"}"#, b""];
+        assert_eq!(seen.len(), bodies.len(), "{engine:?}");
+        // One verifier for all: a nonce used twice would be refused as a replay.
+        let verifier = verifier();
+        for (request, body) in seen.iter().zip(bodies) {
+            assert_eq!(request.body, body, "{engine:?}: the body arrives whole");
+            let other_body = b"{\"title\":\"swapped\"}";
+            assert_eq!(
+                verifier.verify(
+                    &request.method,
+                    &request.target,
+                    &request.headers,
+                    other_body,
+                    unix_now()
+                ),
+                Err(proto_shared::IdentityError::BodyMismatch),
+                "{engine:?} {}",
+                request.method
+            );
+            let verified = verifier
+                .verify(
+                    &request.method,
+                    &request.target,
+                    &request.headers,
+                    body,
+                    unix_now(),
+                )
+                .unwrap_or_else(|e| panic!("{engine:?} {}: {e}", request.method));
+            assert_eq!(verified.unwrap().as_str(), "alice");
+            assert_eq!(
+                verifier.verify(
+                    &request.method,
+                    &request.target,
+                    &request.headers,
+                    body,
+                    unix_now()
+                ),
+                Err(proto_shared::IdentityError::Replayed),
+                "{engine:?}: a credential is good for one request"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_signed_body_over_the_limit_or_cut_short_never_reaches_the_upstream() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| {
+            s.http1_engine = engine;
+            s.limits.max_body_bytes = 64;
+        })
+        .await;
+        let token = gateway.token("alice");
+        // Chunked, so the size is only known once the body is read.
+        let big = "x".repeat(100);
+        let response = raw::send(
+            gateway.address,
+            &format!(
+                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                 Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n64\r\n{big}\r\n0\r\n\r\n"
+            ),
+        )
+        .await;
+        assert_eq!(response.status, 413, "{engine:?}");
+        // A length promised and not kept: the client gives up half way.
+        let mut stream = tokio::net::TcpStream::connect(gateway.address)
+            .await
+            .unwrap();
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        stream
+            .write_all(
+                format!(
+                    "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                     Content-Length: 40\r\n\r\n{{\"title\":"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+        stream.shutdown().await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            stream.read_to_end(&mut answer),
+        )
+        .await
+        .expect("the gateway answers or closes")
+        .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 400"),
+            "{engine:?}: {answer}"
+        );
+        assert!(gateway.upstream.seen().is_empty(), "{engine:?}");
+    }
 }

@@ -4,7 +4,7 @@
 use std::{str::FromStr, time::Duration};
 
 use gateway::proxy::Upstream;
-use proto_shared::Verifier;
+use proto_shared::{Audience, Verifier};
 use serde_json::{json, Value};
 use tasks_service::db::{DatabaseUrl, DbSettings};
 use tokio::sync::oneshot;
@@ -54,7 +54,7 @@ impl TasksService {
                 acquire_timeout: Duration::from_secs(2),
                 statement_timeout: Duration::from_secs(5),
             },
-            verifier: Verifier::new(IDENTITY_KEYS.parse().unwrap(), 30),
+            verifier: Verifier::new(IDENTITY_KEYS.parse().unwrap(), 30, Audience::default()),
             max_body_bytes: 64 * 1024,
             shutdown_grace: Duration::from_secs(10),
         };

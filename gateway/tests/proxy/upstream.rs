@@ -34,6 +34,8 @@ pub struct Seen {
     pub headers: HeaderMap,
     /// Body bytes received (for paths that read the whole body).
     pub body_len: usize,
+    /// The body received (for paths that read the whole body).
+    pub body: Vec<u8>,
     /// The far end of the connection it came over (the gateway's side): requests with the
     /// same `peer` shared one upstream connection.
     pub peer: SocketAddr,
@@ -175,6 +177,7 @@ async fn answer(
         version: head.version,
         headers: head.headers.clone(),
         body_len: 0,
+        body: Vec::new(),
         peer,
     };
     if path.ends_with("/hang") {
@@ -223,6 +226,7 @@ async fn answer(
                         shared.first_chunk.notify_waiters();
                     }
                     seen.body_len += data.len();
+                    seen.body.extend_from_slice(data);
                 }
             }
             Err(_) => {

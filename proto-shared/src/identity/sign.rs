@@ -1,22 +1,30 @@
-//! Signing: turns a verified user id into the two headers that tasks-service trusts.
+//! Signing: turns a verified user id into the two headers that tasks-service trusts, a v2
+//! credential bound to one audience, one use and one body.
 
-use std::fmt;
+use std::{
+    fmt,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+};
 
-use aws_lc_rs::hmac;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+use aws_lc_rs::{hmac, rand::SecureRandom};
 use http::{HeaderMap, HeaderValue, Method};
 
-use super::{canonical_string, KeyId, KeyRing, CREDENTIAL_VERSION};
+use super::{
+    canonical_string, Audience, Binding, BodyDigest, Credential, KeyId, KeyRing, Nonce, Statement,
+};
 use crate::{headers, UserId};
 
-/// Length of a base64url (unpadded) HMAC-SHA256 tag.
-const SIGNATURE_LEN: usize = 43;
-
-/// Signs identities with the ring's signing key. Cheap to clone; `Debug` shows the key id only.
+/// Signs identities with the ring's signing key for one audience. Cheap to clone; clones
+/// share one nonce sequence. `Debug` shows the key id and audience only.
 #[derive(Clone)]
 pub struct Signer {
     key_id: KeyId,
     key: hmac::Key,
+    audience: Audience,
+    nonces: Arc<NonceSequence>,
 }
 
 /// The user-id header and its credential, ready to replace whatever a request carried.
@@ -26,13 +34,47 @@ pub struct IdentityHeaders {
     pub credential: HeaderValue,
 }
 
+/// Unique nonces without a system call per request: 8 random bytes drawn once per signer,
+/// then a counter. Uniqueness is all a nonce needs (the signature covers it, so knowing the
+/// next one gives nobody a credential); two signers collide only if their random halves do,
+/// a chance of about n²/2⁶⁵ for n signers.
+struct NonceSequence {
+    prefix: [u8; 8],
+    next: AtomicU64,
+}
+
+impl NonceSequence {
+    fn new() -> Self {
+        let mut prefix = [0u8; 8];
+        aws_lc_rs::rand::SystemRandom::new()
+            .fill(&mut prefix)
+            .expect("the operating system's random source is available");
+        Self {
+            prefix,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> Nonce {
+        // Relaxed: only uniqueness matters, and fetch_add is atomic whatever the ordering.
+        let count = self.next.fetch_add(1, Ordering::Relaxed);
+        let mut nonce = [0u8; 16];
+        nonce[..8].copy_from_slice(&self.prefix);
+        nonce[8..].copy_from_slice(&count.to_be_bytes());
+        Nonce(nonce)
+    }
+}
+
 impl Signer {
-    /// A signer using the ring's signing (first) key.
-    pub fn new(ring: &KeyRing) -> Self {
+    /// A signer using the ring's signing (first) key, for credentials that only a verifier
+    /// of `audience` accepts.
+    pub fn new(ring: &KeyRing, audience: Audience) -> Self {
         let (key_id, key) = ring.signing_key();
         Self {
             key_id: key_id.clone(),
             key: key.clone(),
+            audience,
+            nonces: Arc::new(NonceSequence::new()),
         }
     }
 
@@ -41,36 +83,48 @@ impl Signer {
         &self.key_id
     }
 
-    /// Signs `user_id` for one request. `path_and_query` is the request target exactly as it
-    /// will be sent; `timestamp` is Unix seconds ([`super::unix_now`]).
+    /// The audience this signer's credentials are for.
+    pub fn audience(&self) -> &Audience {
+        &self.audience
+    }
+
+    /// Signs `user_id` for one request whose body has `body` as its digest
+    /// ([`BodyDigest::of`] the exact bytes sent, [`BodyDigest::EMPTY`] for none).
+    /// `path_and_query` is the request target exactly as it will be sent; `timestamp` is
+    /// Unix seconds ([`super::unix_now`]).
     pub fn sign(
         &self,
         method: &Method,
         path_and_query: &str,
         user_id: &UserId,
+        body: BodyDigest,
         timestamp: i64,
     ) -> IdentityHeaders {
-        let message = canonical_string(method, path_and_query, user_id, timestamp, &self.key_id);
+        let mut credential = Credential {
+            key_id: self.key_id.as_str(),
+            timestamp,
+            binding: Some(Binding {
+                audience: self.audience.as_str(),
+                nonce: self.nonces.next(),
+                body_digest: body,
+            }),
+            signature: [0; 32],
+        };
+        let statement = Statement {
+            method,
+            target: path_and_query,
+            user: user_id,
+        };
+        let message = canonical_string(&statement, &credential);
         let tag = hmac::sign(&self.key, message.as_bytes());
-        // `v1;kid={key id};ts={timestamp};sig={base64url tag}`, without `format!` (see
-        // `canonical_string`), handed to the header value without a copy.
-        let mut credential = String::with_capacity(message.len() + 64);
-        credential.push_str(CREDENTIAL_VERSION);
-        credential.push_str(";kid=");
-        credential.push_str(self.key_id.as_str());
-        credential.push_str(";ts=");
-        credential.push_str(itoa::Buffer::new().format(timestamp));
-        credential.push_str(";sig=");
-        // Into a stack buffer: `encode_string` goes through a slower chunked encoder.
-        let mut signature = [0u8; SIGNATURE_LEN];
-        let written = URL_SAFE_NO_PAD
-            .encode_slice(tag.as_ref(), &mut signature)
-            .expect("an HMAC-SHA256 tag is 43 base64url characters");
-        credential.push_str(std::str::from_utf8(&signature[..written]).expect("base64 is ASCII"));
+        credential.signature = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
+        let mut text = String::with_capacity(192);
+        credential.write(&mut text);
         IdentityHeaders {
             user_id: user_id.to_header_value(),
-            credential: HeaderValue::from_maybe_shared(bytes::Bytes::from(credential))
-                .expect("key ids, digits and base64url are valid header text"),
+            // Handed to the header value without a copy.
+            credential: HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+                .expect("key ids, audiences, digits and base64url are valid header text"),
         }
     }
 }
@@ -87,6 +141,28 @@ impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
             .field("key_id", &self.key_id)
+            .field("audience", &self.audience)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_credential_gets_its_own_nonce_across_clones() {
+        let ring: KeyRing = "gw:gateway-secret-gateway-secret-123".parse().unwrap();
+        let signer = Signer::new(&ring, Audience::default());
+        let clone = signer.clone();
+        let other = Signer::new(&ring, Audience::default());
+        let user = UserId::parse("u1").unwrap();
+        let mut seen = std::collections::HashSet::new();
+        for s in [&signer, &clone, &other, &signer] {
+            let headers = s.sign(&Method::GET, "/", &user, BodyDigest::EMPTY, 1);
+            let text = headers.credential.to_str().unwrap().to_owned();
+            let nonce = Credential::parse(&text).unwrap().binding.unwrap().nonce;
+            assert!(seen.insert(nonce), "nonce {nonce:?} used twice");
+        }
     }
 }

@@ -1,20 +1,35 @@
 //! Verifying: the only way tasks-service learns who a request is for.
+//!
+//! In two steps, because the body arrives after the head: [`Verifier::verify_head`] judges
+//! everything the head carries (shape, version, key, audience, freshness, user id, signature)
+//! before any body byte is read, and [`Verifier::confirm`] then checks the body against the
+//! signed digest and spends the credential's nonce. [`Verifier::verify`] does both for a
+//! request already in memory.
 
 use aws_lc_rs::hmac;
-use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use http::{HeaderMap, HeaderValue, Method};
 
-use super::{canonical_string, KeyRing, CREDENTIAL_VERSION};
+use super::{
+    canonical_string,
+    replay::{Refusal, ReplaySet},
+    Audience, BodyDigest, Credential, KeyRing, Nonce, Statement, Version,
+};
 use crate::{headers, UserId};
 
-/// Checks credentials against every key of a ring. `Debug` shows key ids only.
+/// Checks credentials against every key of a ring, for one audience. Cheap to clone; clones
+/// share one memory of spent nonces. `Debug` shows key ids only.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     ring: KeyRing,
     max_skew_secs: i64,
+    audience: Audience,
+    accept_v1: bool,
+    replay: ReplaySet,
 }
 
-/// Why a request's identity was refused. Each one means 401: the claimed id is never used.
+/// Why a request's identity was refused. Each one means the claimed id is never used: 401,
+/// except [`IdentityError::ReplayCapacity`], which is the verifier's limit, not the caller's
+/// fault (503).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("a user id was sent without a credential")]
@@ -25,14 +40,24 @@ pub enum IdentityError {
     DuplicateHeader,
     #[error("the credential is malformed")]
     Malformed,
+    #[error("v1 credentials are not accepted here")]
+    VersionRefused,
     #[error("the credential names an unknown key")]
     UnknownKey,
+    #[error("the credential was minted for another service")]
+    WrongAudience,
     #[error("the credential is not fresh")]
     Stale,
     #[error("the credential's signature does not match the request")]
     BadSignature,
     #[error("the user id is invalid")]
     InvalidUserId,
+    #[error("the body is not the one the credential was signed for")]
+    BodyMismatch,
+    #[error("the credential was used before")]
+    Replayed,
+    #[error("too many fresh credentials to remember another")]
+    ReplayCapacity,
 }
 
 impl IdentityError {
@@ -43,40 +68,105 @@ impl IdentityError {
             Self::MissingUserId => "missing_user_id",
             Self::DuplicateHeader => "duplicate_header",
             Self::Malformed => "malformed",
+            Self::VersionRefused => "version_refused",
             Self::UnknownKey => "unknown_key",
+            Self::WrongAudience => "wrong_audience",
             Self::Stale => "stale",
             Self::BadSignature => "bad_signature",
             Self::InvalidUserId => "invalid_user_id",
+            Self::BodyMismatch => "body_mismatch",
+            Self::Replayed => "replayed",
+            Self::ReplayCapacity => "replay_capacity",
         }
     }
 }
 
-/// The fields of a `v1;kid=..;ts=..;sig=..` credential.
-struct Credential<'a> {
-    key_id: &'a str,
-    timestamp: i64,
-    signature: Vec<u8>,
+/// A head whose credential holds: the user it vouches for, pending the body check.
+#[derive(Debug)]
+#[must_use = "the body must still be confirmed"]
+pub struct Vouched {
+    user: UserId,
+    /// v2 only: the nonce to spend, the digest the body must have, and until when the nonce
+    /// must be remembered.
+    bound: Option<(Nonce, BodyDigest, i64)>,
+}
+
+impl Vouched {
+    /// The credential's version: v1 only where the operator allowed it.
+    pub fn version(&self) -> Version {
+        match self.bound {
+            None => Version::V1,
+            Some(_) => Version::V2,
+        }
+    }
 }
 
 impl Verifier {
-    /// Accepts credentials from any key in `ring` whose timestamp is within `max_skew_secs`
-    /// of the verifier's clock, either way.
-    pub fn new(ring: KeyRing, max_skew_secs: u32) -> Self {
+    /// Default number of fresh credentials remembered at once (see [`Verifier::replay_capacity`]).
+    pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
+
+    /// Accepts v2 credentials for `audience` from any key in `ring` whose timestamp is
+    /// within `max_skew_secs` of the verifier's clock, either way, each once.
+    pub fn new(ring: KeyRing, max_skew_secs: u32, audience: Audience) -> Self {
         Self {
             ring,
             max_skew_secs: i64::from(max_skew_secs),
+            audience,
+            accept_v1: false,
+            replay: ReplaySet::new(Self::DEFAULT_REPLAY_CAPACITY),
         }
     }
 
-    /// Returns the verified user id, `None` when the request claims no identity at all, or
-    /// why the claimed identity must not be trusted.
+    /// Also accepts v1 credentials (no audience, body or single use), for a rolling upgrade
+    /// from signers that send them.
+    pub fn accept_v1(mut self, accept: bool) -> Self {
+        self.accept_v1 = accept;
+        self
+    }
+
+    /// Remembers at most `capacity` fresh credentials; past that, new ones are refused
+    /// ([`IdentityError::ReplayCapacity`]) until old ones expire.
+    pub fn replay_capacity(mut self, capacity: usize) -> Self {
+        self.replay = ReplaySet::new(capacity);
+        self
+    }
+
+    /// The audience this verifier accepts.
+    pub fn audience(&self) -> &Audience {
+        &self.audience
+    }
+
+    /// How many spent nonces are remembered now.
+    pub fn remembered(&self) -> usize {
+        self.replay.len()
+    }
+
+    /// Judges a whole request: [`Verifier::verify_head`], then [`Verifier::confirm`] with
+    /// `body`. `None` when the request claims no identity at all.
     pub fn verify(
         &self,
         method: &Method,
         path_and_query: &str,
         headers: &HeaderMap,
+        body: &[u8],
         now: i64,
     ) -> Result<Option<UserId>, IdentityError> {
+        match self.verify_head(method, path_and_query, headers, now)? {
+            None => Ok(None),
+            Some(vouched) => self.confirm(vouched, BodyDigest::of(body), now).map(Some),
+        }
+    }
+
+    /// Judges what the head carries. Returns `None` when the request claims no identity at
+    /// all, the vouched-for user pending the body check, or why the claimed identity must
+    /// not be trusted.
+    pub fn verify_head(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        headers: &HeaderMap,
+        now: i64,
+    ) -> Result<Option<Vouched>, IdentityError> {
         let user_id = single(headers, &headers::USER_ID)?;
         let credential = single(headers, &headers::IDENTITY_CREDENTIAL)?;
         let (user_id, credential) = match (user_id, credential) {
@@ -85,30 +175,73 @@ impl Verifier {
             (None, Some(_)) => return Err(IdentityError::MissingUserId),
             (Some(user_id), Some(credential)) => (user_id, credential),
         };
-        let credential = parse_credential(credential).ok_or(IdentityError::Malformed)?;
-        let (key_id, key) = self
+        let credential = credential
+            .to_str()
+            .ok()
+            .and_then(Credential::parse)
+            .ok_or(IdentityError::Malformed)?;
+        if credential.version() == Version::V1 && !self.accept_v1 {
+            return Err(IdentityError::VersionRefused);
+        }
+        let (_, key) = self
             .ring
             .key(credential.key_id)
             .ok_or(IdentityError::UnknownKey)?;
+        if credential
+            .binding
+            .is_some_and(|binding| binding.audience != self.audience.as_str())
+        {
+            return Err(IdentityError::WrongAudience);
+        }
         if (now - credential.timestamp).abs() > self.max_skew_secs {
             return Err(IdentityError::Stale);
         }
-        let user_id = user_id
+        let user = user_id
             .to_str()
             .ok()
             .and_then(|raw| UserId::from_encoded(raw).ok())
             .ok_or(IdentityError::InvalidUserId)?;
-        let message = canonical_string(
+        let statement = Statement {
             method,
-            path_and_query,
-            &user_id,
-            credential.timestamp,
-            key_id,
-        );
+            target: path_and_query,
+            user: &user,
+        };
+        let message = canonical_string(&statement, &credential);
         // aws-lc-rs compares tags in constant time.
         hmac::verify(key, message.as_bytes(), &credential.signature)
             .map_err(|_| IdentityError::BadSignature)?;
-        Ok(Some(user_id))
+        let expires = credential.timestamp + self.max_skew_secs;
+        Ok(Some(Vouched {
+            user,
+            bound: credential
+                .binding
+                .map(|binding| (binding.nonce, binding.body_digest, expires)),
+        }))
+    }
+
+    /// Finishes what [`Verifier::verify_head`] began: the body must be the one signed for,
+    /// and the credential must not have been used before. Only then is the user returned,
+    /// and the credential spent. `body` is [`BodyDigest::of`] the exact bytes received.
+    pub fn confirm(
+        &self,
+        vouched: Vouched,
+        body: BodyDigest,
+        now: i64,
+    ) -> Result<UserId, IdentityError> {
+        let Some((nonce, signed_body, expires)) = vouched.bound else {
+            return Ok(vouched.user);
+        };
+        // A digest is public (it is in the header), so a plain comparison leaks nothing.
+        if body != signed_body {
+            return Err(IdentityError::BodyMismatch);
+        }
+        self.replay
+            .remember(nonce.as_u128(), expires, now)
+            .map_err(|refusal| match refusal {
+                Refusal::Seen => IdentityError::Replayed,
+                Refusal::Full => IdentityError::ReplayCapacity,
+            })?;
+        Ok(vouched.user)
     }
 }
 
@@ -125,64 +258,204 @@ fn single<'a>(
     Ok(first)
 }
 
-fn parse_credential(value: &HeaderValue) -> Option<Credential<'_>> {
-    let mut fields = value.to_str().ok()?.split(';');
-    if fields.next()? != CREDENTIAL_VERSION {
-        return None;
-    }
-    let key_id = fields.next()?.strip_prefix("kid=")?;
-    let timestamp = fields.next()?.strip_prefix("ts=")?;
-    let signature = fields.next()?.strip_prefix("sig=")?;
-    if fields.next().is_some() || !timestamp.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some(Credential {
-        key_id,
-        timestamp: timestamp.parse().ok()?,
-        signature: URL_SAFE_NO_PAD.decode(signature).ok()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::identity::Signer;
 
     const NOW: i64 = 1_764_000_000;
+    const GW: &str = "gw:gateway-secret-gateway-secret-123";
+    const SVC: &str = "svc:service-secret-service-secret-123";
 
     fn ring(spec: &str) -> KeyRing {
         spec.parse().unwrap()
     }
 
-    fn signed(signer_spec: &str, method: Method, path: &str, user: &str, ts: i64) -> HeaderMap {
+    fn audience(name: &str) -> Audience {
+        Audience::parse(name).unwrap()
+    }
+
+    fn signed_for(
+        signer_spec: &str,
+        to: &str,
+        method: Method,
+        path: &str,
+        user: &str,
+        body: &[u8],
+        ts: i64,
+    ) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        Signer::new(&ring(signer_spec))
-            .sign(&method, path, &UserId::parse(user).unwrap(), ts)
+        Signer::new(&ring(signer_spec), audience(to))
+            .sign(
+                &method,
+                path,
+                &UserId::parse(user).unwrap(),
+                BodyDigest::of(body),
+                ts,
+            )
             .insert_into(&mut headers);
         headers
     }
 
-    const GW: &str = "gw:gateway-secret-gateway-secret-123";
-    const SVC: &str = "svc:service-secret-service-secret-123";
+    fn signed(signer_spec: &str, method: Method, path: &str, user: &str, ts: i64) -> HeaderMap {
+        signed_for(signer_spec, "tasks-service", method, path, user, b"", ts)
+    }
 
     fn verifier() -> Verifier {
-        Verifier::new(ring(&format!("{GW},{SVC}")), 30)
+        Verifier::new(ring(&format!("{GW},{SVC}")), 30, Audience::default())
+    }
+
+    /// A v1 credential as signers before v2 wrote it.
+    fn v1(path: &str, user: &str, ts: i64) -> HeaderMap {
+        let user = UserId::parse(user).unwrap();
+        let mut credential = Credential {
+            key_id: "gw",
+            timestamp: ts,
+            binding: None,
+            signature: [0; 32],
+        };
+        let statement = Statement {
+            method: &Method::GET,
+            target: path,
+            user: &user,
+        };
+        let key = hmac::Key::new(hmac::HMAC_SHA256, &GW.as_bytes()[3..]);
+        let tag = hmac::sign(&key, canonical_string(&statement, &credential).as_bytes());
+        credential.signature = tag.as_ref().try_into().unwrap();
+        let mut text = String::new();
+        credential.write(&mut text);
+        let mut headers = HeaderMap::new();
+        headers.insert(headers::USER_ID, user.to_header_value());
+        headers.insert(
+            headers::IDENTITY_CREDENTIAL,
+            HeaderValue::from_str(&text).unwrap(),
+        );
+        headers
     }
 
     #[test]
-    fn accepts_a_fresh_credential_from_any_key_in_the_ring() {
+    fn accepts_a_fresh_credential_from_any_key_in_the_ring_once() {
+        let v = verifier();
         for key in [GW, SVC] {
             let headers = signed(key, Method::GET, "/api/u1/tasks?limit=5", "u1", NOW);
-            let user = verifier()
-                .verify(&Method::GET, "/api/u1/tasks?limit=5", &headers, NOW + 29)
+            let user = v
+                .verify(
+                    &Method::GET,
+                    "/api/u1/tasks?limit=5",
+                    &headers,
+                    b"",
+                    NOW + 29,
+                )
                 .unwrap();
             assert_eq!(user.unwrap().as_str(), "u1");
+            assert_eq!(
+                v.verify(
+                    &Method::GET,
+                    "/api/u1/tasks?limit=5",
+                    &headers,
+                    b"",
+                    NOW + 29
+                ),
+                Err(IdentityError::Replayed)
+            );
         }
+        assert_eq!(v.remembered(), 2);
+    }
+
+    #[test]
+    fn a_replay_is_refused_by_every_clone_of_the_verifier() {
+        let v = verifier();
+        let clone = v.clone();
+        let headers = signed(GW, Method::GET, "/", "u1", NOW);
+        assert!(v.verify(&Method::GET, "/", &headers, b"", NOW).is_ok());
+        assert_eq!(
+            clone.verify(&Method::GET, "/", &headers, b"", NOW),
+            Err(IdentityError::Replayed)
+        );
+    }
+
+    #[test]
+    fn the_body_must_be_the_one_signed_for() {
+        let v = verifier();
+        let path = "/api/u1/tasks";
+        let headers = signed_for(
+            GW,
+            "tasks-service",
+            Method::POST,
+            path,
+            "u1",
+            b"{\"title\":\"a\"}",
+            NOW,
+        );
+        assert_eq!(
+            v.verify(&Method::POST, path, &headers, b"{\"title\":\"b\"}", NOW),
+            Err(IdentityError::BodyMismatch)
+        );
+        assert_eq!(
+            v.verify(&Method::POST, path, &headers, b"", NOW),
+            Err(IdentityError::BodyMismatch)
+        );
+        // A tampered copy spent nothing: the real request still goes through, once.
+        assert!(v
+            .verify(&Method::POST, path, &headers, b"{\"title\":\"a\"}", NOW)
+            .is_ok());
+        assert_eq!(
+            v.verify(&Method::POST, path, &headers, b"{\"title\":\"a\"}", NOW),
+            Err(IdentityError::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_credential_for_another_audience_is_refused_before_its_signature_counts() {
+        let headers = signed_for(GW, "billing", Method::GET, "/", "u1", b"", NOW);
+        assert_eq!(
+            verifier().verify(&Method::GET, "/", &headers, b"", NOW),
+            Err(IdentityError::WrongAudience)
+        );
+        let billing = Verifier::new(ring(GW), 30, audience("billing"));
+        assert!(billing
+            .verify(&Method::GET, "/", &headers, b"", NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_full_replay_memory_refuses_rather_than_forgets() {
+        let v = verifier().replay_capacity(1);
+        let first = signed(GW, Method::GET, "/", "u1", NOW);
+        let second = signed(GW, Method::GET, "/", "u1", NOW);
+        assert!(v.verify(&Method::GET, "/", &first, b"", NOW).is_ok());
+        assert_eq!(
+            v.verify(&Method::GET, "/", &second, b"", NOW),
+            Err(IdentityError::ReplayCapacity)
+        );
+        assert_eq!(
+            v.verify(&Method::GET, "/", &first, b"", NOW),
+            Err(IdentityError::Replayed)
+        );
+    }
+
+    #[test]
+    fn v1_is_refused_unless_the_operator_allows_it() {
+        let headers = v1("/api/u1/tasks", "u1", NOW);
+        assert_eq!(
+            verifier().verify(&Method::GET, "/api/u1/tasks", &headers, b"", NOW),
+            Err(IdentityError::VersionRefused)
+        );
+        let lenient = verifier().accept_v1(true);
+        let vouched = lenient
+            .verify_head(&Method::GET, "/api/u1/tasks", &headers, NOW)
+            .unwrap()
+            .unwrap();
+        assert_eq!(vouched.version(), Version::V1);
+        assert_eq!(
+            lenient.verify(&Method::GET, "/api/u2/tasks", &headers, b"", NOW),
+            Err(IdentityError::BadSignature)
+        );
     }
 
     #[test]
     fn no_identity_headers_is_anonymous() {
-        let result = verifier().verify(&Method::GET, "/", &HeaderMap::new(), NOW);
+        let result = verifier().verify(&Method::GET, "/", &HeaderMap::new(), b"", NOW);
         assert_eq!(result, Ok(None));
     }
 
@@ -191,7 +464,7 @@ mod tests {
         let v = verifier();
         let headers = signed(GW, Method::GET, "/api/u1/tasks", "u1", NOW);
         let check = |method: Method, path: &str, headers: &HeaderMap, now: i64| {
-            v.verify(&method, path, headers, now).unwrap_err()
+            v.verify(&method, path, headers, b"", now).unwrap_err()
         };
         assert_eq!(
             check(Method::DELETE, "/api/u1/tasks", &headers, NOW),
@@ -236,21 +509,21 @@ mod tests {
         let mut only_user = HeaderMap::new();
         only_user.insert(headers::USER_ID, HeaderValue::from_static("u1"));
         assert_eq!(
-            v.verify(&Method::GET, "/", &only_user, NOW),
+            v.verify(&Method::GET, "/", &only_user, b"", NOW),
             Err(IdentityError::MissingCredential)
         );
 
         let mut headers = signed(GW, Method::GET, "/", "u1", NOW);
         headers.remove(headers::USER_ID);
         assert_eq!(
-            v.verify(&Method::GET, "/", &headers, NOW),
+            v.verify(&Method::GET, "/", &headers, b"", NOW),
             Err(IdentityError::MissingUserId)
         );
 
         let mut doubled = signed(GW, Method::GET, "/", "u1", NOW);
         doubled.append(headers::USER_ID, HeaderValue::from_static("u2"));
         assert_eq!(
-            v.verify(&Method::GET, "/", &doubled, NOW),
+            v.verify(&Method::GET, "/", &doubled, b"", NOW),
             Err(IdentityError::DuplicateHeader)
         );
     }
@@ -259,11 +532,12 @@ mod tests {
     fn refuses_malformed_credentials() {
         for bad in [
             "",
-            "v2;kid=gw;ts=1;sig=AA",
+            "v3;kid=gw;ts=1;sig=AA",
             "v1;kid=gw;ts=-1;sig=AA",
             "v1;kid=gw;ts=1",
             "v1;kid=gw;ts=1;sig=!!",
             "v1;kid=gw;ts=1;sig=AA;x=1",
+            "v2;kid=gw;ts=1;sig=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
         ] {
             let mut headers = HeaderMap::new();
             headers.insert(headers::USER_ID, HeaderValue::from_static("u1"));
@@ -272,7 +546,9 @@ mod tests {
                 HeaderValue::from_str(bad).unwrap(),
             );
             assert_eq!(
-                verifier().verify(&Method::GET, "/", &headers, NOW),
+                verifier()
+                    .accept_v1(true)
+                    .verify(&Method::GET, "/", &headers, b"", NOW),
                 Err(IdentityError::Malformed),
                 "{bad:?}"
             );

@@ -7,7 +7,10 @@ use std::{convert::Infallible, sync::Arc};
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderMap, Method};
-use proto_shared::{identity::unix_now, FieldError, TaskId, UserId, UserIdError};
+use proto_shared::{
+    identity::{unix_now, Version},
+    BodyDigest, FieldError, IdentityError, TaskId, UserId, UserIdError,
+};
 use warp::{Filter, Rejection};
 
 use crate::{
@@ -39,51 +42,151 @@ pub fn with_state(
     warp::any().map(move || state.clone())
 }
 
-/// The user the gateway (or an in-cluster caller) vouched for with a valid credential.
-/// No identity at all: 401 "Not authenticated"; a refused credential: 401, logged and counted.
-pub fn identity(state: AppState) -> impl Filter<Extract = (UserId,), Error = Rejection> + Clone {
+/// A request whose identity holds: the user a credential vouched for, and the body that
+/// credential was signed with (read whole, at most `MAX_BODY_BYTES`, since its digest must
+/// be checked before the user is trusted).
+#[derive(Debug)]
+pub struct Identified {
+    user: UserId,
+    body: Bytes,
+    /// Whether the body is declared JSON.
+    json: bool,
+}
+
+/// The user the gateway (or an in-cluster caller) vouched for with a valid credential, and
+/// the body it vouched for. No identity at all: 401 "Not authenticated"; a refused
+/// credential: 401 (503 when the replay memory is full), logged and counted. The head is
+/// judged before any body byte is read; the body is then checked against the signed digest,
+/// and only then is the credential spent.
+pub fn identity(
+    state: AppState,
+) -> impl Filter<Extract = (Identified,), Error = Rejection> + Clone {
     warp::method()
         .and(warp::header::headers_cloned())
         .and(warp::ext::get::<RequestTarget>())
+        .and(warp::body::stream())
         .and_then(
-            move |method: Method, headers: HeaderMap, target: RequestTarget| {
+            move |method: Method, headers: HeaderMap, target: RequestTarget, body| {
                 let state = state.clone();
                 async move {
-                    match state
-                        .verifier
-                        .verify(&method, &target.0, &headers, unix_now())
-                    {
-                        Ok(Some(user)) => Ok(user),
-                        Ok(None) => {
-                            state.metrics.record_identity_refusal("no_identity");
-                            Err(ApiError::NotAuthenticated.into())
-                        }
-                        Err(e) => {
-                            tracing::warn!(reason = e.reason(), "identity credential refused");
-                            state.metrics.record_identity_refusal(e.reason());
-                            Err(Rejection::from(ApiError::BadCredential(e)))
-                        }
-                    }
+                    identify(&state, &method, &headers, &target, body)
+                        .await
+                        .map_err(Rejection::from)
                 }
             },
         )
 }
 
+async fn identify<S, B>(
+    state: &AppState,
+    method: &Method,
+    headers: &HeaderMap,
+    target: &RequestTarget,
+    body: S,
+) -> Result<Identified, ApiError>
+where
+    S: Stream<Item = Result<B, warp::Error>>,
+    B: Buf,
+{
+    let refused = |error: IdentityError| {
+        tracing::warn!(reason = error.reason(), "identity credential refused");
+        state.metrics.record_identity_refusal(error.reason());
+        ApiError::BadCredential(error)
+    };
+    let verifier = &state.verifier;
+    let vouched = match verifier.verify_head(method, &target.0, headers, unix_now()) {
+        Ok(Some(vouched)) => vouched,
+        Ok(None) => {
+            state.metrics.record_identity_refusal("no_identity");
+            return Err(ApiError::NotAuthenticated);
+        }
+        Err(error) => return Err(refused(error)),
+    };
+    let version = vouched.version();
+    let body = read_body(body, state.max_body_bytes).await?;
+    let user = verifier
+        .confirm(vouched, BodyDigest::of(&body), unix_now())
+        .map_err(refused)?;
+    if version == Version::V1 {
+        state.metrics.record_identity_v1_accepted();
+    }
+    Ok(Identified {
+        user,
+        body,
+        json: is_json(headers),
+    })
+}
+
 /// The path's `{user_id}` must decode to a valid id (else 422) equal to the verified one
 /// (else 403).
-pub async fn authorize(raw_user: String, verified: UserId) -> Result<UserId, Rejection> {
-    check_path_user(&raw_user, verified).map_err(Rejection::from)
+pub async fn authorize(raw_user: String, who: Identified) -> Result<UserId, Rejection> {
+    check_path_user(&raw_user, who.user).map_err(Rejection::from)
+}
+
+/// [`authorize`], then the body as `T` (415 unless declared JSON, 422 if invalid).
+pub async fn authorize_with<T: JsonBody>(
+    raw_user: String,
+    who: Identified,
+) -> Result<(UserId, T), Rejection> {
+    let body = parse_body(&who);
+    let user = check_path_user(&raw_user, who.user)?;
+    Ok((user, body?))
 }
 
 /// [`authorize`], then the `{id}` segment as a task id (422 if not a positive i64).
 pub async fn authorize_task(
     raw_user: String,
     raw_id: String,
-    verified: UserId,
+    who: Identified,
 ) -> Result<(UserId, TaskId), Rejection> {
-    let user = check_path_user(&raw_user, verified)?;
+    let user = check_path_user(&raw_user, who.user)?;
     let id = parse_task_id(&raw_id).map_err(ApiError::Validation)?;
     Ok((user, id))
+}
+
+/// [`authorize_task`], then the body as `T`.
+pub async fn authorize_task_with<T: JsonBody>(
+    raw_user: String,
+    raw_id: String,
+    who: Identified,
+) -> Result<(UserId, TaskId, T), Rejection> {
+    let body = parse_body(&who);
+    let (user, id) = authorize_task(raw_user, raw_id, who).await?;
+    Ok((user, id, body?))
+}
+
+/// A request body the task endpoints take as JSON.
+pub trait JsonBody: Sized {
+    /// Parses the body, or says which fields are wrong.
+    fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>>;
+}
+
+impl JsonBody for NewTask {
+    fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>> {
+        NewTask::from_json(body)
+    }
+}
+
+impl JsonBody for TaskChanges {
+    fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>> {
+        TaskChanges::from_json(body)
+    }
+}
+
+impl JsonBody for Completion {
+    fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>> {
+        Completion::from_json(body)
+    }
+}
+
+/// The body as `T`: 415 unless a non-empty body is declared JSON (an empty one is passed on
+/// so the parser can say which field is missing), 422 if invalid. Callers answer path errors
+/// (403, 422) first.
+fn parse_body<T: JsonBody>(who: &Identified) -> Result<T, ApiError> {
+    if !who.body.is_empty() && !who.json {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    T::from_json(&who.body).map_err(ApiError::Validation)
 }
 
 fn check_path_user(raw_user: &str, verified: UserId) -> Result<UserId, ApiError> {
@@ -114,38 +217,8 @@ pub fn list_params() -> impl Filter<Extract = (ListParams,), Error = Rejection> 
     })
 }
 
-/// A create body.
-pub fn new_task(limit: u64) -> impl Filter<Extract = (NewTask,), Error = Rejection> + Clone {
-    body(limit).and_then(|bytes: Bytes| async move {
-        NewTask::from_json(&bytes).map_err(|e| Rejection::from(ApiError::Validation(e)))
-    })
-}
-
-/// An update body.
-pub fn task_changes(
-    limit: u64,
-) -> impl Filter<Extract = (TaskChanges,), Error = Rejection> + Clone {
-    body(limit).and_then(|bytes: Bytes| async move {
-        TaskChanges::from_json(&bytes).map_err(|e| Rejection::from(ApiError::Validation(e)))
-    })
-}
-
-/// The optional completion body.
-pub fn completion(limit: u64) -> impl Filter<Extract = (Completion,), Error = Rejection> + Clone {
-    body(limit).and_then(|bytes: Bytes| async move {
-        Completion::from_json(&bytes).map_err(|e| Rejection::from(ApiError::Validation(e)))
-    })
-}
-
-/// The raw body, at most `limit` bytes (else 413). A non-empty body must be declared JSON
-/// (else 415); an empty one is passed on so the parser can say which field is missing.
-fn body(limit: u64) -> impl Filter<Extract = (Bytes,), Error = Rejection> + Clone {
-    warp::header::headers_cloned()
-        .and(warp::body::stream())
-        .and_then(move |headers: HeaderMap, stream| read_body(headers, stream, limit))
-}
-
-async fn read_body<S, B>(headers: HeaderMap, stream: S, limit: u64) -> Result<Bytes, Rejection>
+/// The raw body, at most `limit` bytes (else 413).
+async fn read_body<S, B>(stream: S, limit: u64) -> Result<Bytes, ApiError>
 where
     S: Stream<Item = Result<B, warp::Error>>,
     B: Buf,
@@ -168,10 +241,7 @@ where
         }
     }
     if total > limit {
-        return Err(ApiError::PayloadTooLarge.into());
-    }
-    if !kept.is_empty() && !is_json(&headers) {
-        return Err(ApiError::UnsupportedMediaType.into());
+        return Err(ApiError::PayloadTooLarge);
     }
     Ok(kept.freeze())
 }

@@ -3,8 +3,14 @@
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::extract::{self, authorize, authorize_task, with_state};
-use crate::{handlers, startup::AppState};
+use super::extract::{
+    self, authorize, authorize_task, authorize_task_with, authorize_with, with_state,
+};
+use crate::{
+    domain::{Completion, NewTask, TaskChanges},
+    handlers,
+    startup::AppState,
+};
 
 /// `GET /api/{user_id}/tasks`
 pub fn list(state: AppState) -> BoxedFilter<(Response,)> {
@@ -23,8 +29,8 @@ pub fn create(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("api" / String / "tasks")
         .and(warp::post())
         .and(extract::identity(state.clone()))
-        .and_then(authorize)
-        .and(extract::new_task(state.max_body_bytes))
+        .and_then(authorize_with::<NewTask>)
+        .untuple_one()
         .and(with_state(state))
         .and_then(handlers::create)
         .boxed()
@@ -47,9 +53,8 @@ pub fn update(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("api" / String / "tasks" / String)
         .and(warp::put())
         .and(extract::identity(state.clone()))
-        .and_then(authorize_task)
+        .and_then(authorize_task_with::<TaskChanges>)
         .untuple_one()
-        .and(extract::task_changes(state.max_body_bytes))
         .and(with_state(state))
         .and_then(handlers::update)
         .boxed()
@@ -72,9 +77,8 @@ pub fn complete(state: AppState) -> BoxedFilter<(Response,)> {
     warp::path!("api" / String / "tasks" / String / "complete")
         .and(warp::patch())
         .and(extract::identity(state.clone()))
-        .and_then(authorize_task)
+        .and_then(authorize_task_with::<Completion>)
         .untuple_one()
-        .and(extract::completion(state.max_body_bytes))
         .and(with_state(state))
         .and_then(handlers::complete)
         .boxed()

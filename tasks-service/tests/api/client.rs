@@ -2,7 +2,7 @@
 
 use proto_shared::{
     client::{ClientError, ListParams, TasksClient},
-    CreateTask, Signer, SortOrder, StatusFilter, UpdateTask, UserId,
+    Audience, CreateTask, Signer, SortOrder, StatusFilter, UpdateTask, UserId,
 };
 
 use crate::helpers::{ring, spawn_app, REPORTS_KEY};
@@ -12,7 +12,7 @@ async fn the_typed_client_drives_all_six_endpoints() {
     let app = spawn_app().await;
     let client = TasksClient::new(
         &format!("http://{}", app.addr),
-        Signer::new(&ring(REPORTS_KEY)),
+        Signer::new(&ring(REPORTS_KEY), Audience::default()),
     )
     .unwrap();
     let user = UserId::parse("alice@example.com").unwrap();

@@ -110,9 +110,8 @@ async fn malformed_json_is_422_json_invalid() {
     let app = spawn_app().await;
     let path = app.user("alice").path("");
     let answer = Answer::from(
-        app.signed(Method::POST, &path, "alice")
+        app.signed_body(Method::POST, &path, "alice", "{\"title\": ")
             .header("content-type", "application/json")
-            .body("{\"title\": ")
             .send()
             .await
             .unwrap(),
@@ -152,9 +151,7 @@ async fn a_body_that_is_not_declared_json_is_415() {
         Some("text/plain"),
         Some("application/x-www-form-urlencoded"),
     ] {
-        let mut request = app
-            .signed(Method::POST, &path, "alice")
-            .body(r#"{"title":"x"}"#);
+        let mut request = app.signed_body(Method::POST, &path, "alice", r#"{"title":"x"}"#);
         if let Some(content_type) = content_type {
             request = request.header("content-type", content_type);
         }
@@ -163,9 +160,8 @@ async fn a_body_that_is_not_declared_json_is_415() {
         assert!(answer.detail().contains("application/json"));
     }
     let ok = app
-        .signed(Method::POST, &path, "alice")
+        .signed_body(Method::POST, &path, "alice", r#"{"title":"x"}"#)
         .header("content-type", "application/json; charset=utf-8")
-        .body(r#"{"title":"x"}"#)
         .send()
         .await
         .unwrap();

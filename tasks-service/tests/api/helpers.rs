@@ -4,7 +4,7 @@
 use std::{net::SocketAddr, str::FromStr, time::Duration};
 
 use http::Method;
-use proto_shared::{identity::unix_now, KeyRing, Signer, UserId, Verifier};
+use proto_shared::{identity::unix_now, Audience, BodyDigest, KeyRing, Signer, UserId, Verifier};
 use serde_json::Value;
 use tasks_service::{
     db::{DatabaseUrl, DbSettings},
@@ -45,7 +45,11 @@ pub fn test_settings(database_url: &str) -> Settings {
             acquire_timeout: Duration::from_millis(1500),
             statement_timeout: Duration::from_millis(3000),
         },
-        verifier: Verifier::new(ring(&format!("{GATEWAY_KEY},{REPORTS_KEY}")), 30),
+        verifier: Verifier::new(
+            ring(&format!("{GATEWAY_KEY},{REPORTS_KEY}")),
+            30,
+            Audience::default(),
+        ),
         max_body_bytes: 64 * 1024,
         shutdown_grace: Duration::from_secs(10),
     }
@@ -138,7 +142,7 @@ impl TestApp {
         response.text().await.unwrap()
     }
 
-    /// A request signed for `user` with `key` (a `key_id:secret` spec) at time `ts`.
+    /// A bodiless request signed for `user` with `key` (a `key_id:secret` spec) at time `ts`.
     pub fn signed_with(
         &self,
         key: &str,
@@ -147,17 +151,43 @@ impl TestApp {
         user: &str,
         ts: i64,
     ) -> reqwest::RequestBuilder {
+        self.signed_body_with(key, method, path_and_query, user, Vec::new(), ts)
+    }
+
+    /// A request carrying `body`, signed for `user` with `key` at time `ts` for the service's
+    /// audience, as the gateway signs it.
+    pub fn signed_body_with(
+        &self,
+        key: &str,
+        method: Method,
+        path_and_query: &str,
+        user: &str,
+        body: Vec<u8>,
+        ts: i64,
+    ) -> reqwest::RequestBuilder {
         let user = UserId::parse(user).unwrap();
-        let identity = Signer::new(&ring(key)).sign(&method, path_and_query, &user, ts);
-        self.raw(method, path_and_query)
+        let identity = Signer::new(&ring(key), Audience::default()).sign(
+            &method,
+            path_and_query,
+            &user,
+            BodyDigest::of(&body),
+            ts,
+        );
+        let request = self
+            .raw(method, path_and_query)
             .header(proto_shared::headers::USER_ID, identity.user_id)
             .header(
                 proto_shared::headers::IDENTITY_CREDENTIAL,
                 identity.credential,
-            )
+            );
+        if body.is_empty() {
+            request
+        } else {
+            request.body(body)
+        }
     }
 
-    /// A request signed now by the gateway key for `user`.
+    /// A bodiless request signed now by the gateway key for `user`.
     pub fn signed(
         &self,
         method: Method,
@@ -165,6 +195,19 @@ impl TestApp {
         user: &str,
     ) -> reqwest::RequestBuilder {
         self.signed_with(GATEWAY_KEY, method, path_and_query, user, unix_now())
+    }
+
+    /// A request carrying `body`, signed now by the gateway key for `user` (no
+    /// `Content-Type`: the caller sets the one it tests).
+    pub fn signed_body(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        user: &str,
+        body: impl Into<Vec<u8>>,
+    ) -> reqwest::RequestBuilder {
+        let body = body.into();
+        self.signed_body_with(GATEWAY_KEY, method, path_and_query, user, body, unix_now())
     }
 
     /// A client acting as `user` through the gateway.
@@ -290,10 +333,13 @@ impl UserClient<'_> {
     }
 
     pub async fn send(&self, method: Method, path_and_query: &str, body: Option<Value>) -> Answer {
-        let mut request = self.app.signed(method, path_and_query, &self.user);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
+        let request = match body {
+            None => self.app.signed(method, path_and_query, &self.user),
+            Some(body) => self
+                .app
+                .signed_body(method, path_and_query, &self.user, body.to_string())
+                .header("content-type", "application/json"),
+        };
         Answer::from(request.send().await.expect("the service answers")).await
     }
 

@@ -1,7 +1,10 @@
 //! Identity: only a valid credential from a key the service holds makes a request someone's.
 
 use http::Method;
-use proto_shared::{identity::unix_now, Verifier};
+use proto_shared::{
+    client::TasksClient, identity::unix_now, Audience, BodyDigest, CreateTask, Signer, UserId,
+    Verifier,
+};
 use serde_json::json;
 
 use crate::helpers::{
@@ -105,10 +108,11 @@ async fn a_credential_is_bound_to_method_path_query_and_user() {
     let id = alice.create_titled("mine").await;
     let task_path = format!("/api/alice/tasks/{id}");
     let sign = |method: Method, path: &str, user: &str| {
-        proto_shared::Signer::new(&ring(GATEWAY_KEY)).sign(
+        Signer::new(&ring(GATEWAY_KEY), Audience::default()).sign(
             &method,
             path,
-            &proto_shared::UserId::parse(user).unwrap(),
+            &UserId::parse(user).unwrap(),
+            BodyDigest::EMPTY,
             unix_now(),
         )
     };
@@ -172,8 +176,15 @@ async fn in_cluster_callers_sign_with_their_own_key() {
     let app = spawn_app().await;
     let now = unix_now();
     let created = answer(
-        app.signed_with(REPORTS_KEY, Method::POST, "/api/alice/tasks", "alice", now)
-            .json(&json!({"title": "from reports"})),
+        app.signed_body_with(
+            REPORTS_KEY,
+            Method::POST,
+            "/api/alice/tasks",
+            "alice",
+            json!({"title": "from reports"}).to_string().into_bytes(),
+            now,
+        )
+        .header("content-type", "application/json"),
     )
     .await;
     assert_eq!(created.status, 201);
@@ -188,7 +199,11 @@ async fn rotated_keys_keep_working_until_removed() {
     const NEW: &str = "gw-2:second-gateway-secret-0123456789abcdef";
     // During rotation the service accepts both keys.
     let both = spawn_app_with(ADMIN_URL, |s| {
-        s.verifier = Verifier::new(ring(&format!("{NEW},{GATEWAY_KEY}")), 30)
+        s.verifier = Verifier::new(
+            ring(&format!("{NEW},{GATEWAY_KEY}")),
+            30,
+            Audience::default(),
+        )
     })
     .await;
     for key in [NEW, GATEWAY_KEY] {
@@ -196,7 +211,10 @@ async fn rotated_keys_keep_working_until_removed() {
         assert_eq!(answer(request).await.status, 200, "{key}");
     }
     // After it, the old key is refused.
-    let rotated = spawn_app_with(ADMIN_URL, |s| s.verifier = Verifier::new(ring(NEW), 30)).await;
+    let rotated = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = Verifier::new(ring(NEW), 30, Audience::default())
+    })
+    .await;
     let old = rotated.signed_with(
         GATEWAY_KEY,
         Method::GET,
@@ -207,4 +225,218 @@ async fn rotated_keys_keep_working_until_removed() {
     assert_eq!(answer(old).await.status, 401);
     let new = rotated.signed_with(NEW, Method::GET, "/api/alice/tasks", "alice", unix_now());
     assert_eq!(answer(new).await.status, 200);
+}
+
+/// One request as it left a signer: what an eavesdropper between caller and service sees.
+struct Captured {
+    method: Method,
+    target: String,
+    user_id: String,
+    credential: String,
+    body: Vec<u8>,
+}
+
+impl Captured {
+    /// The captured request sent to `app` again, with `body` in place of its own.
+    fn replay(&self, app: &crate::helpers::TestApp, body: &[u8]) -> reqwest::RequestBuilder {
+        app.raw(self.method.clone(), &self.target)
+            .header("x-user-id", &self.user_id)
+            .header("x-identity-credential", &self.credential)
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+    }
+}
+
+/// A listener standing in for the service, as a wiretap would: it keeps the first request
+/// sent to it and answers 503 so the caller gives up.
+struct Wiretap(tokio::net::TcpListener);
+
+impl Wiretap {
+    async fn bind() -> Self {
+        Self(tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap())
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.0.local_addr().unwrap())
+    }
+
+    /// Runs `calls` and returns the first request they sent here.
+    async fn capture(self, calls: impl std::future::Future<Output = ()>) -> Captured {
+        let (captured, ()) = tokio::join!(self.accept_one(), calls);
+        captured
+    }
+
+    async fn accept_one(self) -> Captured {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut stream, _) = self.0.accept().await.unwrap();
+        let mut bytes = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let (head_len, body_len) = loop {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the caller hung up before sending a whole head");
+            bytes.extend_from_slice(&chunk[..n]);
+            if let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                break (end + 4, length);
+            }
+        };
+        while bytes.len() < head_len + body_len {
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the caller hung up before sending its whole body");
+            bytes.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n")
+            .await
+            .unwrap();
+        let head = String::from_utf8(bytes[..head_len].to_vec()).unwrap();
+        let mut request_line = head.lines().next().unwrap().split(' ');
+        let method = Method::from_bytes(request_line.next().unwrap().as_bytes()).unwrap();
+        let target = request_line.next().unwrap().to_owned();
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|l| {
+                    let (n, v) = l.split_once(':')?;
+                    n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+                })
+                .unwrap_or_else(|| panic!("no {name} header in\n{head}"))
+        };
+        Captured {
+            method,
+            target,
+            user_id: header("x-user-id"),
+            credential: header("x-identity-credential"),
+            body: bytes[head_len..].to_vec(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_captured_credential_cannot_be_replayed_re_aimed_or_given_another_body() {
+    let app = spawn_app().await;
+    // Another service that holds the same key but is another audience.
+    let billing = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = Verifier::new(
+            ring(&format!("{GATEWAY_KEY},{REPORTS_KEY}")),
+            30,
+            Audience::parse("billing").unwrap(),
+        )
+    })
+    .await;
+
+    // The typed in-cluster client sends a create; a wiretap keeps a copy.
+    let tap = Wiretap::bind().await;
+    let client = TasksClient::new(
+        &tap.url(),
+        Signer::new(&ring(REPORTS_KEY), Audience::default()),
+    )
+    .unwrap();
+    let alice = UserId::parse("alice").unwrap();
+    let new_task = CreateTask {
+        title: "pay rent".into(),
+        description: None,
+    };
+    let captured = tap
+        .capture(async {
+            let refused = client.create(&alice, &new_task).await;
+            assert!(refused.is_err(), "the wiretap answers 503");
+        })
+        .await;
+    assert!(
+        captured.credential.starts_with("v2;"),
+        "{}",
+        captured.credential
+    );
+
+    // Delivered once, as sent: it is honoured.
+    let original = captured.body.clone();
+    assert_eq!(answer(captured.replay(&app, &original)).await.status, 201);
+
+    // With another body.
+    let forged = answer(captured.replay(&app, br#"{"title":"wire money to mallory"}"#)).await;
+    assert_eq!((forged.status, forged.detail()), (401, "Not authenticated"));
+    // To another service that shares the key.
+    let re_aimed = answer(captured.replay(&billing, &original)).await;
+    assert_eq!(
+        (re_aimed.status, re_aimed.detail()),
+        (401, "Not authenticated")
+    );
+    // A second time, exactly as captured.
+    let replayed = answer(captured.replay(&app, &original)).await;
+    assert_eq!(
+        (replayed.status, replayed.detail()),
+        (401, "Not authenticated")
+    );
+
+    let metrics = app.metrics_text().await;
+    for line in [
+        r#"tasks_identity_refusals_total{reason="body_mismatch"} 1"#,
+        r#"tasks_identity_refusals_total{reason="replayed"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    let billing_metrics = billing.metrics_text().await;
+    let line = r#"tasks_identity_refusals_total{reason="wrong_audience"} 1"#;
+    assert!(
+        billing_metrics.contains(line),
+        "missing {line} in\n{billing_metrics}"
+    );
+    let titles = app.user("alice").list("").await.body;
+    assert_eq!(
+        titles.as_array().unwrap().len(),
+        1,
+        "one task, not three: {titles}"
+    );
+    assert_eq!(titles[0]["title"], "pay rent");
+}
+
+#[tokio::test]
+async fn v1_credentials_are_refused_unless_allowed_for_an_upgrade_and_then_counted() {
+    let strict = spawn_app().await;
+    let lenient = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = s.verifier.clone().accept_v1(true);
+    })
+    .await;
+    let path = "/api/alice/tasks";
+    for (app, status) in [(&strict, 401), (&lenient, 200)] {
+        let (user_id, credential) = v1_credential(GATEWAY_KEY, path, "alice", unix_now());
+        let sent = app
+            .raw(Method::GET, path)
+            .header("x-user-id", user_id)
+            .header("x-identity-credential", credential);
+        assert_eq!(answer(sent).await.status, status);
+    }
+    let refused = r#"tasks_identity_refusals_total{reason="version_refused"} 1"#;
+    assert!(strict.metrics_text().await.contains(refused));
+    let counted = "tasks_identity_v1_accepted_total 1";
+    assert!(lenient.metrics_text().await.contains(counted));
+}
+
+/// A v1 credential as signers before v2 wrote it, for GET `path`.
+fn v1_credential(key: &str, path: &str, user: &str, ts: i64) -> (String, String) {
+    use aws_lc_rs::hmac;
+    use proto_shared::identity::{canonical_string, Credential, Statement};
+    let (key_id, secret) = key.split_once(':').unwrap();
+    let user = UserId::parse(user).unwrap();
+    let mut credential = Credential {
+        key_id,
+        timestamp: ts,
+        binding: None,
+        signature: [0; 32],
+    };
+    let statement = Statement {
+        method: &Method::GET,
+        target: path,
+        user: &user,
+    };
+    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
+    let tag = hmac::sign(&key, canonical_string(&statement, &credential).as_bytes());
+    credential.signature = tag.as_ref().try_into().unwrap();
+    let mut text = String::new();
+    credential.write(&mut text);
+    (user.as_str().to_owned(), text)
 }

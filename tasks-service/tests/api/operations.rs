@@ -3,7 +3,7 @@
 
 use std::{process::Command, time::Duration};
 
-use proto_shared::{identity::unix_now, Signer, UserId};
+use proto_shared::{identity::unix_now, Audience, BodyDigest, Signer, UserId};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{ring, spawn_app, spawn_app_with, ADMIN_URL, GATEWAY_KEY};
@@ -89,10 +89,11 @@ async fn shutdown_lets_an_in_flight_request_finish_then_stops() {
     let mut app = spawn_app().await;
     let path = "/api/alice/tasks";
     let body = br#"{"title":"finished during shutdown"}"#;
-    let identity = Signer::new(&ring(GATEWAY_KEY)).sign(
+    let identity = Signer::new(&ring(GATEWAY_KEY), Audience::default()).sign(
         &http::Method::POST,
         path,
         &UserId::parse("alice").unwrap(),
+        BodyDigest::of(body),
         unix_now(),
     );
     // Send the head and half the body, so the request is in flight.
@@ -134,10 +135,12 @@ async fn shutdown_stops_after_the_grace_period_even_if_a_request_stalls() {
     })
     .await;
     let path = "/api/alice/tasks";
-    let identity = Signer::new(&ring(GATEWAY_KEY)).sign(
+    // The body never completes, so its digest never gets checked.
+    let identity = Signer::new(&ring(GATEWAY_KEY), Audience::default()).sign(
         &http::Method::POST,
         path,
         &UserId::parse("alice").unwrap(),
+        BodyDigest::EMPTY,
         unix_now(),
     );
     // A head promising 100 bytes, then 10 of them and nothing more: the request never ends.

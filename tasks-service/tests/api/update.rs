@@ -113,9 +113,8 @@ async fn patch_complete_with_a_non_json_body_is_415() {
     let id = alice.create_titled("t").await;
     let path = alice.path(&format!("/{id}/complete"));
     let answer = Answer::from(
-        app.signed(Method::PATCH, &path, "alice")
+        app.signed_body(Method::PATCH, &path, "alice", "completed")
             .header("content-type", "text/plain")
-            .body("completed")
             .send()
             .await
             .unwrap(),

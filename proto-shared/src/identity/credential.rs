@@ -1,0 +1,316 @@
+//! The text of the `x-identity-credential` header, parsed into its fields and written back
+//! from them, for both versions:
+//!
+//! - `v1;kid={key id};ts={unix seconds};sig={tag}`
+//! - `v2;kid={key id};ts={unix seconds};aud={audience};nonce={nonce};bd={body digest};sig={tag}`
+//!
+//! Binary fields are base64url without padding; the parser accepts only the canonical
+//! encoding of the exact length, so whatever parses writes back to the same text. Knows
+//! nothing about keys, clocks or requests: `sign.rs` fills the fields, `verify.rs` judges them.
+
+use std::fmt;
+
+use aws_lc_rs::digest;
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
+
+/// The credential formats, each with its own canonical string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// Method, target, user, time and key id. Accepted only where the operator allows it.
+    V1,
+    /// v1 plus the audience, a single-use nonce and the body's digest.
+    V2,
+}
+
+impl Version {
+    /// The version tag, first in the header and in the canonical string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::V1 => "v1",
+            Self::V2 => "v2",
+        }
+    }
+}
+
+/// A credential's unique id: 16 bytes, never used twice by a signer (`sign.rs` says how).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Nonce(pub [u8; 16]);
+
+impl Nonce {
+    /// The nonce as one number, the replay set's key.
+    pub fn as_u128(self) -> u128 {
+        u128::from_be_bytes(self.0)
+    }
+}
+
+impl fmt::Debug for Nonce {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Nonce({:032x})", self.as_u128())
+    }
+}
+
+/// SHA-256 of the exact request body bytes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct BodyDigest(pub [u8; 32]);
+
+impl BodyDigest {
+    /// The digest of an empty body (most requests: every GET and DELETE), computed once.
+    pub const EMPTY: Self = Self([
+        0xe3, 0xb0, 0xc4, 0x42, 0x98, 0xfc, 0x1c, 0x14, 0x9a, 0xfb, 0xf4, 0xc8, 0x99, 0x6f, 0xb9,
+        0x24, 0x27, 0xae, 0x41, 0xe4, 0x64, 0x9b, 0x93, 0x4c, 0xa4, 0x95, 0x99, 0x1b, 0x78, 0x52,
+        0xb8, 0x55,
+    ]);
+
+    /// The digest of `body`.
+    pub fn of(body: &[u8]) -> Self {
+        if body.is_empty() {
+            return Self::EMPTY;
+        }
+        let hash = digest::digest(&digest::SHA256, body);
+        Self(hash.as_ref().try_into().expect("SHA-256 is 32 bytes"))
+    }
+}
+
+impl fmt::Debug for BodyDigest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyDigest(")?;
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))?;
+        f.write_str(")")
+    }
+}
+
+/// What ties a v2 credential to one verifier, one use and one body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Binding<'a> {
+    pub audience: &'a str,
+    pub nonce: Nonce,
+    pub body_digest: BodyDigest,
+}
+
+/// A credential's fields, borrowed from the header text (or from the signer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Credential<'a> {
+    pub key_id: &'a str,
+    pub timestamp: i64,
+    /// `Some` exactly for v2.
+    pub binding: Option<Binding<'a>>,
+    /// The HMAC-SHA256 tag over the canonical string.
+    pub signature: [u8; 32],
+}
+
+/// base64url (no padding) of 16 and 32 bytes: 22 and 43 characters.
+const NONCE_TEXT: usize = 22;
+const HASH_TEXT: usize = 43;
+
+impl<'a> Credential<'a> {
+    /// The credential's version.
+    pub fn version(&self) -> Version {
+        match self.binding {
+            None => Version::V1,
+            Some(_) => Version::V2,
+        }
+    }
+
+    /// Parses the header's text; `None` for anything but the exact shape of one version.
+    pub fn parse(text: &'a str) -> Option<Self> {
+        let mut fields = text.split(';');
+        let version = match fields.next()? {
+            "v1" => Version::V1,
+            "v2" => Version::V2,
+            _ => return None,
+        };
+        let mut field = |name: &str| fields.next()?.strip_prefix(name)?.strip_prefix('=');
+        let key_id = field("kid")?;
+        let timestamp = parse_timestamp(field("ts")?)?;
+        let binding = match version {
+            Version::V1 => None,
+            Version::V2 => Some(Binding {
+                audience: field("aud")?,
+                nonce: Nonce(decode(field("nonce")?)?),
+                body_digest: BodyDigest(decode(field("bd")?)?),
+            }),
+        };
+        let signature = decode(field("sig")?)?;
+        if fields.next().is_some() || key_id.is_empty() {
+            return None;
+        }
+        if binding.is_some_and(|b| b.audience.is_empty()) {
+            return None;
+        }
+        Some(Self {
+            key_id,
+            timestamp,
+            binding,
+            signature,
+        })
+    }
+
+    /// Appends the header's text to `out`: the inverse of [`Credential::parse`].
+    pub fn write(&self, out: &mut String) {
+        out.push_str(self.version().as_str());
+        out.push_str(";kid=");
+        out.push_str(self.key_id);
+        out.push_str(";ts=");
+        out.push_str(itoa::Buffer::new().format(self.timestamp));
+        if let Some(binding) = &self.binding {
+            out.push_str(";aud=");
+            out.push_str(binding.audience);
+            out.push_str(";nonce=");
+            out.push_str(encode::<NONCE_TEXT>(&binding.nonce.0).as_str());
+            out.push_str(";bd=");
+            out.push_str(encode::<HASH_TEXT>(&binding.body_digest.0).as_str());
+        }
+        out.push_str(";sig=");
+        out.push_str(encode::<HASH_TEXT>(&self.signature).as_str());
+    }
+}
+
+/// Decimal Unix seconds: digits only (no sign, no spaces), at most 12 of them (year 33658).
+fn parse_timestamp(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Exactly `N` bytes from their canonical base64url text (the engine refuses stray bits).
+fn decode<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    // Only the one length that N bytes encode to: unpadded base64 is ceil(4N / 3) characters.
+    if text.len() != (N * 4).div_ceil(3) {
+        return None;
+    }
+    match URL_SAFE_NO_PAD.decode_slice(text, &mut out) {
+        Ok(written) if written == N => Some(out),
+        _ => None,
+    }
+}
+
+/// base64url text of `bytes` in a stack buffer of `L` characters.
+pub(crate) fn encode<const L: usize>(bytes: &[u8]) -> Encoded<L> {
+    let mut text = [0u8; L];
+    let written = URL_SAFE_NO_PAD
+        .encode_slice(bytes, &mut text)
+        .expect("the buffer fits the encoding");
+    debug_assert_eq!(written, L);
+    Encoded(text)
+}
+
+/// Base64url text held on the stack.
+pub(crate) struct Encoded<const L: usize>([u8; L]);
+
+impl<const L: usize> Encoded<L> {
+    pub(crate) fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("base64 is ASCII")
+    }
+}
+
+/// The text of a nonce, as signed.
+pub(crate) fn nonce_text(nonce: &Nonce) -> Encoded<NONCE_TEXT> {
+    encode(&nonce.0)
+}
+
+/// The text of a body digest, as signed.
+pub(crate) fn digest_text(digest: &BodyDigest) -> Encoded<HASH_TEXT> {
+    encode(&digest.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn the_empty_digest_is_sha256_of_nothing() {
+        let hash = digest::digest(&digest::SHA256, b"");
+        assert_eq!(BodyDigest::EMPTY.0, hash.as_ref());
+        assert_eq!(BodyDigest::of(b""), BodyDigest::EMPTY);
+        assert_ne!(BodyDigest::of(b"{}"), BodyDigest::EMPTY);
+    }
+
+    fn v2(text: &str) -> Option<Credential<'_>> {
+        Credential::parse(text)
+    }
+
+    const SIG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    const NONCE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+    #[test]
+    fn both_versions_parse_and_write_back() {
+        let texts = [
+            format!("v1;kid=gw;ts=1764000000;sig={SIG}"),
+            format!("v2;kid=gw;ts=1764000000;aud=tasks-service;nonce={NONCE};bd={SIG};sig={SIG}"),
+        ];
+        for text in &texts {
+            let credential = Credential::parse(text).unwrap_or_else(|| panic!("{text}"));
+            let mut written = String::new();
+            credential.write(&mut written);
+            assert_eq!(&written, text);
+        }
+        assert_eq!(v2(&texts[0]).unwrap().version(), Version::V1);
+        assert_eq!(v2(&texts[1]).unwrap().version(), Version::V2);
+    }
+
+    #[test]
+    fn refuses_every_other_shape() {
+        let good = format!("v2;kid=gw;ts=1;aud=a;nonce={NONCE};bd={SIG};sig={SIG}");
+        assert!(v2(&good).is_some());
+        for bad in [
+            String::new(),
+            good.replacen("v2", "v3", 1),
+            good.replacen("v2", "V2", 1),
+            good.replacen("kid=gw", "kid=", 1),
+            good.replacen("ts=1", "ts=-1", 1),
+            good.replacen("ts=1", "ts=+1", 1),
+            good.replacen("ts=1", "ts=1234567890123", 1),
+            good.replacen("aud=a", "aud=", 1),
+            good.replacen("aud=a;", "", 1),
+            good.replacen(NONCE, &NONCE[1..], 1),
+            good.replacen(NONCE, &format!("{NONCE}A"), 1),
+            // Stray bits in the last character: not the canonical text of any 16 bytes.
+            good.replacen(NONCE, "AAAAAAAAAAAAAAAAAAAAAB", 1),
+            good.replacen(&format!("bd={SIG}"), "bd=!!", 1),
+            format!("{good};x=1"),
+            good.replacen(";nonce", ";nonce ", 1),
+            format!("v1;kid=gw;ts=1;aud=a;sig={SIG}"),
+        ] {
+            assert!(v2(&bad).is_none(), "{bad}");
+        }
+    }
+
+    proptest! {
+        /// What parses writes back to exactly the text it came from, so no two texts mean
+        /// one credential and nothing in the header escapes the signature.
+        #[test]
+        fn whatever_parses_writes_back_to_itself(text in "v[12];kid=[a-z.]{0,3};ts=[0-9+-]{0,4};(aud=[a-z;]{0,3};nonce=[A-Za-z0-9_-]{20,23};bd=[A-Za-z0-9_-]{42,44};)?sig=[A-Za-z0-9_-]{42,44}") {
+            if let Some(credential) = Credential::parse(&text) {
+                let mut written = String::new();
+                credential.write(&mut written);
+                prop_assert_eq!(written, text);
+            }
+        }
+
+        #[test]
+        fn written_credentials_parse_to_themselves(
+            ts in 0i64..999_999_999_999,
+            nonce in any::<[u8; 16]>(),
+            digest in any::<[u8; 32]>(),
+            signature in any::<[u8; 32]>(),
+            bound in any::<bool>(),
+        ) {
+            let credential = Credential {
+                key_id: "gw",
+                timestamp: ts,
+                binding: bound.then_some(Binding {
+                    audience: "tasks-service",
+                    nonce: Nonce(nonce),
+                    body_digest: BodyDigest(digest),
+                }),
+                signature,
+            };
+            let mut text = String::new();
+            credential.write(&mut text);
+            prop_assert_eq!(Credential::parse(&text), Some(credential));
+        }
+    }
+}
