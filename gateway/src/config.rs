@@ -79,6 +79,10 @@ pub struct Config {
     /// IDENTITY_AUDIENCE) that may accept it.
     #[arg(long, env = "IDENTITY_AUDIENCE", default_value = Audience::DEFAULT)]
     pub identity_audience: String,
+    /// How often to prove that tasks-service accepts the gateway's credential (a signed GET
+    /// /whoami), in seconds; while it refuses it, /readyz says not ready. 0: never.
+    #[arg(long, env = "IDENTITY_PROBE_SECS", default_value_t = 10)]
+    pub identity_probe_secs: u64,
     /// Public path prefixes and their upstreams, `prefix=http://host:port`, comma separated.
     #[arg(long, env = "PUBLIC_ROUTES", value_delimiter = ',')]
     pub public_routes: Vec<String>,
@@ -199,6 +203,8 @@ pub struct Settings {
     pub auth: AuthConfig,
     pub identity_keys: KeyRing,
     pub identity_audience: Audience,
+    /// Zero: no probe.
+    pub identity_probe_interval: Duration,
     pub cors_allowed_origins: Vec<String>,
     pub forward_authorization: bool,
     pub limits: Limits,
@@ -253,6 +259,7 @@ impl Config {
             auth: self.auth_config()?,
             identity_keys,
             identity_audience,
+            identity_probe_interval: Duration::from_secs(self.identity_probe_secs),
             cors_allowed_origins,
             forward_authorization: self.forward_authorization,
             limits,

@@ -1,5 +1,6 @@
 //! The gateway's own endpoints: `/healthz` (the process answers), `/readyz` (signing keys are
-//! loaded and the gateway is not draining) and `/metrics` (Prometheus text format).
+//! loaded, tasks-service has not refused the gateway's credential and the gateway is not
+//! draining) and `/metrics` (Prometheus text format).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
@@ -15,6 +16,8 @@ use crate::error::json_response;
 pub enum Readiness {
     Ready,
     KeysNotLoaded,
+    /// tasks-service refuses the gateway's identity credential (`upstream_probe.rs`).
+    UpstreamRefusesIdentity,
     ShuttingDown,
 }
 
@@ -30,6 +33,13 @@ pub fn readyz(readiness: Readiness) -> Response<Full<Bytes>> {
         Readiness::KeysNotLoaded => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &ErrorBody::message("Not ready: signing keys not loaded"),
+        ),
+        Readiness::UpstreamRefusesIdentity => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &ErrorBody::message(
+                "Not ready: tasks-service refuses the gateway's identity credential \
+                 (IDENTITY_KEYS or IDENTITY_AUDIENCE differ between the two)",
+            ),
         ),
         Readiness::ShuttingDown => json_response(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod server;
 pub mod startup;
+pub mod upstream_probe;
 
 pub use config::{Config, Settings};
 pub use startup::Application;

@@ -40,6 +40,7 @@ use crate::{
     error::GatewayError,
     health::{self, Readiness},
     metrics::{InFlight, Metrics},
+    upstream_probe::{UpstreamProbe, Verdict},
 };
 
 /// Everything the request path needs, assembled once by `startup.rs`.
@@ -50,6 +51,8 @@ pub struct ProxyParts {
     pub cors: Cors,
     pub authenticator: Authenticator,
     pub signer: Signer,
+    /// Whether tasks-service accepts `signer`'s credentials; `/readyz` follows it.
+    pub upstream_probe: UpstreamProbe,
     pub forwarder: Forwarder,
     pub metrics: Metrics,
     pub registry: Arc<Registry>,
@@ -418,6 +421,9 @@ impl Proxy {
             }
             Route::Readyz if !parts.authenticator.is_ready() => {
                 health::readyz(Readiness::KeysNotLoaded)
+            }
+            Route::Readyz if parts.upstream_probe.verdict() == Verdict::Refused => {
+                health::readyz(Readiness::UpstreamRefusesIdentity)
             }
             Route::Readyz => health::readyz(Readiness::Ready),
             _ => health::metrics(&parts.registry),

@@ -17,6 +17,7 @@ use crate::{
     metrics::Metrics,
     proxy::{Forwarder, Proxy, ProxyParts, Router},
     server,
+    upstream_probe::UpstreamProbe,
 };
 
 /// The Tokio runtime for `worker_threads` workers. With one, a single-threaded runtime: it
@@ -57,12 +58,21 @@ impl Application {
         let authenticator =
             Authenticator::start(settings.auth.clone(), &mut registry, background.clone());
         let draining = CancellationToken::new();
+        let signer = Signer::new(&settings.identity_keys, settings.identity_audience.clone());
+        let upstream_probe = UpstreamProbe::start(
+            &settings.tasks_service,
+            signer.clone(),
+            settings.identity_probe_interval,
+            &mut registry,
+            background.clone(),
+        );
         let proxy = Proxy::new(ProxyParts {
             router: Router::new(settings.public_routes.clone()),
             tasks_service: settings.tasks_service.clone(),
             cors: Cors::new(&settings.cors_allowed_origins),
             authenticator,
-            signer: Signer::new(&settings.identity_keys, settings.identity_audience.clone()),
+            signer,
+            upstream_probe,
             forwarder: Forwarder::new(settings.limits.upstream_timeout),
             metrics,
             registry: Arc::new(registry),

@@ -3,6 +3,7 @@
 
 pub mod extract;
 pub mod tasks;
+pub mod whoami;
 
 use std::convert::Infallible;
 
@@ -23,7 +24,9 @@ pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Inf
         .unify()
         .or(tasks::delete(state.clone()))
         .unify()
-        .or(tasks::complete(state))
+        .or(tasks::complete(state.clone()))
+        .unify()
+        .or(whoami::whoami(state))
         .unify()
         .recover(error::recover)
         .unify()
@@ -41,6 +44,7 @@ pub fn route_template(path: &str) -> &'static str {
         ["healthz"] => "/healthz",
         ["readyz"] => "/readyz",
         ["metrics"] => "/metrics",
+        ["whoami"] => "/whoami",
         ["api", user, "tasks"] if !user.is_empty() => "/api/{user_id}/tasks",
         ["api", user, "tasks", id] if !user.is_empty() && !id.is_empty() => {
             "/api/{user_id}/tasks/{id}"
@@ -55,7 +59,7 @@ pub fn route_template(path: &str) -> &'static str {
 /// The methods a route template answers, for the `Allow` header of a 405.
 pub fn allowed_methods(template: &str) -> Option<&'static str> {
     match template {
-        "/healthz" | "/readyz" | "/metrics" => Some("GET"),
+        "/healthz" | "/readyz" | "/metrics" | "/whoami" => Some("GET"),
         "/api/{user_id}/tasks" => Some("GET, POST"),
         "/api/{user_id}/tasks/{id}" => Some("GET, PUT, DELETE"),
         "/api/{user_id}/tasks/{id}/complete" => Some("PATCH"),

@@ -99,7 +99,8 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("JWT_ALGORITHMS\toptional\tEdDSA,ES256,RS256,PS256,ES512\n"));
     assert!(listing.contains("RUST_LOG\toptional\tinfo\n"));
     assert!(listing.contains("IDENTITY_AUDIENCE\toptional\ttasks-service\n"));
-    assert_eq!(listing.lines().count(), 28, "{listing}");
+    assert!(listing.contains("IDENTITY_PROBE_SECS\toptional\t10\n"));
+    assert_eq!(listing.lines().count(), 29, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
 }

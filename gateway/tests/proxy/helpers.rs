@@ -60,6 +60,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         auth: issuer.auth_config(),
         identity_keys: IDENTITY_KEYS.parse().unwrap(),
         identity_audience: Audience::default(),
+        identity_probe_interval: Duration::ZERO,
         cors_allowed_origins: vec![ALLOWED_ORIGIN.to_owned()],
         forward_authorization: false,
         limits: test_limits(),

@@ -9,7 +9,10 @@ use serde_json::{json, Value};
 use tasks_service::db::{DatabaseUrl, DbSettings};
 use tokio::sync::oneshot;
 
-use crate::helpers::{spawn_gateway_with, TestGateway, IDENTITY_KEYS};
+use crate::{
+    helpers::{spawn_gateway_with, start_gateway, TestGateway, IDENTITY_KEYS},
+    support::issuer::Issuer,
+};
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
@@ -222,4 +225,82 @@ async fn two_users_never_see_each_others_tasks() {
 
     drop(gateway);
     service.stop().await;
+}
+
+/// Polls the gateway's metrics until the series `series` has a value that `holds` (10 s
+/// deadline).
+async fn wait_for_metric(gateway: &TestGateway, series: &str, holds: impl Fn(f64) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = gateway.metrics().await;
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok());
+        if value.is_some_and(&holds) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never reached the expected value within 10 s in\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn readyz(gateway: &TestGateway) -> (u16, Value) {
+    let response = gateway
+        .http
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn readiness_says_so_by_name_when_tasks_service_refuses_the_gateways_credential() {
+    let service = TasksService::start().await;
+    let url = service.url.clone();
+    let other_key = "gateway:another-secret-0123456789abcdef-0123";
+    type Adjust = fn(&mut gateway::Settings, &str);
+    let slips: [(&str, Adjust); 2] = [
+        ("another key", |s, key| {
+            s.identity_keys = key.parse().unwrap()
+        }),
+        ("another audience", |s, _| {
+            s.identity_audience = Audience::parse("billing").unwrap()
+        }),
+    ];
+    for (slip, adjust) in slips {
+        let gateway = start_gateway(Issuer::start().await, |s| {
+            s.tasks_service = Upstream::parse(&url).unwrap();
+            s.identity_probe_interval = Duration::from_millis(50);
+            adjust(s, other_key);
+        })
+        .await;
+        wait_for_metric(&gateway, "gateway_upstream_identity", |v| v == 0.0).await;
+        let (status, body) = readyz(&gateway).await;
+        assert_eq!(status, 503, "{slip}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(
+            detail.contains("tasks-service refuses the gateway's identity credential"),
+            "{slip}: {detail}"
+        );
+    }
+
+    // Keys and audience agree: ready, and the probe says why.
+    let agreeing = start_gateway(Issuer::start().await, |s| {
+        s.tasks_service = Upstream::parse(&url).unwrap();
+        s.identity_probe_interval = Duration::from_millis(50);
+    })
+    .await;
+    wait_for_metric(&agreeing, "gateway_upstream_identity", |v| v == 1.0).await;
+    agreeing.wait_ready().await;
+
+    // tasks-service gone: its own probe says so; the gateway's readiness keeps its verdict.
+    service.stop().await;
+    let unreachable = r#"gateway_upstream_identity_probes_total{result="unreachable"}"#;
+    wait_for_metric(&agreeing, unreachable, |v| v >= 2.0).await;
+    assert_eq!(readyz(&agreeing).await.0, 200);
 }

@@ -53,6 +53,13 @@ pub struct Identified {
     json: bool,
 }
 
+impl Identified {
+    /// The user the credential vouched for.
+    pub fn user(&self) -> &UserId {
+        &self.user
+    }
+}
+
 /// The user the gateway (or an in-cluster caller) vouched for with a valid credential, and
 /// the body it vouched for. No identity at all: 401 "Not authenticated"; a refused
 /// credential: 401 (503 when the replay memory is full), logged and counted. The head is

@@ -440,3 +440,28 @@ fn v1_credential(key: &str, path: &str, user: &str, ts: i64) -> (String, String)
     credential.write(&mut text);
     (user.as_str().to_owned(), text)
 }
+
+#[tokio::test]
+async fn whoami_names_the_vouched_for_user_and_refuses_like_every_task_route() {
+    let app = spawn_app().await;
+    let vouched = answer(app.signed(Method::GET, "/whoami", "alice@example.com")).await;
+    assert_eq!(vouched.status, 200);
+    assert_eq!(vouched.body, json!({"user_id": "alice@example.com"}));
+    let anonymous = answer(app.raw(Method::GET, "/whoami")).await;
+    assert_eq!(
+        (anonymous.status, anonymous.detail()),
+        (401, "Not authenticated")
+    );
+    let foreign = answer(app.signed_with(
+        "intruder:intruder-secret-0123456789abcdef-01",
+        Method::GET,
+        "/whoami",
+        "alice",
+        unix_now(),
+    ))
+    .await;
+    assert_eq!(foreign.status, 401);
+    let posted = answer(app.signed(Method::POST, "/whoami", "alice")).await;
+    assert_eq!(posted.status, 405);
+    assert_eq!(posted.headers["allow"], "GET");
+}
