@@ -9,7 +9,8 @@ pub const USER_ID: HeaderName = HeaderName::from_static(USER_ID_NAME);
 const USER_ID_NAME: &str = "x-user-id";
 
 /// The HMAC credential proving that a key holder sent [`USER_ID`] for this exact request.
-/// Format: `v1;kid=<key id>;ts=<unix seconds>;sig=<base64url HMAC-SHA256>`.
+/// Format (`specs/identity.md`): `v2;kid=..;ts=..;aud=..;nonce=..;bd=..;sig=..`, an HMAC-SHA256
+/// over method, target, user, time, key, audience, nonce and body digest.
 pub const IDENTITY_CREDENTIAL: HeaderName = HeaderName::from_static(IDENTITY_CREDENTIAL_NAME);
 const IDENTITY_CREDENTIAL_NAME: &str = "x-identity-credential";
 
