@@ -1,5 +1,6 @@
 //! The gateway's own endpoints: `/healthz` (the process answers), `/readyz` (signing keys are
-//! loaded and the gateway is not draining) and `/metrics` (Prometheus text format).
+//! loaded and the gateway is not draining) and `/metrics` (Prometheus text format, served on
+//! the admin listener only, see `admin.rs`).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};

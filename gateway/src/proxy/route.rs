@@ -1,5 +1,6 @@
-//! Which way a request goes, decided from its path alone: the gateway's own endpoints, a
-//! public prefix (longest wins, matched before `/api/`), the protected task API, or nothing.
+//! Which way a request goes, decided from its path alone: the gateway's own `/healthz` and
+//! `/readyz` (`/metrics` is on the admin listener), a public prefix (longest wins, matched
+//! before `/api/`), the protected task API, or nothing.
 
 use std::{io, time::Duration};
 
@@ -84,6 +85,16 @@ impl PublicRoute {
                 "{prefix:?} is not a plain path prefix starting with /"
             ));
         }
+        // Public prefixes are matched before the protected API, so one that is a prefix of
+        // `/api/` (`/`, `/a`, `/api`, `/api/`) would send every task route, token or not, to
+        // its upstream: a typo that removes authentication, refused here so it cannot start.
+        // `/healthz` and `/readyz` need no such check: they are matched exactly, first.
+        if API_PREFIX.starts_with(prefix) {
+            return Err(format!(
+                "{prefix:?} would make the protected task routes ({API_PREFIX}{{user_id}}/tasks) \
+                 public; give a prefix below {API_PREFIX}, such as {API_PREFIX}auth/"
+            ));
+        }
         Ok(Self {
             prefix: prefix.to_owned(),
             upstream: Upstream::parse(upstream)?,
@@ -120,6 +131,8 @@ impl RouteClass {
 pub enum Route<'a> {
     Healthz,
     Readyz,
+    /// Never chosen by [`Router::route`]: `/metrics` is served on the admin listener only
+    /// (`admin.rs`), so on the public one it is an ordinary path, usually a 404.
     Metrics,
     Public(&'a Upstream),
     Api,
@@ -160,7 +173,6 @@ impl Router {
         match path {
             "/healthz" => return Route::Healthz,
             "/readyz" => return Route::Readyz,
-            "/metrics" => return Route::Metrics,
             _ => {}
         }
         if let Some(public) = self.public.iter().find(|r| path.starts_with(&r.prefix)) {
@@ -229,7 +241,7 @@ mod tests {
 
     fn router() -> Router {
         Router::new(vec![
-            PublicRoute::parse("/api/=http://127.0.0.1:1").unwrap(),
+            PublicRoute::parse("/api/auth=http://127.0.0.1:1").unwrap(),
             PublicRoute::parse("/api/auth/=http://127.0.0.1:2").unwrap(),
         ])
     }
@@ -279,5 +291,19 @@ mod tests {
         assert!(Upstream::parse("https://x").is_err());
         assert!(Upstream::parse("http://x/base").is_err());
         assert!(PublicRoute::parse("api/auth=http://x").is_err());
+    }
+
+    #[test]
+    fn a_public_prefix_covering_the_protected_api_is_refused() {
+        for prefix in ["/", "/a", "/ap", "/api", "/api/"] {
+            let error = PublicRoute::parse(&format!("{prefix}=http://x")).unwrap_err();
+            assert!(error.contains(&format!("{prefix:?}")), "{error}");
+        }
+        for prefix in ["/api/auth/", "/api/a", "/apix", "/b", "/healthz"] {
+            assert!(
+                PublicRoute::parse(&format!("{prefix}=http://x")).is_ok(),
+                "{prefix}"
+            );
+        }
     }
 }

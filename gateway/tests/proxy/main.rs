@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin;
 mod cors;
 mod headers;
 mod helpers;
@@ -15,6 +16,7 @@ mod logs;
 mod raw;
 mod routes;
 mod shutdown;
+mod startup;
 mod streaming;
 mod tasks;
 mod tokens;
