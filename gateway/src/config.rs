@@ -68,8 +68,9 @@ pub struct Config {
     /// Key set refresh interval when the issuer sends no Cache-Control max-age.
     #[arg(long, env = "JWKS_REFRESH_SECS", default_value_t = 300)]
     pub jwks_refresh_secs: u64,
-    /// At most one key-set fetch per this many seconds is caused by unknown key ids.
-    #[arg(long, env = "JWKS_UNKNOWN_KID_COOLDOWN_SECS", default_value_t = 30)]
+    /// At most one key-set fetch per this many seconds is caused by unknown key ids; also the
+    /// longest a token from a newly published key waits (or is refused) before it is fetched.
+    #[arg(long, env = "JWKS_UNKNOWN_KID_COOLDOWN_SECS", default_value_t = 3)]
     pub jwks_unknown_kid_cooldown_secs: u64,
     /// How long the last good key set keeps serving while the issuer fails.
     #[arg(long, env = "JWKS_STALE_IF_ERROR_SECS", default_value_t = 86_400)]
@@ -338,7 +339,11 @@ impl Config {
                 // Keep the max-age bounds around a refresh interval set outside them.
                 min_refresh_interval: defaults.min_refresh_interval.min(refresh),
                 max_refresh_interval: defaults.max_refresh_interval.max(refresh),
-                unknown_kid_cooldown: Duration::from_secs(self.jwks_unknown_kid_cooldown_secs),
+                // Zero would let every unknown kid cause a fetch: the issuer unprotected.
+                unknown_kid_cooldown: positive_secs(
+                    "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
+                    self.jwks_unknown_kid_cooldown_secs,
+                )?,
                 stale_if_error: Duration::from_secs(self.jwks_stale_if_error_secs),
                 ..defaults
             },

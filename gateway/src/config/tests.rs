@@ -41,7 +41,7 @@ fn each_token_setting_can_be_set_on_its_own() {
 
 #[test]
 fn refusals_name_the_variable_to_fix() {
-    let cases: [(&[&str], &str); 10] = [
+    let cases: [(&[&str], &str); 11] = [
         (&[], "JWKS_URL"),
         (&["--jwks-url=https://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
         (
@@ -90,6 +90,13 @@ fn refusals_name_the_variable_to_fix() {
                 "--jwt-issuer=http://auth.internal",
             ],
             "JWT_ISSUER",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwks-unknown-kid-cooldown-secs=0",
+            ],
+            "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
         ),
     ];
     for (args, variable) in cases {

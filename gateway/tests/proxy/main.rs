@@ -14,6 +14,7 @@ mod identity;
 mod limits;
 mod logs;
 mod raw;
+mod rotation;
 mod routes;
 mod shutdown;
 mod startup;
