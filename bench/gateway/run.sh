@@ -6,7 +6,8 @@
 #       per request), for EdDSA, ES256 and RS256;
 #   (e) as (c) for the first algorithm, but with HTTP1_ENGINE=hyper: what the lean HTTP/1.1
 #       engine (gateway/src/http1.rs) saves over hyper, measured in the same run;
-# plus verifications per second per algorithm, and the ratios (c)/(b) and (d)/(b), read
+# plus verifications per second per algorithm, the issuer's fetch rate and the time to accept a
+# freshly published key under an unknown-kid flood, and the ratios (c)/(b) and (d)/(b), read
 # against the noise floor: nginx paired with itself, the same way.
 #
 # Fairness: wrk runs with 1 thread and the same connection count everywhere; wrk and the
@@ -216,6 +217,10 @@ for alg in "${ALGORITHMS[@]}"; do
   echo "$alg $rate" >>"$VERIFY"
 done
 
+# --- key rotation under an unknown-kid flood: issuer fetch rate, time to accept a new key ----
+FLOOD="$TMP/flood"
+"${PINNED[@]}" "$PROXY_CPU" "$BIN/examples/unknown_kid_flood" 12 2000 3 >"$FLOOD" 2>/dev/null
+
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Gateway benchmark: wrk -t1 -c$CONNECTIONS -d$DURATION, median of $REPEATS; $(nproc) CPUs, load on CPU $LOAD_CPU, proxy on CPU $PROXY_CPU, nice $PRIORITY"
@@ -243,3 +248,6 @@ echo
 echo "Verifications per second (one thread, token cache off):"
 while read -r alg rate; do printf '  %-8s %10s\n' "$alg" "$rate"; done <"$VERIFY"
 echo "Aim: (c)/(b) throughput >= 0.90 and p99 ratio <= 1.10."
+echo
+echo "Unknown-kid flood with a key rotation (gateway/examples/unknown_kid_flood.rs, cooldown 3 s):"
+sed 's/^/  /' "$FLOOD"
