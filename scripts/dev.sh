@@ -22,6 +22,8 @@ if [ "${1:-}" = "--release" ]; then profile=release; cargo_flags=(--release); fi
 AUTH_PORT=${AUTH_PORT:-3000}
 TASKS_PORT=${TASKS_PORT:-8081}
 GATEWAY_PORT=${GATEWAY_PORT:-8080}
+# The gateway's admin listener: /metrics (and /healthz) for the operator, not the public port.
+ADMIN_PORT=${ADMIN_PORT:-9090}
 DEMO_PORT=${DEMO_PORT:-5173}
 JWT_ALG=${JWT_ALG:-EdDSA}
 auth_url="http://127.0.0.1:$AUTH_PORT"
@@ -29,9 +31,9 @@ tasks_url="http://127.0.0.1:$TASKS_PORT"
 gateway_url="http://127.0.0.1:$GATEWAY_PORT"
 demo_url="http://127.0.0.1:$DEMO_PORT"
 
-for port in "$AUTH_PORT" "$TASKS_PORT" "$GATEWAY_PORT" "$DEMO_PORT"; do
+for port in "$AUTH_PORT" "$TASKS_PORT" "$GATEWAY_PORT" "$ADMIN_PORT" "$DEMO_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "port $port is already in use (another stack running?); free it or set AUTH_PORT/TASKS_PORT/GATEWAY_PORT/DEMO_PORT"
+    die "port $port is already in use (another stack running?); free it or set AUTH_PORT/TASKS_PORT/GATEWAY_PORT/ADMIN_PORT/DEMO_PORT"
   fi
 done
 
@@ -86,7 +88,8 @@ start tasks-service env TASKS_LISTEN="127.0.0.1:$TASKS_PORT" IDENTITY_KEYS="$IDE
 wait_ready tasks-service "$tasks_url/readyz" "$last_pid"
 
 log "starting gateway on $gateway_url"
-start gateway env GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" TASKS_SERVICE_URL="$tasks_url" \
+start gateway env GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+  TASKS_SERVICE_URL="$tasks_url" \
   BETTER_AUTH_URL="$auth_url" PUBLIC_ROUTES="/api/auth/=$auth_url" \
   CORS_ALLOWED_ORIGINS="$demo_url" IDENTITY_KEYS="$IDENTITY_KEYS" "target/$profile/gateway"
 wait_ready gateway "$gateway_url/readyz" "$last_pid"

@@ -18,6 +18,8 @@ DURATION=${DURATION:-6s}
 CONNECTIONS=${CONNECTIONS:-16}
 BASE_PORT=${BASE_PORT:-19150}
 UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSUER_PORT=$((BASE_PORT + 3))
+# The gateway serves /metrics on its admin listener only.
+ADMIN_PORT=$((BASE_PORT + 4))
 USER_PATH=/api/bench-user/tasks
 
 # shellcheck source=bench/gateway/common.sh
@@ -72,7 +74,8 @@ read -r NGINX_IR NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$US
 kill "$NGINX_PID"
 
 # --- the gateway, one worker thread, under callgrind -------------------------------------------
-GATEWAY_LISTEN="127.0.0.1:$GW_PORT" TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
+GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
 BETTER_AUTH_URL="$ISSUER" WORKER_THREADS=1 RUST_LOG=warn LOG_FORMAT=json \
 IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
   valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.gateway.out" "$BIN/gateway" \
@@ -81,7 +84,7 @@ GATEWAY_PID=$!
 PIDS+=($GATEWAY_PID)
 wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
 gateway_requests() {
-  curl -s "http://127.0.0.1:$GW_PORT/metrics" \
+  curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
     | awk '/^gateway_requests_total.*route="api"/ { s += $2 } END { print s + 0 }'
 }
 say "counting the gateway"

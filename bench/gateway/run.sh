@@ -6,7 +6,8 @@
 #       per request), for EdDSA, ES256 and RS256;
 #   (e) as (c) for the first algorithm, but with HTTP1_ENGINE=hyper: what the lean HTTP/1.1
 #       engine (gateway/src/http1.rs) saves over hyper, measured in the same run;
-# plus verifications per second per algorithm, and the ratios (c)/(b) and (d)/(b), read
+# plus verifications per second per algorithm, the issuer's fetch rate and the time to accept a
+# freshly published key under an unknown-kid flood, and the ratios (c)/(b) and (d)/(b), read
 # against the noise floor: nginx paired with itself, the same way.
 #
 # Fairness: wrk runs with 1 thread and the same connection count everywhere; wrk and the
@@ -38,6 +39,8 @@ PROXY_CPU=${PROXY_CPU:-1}
 BASE_PORT=${BASE_PORT:-19100}
 PRIORITY=${PRIORITY:--10}
 UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSUER_PORT=$((BASE_PORT + 3))
+# The gateway serves /metrics on its admin listener only.
+ADMIN_PORT=$((BASE_PORT + 4))
 read -r -a ALGORITHMS <<<"${ALGORITHMS:-EdDSA ES256 RS256}"
 USER_PATH=/api/bench-user/tasks
 
@@ -56,7 +59,7 @@ if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get install -y wrk nginx-light >/dev/null || { apt-get update >/dev/null && apt-get install -y wrk nginx-light >/dev/null; }
 fi
 NGINX=$(command -v nginx)
-for port in $UP_PORT $NGINX_PORT $GW_PORT $ISSUER_PORT; do
+for port in $UP_PORT $NGINX_PORT $GW_PORT $ISSUER_PORT $ADMIN_PORT; do
   if ss -ltn "sport = :$port" | grep -q LISTEN; then
     say "port $port is in use; set BASE_PORT to a free range"; exit 1
   fi
@@ -167,7 +170,8 @@ paired "n-nginx-again" "$NGINX_WORKER" "$NGINX_URL" -s "$HERE/report.lua"
 # --- (c) and (d) the gateway ------------------------------------------------------------------
 # start_gateway <token cache capacity> [HTTP/1.1 engine]
 start_gateway() {
-  GATEWAY_LISTEN="127.0.0.1:$GW_PORT" TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
+  GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+  TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
   BETTER_AUTH_URL="$ISSUER" TOKEN_CACHE_CAPACITY="$1" HTTP1_ENGINE="${2:-lean}" \
   IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
   RUST_LOG=warn LOG_FORMAT=json \
@@ -177,7 +181,7 @@ start_gateway() {
 }
 stop_gateway() { kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true; }
 cache_counts() {
-  curl -s "http://127.0.0.1:$GW_PORT/metrics" \
+  curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
     | awk '/^gateway_token_cache_hits_total/ { h = $2 } /^gateway_token_cache_misses_total/ { m = $2 } END { printf "hits=%d misses=%d", h, m }'
 }
 
@@ -213,6 +217,10 @@ for alg in "${ALGORITHMS[@]}"; do
   echo "$alg $rate" >>"$VERIFY"
 done
 
+# --- key rotation under an unknown-kid flood: issuer fetch rate, time to accept a new key ----
+FLOOD="$TMP/flood"
+"${PINNED[@]}" "$PROXY_CPU" "$BIN/examples/unknown_kid_flood" 12 2000 3 >"$FLOOD" 2>/dev/null
+
 # --- report ---------------------------------------------------------------------------------
 echo
 echo "Gateway benchmark: wrk -t1 -c$CONNECTIONS -d$DURATION, median of $REPEATS; $(nproc) CPUs, load on CPU $LOAD_CPU, proxy on CPU $PROXY_CPU, nice $PRIORITY"
@@ -240,3 +248,6 @@ echo
 echo "Verifications per second (one thread, token cache off):"
 while read -r alg rate; do printf '  %-8s %10s\n' "$alg" "$rate"; done <"$VERIFY"
 echo "Aim: (c)/(b) throughput >= 0.90 and p99 ratio <= 1.10."
+echo
+echo "Unknown-kid flood with a key rotation (gateway/examples/unknown_kid_flood.rs, cooldown 3 s):"
+sed 's/^/  /' "$FLOOD"

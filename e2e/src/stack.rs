@@ -114,6 +114,9 @@ impl Stack {
             .await;
         let mut gw = binary("gateway");
         gw.env("GATEWAY_LISTEN", format!("127.0.0.1:{gateway_port}"))
+            // The admin listener on a port of the kernel's choice: stacks run side by side,
+            // and nothing here scrapes /metrics.
+            .env("ADMIN_LISTEN", "127.0.0.1:0")
             .env("TASKS_SERVICE_URL", &tasks_url)
             .env("BETTER_AUTH_URL", &auth_url)
             .env("PUBLIC_ROUTES", format!("/api/auth/={auth_url}"))

@@ -15,6 +15,7 @@ use crate::{
 };
 
 mod list_env;
+mod transport;
 pub use list_env::{env_listing, list_env_requested};
 
 /// Command-line flags and environment variables. `--help` shows the variable of each.
@@ -24,6 +25,10 @@ pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "GATEWAY_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+    /// Address of the operators' listener: `/metrics` and `/healthz`. Keep it off the public
+    /// network; the public listener does not serve `/metrics`.
+    #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
+    pub admin_listen: SocketAddr,
     /// Upstream of the protected `/api/...` routes (http://host:port).
     #[arg(
         long,
@@ -38,6 +43,11 @@ pub struct Config {
     /// Where the issuer publishes its key set.
     #[arg(long, env = "JWKS_URL")]
     pub jwks_url: Option<String>,
+    /// Allow an http:// JWKS URL and issuer on a host that is not loopback, for an issuer
+    /// reached inside a private network; logged as a warning at start. Otherwise they must be
+    /// https://, or http:// to 127.0.0.0/8, ::1 or localhost.
+    #[arg(long, env = "JWKS_ALLOW_INSECURE_HTTP", action = ArgAction::Set, default_value = "false")]
+    pub jwks_allow_insecure_http: bool,
     /// Required `iss` claim.
     #[arg(long, env = "JWT_ISSUER")]
     pub jwt_issuer: Option<String>,
@@ -58,8 +68,9 @@ pub struct Config {
     /// Key set refresh interval when the issuer sends no Cache-Control max-age.
     #[arg(long, env = "JWKS_REFRESH_SECS", default_value_t = 300)]
     pub jwks_refresh_secs: u64,
-    /// At most one key-set fetch per this many seconds is caused by unknown key ids.
-    #[arg(long, env = "JWKS_UNKNOWN_KID_COOLDOWN_SECS", default_value_t = 30)]
+    /// At most one key-set fetch per this many seconds is caused by unknown key ids; also the
+    /// longest a token from a newly published key waits (or is refused) before it is fetched.
+    #[arg(long, env = "JWKS_UNKNOWN_KID_COOLDOWN_SECS", default_value_t = 3)]
     pub jwks_unknown_kid_cooldown_secs: u64,
     /// How long the last good key set keeps serving while the issuer fails.
     #[arg(long, env = "JWKS_STALE_IF_ERROR_SECS", default_value_t = 86_400)]
@@ -198,6 +209,8 @@ fn invalid(variable: &'static str, problem: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The operators' listener (`/metrics`, `/healthz`).
+    pub admin_listen: SocketAddr,
     pub tasks_service: Upstream,
     pub public_routes: Vec<PublicRoute>,
     pub auth: AuthConfig,
@@ -211,6 +224,9 @@ pub struct Settings {
     pub http1_engine: Http1Engine,
     /// At least 1.
     pub worker_threads: usize,
+    /// Variables whose http:// URL to a non-loopback host `JWKS_ALLOW_INSECURE_HTTP` let
+    /// through; `startup.rs` warns about each.
+    pub insecure_http: Vec<&'static str>,
 }
 
 /// What one client may ask of the gateway, and how long things may take.
@@ -252,11 +268,16 @@ impl Config {
         })?;
         let cors_allowed_origins = self.cors_origins()?;
         let limits = self.limits()?;
+        if self.admin_listen == self.listen && self.listen.port() != 0 {
+            return Err(invalid("ADMIN_LISTEN", "must differ from GATEWAY_LISTEN"));
+        }
+        let (auth, insecure_http) = self.auth_config()?;
         Ok(Settings {
             listen: self.listen,
+            admin_listen: self.admin_listen,
             tasks_service,
             public_routes,
-            auth: self.auth_config()?,
+            auth,
             identity_keys,
             identity_audience,
             identity_probe_interval: Duration::from_secs(self.identity_probe_secs),
@@ -268,10 +289,12 @@ impl Config {
                 0 => std::thread::available_parallelism().map_or(1, usize::from),
                 threads => threads,
             },
+            insecure_http,
         })
     }
 
-    fn auth_config(&self) -> Result<AuthConfig, ConfigError> {
+    /// The token settings, and the variables let through by `JWKS_ALLOW_INSECURE_HTTP`.
+    fn auth_config(&self) -> Result<(AuthConfig, Vec<&'static str>), ConfigError> {
         let base = self
             .better_auth_url
             .as_deref()
@@ -286,18 +309,30 @@ impl Config {
                 "not set; set BETTER_AUTH_URL, or all of JWKS_URL, JWT_ISSUER and JWT_AUDIENCE",
             )
         };
-        let jwks_url = match (&self.jwks_url, base) {
-            (Some(url), _) => url.trim().to_owned(),
-            (None, Some(base)) => JwksConfig::better_auth_url(base),
+        // Each URL is judged under the variable the operator set, which names what to fix.
+        let (jwks_url, jwks_variable) = match (&self.jwks_url, base) {
+            (Some(url), _) => (url.trim().to_owned(), "JWKS_URL"),
+            (None, Some(base)) => (JwksConfig::better_auth_url(base), "BETTER_AUTH_URL"),
             (None, None) => return Err(missing("JWKS_URL")),
         };
-        check_http_url("JWKS_URL", &jwks_url)?;
-        let issuer = match (&self.jwt_issuer, base) {
-            (Some(issuer), _) if !issuer.trim().is_empty() => issuer.trim().to_owned(),
+        check_http_url(jwks_variable, &jwks_url)?;
+        let (issuer, issuer_variable) = match (&self.jwt_issuer, base) {
+            (Some(issuer), _) if !issuer.trim().is_empty() => {
+                (issuer.trim().to_owned(), "JWT_ISSUER")
+            }
             (Some(_), _) => return Err(invalid("JWT_ISSUER", "is empty")),
-            (None, Some(base)) => base.to_owned(),
+            (None, Some(base)) => (base.to_owned(), "BETTER_AUTH_URL"),
             (None, None) => return Err(missing("JWT_ISSUER")),
         };
+        let mut insecure_http = Vec::new();
+        for (variable, url) in [(jwks_variable, &jwks_url), (issuer_variable, &issuer)] {
+            if transport::needs_opt_in(url) && !insecure_http.contains(&variable) {
+                if !self.jwks_allow_insecure_http {
+                    return Err(invalid(variable, transport::refusal(url)));
+                }
+                insecure_http.push(variable);
+            }
+        }
         let mut audiences: Vec<String> = self
             .jwt_audience
             .iter()
@@ -317,13 +352,17 @@ impl Config {
         }
         let refresh = positive_secs("JWKS_REFRESH_SECS", self.jwks_refresh_secs)?;
         let defaults = JwksConfig::for_url(jwks_url);
-        Ok(AuthConfig {
+        let auth = AuthConfig {
             jwks: JwksConfig {
                 refresh_interval: refresh,
                 // Keep the max-age bounds around a refresh interval set outside them.
                 min_refresh_interval: defaults.min_refresh_interval.min(refresh),
                 max_refresh_interval: defaults.max_refresh_interval.max(refresh),
-                unknown_kid_cooldown: Duration::from_secs(self.jwks_unknown_kid_cooldown_secs),
+                // Zero would let every unknown kid cause a fetch: the issuer unprotected.
+                unknown_kid_cooldown: positive_secs(
+                    "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
+                    self.jwks_unknown_kid_cooldown_secs,
+                )?,
                 stale_if_error: Duration::from_secs(self.jwks_stale_if_error_secs),
                 ..defaults
             },
@@ -332,7 +371,8 @@ impl Config {
             algorithms,
             leeway: Duration::from_secs(self.jwt_leeway_secs),
             token_cache_capacity: self.token_cache_capacity,
-        })
+        };
+        Ok((auth, insecure_http))
     }
 
     fn cors_origins(&self) -> Result<Vec<String>, ConfigError> {

@@ -89,9 +89,11 @@ impl GatewayError {
             Self::Auth(AuthError::Malformed) => "Invalid token: malformed",
             Self::Auth(AuthError::Expired) => "Invalid token: expired",
             Self::Auth(AuthError::NotYetValid) => "Invalid token: not yet valid",
-            Self::Auth(AuthError::BadSignature | AuthError::UnknownKey) => {
-                "Invalid token: bad signature"
-            }
+            Self::Auth(AuthError::BadSignature) => "Invalid token: bad signature",
+            // Told apart from a bad signature so that a client holding a token from a key
+            // the gateway has not fetched yet (a rotation) can tell that a retry may help.
+            // It reveals only which key ids exist, which the public JWKS says anyway.
+            Self::Auth(AuthError::UnknownKey) => "Invalid token: unknown key",
             Self::Auth(AuthError::DisallowedAlgorithm) => "Invalid token: algorithm not allowed",
             Self::Auth(AuthError::WrongIssuer) => "Invalid token: wrong issuer",
             Self::Auth(AuthError::WrongAudience | AuthError::WrongTokenType) => {

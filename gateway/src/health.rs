@@ -1,6 +1,7 @@
 //! The gateway's own endpoints: `/healthz` (the process answers), `/readyz` (signing keys are
 //! loaded, tasks-service has not refused the gateway's credential and the gateway is not
-//! draining) and `/metrics` (Prometheus text format).
+//! draining) and `/metrics` (Prometheus text format, served on the admin listener only, see
+//! `admin.rs`).
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};

@@ -3,8 +3,12 @@
 //!
 //! Readers take the current [`KeySet`] as an `Arc` (a read lock held only to clone it); the one
 //! background task in `refresh.rs` swaps in a whole new set after each successful fetch. A token
-//! naming an unknown `kid` may ask for an early fetch, at most once per cooldown, and waits
-//! briefly for that single fetch; everyone else keeps reading the current set meanwhile.
+//! naming an unknown `kid` asks for an early fetch: at once if none was asked for within the
+//! cooldown, else one "trailing" fetch at the cooldown's end, shared by every unknown kid seen
+//! meanwhile. So the issuer sees at most one such fetch per cooldown however many garbage kids
+//! arrive, and a key published at any moment is fetched within one cooldown of the first token
+//! that names it: bots cannot push an honest rotation out. A bounded number of requests wait
+//! for the fetch that answers them; everyone else keeps reading the current set meanwhile.
 //! Why this replaces jwks-client-rs: see `specs/research.md`.
 
 mod fetch;
@@ -19,7 +23,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use prometheus_client::registry::Registry;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -37,7 +41,8 @@ pub struct JwksConfig {
     /// `max-age` is honoured only within these bounds.
     pub min_refresh_interval: Duration,
     pub max_refresh_interval: Duration,
-    /// At most one fetch per this period is caused by tokens with unknown `kid`s.
+    /// At most one fetch per this period is caused by tokens with unknown `kid`s; also the
+    /// longest a newly published key can go unfetched once a token names it.
     pub unknown_kid_cooldown: Duration,
     /// How long the last good key set keeps serving while the issuer fails.
     pub stale_if_error: Duration,
@@ -57,8 +62,10 @@ impl JwksConfig {
     pub const DEFAULT_MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
     /// Default upper bound on an honoured `max-age`: 1 hour.
     pub const DEFAULT_MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(3600);
-    /// Default unknown-`kid` cooldown: 30 seconds.
-    pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(30);
+    /// Default unknown-`kid` cooldown: 3 seconds. Short enough that a token from a freshly
+    /// rotated key waits at most that long, long enough that a flood of garbage kids costs
+    /// the issuer one small GET per 3 s (the figure is in `specs/research.md`).
+    pub const DEFAULT_UNKNOWN_KID_COOLDOWN: Duration = Duration::from_secs(3);
     /// Default stale-if-error bound: 24 hours.
     pub const DEFAULT_STALE_IF_ERROR: Duration = Duration::from_secs(24 * 3600);
     /// Default connect timeout: 2 seconds.
@@ -93,8 +100,15 @@ impl JwksConfig {
     }
 }
 
-/// Longest an unknown-`kid` request waits for the fetch it (or another) triggered.
+/// Longest an unknown-`kid` request waits for the fetch that answers it once that fetch is
+/// due (it may be due up to one cooldown later).
 const UNKNOWN_KID_MAX_WAIT: Duration = Duration::from_secs(2);
+
+/// How many unknown-`kid` requests may wait for a fetch at once. Each holds one of the
+/// gateway's concurrent-request slots while it waits, so without a bound a flood of garbage
+/// kids would fill them all; beyond it a request is refused at once (its key, if real, still
+/// arrives with the fetch already due, and the client's retry passes).
+pub const MAX_UNKNOWN_KID_WAITERS: usize = 64;
 
 /// The last good key set and when it was fetched.
 #[derive(Debug, Clone)]
@@ -106,9 +120,12 @@ struct Current {
 /// Bookkeeping of early fetches caused by unknown `kid`s.
 #[derive(Debug, Default)]
 struct KickState {
+    /// When the last early fetch was asked for (or, for a trailing one, is due).
     last_kick: Option<Instant>,
     /// Number of the fetch that answers the last kick; pending while `completed` is below it.
     target: u64,
+    /// When that fetch is asked of the refresher: at once, or at the end of a cooldown.
+    due: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -117,6 +134,8 @@ struct Shared {
     /// std RwLock: held only to clone or replace an `Arc`, never across `.await`.
     current: RwLock<Option<Current>>,
     kick: Mutex<KickState>,
+    /// Permits to wait for an unknown-`kid` fetch (`MAX_UNKNOWN_KID_WAITERS`).
+    waiters: Semaphore,
     wake_refresher: Notify,
     /// Number of fetches started; the refresher is the only writer.
     started: AtomicU64,
@@ -162,6 +181,7 @@ impl JwksCache {
                 config,
                 current: RwLock::new(None),
                 kick: Mutex::new(KickState::default()),
+                waiters: Semaphore::new(MAX_UNKNOWN_KID_WAITERS),
                 wake_refresher: Notify::new(),
                 started: AtomicU64::new(0),
                 completed: watch::Sender::new(0),
@@ -189,38 +209,61 @@ impl JwksCache {
         self.current().is_ok()
     }
 
-    /// Called for a token whose `kid` is not in the current set. Triggers at most one fetch
-    /// per cooldown; waits (bounded) for a triggered fetch still pending, and returns the set
-    /// as it then is. Returns `None` at once when in cooldown with nothing pending.
+    /// Called for a token whose `kid` is not in the current set. Asks for an early fetch: at
+    /// once, or if one was asked for within the cooldown, at the cooldown's end (one trailing
+    /// fetch for everyone who asks meanwhile). Waits for the fetch that answers it, bounded,
+    /// and returns the set as it then is. Returns at once with the current set when
+    /// `MAX_UNKNOWN_KID_WAITERS` requests are already waiting.
     pub async fn refresh_for_unknown_kid(&self) -> Option<Arc<KeySet>> {
         let shared = &self.shared;
-        let target = {
+        let (target, due) = {
             // std Mutex: a few loads and stores, never held across `.await`.
             let mut kick = shared.kick.lock().unwrap_or_else(|e| e.into_inner());
             let completed = *shared.completed.borrow();
             let now = Instant::now();
-            if kick.target > completed {
-                kick.target // a triggered fetch is pending: share it
-            } else if kick
+            let cooldown_end = kick
                 .last_kick
-                .is_some_and(|at| now.duration_since(at) < shared.config.unknown_kid_cooldown)
-            {
-                shared.metrics.unknown_kid_refused.inc();
-                return None;
-            } else {
-                kick.last_kick = Some(now);
+                .map(|at| at + shared.config.unknown_kid_cooldown)
+                .filter(|end| *end > now);
+            if kick.target > completed {
+                // An early fetch is pending or due: share it.
+            } else if let Some(end) = cooldown_end {
                 // Any fetch started from now on was started after the token was seen.
                 kick.target = shared.started.load(Ordering::SeqCst) + 1;
+                kick.last_kick = Some(end);
+                kick.due = Some(end);
+                tokio::spawn(self.clone().trailing_fetch(end, kick.target));
+            } else {
+                kick.target = shared.started.load(Ordering::SeqCst) + 1;
+                kick.last_kick = Some(now);
+                kick.due = Some(now);
                 shared.metrics.unknown_kid_fetches.inc();
                 shared.wake_refresher.notify_one();
-                kick.target
             }
+            (kick.target, kick.due.unwrap_or(now))
+        };
+        let Ok(_waiting) = shared.waiters.try_acquire() else {
+            shared.metrics.unknown_kid_refused.inc();
+            return self.current().ok();
         };
         let mut completed = shared.completed.subscribe();
-        let wait = UNKNOWN_KID_MAX_WAIT.min(shared.config.fetch_timeout);
+        let wait = due.saturating_duration_since(Instant::now())
+            + UNKNOWN_KID_MAX_WAIT.min(shared.config.fetch_timeout);
         // A timeout or a closed channel both mean: answer with what we have.
         let _ = tokio::time::timeout(wait, completed.wait_for(|done| *done >= target)).await;
         self.current().ok()
+    }
+
+    /// At `due`, asks the refresher for fetch number `target`, unless a fetch started since
+    /// (a scheduled refresh) has already answered it.
+    async fn trailing_fetch(self, due: Instant, target: u64) {
+        tokio::time::sleep_until(due).await;
+        let shared = &self.shared;
+        if shared.started.load(Ordering::SeqCst) >= target {
+            return;
+        }
+        shared.metrics.unknown_kid_fetches.inc();
+        shared.wake_refresher.notify_one();
     }
 
     fn store(&self, keys: KeySet) {

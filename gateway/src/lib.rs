@@ -1,9 +1,11 @@
 //! The auth sidecar: verifies Better Auth JWTs and forwards requests with a signed identity.
 //!
-//! `startup` assembles the parts; `server` accepts connections; `http1` carries the common
-//! HTTP/1.1 case and hyper the rest; `proxy` is the request path both run; `auth` and `jwks`
-//! verify tokens; `error` turns every refusal into a response.
+//! `startup` assembles the parts; `server` accepts connections (`admin` those of the
+//! operators' listener); `http1` carries the common HTTP/1.1 case and hyper the rest; `proxy`
+//! is the request path both run; `auth` and `jwks` verify tokens; `error` turns every refusal
+//! into a response.
 
+pub mod admin;
 pub mod auth;
 pub mod body;
 pub mod config;

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
-use prometheus_client::registry::Registry;
 use proto_shared::{identity::unix_now, BodyDigest, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
@@ -55,7 +54,6 @@ pub struct ProxyParts {
     pub upstream_probe: UpstreamProbe,
     pub forwarder: Forwarder,
     pub metrics: Metrics,
-    pub registry: Arc<Registry>,
     pub limits: Limits,
     pub forward_authorization: bool,
     /// Cancelled when the gateway starts draining; `/readyz` then says not ready.
@@ -332,7 +330,7 @@ impl Proxy {
     ) -> Result<Step<'a>, GatewayError> {
         let parts = &*self.parts;
         let upstream = match route {
-            Route::Healthz | Route::Readyz | Route::Metrics => {
+            Route::Healthz | Route::Readyz => {
                 return self.own_endpoint(route, head.method()).map(Step::Answer);
             }
             Route::NotFound => return Err(GatewayError::NotFound),
@@ -426,7 +424,7 @@ impl Proxy {
                 health::readyz(Readiness::UpstreamRefusesIdentity)
             }
             Route::Readyz => health::readyz(Readiness::Ready),
-            _ => health::metrics(&parts.registry),
+            _ => health::healthz(),
         };
         Ok(response)
     }

@@ -1,7 +1,7 @@
-//! Builds a whole gateway from validated [`Settings`]: binds the listener, creates the metrics
-//! registry, starts the authenticator and assembles the request path. Tests call
-//! [`Application::build`] with port 0 and drive [`Application::run_until_stopped`] with their
-//! own shutdown future.
+//! Builds a whole gateway from validated [`Settings`]: binds the public and admin listeners,
+//! creates the metrics registry, starts the authenticator and assembles the request path.
+//! Tests call [`Application::build`] with port 0 and drive [`Application::run_until_stopped`]
+//! with their own shutdown future.
 
 use std::{future::Future, io, net::SocketAddr, sync::Arc};
 
@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::{
+    admin,
     auth::Authenticator,
     config::{Http1Engine, Limits, Settings},
     cors::Cors,
@@ -39,6 +40,9 @@ pub fn runtime(worker_threads: usize) -> io::Result<tokio::runtime::Runtime> {
 pub struct Application {
     listener: TcpListener,
     address: SocketAddr,
+    admin_listener: TcpListener,
+    admin_address: SocketAddr,
+    registry: Arc<Registry>,
     proxy: Proxy,
     limits: Limits,
     http1_engine: Http1Engine,
@@ -52,6 +56,15 @@ impl Application {
     pub async fn build(settings: Settings) -> io::Result<Self> {
         let listener = TcpListener::bind(settings.listen).await?;
         let address = listener.local_addr()?;
+        let admin_listener = TcpListener::bind(settings.admin_listen).await?;
+        let admin_address = admin_listener.local_addr()?;
+        for variable in &settings.insecure_http {
+            tracing::warn!(
+                variable,
+                "JWKS_ALLOW_INSECURE_HTTP: fetching signing keys over plain http to a host \
+                 that is not loopback; safe only if the network in between is private"
+            );
+        }
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
         let background = CancellationToken::new();
@@ -66,6 +79,7 @@ impl Application {
             &mut registry,
             background.clone(),
         );
+        let registry = Arc::new(registry);
         let proxy = Proxy::new(ProxyParts {
             router: Router::new(settings.public_routes.clone()),
             tasks_service: settings.tasks_service.clone(),
@@ -75,7 +89,6 @@ impl Application {
             upstream_probe,
             forwarder: Forwarder::new(settings.limits.upstream_timeout),
             metrics,
-            registry: Arc::new(registry),
             limits: settings.limits,
             forward_authorization: settings.forward_authorization,
             draining: draining.clone(),
@@ -83,6 +96,9 @@ impl Application {
         Ok(Self {
             listener,
             address,
+            admin_listener,
+            admin_address,
+            registry,
             proxy,
             limits: settings.limits,
             http1_engine: settings.http1_engine,
@@ -96,19 +112,35 @@ impl Application {
         self.address
     }
 
-    /// Serves until `shutdown` completes, then drains in-flight requests within the grace
-    /// period and stops the background key refresh.
+    /// The admin listener's address (`/metrics`, `/healthz`).
+    pub fn admin_address(&self) -> SocketAddr {
+        self.admin_address
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight requests on both listeners
+    /// within the grace period and stops the background key refresh.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
-        tracing::info!(address = %self.address, "gateway listening");
-        server::serve(
+        tracing::info!(address = %self.address, admin = %self.admin_address, "gateway listening");
+        // One shutdown for both listeners: the public one's future fires it for the admin one.
+        let stop = CancellationToken::new();
+        let public = server::serve(
             self.listener,
             self.proxy,
             self.limits,
             self.http1_engine,
             self.draining,
-            shutdown,
-        )
-        .await;
+            async {
+                shutdown.await;
+                stop.cancel();
+            },
+        );
+        let admin = admin::serve(
+            self.admin_listener,
+            self.registry,
+            self.limits,
+            stop.cancelled(),
+        );
+        tokio::join!(public, admin);
         self.background.cancel();
         tracing::info!("gateway stopped");
     }

@@ -17,7 +17,7 @@ mod links;
 mod workload;
 
 use links::{compose_rules, service_rules, url_rules};
-pub use workload::listen_of;
+pub use workload::{admin_listen_of, listen_of, ADMIN_LISTEN};
 use workload::{placement_rules, probe_rules, required_probe_rules, workload_rules};
 
 /// In a pod these binaries listen on loopback only: the gateway sidecar is their one client.
@@ -95,6 +95,13 @@ pub fn check_all(manifests: &Manifests, binaries: &BTreeMap<String, EnvList>) ->
             Some((w.origin.as_str(), listen_of(w, env).ok()?))
         })
         .collect();
+    let admins: BTreeMap<&str, Listen> = manifests
+        .workloads()
+        .filter_map(|w| {
+            let env = binaries.get(w.binary.as_deref()?)?;
+            Some((w.origin.as_str(), admin_listen_of(w, env)?))
+        })
+        .collect();
     for w in manifests.workloads() {
         let Some(binary) = &w.binary else { continue };
         let Some(env) = binaries.get(binary) else {
@@ -110,7 +117,8 @@ pub fn check_all(manifests: &Manifests, binaries: &BTreeMap<String, EnvList>) ->
         workload_rules(w, binary, env, &mut report);
         let listen = listens.get(w.origin.as_str());
         if let Some(listen) = listen {
-            placement_rules(w, binary, listen, &mut report);
+            let admin = admins.get(w.origin.as_str());
+            placement_rules(w, binary, listen, admin, &mut report);
             probe_rules(w, listen, &mut report);
         }
         if w.complete || w.placement == Placement::Image {
@@ -119,7 +127,7 @@ pub fn check_all(manifests: &Manifests, binaries: &BTreeMap<String, EnvList>) ->
         url_rules(w, manifests, &listens, &mut report);
     }
     compose_rules(manifests, &mut report);
-    service_rules(&manifests.cluster, binaries, &listens, &mut report);
+    service_rules(&manifests.cluster, binaries, &listens, &admins, &mut report);
     for (origin, secret, key) in &manifests.cluster.secret_refs {
         let known = manifests.cluster.secret_keys.get(secret);
         if !known.is_some_and(|keys| keys.contains(key)) {

@@ -73,6 +73,9 @@ pub fn env_for(binary: &str, list: &EnvList, port: u16) -> Result<Vec<(String, S
     let mut env = Vec::new();
     for var in list.iter() {
         let value = match var.name.as_str() {
+            // The operators' listener on a port of the kernel's choice: the live check
+            // probes the main one.
+            "ADMIN_LISTEN" => "127.0.0.1:0".into(),
             n if n.ends_with("_LISTEN") => format!("127.0.0.1:{port}"),
             "PORT" => port.to_string(),
             "HOST" => "127.0.0.1".into(),

@@ -14,7 +14,7 @@ use deploy_check::{
 fn lists() -> BTreeMap<String, EnvList> {
     let parse = |text: &str| EnvList::parse(text).unwrap();
     BTreeMap::from([
-        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\n")),
+        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nADMIN_LISTEN\toptional\t127.0.0.1:9090\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\n")),
         ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\n")),
     ])
 }
@@ -104,10 +104,27 @@ fn a_missing_required_variable_is_reported() {
 
 #[test]
 fn publishing_a_port_the_binary_does_not_listen_on_is_reported() {
-    let text = COMPOSE.replace("\"${GATEWAY_PORT:-8080}:8080\"", "\"8080:9090\"");
+    let text = COMPOSE.replace("\"${GATEWAY_PORT:-8080}:8080\"", "\"8080:9091\"");
     assert_one(
         &problems_for_compose(&text),
-        "declares container port 9090, but gateway listens on 0.0.0.0:8080",
+        "declares container port 9091, but gateway listens on 0.0.0.0:8080",
+    );
+}
+
+#[test]
+fn publishing_the_admin_listener_on_the_host_is_reported() {
+    let text = COMPOSE
+        .replace(
+            "GATEWAY_LISTEN: 0.0.0.0:8080",
+            "GATEWAY_LISTEN: 0.0.0.0:8080\n      ADMIN_LISTEN: 0.0.0.0:9090",
+        )
+        .replace(
+            "ports: [\"${GATEWAY_PORT:-8080}:8080\"]",
+            "ports: [\"${GATEWAY_PORT:-8080}:8080\", \"9090:9090\"]",
+        );
+    assert_one(
+        &problems_for_compose(&text),
+        "publishes port 9090 of the admin listener (ADMIN_LISTEN): /metrics would be public",
     );
 }
 
@@ -243,6 +260,34 @@ fn a_missing_liveness_probe_is_reported() {
     assert_one(
         &problems_for_k8s(&text),
         "container gateway: has no livenessProbe",
+    );
+}
+
+/// The sample deployment with the gateway's admin listener on 0.0.0.0:9090, port `metrics`.
+fn with_admin_port() -> String {
+    K8S.replace(
+        "            - { name: GATEWAY_LISTEN, value: \"0.0.0.0:8080\" }\n",
+        "            - { name: GATEWAY_LISTEN, value: \"0.0.0.0:8080\" }\n            - { name: ADMIN_LISTEN, value: \"0.0.0.0:9090\" }\n",
+    )
+    .replace(
+        "ports: [{ name: http, containerPort: 8080 }]",
+        "ports: [{ name: http, containerPort: 8080 }, { name: metrics, containerPort: 9090 }]",
+    )
+}
+
+#[test]
+fn an_admin_port_for_the_scraper_is_clean_but_not_behind_a_service() {
+    let text = with_admin_port();
+    assert_eq!(problems_for_k8s(&text), Vec::<String>::new());
+    let exposed = text.replace("targetPort: http", "targetPort: metrics");
+    assert_one(
+        &problems_for_k8s(&exposed),
+        "targets the admin listener of gateway (ADMIN_LISTEN)",
+    );
+    let unreachable = text.replace("value: \"0.0.0.0:9090\"", "value: \"127.0.0.1:9090\"");
+    assert_one(
+        &problems_for_k8s(&unreachable),
+        "declares port 9090 for the admin listener, which listens on 127.0.0.1:9090",
     );
 }
 

@@ -34,9 +34,54 @@ struct RawClaims {
     iss: Option<String>,
     sub: Option<String>,
     aud: Option<Audience>,
-    exp: Option<f64>,
-    nbf: Option<f64>,
-    iat: Option<f64>,
+    exp: Option<NumericDate>,
+    nbf: Option<NumericDate>,
+    iat: Option<NumericDate>,
+}
+
+/// A registered time claim (`exp`, `nbf`, `iat`): whole seconds since the Unix epoch, from
+/// 0 to the end of year 9999. RFC 7519 allows fractions, but no issuer we serve sends them
+/// (Better Auth's `jose` floors to whole seconds), and a float, an exponent (`1.5e9`), a
+/// string or a value out of range is more likely a forgery probing how the comparison
+/// behaves (`1e300`, `NaN` tricks, negative `iat`) than an honest token: all are refused as
+/// malformed rather than compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NumericDate(i64);
+
+impl NumericDate {
+    /// 9999-12-31T23:59:59Z.
+    const MAX: i64 = 253_402_300_799;
+
+    fn secs(self) -> f64 {
+        // Exact: every value up to `MAX` fits a f64's 53-bit mantissa.
+        self.0 as f64
+    }
+}
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("whole seconds since the Unix epoch, up to year 9999")
+            }
+            fn visit_u64<E: serde::de::Error>(self, secs: u64) -> Result<NumericDate, E> {
+                i64::try_from(secs)
+                    .ok()
+                    .filter(|secs| *secs <= NumericDate::MAX)
+                    .map(NumericDate)
+                    .ok_or_else(|| E::custom("time claim out of range"))
+            }
+            fn visit_i64<E: serde::de::Error>(self, secs: i64) -> Result<NumericDate, E> {
+                u64::try_from(secs)
+                    .map_err(|_| E::custom("negative time claim"))
+                    .and_then(|secs| self.visit_u64(secs))
+            }
+            // Floats, strings and everything else fall to the default: an invalid type.
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 /// Seconds since the Unix epoch, as claims count them.
@@ -85,20 +130,14 @@ impl ClaimRules {
         }
         let leeway = self.leeway.as_secs_f64();
         // A token without `exp` would be valid forever; we take none.
-        let exp = claims
-            .exp
-            .filter(|exp| exp.is_finite())
-            .ok_or(AuthError::Malformed)?;
-        if !unexpired(exp, now, self.leeway) {
+        let exp = claims.exp.ok_or(AuthError::Malformed)?;
+        if !unexpired(exp.secs(), now, self.leeway) {
             return Err(AuthError::Expired);
         }
         for not_before in [claims.nbf, claims.iat].into_iter().flatten() {
-            if !not_before.is_finite() {
-                return Err(AuthError::Malformed);
-            }
             // `iat` in the future is as suspicious as an unmet `nbf`: a clock far off or a
             // token minted for later.
-            if not_before > now + leeway {
+            if not_before.secs() > now + leeway {
                 return Err(AuthError::NotYetValid);
             }
         }
@@ -112,8 +151,7 @@ impl ClaimRules {
         let user_id = UserId::parse(&sub).map_err(|_| AuthError::InvalidSubject)?;
         Ok(Verified {
             user_id,
-            // `as` saturates: a far-future float exp becomes i64::MAX, not garbage.
-            expires_at: exp.floor() as i64,
+            expires_at: exp.0,
         })
     }
 }
@@ -121,6 +159,32 @@ impl ClaimRules {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn date(json: &str) -> Result<NumericDate, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn time_claims_are_whole_seconds_in_range() {
+        assert_eq!(date("0").unwrap(), NumericDate(0));
+        assert_eq!(date("1700000000").unwrap(), NumericDate(1_700_000_000));
+        assert_eq!(date("253402300799").unwrap(), NumericDate(NumericDate::MAX));
+        for bad in [
+            "253402300800",
+            "-1",
+            "1.5e9",
+            "1700000000.0",
+            "1700000000.5",
+            "1e300",
+            "18446744073709551616",
+            "\"1700000000\"",
+            "null",
+            "true",
+            "[1]",
+        ] {
+            assert!(date(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn typ_must_say_jwt_if_present() {

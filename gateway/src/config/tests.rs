@@ -12,59 +12,91 @@ fn parse(args: &[&str]) -> Config {
 
 #[test]
 fn better_auth_url_alone_configures_tokens() {
-    let settings = parse(&["--better-auth-url", "http://auth.local:3000/"])
+    let settings = parse(&["--better-auth-url", "https://auth.local:3000/"])
         .validate()
         .unwrap();
     assert_eq!(
         settings.auth.jwks.url,
-        "http://auth.local:3000/api/auth/jwks"
+        "https://auth.local:3000/api/auth/jwks"
     );
-    assert_eq!(settings.auth.issuer, "http://auth.local:3000");
-    assert_eq!(settings.auth.audiences, ["http://auth.local:3000"]);
+    assert_eq!(settings.auth.issuer, "https://auth.local:3000");
+    assert_eq!(settings.auth.audiences, ["https://auth.local:3000"]);
     assert_eq!(settings.auth.algorithms.len(), 5);
 }
 
 #[test]
 fn each_token_setting_can_be_set_on_its_own() {
     let settings = parse(&[
-        "--better-auth-url=http://auth.local",
+        "--better-auth-url=https://auth.local",
         "--jwt-audience=api,web",
         "--jwt-algorithms=ES256",
-        "--jwks-url=http://keys.local/jwks",
+        "--jwks-url=https://keys.local/jwks",
     ])
     .validate()
     .unwrap();
-    assert_eq!(settings.auth.jwks.url, "http://keys.local/jwks");
+    assert_eq!(settings.auth.jwks.url, "https://keys.local/jwks");
     assert_eq!(settings.auth.audiences, ["api", "web"]);
     assert_eq!(settings.auth.algorithms, [Algorithm::Es256]);
 }
 
 #[test]
 fn refusals_name_the_variable_to_fix() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 11] = [
         (&[], "JWKS_URL"),
-        (&["--jwks-url=http://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
+        (&["--jwks-url=https://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
         (
-            &["--better-auth-url=http://a", "--jwt-algorithms=HS256"],
+            &["--better-auth-url=https://a", "--jwt-algorithms=HS256"],
             "JWT_ALGORITHMS",
         ),
         (
             &[
-                "--better-auth-url=http://a",
+                "--better-auth-url=https://a",
                 "--tasks-service-url=https://t",
             ],
             "TASKS_SERVICE_URL",
         ),
         (
-            &["--better-auth-url=http://a", "--public-routes=/x"],
+            &["--better-auth-url=https://a", "--public-routes=/x"],
             "PUBLIC_ROUTES",
         ),
         (
             &[
-                "--better-auth-url=http://a",
+                "--better-auth-url=https://a",
                 "--cors-allowed-origins=app.example",
             ],
             "CORS_ALLOWED_ORIGINS",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--public-routes=/api=http://x",
+            ],
+            "PUBLIC_ROUTES",
+        ),
+        (
+            &["--better-auth-url=http://auth.internal"],
+            "BETTER_AUTH_URL",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwks-url=http://auth.internal/jwks",
+            ],
+            "JWKS_URL",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwt-issuer=http://auth.internal",
+            ],
+            "JWT_ISSUER",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwks-unknown-kid-cooldown-secs=0",
+            ],
+            "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
         ),
     ];
     for (args, variable) in cases {
@@ -75,11 +107,58 @@ fn refusals_name_the_variable_to_fix() {
 }
 
 #[test]
+fn a_public_route_over_the_protected_api_is_refused_by_name() {
+    for route in ["/", "/api", "/api/"] {
+        let error = parse(&[
+            "--better-auth-url=https://a",
+            &format!("--public-routes=/api/auth/=http://x,{route}=http://x"),
+        ])
+        .validate()
+        .unwrap_err();
+        assert_eq!(error.variable, "PUBLIC_ROUTES");
+        assert!(error.to_string().contains(&format!("{route:?}")), "{error}");
+    }
+}
+
+#[test]
+fn plain_http_to_the_issuer_needs_loopback_or_the_opt_in() {
+    let loopback = parse(&["--better-auth-url=http://127.0.0.1:3000"]).validate();
+    assert!(loopback.unwrap().insecure_http.is_empty());
+    let settings = parse(&[
+        "--better-auth-url=http://better-auth:3000",
+        "--jwks-allow-insecure-http=true",
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(settings.insecure_http, ["BETTER_AUTH_URL"]);
+    let settings = parse(&[
+        "--better-auth-url=https://a",
+        "--jwks-url=http://keys.internal/jwks",
+        "--jwks-allow-insecure-http=true",
+    ])
+    .validate()
+    .unwrap();
+    assert_eq!(settings.insecure_http, ["JWKS_URL"]);
+}
+
+#[test]
+fn the_admin_listener_must_not_share_the_public_address() {
+    let error = parse(&[
+        "--better-auth-url=https://a",
+        "--listen=127.0.0.1:8080",
+        "--admin-listen=127.0.0.1:8080",
+    ])
+    .validate()
+    .unwrap_err();
+    assert_eq!(error.variable, "ADMIN_LISTEN");
+}
+
+#[test]
 fn a_bad_key_ring_is_refused_without_echoing_the_secret() {
     let config = Config::try_parse_from([
         "gateway",
         "--identity-keys=gw:too-short-secret",
-        "--better-auth-url=http://a",
+        "--better-auth-url=https://a",
     ])
     .unwrap();
     assert!(!format!("{config:?}").contains("too-short-secret"));
@@ -100,7 +179,7 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("RUST_LOG\toptional\tinfo\n"));
     assert!(listing.contains("IDENTITY_AUDIENCE\toptional\ttasks-service\n"));
     assert!(listing.contains("IDENTITY_PROBE_SECS\toptional\t10\n"));
-    assert_eq!(listing.lines().count(), 29, "{listing}");
+    assert_eq!(listing.lines().count(), 31, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
 }

@@ -19,18 +19,23 @@ pub struct Fetched {
     pub max_age: Option<Duration>,
 }
 
-/// Why a fetch failed. The label goes to the fetches metric.
+/// Why a fetch failed, worded as the cause an operator acts on (the URL is added by the
+/// caller, see `refresh.rs`). The label goes to the fetches metric.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("JWKS request timed out")]
+    #[error("timed out")]
     Timeout,
-    #[error("JWKS request failed: {0}")]
+    #[error("connection refused (is the issuer running and listening there?)")]
+    Refused,
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    #[error("request failed: {0}")]
     Network(String),
-    #[error("JWKS endpoint answered HTTP {0}")]
+    #[error("the issuer answered HTTP {0}")]
     Status(u16),
-    #[error("JWKS response larger than {0} bytes")]
+    #[error("the answer is larger than {0} bytes")]
     TooLarge(usize),
-    #[error("JWKS response unusable: {0}")]
+    #[error("the answer is not a usable key set: {0}")]
     Invalid(#[from] KeySetError),
 }
 
@@ -39,7 +44,8 @@ impl FetchError {
     pub fn label(&self) -> &'static str {
         match self {
             Self::Timeout => "timeout",
-            Self::Network(_) => "network",
+            // One label for every transport failure, as before the causes were told apart.
+            Self::Refused | Self::Connect(_) | Self::Network(_) => "network",
             Self::Status(_) => "http_status",
             Self::TooLarge(_) => "too_large",
             Self::Invalid(_) => "invalid",
@@ -117,10 +123,44 @@ impl Fetcher {
 
 fn classify(err: reqwest::Error) -> FetchError {
     if err.is_timeout() {
-        FetchError::Timeout
+        return FetchError::Timeout;
+    }
+    let refused = sources(&err).any(|source| {
+        source
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionRefused)
+    });
+    // The innermost cause says what went wrong ("failed to lookup address", "certificate
+    // expired"); reqwest's own message only says that sending failed. The URL is left out
+    // here: the caller logs it once, without any credentials it may hold.
+    let cause = sources(&err)
+        .last()
+        .map_or_else(|| err.to_string(), ToString::to_string);
+    if refused {
+        FetchError::Refused
+    } else if err.is_connect() {
+        FetchError::Connect(cause)
     } else {
-        // reqwest errors carry the URL, which is configuration, never a secret.
-        FetchError::Network(err.without_url().to_string())
+        FetchError::Network(cause)
+    }
+}
+
+/// The error's chain of causes, outermost first (the error itself excluded).
+fn sources<'a>(
+    err: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(err.source(), |source| source.source())
+}
+
+/// `url` fit for a log line: any `user:password@` in it replaced by `***@`.
+pub fn loggable_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
     }
 }
 
@@ -143,6 +183,30 @@ fn max_age(value: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_in_the_url_never_reach_the_log() {
+        assert_eq!(
+            loggable_url("https://user:secret@auth.example/api/auth/jwks"),
+            "https://***@auth.example/api/auth/jwks"
+        );
+        assert_eq!(
+            loggable_url("http://127.0.0.1:3000/jwks?x=a@b"),
+            "http://127.0.0.1:3000/jwks?x=a@b"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_named_as_such() {
+        // A port just freed: nothing listens there, so the connection is refused.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let fetcher = Fetcher::new(&JwksConfig::for_url(format!("http://{address}/jwks"))).unwrap();
+        let error = fetcher.fetch().await.unwrap_err();
+        assert!(matches!(error, FetchError::Refused), "{error:?}");
+        assert_eq!(error.label(), "network");
+    }
 
     #[test]
     fn reads_max_age_among_other_directives() {

@@ -60,12 +60,12 @@ pub fn register(registry: &mut Registry, cache: &JwksCache) {
     );
     registry.register(
         "jwks_unknown_kid_fetches",
-        "Early JWKS fetches triggered by a token naming an unknown key id",
+        "Early JWKS fetches asked for by tokens naming an unknown key id (at most one per cooldown)",
         m.unknown_kid_fetches.clone(),
     );
     registry.register(
         "jwks_unknown_kid_refused",
-        "Unknown key ids refused without a fetch because of the cooldown",
+        "Unknown key ids refused without waiting for a fetch, as too many were already waiting",
         m.unknown_kid_refused.clone(),
     );
     registry.register(

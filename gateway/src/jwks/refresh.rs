@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::fetch::{Fetched, Fetcher};
+use super::fetch::{loggable_url, FetchError, Fetched, Fetcher};
 use super::metrics::FetchLabels;
 use super::JwksCache;
 
@@ -21,6 +21,7 @@ pub async fn run(cache: JwksCache, fetcher: Fetcher, shutdown: CancellationToken
     let shared = &cache.shared;
     let config = &shared.config;
     let mut failures: u32 = 0;
+    let url = loggable_url(&config.url);
     loop {
         let number = shared.started.fetch_add(1, Ordering::SeqCst) + 1;
         let result = tokio::select! {
@@ -55,12 +56,14 @@ pub async fn run(cache: JwksCache, fetcher: Fetcher, shutdown: CancellationToken
                         result: err.label(),
                     })
                     .inc();
-                let stale_for = cache.age();
+                let age = cache.age();
                 tracing::warn!(
-                    error = %err,
+                    url = %url,
+                    cause = err.label(),
                     failures,
-                    serving_stale_secs = stale_for.map(|age| age.as_secs()),
-                    "JWKS fetch failed; keeping the last good key set"
+                    key_set_age_secs = age.map(|age| age.as_secs()),
+                    "{}",
+                    failure_message(&url, &err, age, config.stale_if_error)
                 );
                 backoff(failures, config.refresh_interval)
             }
@@ -72,6 +75,33 @@ pub async fn run(cache: JwksCache, fetcher: Fetcher, shutdown: CancellationToken
             () = shared.wake_refresher.notified() => {}
         }
     }
+}
+
+/// The warning for a failed fetch: which URL, why, and what the gateway does meanwhile, so
+/// that one line tells an operator whether users are affected yet. `age` is that of the last
+/// good key set, if one was ever loaded.
+fn failure_message(
+    url: &str,
+    err: &FetchError,
+    age: Option<Duration>,
+    stale_if_error: Duration,
+) -> String {
+    let serving = match age {
+        None => "no key set was ever loaded: protected requests get 503 until a fetch succeeds"
+            .to_owned(),
+        Some(age) if age > stale_if_error => format!(
+            "the last good key set, fetched {} s ago, is past JWKS_STALE_IF_ERROR_SECS \
+             ({} s): protected requests get 503 until a fetch succeeds",
+            age.as_secs(),
+            stale_if_error.as_secs()
+        ),
+        Some(age) => format!(
+            "still serving the previous key set, fetched {} s ago (for up to {} s)",
+            age.as_secs(),
+            stale_if_error.as_secs()
+        ),
+    };
+    format!("JWKS fetch from {url} failed: {err}; {serving}")
 }
 
 /// Exponential backoff with "equal jitter": half fixed, half random, so many gateways
@@ -97,6 +127,42 @@ fn random_unit() -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_names_the_url_the_cause_and_what_is_served() {
+        let url = "http://auth.internal:3000/api/auth/jwks";
+        let day = Duration::from_secs(86_400);
+        let never = failure_message(url, &FetchError::Refused, None, day);
+        assert_eq!(
+            never,
+            "JWKS fetch from http://auth.internal:3000/api/auth/jwks failed: connection refused \
+             (is the issuer running and listening there?); no key set was ever loaded: \
+             protected requests get 503 until a fetch succeeds"
+        );
+        let stale = failure_message(
+            url,
+            &FetchError::Timeout,
+            Some(Duration::from_secs(42)),
+            day,
+        );
+        assert_eq!(
+            stale,
+            "JWKS fetch from http://auth.internal:3000/api/auth/jwks failed: timed out; still \
+             serving the previous key set, fetched 42 s ago (for up to 86400 s)"
+        );
+        let status = failure_message(url, &FetchError::Status(502), Some(day * 2), day);
+        assert!(
+            status.contains("failed: the issuer answered HTTP 502;"),
+            "{status}"
+        );
+        assert!(status.contains("past JWKS_STALE_IF_ERROR_SECS"), "{status}");
+        let invalid = serde_json::from_str::<serde_json::Value>("<html>").unwrap_err();
+        let parse = failure_message(url, &FetchError::Invalid(invalid.into()), None, day);
+        assert!(
+            parse.contains("failed: the answer is not a usable key set: not a JWKS document"),
+            "{parse}"
+        );
+    }
 
     #[test]
     fn backoff_grows_and_stays_bounded() {

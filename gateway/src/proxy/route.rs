@@ -1,5 +1,6 @@
-//! Which way a request goes, decided from its path alone: the gateway's own endpoints, a
-//! public prefix (longest wins, matched before `/api/`), the protected task API, or nothing.
+//! Which way a request goes, decided from its path alone: the gateway's own `/healthz` and
+//! `/readyz` (`/metrics` is on the admin listener), a public prefix (longest wins, matched
+//! before `/api/`), the protected task API, or nothing.
 
 use std::{io, time::Duration};
 
@@ -84,6 +85,16 @@ impl PublicRoute {
                 "{prefix:?} is not a plain path prefix starting with /"
             ));
         }
+        // Public prefixes are matched before the protected API, so one that is a prefix of
+        // `/api/` (`/`, `/a`, `/api`, `/api/`) would send every task route, token or not, to
+        // its upstream: a typo that removes authentication, refused here so it cannot start.
+        // `/healthz` and `/readyz` need no such check: they are matched exactly, first.
+        if API_PREFIX.starts_with(prefix) {
+            return Err(format!(
+                "{prefix:?} would make the protected task routes ({API_PREFIX}{{user_id}}/tasks) \
+                 public; give a prefix below {API_PREFIX}, such as {API_PREFIX}auth/"
+            ));
+        }
         Ok(Self {
             prefix: prefix.to_owned(),
             upstream: Upstream::parse(upstream)?,
@@ -120,7 +131,6 @@ impl RouteClass {
 pub enum Route<'a> {
     Healthz,
     Readyz,
-    Metrics,
     Public(&'a Upstream),
     Api,
     NotFound,
@@ -130,7 +140,7 @@ impl Route<'_> {
     /// The class of this route.
     pub fn class(self) -> RouteClass {
         match self {
-            Self::Healthz | Self::Readyz | Self::Metrics => RouteClass::Health,
+            Self::Healthz | Self::Readyz => RouteClass::Health,
             Self::Public(_) => RouteClass::Public,
             Self::Api => RouteClass::Api,
             Self::NotFound => RouteClass::NotFound,
@@ -160,7 +170,6 @@ impl Router {
         match path {
             "/healthz" => return Route::Healthz,
             "/readyz" => return Route::Readyz,
-            "/metrics" => return Route::Metrics,
             _ => {}
         }
         if let Some(public) = self.public.iter().find(|r| path.starts_with(&r.prefix)) {
@@ -229,7 +238,7 @@ mod tests {
 
     fn router() -> Router {
         Router::new(vec![
-            PublicRoute::parse("/api/=http://127.0.0.1:1").unwrap(),
+            PublicRoute::parse("/api/auth=http://127.0.0.1:1").unwrap(),
             PublicRoute::parse("/api/auth/=http://127.0.0.1:2").unwrap(),
         ])
     }
@@ -279,5 +288,19 @@ mod tests {
         assert!(Upstream::parse("https://x").is_err());
         assert!(Upstream::parse("http://x/base").is_err());
         assert!(PublicRoute::parse("api/auth=http://x").is_err());
+    }
+
+    #[test]
+    fn a_public_prefix_covering_the_protected_api_is_refused() {
+        for prefix in ["/", "/a", "/ap", "/api", "/api/"] {
+            let error = PublicRoute::parse(&format!("{prefix}=http://x")).unwrap_err();
+            assert!(error.contains(&format!("{prefix:?}")), "{error}");
+        }
+        for prefix in ["/api/auth/", "/api/a", "/apix", "/b", "/healthz"] {
+            assert!(
+                PublicRoute::parse(&format!("{prefix}=http://x")).is_ok(),
+                "{prefix}"
+            );
+        }
     }
 }

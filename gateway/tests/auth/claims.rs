@@ -49,16 +49,38 @@ async fn exp_is_required_and_honoured_with_leeway() {
     let expired = case.claims(|c| c["exp"] = json!(now - 31)).await;
     assert_eq!(expired, Err(AuthError::Expired));
     assert!(case.claims(|c| c["exp"] = json!(now - 20)).await.is_ok());
-    assert!(case
-        .claims(|c| c["exp"] = json!(now as f64 + 60.5))
-        .await
-        .is_ok());
     let missing = case.claims(|c| c["exp"] = Value::Null).await;
     assert_eq!(missing, Err(AuthError::Malformed));
     let text = case
         .claims(|c| c["exp"] = json!((now + 60).to_string()))
         .await;
     assert_eq!(text, Err(AuthError::Malformed));
+}
+
+#[tokio::test]
+async fn time_claims_that_are_not_whole_seconds_in_range_are_malformed() {
+    let case = Case::start().await;
+    let now = unix_now();
+    let bad = [
+        json!(now as f64 + 60.5),
+        json!(1.5e9),
+        json!(1e300),
+        json!(-1),
+        json!(253_402_300_800_i64), // 10000-01-01T00:00:00Z
+        json!((now + 60).to_string()),
+        json!(true),
+    ];
+    for claim in ["exp", "nbf", "iat"] {
+        for value in &bad {
+            let result = case.claims(|c| c[claim] = value.clone()).await;
+            assert_eq!(result, Err(AuthError::Malformed), "{claim}: {value}");
+        }
+    }
+    // Whole seconds still pass, at the far end of the range too.
+    assert!(case
+        .claims(|c| c["exp"] = json!(253_402_300_799_i64))
+        .await
+        .is_ok());
 }
 
 #[tokio::test]

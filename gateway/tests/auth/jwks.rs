@@ -1,6 +1,6 @@
 //! The JWKS cache against an issuer that rotates, removes keys, fails and stalls:
 //! readiness, removal and replacement of keys, stale-if-error, bounds on what a fetch may
-//! return, and `Cache-Control`. Unknown `kid`s are `unknown_kid.rs`.
+//! return, `Cache-Control`, and what a failed fetch logs. Unknown `kid`s are `unknown_kid.rs`.
 
 use std::time::Duration;
 
@@ -8,6 +8,7 @@ use gateway::auth::{Algorithm, AuthConfig, AuthError, LastToken};
 
 use crate::helpers::{config, TestAuth};
 use crate::support::issuer::{Behaviour, Issuer};
+use crate::support::logs::Captured;
 
 /// Polls `condition` every 5 ms until it holds (10 s deadline).
 async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
@@ -217,4 +218,63 @@ async fn cache_control_max_age_is_honoured_within_bounds() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert_eq!(issuer.fetches(), 1);
+}
+
+/// Waits (10 s) for a warning that contains every one of `parts`, and returns it.
+async fn warned(captured: &Captured, parts: &[&str]) -> String {
+    let mut found = None;
+    eventually(&format!("a warning with {parts:?}"), || {
+        found = captured
+            .text()
+            .lines()
+            .find(|line| {
+                line.contains(r#""level":"WARN""#) && parts.iter().all(|part| line.contains(part))
+            })
+            .map(str::to_owned);
+        found.is_some()
+    })
+    .await;
+    found.unwrap()
+}
+
+// A current-thread runtime (tokio::test's default) runs the refresher on this thread, so the
+// thread-local subscriber sees its events.
+#[tokio::test]
+async fn a_fetch_failure_log_names_the_url_the_cause_and_whether_keys_are_served() {
+    let captured = Captured::default();
+    let _guard = captured.install("gateway=warn");
+
+    // Nothing ever loaded: a port nothing listens on refuses the connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let closed = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let refused = TestAuth::start(AuthConfig::better_auth(&closed));
+    let line = warned(
+        &captured,
+        &[&format!("JWKS fetch from {closed}/api/auth/jwks failed")],
+    )
+    .await;
+    assert!(line.contains("connection refused"), "{line}");
+    assert!(line.contains("no key set was ever loaded"), "{line}");
+    drop(refused);
+
+    // Loaded once, then failing in each way: the previous set is still served.
+    let issuer = Issuer::start().await;
+    let auth = TestAuth::ready(fast_refresh(&issuer)).await;
+    let url = issuer.jwks_url();
+    let failed = format!("JWKS fetch from {url} failed");
+    for (behaviour, cause) in [
+        (Behaviour::Status(503), "the issuer answered HTTP 503"),
+        (Behaviour::Garbage, "the answer is not a usable key set"),
+        (Behaviour::Stall, "timed out"),
+    ] {
+        issuer.set_behaviour(behaviour);
+        let line = warned(&captured, &[&failed, cause]).await;
+        assert!(
+            line.contains("still serving the previous key set, fetched"),
+            "{line}"
+        );
+        assert!(line.contains(&format!(r#""url":"{url}""#)), "{line}");
+    }
+    assert!(auth.auth.is_ready());
 }

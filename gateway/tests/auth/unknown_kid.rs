@@ -1,6 +1,6 @@
 //! Tokens naming a `kid` the cache does not know: a flood costs one fetch and valid tokens
-//! keep working meanwhile; at most one fetch per cooldown; a rotated-in key is accepted on
-//! first sight.
+//! keep working meanwhile; at most one fetch per cooldown, the one after the first trailing
+//! at the cooldown's end; a rotated-in key is accepted on first sight.
 
 use std::time::Duration;
 
@@ -72,12 +72,20 @@ async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_workin
         2.0
     );
     assert_eq!(auth.metric("gateway_jwks_unknown_kid_fetches_total"), 1.0);
-    // Within the cooldown, yet another unknown kid is refused at once, without a fetch.
+    assert_eq!(issuer.fetches(), 2, "exactly one fetch for the whole flood");
+    // Only a bounded number waited for that fetch; the rest were answered at once.
+    assert_eq!(
+        auth.metric("gateway_jwks_unknown_kid_refused_total"),
+        (10_000 - gateway::jwks::MAX_UNKNOWN_KID_WAITERS) as f64
+    );
+    // Within the cooldown, yet another unknown kid gets no fetch of its own: it waits for
+    // the one trailing fetch at the cooldown's end.
     assert_eq!(
         auth.check(&token_with_kid(&issuer, "one-more")).await,
         Err(AuthError::UnknownKey)
     );
-    assert_eq!(issuer.fetches(), 2, "exactly one fetch for the whole flood");
+    assert_eq!(issuer.fetches(), 3);
+    assert_eq!(auth.metric("gateway_jwks_unknown_kid_fetches_total"), 2.0);
 }
 
 #[tokio::test]
@@ -89,7 +97,8 @@ async fn after_the_cooldown_an_unknown_kid_may_fetch_again() {
     let unknown = token_with_kid(&issuer, "nope");
     assert_eq!(auth.check(&unknown).await, Err(AuthError::UnknownKey));
     assert_eq!(issuer.fetches(), 2);
-    // Keep asking: refused without fetching until the cooldown is over, then one fetch.
+    // Keep asking: no fetch until the cooldown is over, then one trailing fetch that the
+    // asker waited for.
     let started = tokio::time::Instant::now();
     while issuer.fetches() == 2 {
         assert_eq!(auth.check(&unknown).await, Err(AuthError::UnknownKey));

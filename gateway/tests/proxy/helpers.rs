@@ -22,6 +22,8 @@ pub const ALLOWED_ORIGIN: &str = "https://app.example";
 /// A running gateway with its issuer and upstream. Shuts the gateway down when dropped.
 pub struct TestGateway {
     pub address: SocketAddr,
+    /// The admin listener (`/metrics`, `/healthz`).
+    pub admin_address: SocketAddr,
     pub issuer: Issuer,
     pub upstream: EchoUpstream,
     pub http: reqwest::Client,
@@ -55,6 +57,7 @@ pub fn test_limits() -> Limits {
 pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        admin_listen: "127.0.0.1:0".parse().unwrap(),
         tasks_service: Upstream::parse(&upstream.url()).unwrap(),
         public_routes: vec![PublicRoute::parse(&format!("/api/auth/={}", upstream.url())).unwrap()],
         auth: issuer.auth_config(),
@@ -66,6 +69,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         limits: test_limits(),
         http1_engine: Http1Engine::Lean,
         worker_threads: 1,
+        insecure_http: Vec::new(),
     }
 }
 
@@ -88,12 +92,14 @@ pub async fn start_gateway(issuer: Issuer, adjust: impl FnOnce(&mut Settings)) -
     adjust(&mut settings);
     let application = Application::build(settings).await.expect("gateway builds");
     let address = application.address();
+    let admin_address = application.admin_address();
     let (shutdown, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(application.run_until_stopped(async {
         let _ = stopped.await;
     }));
     TestGateway {
         address,
+        admin_address,
         issuer,
         upstream,
         http: reqwest::Client::builder().no_proxy().build().unwrap(),
@@ -126,9 +132,20 @@ impl TestGateway {
         }
     }
 
-    /// The gateway's `/metrics` page.
+    /// `http://<admin listener>/<path>`.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.admin_address)
+    }
+
+    /// The gateway's `/metrics` page, from the admin listener.
     pub async fn metrics(&self) -> String {
-        let response = self.http.get(self.url("/metrics")).send().await.unwrap();
+        let response = self
+            .http
+            .get(self.admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
         response.text().await.unwrap()
     }
 

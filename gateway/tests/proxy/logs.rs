@@ -1,47 +1,13 @@
 //! One log line per request, with what an operator needs and never a token.
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
-use tracing_subscriber::fmt::MakeWriter;
-
-use crate::helpers::spawn_gateway;
-
-/// Collects log output in memory.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Self;
-    fn make_writer(&'a self) -> Self {
-        self.clone()
-    }
-}
+use crate::{helpers::spawn_gateway, support::logs::Captured};
 
 // A current-thread runtime (tokio::test's default) runs the gateway's tasks on this thread,
 // so the thread-local subscriber sees their events.
 #[tokio::test]
 async fn each_request_logs_id_route_status_and_reason_but_never_the_token() {
     let captured = Captured::default();
-    let subscriber = tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_env_filter("gateway=info")
-        .with_writer(captured.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _guard = captured.install("gateway=info");
 
     let gateway = spawn_gateway().await;
     let token = gateway.token("alice");
@@ -64,7 +30,7 @@ async fn each_request_logs_id_route_status_and_reason_but_never_the_token() {
         .await
         .unwrap();
 
-    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let text = captured.text();
     let lines: Vec<serde_json::Value> = text
         .lines()
         .filter_map(|line| serde_json::from_str(line).ok())

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod admin;
 mod cors;
 mod headers;
 mod helpers;
@@ -13,8 +14,10 @@ mod identity;
 mod limits;
 mod logs;
 mod raw;
+mod rotation;
 mod routes;
 mod shutdown;
+mod startup;
 mod streaming;
 mod tasks;
 mod tokens;

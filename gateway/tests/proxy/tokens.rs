@@ -74,6 +74,18 @@ async fn malformed_expired_and_forged_tokens_get_invalid_token() {
 }
 
 #[tokio::test]
+async fn a_token_from_a_key_never_published_is_refused_as_unknown_key_not_bad_signature() {
+    let gateway = spawn_gateway().await;
+    // Signed correctly, by a key the issuer never published: nothing to check it against.
+    let stranger = crate::support::issuer::SigningKey::generate(Algorithm::EdDsa);
+    let token = stranger.mint(&stranger.header(), &gateway.issuer.claims("user-1"));
+    let (status, challenge, detail) = refusal(&gateway, Some(&format!("Bearer {token}"))).await;
+    assert_eq!((status, challenge.as_deref()), (401, Some(INVALID)));
+    assert_eq!(detail, "Invalid token: unknown key");
+    assert!(gateway.upstream.seen().is_empty());
+}
+
+#[tokio::test]
 async fn two_authorization_headers_are_refused_even_if_both_are_valid() {
     // Which one a server would pick is anyone's guess; a gateway that chose one could be
     // made to authenticate a different user than another hop sees. Refuse instead.

@@ -2,3 +2,4 @@
 //! include it with `#[path = "../support/mod.rs"] mod support;`.
 
 pub mod issuer;
+pub mod logs;

@@ -94,6 +94,7 @@ pub(super) fn service_rules(
     c: &Cluster,
     binaries: &BTreeMap<String, EnvList>,
     listens: &BTreeMap<&str, Listen>,
+    admins: &BTreeMap<&str, Listen>,
     report: &mut impl FnMut(&str, String),
 ) {
     for svc in &c.services {
@@ -129,6 +130,22 @@ pub(super) fn service_rules(
                         "targets port {target:?}, which no container of the selected pods declares"
                     ),
                 );
+            }
+            for w in &hits {
+                let admin_port = admins.get(w.origin.as_str()).map(|admin| admin.port);
+                let targets_admin = w.ports.iter().any(|p| {
+                    Some(p.number) == admin_port
+                        && match target {
+                            PortRef::Number(n) => p.number == *n,
+                            PortRef::Name(name) => p.name.as_deref() == Some(name),
+                        }
+                });
+                if targets_admin {
+                    report(
+                        &svc.origin,
+                        format!("targets the admin listener of {} ({}): /metrics would be served to whoever reaches the Service", w.name, super::ADMIN_LISTEN),
+                    );
+                }
             }
             for w in hits {
                 let loopback = listens

@@ -46,26 +46,25 @@ pub(super) fn workload_rules(
     }
 }
 
-/// The address a workload's binary listens on: its `*_LISTEN` variable, or `HOST` + `PORT`.
+/// The variable of an operators' listener (`/metrics`), beside the main `*_LISTEN` one.
+pub const ADMIN_LISTEN: &str = "ADMIN_LISTEN";
+
+/// The address a workload's binary listens on: its `*_LISTEN` variable (other than
+/// [`ADMIN_LISTEN`]), or `HOST` + `PORT`.
 pub fn listen_of(w: &Workload, env: &EnvList) -> Result<Listen, String> {
-    let value = |name: &str| -> Result<String, String> {
-        match w.env.get(name) {
-            Some(Some(v)) => Ok(v.clone()),
-            Some(None) => Err(format!("sets {name} from a reference; give it a literal value so its address can be checked")),
-            None => env.get(name).and_then(|v| v.default.clone()).ok_or_else(|| {
-                format!("does not set {name} and the binary reports no default for it; set it explicitly")
-            }),
-        }
-    };
     let listen_vars: Vec<&str> = env
         .iter()
         .map(|v| v.name.as_str())
-        .filter(|n| n.ends_with("_LISTEN"))
+        .filter(|n| n.ends_with("_LISTEN") && *n != ADMIN_LISTEN)
         .collect();
     let raw = match listen_vars.as_slice() {
-        [one] => value(one)?,
+        [one] => value_of(w, env, one)?,
         [] if env.get("HOST").is_some() && env.get("PORT").is_some() => {
-            format!("{}:{}", value("HOST")?, value("PORT")?)
+            format!(
+                "{}:{}",
+                value_of(w, env, "HOST")?,
+                value_of(w, env, "PORT")?
+            )
         }
         _ => {
             return Err(format!(
@@ -77,13 +76,41 @@ pub fn listen_of(w: &Workload, env: &EnvList) -> Result<Listen, String> {
     Listen::parse(&raw).ok_or_else(|| format!("listen address {raw:?} is not host:port"))
 }
 
+/// The address of the binary's operators' listener, if it has one ([`ADMIN_LISTEN`]).
+pub fn admin_listen_of(w: &Workload, env: &EnvList) -> Option<Listen> {
+    env.get(ADMIN_LISTEN)?;
+    Listen::parse(&value_of(w, env, ADMIN_LISTEN).ok()?)
+}
+
+/// The value `w` gives `name`, else the binary's default.
+fn value_of(w: &Workload, env: &EnvList, name: &str) -> Result<String, String> {
+    match w.env.get(name) {
+        Some(Some(v)) => Ok(v.clone()),
+        Some(None) => Err(format!("sets {name} from a reference; give it a literal value so its address can be checked")),
+        None => env.get(name).and_then(|v| v.default.clone()).ok_or_else(|| {
+            format!("does not set {name} and the binary reports no default for it; set it explicitly")
+        }),
+    }
+}
+
 pub(super) fn placement_rules(
     w: &Workload,
     binary: &str,
     listen: &Listen,
+    admin: Option<&Listen>,
     report: &mut impl FnMut(&str, String),
 ) {
     for port in &w.ports {
+        if let Some(admin) = admin.filter(|admin| admin.port == port.number) {
+            // A declared admin port is for a scraper in the cluster: it must be reachable
+            // there, and never published on a host.
+            if port.published {
+                report(&w.origin, format!("publishes port {} of the admin listener ({ADMIN_LISTEN}): /metrics would be public", port.number));
+            } else if !admin.is_wildcard() {
+                report(&w.origin, format!("declares port {} for the admin listener, which listens on {}:{} where nothing outside the container reaches it", port.number, admin.host, admin.port));
+            }
+            continue;
+        }
         if port.number != listen.port {
             report(
                 &w.origin,

@@ -1,0 +1,125 @@
+//! The gateway binary refusing a configuration that would open the boundary, with a message
+//! naming the variable and the value to fix, and warning when the operator opts in to a
+//! plain-http key set. Runs the real binary: exit status and stderr are what an operator sees.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::mpsc,
+    time::Duration,
+};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
+
+/// A gateway process with `env` on top of a minimal valid configuration.
+fn start(env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
+    let mut command = Command::new(BINARY);
+    command
+        .env_clear()
+        .env("IDENTITY_KEYS", crate::helpers::IDENTITY_KEYS)
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
+        // Nothing listens there: the key fetch fails at once, which these tests ignore.
+        .env("BETTER_AUTH_URL", "http://127.0.0.1:9")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().expect("the gateway binary starts");
+    let stderr = child.stderr.take().unwrap();
+    let (lines, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, received)
+}
+
+/// Runs a gateway that must refuse to start: its exit code and stderr.
+fn refused(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (mut child, lines) = start(env);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!(
+                "the gateway started with {env:?}: {:?}",
+                lines.try_iter().collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // The reader thread ends when the process's stderr closes.
+    let stderr: Vec<String> = lines.iter().collect();
+    (status.code(), stderr.join("\n"))
+}
+
+#[test]
+fn a_public_route_covering_the_task_api_stops_the_gateway_at_start() {
+    for route in ["/", "/api", "/api/"] {
+        let routes = format!("/api/auth/=http://127.0.0.1:3000,{route}=http://127.0.0.1:3000");
+        let (code, stderr) = refused(&[("PUBLIC_ROUTES", &routes)]);
+        assert_eq!(code, Some(2), "{route}: {stderr}");
+        assert!(
+            stderr.contains("invalid configuration: PUBLIC_ROUTES:"),
+            "{stderr}"
+        );
+        assert!(stderr.contains(&format!("{route:?}")), "{stderr}");
+    }
+}
+
+#[test]
+fn plain_http_key_sets_beyond_loopback_need_the_opt_in() {
+    for (variable, env) in [
+        (
+            "BETTER_AUTH_URL",
+            [("BETTER_AUTH_URL", "http://auth.internal:3000")],
+        ),
+        (
+            "JWKS_URL",
+            [("JWKS_URL", "http://auth.internal:3000/api/auth/jwks")],
+        ),
+        ("JWT_ISSUER", [("JWT_ISSUER", "http://auth.internal:3000")]),
+    ] {
+        let (code, stderr) = refused(&env);
+        assert_eq!(code, Some(2), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invalid configuration: {variable}:")),
+            "{stderr}"
+        );
+        assert!(stderr.contains("JWKS_ALLOW_INSECURE_HTTP"), "{stderr}");
+    }
+}
+
+#[test]
+fn the_plain_http_opt_in_is_logged_as_a_warning_at_start() {
+    let (mut child, lines) = start(&[
+        ("BETTER_AUTH_URL", "http://auth.internal:9"),
+        ("JWKS_ALLOW_INSECURE_HTTP", "true"),
+    ]);
+    let mut seen = Vec::new();
+    let warned = loop {
+        let Ok(line) = lines.recv_timeout(Duration::from_secs(10)) else {
+            break false;
+        };
+        let warning = line.contains(r#""level":"WARN""#)
+            && line.contains("JWKS_ALLOW_INSECURE_HTTP")
+            && line.contains(r#""variable":"BETTER_AUTH_URL""#);
+        seen.push(line);
+        if warning {
+            break true;
+        }
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(warned, "no warning in {seen:#?}");
+}
