@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gateway::proxy::Upstream;
+use gateway::{config::Http1Engine, proxy::Upstream};
 
 use crate::helpers::{assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with};
 
@@ -117,10 +117,19 @@ async fn upstream_answering_before_the_body() -> (String, tokio::sync::oneshot::
 
 #[tokio::test]
 async fn an_upstream_that_answers_before_reading_the_body_is_relayed_not_502() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        upstream_answering_early_is_relayed(engine).await;
+    }
+}
+
+async fn upstream_answering_early_is_relayed(engine: Http1Engine) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (upstream, answered) = upstream_answering_before_the_body().await;
-    let gateway =
-        spawn_gateway_with(|s| s.tasks_service = Upstream::parse(&upstream).unwrap()).await;
+    let gateway = spawn_gateway_with(|s| {
+        s.tasks_service = Upstream::parse(&upstream).unwrap();
+        s.http1_engine = engine;
+    })
+    .await;
     let body_len = 512 * 1024;
     let mut client = tokio::net::TcpStream::connect(gateway.address)
         .await
@@ -145,6 +154,6 @@ async fn an_upstream_that_answers_before_reading_the_body_is_relayed_not_502() {
     let answer = String::from_utf8_lossy(&answer);
     assert!(
         answer.starts_with("HTTP/1.1 422"),
-        "the upstream's early answer, not a 502: {answer}"
+        "{engine:?}: the upstream's early answer, not a 502: {answer}"
     );
 }
