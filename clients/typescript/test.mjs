@@ -9,7 +9,10 @@ const jwt = (exp) => `h.${Buffer.from(JSON.stringify({ exp })).toString("base64u
 test("a token is reused until shortly before exp, then fetched again", async () => {
   let clock = 1_000_000_000_000;
   let fetched = 0;
-  const tokens = tokenSource(async () => jwt(clock / 1000 + 60 + fetched++ * 0), {
+  const tokens = tokenSource(async () => {
+    fetched++;
+    return jwt(clock / 1000 + 60); // valid for a minute from when it is fetched
+  }, {
     refreshBeforeSeconds: 10,
     now: () => clock,
   });
