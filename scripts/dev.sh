@@ -25,11 +25,13 @@ GATEWAY_PORT=${GATEWAY_PORT:-8080}
 # The gateway's admin listener: /metrics (and /healthz) for the operator, not the public port.
 ADMIN_PORT=${ADMIN_PORT:-9090}
 DEMO_PORT=${DEMO_PORT:-5173}
+NEXT_PORT=${NEXT_PORT:-3100} # examples/nextjs, when you start it: trusted and CORS-allowed
 JWT_ALG=${JWT_ALG:-EdDSA}
 auth_url="http://127.0.0.1:$AUTH_PORT"
 tasks_url="http://127.0.0.1:$TASKS_PORT"
 gateway_url="http://127.0.0.1:$GATEWAY_PORT"
 demo_url="http://127.0.0.1:$DEMO_PORT"
+next_url="http://127.0.0.1:$NEXT_PORT"
 
 for port in "$AUTH_PORT" "$TASKS_PORT" "$GATEWAY_PORT" "$ADMIN_PORT" "$DEMO_PORT"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -79,7 +81,7 @@ log "starting Better Auth ($JWT_ALG) on $auth_url"
 start better-auth env -C deploy/better-auth PORT="$AUTH_PORT" BETTER_AUTH_URL="$auth_url" \
   BETTER_AUTH_SECRET="$BETTER_AUTH_SECRET" JWT_ALG="$JWT_ALG" \
   DATABASE_URL=postgres://postgres@127.0.0.1:5432/better_auth \
-  TRUSTED_ORIGINS="$demo_url,$gateway_url" node server.mjs
+  TRUSTED_ORIGINS="$demo_url,$gateway_url,$next_url" node server.mjs
 wait_ready "Better Auth" "$auth_url/healthz" "$last_pid"
 
 log "starting tasks-service on $tasks_url"
@@ -91,7 +93,7 @@ log "starting gateway on $gateway_url"
 start gateway env GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   TASKS_SERVICE_URL="$tasks_url" \
   BETTER_AUTH_URL="$auth_url" PUBLIC_ROUTES="/api/auth/=$auth_url" \
-  CORS_ALLOWED_ORIGINS="$demo_url" IDENTITY_KEYS="$IDENTITY_KEYS" "target/$profile/gateway"
+  CORS_ALLOWED_ORIGINS="$demo_url,$next_url" IDENTITY_KEYS="$IDENTITY_KEYS" "target/$profile/gateway"
 wait_ready gateway "$gateway_url/readyz" "$last_pid"
 
 log "starting the demo page on $demo_url"
@@ -106,6 +108,11 @@ cat <<EOT
     tasks-service  $tasks_url      (internal; needs the gateway's credential)
     Better Auth    $auth_url      (JWT alg $JWT_ALG, JWKS at $auth_url/api/auth/jwks)
     demo page      $demo_url/?auth=$auth_url&api=$gateway_url
+
+  The Next.js example (examples/nextjs/README.md is the integration guide):
+
+    (cd clients/typescript && npm ci) && cd examples/nextjs && npm ci && npm run build
+    GATEWAY_URL=$gateway_url npm start -- -H 127.0.0.1 -p $NEXT_PORT    # $next_url
 
   Sign up and get a JWT (through the gateway, as a one-origin frontend would):
 

@@ -24,6 +24,9 @@ pub struct StackOptions {
     pub gateway_env: Vec<(&'static str, String)>,
     /// Also serve `deploy/demo/` on its own origin.
     pub demo: bool,
+    /// More browser origins (e.g. a Next.js app's) that Better Auth trusts and the gateway
+    /// allows with CORS.
+    pub extra_origins: Vec<String>,
 }
 
 impl StackOptions {
@@ -35,6 +38,7 @@ impl StackOptions {
             rotation: None,
             gateway_env: Vec::new(),
             demo: false,
+            extra_origins: Vec::new(),
         }
     }
 }
@@ -90,7 +94,15 @@ impl Stack {
             .env("JWT_ALG", options.alg)
             .env("JWT_EXPIRATION", options.jwt_expiration)
             .env("RATE_LIMIT", "off")
-            .env("TRUSTED_ORIGINS", format!("{demo_url},{gateway_url}"));
+            .env(
+                "TRUSTED_ORIGINS",
+                [&demo_url, &gateway_url]
+                    .into_iter()
+                    .chain(&options.extra_origins)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            );
         if let Some((interval, grace)) = options.rotation {
             auth.env("JWKS_ROTATION_INTERVAL", interval.to_string())
                 .env("JWKS_GRACE_PERIOD", grace.to_string());
@@ -120,7 +132,14 @@ impl Stack {
             .env("TASKS_SERVICE_URL", &tasks_url)
             .env("BETTER_AUTH_URL", &auth_url)
             .env("PUBLIC_ROUTES", format!("/api/auth/={auth_url}"))
-            .env("CORS_ALLOWED_ORIGINS", &demo_url)
+            .env(
+                "CORS_ALLOWED_ORIGINS",
+                std::iter::once(&demo_url)
+                    .chain(&options.extra_origins)
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
             .env("IDENTITY_KEYS", &identity_keys)
             .env("LOG_FORMAT", "json");
         for (key, value) in &options.gateway_env {
@@ -228,7 +247,8 @@ fn binary(name: &str) -> Command {
     command
 }
 
-fn node(dir: &Path, script: &str) -> Command {
+/// `node script` in `dir`, with a clean environment (see [`clean_env`]).
+pub fn node(dir: &Path, script: &str) -> Command {
     let mut command = Command::new("node");
     command.arg(script).current_dir(dir);
     clean_env(&mut command);
@@ -237,7 +257,7 @@ fn node(dir: &Path, script: &str) -> Command {
 
 /// Each part gets exactly the configuration the scenario gives it, whatever the CI's
 /// environment holds (a stray DATABASE_URL must not point a test at the wrong database).
-fn clean_env(command: &mut Command) {
+pub fn clean_env(command: &mut Command) {
     command.env_clear();
     for key in ["PATH", "HOME", "TMPDIR", "RUST_BACKTRACE"] {
         if let Ok(value) = std::env::var(key) {

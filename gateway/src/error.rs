@@ -131,6 +131,11 @@ impl GatewayError {
             Self::Auth(AuthError::KeysUnavailable) | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
+            // Only the gateway's own endpoints (/healthz, /readyz, /metrics) answer 405 here;
+            // RFC 9110 requires the methods they do answer.
+            Self::MethodNotAllowed => {
+                headers.insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            }
             Self::Auth(_) => {
                 headers.insert(
                     header::WWW_AUTHENTICATE,

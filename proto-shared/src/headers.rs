@@ -17,6 +17,10 @@ const IDENTITY_CREDENTIAL_NAME: &str = "x-identity-credential";
 /// Correlates one request across gateway, service and logs; taken from the client or generated.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
+/// On a list answer: how many of the user's tasks match the filter on all pages (the header
+/// react-admin's json-server provider and many table components read).
+pub const TOTAL_COUNT: HeaderName = HeaderName::from_static("x-total-count");
+
 /// Header names, beyond ours, that some proxy or framework treats as an authenticated identity.
 /// A client must never be able to smuggle any of them past the gateway.
 const FOREIGN_IDENTITY_HEADERS: [&str; 8] = [

@@ -51,6 +51,20 @@ ensure_npm_deps() {
   fi
 }
 
+# Installs schemathesis (pinned, with everything it pulls in) into target/schemathesis, a
+# virtualenv of its own, when it is missing or the pins changed. e2e/tests/contract.rs runs it.
+ensure_schemathesis() {
+  local venv=target/schemathesis requirements=specs/contracts/schemathesis/requirements.txt
+  if [ -x "$venv/bin/st" ] && [ "$venv/.installed" -nt "$requirements" ]; then return 0; fi
+  command -v python3 >/dev/null || die "python3 is missing: install it (apt-get install -y python3 python3-venv) for the contract test"
+  log "installing schemathesis into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed: install python3-venv (apt-get install -y python3-venv)"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r "$requirements" \
+    || die "could not install schemathesis from $requirements"
+  touch "$venv/.installed"
+}
+
 # Makes sure Debian's chromium is installed for the browser test (browsers cannot be
 # downloaded by npm here; playwright-core drives /usr/bin/chromium).
 ensure_chromium() {

@@ -6,8 +6,10 @@
 
 mod body;
 mod fields;
+mod paging;
 mod params;
 
 pub use body::{Completion, NewTask, TaskChanges};
 pub use fields::{Description, Title};
+pub use paging::link_header;
 pub use params::{parse_task_id, ListParams};

@@ -1,13 +1,14 @@
 //! One function per endpoint: the inputs arrive parsed and authorized, the handler calls the
 //! store and shapes the success response. Failures are [`ApiError`]s, answered in error.rs.
 
-use http::StatusCode;
-use proto_shared::{TaskId, UserId};
+use http::{header, HeaderValue, StatusCode};
+use proto_shared::{headers::TOTAL_COUNT, TaskId, UserId};
 use warp::{reply::Response, Rejection};
 
 use crate::{
-    domain::{Completion, ListParams, NewTask, TaskChanges},
+    domain::{link_header, Completion, ListParams, NewTask, TaskChanges},
     error::{json_response, ApiError},
+    routes::extract::RequestTarget,
     startup::AppState,
 };
 
@@ -15,14 +16,29 @@ fn reject(error: impl Into<ApiError>) -> Rejection {
     Rejection::from(error.into())
 }
 
-/// `GET /api/{user_id}/tasks`: 200 with a JSON array.
+/// `GET /api/{user_id}/tasks`: 200 with a JSON array (the page), `X-Total-Count` (how many
+/// tasks match the filter on all pages) and, when there is more, `Link` with `next`/`prev`.
 pub async fn list(
     user: UserId,
     params: ListParams,
+    target: RequestTarget,
     state: AppState,
 ) -> Result<Response, Rejection> {
-    let tasks = state.store.list(&user, &params).await.map_err(reject)?;
-    Ok(json_response(StatusCode::OK, &tasks))
+    let page = state.store.list(&user, &params).await.map_err(reject)?;
+    let mut response = json_response(StatusCode::OK, &page.tasks);
+    let headers = response.headers_mut();
+    headers.insert(TOTAL_COUNT, HeaderValue::from(page.total));
+    let path = target
+        .0
+        .split_once('?')
+        .map_or(&*target.0, |(path, _)| path);
+    if let Some(links) = link_header(path, &params, page.tasks.len(), page.total) {
+        // The path is the request's own, already a valid header value; never fails.
+        if let Ok(value) = HeaderValue::from_str(&links) {
+            headers.insert(header::LINK, value);
+        }
+    }
+    Ok(response)
 }
 
 /// `POST /api/{user_id}/tasks`: 201 with the task, sent only after the commit.

@@ -103,15 +103,18 @@ where
     let started = Instant::now();
     let request_id = RequestId::from_headers(request.headers());
     let route = route_template(request.uri().path());
-    let method = method_label(request.method());
+    let method = request.method().clone();
+    let method_name = method_label(&method);
     let target = request
         .uri()
         .path_and_query()
         .map_or("/", |pq| pq.as_str())
         .into();
+    let unread_body = body_may_go_unread(&request);
     request.extensions_mut().insert(RequestTarget(target));
     request.extensions_mut().insert(request_id.clone());
-    let span = tracing::info_span!("request", request_id = %request_id, method, route);
+    let span =
+        tracing::info_span!("request", request_id = %request_id, method = method_name, route);
     let mut response = match service.call(request).instrument(span.clone()).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -119,13 +122,19 @@ where
     let status = response.status();
     let headers = response.headers_mut();
     headers.insert(REQUEST_ID, request_id.header_value().clone());
+    if unread_body && !(status.is_success() && reads_body(&method)) {
+        // Refused before its body was read (a bad path, identity, query), or a route that
+        // never reads one: hyper closes such a connection after answering, so say so, or a
+        // proxy pooling the connection sends its next request into a closed socket.
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     if status == StatusCode::METHOD_NOT_ALLOWED {
         if let Some(allow) = allowed_methods(route) {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
     }
     let elapsed = started.elapsed();
-    metrics.record_request(route, method, status.as_u16(), elapsed.as_secs_f64());
+    metrics.record_request(route, method_name, status.as_u16(), elapsed.as_secs_f64());
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -134,6 +143,20 @@ where
         );
     });
     Ok(response)
+}
+
+/// Whether the request comes with a body (a non-zero length, or chunked).
+fn body_may_go_unread(request: &Request<Incoming>) -> bool {
+    let headers = request.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .is_some_and(|length| length.as_bytes() != b"0")
+}
+
+/// The methods whose routes read the body before they can succeed.
+fn reads_body(method: &Method) -> bool {
+    matches!(*method, Method::POST | Method::PUT | Method::PATCH)
 }
 
 /// Known methods by name; anything else is one label, so clients cannot grow the metrics.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use deadpool_postgres::{Pool, PoolError};
 use proto_shared::{SortOrder, StatusFilter, Task, TaskId, UserId};
-use tokio_postgres::{error::SqlState, types::ToSql, Row};
+use tokio_postgres::{error::SqlState, types::ToSql, IsolationLevel, Row};
 
 use crate::domain::{Completion, ListParams, NewTask, TaskChanges};
 
@@ -18,6 +18,13 @@ pub enum StoreError {
     Unavailable(String),
     #[error("database error: {0}")]
     Internal(String),
+}
+
+/// One page of a list and the number of tasks matching its filter on all pages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub tasks: Vec<Task>,
+    pub total: i64,
 }
 
 /// The task store over a connection pool. Cheap to clone.
@@ -49,6 +56,11 @@ macro_rules! list_sql {
     };
 }
 
+/// How many of a user's tasks match the status filter. `user_id` leads every index, so this
+/// reads only the user's own entries (see bench/tasks/count.sh for what it costs).
+const COUNT_SQL: &str =
+    "SELECT count(*) FROM tasks WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2)";
+
 fn list_sql(sort: SortOrder) -> &'static str {
     // Each ORDER BY matches one index of migration 0001 (read forwards or backwards).
     match sort {
@@ -70,22 +82,53 @@ impl Store {
         &self.pool
     }
 
-    /// `GET /api/{user_id}/tasks`.
-    pub async fn list(&self, user: &UserId, params: &ListParams) -> Result<Vec<Task>, StoreError> {
+    /// `GET /api/{user_id}/tasks`: one page, and how many of the user's tasks match the
+    /// filter in all (for `X-Total-Count`). Both statements go out pipelined behind the
+    /// scope in one round trip, in one repeatable-read snapshot, so the total and the page
+    /// agree even while other requests write.
+    pub async fn list(&self, user: &UserId, params: &ListParams) -> Result<Page, StoreError> {
         let completed = match params.status {
             StatusFilter::All => None,
             StatusFilter::Pending => Some(false),
             StatusFilter::Completed => Some(true),
         };
-        let sql = list_sql(params.sort);
-        let rows = self
-            .scoped(
-                user,
-                sql,
-                &[&user.as_str(), &completed, &params.limit, &params.offset],
+        let work = async {
+            let mut client = self.pool.get().await.map_err(pool_error)?;
+            let scope = client.prepare_cached(SET_SCOPE).await.map_err(db_error)?;
+            let page = client
+                .prepare_cached(list_sql(params.sort))
+                .await
+                .map_err(db_error)?;
+            let count = client.prepare_cached(COUNT_SQL).await.map_err(db_error)?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(db_error)?;
+            let user_id = user.as_str();
+            let scope_params: [&(dyn ToSql + Sync); 1] = [&user_id];
+            let page_params: [&(dyn ToSql + Sync); 4] =
+                [&user_id, &completed, &params.limit, &params.offset];
+            let count_params: [&(dyn ToSql + Sync); 2] = [&user_id, &completed];
+            // As in `scoped`: try_join polls in order, so set_config is written first and
+            // both reads run scoped; if it fails the transaction refuses the rest.
+            let (_, rows, total) = tokio::try_join!(
+                tx.execute(&scope, &scope_params),
+                tx.query(&page, &page_params),
+                tx.query_one(&count, &count_params),
             )
-            .await?;
-        Ok(rows.iter().map(task).collect())
+            .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok(Page {
+                tasks: rows.iter().map(task).collect(),
+                total: total.get(0),
+            })
+        };
+        tokio::time::timeout(self.op_timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("operation timed out".into())))
     }
 
     /// `POST /api/{user_id}/tasks`. Returns once the row is committed.

@@ -146,7 +146,16 @@ impl Connection<'_> {
                 Ok(_) => {}
             }
             let take = take_len(*body_left, self.buf.len());
-            connection.stream.write_all(&self.buf[..take]).await?;
+            if let Err(error) = connection.stream.write_all(&self.buf[..take]).await {
+                // An upstream may answer from the head alone (a 422 for a bad path) and close
+                // without reading the body; the write then fails but the answer is there to
+                // read, and it is what the client should get. The client's unread body makes
+                // the caller close the client connection afterwards.
+                self.out.clear();
+                return read_response_head(connection, head.method(), &mut self.out)
+                    .await
+                    .map_err(|_| SendError::Io(error));
+            }
             self.buf.advance(take);
             *body_left -= take as u64;
         }

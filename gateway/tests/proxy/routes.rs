@@ -41,6 +41,21 @@ async fn health_and_readiness_answer_without_a_token() {
         .await
         .unwrap();
     assert_eq!(post.status(), 405);
+    assert_eq!(
+        post.headers()["allow"],
+        "GET, HEAD",
+        "RFC 9110: a 405 says what is allowed"
+    );
+    for path in ["/readyz", "/metrics"] {
+        let traced = gateway
+            .http
+            .request(reqwest::Method::TRACE, gateway.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(traced.status(), 405, "{path}");
+        assert_eq!(traced.headers()["allow"], "GET, HEAD", "{path}");
+    }
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ use tasks_service::db::{DatabaseUrl, DbSettings};
 use tokio::sync::oneshot;
 
 use crate::{
-    helpers::{spawn_gateway_with, start_gateway, TestGateway, IDENTITY_KEYS},
+    helpers::{spawn_gateway_with, start_gateway, TestGateway, ALLOWED_ORIGIN, IDENTITY_KEYS},
     support::issuer::Issuer,
 };
 
@@ -169,6 +169,51 @@ async fn create_list_toggle_and_delete_through_the_gateway() {
         .await
         .unwrap();
     assert_eq!(anonymous.status(), 401);
+
+    drop(gateway);
+    service.stop().await;
+}
+
+#[tokio::test]
+async fn a_cross_origin_page_can_read_the_lists_total_and_paging_links() {
+    let service = TasksService::start().await;
+    let gateway = gateway_in_front_of(&service).await;
+    for title in ["one", "two", "three"] {
+        let body = Some(json!({ "title": title }));
+        let (status, _) = call(
+            &gateway,
+            "alice",
+            reqwest::Method::POST,
+            "/api/alice/tasks",
+            body,
+        )
+        .await;
+        assert_eq!(status, 201);
+    }
+    let listed = gateway
+        .http
+        .get(gateway.url("/api/alice/tasks?status=pending&limit=2"))
+        .bearer_auth(gateway.token("alice"))
+        .header("origin", ALLOWED_ORIGIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let headers = listed.headers();
+    assert_eq!(headers["x-total-count"], "3");
+    assert_eq!(
+        headers["link"],
+        "</api/alice/tasks?status=pending&sort=created&limit=2&offset=2>; rel=\"next\""
+    );
+    let exposed: Vec<&str> = headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .split(", ")
+        .collect();
+    assert!(
+        exposed.contains(&"x-total-count") && exposed.contains(&"link"),
+        "a browser may read them only when exposed: {exposed:?}"
+    );
 
     drop(gateway);
     service.stop().await;

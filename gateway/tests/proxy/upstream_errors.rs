@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use gateway::proxy::Upstream;
+use gateway::{config::Http1Engine, proxy::Upstream};
 
 use crate::helpers::{assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with};
 
@@ -83,4 +83,77 @@ async fn after_a_timeout_the_next_request_does_not_wait_on_the_stuck_upstream_co
         .expect("the upstream timeout must bound the wait")
         .unwrap();
     assert_eq!(next.status(), 200);
+}
+
+/// An upstream that answers 422 as soon as it has read the request head, as tasks-service does
+/// for a bad path before it reads the body, and then closes without reading the rest.
+async fn upstream_answering_before_the_body() -> (String, tokio::sync::oneshot::Receiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (answered, answered_rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the gateway sent the head");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        let body = br#"{"detail":[{"type":"int_parsing","loc":["path","task_id"],"msg":"bad"}]}"#;
+        let head = format!(
+            "HTTP/1.1 422 Unprocessable Entity\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(body).await.unwrap();
+        drop(stream);
+        let _ = answered.send(());
+    });
+    (url, answered_rx)
+}
+
+#[tokio::test]
+async fn an_upstream_that_answers_before_reading_the_body_is_relayed_not_502() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        upstream_answering_early_is_relayed(engine).await;
+    }
+}
+
+async fn upstream_answering_early_is_relayed(engine: Http1Engine) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (upstream, answered) = upstream_answering_before_the_body().await;
+    let gateway = spawn_gateway_with(|s| {
+        s.tasks_service = Upstream::parse(&upstream).unwrap();
+        s.http1_engine = engine;
+    })
+    .await;
+    let body_len = 512 * 1024;
+    let mut client = tokio::net::TcpStream::connect(gateway.address)
+        .await
+        .unwrap();
+    let head = format!(
+        "PUT /api/alice/tasks/x HTTP/1.1\r\nhost: gateway\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {body_len}\r\n\r\n",
+        gateway.token("alice")
+    );
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(&[b' '; 1024]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), answered)
+        .await
+        .expect("the upstream gets the head")
+        .unwrap();
+    // The rest of the body now meets a closed upstream connection. The gateway may stop
+    // reading it too, so a failed write here is fine; what the client reads is the point.
+    let rest = vec![b' '; body_len - 1024];
+    let _ = client.write_all(&rest).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 422"),
+        "{engine:?}: the upstream's early answer, not a 502: {answer}"
+    );
 }

@@ -19,6 +19,7 @@ pub fn list(state: AppState) -> BoxedFilter<(Response,)> {
         .and(extract::identity(state.clone()))
         .and_then(authorize)
         .and(extract::list_params())
+        .and(warp::ext::get::<extract::RequestTarget>())
         .and(with_state(state))
         .and_then(handlers::list)
         .boxed()

@@ -11,6 +11,7 @@ mod isolation;
 mod migrations;
 mod operations;
 mod outage;
+mod paging;
 mod property;
 mod read;
 mod rls;

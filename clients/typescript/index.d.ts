@@ -1,0 +1,40 @@
+// Declarations for index.js. The API's own types are generated into schema.d.ts from
+// specs/contracts/openapi.yaml (`npm run generate`); do not edit that file by hand.
+import type { Client } from "openapi-fetch";
+import type { components, paths } from "./schema";
+
+export type { components, paths };
+export type Task = components["schemas"]["Task"];
+export type TaskCreate = components["schemas"]["TaskCreate"];
+export type TaskUpdate = components["schemas"]["TaskUpdate"];
+export type FieldError = components["schemas"]["FieldError"];
+export type TasksClient = Client<paths>;
+
+export declare class SignedOutError extends Error {}
+
+export interface TokenSource {
+  get(options?: { forceRefresh?: boolean }): Promise<string | null>;
+  clear(): void;
+}
+
+export declare function tokenExpiry(token: string): number;
+export declare function tokenSource(
+  fetchToken: () => Promise<string | null | undefined>,
+  options?: { refreshBeforeSeconds?: number; now?: () => number },
+): TokenSource;
+export declare function authorizedFetch(
+  tokens: TokenSource,
+  baseFetch?: (request: Request) => Promise<Response>,
+): (request: Request) => Promise<Response>;
+export declare function createTasksClient(options: {
+  baseUrl: string;
+  tokens: TokenSource;
+  fetch?: (request: Request) => Promise<Response>;
+  credentials?: RequestCredentials;
+}): TasksClient;
+export declare function pageInfo(response: Response): {
+  total: number | null;
+  next: string | null;
+  prev: string | null;
+};
+export declare function errorMessage(status: number, body: unknown): string;

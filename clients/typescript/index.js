@@ -1,0 +1,119 @@
+// The task API client: openapi-fetch over the types generated from the contract
+// (schema.d.ts), plus the one piece every caller gets wrong when written by hand: the bearer
+// token. Plain JavaScript with hand-written declarations (index.d.ts), so no build step sits
+// between the contract and an app. Knows nothing about Better Auth: a token source is any
+// function that returns a JWT (or null when signed out).
+import createClient from "openapi-fetch";
+
+/** Thrown when no token can be had: the user is signed out (or their session ended). */
+export class SignedOutError extends Error {
+  constructor(message = "signed out") {
+    super(message);
+    this.name = "SignedOutError";
+  }
+}
+
+/** Seconds since the epoch at which a JWT expires, from its unverified payload, or 0. */
+export function tokenExpiry(token) {
+  try {
+    const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+    const exp = JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), "="))).exp;
+    return typeof exp === "number" ? exp : 0;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Keeps the JWT that `fetchToken` returns until `refreshBeforeSeconds` before its `exp`, and
+ * asks again only then (or when told the token was refused). Concurrent callers share one
+ * request. Held in memory only: never in localStorage, where any script on the page could
+ * read it.
+ */
+export function tokenSource(fetchToken, { refreshBeforeSeconds = 10, now = () => Date.now() } = {}) {
+  let cached = null; // { token, expiresAtMs }
+  let pending = null;
+  const fresh = () => cached && cached.expiresAtMs - refreshBeforeSeconds * 1000 > now();
+  return {
+    /** The token to send, fetching one when there is none or it is about to expire. */
+    async get({ forceRefresh = false } = {}) {
+      if (!forceRefresh && fresh()) return cached.token;
+      pending ??= (async () => {
+        try {
+          const token = await fetchToken();
+          cached = token ? { token, expiresAtMs: tokenExpiry(token) * 1000 } : null;
+          return token ?? null;
+        } finally {
+          pending = null;
+        }
+      })();
+      return pending;
+    },
+    /** Forgets the token (on sign-out). */
+    clear() {
+      cached = null;
+    },
+  };
+}
+
+/**
+ * A `fetch` that adds `Authorization: Bearer <token>` and, when the API answers 401, gets a
+ * fresh token and tries once more: a token can expire or its key rotate between the check
+ * here and the gateway's. A second 401, or no token at all, is a SignedOutError.
+ */
+export function authorizedFetch(tokens, baseFetch = globalThis.fetch) {
+  return async (request) => {
+    const retry = request.clone();
+    const send = async (req, forceRefresh) => {
+      const token = await tokens.get({ forceRefresh });
+      if (!token) throw new SignedOutError();
+      req.headers.set("authorization", `Bearer ${token}`);
+      return baseFetch(req);
+    };
+    const first = await send(request, false);
+    if (first.status !== 401) return first;
+    const second = await send(retry, true);
+    if (second.status === 401) {
+      tokens.clear();
+      throw new SignedOutError();
+    }
+    return second;
+  };
+}
+
+/** A typed client for the task API at `baseUrl` (the gateway; "" for the page's own origin). */
+export function createTasksClient({ baseUrl, tokens, fetch = globalThis.fetch, credentials }) {
+  return createClient({
+    baseUrl,
+    fetch: authorizedFetch(tokens, fetch),
+    ...(credentials ? { credentials } : {}),
+  });
+}
+
+/** What a list answer says about the rest: X-Total-Count and the Link header's next/prev. */
+export function pageInfo(response) {
+  const total = Number.parseInt(response.headers.get("x-total-count") ?? "", 10);
+  const links = {};
+  for (const part of (response.headers.get("link") ?? "").split(",")) {
+    const match = /<([^>]*)>\s*;\s*rel="?([a-z]+)"?/i.exec(part);
+    if (match) links[match[2]] = match[1];
+  }
+  return { total: Number.isNaN(total) ? null : total, next: links.next ?? null, prev: links.prev ?? null };
+}
+
+/**
+ * A sentence a person can read for a failed call: the fields and messages of a 422, "signed
+ * out" for 401, "try again" for 503, else the API's `detail`.
+ */
+export function errorMessage(status, body) {
+  if (status === 401) return "You are signed out. Sign in again.";
+  if (status === 503) return "The service is busy or briefly unavailable. Try again in a moment.";
+  const detail = body && typeof body === "object" ? body.detail : undefined;
+  if (status === 422 && Array.isArray(detail)) {
+    return detail
+      .map((e) => `${(e.loc ?? []).filter((p) => p !== "body" && p !== "query").join(".") || "request"}: ${e.msg}`)
+      .join("; ");
+  }
+  if (typeof detail === "string") return detail;
+  return `Request failed (${status}).`;
+}

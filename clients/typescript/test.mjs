@@ -1,0 +1,92 @@
+// Unit tests of the hand-written part (node --test): the token cache, the one retry after a
+// 401, and reading X-Total-Count / Link. The generated types are checked by check.mjs.
+import assert from "node:assert/strict";
+import test from "node:test";
+import { authorizedFetch, errorMessage, pageInfo, SignedOutError, tokenSource } from "./index.js";
+
+const jwt = (exp) => `h.${Buffer.from(JSON.stringify({ exp })).toString("base64url")}.s`;
+
+test("a token is reused until shortly before exp, then fetched again", async () => {
+  let clock = 1_000_000_000_000;
+  let fetched = 0;
+  const tokens = tokenSource(async () => {
+    fetched++;
+    return jwt(clock / 1000 + 60); // valid for a minute from when it is fetched
+  }, {
+    refreshBeforeSeconds: 10,
+    now: () => clock,
+  });
+  const first = await tokens.get();
+  assert.equal(await tokens.get(), first);
+  clock += 49_000;
+  assert.equal(await tokens.get(), first, "still 11 s left");
+  clock += 2_000;
+  await tokens.get();
+  assert.equal(fetched, 2, "9 s left: refreshed");
+});
+
+test("concurrent callers share one token request", async () => {
+  let fetched = 0;
+  const tokens = tokenSource(async () => {
+    fetched++;
+    await new Promise((r) => setTimeout(r, 10));
+    return jwt(Date.now() / 1000 + 600);
+  });
+  await Promise.all([tokens.get(), tokens.get(), tokens.get()]);
+  assert.equal(fetched, 1);
+});
+
+test("a 401 gets one retry with a fresh token; a second 401 is signed out", async () => {
+  const issued = [];
+  const tokens = tokenSource(async () => {
+    const token = jwt(Date.now() / 1000 + 600) + issued.length;
+    issued.push(token);
+    return token;
+  });
+  const seen = [];
+  const statuses = [401, 200];
+  const fetch = authorizedFetch(tokens, async (req) => {
+    seen.push([req.headers.get("authorization"), await req.text()]);
+    return new Response("[]", { status: statuses.shift() });
+  });
+  const answer = await fetch(new Request("http://api.test/x", { method: "POST", body: "{}" }));
+  assert.equal(answer.status, 200);
+  assert.deepEqual(seen, [
+    [`Bearer ${issued[0]}`, "{}"],
+    [`Bearer ${issued[1]}`, "{}"],
+  ], "the retry resends the body with the new token");
+
+  const refused = authorizedFetch(tokens, async () => new Response("", { status: 401 }));
+  await assert.rejects(refused(new Request("http://api.test/x")), SignedOutError);
+});
+
+test("no token at all is signed out, without calling the API", async () => {
+  let called = false;
+  const fetch = authorizedFetch(tokenSource(async () => null), async () => {
+    called = true;
+    return new Response("");
+  });
+  await assert.rejects(fetch(new Request("http://api.test/x")), SignedOutError);
+  assert.equal(called, false);
+});
+
+test("page info reads the total and the next/prev links", () => {
+  const headers = {
+    "x-total-count": "7",
+    link: '</api/u/tasks?limit=3&offset=6>; rel="next", </api/u/tasks?limit=3&offset=0>; rel="prev"',
+  };
+  assert.deepEqual(pageInfo(new Response("[]", { headers })), {
+    total: 7,
+    next: "/api/u/tasks?limit=3&offset=6",
+    prev: "/api/u/tasks?limit=3&offset=0",
+  });
+  assert.deepEqual(pageInfo(new Response("[]")), { total: null, next: null, prev: null });
+});
+
+test("errors read as sentences", () => {
+  const body = { detail: [{ type: "string_too_short", loc: ["body", "title"], msg: "String should have at least 1 character" }] };
+  assert.equal(errorMessage(422, body), "title: String should have at least 1 character");
+  assert.match(errorMessage(401, {}), /signed out/);
+  assert.match(errorMessage(503, {}), /Try again/);
+  assert.equal(errorMessage(404, { detail: "Task not found" }), "Task not found");
+});
