@@ -120,34 +120,14 @@ export interface paths {
         /**
          * Readiness
          * @description tasks-service: a database round trip succeeds within the timeout. The gateway (its
-         *     own, never forwarded): the issuer's signing keys are loaded and it is not draining;
-         *     otherwise 503 with a `detail` saying which.
+         *     own, never forwarded): the issuer's signing keys are loaded, tasks-service has not
+         *     refused its identity credential, the revocation feed (when configured) is loaded and
+         *     not lost for longer than REVOCATION_STALE_SECS, and it is not draining; otherwise 503
+         *     with a `detail` saying which. A 200 may carry a `detail` too (a revocation feed lost
+         *     and reconnecting, still within its bound). Metrics are not on this port: the gateway
+         *     serves `/metrics` on its admin listener (ADMIN_LISTEN, loopback by default).
          */
         get: operations["readyz"];
-        put?: never;
-        post?: never;
-        delete?: never;
-        options?: never;
-        head?: never;
-        patch?: never;
-        trace?: never;
-    };
-    "/metrics": {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        /**
-         * Prometheus metrics (OpenMetrics text)
-         * @description Each of the gateway and tasks-service serves its own. tasks-service's:
-         *     `tasks_http_requests_total{route,method,status}`, `tasks_http_request_duration_seconds`
-         *     (histogram by route), `tasks_identity_refusals_total{reason}`, `tasks_db_pool_size`,
-         *     `tasks_db_pool_available`, `tasks_db_pool_waiting`. Routes are templates such as
-         *     `/api/{user_id}/tasks/{id}`, never raw paths.
-         */
-        get: operations["metrics"];
         put?: never;
         post?: never;
         delete?: never;
@@ -694,32 +674,12 @@ export interface operations {
                     "application/json": {
                         /** @constant */
                         status: "ready";
+                        detail?: string;
                     };
                 };
             };
             405: components["responses"]["MethodNotAllowed"];
             503: components["responses"]["Unavailable"];
-        };
-    };
-    metrics: {
-        parameters: {
-            query?: never;
-            header?: never;
-            path?: never;
-            cookie?: never;
-        };
-        requestBody?: never;
-        responses: {
-            /** @description The exposition. */
-            200: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/openmetrics-text": string;
-                };
-            };
-            405: components["responses"]["MethodNotAllowed"];
         };
     };
 }

@@ -26,6 +26,7 @@ pub use bearer::MAX_TOKEN_LEN;
 pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 
 use crate::jwks::{JwksCache, JwksConfig, KeySet};
+use crate::revocation::{self, FeedHealth, RevocationConfig, Revocations};
 use claims::ClaimRules;
 use jwt::Jws;
 pub use token_cache::LastToken;
@@ -45,6 +46,8 @@ pub struct AuthConfig {
     pub leeway: Duration,
     /// Maximum number of verified tokens remembered.
     pub token_cache_capacity: u64,
+    /// Where revocations come from; `None`: tokens are valid until they expire.
+    pub revocation: Option<RevocationConfig>,
 }
 
 impl AuthConfig {
@@ -65,6 +68,7 @@ impl AuthConfig {
             algorithms: Algorithm::ALL.to_vec(),
             leeway: Self::DEFAULT_LEEWAY,
             token_cache_capacity: Self::DEFAULT_TOKEN_CACHE_CAPACITY,
+            revocation: None,
         }
     }
 }
@@ -75,6 +79,10 @@ pub struct Verified {
     pub user_id: UserId,
     /// `exp`, Unix seconds.
     pub expires_at: i64,
+    /// `sid`: the Better Auth session the token was issued for, if the issuer says.
+    pub session: Option<Arc<str>>,
+    /// `iat`, Unix seconds, if present.
+    pub issued_at: Option<i64>,
 }
 
 /// Why a request was not authenticated. `KeysUnavailable` means 503; every other variant 401.
@@ -104,6 +112,12 @@ pub enum AuthError {
     WrongTokenType,
     #[error("signing keys unavailable")]
     KeysUnavailable,
+    #[error("the session or user was revoked")]
+    Revoked,
+    #[error("the token would outlive the revocation window")]
+    OutlivesRevocation,
+    #[error("the revocation feed is unavailable")]
+    RevocationUnavailable,
 }
 
 impl AuthError {
@@ -122,6 +136,9 @@ impl AuthError {
             Self::InvalidSubject => "invalid_subject",
             Self::WrongTokenType => "wrong_token_type",
             Self::KeysUnavailable => "keys_unavailable",
+            Self::Revoked => "revoked",
+            Self::OutlivesRevocation => "outlives_revocation",
+            Self::RevocationUnavailable => "revocation_unavailable",
         }
     }
 }
@@ -137,6 +154,7 @@ struct Inner {
     algorithms: Vec<Algorithm>,
     rules: ClaimRules,
     tokens: TokenCache,
+    revocations: Option<Revocations>,
 }
 
 impl fmt::Debug for Authenticator {
@@ -155,6 +173,9 @@ impl Authenticator {
     /// runtime (it spawns the refresher).
     /// Metrics are registered under the `gateway_` prefix, like the proxy's own.
     pub fn start(config: AuthConfig, registry: &mut Registry, shutdown: CancellationToken) -> Self {
+        let revocations = config
+            .revocation
+            .map(|revocation| Revocations::start(revocation, registry, shutdown.clone()));
         let registry = registry.sub_registry_with_prefix("gateway");
         let jwks = JwksCache::start(config.jwks, registry, shutdown);
         let tokens = TokenCache::new(config.token_cache_capacity, registry);
@@ -168,6 +189,7 @@ impl Authenticator {
                     leeway: config.leeway,
                 },
                 tokens,
+                revocations,
             }),
         }
     }
@@ -183,9 +205,35 @@ impl Authenticator {
             .await
     }
 
+    /// The revocation feed's health at `now`, if revocation is on.
+    pub fn revocation_health(&self, now: i64) -> Option<FeedHealth> {
+        self.inner
+            .revocations
+            .as_ref()
+            .map(|revocations| revocations.health(now))
+    }
+
     /// Verifies the value of an `Authorization` header that arrived on the connection whose
-    /// last token `last` remembers.
+    /// last token `last` remembers, then checks that its session and user are not revoked.
+    /// The check runs whichever way the token was found valid (afresh, from the cache or
+    /// from the connection's memory), so a remembered token is refused once revoked.
     pub async fn authenticate_on(
+        &self,
+        authorization: Option<&[u8]>,
+        last: &mut LastToken,
+    ) -> Result<Verified, AuthError> {
+        let verified = self.verify_on(authorization, last).await?;
+        if let Some(revocations) = &self.inner.revocations {
+            revocations
+                .check(&verified, revocation::unix_now())
+                .inspect_err(|err| {
+                    tracing::debug!(reason = err.reason(), "token refused after verification");
+                })?;
+        }
+        Ok(verified)
+    }
+
+    async fn verify_on(
         &self,
         authorization: Option<&[u8]>,
         last: &mut LastToken,

@@ -12,6 +12,7 @@ use crate::{
     auth::{Algorithm, AuthConfig},
     jwks::JwksConfig,
     proxy::{PublicRoute, Upstream},
+    revocation::RevocationConfig,
 };
 
 mod list_env;
@@ -94,6 +95,25 @@ pub struct Config {
     /// /whoami), in seconds; while it refuses it, /readyz says not ready. 0: never.
     #[arg(long, env = "IDENTITY_PROBE_SECS", default_value_t = 10)]
     pub identity_probe_secs: u64,
+    /// Better Auth's PostgreSQL database, where sign-outs and bans are recorded
+    /// (deploy/better-auth/revocation.sql): with it, revoked sessions and users are refused
+    /// within a second. Unset: a token stays valid until it expires.
+    #[arg(
+        long,
+        env = "REVOCATION_DATABASE_URL",
+        value_name = "REVOCATION_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub revocation_database_url: Option<Secret>,
+    /// The longest an API token lives, in seconds (Better Auth's JWT expiration): revocations
+    /// are remembered this long plus JWT_LEEWAY_SECS, and a token that would outlive that is
+    /// refused.
+    #[arg(long, env = "REVOCATION_TOKEN_LIFETIME_SECS", default_value_t = 900)]
+    pub revocation_token_lifetime_secs: u64,
+    /// How long the gateway keeps serving after losing the revocation feed, in seconds,
+    /// before protected requests get 503.
+    #[arg(long, env = "REVOCATION_STALE_SECS", default_value_t = 30)]
+    pub revocation_stale_secs: u64,
     /// Public path prefixes and their upstreams, `prefix=http://host:port`, comma separated.
     #[arg(long, env = "PUBLIC_ROUTES", value_delimiter = ',')]
     pub public_routes: Vec<String>,
@@ -371,8 +391,42 @@ impl Config {
             algorithms,
             leeway: Duration::from_secs(self.jwt_leeway_secs),
             token_cache_capacity: self.token_cache_capacity,
+            revocation: self.revocation_config()?,
         };
         Ok((auth, insecure_http))
+    }
+
+    fn revocation_config(&self) -> Result<Option<RevocationConfig>, ConfigError> {
+        let Some(url) = &self.revocation_database_url else {
+            return Ok(None);
+        };
+        let url = url.expose().trim();
+        if url.is_empty() {
+            return Ok(None);
+        }
+        // Never echo the URL: it may hold a password.
+        let pg: tokio_postgres::Config = url.parse().map_err(|_| {
+            invalid(
+                "REVOCATION_DATABASE_URL",
+                "is not a PostgreSQL URL (postgres://user@host:port/database)",
+            )
+        })?;
+        if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+            return Err(invalid(
+                "REVOCATION_DATABASE_URL",
+                "asks for TLS (sslmode=require), which the revocation feed does not speak yet; \
+                 reach the database over a private network or a local TLS proxy",
+            ));
+        }
+        let lifetime = positive_secs(
+            "REVOCATION_TOKEN_LIFETIME_SECS",
+            self.revocation_token_lifetime_secs,
+        )?;
+        Ok(Some(RevocationConfig {
+            database_url: url.to_owned(),
+            window: lifetime + Duration::from_secs(self.jwt_leeway_secs),
+            stale_after: Duration::from_secs(self.revocation_stale_secs),
+        }))
     }
 
     fn cors_origins(&self) -> Result<Vec<String>, ConfigError> {

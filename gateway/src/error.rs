@@ -67,7 +67,9 @@ impl GatewayError {
     /// The status code this refusal is answered with.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Auth(AuthError::KeysUnavailable) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Auth(AuthError::KeysUnavailable | AuthError::RevocationUnavailable) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::ForbiddenUser | Self::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -103,6 +105,13 @@ impl GatewayError {
             Self::Auth(AuthError::KeysUnavailable) => {
                 "Authentication temporarily unavailable: signing keys not loaded"
             }
+            Self::Auth(AuthError::Revoked) => "Invalid token: revoked",
+            Self::Auth(AuthError::OutlivesRevocation) => {
+                "Invalid token: lives longer than sign-out can reach"
+            }
+            Self::Auth(AuthError::RevocationUnavailable) => {
+                "Authentication temporarily unavailable: revocations cannot be checked"
+            }
             Self::ForbiddenUser => "Forbidden: the path names another user",
             Self::CorsOriginNotAllowed => "Forbidden: origin not allowed",
             Self::NotFound => "Not Found",
@@ -128,7 +137,8 @@ impl GatewayError {
             Self::Auth(AuthError::Missing) => {
                 headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
-            Self::Auth(AuthError::KeysUnavailable) | Self::Overloaded => {
+            Self::Auth(AuthError::KeysUnavailable | AuthError::RevocationUnavailable)
+            | Self::Overloaded => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }
             // Only the gateway's own endpoints (/healthz, /readyz, /metrics) answer 405 here;

@@ -19,6 +19,12 @@ pub enum Readiness {
     KeysNotLoaded,
     /// tasks-service refuses the gateway's identity credential (`upstream_probe.rs`).
     UpstreamRefusesIdentity,
+    /// The revocation feed was never loaded, or has been lost past its stale bound.
+    RevocationFeedDown,
+    /// Ready, but the revocation feed was lost this many seconds ago (still within bound).
+    RevocationFeedLost {
+        for_secs: i64,
+    },
     ShuttingDown,
 }
 
@@ -31,6 +37,23 @@ pub fn healthz() -> Response<Full<Bytes>> {
 pub fn readyz(readiness: Readiness) -> Response<Full<Bytes>> {
     match readiness {
         Readiness::Ready => json_response(StatusCode::OK, &json!({"status": "ready"})),
+        Readiness::RevocationFeedLost { for_secs } => json_response(
+            StatusCode::OK,
+            &json!({
+                "status": "ready",
+                "detail": format!(
+                    "revocation feed lost {for_secs} s ago, reconnecting; protected requests \
+                     get 503 once it has been lost for REVOCATION_STALE_SECS"
+                ),
+            }),
+        ),
+        Readiness::RevocationFeedDown => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &ErrorBody::message(
+                "Not ready: the revocation feed (REVOCATION_DATABASE_URL) is not loaded or has \
+                 been lost for longer than REVOCATION_STALE_SECS",
+            ),
+        ),
         Readiness::KeysNotLoaded => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &ErrorBody::message("Not ready: signing keys not loaded"),

@@ -16,6 +16,7 @@ pub mod http1;
 pub mod jwks;
 pub mod metrics;
 pub mod proxy;
+pub mod revocation;
 pub mod server;
 pub mod startup;
 pub mod upstream_probe;

@@ -39,6 +39,7 @@ use crate::{
     error::GatewayError,
     health::{self, Readiness},
     metrics::{InFlight, Metrics},
+    revocation::FeedHealth,
     upstream_probe::{UpstreamProbe, Verdict},
 };
 
@@ -423,7 +424,13 @@ impl Proxy {
             Route::Readyz if parts.upstream_probe.verdict() == Verdict::Refused => {
                 health::readyz(Readiness::UpstreamRefusesIdentity)
             }
-            Route::Readyz => health::readyz(Readiness::Ready),
+            Route::Readyz => match parts.authenticator.revocation_health(unix_now()) {
+                Some(FeedHealth::Down) => health::readyz(Readiness::RevocationFeedDown),
+                Some(FeedHealth::Degraded { for_secs }) => {
+                    health::readyz(Readiness::RevocationFeedLost { for_secs })
+                }
+                Some(FeedHealth::Up) | None => health::readyz(Readiness::Ready),
+            },
             _ => health::healthz(),
         };
         Ok(response)

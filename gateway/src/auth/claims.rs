@@ -37,6 +37,8 @@ struct RawClaims {
     exp: Option<NumericDate>,
     nbf: Option<NumericDate>,
     iat: Option<NumericDate>,
+    /// Better Auth's session id, when the issuer adds it (`definePayload`).
+    sid: Option<String>,
 }
 
 /// A registered time claim (`exp`, `nbf`, `iat`): whole seconds since the Unix epoch, from
@@ -152,6 +154,8 @@ impl ClaimRules {
         Ok(Verified {
             user_id,
             expires_at: exp.0,
+            session: claims.sid.map(Into::into),
+            issued_at: claims.iat.map(|iat| iat.0),
         })
     }
 }

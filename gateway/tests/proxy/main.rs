@@ -14,6 +14,7 @@ mod identity;
 mod limits;
 mod logs;
 mod raw;
+mod revocation;
 mod rotation;
 mod routes;
 mod shutdown;

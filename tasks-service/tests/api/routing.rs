@@ -171,8 +171,8 @@ async fn a_refused_request_with_a_body_closes_the_connection_and_says_so() {
         (Method::POST, "", 201),
     ] {
         let answer = app
-            .signed(method.clone(), &alice.path(path), "alice")
-            .json(&body)
+            .signed_body(method.clone(), &alice.path(path), "alice", body.to_string())
+            .header("content-type", "application/json")
             .send()
             .await
             .unwrap();

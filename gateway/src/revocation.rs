@@ -1,0 +1,308 @@
+//! Sign-out that signs out: tokens of ended sessions and revoked users are refused, at every
+//! gateway replica, within about a second of the revocation.
+//!
+//! Verification stays stateless and local; revocation is the small piece of shared state that
+//! makes it safe. Better Auth's own database holds it: triggers there write a durable row for
+//! every ended session and every banned or deleted user and `NOTIFY auth_revocation`
+//! (`deploy/better-auth/revocation.sql`). `feed.rs` listens, loads what is still relevant on
+//! every (re)connection, and applies each notification to the in-memory set (`set.rs`) that
+//! every request is checked against: a read lock and two hash lookups, no network.
+//!
+//! Fail closed: until the first load, and once the feed has been lost for longer than
+//! `REVOCATION_STALE_SECS`, protected requests get 503 (a revocation may have been missed).
+//! `specs/research.md` says why PostgreSQL, and why this default.
+
+mod feed;
+pub mod set;
+
+use std::{
+    sync::{
+        atomic::{AtomicI64, Ordering},
+        Arc, RwLock,
+    },
+    time::Duration,
+};
+
+use prometheus_client::{
+    metrics::{counter::Counter, gauge::Gauge},
+    registry::Registry,
+};
+use tokio_util::sync::CancellationToken;
+
+pub use set::{Kind, RevocationSet};
+
+use crate::auth::{AuthError, Verified};
+
+/// How revocations are fetched and how long they count.
+#[derive(Debug, Clone)]
+pub struct RevocationConfig {
+    /// Better Auth's database, e.g. `postgres://gateway@auth-db:5432/better_auth`.
+    pub database_url: String,
+    /// The longest an API token lives (Better Auth's JWT expiration, 15 minutes by default)
+    /// plus the leeway: how long a revocation must be remembered. A token that would outlive
+    /// it is refused, since its revocation could be forgotten first.
+    pub window: Duration,
+    /// How long the gateway keeps serving with a lost feed before it refuses protected
+    /// requests with 503.
+    pub stale_after: Duration,
+}
+
+/// The state of the feed, as Unix seconds (0: never), readable without a lock.
+#[derive(Debug, Default)]
+struct FeedState {
+    /// When the last (re)connection finished loading; 0 before the first.
+    loaded_at: AtomicI64,
+    /// When the feed was last lost; 0 while it is up (or before the first load).
+    lost_at: AtomicI64,
+}
+
+#[derive(Debug, Default)]
+struct Metrics {
+    entries: Gauge,
+    feed_up: Gauge,
+    events: Counter,
+    losses: Counter,
+}
+
+#[derive(Debug)]
+struct Shared {
+    set: RwLock<RevocationSet>,
+    state: FeedState,
+    config: RevocationConfig,
+    metrics: Metrics,
+}
+
+/// The revocations this gateway knows of. Cheap to clone; all clones share one feed.
+#[derive(Debug, Clone)]
+pub struct Revocations {
+    shared: Arc<Shared>,
+}
+
+/// Whether the feed can be trusted now, for `/readyz`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedHealth {
+    /// Loaded and listening.
+    Up,
+    /// Lost `for_secs` ago; still within the stale bound.
+    Degraded { for_secs: i64 },
+    /// Never loaded, or lost for longer than the stale bound: protected requests get 503.
+    Down,
+}
+
+impl Revocations {
+    /// Registers the metrics and spawns the feed, which runs until `shutdown` is cancelled.
+    pub fn start(
+        config: RevocationConfig,
+        registry: &mut Registry,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let revocations = Self::new(config);
+        let metrics = &revocations.shared.metrics;
+        let registry = registry.sub_registry_with_prefix("gateway_revocation");
+        registry.register(
+            "entries",
+            "Revoked sessions and users remembered",
+            metrics.entries.clone(),
+        );
+        registry.register(
+            "feed_up",
+            "1 while the revocation feed is loaded and listening",
+            metrics.feed_up.clone(),
+        );
+        registry.register(
+            "events",
+            "Revocations received from the feed (notifications and loaded rows)",
+            metrics.events.clone(),
+        );
+        registry.register(
+            "feed_losses",
+            "Times the revocation feed's connection was lost",
+            metrics.losses.clone(),
+        );
+        tokio::spawn(feed::run(revocations.clone(), shutdown));
+        revocations
+    }
+
+    fn new(config: RevocationConfig) -> Self {
+        let window = i64::try_from(config.window.as_secs()).unwrap_or(i64::MAX / 2);
+        Self {
+            shared: Arc::new(Shared {
+                set: RwLock::new(RevocationSet::new(window)),
+                state: FeedState::default(),
+                config,
+                metrics: Metrics::default(),
+            }),
+        }
+    }
+
+    /// Refuses `verified` if its session or user was revoked, if it would outlive the
+    /// revocation window, or if the feed cannot be trusted now.
+    pub fn check(&self, verified: &Verified, now: i64) -> Result<(), AuthError> {
+        let shared = &*self.shared;
+        if self.health(now) == FeedHealth::Down {
+            return Err(AuthError::RevocationUnavailable);
+        }
+        if verified.expires_at - now > shared.config.window.as_secs() as i64 {
+            return Err(AuthError::OutlivesRevocation);
+        }
+        // std RwLock: two hash lookups under a read lock, never held across `.await`.
+        let set = shared.set.read().unwrap_or_else(|e| e.into_inner());
+        if set.is_revoked(
+            verified.session.as_deref(),
+            verified.user_id.as_str(),
+            verified.issued_at,
+        ) {
+            return Err(AuthError::Revoked);
+        }
+        Ok(())
+    }
+
+    /// Whether the feed can be trusted at `now` (Unix seconds).
+    pub fn health(&self, now: i64) -> FeedHealth {
+        let state = &self.shared.state;
+        if state.loaded_at.load(Ordering::Acquire) == 0 {
+            return FeedHealth::Down;
+        }
+        match state.lost_at.load(Ordering::Acquire) {
+            0 => FeedHealth::Up,
+            lost => {
+                let for_secs = now - lost;
+                if for_secs > self.shared.config.stale_after.as_secs() as i64 {
+                    FeedHealth::Down
+                } else {
+                    FeedHealth::Degraded { for_secs }
+                }
+            }
+        }
+    }
+
+    /// Applies revocations; `now` expires what is past its window first.
+    fn apply(&self, revoked: impl IntoIterator<Item = (Kind, String, i64)>, now: i64) {
+        let shared = &*self.shared;
+        let mut set = shared.set.write().unwrap_or_else(|e| e.into_inner());
+        set.expire(now);
+        for (kind, subject, at) in revoked {
+            shared.metrics.events.inc();
+            set.revoke(kind, &subject, at);
+        }
+        shared.metrics.entries.set(set.len() as i64);
+    }
+
+    /// Forgets what is past its window (the feed calls this periodically too, so memory
+    /// follows time even when no revocation arrives).
+    fn expire(&self, now: i64) {
+        self.apply(std::iter::empty(), now);
+    }
+
+    /// The feed finished loading after a (re)connection at `now`.
+    fn loaded(&self, now: i64) {
+        let state = &self.shared.state;
+        state.lost_at.store(0, Ordering::Release);
+        state.loaded_at.store(now.max(1), Ordering::Release);
+        self.shared.metrics.feed_up.set(1);
+    }
+
+    /// The feed's connection was lost at `now`.
+    fn lost(&self, now: i64) {
+        let state = &self.shared.state;
+        // Only the first loss counts from when it happened; reconnection attempts that fail
+        // do not move it.
+        if state.lost_at.load(Ordering::Acquire) == 0 {
+            state.lost_at.store(now.max(1), Ordering::Release);
+            self.shared.metrics.losses.inc();
+        }
+        self.shared.metrics.feed_up.set(0);
+    }
+
+    fn config(&self) -> &RevocationConfig {
+        &self.shared.config
+    }
+}
+
+/// Unix seconds, the clock revocations and token times are compared on.
+pub fn unix_now() -> i64 {
+    proto_shared::identity::unix_now()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proto_shared::UserId;
+
+    fn revocations() -> Revocations {
+        Revocations::new(RevocationConfig {
+            database_url: String::new(),
+            window: Duration::from_secs(930),
+            stale_after: Duration::from_secs(30),
+        })
+    }
+
+    fn token(sub: &str, sid: Option<&str>, iat: i64, exp: i64) -> Verified {
+        Verified {
+            user_id: UserId::parse(sub).unwrap(),
+            expires_at: exp,
+            session: sid.map(Into::into),
+            issued_at: Some(iat),
+        }
+    }
+
+    #[test]
+    fn nothing_is_accepted_before_the_first_load_or_long_after_a_loss() {
+        let r = revocations();
+        let t = token("alice", Some("s1"), 1_000, 1_900);
+        assert_eq!(r.check(&t, 1_000), Err(AuthError::RevocationUnavailable));
+        r.loaded(1_000);
+        assert_eq!(r.check(&t, 1_001), Ok(()));
+        r.lost(1_010);
+        assert_eq!(r.health(1_030), FeedHealth::Degraded { for_secs: 20 });
+        assert_eq!(r.check(&t, 1_040), Ok(()), "within the stale bound");
+        r.lost(1_035);
+        assert_eq!(
+            r.check(&t, 1_041),
+            Err(AuthError::RevocationUnavailable),
+            "from the first loss"
+        );
+        r.loaded(1_050);
+        assert_eq!(r.check(&t, 1_051), Ok(()));
+    }
+
+    #[test]
+    fn revoked_sessions_and_users_are_refused_and_others_are_not() {
+        let r = revocations();
+        r.loaded(1_000);
+        r.apply(
+            [
+                (Kind::Session, "s1".to_owned(), 1_010),
+                (Kind::User, "bob".to_owned(), 1_010),
+            ],
+            1_010,
+        );
+        assert_eq!(
+            r.check(&token("alice", Some("s1"), 1_000, 1_900), 1_011),
+            Err(AuthError::Revoked)
+        );
+        assert_eq!(
+            r.check(&token("alice", Some("s2"), 1_000, 1_900), 1_011),
+            Ok(())
+        );
+        assert_eq!(
+            r.check(&token("bob", Some("s3"), 1_005, 1_900), 1_011),
+            Err(AuthError::Revoked)
+        );
+        assert_eq!(
+            r.check(&token("bob", Some("s4"), 1_011, 1_900), 1_012),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn a_token_that_would_outlive_its_revocation_is_refused() {
+        let r = revocations();
+        r.loaded(1_000);
+        assert_eq!(r.check(&token("alice", None, 1_000, 1_930), 1_000), Ok(()));
+        assert_eq!(
+            r.check(&token("alice", None, 1_000, 1_931), 1_000),
+            Err(AuthError::OutlivesRevocation)
+        );
+    }
+}

@@ -1,0 +1,194 @@
+//! The revocation feed: one PostgreSQL connection to Better Auth's database that listens on
+//! `auth_revocation`, loads every revocation still within the window whenever it
+//! (re)connects, then applies each notification as it arrives.
+//!
+//! `LISTEN` comes before the load, so a revocation committed in between is both loaded and
+//! notified (applying one twice changes nothing) and none falls between the two. A lost
+//! connection is retried with backoff (100 ms doubling to 2 s); a silent one is caught by a
+//! ping every `PING_EVERY`. While it is down, `Revocations::health` counts from the loss.
+
+use std::{pin::pin, time::Duration};
+
+use futures_util::StreamExt;
+use serde::Deserialize;
+use tokio::sync::mpsc;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+
+use super::{unix_now, Kind, Revocations};
+
+/// The channel the triggers notify and the table they write (`revocation.sql`).
+const CHANNEL: &str = "auth_revocation";
+/// How often an idle connection is proven alive, and expired entries dropped.
+const PING_EVERY: Duration = Duration::from_secs(2);
+const PING_TIMEOUT: Duration = Duration::from_secs(2);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(2);
+
+/// One notification's payload, as `revocation.sql` writes it.
+#[derive(Debug, Deserialize)]
+struct Notified {
+    kind: String,
+    subject: String,
+    at: i64,
+}
+
+/// Why a feed connection ended.
+#[derive(Debug, thiserror::Error)]
+enum FeedError {
+    #[error("{0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    #[error("the connection closed")]
+    Closed,
+    #[error("no answer to a ping within {0:?}")]
+    Silent(Duration),
+}
+
+/// Runs the feed until `shutdown` is cancelled.
+pub(super) async fn run(revocations: Revocations, shutdown: CancellationToken) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        let mut loaded = false;
+        let ended = tokio::select! {
+            ended = listen(&revocations, &mut loaded) => ended,
+            () = shutdown.cancelled() => return,
+        };
+        revocations.lost(unix_now());
+        let FeedError::Postgres(error) = &ended else {
+            tracing::warn!(error = %ended, "revocation feed lost; reconnecting");
+            continue;
+        };
+        let missing_table = error
+            .as_db_error()
+            .is_some_and(|db| db.code().code() == "42P01");
+        if missing_table {
+            tracing::error!(
+                "revocation feed: Better Auth's database has no auth_revocation table; apply \
+                 deploy/better-auth/revocation.sql to it (protected requests get 503 until then)"
+            );
+        } else {
+            tracing::warn!(error = %proto_shared::telemetry::error_chain(error), "revocation feed lost; reconnecting");
+        }
+        if loaded {
+            retry = FIRST_RETRY;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(retry) => {}
+            () = shutdown.cancelled() => return,
+        }
+        retry = (retry * 2).min(LAST_RETRY);
+    }
+}
+
+/// One connection's life: listen, load, then apply notifications until it fails.
+/// Sets `loaded` once the load has been applied.
+async fn listen(revocations: &Revocations, loaded: &mut bool) -> FeedError {
+    match listen_inner(revocations, loaded).await {
+        Ok(never) => match never {},
+        Err(error) => error,
+    }
+}
+
+async fn listen_inner(
+    revocations: &Revocations,
+    loaded: &mut bool,
+) -> Result<std::convert::Infallible, FeedError> {
+    let config = revocations.config();
+    let mut pg: tokio_postgres::Config = config
+        .database_url
+        .parse()
+        .expect("REVOCATION_DATABASE_URL was validated at start");
+    pg.application_name("gateway-revocation")
+        .connect_timeout(CONNECT_TIMEOUT)
+        .keepalives_idle(Duration::from_secs(10));
+    let (client, mut connection) = pg.connect(NoTls).await?;
+
+    // The connection's messages: notifications go to the channel; its end closes it.
+    let (notifications, mut received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = pin!(futures_util::stream::poll_fn(
+            move |cx| connection.poll_message(cx)
+        ));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(notification) = message {
+                if notifications
+                    .send(notification.payload().to_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+
+    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    let window = config.window.as_secs_f64();
+    let rows = client
+        .query(
+            "SELECT kind, subject, floor(extract(epoch FROM revoked_at))::bigint \
+             FROM auth_revocation WHERE revoked_at > now() - $1 * interval '1 second'",
+            &[&window],
+        )
+        .await?;
+    let now = unix_now();
+    let loaded_rows = rows.iter().filter_map(|row| {
+        let kind = Kind::parse(row.get::<_, &str>(0))?;
+        Some((kind, row.get::<_, String>(1), row.get::<_, i64>(2)))
+    });
+    revocations.apply(loaded_rows, now);
+    revocations.loaded(now);
+    *loaded = true;
+    tracing::info!(entries = rows.len(), "revocation feed loaded and listening");
+
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            payload = received.recv() => {
+                let payload = payload.ok_or(FeedError::Closed)?;
+                match parse(&payload) {
+                    Some(revoked) => revocations.apply([revoked], unix_now()),
+                    None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
+                }
+            }
+            _ = ping.tick() => {
+                tokio::time::timeout(PING_TIMEOUT, client.simple_query(""))
+                    .await
+                    .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;
+                revocations.expire(unix_now());
+            }
+        }
+    }
+}
+
+/// A notification's revocation, if it is one.
+fn parse(payload: &str) -> Option<(Kind, String, i64)> {
+    let notified: Notified = serde_json::from_str(payload).ok()?;
+    Some((Kind::parse(&notified.kind)?, notified.subject, notified.at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_are_read_as_the_triggers_write_them() {
+        assert_eq!(
+            parse(r#"{"kind" : "session", "subject" : "abc", "at" : 1764000000}"#),
+            Some((Kind::Session, "abc".to_owned(), 1_764_000_000))
+        );
+        assert_eq!(
+            parse(r#"{"kind":"user","subject":"u1","at":1}"#),
+            Some((Kind::User, "u1".to_owned(), 1))
+        );
+        for bad in [
+            "",
+            "{}",
+            r#"{"kind":"team","subject":"x","at":1}"#,
+            r#"{"kind":"user","subject":"x","at":"1"}"#,
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+    }
+}

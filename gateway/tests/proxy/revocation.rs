@@ -1,0 +1,417 @@
+//! Sign-out that signs out: the gateway listening to a real PostgreSQL for revocations, as
+//! Better Auth's triggers write them (a row in `auth_revocation` and a notification in one
+//! transaction; `deploy/better-auth/revocation.sql`). The triggers themselves are tested
+//! end to end in `e2e/tests/revocation.rs`.
+
+use std::time::Duration;
+
+use gateway::{auth::Algorithm, revocation::RevocationConfig};
+use serde_json::{json, Value};
+
+use crate::{
+    helpers::{spawn_gateway_with, start_gateway, TestGateway},
+    support::issuer::Issuer,
+};
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+async fn connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|error| {
+            panic!(
+                "PostgreSQL is not reachable at {url} ({error}); start it with: \
+                 pg_ctlcluster --skip-systemctl-redirect 15 main start"
+            )
+        });
+    tokio::spawn(connection);
+    client
+}
+
+/// A fresh database standing in for Better Auth's, with the revocation table.
+struct AuthDb {
+    name: String,
+    client: tokio_postgres::Client,
+}
+
+impl AuthDb {
+    async fn create() -> Self {
+        let name = format!("gw_revocation_{}", uuid::Uuid::new_v4().simple());
+        connect(ADMIN_URL)
+            .await
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let client = connect(&Self::url_of(&name)).await;
+        client
+            .batch_execute(
+                "CREATE TABLE auth_revocation (
+                   id bigserial PRIMARY KEY,
+                   kind text NOT NULL CHECK (kind IN ('session', 'user')),
+                   subject text NOT NULL,
+                   revoked_at timestamptz NOT NULL DEFAULT clock_timestamp())",
+            )
+            .await
+            .unwrap();
+        Self { name, client }
+    }
+
+    fn url_of(name: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:5432/{name}")
+    }
+
+    fn url(&self) -> String {
+        Self::url_of(&self.name)
+    }
+
+    /// Revokes as the triggers do: the durable row and the notification, in one transaction.
+    /// Returns the revocation's second.
+    async fn revoke(&self, kind: &str, subject: &str) -> i64 {
+        let row = self
+            .client
+            .query_one(
+                "WITH revoked AS (
+                   INSERT INTO auth_revocation (kind, subject) VALUES ($1, $2)
+                   RETURNING kind, subject, floor(extract(epoch FROM revoked_at))::bigint AS at)
+                 SELECT at, pg_notify('auth_revocation',
+                   json_build_object('kind', kind, 'subject', subject, 'at', at)::text)::text
+                 FROM revoked",
+                &[&kind, &subject],
+            )
+            .await
+            .unwrap();
+        row.get(0)
+    }
+
+    /// Ends the gateway's feed connection, as a network cut or a database restart would.
+    async fn cut_feed(&self) -> u64 {
+        let admin = connect(ADMIN_URL).await;
+        let row = admin
+            .query_one(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE application_name = 'gateway-revocation' AND datname = $1",
+                &[&self.name],
+            )
+            .await
+            .unwrap();
+        row.get::<_, i64>(0) as u64
+    }
+
+    /// Lets no new connection in (or lets them in again).
+    async fn allow_connections(&self, allow: bool) {
+        connect(ADMIN_URL)
+            .await
+            .batch_execute(&format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
+                self.name
+            ))
+            .await
+            .unwrap();
+    }
+
+    async fn drop(self) {
+        drop(self.client);
+        let _ = connect(ADMIN_URL)
+            .await
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await;
+    }
+}
+
+fn revocation(db: &AuthDb, stale: Duration) -> RevocationConfig {
+    RevocationConfig {
+        database_url: db.url(),
+        window: Duration::from_secs(15 * 60 + 30),
+        stale_after: stale,
+    }
+}
+
+async fn gateway_on(db: &AuthDb, stale: Duration) -> TestGateway {
+    let config = revocation(db, stale);
+    spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await
+}
+
+/// A token for `sub` in session `sid`, issued `iat_offset` seconds from now.
+fn token(gateway: &TestGateway, sub: &str, sid: &str, iat_offset: i64) -> String {
+    let issuer = &gateway.issuer;
+    let key = issuer.key(Algorithm::EdDsa);
+    let mut claims: Value = issuer.claims(sub);
+    let iat = claims["iat"].as_i64().unwrap() + iat_offset;
+    claims["iat"] = json!(iat);
+    claims["sid"] = json!(sid);
+    key.mint(&key.header(), &claims)
+}
+
+async fn get(
+    gateway: &TestGateway,
+    sub: &str,
+    token: &str,
+) -> (u16, reqwest::header::HeaderMap, Value) {
+    let response = gateway
+        .http
+        .get(gateway.url(&format!("/api/{sub}/tasks")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (
+        status,
+        headers,
+        response.json().await.unwrap_or(Value::Null),
+    )
+}
+
+/// Polls until `token` gets `status` (5 s deadline); returns how long that took.
+async fn until_status(gateway: &TestGateway, sub: &str, token: &str, status: u16) -> Duration {
+    let started = tokio::time::Instant::now();
+    loop {
+        if get(gateway, sub, token).await.0 == status {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{sub}'s token never got {status} within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn metric(gateway: &TestGateway, series: &str) -> Option<f64> {
+    gateway
+        .metrics()
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn until_metric(gateway: &TestGateway, series: &str, holds: impl Fn(f64) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !metric(gateway, series).await.is_some_and(&holds) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} never reached the expected value:\n{}",
+            gateway.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_session_is_refused_even_when_remembered_and_the_users_other_session_is_not() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    let laptop = token(&gateway, "alice", "session-laptop", 0);
+    let phone = token(&gateway, "alice", "session-phone", 0);
+    // Both verified, cached, and the laptop's remembered by a kept-alive connection.
+    assert_eq!(get(&gateway, "alice", &laptop).await.0, 200);
+    assert_eq!(get(&gateway, "alice", &phone).await.0, 200);
+    let mut kept = crate::raw::RawConnection::open(gateway.address).await;
+    let request = format!(
+        "GET /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {laptop}\r\n\r\n"
+    );
+    kept.write(&request).await;
+    assert_eq!(kept.read_response().await.status, 200);
+
+    db.revoke("session", "session-laptop").await;
+    until_status(&gateway, "alice", &laptop, 401).await;
+    let (status, headers, body) = get(&gateway, "alice", &laptop).await;
+    assert_eq!(status, 401);
+    assert_eq!(
+        headers["www-authenticate"],
+        r#"Bearer error="invalid_token""#
+    );
+    assert_eq!(body["detail"], "Invalid token: revoked");
+    kept.write(&request).await;
+    assert_eq!(
+        kept.read_response().await.status,
+        401,
+        "the connection's memory too"
+    );
+    assert_eq!(
+        get(&gateway, "alice", &phone).await.0,
+        200,
+        "her other session"
+    );
+    assert!(
+        metric(&gateway, r#"gateway_refusals_total{reason="revoked"}"#)
+            .await
+            .is_some_and(|n| n >= 3.0)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_user_revocation_refuses_every_token_issued_before_it_and_none_after() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    let before = token(&gateway, "bob", "s1", -5);
+    let other_session = token(&gateway, "bob", "s2", -1);
+    assert_eq!(get(&gateway, "bob", &before).await.0, 200);
+    db.revoke("user", "bob").await;
+    until_status(&gateway, "bob", &before, 401).await;
+    assert_eq!(get(&gateway, "bob", &other_session).await.0, 401);
+    // Signed in again (or unbanned) after: a token issued after the revocation's second.
+    let after = token(&gateway, "bob", "s3", 2);
+    assert_eq!(get(&gateway, "bob", &after).await.0, 200);
+    assert_eq!(
+        get(&gateway, "alice", &token(&gateway, "alice", "s4", -5))
+            .await
+            .0,
+        200
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_started_after_a_revocation_loads_it_before_serving() {
+    let db = AuthDb::create().await;
+    db.revoke("session", "gone").await;
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    assert_eq!(
+        get(&gateway, "carol", &token(&gateway, "carol", "gone", -5))
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        get(&gateway, "carol", &token(&gateway, "carol", "kept", -5))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_entries").await,
+        Some(1.0)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn revocations_made_while_the_feed_was_cut_are_all_applied_once_it_is_back() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    let tokens: Vec<String> = (0..5)
+        .map(|i| token(&gateway, "dave", &format!("cut-{i}"), -5))
+        .collect();
+    for token in &tokens {
+        assert_eq!(get(&gateway, "dave", token).await.0, 200);
+    }
+    // Cut the feed and keep it out while the revocations happen: none is notified to it.
+    db.allow_connections(false).await;
+    assert_eq!(db.cut_feed().await, 1, "the gateway's feed connection");
+    until_metric(&gateway, "gateway_revocation_feed_up", |v| v == 0.0).await;
+    for i in 0..5 {
+        db.revoke("session", &format!("cut-{i}")).await;
+    }
+    // Within the stale bound the gateway keeps serving, and says why in /readyz.
+    let ready = gateway
+        .http
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let ready: Value = ready.json().await.unwrap();
+    assert!(
+        ready["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revocation feed lost"),
+        "{ready}"
+    );
+
+    db.allow_connections(true).await;
+    until_metric(&gateway, "gateway_revocation_feed_up", |v| v == 1.0).await;
+    for token in &tokens {
+        assert_eq!(get(&gateway, "dave", token).await.0, 401);
+    }
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_feed_losses_total").await,
+        Some(1.0)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_feed_lost_past_its_bound_fails_closed_until_it_is_back() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_on(&db, Duration::from_secs(1)).await;
+    let token = token(&gateway, "erin", "s1", -5);
+    assert_eq!(get(&gateway, "erin", &token).await.0, 200);
+    db.allow_connections(false).await;
+    db.cut_feed().await;
+    let (status, headers, body) = loop {
+        let answer = get(&gateway, "erin", &token).await;
+        if answer.0 != 200 {
+            break answer;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, 503);
+    assert_eq!(headers["retry-after"], "1");
+    assert_eq!(
+        body["detail"],
+        "Authentication temporarily unavailable: revocations cannot be checked"
+    );
+    assert_eq!(
+        gateway
+            .http
+            .get(gateway.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+    db.allow_connections(true).await;
+    until_status(&gateway, "erin", &token, 200).await;
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn without_the_revocation_table_nothing_protected_is_served() {
+    let db = AuthDb::create().await;
+    db.client
+        .batch_execute("DROP TABLE auth_revocation")
+        .await
+        .unwrap();
+    let config = revocation(&db, Duration::from_secs(30));
+    let gateway = start_gateway(Issuer::start().await, move |s| {
+        s.auth.revocation = Some(config)
+    })
+    .await;
+    let token = token(&gateway, "frank", "s1", -5);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    // Keys load, the feed never does: 503, and /readyz says which.
+    loop {
+        let (status, _, body) = get(&gateway, "frank", &token).await;
+        if body["detail"] == "Authentication temporarily unavailable: revocations cannot be checked"
+        {
+            assert_eq!(status, 503);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let ready = gateway
+        .http
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: Value = ready.json().await.unwrap();
+    assert!(
+        ready["detail"]
+            .as_str()
+            .unwrap()
+            .contains("revocation feed"),
+        "{ready}"
+    );
+    db.drop().await;
+}
