@@ -165,8 +165,10 @@ pub async fn time_to_refusal(
     }
 }
 
-/// [`time_to_refusal`] at every replica at once: one delay per replica, in order.
+/// [`time_to_refusal`] at every replica at once: one delay per replica, in order. `http` is
+/// shared so its connections are warm: a new client's set-up would be measured too.
 pub async fn times_to_refusal(
+    http: &reqwest::Client,
     gateways: &[String],
     path: &str,
     token: &str,
@@ -178,8 +180,8 @@ pub async fn times_to_refusal(
         .iter()
         .map(|gateway| {
             let (gateway, path, token) = (gateway.clone(), path.to_owned(), token.to_owned());
+            let http = http.clone();
             tokio::spawn(async move {
-                let http = reqwest::Client::new();
                 time_to_refusal(&http, &gateway, &path, &token, since, deadline).await
             })
         })
@@ -195,11 +197,16 @@ pub async fn times_to_refusal(
 }
 
 /// Asserts every replica lets `token` through now.
-pub async fn assert_accepted_everywhere(gateways: &[String], path: &str, token: &str, what: &str) {
-    let http = reqwest::Client::new();
+pub async fn assert_accepted_everywhere(
+    http: &reqwest::Client,
+    gateways: &[String],
+    path: &str,
+    token: &str,
+    what: &str,
+) {
     for gateway in gateways {
         assert_eq!(
-            verdict(&http, gateway, path, token).await,
+            verdict(http, gateway, path, token).await,
             Verdict::Accepted,
             "{gateway}: {what}"
         );
