@@ -261,9 +261,16 @@ impl Stack {
         self.gateways.iter().map(|g| g.url.clone()).collect()
     }
 
-    /// Stops replica `index` (SIGTERM, then waits for it to exit).
+    /// Stops replica `index` (SIGTERM), returning once it has exited; panics if it does not
+    /// exit cleanly within 10 s.
     pub fn stop_gateway(&mut self, index: usize) {
-        self.gateways[index].process.terminate();
+        let gateway = &mut self.gateways[index];
+        assert!(
+            gateway.process.terminate(),
+            "{} did not stop cleanly:\n{}",
+            gateway.url,
+            gateway.process.log_tail()
+        );
     }
 
     /// Starts replica `index` again on its port with the same configuration, and waits
