@@ -273,20 +273,18 @@ impl Stack {
         );
     }
 
-    /// Starts replica `index` again on its port with the same configuration, and waits
-    /// until it reports ready.
+    /// Starts replica `index` again with the same configuration and waits until it reports
+    /// ready. It listens on a new port (see `gateways[index].url`): the old one may have been
+    /// handed to another test's server while the replica was down.
     pub async fn start_gateway(&mut self, index: usize) {
-        let port = self.gateways[index]
-            .url
-            .rsplit(':')
-            .next()
-            .and_then(|port| port.parse().ok())
-            .expect("a gateway URL ends with its port");
         // A log of its own: the first run's log stays readable.
         let name = format!("{}-restarted", replica_name(index));
-        let mut gateway = spawn_gateway(&name, port, &self.gateway_env, &self.log_dir);
+        let mut gateway = spawn_gateway(&name, free_port(), &self.gateway_env, &self.log_dir);
         let ready = format!("{}/readyz", gateway.url);
         gateway.process.wait_ready(&ready, READY_TIMEOUT).await;
+        if index == 0 {
+            self.gateway_url = gateway.url.clone();
+        }
         self.gateways[index] = gateway;
     }
 

@@ -408,9 +408,10 @@ async fn a_replica_started_after_a_revocation_refuses_the_token_from_its_first_a
     stack.stop_gateway(1);
     late.sign_out().await;
     stack.start_gateway(1).await;
+    let gateways = stack.gateway_urls();
 
     // Ready means loaded: its very first answer to either token is a refusal.
-    let restarted = &stack.gateways[1].url;
+    let restarted = &gateways[1];
     for token in [&early_token, &late_token] {
         assert_eq!(
             verdict(&http, restarted, &path, token).await,
