@@ -169,7 +169,10 @@ paired "n-nginx-again" "$NGINX_WORKER" "$NGINX_URL" -s "$HERE/report.lua"
 
 # --- (c) and (d) the gateway ------------------------------------------------------------------
 # start_gateway <token cache capacity> [HTTP/1.1 engine]
+# GATEWAY_ENV: extra NAME=value settings for the next start (revocation scenario).
+GATEWAY_ENV=()
 start_gateway() {
+  env "${GATEWAY_ENV[@]}" \
   GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
   BETTER_AUTH_URL="$ISSUER" TOKEN_CACHE_CAPACITY="$1" HTTP1_ENGINE="${2:-lean}" \
@@ -198,6 +201,38 @@ for alg in "${ALGORITHMS[@]}"; do
   stop_gateway
 done
 FIRST=${ALGORITHMS[0]}
+
+# --- (f) warm cache with revocation on: 100,000 revocations loaded -------------------------
+# The same load as (c), with the gateway listening to a PostgreSQL revocation feed holding
+# 100,000 revoked sessions (none of them the benchmark token's): what the per-request check
+# and the set's memory cost. RSS is read after each run.
+rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
+REVOCATION_DB="bench_revocation_$$"
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $REVOCATION_DB" >/dev/null
+psql -q -h 127.0.0.1 -U postgres -d "$REVOCATION_DB" >/dev/null <<'SQL'
+CREATE TABLE auth_revocation (
+  id bigserial PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('session', 'user')),
+  subject text NOT NULL,
+  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp());
+INSERT INTO auth_revocation (kind, subject)
+  SELECT 'session', 'revoked-session-' || n FROM generate_series(1, 100000) AS n;
+SQL
+start_gateway 100000
+RSS_OFF=$(rss_kb "$GATEWAY_PID")
+stop_gateway
+# The benchmark tokens live 3 hours: the revocation window must cover them.
+GATEWAY_ENV=(REVOCATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$REVOCATION_DB"
+             REVOCATION_TOKEN_LIFETIME_SECS=10800)
+start_gateway 100000
+RSS_ON=$(rss_kb "$GATEWAY_PID")
+ENTRIES=$(curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" | awk '/^gateway_revocation_entries/ { print $2 }')
+paired "f-gateway-revocation-$FIRST" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
+  -H "Authorization: Bearer $(cat "$TMP/tokens/warm-$FIRST.txt")"
+stop_gateway
+GATEWAY_ENV=()
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $REVOCATION_DB WITH (FORCE)" >/dev/null
+
 start_gateway 100000 hyper
 paired "e-gateway-hyper-warm-$FIRST" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
   -H "Authorization: Bearer $(cat "$TMP/tokens/warm-$FIRST.txt")"
@@ -205,7 +240,7 @@ stop_gateway
 
 # The gateway scenarios' medians, and nginx's over all its paired runs.
 for label in b-nginx $(for alg in "${ALGORITHMS[@]}"; do echo "c-gateway-warm-$alg d-gateway-distinct-$alg"; done) \
-    "e-gateway-hyper-warm-$FIRST"; do
+    "e-gateway-hyper-warm-$FIRST" "f-gateway-revocation-$FIRST"; do
   summarise "$label"
 done
 
@@ -240,6 +275,10 @@ printf '%-8s %20.3f %13.3f %14.3f   (e: HTTP1_ENGINE=hyper, warm cache)\n' "$FIR
   "$(ratio "e-gateway-hyper-warm-$FIRST" 1)" "$(ratio "e-gateway-hyper-warm-$FIRST" 2)" "$(ratio "e-gateway-hyper-warm-$FIRST" 3)"
 printf '%-8s %20.3f %13.3f %14.3f   (nginx against itself: the noise floor)\n' nginx \
   "$(ratio n-nginx-again 1)" "$(ratio n-nginx-again 2)" "$(ratio n-nginx-again 3)"
+printf '%-8s %20.3f %13.3f %14.3f   (f: revocation on, %s entries loaded)\n' "$FIRST" \
+  "$(ratio "f-gateway-revocation-$FIRST" 1)" "$(ratio "f-gateway-revocation-$FIRST" 2)" "$(ratio "f-gateway-revocation-$FIRST" 3)" "$ENTRIES"
+awk -v f="$(ratio "f-gateway-revocation-$FIRST" 1)" -v c="$(ratio "c-gateway-warm-$FIRST" 1)" -v on="$RSS_ON" -v off="$RSS_OFF" \
+  'BEGIN { printf "Revocation on/off (%s): throughput %.3f of (c); RSS at start %d KB with 100,000 revocations, %d KB without (+%d KB)\n", "'"$FIRST"'", f / c, on, off, on - off }'
 echo "Spread of the per-pair ratios, lowest-highest: throughput / p99"
 for label in n-nginx-again $(for alg in "${ALGORITHMS[@]}"; do echo "c-gateway-warm-$alg"; done); do
   printf '  %-26s %s / %s\n' "$label" "$(spread "$label" 1)" "$(spread "$label" 2)"

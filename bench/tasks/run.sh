@@ -41,8 +41,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# IDENTITY_ACCEPT_V1: the v1 rows below measure the credential as it was, in the same run.
 IDENTITY_KEYS="$KEY" DATABASE_URL="$ADMIN/$DB" TASKS_LISTEN="127.0.0.1:$PORT" \
-  RUST_LOG=warn DB_POOL_SIZE=16 "$BIN" &
+  IDENTITY_ACCEPT_V1=true RUST_LOG=warn DB_POOL_SIZE=16 "$BIN" &
 SERVICE_PID=$!
 
 for _ in $(seq 1 100); do
@@ -63,8 +64,14 @@ echo "==> measuring: HTTP $SECS s per scenario with $CONC clients; SQL $DB_ROUND
 RESULTS=$(mktemp)
 export OTHER_ROWS_LABEL="a table of $((OTHER_ROWS + 20)) rows"
 {
-  "$LOADGEN" http "$BASE" "$KEY" "$USER_ID" list "$SECS" "$CONC"
+  # v2 (the gateway's credential since it binds body, audience and nonce) and v1 alternated,
+  # twice each, so drift in machine load hits both alike.
+  for _ in 1 2; do
+    "$LOADGEN" http "$BASE" "$KEY" "$USER_ID" list "$SECS" "$CONC"
+    LOADGEN_CREDENTIAL=v1 "$LOADGEN" http "$BASE" "$KEY" "$USER_ID" list "$SECS" "$CONC"
+  done
   "$LOADGEN" http "$BASE" "$KEY" "$USER_ID" toggle "$SECS" "$CONC"
+  LOADGEN_CREDENTIAL=v1 "$LOADGEN" http "$BASE" "$KEY" "$USER_ID" toggle "$SECS" "$CONC"
   "$LOADGEN" http "$BASE" "$KEY" bench-creator create "$SECS" "$CONC"
   # The same list statement straight against PostgreSQL, in the store's transaction shape;
   # one client (latency, not contention, is what RLS could add), variants interleaved.
@@ -86,5 +93,12 @@ awk -F'\t' '
     printf "RLS cost per list request (20 rows of %s, one SQL client, same run):\n", ENVIRON["OTHER_ROWS_LABEL"]
     printf "  policy only   (rls - owner-scoped): %+6.1f us mean, %+5d us p50, ratio %.3f\n", r - s, r50 - s50, r / s
     printf "  policy + set_config (rls - owner-plain): %+6.1f us mean, %+5d us p50, ratio %.3f\n", r - p, r50 - p50, r / p
+  }' "$RESULTS"
+# Credential v2 against v1, same service, same run: summed requests of each.
+awk -F'\t' '
+  $1 == "http list"      { l2 += $3 } $1 == "http list v1" { l1 += $3 }
+  $1 == "http toggle"    { t2 += $3 }        $1 == "http toggle v1" { t1 += $3 }
+  END {
+    printf "Credential v2 / v1 throughput (same run): list %.3f, toggle %.3f\n", l2 / l1, t2 / t1
   }' "$RESULTS"
 rm -f "$RESULTS"

@@ -26,7 +26,7 @@ pub use bearer::MAX_TOKEN_LEN;
 pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 
 use crate::jwks::{JwksCache, JwksConfig, KeySet};
-use crate::revocation::{self, FeedHealth, RevocationConfig, Revocations};
+use crate::revocation::{self, FeedHealth, Refusal, RevocationConfig, Revocations, TokenFacts};
 use claims::ClaimRules;
 use jwt::Jws;
 pub use token_cache::LastToken;
@@ -224,10 +224,22 @@ impl Authenticator {
     ) -> Result<Verified, AuthError> {
         let verified = self.verify_on(authorization, last).await?;
         if let Some(revocations) = &self.inner.revocations {
+            let facts = TokenFacts {
+                user: verified.user_id.as_str(),
+                session: verified.session.as_deref(),
+                issued_at: verified.issued_at,
+                expires_at: verified.expires_at,
+            };
             revocations
-                .check(&verified, revocation::unix_now())
-                .inspect_err(|err| {
-                    tracing::debug!(reason = err.reason(), "token refused after verification");
+                .check(facts, revocation::unix_now())
+                .map_err(|refusal| {
+                    let error = match refusal {
+                        Refusal::Revoked => AuthError::Revoked,
+                        Refusal::OutlivesWindow => AuthError::OutlivesRevocation,
+                        Refusal::Unavailable => AuthError::RevocationUnavailable,
+                    };
+                    tracing::debug!(reason = error.reason(), "token refused after verification");
+                    error
                 })?;
         }
         Ok(verified)

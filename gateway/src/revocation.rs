@@ -31,7 +31,29 @@ use tokio_util::sync::CancellationToken;
 
 pub use set::{Kind, RevocationSet};
 
-use crate::auth::{AuthError, Verified};
+/// Why a token that is otherwise valid is refused here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("its session or user was revoked")]
+    Revoked,
+    #[error("it would outlive the revocation window")]
+    OutlivesWindow,
+    #[error("the revocation feed cannot be trusted now")]
+    Unavailable,
+}
+
+/// What the check needs to know of a verified token.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    /// `sub`.
+    pub user: &'a str,
+    /// `sid`, if the issuer adds it.
+    pub session: Option<&'a str>,
+    /// `iat`, if present.
+    pub issued_at: Option<i64>,
+    /// `exp`.
+    pub expires_at: i64,
+}
 
 /// How revocations are fetched and how long they count.
 #[derive(Debug, Clone)]
@@ -135,24 +157,20 @@ impl Revocations {
         }
     }
 
-    /// Refuses `verified` if its session or user was revoked, if it would outlive the
+    /// Refuses a token if its session or user was revoked, if it would outlive the
     /// revocation window, or if the feed cannot be trusted now.
-    pub fn check(&self, verified: &Verified, now: i64) -> Result<(), AuthError> {
+    pub fn check(&self, token: TokenFacts<'_>, now: i64) -> Result<(), Refusal> {
         let shared = &*self.shared;
         if self.health(now) == FeedHealth::Down {
-            return Err(AuthError::RevocationUnavailable);
+            return Err(Refusal::Unavailable);
         }
-        if verified.expires_at - now > shared.config.window.as_secs() as i64 {
-            return Err(AuthError::OutlivesRevocation);
+        if token.expires_at - now > shared.config.window.as_secs() as i64 {
+            return Err(Refusal::OutlivesWindow);
         }
         // std RwLock: two hash lookups under a read lock, never held across `.await`.
         let set = shared.set.read().unwrap_or_else(|e| e.into_inner());
-        if set.is_revoked(
-            verified.session.as_deref(),
-            verified.user_id.as_str(),
-            verified.issued_at,
-        ) {
-            return Err(AuthError::Revoked);
+        if set.is_revoked(token.session, token.user, token.issued_at) {
+            return Err(Refusal::Revoked);
         }
         Ok(())
     }
@@ -227,7 +245,6 @@ pub fn unix_now() -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proto_shared::UserId;
 
     fn revocations() -> Revocations {
         Revocations::new(RevocationConfig {
@@ -237,12 +254,12 @@ mod tests {
         })
     }
 
-    fn token(sub: &str, sid: Option<&str>, iat: i64, exp: i64) -> Verified {
-        Verified {
-            user_id: UserId::parse(sub).unwrap(),
-            expires_at: exp,
-            session: sid.map(Into::into),
+    fn token<'a>(sub: &'a str, sid: Option<&'a str>, iat: i64, exp: i64) -> TokenFacts<'a> {
+        TokenFacts {
+            user: sub,
+            session: sid,
             issued_at: Some(iat),
+            expires_at: exp,
         }
     }
 
@@ -250,20 +267,20 @@ mod tests {
     fn nothing_is_accepted_before_the_first_load_or_long_after_a_loss() {
         let r = revocations();
         let t = token("alice", Some("s1"), 1_000, 1_900);
-        assert_eq!(r.check(&t, 1_000), Err(AuthError::RevocationUnavailable));
+        assert_eq!(r.check(t, 1_000), Err(Refusal::Unavailable));
         r.loaded(1_000);
-        assert_eq!(r.check(&t, 1_001), Ok(()));
+        assert_eq!(r.check(t, 1_001), Ok(()));
         r.lost(1_010);
         assert_eq!(r.health(1_030), FeedHealth::Degraded { for_secs: 20 });
-        assert_eq!(r.check(&t, 1_040), Ok(()), "within the stale bound");
+        assert_eq!(r.check(t, 1_040), Ok(()), "within the stale bound");
         r.lost(1_035);
         assert_eq!(
-            r.check(&t, 1_041),
-            Err(AuthError::RevocationUnavailable),
+            r.check(t, 1_041),
+            Err(Refusal::Unavailable),
             "from the first loss"
         );
         r.loaded(1_050);
-        assert_eq!(r.check(&t, 1_051), Ok(()));
+        assert_eq!(r.check(t, 1_051), Ok(()));
     }
 
     #[test]
@@ -278,19 +295,19 @@ mod tests {
             1_010,
         );
         assert_eq!(
-            r.check(&token("alice", Some("s1"), 1_000, 1_900), 1_011),
-            Err(AuthError::Revoked)
+            r.check(token("alice", Some("s1"), 1_000, 1_900), 1_011),
+            Err(Refusal::Revoked)
         );
         assert_eq!(
-            r.check(&token("alice", Some("s2"), 1_000, 1_900), 1_011),
+            r.check(token("alice", Some("s2"), 1_000, 1_900), 1_011),
             Ok(())
         );
         assert_eq!(
-            r.check(&token("bob", Some("s3"), 1_005, 1_900), 1_011),
-            Err(AuthError::Revoked)
+            r.check(token("bob", Some("s3"), 1_005, 1_900), 1_011),
+            Err(Refusal::Revoked)
         );
         assert_eq!(
-            r.check(&token("bob", Some("s4"), 1_011, 1_900), 1_012),
+            r.check(token("bob", Some("s4"), 1_011, 1_900), 1_012),
             Ok(())
         );
     }
@@ -299,10 +316,10 @@ mod tests {
     fn a_token_that_would_outlive_its_revocation_is_refused() {
         let r = revocations();
         r.loaded(1_000);
-        assert_eq!(r.check(&token("alice", None, 1_000, 1_930), 1_000), Ok(()));
+        assert_eq!(r.check(token("alice", None, 1_000, 1_930), 1_000), Ok(()));
         assert_eq!(
-            r.check(&token("alice", None, 1_000, 1_931), 1_000),
-            Err(AuthError::OutlivesRevocation)
+            r.check(token("alice", None, 1_000, 1_931), 1_000),
+            Err(Refusal::OutlivesWindow)
         );
     }
 }

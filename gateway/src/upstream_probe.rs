@@ -25,8 +25,6 @@ use prometheus_client::{
 use proto_shared::{headers, identity::unix_now, BodyDigest, Signer, UserId};
 use tokio_util::sync::CancellationToken;
 
-use crate::proxy::Upstream;
-
 /// The path the probe asks for, and the user it signs for (no one's tasks are read).
 const PROBE_PATH: &str = "/whoami";
 const PROBE_USER: &str = "gateway-readiness-probe";
@@ -87,8 +85,9 @@ pub struct UpstreamProbe {
 impl UpstreamProbe {
     /// Registers the gauge and spawns the probe, which runs until `shutdown` is cancelled.
     /// With `interval` zero no probe runs and the verdict stays unknown.
+    /// `origin` is tasks-service's, e.g. `http://127.0.0.1:8081`.
     pub fn start(
-        upstream: &Upstream,
+        origin: &str,
         signer: Signer,
         interval: Duration,
         registry: &mut Registry,
@@ -112,7 +111,7 @@ impl UpstreamProbe {
         if interval.is_zero() {
             return probe;
         }
-        let url = format!("{}://{}{PROBE_PATH}", upstream.scheme, upstream.authority);
+        let url = format!("{origin}{PROBE_PATH}");
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(Duration::from_secs(5))

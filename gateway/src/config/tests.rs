@@ -179,7 +179,37 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("RUST_LOG\toptional\tinfo\n"));
     assert!(listing.contains("IDENTITY_AUDIENCE\toptional\ttasks-service\n"));
     assert!(listing.contains("IDENTITY_PROBE_SECS\toptional\t10\n"));
-    assert_eq!(listing.lines().count(), 31, "{listing}");
+    assert!(listing.contains("REVOCATION_DATABASE_URL\toptional\t\n"));
+    assert!(listing.contains("REVOCATION_STALE_SECS\toptional\t30\n"));
+    assert_eq!(listing.lines().count(), 34, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
+}
+
+#[test]
+fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
+    const BASE: &[&str] = &["--better-auth-url", "https://auth.local"];
+    let settings = parse(BASE).validate().unwrap();
+    assert!(settings.auth.revocation.is_none(), "off unless configured");
+    let with = |url: &str| {
+        let mut config = parse(BASE);
+        config.revocation_database_url = Some(Secret(url.to_owned()));
+        config.validate()
+    };
+    let on = with("postgres://gateway:pw@auth-db:5432/better_auth").unwrap();
+    let revocation = on.auth.revocation.expect("on");
+    assert_eq!(revocation.window, std::time::Duration::from_secs(900 + 30));
+    assert_eq!(revocation.stale_after, std::time::Duration::from_secs(30));
+    for (url, problem) in [
+        ("not a url at all ::", "is not a PostgreSQL URL"),
+        (
+            "postgres://gateway:pw@auth-db/x?sslmode=require",
+            "sslmode=require",
+        ),
+    ] {
+        let error = with(url).unwrap_err();
+        assert_eq!(error.variable, "REVOCATION_DATABASE_URL");
+        assert!(error.to_string().contains(problem), "{error}");
+        assert!(!error.to_string().contains("pw@"), "{error}");
+    }
 }
