@@ -1,12 +1,15 @@
 // Small Better Auth issuer server: email/password sign-up/sign-in + the JWT
 // plugin (JWKS at /api/auth/jwks, tokens at /api/auth/token and in the
-// `set-auth-jwt` header of /api/auth/get-session), data in PostgreSQL.
+// `set-auth-jwt` header of /api/auth/get-session), the admin plugin (ban, revoke), data in
+// PostgreSQL, and the revocation triggers of revocation.sql that tell gateways a session ended.
 //
 // Plain ESM JavaScript, no build step. See README.md for the environment.
 import http from "node:http";
+import { readFileSync } from "node:fs";
 import pg from "pg";
 import { betterAuth } from "better-auth";
 import { jwt, createJwk } from "better-auth/plugins/jwt";
+import { admin } from "better-auth/plugins/admin";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 import { symmetricDecrypt } from "better-auth/crypto";
@@ -164,6 +167,9 @@ const jwtOptions = {
     // issuer / audience deliberately left unset: the plugin defaults both to
     // the baseURL (BETTER_AUTH_URL).
     expirationTime: JWT_EXPIRATION,
+    // The plugin's default payload (the user row) plus the session id, so a gateway can
+    // refuse the tokens of a session that has ended (revocation.sql, issue 13).
+    definePayload: ({ user, session }) => ({ ...user, sid: session.id }),
   },
 };
 
@@ -179,7 +185,9 @@ export const auth = betterAuth({
   },
   telemetry: { enabled: false },
   ...(RATE_LIMIT ? { rateLimit: { enabled: RATE_LIMIT === "on" } } : {}),
-  plugins: [jwt(jwtOptions)],
+  // admin: ban users and revoke their sessions (/api/auth/admin/*, only for users whose
+  // `role` is "admin"; nobody is one until an operator sets it in the user table).
+  plugins: [jwt(jwtOptions), admin()],
 });
 
 // Advisory-lock key shared by every instance migrating the same database.
@@ -198,6 +206,7 @@ async function migrate() {
         );
         await runMigrations();
       }
+      await applyRevocationTriggers(lockClient);
       await ensureSigningKey();
     } finally {
       await lockClient.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]);
@@ -205,6 +214,26 @@ async function migrate() {
   } finally {
     lockClient.release();
   }
+}
+
+// The triggers that record every ended session, banned or deleted user in auth_revocation
+// and NOTIFY the gateways (see revocation.sql). After Better Auth's migrations, because
+// they attach to its tables and the ban trigger to the admin plugin's `banned` column. The
+// file is one transaction, so a running instance never sees the triggers missing while
+// another one restarts.
+const REVOCATION_SQL = readFileSync(new URL("./revocation.sql", import.meta.url), "utf8");
+
+async function applyRevocationTriggers(client) {
+  try {
+    await client.query(REVOCATION_SQL);
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {});
+    throw new StartupError(`applying revocation.sql failed: ${err.message}`);
+  }
+  const { rows } = await client.query(
+    "SELECT tgname FROM pg_trigger WHERE tgname LIKE 'auth_revocation_%' AND NOT tgisinternal ORDER BY tgname",
+  );
+  console.log(`better-auth-issuer: revocation triggers: ${rows.map((r) => r.tgname).join(", ")}`);
 }
 
 // The jwt plugin signs with the newest live key whose alg equals

@@ -1,6 +1,7 @@
 //! A user's session with a real Better Auth server, driven over HTTP as a browser would:
 //! JSON sign-up and sign-in that set a session cookie, then JWTs from `GET /api/auth/token`
-//! and from the `set-auth-jwt` header of `GET /api/auth/get-session`.
+//! and from the `set-auth-jwt` header of `GET /api/auth/get-session`; the session endpoints
+//! (list, revoke) and, for an admin, the admin plugin's.
 
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine as _};
 use reqwest::{header, StatusCode};
@@ -102,6 +103,47 @@ impl Session {
             .await
             .expect("reach Better Auth");
         assert_eq!(response.status(), StatusCode::OK, "sign-out");
+    }
+
+    /// `POST /api/auth/{route}` with a JSON body as this session; the status and JSON answer.
+    pub async fn post(&self, route: &str, body: Value) -> (StatusCode, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/auth/{route}", self.base))
+            .header(header::COOKIE, &self.cookie)
+            .header(header::ORIGIN, &self.base)
+            .json(&body)
+            .send()
+            .await
+            .expect("reach Better Auth");
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// `POST /api/auth/{route}`, which must answer 200; its JSON answer.
+    pub async fn expect_post(&self, route: &str, body: Value) -> Value {
+        let (status, answer) = self.post(route, body).await;
+        assert_eq!(status, StatusCode::OK, "{route} failed: {answer}");
+        answer
+    }
+
+    /// `GET /api/auth/list-sessions`: the user's live sessions (`id`, `token`, ...).
+    pub async fn list_sessions(&self) -> Vec<Value> {
+        let response = self.get("list-sessions").await;
+        assert_eq!(response.status(), StatusCode::OK, "list-sessions");
+        let answer: Value = response.json().await.expect("list-sessions answers JSON");
+        answer.as_array().expect("an array of sessions").clone()
+    }
+
+    /// This session's id (`session.id`, the `sid` claim of its JWTs).
+    pub async fn session_id(&self) -> String {
+        let response = self.get("get-session").await;
+        assert_eq!(response.status(), StatusCode::OK, "get-session");
+        let answer: Value = response.json().await.expect("get-session answers JSON");
+        answer["session"]["id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("get-session returned no session: {answer}"))
+            .to_owned()
     }
 
     async fn get(&self, route: &str) -> reqwest::Response {

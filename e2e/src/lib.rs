@@ -2,9 +2,12 @@
 //! them over HTTP, the way a browser and an operator would.
 //!
 //! - [`process`]: a child process with its log in a file, killed when dropped.
-//! - [`stack`]: Better Auth + tasks-service + gateway (+ the demo page), each awaited ready.
+//! - [`stack`]: Better Auth + tasks-service + gateway replicas (+ the demo page), each awaited
+//!   ready.
 //! - [`api`]: the task API through the gateway with a bearer token.
 //! - [`better_auth`]: a user's session with Better Auth: sign up, sign in, sign out, tokens.
+//! - [`revocation`]: the revocation feed in Better Auth's database, and tokens polled at every
+//!   replica until refused.
 //!
 //! Nothing here is a fake: the issuer is the `better-auth` npm package, the binaries are the
 //! ones `cargo test --workspace` just built.
@@ -12,4 +15,5 @@
 pub mod api;
 pub mod better_auth;
 pub mod process;
+pub mod revocation;
 pub mod stack;

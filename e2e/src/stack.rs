@@ -1,7 +1,7 @@
 //! The whole stack as separate processes: a real Better Auth server (Node), tasks-service and
-//! the gateway (the binaries `cargo test --workspace` built), optionally the demo page; each
-//! on a free port with its own databases, each awaited ready. Dropping the stack stops them
-//! and drops the databases.
+//! one or more gateway replicas (the binaries `cargo test --workspace` built), optionally the
+//! demo page; each on a free port with its own databases, each awaited ready. Dropping the
+//! stack stops them and drops the databases.
 
 use std::{
     path::{Path, PathBuf},
@@ -27,6 +27,34 @@ pub struct StackOptions {
     /// More browser origins (e.g. a Next.js app's) that Better Auth trusts and the gateway
     /// allows with CORS.
     pub extra_origins: Vec<String>,
+    /// How many gateway replicas share the Better Auth server and tasks-service.
+    pub gateway_replicas: usize,
+    /// Point every replica's revocation feed (`REVOCATION_DATABASE_URL`) at Better Auth's
+    /// database, as the given role (`None`: `postgres`).
+    pub revocation: Option<RevocationFeed>,
+    /// The Better Auth server to run, a script in `deploy/better-auth/`: the project's
+    /// `server.mjs`, or an app set up as users set up their own.
+    pub better_auth_script: &'static str,
+    /// Runs with Better Auth's database URL once Better Auth is ready and before any gateway
+    /// starts, e.g. to apply SQL the way an operator would.
+    pub before_gateways: Option<BeforeGateways>,
+}
+
+/// A step between Better Auth being ready and the gateways starting.
+#[derive(Clone)]
+pub struct BeforeGateways(pub std::sync::Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for BeforeGateways {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BeforeGateways(..)")
+    }
+}
+
+/// How the gateways read the revocation feed.
+#[derive(Debug, Clone, Default)]
+pub struct RevocationFeed {
+    /// The PostgreSQL role in `REVOCATION_DATABASE_URL`; `None` for `postgres`.
+    pub role: Option<String>,
 }
 
 impl StackOptions {
@@ -39,21 +67,42 @@ impl StackOptions {
             gateway_env: Vec::new(),
             demo: false,
             extra_origins: Vec::new(),
+            gateway_replicas: 1,
+            revocation: None,
+            better_auth_script: "server.mjs",
+            before_gateways: None,
         }
     }
+}
+
+/// One gateway process and where it answers.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The public listener.
+    pub url: String,
+    /// The operators' listener (`/metrics`, `/healthz`).
+    pub admin_url: String,
+    pub process: Process,
 }
 
 /// A running stack. URLs have no trailing slash.
 #[derive(Debug)]
 pub struct Stack {
     pub auth_url: String,
+    /// Better Auth's PostgreSQL database, as the `postgres` role.
+    pub auth_database_url: String,
     pub tasks_url: String,
+    /// The first gateway replica's public URL.
     pub gateway_url: String,
     pub demo_url: Option<String>,
     pub better_auth: Process,
     pub tasks_service: Process,
-    pub gateway: Process,
+    /// Every replica, `gateways[0]` answering at `gateway_url`.
+    pub gateways: Vec<Gateway>,
     pub demo: Option<Process>,
+    /// What every replica was started with, to start one again.
+    gateway_env: Vec<(String, String)>,
+    log_dir: PathBuf,
     databases: Vec<String>,
 }
 
@@ -69,11 +118,23 @@ impl Stack {
         let auth_db = format!("e2e_auth_{}", &suffix[..12]);
         let tasks_db = format!("e2e_tasks_{}", &suffix[..12]);
         create_database(&tasks_db).await;
+        // server.mjs creates its own database; an app set up as users set theirs up expects
+        // one to exist.
+        if options.better_auth_script != "server.mjs" {
+            create_database(&auth_db).await;
+        }
 
-        let [auth_port, tasks_port, gateway_port, demo_port] = [(); 4].map(|()| free_port());
+        let [auth_port, tasks_port, demo_port] = [(); 3].map(|()| free_port());
+        let gateway_ports: Vec<u16> = (0..options.gateway_replicas.max(1))
+            .map(|_| free_port())
+            .collect();
         let auth_url = format!("http://127.0.0.1:{auth_port}");
+        let auth_database_url = format!("postgres://postgres@127.0.0.1:5432/{auth_db}");
         let tasks_url = format!("http://127.0.0.1:{tasks_port}");
-        let gateway_url = format!("http://127.0.0.1:{gateway_port}");
+        let gateway_urls: Vec<String> = gateway_ports
+            .iter()
+            .map(|port| format!("http://127.0.0.1:{port}"))
+            .collect();
         let demo_url = format!("http://127.0.0.1:{demo_port}");
         let identity_keys = format!("gateway:{}", random_secret());
 
@@ -82,22 +143,19 @@ impl Stack {
             better_auth_dir.join("node_modules/better-auth").is_dir(),
             "Better Auth's npm packages are missing: run `npm ci` in deploy/better-auth (scripts/test.sh does)"
         );
-        let mut auth = node(&better_auth_dir, "server.mjs");
+        let mut auth = node(&better_auth_dir, options.better_auth_script);
         auth.env("PORT", auth_port.to_string())
             .env("HOST", "127.0.0.1")
             .env("BETTER_AUTH_URL", &auth_url)
             .env("BETTER_AUTH_SECRET", random_secret())
-            .env(
-                "DATABASE_URL",
-                format!("postgres://postgres@127.0.0.1:5432/{auth_db}"),
-            )
+            .env("DATABASE_URL", &auth_database_url)
             .env("JWT_ALG", options.alg)
             .env("JWT_EXPIRATION", options.jwt_expiration)
             .env("RATE_LIMIT", "off")
             .env(
                 "TRUSTED_ORIGINS",
-                [&demo_url, &gateway_url]
-                    .into_iter()
+                std::iter::once(&demo_url)
+                    .chain(&gateway_urls)
                     .chain(&options.extra_origins)
                     .map(String::as_str)
                     .collect::<Vec<_>>()
@@ -120,39 +178,55 @@ impl Stack {
             .env("LOG_FORMAT", "json");
         let mut tasks_service = Process::spawn("tasks-service", tasks, &log_dir);
 
-        // The gateway starts only once Better Auth serves its JWKS, as in the compose file.
+        // The gateways start only once Better Auth serves its JWKS, as in the compose file.
         better_auth
             .wait_ready(&format!("{auth_url}/healthz"), READY_TIMEOUT)
             .await;
-        let mut gw = binary("gateway");
-        gw.env("GATEWAY_LISTEN", format!("127.0.0.1:{gateway_port}"))
-            // The admin listener on a port of the kernel's choice: stacks run side by side,
-            // and nothing here scrapes /metrics.
-            .env("ADMIN_LISTEN", "127.0.0.1:0")
-            .env("TASKS_SERVICE_URL", &tasks_url)
-            .env("BETTER_AUTH_URL", &auth_url)
-            .env("PUBLIC_ROUTES", format!("/api/auth/={auth_url}"))
-            .env(
-                "CORS_ALLOWED_ORIGINS",
+        if let Some(BeforeGateways(step)) = &options.before_gateways {
+            step(&auth_database_url);
+        }
+        let mut gateway_env: Vec<(String, String)> = vec![
+            ("TASKS_SERVICE_URL".into(), tasks_url.clone()),
+            ("BETTER_AUTH_URL".into(), auth_url.clone()),
+            ("PUBLIC_ROUTES".into(), format!("/api/auth/={auth_url}")),
+            (
+                "CORS_ALLOWED_ORIGINS".into(),
                 std::iter::once(&demo_url)
                     .chain(&options.extra_origins)
                     .map(String::as_str)
                     .collect::<Vec<_>>()
                     .join(","),
-            )
-            .env("IDENTITY_KEYS", &identity_keys)
-            .env("LOG_FORMAT", "json");
-        for (key, value) in &options.gateway_env {
-            gw.env(key, value);
+            ),
+            ("IDENTITY_KEYS".into(), identity_keys.clone()),
+            ("LOG_FORMAT".into(), "json".into()),
+        ];
+        if let Some(feed) = &options.revocation {
+            let role = feed.role.as_deref().unwrap_or("postgres");
+            gateway_env.push((
+                "REVOCATION_DATABASE_URL".into(),
+                format!("postgres://{role}@127.0.0.1:5432/{auth_db}"),
+            ));
         }
-        let mut gateway = Process::spawn("gateway", gw, &log_dir);
+        gateway_env.extend(
+            options
+                .gateway_env
+                .iter()
+                .map(|(key, value)| ((*key).to_owned(), value.clone())),
+        );
+        let gateways: Vec<Gateway> = gateway_ports
+            .iter()
+            .enumerate()
+            .map(|(index, port)| spawn_gateway(&replica_name(index), *port, &gateway_env, &log_dir))
+            .collect();
 
         tasks_service
             .wait_ready(&format!("{tasks_url}/readyz"), READY_TIMEOUT)
             .await;
-        gateway
-            .wait_ready(&format!("{gateway_url}/readyz"), READY_TIMEOUT)
-            .await;
+        let mut gateways = gateways;
+        for gateway in &mut gateways {
+            let ready = format!("{}/readyz", gateway.url);
+            gateway.process.wait_ready(&ready, READY_TIMEOUT).await;
+        }
 
         let demo = if options.demo {
             let demo_dir = root.join("deploy/demo");
@@ -168,35 +242,88 @@ impl Stack {
 
         Self {
             auth_url,
+            auth_database_url,
             tasks_url,
-            gateway_url,
+            gateway_url: gateway_urls[0].clone(),
             demo_url: options.demo.then_some(demo_url),
             better_auth,
             tasks_service,
-            gateway,
+            gateways,
             demo,
+            gateway_env,
+            log_dir,
             databases: vec![auth_db, tasks_db],
         }
     }
 
+    /// Every gateway replica's public URL.
+    pub fn gateway_urls(&self) -> Vec<String> {
+        self.gateways.iter().map(|g| g.url.clone()).collect()
+    }
+
+    /// Stops replica `index` (SIGTERM), returning once it has exited; panics if it does not
+    /// exit cleanly within 10 s.
+    pub fn stop_gateway(&mut self, index: usize) {
+        let gateway = &mut self.gateways[index];
+        assert!(
+            gateway.process.terminate(),
+            "{} did not stop cleanly:\n{}",
+            gateway.url,
+            gateway.process.log_tail()
+        );
+    }
+
+    /// Starts replica `index` again with the same configuration and waits until it reports
+    /// ready. It listens on a new port (see `gateways[index].url`): the old one may have been
+    /// handed to another test's server while the replica was down.
+    pub async fn start_gateway(&mut self, index: usize) {
+        // A log of its own: the first run's log stays readable.
+        let name = format!("{}-restarted", replica_name(index));
+        let mut gateway = spawn_gateway(&name, free_port(), &self.gateway_env, &self.log_dir);
+        let ready = format!("{}/readyz", gateway.url);
+        gateway.process.wait_ready(&ready, READY_TIMEOUT).await;
+        if index == 0 {
+            self.gateway_url = gateway.url.clone();
+        }
+        self.gateways[index] = gateway;
+    }
+
     /// The logs of every part, for a failure message.
     pub fn logs(&self) -> String {
-        [&self.better_auth, &self.tasks_service, &self.gateway]
-            .iter()
-            .map(|p| p.log_tail())
+        [&self.better_auth, &self.tasks_service]
+            .into_iter()
+            .chain(self.gateways.iter().map(|g| &g.process))
+            .map(Process::log_tail)
             .collect::<Vec<_>>()
             .join("\n")
+    }
+}
+
+/// Starts a gateway replica named `name` (its log file) on `port` with `env`; its admin
+/// listener on a free port, so a test can read its metrics.
+fn spawn_gateway(name: &str, port: u16, env: &[(String, String)], log_dir: &Path) -> Gateway {
+    let admin_port = free_port();
+    let mut command = binary("gateway");
+    command
+        .env("GATEWAY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("ADMIN_LISTEN", format!("127.0.0.1:{admin_port}"));
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    Gateway {
+        url: format!("http://127.0.0.1:{port}"),
+        admin_url: format!("http://127.0.0.1:{admin_port}"),
+        process: Process::spawn(name, command, log_dir),
     }
 }
 
 impl Drop for Stack {
     fn drop(&mut self) {
         // Stop the servers before their databases go away; Process::drop would do it later.
-        for process in [
-            &mut self.gateway,
-            &mut self.tasks_service,
-            &mut self.better_auth,
-        ] {
+        for gateway in &mut self.gateways {
+            gateway.process.terminate();
+        }
+        for process in [&mut self.tasks_service, &mut self.better_auth] {
             process.terminate();
         }
         self.demo.take();
@@ -217,6 +344,15 @@ impl Drop for Stack {
                 ))
                 .output();
         }
+    }
+}
+
+/// `gateway` for the first replica (as before there were several), `gateway-2` and on after.
+fn replica_name(index: usize) -> String {
+    if index == 0 {
+        "gateway".to_owned()
+    } else {
+        format!("gateway-{}", index + 1)
     }
 }
 

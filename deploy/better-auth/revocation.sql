@@ -1,0 +1,107 @@
+-- Revocation feed for the auth gateway, in Better Auth's own PostgreSQL database.
+--
+-- Whenever a session ends (sign-out, revoke-session, revoke-sessions, revoke-other-sessions,
+-- an admin revoking or deleting, a password reset that revokes sessions, session expiry
+-- clean-up) or a user is banned (admin plugin) or deleted, a trigger writes a durable row to
+-- auth_revocation, and that row wakes every gateway listening on channel `auth_revocation`
+-- (NOTIFY is delivered when the transaction commits). Triggers rather than Better Auth hooks
+-- because every code path that removes a session row is covered, including ones a hook list
+-- would miss (cascades from deleting a user, a future endpoint, a manual DELETE).
+--
+-- Idempotent and atomic: apply it after Better Auth's migrations, again after enabling the
+-- admin plugin (its `banned` column), and on every start if you like. The project's server
+-- (server.mjs) applies it at start; an existing app applies it once with
+--   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f revocation.sql
+-- Tables are found through the connection's search_path, like Better Auth finds them.
+--
+-- The gateway reads this table (SELECT) and LISTENs; it writes nothing here.
+
+BEGIN;
+
+CREATE TABLE IF NOT EXISTS auth_revocation (
+  id bigserial PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('session', 'user')),
+  subject text NOT NULL,              -- the session id (sid) or the user id (sub)
+  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX IF NOT EXISTS auth_revocation_revoked_at ON auth_revocation (revoked_at);
+
+-- Every new row is announced: {"kind": ..., "subject": ..., "at": <whole epoch seconds>}.
+-- `at` is floored, so a user-wide revocation also covers tokens issued in its own second
+-- (iat is whole seconds too): refusing a token a few hundred milliseconds too young is the
+-- safe side. Now and then the same trigger prunes rows older than a day; gateways only load
+-- the last minutes (the longest token lifetime plus leeway).
+CREATE OR REPLACE FUNCTION auth_revocation_announce() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM pg_notify(
+    'auth_revocation',
+    json_build_object(
+      'kind', NEW.kind,
+      'subject', NEW.subject,
+      'at', floor(extract(epoch FROM NEW.revoked_at))::bigint
+    )::text
+  );
+  IF NEW.id % 256 = 0 THEN
+    DELETE FROM auth_revocation WHERE revoked_at < clock_timestamp() - interval '1 day';
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS auth_revocation_announce ON auth_revocation;
+CREATE TRIGGER auth_revocation_announce
+  AFTER INSERT ON auth_revocation
+  FOR EACH ROW EXECUTE FUNCTION auth_revocation_announce();
+
+-- A session row gone, for whatever reason: its tokens (claim `sid`) are refused.
+CREATE OR REPLACE FUNCTION auth_revocation_session_ended() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO auth_revocation (kind, subject) VALUES ('session', OLD.id);
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS auth_revocation_session_ended ON "session";
+CREATE TRIGGER auth_revocation_session_ended
+  AFTER DELETE ON "session"
+  FOR EACH ROW EXECUTE FUNCTION auth_revocation_session_ended();
+
+-- A user deleted or banned: every token of that user (claim `sub`) issued up to now is
+-- refused, whatever issued it (a token without `sid` included).
+CREATE OR REPLACE FUNCTION auth_revocation_user_ended() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF TG_OP = 'DELETE' THEN
+    INSERT INTO auth_revocation (kind, subject) VALUES ('user', OLD.id);
+  ELSE
+    INSERT INTO auth_revocation (kind, subject) VALUES ('user', NEW.id);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS auth_revocation_user_deleted ON "user";
+CREATE TRIGGER auth_revocation_user_deleted
+  AFTER DELETE ON "user"
+  FOR EACH ROW EXECUTE FUNCTION auth_revocation_user_ended();
+
+-- `banned` exists only with Better Auth's admin plugin: the ban trigger is created when the
+-- column is there (re-apply this file after enabling the plugin), and dropped otherwise.
+DO $$
+BEGIN
+  EXECUTE 'DROP TRIGGER IF EXISTS auth_revocation_user_banned ON "user"';
+  IF EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = '"user"'::regclass AND attname = 'banned' AND NOT attisdropped
+  ) THEN
+    EXECUTE 'CREATE TRIGGER auth_revocation_user_banned'
+      ' AFTER UPDATE OF banned ON "user"'
+      ' FOR EACH ROW WHEN (NEW.banned IS TRUE AND OLD.banned IS DISTINCT FROM TRUE)'
+      ' EXECUTE FUNCTION auth_revocation_user_ended()';
+  END IF;
+END
+$$;
+
+COMMIT;

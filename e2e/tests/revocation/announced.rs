@@ -1,0 +1,143 @@
+//! Every way Better Auth ends a session (sign-out, revoke one, others, all, an admin's
+//! revoke, ban and removal, a ban written to the row) is a durable row and a NOTIFY: the
+//! Better Auth half of revocation, checked in SQL with no gateway involved.
+
+use e2e::{
+    better_auth::{decode_unverified, Session},
+    revocation::{connect, Listener},
+    stack::{Stack, StackOptions},
+};
+use serde_json::json;
+
+use crate::helpers::{admin, session_token, WAKE};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
+    let stack = Stack::start("revocation-feed", StackOptions::new("EdDSA")).await;
+    let auth = stack.auth_url.as_str();
+    let db = connect(&stack.auth_database_url).await;
+    let mut feed = Listener::start(&stack.auth_database_url).await;
+    let admin = admin(&stack, &db).await;
+    let mut announced = Vec::new();
+
+    // Tokens name their session, and keep every claim they had.
+    let alice = Session::sign_up(auth, "alice").await;
+    let sid = alice.session_id().await;
+    let claims = decode_unverified(&alice.token().await).1;
+    assert_eq!(claims["sid"], sid.as_str(), "{claims}");
+    assert_eq!(claims["sub"], alice.user_id.as_str());
+    for claim in [
+        "id",
+        "name",
+        "email",
+        "emailVerified",
+        "createdAt",
+        "iat",
+        "exp",
+        "iss",
+        "aud",
+    ] {
+        assert!(claims.get(claim).is_some(), "{claim} kept: {claims}");
+    }
+
+    // Sign-out.
+    alice.sign_out().await;
+    announced.extend(feed.expect(&[("session", &sid)], WAKE).await);
+
+    // Revoke one session from another.
+    let phone = Session::sign_in(auth, &alice.email).await;
+    let laptop = Session::sign_in(auth, &alice.email).await;
+    let phone_sid = phone.session_id().await;
+    let token = session_token(&laptop, &phone_sid).await;
+    laptop
+        .expect_post("revoke-session", json!({ "token": token }))
+        .await;
+    announced.extend(feed.expect(&[("session", &phone_sid)], WAKE).await);
+
+    // Revoke the others, then all.
+    let tablet = Session::sign_in(auth, &alice.email).await;
+    let tablet_sid = tablet.session_id().await;
+    laptop.expect_post("revoke-other-sessions", json!({})).await;
+    announced.extend(feed.expect(&[("session", &tablet_sid)], WAKE).await);
+    let laptop_sid = laptop.session_id().await;
+    laptop.expect_post("revoke-sessions", json!({})).await;
+    announced.extend(feed.expect(&[("session", &laptop_sid)], WAKE).await);
+
+    // An admin revokes one of Bob's sessions, then all, then bans him.
+    let bob = Session::sign_up(auth, "bob").await;
+    let bob_sid = bob.session_id().await;
+    let token = session_token(&bob, &bob_sid).await;
+    admin
+        .expect_post(
+            "admin/revoke-user-session",
+            json!({ "sessionToken": token }),
+        )
+        .await;
+    announced.extend(feed.expect(&[("session", &bob_sid)], WAKE).await);
+    let bob = Session::sign_in(auth, &bob.email).await;
+    let bob_sid = bob.session_id().await;
+    admin
+        .expect_post(
+            "admin/revoke-user-sessions",
+            json!({ "userId": bob.user_id }),
+        )
+        .await;
+    announced.extend(feed.expect(&[("session", &bob_sid)], WAKE).await);
+    let bob = Session::sign_in(auth, &bob.email).await;
+    let bob_sid = bob.session_id().await;
+    admin
+        .expect_post("admin/ban-user", json!({ "userId": bob.user_id }))
+        .await;
+    announced.extend(
+        feed.expect(&[("user", &bob.user_id), ("session", &bob_sid)], WAKE)
+            .await,
+    );
+
+    // An admin deletes Carol: her user and her session.
+    let carol = Session::sign_up(auth, "carol").await;
+    let carol_sid = carol.session_id().await;
+    admin
+        .expect_post("admin/remove-user", json!({ "userId": carol.user_id }))
+        .await;
+    announced.extend(
+        feed.expect(&[("user", &carol.user_id), ("session", &carol_sid)], WAKE)
+            .await,
+    );
+
+    // A ban written straight to the user row (another tool, a console): the same trigger.
+    // Setting it again is no new ban and announces nothing.
+    let dave = Session::sign_up(auth, "dave").await;
+    for _ in 0..2 {
+        db.execute(
+            r#"UPDATE "user" SET banned = true WHERE id = $1"#,
+            &[&dave.user_id],
+        )
+        .await
+        .expect("ban by row");
+    }
+    announced.extend(feed.expect(&[("user", &dave.user_id)], WAKE).await);
+
+    // Every announcement is a durable row, stamped now.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64;
+    for a in &announced {
+        assert!((now - 120..=now + 1).contains(&a.at), "{a:?} at {now}");
+    }
+    let rows: Vec<(String, String)> = db
+        .query("SELECT kind, subject FROM auth_revocation", &[])
+        .await
+        .expect("read auth_revocation")
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    for a in &announced {
+        assert!(
+            rows.contains(&(a.kind.clone(), a.subject.clone())),
+            "{a:?} announced but not stored: {rows:?}"
+        );
+    }
+    let daves = rows.iter().filter(|(_, s)| *s == dave.user_id).count();
+    assert_eq!(daves, 1, "banning a banned user again records nothing");
+}
