@@ -195,13 +195,13 @@ impl Revocations {
     }
 
     /// Applies revocations; `now` expires what is past its window first.
-    fn apply(&self, revoked: impl IntoIterator<Item = (Kind, String, i64)>, now: i64) {
+    fn apply<'s>(&self, revoked: impl IntoIterator<Item = (Kind, &'s str, i64)>, now: i64) {
         let shared = &*self.shared;
         let mut set = shared.set.write().unwrap_or_else(|e| e.into_inner());
         set.expire(now);
         for (kind, subject, at) in revoked {
             shared.metrics.events.inc();
-            set.revoke(kind, &subject, at);
+            set.revoke(kind, subject, at);
         }
         shared.metrics.entries.set(set.len() as i64);
     }
@@ -288,10 +288,7 @@ mod tests {
         let r = revocations();
         r.loaded(1_000);
         r.apply(
-            [
-                (Kind::Session, "s1".to_owned(), 1_010),
-                (Kind::User, "bob".to_owned(), 1_010),
-            ],
+            [(Kind::Session, "s1", 1_010), (Kind::User, "bob", 1_010)],
             1_010,
         );
         assert_eq!(

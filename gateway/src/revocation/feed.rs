@@ -25,6 +25,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(2);
+/// Rows applied per write-lock while loading.
+const LOAD_BATCH: usize = 1024;
 
 /// One notification's payload, as `revocation.sql` writes it.
 #[derive(Debug, Deserialize)]
@@ -123,23 +125,30 @@ async fn listen_inner(
     });
 
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // Streamed in batches rather than collected: 100,000 rows held at once as `Row`s would
+    // cost the process tens of megabytes at every (re)connection.
     let window = config.window.as_secs_f64();
     let rows = client
-        .query(
+        .query_raw(
             "SELECT kind, subject, floor(extract(epoch FROM revoked_at))::bigint \
              FROM auth_revocation WHERE revoked_at > now() - $1 * interval '1 second'",
-            &[&window],
+            [&window as &(dyn tokio_postgres::types::ToSql + Sync)],
         )
         .await?;
-    let now = unix_now();
-    let loaded_rows = rows.iter().filter_map(|row| {
-        let kind = Kind::parse(row.get::<_, &str>(0))?;
-        Some((kind, row.get::<_, String>(1), row.get::<_, i64>(2)))
-    });
-    revocations.apply(loaded_rows, now);
-    revocations.loaded(now);
+    let mut rows = pin!(rows.chunks(LOAD_BATCH));
+    let mut count = 0;
+    while let Some(batch) = rows.next().await {
+        let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
+        count += batch.len();
+        let revoked = batch.iter().filter_map(|row| {
+            let kind = Kind::parse(row.get::<_, &str>(0))?;
+            Some((kind, row.get::<_, &str>(1), row.get::<_, i64>(2)))
+        });
+        revocations.apply(revoked, unix_now());
+    }
+    revocations.loaded(unix_now());
     *loaded = true;
-    tracing::info!(entries = rows.len(), "revocation feed loaded and listening");
+    tracing::info!(entries = count, "revocation feed loaded and listening");
 
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -148,7 +157,9 @@ async fn listen_inner(
             payload = received.recv() => {
                 let payload = payload.ok_or(FeedError::Closed)?;
                 match parse(&payload) {
-                    Some(revoked) => revocations.apply([revoked], unix_now()),
+                    Some((kind, subject, at)) => {
+                        revocations.apply([(kind, subject.as_str(), at)], unix_now())
+                    }
                     None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
                 }
             }
