@@ -15,6 +15,7 @@ mod logs;
 mod raw;
 mod routes;
 mod shutdown;
+mod startup;
 mod streaming;
 mod tasks;
 mod tokens;
