@@ -11,14 +11,14 @@ STATE_DIR=target/containers
 ensure_container_engine() {
   local root=0
   [ "$(id -u)" = 0 ] && root=1
-  if ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then
-    ((root)) || die "no container engine: install Debian's docker.io and debootstrap (sudo apt-get install -y docker.io debootstrap) and start dockerd (sudo dockerd &)"
-    log "installing Debian's docker.io and debootstrap"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap >/dev/null \
-      || die "could not install docker.io (apt-get install -y docker.io debootstrap)"
-  fi
   if ! docker info >/dev/null 2>&1; then
-    ((root)) || die "the Docker engine is not running: start it (sudo dockerd &, or sudo systemctl start docker)"
+    if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+      ((root)) || die "no container engine: install Debian's docker.io (sudo apt-get install -y docker.io) and start it (sudo dockerd &, or sudo systemctl start docker)"
+      log "installing Debian's docker.io"
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io >/dev/null \
+        || die "could not install docker.io (apt-get install -y docker.io)"
+    fi
+    ((root)) || die "the Docker engine is not running (or not yours to use): start it (sudo dockerd &, or sudo systemctl start docker)"
     mkdir -p "$STATE_DIR"
     log "starting dockerd (log: $STATE_DIR/dockerd.log; stop it with: kill \$(cat /var/run/docker.pid))"
     # setsid and no inherited descriptors: the daemon outlives this script without holding
@@ -55,6 +55,13 @@ ensure_container_engine() {
 build_local_bases() {
   local base=tasks-stack-base/bookworm:local
   if ! docker image inspect "$base" >/dev/null 2>&1; then
+    if ! command -v debootstrap >/dev/null; then
+      [ "$(id -u)" = 0 ] || die "debootstrap is missing: install it (sudo apt-get install -y debootstrap), or use public base images (CONTAINER_BASES=public)"
+      log "installing Debian's debootstrap"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null \
+        || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null; } \
+        || die "could not install debootstrap (apt-get install -y debootstrap)"
+    fi
     local rootfs
     rootfs=$(mktemp -d /tmp/bookworm-rootfs.XXXXXX)
     log "debootstrap: a minimal Debian bookworm root file system"
