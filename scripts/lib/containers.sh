@@ -51,7 +51,8 @@ ensure_container_engine() {
 
 # Builds local stand-ins for the public base images (which cannot be pulled here) and exports
 # the build arguments and POSTGRES_IMAGE that make compose use them. Each is built once per
-# machine and reused; tags carry the versions copied in, so a new toolchain gets a new image.
+# machine and reused; tags carry the versions copied in and a hash of the stand-in's files,
+# so a new toolchain or a changed recipe gets a new image.
 build_local_bases() {
   local base=tasks-stack-base/bookworm:local
   if ! docker image inspect "$base" >/dev/null 2>&1; then
@@ -82,10 +83,10 @@ build_local_bases() {
   sysroot=$(rustc --print sysroot)
   rust_version=$(rustc --version | awk '{print $2}')
   node_version=$(node --version)
-  RUST_IMAGE=tasks-stack-base/rust:$rust_version
-  NODE_IMAGE=tasks-stack-base/node:$node_version
-  NODE_RUNTIME_IMAGE=tasks-stack-base/node-runtime:$node_version
-  POSTGRES_IMAGE=tasks-stack-base/postgres:15
+  RUST_IMAGE=tasks-stack-base/rust:$rust_version-$(recipe_hash Dockerfile.rust)
+  NODE_IMAGE=tasks-stack-base/node:$node_version-$(recipe_hash Dockerfile.node)
+  NODE_RUNTIME_IMAGE=tasks-stack-base/node-runtime:$node_version-$(recipe_hash Dockerfile.node-runtime)
+  POSTGRES_IMAGE=tasks-stack-base/postgres:15-$(recipe_hash Dockerfile.postgres postgres-entrypoint.sh)
   RUNTIME_IMAGE=$base
   export RUST_IMAGE NODE_IMAGE NODE_RUNTIME_IMAGE POSTGRES_IMAGE RUNTIME_IMAGE
 
@@ -93,6 +94,12 @@ build_local_bases() {
   stand_in "$NODE_IMAGE" Dockerfile.node "$base" "node=$(command -v node) npm=$(npm root -g)/npm"
   stand_in "$NODE_RUNTIME_IMAGE" Dockerfile.node-runtime "$base" "node=$(command -v node)"
   stand_in "$POSTGRES_IMAGE" Dockerfile.postgres "$base" "postgres-entrypoint.sh=$BASES_DIR/postgres-entrypoint.sh"
+}
+
+# The first 12 hex digits of the SHA-256 of scripts/container-bases/FILE...: part of a
+# stand-in's tag, so changing how it is built builds it anew instead of reusing the old one.
+recipe_hash() {
+  (cd "$BASES_DIR" && cat "$@") | sha256sum | cut -c1-12
 }
 
 # stand_in TAG DOCKERFILE BASE "NAME=PATH ...": builds TAG from scripts/container-bases/DOCKERFILE
@@ -111,8 +118,8 @@ stand_in() {
       cp -a "$path" "$context/$name"
     fi
   done
-  docker build -q -f "$BASES_DIR/$dockerfile" --build-arg "BASE=$base" -t "$tag" "$context" >/dev/null \
-    || { rm -rf "$context"; die "could not build $tag from $BASES_DIR/$dockerfile"; }
+  docker build -f "$BASES_DIR/$dockerfile" --build-arg "BASE=$base" -t "$tag" "$context" >"$STATE_DIR/stand-in.log" 2>&1 \
+    || { rm -rf "$context"; tail -n 30 "$STATE_DIR/stand-in.log" >&2; die "could not build $tag from $BASES_DIR/$dockerfile (log above)"; }
   rm -rf "$context"
 }
 
