@@ -73,7 +73,8 @@ build_local_bases() {
     # images fetch crates and npm packages through the same network as the host.
     if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
       cp /usr/local/share/ca-certificates/*.crt "$rootfs/usr/local/share/ca-certificates/"
-      chroot "$rootfs" update-ca-certificates >/dev/null
+      # Its rehash warns about the bundle file itself, which is expected; failure still stops.
+      chroot "$rootfs" update-ca-certificates >/dev/null 2>&1 || die "update-ca-certificates failed in the bookworm root file system"
     fi
     tar -C "$rootfs" -c . | docker import -c 'CMD ["/bin/bash"]' - "$base" >/dev/null
     rm -rf "$rootfs"
