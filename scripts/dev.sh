@@ -3,7 +3,9 @@
 #   PostgreSQL (the machine's; databases `tasks` and `better_auth` created if needed),
 #   Better Auth (deploy/better-auth, :3000), tasks-service (:8081), gateway (:8080),
 #   and the demo page (:5173).
-# Ctrl-C stops everything this script started, and nothing else.
+# Ctrl-C stops everything this script started, and nothing else. Started in the background
+# (`scripts/dev.sh &`), the shell makes it ignore Ctrl-C's SIGINT: stop it with SIGTERM,
+# `kill PID` (it prints its PID).
 #
 #   scripts/dev.sh              debug build
 #   scripts/dev.sh --release    release build
@@ -39,14 +41,15 @@ for port in "$AUTH_PORT" "$TASKS_PORT" "$GATEWAY_PORT" "$ADMIN_PORT" "$DEMO_PORT
   fi
 done
 
+log "dev.sh runs as PID $$: Ctrl-C stops it; in the background (where SIGINT is ignored), kill $$"
 ensure_postgres
 ensure_database tasks
 ensure_database better_auth
 ensure_npm_deps deploy/better-auth
 ensure_npm_deps deploy/demo
 
-log "building tasks-service and gateway ($profile)"
-cargo build -q "${cargo_flags[@]}" -p tasks-service -p gateway
+log "building tasks-service and gateway ($profile; the first build takes minutes)"
+cargo build "${cargo_flags[@]}" -p tasks-service -p gateway
 
 mkdir -p target/dev/logs
 secrets=target/dev/secrets.env
@@ -71,7 +74,8 @@ trap 'exit 130' INT TERM
 
 start() { # name, then the command; output goes to target/dev/logs/<name>.log
   local name=$1; shift
-  "$@" >"target/dev/logs/$name.log" 2>&1 &
+  # NO_COLOR: the logs are files, read with less and grep, not a terminal.
+  NO_COLOR=1 "$@" >"target/dev/logs/$name.log" 2>&1 &
   pids+=($!)
   names[$!]=$name
   last_pid=$!
@@ -114,19 +118,22 @@ cat <<EOT
     (cd clients/typescript && npm ci) && cd examples/nextjs && npm ci && npm run build
     GATEWAY_URL=$gateway_url npm start -- -H 127.0.0.1 -p $NEXT_PORT    # $next_url
 
-  Sign up and get a JWT (through the gateway, as a one-origin frontend would):
+  Sign up and get a JWT (through the gateway, as a one-origin frontend would). The chain
+  stops at the first step that fails and shows why (a user that exists signs in instead):
 
-    curl -s -c /tmp/jar -H 'content-type: application/json' -H 'origin: $gateway_url' \\
+    curl -sS --fail-with-body -c /tmp/jar -H 'content-type: application/json' -H 'origin: $gateway_url' \\
       -d '{"email":"me@example.com","password":"correct-horse-battery","name":"Me"}' \\
-      $gateway_url/api/auth/sign-up/email        # or /api/auth/sign-in/email without "name"
-    TOKEN=\$(curl -s -b /tmp/jar $gateway_url/api/auth/token | sed 's/.*"token":"\\([^"]*\\)".*/\\1/')
-    USER_ID=\$(curl -s -b /tmp/jar $gateway_url/api/auth/get-session | sed 's/.*"userId":"\\([^"]*\\)".*/\\1/')
+      $gateway_url/api/auth/sign-up/email && echo &&      # or /api/auth/sign-in/email without "name"
+    TOKEN=\$(curl -sSf -b /tmp/jar $gateway_url/api/auth/token | sed -n 's/.*"token":"\\([^"]*\\)".*/\\1/p') &&
+    [ -n "\$TOKEN" ] &&
+    USER_ID=\$(curl -sSf -b /tmp/jar $gateway_url/api/auth/get-session | sed -n 's/.*"userId":"\\([^"]*\\)".*/\\1/p') &&
+    [ -n "\$USER_ID" ] && echo "signed in as \$USER_ID" || echo 'a step failed: no token (see above)' >&2
 
   Then list your tasks through the gateway:
 
     curl -s -H "authorization: Bearer \$TOKEN" $gateway_url/api/\$USER_ID/tasks
 
-  Ctrl-C stops everything this script started.
+  Ctrl-C stops everything this script started; in the background, kill $$ (SIGTERM) does.
 EOT
 
 # Stop everything as soon as any part dies, or on Ctrl-C. Ctrl-C reaches the parts too, and

@@ -1,45 +1,95 @@
 #!/usr/bin/env bash
 # Runs every test: the TypeScript client (regenerated from the contract, must match), the
-# Next.js example's production build, then unit and integration tests of all crates (real
-# PostgreSQL, real sockets), the deploy manifest checks and the end-to-end tests against a
-# real Better Auth server: schemathesis against the contract, and headless Chromium driving
-# the demo page and the Next.js example. Closes with the totals and each phase's time.
-#   scripts/test.sh            everything
-#   scripts/test.sh -- ARGS    extra arguments for `cargo test`
+# Next.js example's production build, unit and integration tests of all crates (real
+# PostgreSQL, real sockets), the deploy manifest checks, the end-to-end tests against a real
+# Better Auth server (schemathesis against the contract, headless Chromium driving the demo
+# page and the Next.js example, revocation at two gateway replicas), and the stack in
+# containers (scripts/test-containers.sh). Closes with the totals and each phase's time.
+#   scripts/test.sh                      everything
+#   scripts/test.sh gateway e2e          only these crates' tests
+#   scripts/test.sh containers           only the container test
+#   scripts/test.sh -- ARGS              extra arguments for `cargo test`; with -p/--package
+#                                        only those packages run, and no containers
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib/common.sh
+
+crates=()
+containers=0
+while (($#)) && [ "$1" != "--" ]; do
+  case $1 in
+    containers) containers=1 ;;
+    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    *)
+      [ -f "$1/Cargo.toml" ] || [ -f "deploy/${1#deploy-}/Cargo.toml" ] \
+        || die "no such part: $1 (a crate: gateway, tasks-service, proto-shared, e2e, deploy-check; or containers)"
+      crates+=(-p "$1")
+      ;;
+  esac
+  shift
+done
+[ "${1:-}" = "--" ] && shift
+cargo_args=("$@")
+picked=0
+for arg in "${cargo_args[@]}"; do
+  case $arg in -p | --package | -p?* | --package=*) picked=1 ;; esac
+done
+# everything: the whole workspace, the front-end checks and the containers.
+everything=0
+if ((${#crates[@]} || picked)); then
+  run_cargo=1 selection=("${crates[@]}")
+elif ((containers)); then
+  run_cargo=0
+else
+  run_cargo=1 selection=(--workspace) containers=1 everything=1
+fi
 
 timings=()
 phase_start=$SECONDS
 # Ends the current phase: remembers how long it took under the name $1.
 phase_done() {
-  timings+=("$(printf '%-34s %4ds' "$1" $((SECONDS - phase_start)))")
+  timings+=("$(printf '%-34s %5ds' "$1" $((SECONDS - phase_start)))")
   phase_start=$SECONDS
 }
 
-ensure_postgres
-ensure_chromium
-# The client before the example: the example links it and resolves its packages there.
-for dir in deploy/better-auth deploy/demo clients/typescript examples/nextjs; do ensure_npm_deps "$dir"; done
-ensure_schemathesis
-phase_done "dependencies"
-
-log "TypeScript client: regenerate from the contract and compare; unit tests"
-(cd clients/typescript && npm run --silent check && npm test --silent)
-phase_done "TypeScript client"
-
-log "Next.js example: next build"
-(cd examples/nextjs && NEXT_TELEMETRY_DISABLED=1 npm run --silent build)
-phase_done "Next.js example build"
-
-[ "${1:-}" = "--" ] && shift
-log "cargo test --workspace"
 output=$(mktemp)
 trap 'rm -f "$output"' EXIT
 status=0
-cargo test --workspace --no-fail-fast "$@" 2>&1 | tee "$output" || status=$?
-phase_done "cargo test --workspace"
+
+if ((run_cargo)); then
+  ensure_postgres
+  ensure_chromium
+  # The client before the example: the example links it and resolves its packages there.
+  for dir in deploy/better-auth deploy/demo clients/typescript examples/nextjs; do ensure_npm_deps "$dir"; done
+  ensure_schemathesis
+  phase_done "dependencies"
+fi
+
+# The e2e crate's Next.js test serves the example's production build.
+frontend=$everything
+[[ " ${selection[*]:-} ${cargo_args[*]} " == *" e2e "* ]] && frontend=1
+if ((run_cargo && frontend)); then
+  log "TypeScript client: regenerate from the contract and compare; unit tests"
+  (cd clients/typescript && npm run --silent check && npm test --silent)
+  phase_done "TypeScript client"
+
+  log "Next.js example: next build"
+  (cd examples/nextjs && NEXT_TELEMETRY_DISABLED=1 npm run --silent build)
+  phase_done "Next.js example build"
+fi
+
+if ((run_cargo)); then
+  log "cargo test ${selection[*]} ${cargo_args[*]}"
+  cargo test "${selection[@]}" --no-fail-fast "${cargo_args[@]}" 2>&1 | tee "$output" || status=$?
+  phase_done "cargo test ${selection[*]}"
+fi
+
+if ((containers)); then
+  scripts/test-containers.sh 2>&1 | tee -a "$output" || status=$?
+  phase_done "containers"
+else
+  log "containers: not run (a part was asked for; scripts/test.sh containers runs them)"
+fi
 
 # cargo prints one "test result" line per test binary, the last often a doc-test run with
 # nothing in it; close with the totals so a reader (and CI) sees the whole run at a glance.

@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use gateway::{config, Application, Config};
 use proto_shared::shutdown;
 
@@ -14,7 +13,13 @@ fn main() -> ExitCode {
         print!("{}", config::env_listing());
         return ExitCode::SUCCESS;
     }
-    let config = Config::parse();
+    let config: Config = match proto_shared::cli::parse_from(std::env::args_os()) {
+        Ok(config) => config,
+        Err(problem) => {
+            eprintln!("gateway: invalid configuration: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     proto_shared::telemetry::init(config.log_format, &config.rust_log);
     let settings = match config.validate() {
         Ok(settings) => settings,

@@ -385,6 +385,10 @@ impl Proxy {
         head: &impl ClientHead,
         last_token: &mut LastToken,
     ) -> Result<UserId, GatewayError> {
+        // `/api/` and `/api//tasks` name no user at all: no such route, whoever asks.
+        if route::api_user_segment(head.path()) == Some("") {
+            return Err(GatewayError::NotFound);
+        }
         // Two credentials are refused, not chosen between: another hop might pick the other.
         let mut authorization = head.values(header::AUTHORIZATION);
         let first = authorization.next();

@@ -8,7 +8,9 @@
 //! - [`client`]: a typed async client for services inside the cluster.
 //! - [`request_id`], [`telemetry`], [`shutdown`]: request correlation, log set-up and the stop
 //!   signal, alike in both binaries.
+//! - [`cli`]: command-line parsing that reports a missing setting by its variable.
 
+pub mod cli;
 pub mod client;
 pub mod error_body;
 pub mod headers;

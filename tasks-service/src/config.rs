@@ -159,7 +159,7 @@ pub struct Config {
 
     /// Log filter (tracing EnvFilter syntax). tokio_postgres logs server NOTICEs at info.
     #[arg(
-        long,
+        long = "rust-log",
         env = "RUST_LOG",
         value_name = "RUST_LOG",
         default_value = "info,tokio_postgres=warn"

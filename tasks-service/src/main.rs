@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use proto_shared::shutdown;
 use proto_shared::telemetry;
 use tasks_service::{config, Application, Config};
@@ -13,7 +12,13 @@ async fn main() -> ExitCode {
         print!("{}", config::env_table());
         return ExitCode::SUCCESS;
     }
-    let config = Config::parse();
+    let config: Config = match proto_shared::cli::parse_from(std::env::args_os()) {
+        Ok(config) => config,
+        Err(problem) => {
+            eprintln!("tasks-service: invalid configuration: {problem}");
+            return ExitCode::from(2);
+        }
+    };
     let settings = match config.validate() {
         Ok(settings) => settings,
         Err(e) => {

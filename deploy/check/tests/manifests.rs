@@ -118,3 +118,32 @@ fn every_probed_path_is_served_by_the_running_binary() {
         failures.join("\n")
     );
 }
+
+/// The two Rust images share one builder: byte-identical chef/planner/builder stages that
+/// build both services, so the image built second finds every builder layer cached and the
+/// workspace compiles once (scripts/test-containers.sh counts the compilations).
+#[test]
+fn both_rust_dockerfiles_share_one_builder_stage_that_builds_both_services() {
+    let root = binaries::workspace_root();
+    let builder = |file: &str| {
+        let text = std::fs::read_to_string(root.join("deploy/docker").join(file))
+            .unwrap_or_else(|e| panic!("read deploy/docker/{file}: {e}"));
+        let start = text
+            .find("ARG RUST_IMAGE=")
+            .unwrap_or_else(|| panic!("{file} takes no RUST_IMAGE argument"));
+        let end = text
+            .find("FROM ${RUNTIME_IMAGE} AS runtime")
+            .unwrap_or_else(|| panic!("{file} has no runtime stage on RUNTIME_IMAGE"));
+        text[start..end].to_owned()
+    };
+    let gateway = builder("Dockerfile.gateway");
+    assert_eq!(
+        gateway,
+        builder("Dockerfile.tasks-service"),
+        "the builder stages differ, so each image would compile the workspace on its own"
+    );
+    assert!(
+        gateway.contains("--bin gateway --bin tasks-service --bin http-probe"),
+        "the shared builder must build both services:\n{gateway}"
+    );
+}

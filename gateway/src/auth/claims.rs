@@ -144,6 +144,8 @@ impl ClaimRules {
             }
         }
         if claims.iss.as_deref() != Some(self.issuer.as_str()) {
+            // Usually a configuration mismatch (BETTER_AUTH_URL / JWT_ISSUER), so say both.
+            tracing::warn!(expected = %self.issuer, found = ?claims.iss, "token refused: wrong issuer");
             return Err(AuthError::WrongIssuer);
         }
         if !audiences.iter().any(|aud| self.audiences.contains(aud)) {

@@ -58,3 +58,39 @@ async fn each_request_logs_id_route_status_and_reason_but_never_the_token() {
     );
     assert!(!text.to_ascii_lowercase().contains("bearer "), "{text}");
 }
+
+#[tokio::test]
+async fn a_wrong_issuer_is_logged_with_the_issuer_the_gateway_expects() {
+    let captured = Captured::default();
+    let _guard = captured.install("gateway=info");
+
+    let gateway = spawn_gateway().await;
+    let key = gateway.issuer.key(gateway::auth::Algorithm::EdDsa);
+    let mut claims = gateway.issuer.claims("alice");
+    let expected = claims["iss"].clone();
+    claims["iss"] = serde_json::json!("https://elsewhere.example");
+    let token = key.mint(&key.header(), &claims);
+    let response = gateway
+        .http
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+
+    let text = captured.text();
+    let line = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|line| line["message"] == "token refused: wrong issuer")
+        .unwrap_or_else(|| panic!("no wrong-issuer line in {text}"));
+    assert_eq!(line["level"], "WARN");
+    assert_eq!(line["expected"], expected);
+    assert!(
+        line["found"]
+            .as_str()
+            .is_some_and(|found| found.contains("https://elsewhere.example")),
+        "{line}"
+    );
+}

@@ -1,6 +1,6 @@
-//! The gateway binary refusing a configuration that would open the boundary, with a message
-//! naming the variable and the value to fix, and warning when the operator opts in to a
-//! plain-http key set. Runs the real binary: exit status and stderr are what an operator sees.
+//! The gateway binary refusing a configuration that would open the boundary, or missing a
+//! required setting, with a message naming the variable and the value to fix, and warning
+//! when the operator opts in to a plain-http key set. Runs the real binary: exit status and stderr are what an operator sees.
 
 use std::{
     io::{BufRead, BufReader},
@@ -122,4 +122,27 @@ fn the_plain_http_opt_in_is_logged_as_a_warning_at_start() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(warned, "no warning in {seen:#?}");
+}
+
+#[test]
+fn a_missing_identity_keys_is_reported_by_its_variable_not_as_flag_usage() {
+    let output = Command::new(BINARY)
+        .env_clear()
+        .env("BETTER_AUTH_URL", "http://127.0.0.1:1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "gateway: invalid configuration: IDENTITY_KEYS: required, not set \
+         (set the variable, or pass --identity-keys)"
+    );
+}
+
+#[test]
+fn the_log_filter_flag_is_rust_log_as_in_tasks_service() {
+    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--rust-log <RUST_LOG>"), "{help}");
 }

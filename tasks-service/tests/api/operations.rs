@@ -17,6 +17,29 @@ fn closed_port() -> u16 {
 }
 
 #[test]
+fn a_missing_identity_keys_is_reported_by_its_variable_not_as_flag_usage() {
+    let output = Command::new(BINARY)
+        .env_clear()
+        .env("DATABASE_URL", "postgres://postgres@127.0.0.1:1/tasks")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.trim_end(),
+        "tasks-service: invalid configuration: IDENTITY_KEYS: required, not set \
+         (set the variable, or pass --identity-keys)"
+    );
+}
+
+#[test]
+fn the_log_filter_flag_is_rust_log_as_in_the_gateway() {
+    let help = Command::new(BINARY).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(help.contains("--rust-log <RUST_LOG>"), "{help}");
+}
+
+#[test]
 fn an_unreachable_database_at_start_exits_non_zero_naming_database_url() {
     let output = Command::new(BINARY)
         .env_clear()
