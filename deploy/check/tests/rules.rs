@@ -417,3 +417,25 @@ fn an_image_without_healthcheck_is_reported() {
     let text = DOCKERFILE.split("HEALTHCHECK").next().unwrap().to_owned();
     assert_one(&problems_for_dockerfile(&text), "has no HEALTHCHECK");
 }
+
+#[test]
+fn a_variable_expanded_into_one_the_binary_reads_is_not_reported() {
+    let patch = r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: api }
+spec:
+  template:
+    spec:
+      containers:
+        - name: gateway
+          env:
+            - { name: POD_NAME, valueFrom: { fieldRef: { fieldPath: metadata.name } } }
+            - { name: TASKS_SERVICE_URL, value: "http://$(POD_NAME).tasks:8081" }
+            - { name: POD_IP, valueFrom: { fieldRef: { fieldPath: status.podIP } } }
+"#;
+    assert_one(
+        &problems_for_k8s(patch),
+        "sets POD_IP, which gateway does not read",
+    );
+}

@@ -14,8 +14,17 @@ pub(super) fn workload_rules(
     env: &EnvList,
     report: &mut impl FnMut(&str, String),
 ) {
+    // A variable only there to be expanded into another (`$(POD_NAME)` in Kubernetes) is
+    // read through the one that names it.
+    let expanded = |name: &str| {
+        let reference = format!("$({name})");
+        w.env
+            .values()
+            .flatten()
+            .any(|value| value.contains(&reference))
+    };
     for name in w.env.keys() {
-        if env.get(name).is_none() {
+        if env.get(name).is_none() && !expanded(name) {
             report(
                 &w.origin,
                 format!(
