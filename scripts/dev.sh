@@ -97,7 +97,8 @@ log "starting gateway on $gateway_url"
 start gateway env GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   TASKS_SERVICE_URL="$tasks_url" \
   BETTER_AUTH_URL="$auth_url" PUBLIC_ROUTES="/api/auth/=$auth_url" \
-  CORS_ALLOWED_ORIGINS="$demo_url,$next_url" IDENTITY_KEYS="$IDENTITY_KEYS" "target/$profile/gateway"
+  CORS_ALLOWED_ORIGINS="$demo_url,$next_url" IDENTITY_KEYS="$IDENTITY_KEYS" \
+  REVOCATION_DATABASE_URL=postgres://postgres@127.0.0.1:5432/better_auth "target/$profile/gateway"
 wait_ready gateway "$gateway_url/readyz" "$last_pid"
 
 log "starting the demo page on $demo_url"
