@@ -74,25 +74,51 @@ read -r NGINX_IR NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$US
 kill "$NGINX_PID"
 
 # --- the gateway, one worker thread, under callgrind -------------------------------------------
-GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
-TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
-BETTER_AUTH_URL="$ISSUER" WORKER_THREADS=1 RUST_LOG=warn LOG_FORMAT=json \
-IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
-  valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.gateway.out" "$BIN/gateway" \
-  >/dev/null 2>&1 &
-GATEWAY_PID=$!
-PIDS+=($GATEWAY_PID)
-wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
 gateway_requests() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
     | awk '/^gateway_requests_total.*route="api"/ { s += $2 } END { print s + 0 }'
 }
+# count_gateway [NAME=value...]: instructions per request of a gateway started with these
+# settings on top of the common ones.
+count_gateway() {
+  env "$@" GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+  TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
+  BETTER_AUTH_URL="$ISSUER" WORKER_THREADS=1 RUST_LOG=warn LOG_FORMAT=json IDENTITY_PROBE_SECS=0 \
+  IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.gateway.out" "$BIN/gateway" \
+    >/dev/null 2>&1 &
+  GATEWAY_PID=$!
+  PIDS+=($GATEWAY_PID)
+  wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
+  count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests \
+    -H "Authorization: Bearer $TOKEN"
+  kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
+}
 say "counting the gateway"
-read -r GATEWAY_IR GATEWAY_N < <(count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" \
-  gateway_requests -H "Authorization: Bearer $TOKEN")
+read -r GATEWAY_IR GATEWAY_N < <(count_gateway X=1)
+
+# The same with revocation on: 100,000 revoked sessions loaded (none of them the token's).
+REVOCATION_DB="bench_revocation_$$"
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $REVOCATION_DB" >/dev/null
+psql -q -h 127.0.0.1 -U postgres -d "$REVOCATION_DB" >/dev/null <<'SQL'
+CREATE TABLE auth_revocation (
+  id bigserial PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('session', 'user')),
+  subject text NOT NULL,
+  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp());
+INSERT INTO auth_revocation (kind, subject)
+  SELECT 'session', md5(n::text) FROM generate_series(1, 100000) AS n;
+SQL
+say "counting the gateway with revocation on"
+read -r REVOKING_IR REVOKING_N < <(count_gateway \
+  REVOCATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$REVOCATION_DB" \
+  REVOCATION_TOKEN_LIFETIME_SECS=10800)
+psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $REVOCATION_DB WITH (FORCE)" >/dev/null
 
 echo
 echo "User-space instructions per proxied request (callgrind, wrk -t1 -c$CONNECTIONS -d$DURATION, warm cache)"
-printf '  %-10s %8s instructions  (%s requests)\n' nginx "$NGINX_IR" "$NGINX_N" gateway "$GATEWAY_IR" "$GATEWAY_N"
+printf '  %-10s %8s instructions  (%s requests)\n' nginx "$NGINX_IR" "$NGINX_N" gateway "$GATEWAY_IR" "$GATEWAY_N" \
+  "revocation" "$REVOKING_IR" "$REVOKING_N"
 echo "  ratio gateway / nginx: $(echo "$GATEWAY_IR $NGINX_IR" | awk '{ printf "%.2f", $1 / $2 }')"
+echo "  ratio revocation on / off (100,000 revocations loaded): $(echo "$REVOKING_IR $GATEWAY_IR" | awk '{ printf "%.3f", $1 / $2 }')"
 echo "  (the gateway's identity HMAC is overcounted: valgrind hides SHA-NI)"
