@@ -8,7 +8,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use e2e::{
     process::{free_port, Process},
-    stack::{node, repo_root, Stack, StackOptions},
+    stack::{node, repo_root, RevocationFeed, Stack, StackOptions},
 };
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -46,6 +46,8 @@ async fn the_nextjs_example_works_same_origin_and_cross_origin_in_headless_chrom
     let mut options = StackOptions::new("EdDSA");
     // Better Auth trusts both apps' origins; the gateway allows the cross-origin one.
     options.extra_origins = vec![same.clone(), cross.clone()];
+    // The gateway listens for revocations, so sign-out ends a copied token's access too.
+    options.revocation = Some(RevocationFeed::default());
     let stack = Stack::start("nextjs", options).await;
 
     let logs = repo_root().join("target/e2e/logs/nextjs");

@@ -10,7 +10,8 @@
 //
 // Alice works on the same-origin app, Bob on the cross-origin one, each in their own browser
 // context; each sees only their own tasks, in the browser and server-rendered; after signing
-// out Alice's app shows her signed out and can no longer get a token. Prints PASS at the end,
+// out Alice's app shows her signed out and can no longer get a token, and a copy of her JWT
+// taken before sign-out is refused by the gateway (revoked). Prints PASS at the end,
 // exits non-zero on the first failed step (with the page's console and a screenshot).
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
@@ -197,6 +198,9 @@ async function main() {
     // ----------------------------------------------------------------- sign-out
     step = "alice signs out: the app shows it and can no longer get a token";
     await alice.page.goto(SAME);
+    // A copy of her JWT taken before sign-out, as a stolen or leaked one would be.
+    const copied = await alice.page.evaluate(async () => (await (await fetch("/api/auth/token")).json()).token);
+    assert(typeof copied === "string" && copied.split(".").length === 3, "a JWT before sign-out");
     await alice.page.click("#signout");
     await alice.page.waitForSelector("#signin");
     assert((await alice.page.textContent("#message")).includes("signed out"), "the app says signed out");
@@ -206,6 +210,17 @@ async function main() {
     await alice.page.screenshot({ path: join(SHOTS, "alice-signed-out.png"), fullPage: true });
     await alice.page.goto(`${SAME}/server`);
     assert((await alice.page.textContent("#server-status")).startsWith("Signed out"), "the server sees her signed out too");
+
+    step = "the JWT copied before sign-out is refused by the gateway (revoked)";
+    const copiedStatus = async () =>
+      (await fetch(`${GATEWAY}/api/${aliceId}/tasks`, { headers: { authorization: `Bearer ${copied}` } })).status;
+    const deadline = Date.now() + 2000;
+    let revoked = await copiedStatus();
+    while (revoked !== 401 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      revoked = await copiedStatus();
+    }
+    assertEq(revoked, 401, "a token copied before sign-out, within 2 s of it");
 
     log(`screenshots in ${SHOTS}`);
     console.log("PASS");
