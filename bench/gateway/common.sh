@@ -67,3 +67,19 @@ CONF
   } >"$dir/nginx.conf"
   chmod -R a+rwx "$dir"
 }
+
+# Creates database $1 standing in for Better Auth's, with the revocation table holding 100,000
+# revoked sessions (32-character ids, none a benchmark token's session); drop_database $1 ends it.
+revocation_db() {
+  psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $1" >/dev/null
+  psql -q -h 127.0.0.1 -U postgres -d "$1" >/dev/null <<'SQL'
+CREATE TABLE auth_revocation (
+  id bigserial PRIMARY KEY,
+  kind text NOT NULL CHECK (kind IN ('session', 'user')),
+  subject text NOT NULL,
+  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp());
+INSERT INTO auth_revocation (kind, subject)
+  SELECT 'session', md5(n::text) FROM generate_series(1, 100000) AS n;
+SQL
+}
+drop_database() { psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $1 WITH (FORCE)" >/dev/null; }

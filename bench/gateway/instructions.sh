@@ -99,21 +99,12 @@ read -r GATEWAY_IR GATEWAY_N < <(count_gateway X=1)
 
 # The same with revocation on: 100,000 revoked sessions loaded (none of them the token's).
 REVOCATION_DB="bench_revocation_$$"
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $REVOCATION_DB" >/dev/null
-psql -q -h 127.0.0.1 -U postgres -d "$REVOCATION_DB" >/dev/null <<'SQL'
-CREATE TABLE auth_revocation (
-  id bigserial PRIMARY KEY,
-  kind text NOT NULL CHECK (kind IN ('session', 'user')),
-  subject text NOT NULL,
-  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp());
-INSERT INTO auth_revocation (kind, subject)
-  SELECT 'session', md5(n::text) FROM generate_series(1, 100000) AS n;
-SQL
+revocation_db "$REVOCATION_DB"
 say "counting the gateway with revocation on"
 read -r REVOKING_IR REVOKING_N < <(count_gateway \
   REVOCATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$REVOCATION_DB" \
   REVOCATION_TOKEN_LIFETIME_SECS=10800)
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $REVOCATION_DB WITH (FORCE)" >/dev/null
+drop_database "$REVOCATION_DB"
 
 echo
 echo "User-space instructions per proxied request (callgrind, wrk -t1 -c$CONNECTIONS -d$DURATION, warm cache)"

@@ -208,16 +208,7 @@ FIRST=${ALGORITHMS[0]}
 # and the set's memory cost. RSS is read after each run.
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
 REVOCATION_DB="bench_revocation_$$"
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "CREATE DATABASE $REVOCATION_DB" >/dev/null
-psql -q -h 127.0.0.1 -U postgres -d "$REVOCATION_DB" >/dev/null <<'SQL'
-CREATE TABLE auth_revocation (
-  id bigserial PRIMARY KEY,
-  kind text NOT NULL CHECK (kind IN ('session', 'user')),
-  subject text NOT NULL,
-  revoked_at timestamptz NOT NULL DEFAULT clock_timestamp());
-INSERT INTO auth_revocation (kind, subject)
-  SELECT 'session', 'revoked-session-' || n FROM generate_series(1, 100000) AS n;
-SQL
+revocation_db "$REVOCATION_DB"
 start_gateway 100000
 RSS_OFF=$(rss_kb "$GATEWAY_PID")
 stop_gateway
@@ -231,7 +222,7 @@ paired "f-gateway-revocation-$FIRST" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$U
   -H "Authorization: Bearer $(cat "$TMP/tokens/warm-$FIRST.txt")"
 stop_gateway
 GATEWAY_ENV=()
-psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $REVOCATION_DB WITH (FORCE)" >/dev/null
+drop_database "$REVOCATION_DB"
 
 start_gateway 100000 hyper
 paired "e-gateway-hyper-warm-$FIRST" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \

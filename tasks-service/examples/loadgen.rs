@@ -19,12 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use aws_lc_rs::hmac;
 use http::Method;
-use proto_shared::{
-    identity::{canonical_string, unix_now, Credential, Statement},
-    Audience, BodyDigest, KeyRing, Signer, UserId,
-};
+use proto_shared::{identity::unix_now, Audience, BodyDigest, KeyRing, Signer, UserId};
 
 const LIST_SQL: &str = "SELECT id, user_id, title, description, completed, created_at, updated_at \
     FROM tasks WHERE user_id = $1 AND ($2::boolean IS NULL OR completed = $2) \
@@ -73,8 +69,8 @@ struct Caller {
     http: reqwest::Client,
     base: String,
     signer: Signer,
-    /// Signs v1 credentials instead (LOADGEN_CREDENTIAL=v1): the key, for the old format.
-    v1: Option<(String, hmac::Key)>,
+    /// Signs v1 credentials instead (LOADGEN_CREDENTIAL=v1).
+    v1: bool,
     user: UserId,
 }
 
@@ -86,15 +82,11 @@ fn signs_v1() -> bool {
 impl Caller {
     fn new(base: &str, key: &str, user: &str) -> Self {
         let ring: KeyRing = key.parse().expect("KEY is key_id:secret");
-        let (key_id, secret) = key.split_once(':').expect("KEY is key_id:secret");
         Self {
             http: reqwest::Client::new(),
             base: base.to_owned(),
             signer: Signer::new(&ring, Audience::default()),
-            v1: signs_v1().then(|| {
-                let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-                (key_id.to_owned(), key)
-            }),
+            v1: signs_v1(),
             user: UserId::parse(user).expect("a valid user id"),
         }
     }
@@ -107,20 +99,17 @@ impl Caller {
         let digest = body
             .as_deref()
             .map_or(BodyDigest::EMPTY, |body| BodyDigest::of(body.as_bytes()));
-        let credential = match &self.v1 {
-            Some((key_id, key)) => v1_credential(key_id, key, &method, path, &self.user),
-            None => {
-                let identity = self
-                    .signer
-                    .sign(&method, path, &self.user, digest, unix_now());
-                identity.credential
-            }
+        let identity = if self.v1 {
+            self.signer.sign_v1(&method, path, &self.user, unix_now())
+        } else {
+            self.signer
+                .sign(&method, path, &self.user, digest, unix_now())
         };
         let mut request = self
             .http
             .request(method, format!("{}{path}", self.base))
-            .header("x-user-id", self.user.to_header_value())
-            .header("x-identity-credential", credential);
+            .header("x-user-id", identity.user_id)
+            .header("x-identity-credential", identity.credential);
         if let Some(body) = body {
             request = request
                 .header("content-type", "application/json")
@@ -134,33 +123,6 @@ impl Caller {
             Err(_) => (0, bytes::Bytes::new()),
         }
     }
-}
-
-/// A v1 credential, as signers wrote them before v2: the same canonical-string and header
-/// code, without audience, nonce or body digest.
-fn v1_credential(
-    key_id: &str,
-    key: &hmac::Key,
-    method: &Method,
-    target: &str,
-    user: &UserId,
-) -> http::HeaderValue {
-    let mut credential = Credential {
-        key_id,
-        timestamp: unix_now(),
-        binding: None,
-        signature: [0; 32],
-    };
-    let statement = Statement {
-        method,
-        target,
-        user,
-    };
-    let tag = hmac::sign(key, canonical_string(&statement, &credential).as_bytes());
-    credential.signature = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
-    let mut text = String::with_capacity(96);
-    credential.write(&mut text);
-    http::HeaderValue::from_str(&text).expect("a credential is header text")
 }
 
 async fn seed(base: &str, key: &str, user: &str, count: usize) {

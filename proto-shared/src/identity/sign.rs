@@ -129,6 +129,43 @@ impl Signer {
     }
 }
 
+impl Signer {
+    /// Signs a v1 credential (method, target, user, time and key id; no audience, nonce or
+    /// body), as signers did before v2. Only for what the rolling upgrade needs: tests and
+    /// benchmarks of verifiers with `IDENTITY_ACCEPT_V1`. Signers send v2 ([`Signer::sign`]).
+    pub fn sign_v1(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        user_id: &UserId,
+        timestamp: i64,
+    ) -> IdentityHeaders {
+        let mut credential = Credential {
+            key_id: self.key_id.as_str(),
+            timestamp,
+            binding: None,
+            signature: [0; 32],
+        };
+        let statement = Statement {
+            method,
+            target: path_and_query,
+            user: user_id,
+        };
+        let tag = hmac::sign(
+            &self.key,
+            canonical_string(&statement, &credential).as_bytes(),
+        );
+        credential.signature = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
+        let mut text = String::with_capacity(96);
+        credential.write(&mut text);
+        IdentityHeaders {
+            user_id: user_id.to_header_value(),
+            credential: HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+                .expect("key ids, digits and base64url are valid header text"),
+        }
+    }
+}
+
 impl IdentityHeaders {
     /// Replaces (never appends to) any identity headers already in `headers`.
     pub fn insert_into(self, headers: &mut HeaderMap) {

@@ -307,29 +307,10 @@ mod tests {
 
     /// A v1 credential as signers before v2 wrote it.
     fn v1(path: &str, user: &str, ts: i64) -> HeaderMap {
-        let user = UserId::parse(user).unwrap();
-        let mut credential = Credential {
-            key_id: "gw",
-            timestamp: ts,
-            binding: None,
-            signature: [0; 32],
-        };
-        let statement = Statement {
-            method: &Method::GET,
-            target: path,
-            user: &user,
-        };
-        let key = hmac::Key::new(hmac::HMAC_SHA256, &GW.as_bytes()[3..]);
-        let tag = hmac::sign(&key, canonical_string(&statement, &credential).as_bytes());
-        credential.signature = tag.as_ref().try_into().unwrap();
-        let mut text = String::new();
-        credential.write(&mut text);
         let mut headers = HeaderMap::new();
-        headers.insert(headers::USER_ID, user.to_header_value());
-        headers.insert(
-            headers::IDENTITY_CREDENTIAL,
-            HeaderValue::from_str(&text).unwrap(),
-        );
+        Signer::new(&ring(GW), Audience::default())
+            .sign_v1(&Method::GET, path, &UserId::parse(user).unwrap(), ts)
+            .insert_into(&mut headers);
         headers
     }
 

@@ -418,50 +418,11 @@ async fn v1_credentials_are_refused_unless_allowed_for_an_upgrade_and_then_count
 
 /// A v1 credential as signers before v2 wrote it, for GET `path`.
 fn v1_credential(key: &str, path: &str, user: &str, ts: i64) -> (String, String) {
-    use aws_lc_rs::hmac;
-    use proto_shared::identity::{canonical_string, Credential, Statement};
-    let (key_id, secret) = key.split_once(':').unwrap();
     let user = UserId::parse(user).unwrap();
-    let mut credential = Credential {
-        key_id,
-        timestamp: ts,
-        binding: None,
-        signature: [0; 32],
-    };
-    let statement = Statement {
-        method: &Method::GET,
-        target: path,
-        user: &user,
-    };
-    let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
-    let tag = hmac::sign(&key, canonical_string(&statement, &credential).as_bytes());
-    credential.signature = tag.as_ref().try_into().unwrap();
-    let mut text = String::new();
-    credential.write(&mut text);
-    (user.as_str().to_owned(), text)
-}
-
-#[tokio::test]
-async fn whoami_names_the_vouched_for_user_and_refuses_like_every_task_route() {
-    let app = spawn_app().await;
-    let vouched = answer(app.signed(Method::GET, "/whoami", "alice@example.com")).await;
-    assert_eq!(vouched.status, 200);
-    assert_eq!(vouched.body, json!({"user_id": "alice@example.com"}));
-    let anonymous = answer(app.raw(Method::GET, "/whoami")).await;
-    assert_eq!(
-        (anonymous.status, anonymous.detail()),
-        (401, "Not authenticated")
-    );
-    let foreign = answer(app.signed_with(
-        "intruder:intruder-secret-0123456789abcdef-01",
-        Method::GET,
-        "/whoami",
-        "alice",
-        unix_now(),
-    ))
-    .await;
-    assert_eq!(foreign.status, 401);
-    let posted = answer(app.signed(Method::POST, "/whoami", "alice")).await;
-    assert_eq!(posted.status, 405);
-    assert_eq!(posted.headers["allow"], "GET");
+    let identity =
+        Signer::new(&ring(key), Audience::default()).sign_v1(&Method::GET, path, &user, ts);
+    (
+        identity.user_id.to_str().unwrap().to_owned(),
+        identity.credential.to_str().unwrap().to_owned(),
+    )
 }
