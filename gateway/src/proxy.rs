@@ -142,17 +142,15 @@ impl Proxy {
         let answered = match step {
             Ok(Step::Answer(response)) => Ok(response.map(full)),
             Ok(Step::Forward(upstream, mut forwarding)) => {
-                match self
-                    .signed_body(&exchange, &mut forwarding, &head, body)
-                    .await
-                {
-                    Ok(body) => {
-                        forwarding.apply(&mut head);
-                        self.forward(&exchange, upstream, head, body, dedicated)
-                            .await
-                    }
-                    Err(error) => Err(error),
+                async {
+                    let body = self
+                        .signed_body(&exchange, &mut forwarding, &head, body)
+                        .await?;
+                    forwarding.apply(&mut head);
+                    self.forward(&exchange, upstream, head, body, dedicated)
+                        .await
                 }
+                .await
             }
             Err(error) => Err(error),
         };
