@@ -729,11 +729,28 @@ async fn observe(engine: Http1Engine) -> Observed {
         answers.push((response.status, headers, body));
     }
     let upstream_authority = gateway.upstream.url().replace("http://", "");
+    // Each signed request's credential judged against the exact body the upstream received:
+    // both engines must frame and sign alike, so a body read differently shows up here.
+    let verifier = crate::helpers::verifier();
     let upstream = gateway
         .upstream
         .seen()
         .iter()
         .map(|seen| {
+            let credential = match seen.headers.get("x-identity-credential") {
+                None => "none".to_owned(),
+                Some(_) => match verifier.verify(
+                    &seen.method,
+                    &seen.target,
+                    &seen.headers,
+                    &seen.body,
+                    proto_shared::identity::unix_now(),
+                ) {
+                    Ok(Some(user)) => format!("verified for {}", user.as_str()),
+                    Ok(None) => "none".to_owned(),
+                    Err(error) => format!("refused: {}", error.reason()),
+                },
+            };
             let mut headers: Vec<String> = seen
                 .headers
                 .iter()
@@ -750,7 +767,7 @@ async fn observe(engine: Http1Engine) -> Observed {
                 .collect();
             headers.sort();
             format!(
-                "{} {} {:?} body={} {headers:#?}",
+                "{} {} {:?} body={} credential={credential} {headers:#?}",
                 seen.method, seen.target, seen.version, seen.body_len
             )
         })
@@ -776,6 +793,16 @@ async fn the_lean_and_hyper_engines_answer_alike() {
     );
     // The run covered what it meant to: five requests forwarded, the rest answered here.
     assert_eq!(lean.upstream.len(), 5, "{:#?}", lean.upstream);
+    let signed = lean
+        .upstream
+        .iter()
+        .filter(|seen| seen.contains("credential=verified for alice"))
+        .count();
+    assert_eq!(
+        signed, 3,
+        "every API request verifies against its body: {:#?}",
+        lean.upstream
+    );
     let statuses: Vec<u16> = lean.answers.iter().map(|answer| answer.0).collect();
     assert_eq!(statuses, [200, 200, 200, 200, 204, 401, 200, 404]);
     assert!(lean.answers[5].1.contains(&(
