@@ -32,10 +32,11 @@ async fn schemathesis_finds_no_difference_between_the_contract_and_the_stack() {
     let token = user.token().await;
     let reports = repo_root().join("target/e2e/schemathesis");
 
-    let output = tokio::task::spawn_blocking({
+    let run = || {
         let gateway = stack.gateway_url.clone();
         let user_id = user.user_id.clone();
-        move || {
+        let (st, token, reports) = (st.clone(), token.clone(), reports.clone());
+        tokio::task::spawn_blocking(move || {
             let root = repo_root();
             Command::new(st)
                 .current_dir(&root)
@@ -50,10 +51,21 @@ async fn schemathesis_finds_no_difference_between_the_contract_and_the_stack() {
                 .env("API_USER_ID", user_id)
                 .output()
                 .expect("run schemathesis")
-        }
-    })
-    .await
-    .unwrap();
+        })
+    };
+    let mut output = run().await.unwrap();
+    // Hypothesis (under schemathesis) now and then crashes inside itself while building its
+    // generators ("AST constructor recursion depth mismatch"), which schemathesis reports as
+    // a Runtime Error with no check failed. That says nothing about the stack, so such a run,
+    // and only such a run, is repeated once; any failed check fails the test at once.
+    let crashed_only =
+        |stdout: &str| stdout.contains("Runtime Error") && !stdout.contains("Failures:");
+    if !output.status.success() && crashed_only(&String::from_utf8_lossy(&output.stdout)) {
+        println!(
+            "schemathesis crashed inside its generator, with no check failed; running it again"
+        );
+        output = run().await.unwrap();
+    }
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The summary: phases, counts and the verdict line.
