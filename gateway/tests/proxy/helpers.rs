@@ -200,3 +200,15 @@ pub async fn detail(response: reqwest::Response) -> String {
     let body: serde_json::Value = response.json().await.expect("a JSON body");
     body["detail"].as_str().expect("a string detail").to_owned()
 }
+
+/// `/readyz`'s status and JSON body.
+pub async fn readyz(gateway: &TestGateway) -> (u16, serde_json::Value) {
+    let response = gateway
+        .http
+        .get(gateway.url("/readyz"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}

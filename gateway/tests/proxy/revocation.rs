@@ -9,7 +9,7 @@ use gateway::{auth::Algorithm, revocation::RevocationConfig};
 use serde_json::{json, Value};
 
 use crate::{
-    helpers::{spawn_gateway_with, start_gateway, TestGateway},
+    helpers::{readyz, spawn_gateway_with, start_gateway, TestGateway},
     support::issuer::Issuer,
 };
 
@@ -309,14 +309,8 @@ async fn revocations_made_while_the_feed_was_cut_are_all_applied_once_it_is_back
         db.revoke("session", &format!("cut-{i}")).await;
     }
     // Within the stale bound the gateway keeps serving, and says why in /readyz.
-    let ready = gateway
-        .http
-        .get(gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    let ready: Value = ready.json().await.unwrap();
+    let (status, ready) = readyz(&gateway).await;
+    assert_eq!(status, 200);
     assert!(
         ready["detail"]
             .as_str()
@@ -358,16 +352,7 @@ async fn a_feed_lost_past_its_bound_fails_closed_until_it_is_back() {
         body["detail"],
         "Authentication temporarily unavailable: revocations cannot be checked"
     );
-    assert_eq!(
-        gateway
-            .http
-            .get(gateway.url("/readyz"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        503
-    );
+    assert_eq!(readyz(&gateway).await.0, 503);
     db.allow_connections(true).await;
     until_status(&gateway, "erin", &token, 200).await;
     db.drop().await;
@@ -398,14 +383,8 @@ async fn without_the_revocation_table_nothing_protected_is_served() {
         assert!(tokio::time::Instant::now() < deadline, "{status} {body}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let ready = gateway
-        .http
-        .get(gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let ready: Value = ready.json().await.unwrap();
+    let (status, ready) = readyz(&gateway).await;
+    assert_eq!(status, 503);
     assert!(
         ready["detail"]
             .as_str()

@@ -10,7 +10,9 @@ use tasks_service::db::{DatabaseUrl, DbSettings};
 use tokio::sync::oneshot;
 
 use crate::{
-    helpers::{spawn_gateway_with, start_gateway, TestGateway, ALLOWED_ORIGIN, IDENTITY_KEYS},
+    helpers::{
+        readyz, spawn_gateway_with, start_gateway, TestGateway, ALLOWED_ORIGIN, IDENTITY_KEYS,
+    },
     support::issuer::Issuer,
 };
 
@@ -290,17 +292,6 @@ async fn wait_for_metric(gateway: &TestGateway, series: &str, holds: impl Fn(f64
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn readyz(gateway: &TestGateway) -> (u16, Value) {
-    let response = gateway
-        .http
-        .get(gateway.url("/readyz"))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
 }
 
 #[tokio::test]
