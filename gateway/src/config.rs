@@ -154,6 +154,17 @@ pub struct Config {
     /// cgroup quota included). With one, the runtime is single-threaded.
     #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
+    /// How the workers share the load: `shared` (one work-stealing runtime, one listener) or
+    /// `per-core` (one single-threaded runtime and `SO_REUSEPORT` listener per worker, the
+    /// way nginx's workers run). See `server/workers.rs`.
+    #[arg(
+        long,
+        env = "RUNTIME_LAYOUT",
+        value_enum,
+        default_value = "shared",
+        hide_possible_values = true
+    )]
+    pub runtime_layout: RuntimeLayout,
     /// Requests handled at once; beyond it the gateway answers 503 at once.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
@@ -178,6 +189,15 @@ pub enum Http1Engine {
     Lean,
     /// hyper for every request.
     Hyper,
+}
+
+/// How the worker threads share connections (issue 17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeLayout {
+    /// One multi-threaded (work-stealing) runtime accepting on one listener.
+    Shared,
+    /// One current-thread runtime per worker, each accepting on its own listener.
+    PerCore,
 }
 
 /// A secret setting: `Debug` and `Display` never show it.
@@ -244,6 +264,7 @@ pub struct Settings {
     pub http1_engine: Http1Engine,
     /// At least 1.
     pub worker_threads: usize,
+    pub runtime_layout: RuntimeLayout,
     /// Variables whose http:// URL to a non-loopback host `JWKS_ALLOW_INSECURE_HTTP` let
     /// through; `startup.rs` warns about each.
     pub insecure_http: Vec<&'static str>,
@@ -309,6 +330,7 @@ impl Config {
                 0 => std::thread::available_parallelism().map_or(1, usize::from),
                 threads => threads,
             },
+            runtime_layout: self.runtime_layout,
             insecure_http,
         })
     }

@@ -20,6 +20,7 @@ pub mod revocation;
 pub mod server;
 pub mod startup;
 pub mod upstream_probe;
+pub mod workers;
 
 pub use config::{Config, Settings};
 pub use startup::Application;

@@ -28,7 +28,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match gateway::startup::runtime(settings.worker_threads) {
+    let threads =
+        gateway::workers::main_runtime_threads(settings.runtime_layout, settings.worker_threads);
+    let runtime = match gateway::startup::runtime(threads) {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("gateway: cannot start the runtime: {error}");

@@ -17,8 +17,8 @@ use crate::{
     cors::Cors,
     metrics::Metrics,
     proxy::{Forwarder, Proxy, ProxyParts, Router},
-    server,
     upstream_probe::UpstreamProbe,
+    workers::{self, Listeners},
 };
 
 /// The Tokio runtime for `worker_threads` workers. With one, a single-threaded runtime: it
@@ -38,7 +38,7 @@ pub fn runtime(worker_threads: usize) -> io::Result<tokio::runtime::Runtime> {
 /// A gateway bound to its port, ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
+    listeners: Listeners,
     address: SocketAddr,
     admin_listener: TcpListener,
     admin_address: SocketAddr,
@@ -54,8 +54,13 @@ impl Application {
     /// Binds `settings.listen` and assembles the gateway. Must run inside a Tokio runtime
     /// (the authenticator starts its key fetching here).
     pub async fn build(settings: Settings) -> io::Result<Self> {
-        let listener = TcpListener::bind(settings.listen).await?;
-        let address = listener.local_addr()?;
+        let listeners = Listeners::bind(
+            settings.listen,
+            settings.runtime_layout,
+            settings.worker_threads,
+        )
+        .await?;
+        let address = listeners.local_addr()?;
         let admin_listener = TcpListener::bind(settings.admin_listen).await?;
         let admin_address = admin_listener.local_addr()?;
         for variable in &settings.insecure_http {
@@ -95,7 +100,7 @@ impl Application {
             draining: draining.clone(),
         });
         Ok(Self {
-            listener,
+            listeners,
             address,
             admin_listener,
             admin_address,
@@ -124,8 +129,8 @@ impl Application {
         tracing::info!(address = %self.address, admin = %self.admin_address, "gateway listening");
         // One shutdown for both listeners: the public one's future fires it for the admin one.
         let stop = CancellationToken::new();
-        let public = server::serve(
-            self.listener,
+        let public = workers::serve(
+            self.listeners,
             self.proxy,
             self.limits,
             self.http1_engine,

@@ -5,7 +5,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use gateway::{
     auth::Algorithm,
-    config::{Http1Engine, Limits, Settings},
+    config::{Http1Engine, Limits, RuntimeLayout, Settings},
     proxy::{PublicRoute, Upstream},
     Application,
 };
@@ -69,6 +69,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         limits: test_limits(),
         http1_engine: Http1Engine::Lean,
         worker_threads: 1,
+        runtime_layout: RuntimeLayout::Shared,
         insecure_http: Vec::new(),
     }
 }

@@ -24,3 +24,4 @@ mod tasks;
 mod tokens;
 mod upstream;
 mod upstream_errors;
+mod workers;

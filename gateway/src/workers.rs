@@ -1,0 +1,161 @@
+//! The thread-per-core layout (`RUNTIME_LAYOUT=per-core`, issue 17): `WORKER_THREADS`
+//! workers, each a current-thread Tokio runtime on a thread of its own accepting on a
+//! listener of its own, all bound to the same address with `SO_REUSEPORT` so the kernel
+//! spreads connections across them, the way nginx's and Pingora's workers run. A connection
+//! then lives and dies on the worker that accepted it: no work stealing, no cross-thread
+//! wake-ups, no shared run queue. The main thread's runtime is worker 0 and also runs the
+//! admin listener and the background tasks (key refresh, revocation feed, upstream probe).
+//!
+//! Everything else is shared as in the `shared` layout: the `Proxy` (token cache, key set,
+//! revocation set, metrics, concurrency limit) is `Arc`-shared and thread-safe, and every
+//! worker drains on the same shutdown and cancels the same `draining` token for `/readyz`.
+//! This file only binds and starts workers; what a worker does is `server::serve`.
+
+use std::{future::Future, io, net::SocketAddr, thread};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::{net::TcpListener, sync::oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    config::{Http1Engine, Limits, RuntimeLayout},
+    proxy::Proxy,
+    server,
+};
+
+/// The accept backlog of each listener: Tokio's own default for `TcpListener::bind`.
+const BACKLOG: i32 = 1024;
+
+/// The public listeners: the one the calling runtime serves, and one more per extra worker.
+#[derive(Debug)]
+pub struct Listeners {
+    first: TcpListener,
+    workers: Vec<std::net::TcpListener>,
+}
+
+impl Listeners {
+    /// Binds `address` for `workers` workers. The `shared` layout, or a single worker,
+    /// binds one plain listener as before; `per-core` binds `workers` listeners sharing the
+    /// address through `SO_REUSEPORT` (port 0: the first picks the port, the rest join it).
+    /// Must run inside a Tokio runtime.
+    pub async fn bind(
+        address: SocketAddr,
+        layout: RuntimeLayout,
+        workers: usize,
+    ) -> io::Result<Self> {
+        if layout == RuntimeLayout::Shared || workers <= 1 {
+            let first = TcpListener::bind(address).await?;
+            return Ok(Self {
+                first,
+                workers: Vec::new(),
+            });
+        }
+        let first = reuse_port_listener(address)?;
+        let address = first.local_addr()?;
+        let first = TcpListener::from_std(first)?;
+        let workers = (1..workers)
+            .map(|_| reuse_port_listener(address))
+            .collect::<io::Result<_>>()?;
+        Ok(Self { first, workers })
+    }
+
+    /// The address bound (the kernel's choice of port when 0 was asked for).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.first.local_addr()
+    }
+}
+
+/// The threads the main runtime needs: all the workers in the `shared` layout; in the
+/// `per-core` layout one, since it is worker 0 and the others bring their own.
+pub fn main_runtime_threads(layout: RuntimeLayout, workers: usize) -> usize {
+    match layout {
+        RuntimeLayout::Shared => workers,
+        RuntimeLayout::PerCore => 1,
+    }
+}
+
+/// A non-blocking listener on `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`, as Tokio's
+/// `bind` sets it). Linux lets only sockets of the same user join the group.
+fn reuse_port_listener(address: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(
+        Domain::for_address(address),
+        Type::STREAM,
+        Some(Protocol::TCP),
+    )?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(BACKLOG)?;
+    Ok(socket.into())
+}
+
+/// Serves `proxy` on every listener until `shutdown` completes; each worker then drains its
+/// own connections (`server::serve`), and this returns once all have.
+pub async fn serve(
+    listeners: Listeners,
+    proxy: Proxy,
+    limits: Limits,
+    http1_engine: Http1Engine,
+    draining: CancellationToken,
+    shutdown: impl Future<Output = ()>,
+) {
+    let stop = CancellationToken::new();
+    let mut finished = Vec::with_capacity(listeners.workers.len());
+    for (index, listener) in listeners.workers.into_iter().enumerate() {
+        let (done, finished_rx) = oneshot::channel::<()>();
+        let (proxy, draining, stop) = (proxy.clone(), draining.clone(), stop.clone());
+        let spawned = thread::Builder::new()
+            .name(format!("gateway-worker-{}", index + 1))
+            .spawn(move || {
+                // Built here, not up front: a runtime dropped inside the caller's async
+                // context (a failed start) would panic.
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    // The listener closes with this thread, so the kernel stops routing
+                    // connections to it; the other workers carry on.
+                    Err(error) => {
+                        tracing::error!(%error, "worker cannot start its runtime");
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    // from_std registers the socket with this thread's runtime.
+                    match TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            let stopped = stop.cancelled_owned();
+                            server::serve(listener, proxy, limits, http1_engine, draining, stopped)
+                                .await;
+                        }
+                        Err(error) => tracing::error!(%error, "worker cannot use its listener"),
+                    }
+                });
+                // Dropped unsent if the worker panicked; the receiver sees that too.
+                let _ = done.send(());
+            });
+        match spawned {
+            Ok(_) => finished.push(finished_rx),
+            // Its listener is closed with the closure, so the kernel stops routing to it.
+            Err(error) => tracing::error!(%error, "cannot start a worker thread"),
+        }
+    }
+    let stopping = async {
+        shutdown.await;
+        stop.cancel();
+    };
+    server::serve(
+        listeners.first,
+        proxy,
+        limits,
+        http1_engine,
+        draining,
+        stopping,
+    )
+    .await;
+    for worker in finished {
+        let _ = worker.await;
+    }
+}

@@ -1,0 +1,102 @@
+//! The thread-per-core layout (`RUNTIME_LAYOUT=per-core`): several workers, each accepting on
+//! its own `SO_REUSEPORT` listener, behave as one gateway: every listener is served, the token
+//! cache and metrics are shared, and shutdown drains every worker.
+
+use std::time::Duration;
+
+use gateway::config::RuntimeLayout;
+
+use crate::helpers::{spawn_gateway_with, TestGateway};
+
+const WORKERS: usize = 4;
+
+async fn per_core_gateway() -> TestGateway {
+    spawn_gateway_with(|s| {
+        s.runtime_layout = RuntimeLayout::PerCore;
+        s.worker_threads = WORKERS;
+        s.limits.upstream_timeout = Duration::from_secs(10);
+    })
+    .await
+}
+
+/// A client that opens a fresh connection per request, so the kernel picks a listener for each.
+fn fresh_connections() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap()
+}
+
+/// The value of a counter on the `/metrics` page.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+}
+
+#[tokio::test]
+async fn every_worker_serves_its_connections_and_the_token_cache_is_shared() {
+    let gateway = per_core_gateway().await;
+    let http = fresh_connections();
+    let token = gateway.token("alice");
+    // 40 connections over 4 listeners: the chance that the kernel's hash leaves one listener
+    // without any is (3/4)^40, about 1e-5, and a connection on a listener nobody serves would
+    // hang until the timeout below.
+    for _ in 0..40 {
+        let response = tokio::time::timeout(
+            Duration::from_secs(5),
+            http.get(gateway.url("/api/alice/tasks"))
+                .bearer_auth(&token)
+                .send(),
+        )
+        .await
+        .expect("answered: every worker accepts")
+        .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let seen = gateway.upstream.seen();
+    assert_eq!(seen.len(), 40);
+    assert!(seen.iter().all(|s| s.headers["x-user-id"] == "alice"));
+    // One verification for all the workers: they share the one cache.
+    let metrics = gateway.metrics().await;
+    assert_eq!(counter(&metrics, "gateway_token_cache_misses_total"), 1);
+    assert_eq!(counter(&metrics, "gateway_token_cache_hits_total"), 39);
+}
+
+#[tokio::test]
+async fn shutdown_closes_every_listener_and_waits_for_in_flight_requests() {
+    let mut gateway = per_core_gateway().await;
+    let http = fresh_connections();
+    // Held requests on several connections, so that more than one worker has one in flight.
+    let held: Vec<_> = (0..8)
+        .map(|_| {
+            let request = http.get(gateway.url("/api/auth/hold"));
+            tokio::spawn(async move {
+                let response = request.send().await.unwrap();
+                (response.status(), response.text().await.unwrap())
+            })
+        })
+        .collect();
+    gateway.upstream.wait_for_arrivals(8).await;
+
+    let stopped = gateway.shut_down();
+    // Refused only once no listener of the group is left open.
+    gateway.wait_until_not_accepting().await;
+    assert!(
+        !stopped.is_finished(),
+        "must wait for the in-flight requests"
+    );
+
+    gateway.upstream.release();
+    for request in held {
+        let (status, body) = request.await.unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(body, "held and released");
+    }
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the gateway stops once every worker drained")
+        .unwrap();
+}
