@@ -34,15 +34,16 @@ wait_for() {
 }
 
 # nginx_conf <dir> <listen port> <upstream port> [top-level directive...]: writes
-# <dir>/nginx.conf, a plain reverse proxy with one worker, no access log and kept-alive
-# upstream connections, as a careful operator would set it up; logs and temp files in <dir>.
+# <dir>/nginx.conf, a plain reverse proxy with $NGINX_WORKERS workers (default 1; `auto` is one
+# per CPU), no access log and kept-alive upstream connections, as a careful operator would set
+# it up; logs and temp files in <dir>.
 nginx_conf() {
   local dir=$1 port=$2 upstream=$3; shift 3
   mkdir -p "$dir/logs"
   {
     printf '%s\n' "$@"
     cat <<CONF
-worker_processes 1;
+worker_processes ${NGINX_WORKERS:-1};
 daemon off;
 pid $dir/nginx.pid;
 error_log $dir/logs/error.log warn;
