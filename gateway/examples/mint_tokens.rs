@@ -1,6 +1,8 @@
 //! The benchmark's issuer: generates one EdDSA, one ES256 and one RS256 key, writes for each
 //! a warm token (`warm-<ALG>.txt`) and N distinct tokens (`tokens-<ALG>.txt`, one per line,
 //! distinct `jti`), then serves the public keys as a JWKS at `/api/auth/jwks` until killed.
+//! With `MINT_USERS=N` it also writes `users-<ALG>.txt`: one line `bench-user-<i> <token>`
+//! for each of N users (bench/e2e/share.sh).
 //!
 //! Usage: `mint_tokens <listen addr> <issuer url> <count> <out dir>`; `<out dir>/ready`
 //! appears once the JWKS is being served.
@@ -110,10 +112,12 @@ fn main() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
-    let claims = |jti: usize| {
-        json!({"iss": issuer, "aud": issuer, "sub": SUB, "iat": now, "exp": now + 3 * 3600,
+    let claims_of = |sub: &str, jti: usize| {
+        json!({"iss": issuer, "aud": issuer, "sub": sub, "iat": now, "exp": now + 3 * 3600,
                "jti": format!("bench-{jti}")})
     };
+    let claims = |jti: usize| claims_of(SUB, jti);
+    let users: usize = std::env::var("MINT_USERS").map_or(0, |n| n.parse().expect("MINT_USERS"));
     for key in keys.iter() {
         fs::write(
             out.join(format!("warm-{}.txt", key.alg())),
@@ -144,6 +148,16 @@ fn main() {
         )
         .unwrap();
         eprintln!("minted {} {} tokens", lines.len(), key.alg());
+        if users > 0 {
+            let lines: String = (0..users)
+                .map(|i| {
+                    let user = format!("bench-user-{i}");
+                    let token = key.mint(&claims_of(&user, 0));
+                    format!("{user} {token}\n")
+                })
+                .collect();
+            fs::write(out.join(format!("users-{}.txt", key.alg())), lines).unwrap();
+        }
     }
     let jwks =
         Bytes::from(json!({"keys": keys.iter().map(Key::jwk).collect::<Vec<_>>()}).to_string());

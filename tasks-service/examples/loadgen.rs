@@ -7,7 +7,11 @@
 //! `http` signs every request afresh (as the gateway does) and prints one row:
 //! `name  requests  req/s  p50_us  p99_us  errors`. With `LOADGEN_CREDENTIAL=v1` it signs v1
 //! credentials (for a service with IDENTITY_ACCEPT_V1), so one run can compare v1 with v2;
-//! the row's name then ends in ` v1`. `db` runs the list statement of the store
+//! the row's name then ends in ` v1`. With `LOADGEN_USERS=<file>` (lines `user` or
+//! `user token`), `list` goes round those users, one per request; a user with a token is sent
+//! as `Authorization: Bearer <token>` unsigned (through the gateway, which signs), one
+//! without is signed as above (tasks-service reached directly): bench/e2e/share.sh runs the
+//! same load both ways. `LOADGEN_LABEL` names the row instead. `db` runs the list statement of the store
 //! straight against PostgreSQL, in the store's transaction shape, to isolate what row-level
 //! security costs: `rls` = as tasks_rls with set_config (the service's path), `owner-scoped` =
 //! as the superuser (policy bypassed) with the same set_config, `owner-plain` = superuser,
@@ -15,7 +19,10 @@
 //! SECONDS each, and each row pools its rounds, so drift in machine load hits all alike.
 
 use std::{
-    sync::Arc,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -72,6 +79,36 @@ struct Caller {
     /// Signs v1 credentials instead (LOADGEN_CREDENTIAL=v1).
     v1: bool,
     user: UserId,
+    /// LOADGEN_USERS: the users `list` goes round, and the next one's index.
+    accounts: Vec<Account>,
+    next: AtomicUsize,
+}
+
+/// One user of LOADGEN_USERS: its list path, and its bearer token if it has one.
+struct Account {
+    user: UserId,
+    path: String,
+    bearer: Option<String>,
+}
+
+fn accounts() -> Vec<Account> {
+    let Ok(file) = std::env::var("LOADGEN_USERS") else {
+        return Vec::new();
+    };
+    let lines = std::fs::read_to_string(&file).expect("LOADGEN_USERS is a readable file");
+    lines
+        .lines()
+        .filter(|line| !line.trim().is_empty())
+        .map(|line| {
+            let mut fields = line.split_whitespace();
+            let user = UserId::parse(fields.next().unwrap_or_default()).expect("a valid user id");
+            Account {
+                path: format!("/api/{}/tasks", user.to_path_segment()),
+                user,
+                bearer: fields.next().map(|token| format!("Bearer {token}")),
+            }
+        })
+        .collect()
 }
 
 /// Whether this run signs v1 credentials.
@@ -88,6 +125,36 @@ impl Caller {
             signer: Signer::new(&ring, Audience::default()),
             v1: signs_v1(),
             user: UserId::parse(user).expect("a valid user id"),
+            accounts: accounts(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// A list request as the next user of LOADGEN_USERS, or as USER without that file.
+    async fn list(&self) -> (u16, bytes::Bytes) {
+        if self.accounts.is_empty() {
+            return self.send(Method::GET, &self.tasks_path(), None).await;
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % self.accounts.len();
+        let account = &self.accounts[index];
+        match &account.bearer {
+            Some(bearer) => {
+                let request = self
+                    .http
+                    .get(format!("{}{}", self.base, account.path))
+                    .header("authorization", bearer);
+                match request.send().await {
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        (status, response.bytes().await.unwrap_or_default())
+                    }
+                    Err(_) => (0, bytes::Bytes::new()),
+                }
+            }
+            None => {
+                self.send_as(&account.user, Method::GET, &account.path, None)
+                    .await
+            }
         }
     }
 
@@ -96,14 +163,23 @@ impl Caller {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<String>) -> (u16, bytes::Bytes) {
+        self.send_as(&self.user, method, path, body).await
+    }
+
+    async fn send_as(
+        &self,
+        user: &UserId,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> (u16, bytes::Bytes) {
         let digest = body
             .as_deref()
             .map_or(BodyDigest::EMPTY, |body| BodyDigest::of(body.as_bytes()));
         let identity = if self.v1 {
-            self.signer.sign_v1(&method, path, &self.user, unix_now())
+            self.signer.sign_v1(&method, path, user, unix_now())
         } else {
-            self.signer
-                .sign(&method, path, &self.user, digest, unix_now())
+            self.signer.sign(&method, path, user, digest, unix_now())
         };
         let mut request = self
             .http
@@ -159,7 +235,7 @@ async fn http(base: &str, key: &str, user: &str, scenario: &str, secs: u64, conc
                 while Instant::now() < deadline {
                     let started = Instant::now();
                     let (status, _) = match scenario {
-                        "list" => caller.send(Method::GET, &caller.tasks_path(), None).await,
+                        "list" => caller.list().await,
                         "create" => {
                             let body =
                                 r#"{"title":"Benchmark task","description":null}"#.to_owned();
@@ -282,7 +358,9 @@ async fn db_variant(
 
 /// Prints `name  requests  req/s  p50_us  p99_us  errors`.
 fn report(name: &str, secs: u64, mut all: Vec<u64>, errors: u64) {
-    let name = if signs_v1() {
+    let name = if let Ok(label) = std::env::var("LOADGEN_LABEL") {
+        label
+    } else if signs_v1() {
         format!("{name} v1")
     } else {
         name.to_owned()

@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The gateway's share of a whole request (issue 17): the same load, listing 20 tasks as each
+# of 100 users in turn, against tasks-service on PostgreSQL reached directly (the load
+# generator signs an identity credential per request, as the gateway does) and through the
+# gateway (a bearer JWT per user; the gateway verifies it, warm token cache, and signs), in
+# one run. Prints both throughputs and p99s and the ratios gateway/direct, each the median of
+# $REPEATS per-pair ratios (a direct run just before every gateway run), beside the noise
+# floor: direct paired with itself the same way.
+#
+# Load generator: tasks-service/examples/loadgen.rs (reqwest, $CONCURRENCY clients, closed
+# loop); issuer: gateway/examples/mint_tokens.rs (EdDSA). Nothing is pinned: the load, the
+# gateway, the service and PostgreSQL share the machine's CPUs, as in a pod.
+#
+# Usage: bench/e2e/share.sh
+#   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100 LAYOUT=<gateway default>
+# Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres). Prints figures; asserts nothing.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT"
+
+SECS=${SECONDS_PER_RUN:-8}
+WARMUP=${WARMUP_SECONDS:-2}
+CONC=${CONCURRENCY:-32}
+REPEATS=${REPEATS:-5}
+USERS=${USERS:-100}
+ADMIN_DB=postgres://postgres@127.0.0.1:5432
+DB="tasks_share_$$"
+KEY="bench:bench-secret-0123456789abcdef-0123456789"
+say() { printf '%s\n' "$*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+psql -h 127.0.0.1 -U postgres -Atqc 'SELECT 1' >/dev/null 2>&1 || {
+  say "PostgreSQL is not reachable on 127.0.0.1:5432"; exit 1
+}
+
+say "building (release)"
+cargo build --release -q -p tasks-service --bin tasks-service --example loadgen
+cargo build --release -q -p gateway --bin gateway --example mint_tokens
+BIN=target/release
+LOADGEN=$BIN/examples/loadgen
+
+TMP=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+wait_for() {
+  for _ in $(seq 1 200); do curl -fs "$1" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  say "no 200 from $1"; return 1
+}
+
+SERVICE_PORT=$(free_port) GATEWAY_PORT=$(free_port) ADMIN_PORT=$(free_port) ISSUER_PORT=$(free_port)
+psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB"
+IDENTITY_KEYS="$KEY" DATABASE_URL="$ADMIN_DB/$DB" TASKS_LISTEN="127.0.0.1:$SERVICE_PORT" \
+  RUST_LOG=warn DB_POOL_SIZE=16 "$BIN/tasks-service" &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$SERVICE_PORT/readyz"
+
+say "seeding: $USERS users with 20 tasks each"
+# As the superuser (bypasses row-level security); the service reads them under it.
+psql -h 127.0.0.1 -U postgres -d "$DB" -qc "
+  INSERT INTO tasks (user_id, title, description)
+  SELECT 'bench-user-' || u, 'Seeded task ' || t, 'for the benchmark'
+  FROM generate_series(0, $USERS - 1) u, generate_series(1, 20) t;
+  ANALYZE tasks;"
+
+ISSUER="http://127.0.0.1:$ISSUER_PORT"
+MINT_USERS=$USERS "$BIN/examples/mint_tokens" "127.0.0.1:$ISSUER_PORT" "$ISSUER" 1 "$TMP/tokens" 2>/dev/null &
+PIDS+=($!)
+for _ in $(seq 1 600); do [ -e "$TMP/tokens/ready" ] && break; sleep 0.1; done
+[ -e "$TMP/tokens/ready" ] || { say "token minting did not finish"; exit 1; }
+THROUGH="$TMP/tokens/users-EdDSA.txt"
+DIRECT="$TMP/direct-users.txt"
+cut -d' ' -f1 "$THROUGH" >"$DIRECT"
+
+env ${LAYOUT:+RUNTIME_LAYOUT=$LAYOUT} \
+  GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
+  TASKS_SERVICE_URL="http://127.0.0.1:$SERVICE_PORT" BETTER_AUTH_URL="$ISSUER" \
+  IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
+  "$BIN/gateway" 2>"$TMP/gateway.log" &
+PIDS+=($!)
+wait_for "http://127.0.0.1:$GATEWAY_PORT/readyz"
+
+# run <label> <base url> <users file> <seconds>: one loadgen run, its row appended to
+# $TMP/<label> as "req/s p50_us p99_us"; any failed request voids the run.
+run() {
+  local label=$1 base=$2 users=$3 secs=$4 row
+  row=$(LOADGEN_USERS="$users" LOADGEN_LABEL="$label" "$LOADGEN" http "$base" "$KEY" bench-user-0 list "$secs" "$CONC")
+  local errors; errors=$(cut -f6 <<<"$row")
+  if [ "$errors" != 0 ]; then say "$label: $errors failed requests; figures not valid"; exit 1; fi
+  cut -f3-5 <<<"$row" | tr '\t' ' ' >>"$TMP/$label"
+}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
+GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
+run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
+run warmup "$GATEWAY_URL" "$THROUGH" "$WARMUP"
+# pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
+# (throughput, p99) to $TMP/<label>.ratios.
+pairs() {
+  local label=$1 base=$2 users=$3
+  for _ in $(seq 1 "$REPEATS"); do
+    run direct "$DIRECT_URL" "$DIRECT" "$SECS"
+    run "$label" "$base" "$users" "$SECS"
+    paste -d' ' <(tail -1 "$TMP/$label") <(tail -1 "$TMP/direct") \
+      | awk '{ print $1 / $4, $3 / $6 }' >>"$TMP/$label.ratios"
+    say "  $label $(tail -1 "$TMP/$label") / direct $(tail -1 "$TMP/direct")"
+  done
+}
+pairs direct-again "$DIRECT_URL" "$DIRECT"
+pairs gateway "$GATEWAY_URL" "$THROUGH"
+
+col() { cut -d' ' -f"$2" "$TMP/$1" | median; }
+spread() { cut -d' ' -f"$2" "$TMP/$1.ratios" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'; }
+echo
+echo "End to end: list 20 tasks, $USERS users in turn, $CONC clients, $SECS s runs, median of $REPEATS pairs; $(nproc) CPUs, nothing pinned"
+printf '%-34s %10s %10s %10s\n' scenario "req/s" "p50 ms" "p99 ms"
+for label in direct gateway; do
+  name=$([ "$label" = direct ] && echo "tasks-service directly" || echo "through the gateway")
+  printf '%-34s %10.0f %10.2f %10.2f\n' "$name" "$(col "$label" 1)" \
+    "$(awk -v v="$(col "$label" 2)" 'BEGIN { print v / 1000 }')" \
+    "$(awk -v v="$(col "$label" 3)" 'BEGIN { print v / 1000 }')"
+done
+printf '%-34s %22s %22s\n' "ratio to direct (median of pairs)" throughput p99
+for label in gateway direct-again; do
+  note=""; [ "$label" = direct-again ] && note="  (direct against itself: the noise floor)"
+  printf '%-34s %7.3f [%s] %7.3f [%s]%s\n' "$label" \
+    "$(cut -d' ' -f1 "$TMP/$label.ratios" | median)" "$(spread "$label" 1)" \
+    "$(cut -d' ' -f2 "$TMP/$label.ratios" | median)" "$(spread "$label" 2)" "$note"
+done
+echo "Aim (issue 17): through-gateway throughput >= 0.90 of direct, p99 <= 1.20x."
+echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
