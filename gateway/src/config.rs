@@ -154,14 +154,15 @@ pub struct Config {
     /// cgroup quota included). With one, the runtime is single-threaded.
     #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
-    /// How the workers share the load: `shared` (one work-stealing runtime, one listener) or
-    /// `per-core` (one single-threaded runtime and `SO_REUSEPORT` listener per worker, the
-    /// way nginx's workers run). See `server/workers.rs`.
+    /// How the workers share the load: `per-core` (one single-threaded runtime and
+    /// `SO_REUSEPORT` listener per worker, the way nginx's workers run; the default, as the
+    /// unpinned benchmark chose it), `per-core-shared-accept` (the same, one listener) or
+    /// `shared` (one work-stealing runtime, one listener). See `workers.rs`.
     #[arg(
         long,
         env = "RUNTIME_LAYOUT",
         value_enum,
-        default_value = "shared",
+        default_value = "per-core",
         hide_possible_values = true
     )]
     pub runtime_layout: RuntimeLayout,
@@ -198,6 +199,8 @@ pub enum RuntimeLayout {
     Shared,
     /// One current-thread runtime per worker, each accepting on its own listener.
     PerCore,
+    /// One current-thread runtime per worker, all accepting from one shared listener.
+    PerCoreSharedAccept,
 }
 
 /// A secret setting: `Debug` and `Display` never show it.

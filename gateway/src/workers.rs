@@ -1,7 +1,9 @@
-//! The thread-per-core layout (`RUNTIME_LAYOUT=per-core`, issue 17): `WORKER_THREADS`
-//! workers, each a current-thread Tokio runtime on a thread of its own accepting on a
-//! listener of its own, all bound to the same address with `SO_REUSEPORT` so the kernel
-//! spreads connections across them, the way nginx's and Pingora's workers run. A connection
+//! The thread-per-core layout (`RUNTIME_LAYOUT=per-core`, the default, issue 17):
+//! `WORKER_THREADS` workers, each a current-thread Tokio runtime on a thread of its own
+//! accepting on a listener of its own, all bound to the same address with `SO_REUSEPORT` so
+//! the kernel spreads connections across them, the way nginx's and Pingora's workers run.
+//! (`per-core-shared-accept` gives every worker a descriptor of one listener instead, so
+//! whichever is awake accepts; it measured worse, see specs/research.md.) A connection
 //! then lives and dies on the worker that accepted it: no work stealing, no cross-thread
 //! wake-ups, no shared run queue. The main thread's runtime is worker 0 and also runs the
 //! admin listener and the background tasks (key refresh, revocation feed, upstream probe).
@@ -50,12 +52,22 @@ impl Listeners {
                 workers: Vec::new(),
             });
         }
-        let first = reuse_port_listener(address)?;
-        let address = first.local_addr()?;
+        let (first, workers) = if layout == RuntimeLayout::PerCoreSharedAccept {
+            // One socket, one descriptor per worker: whichever worker is awake accepts.
+            let first = listener(address, false)?;
+            let workers = (1..workers)
+                .map(|_| first.try_clone())
+                .collect::<io::Result<_>>()?;
+            (first, workers)
+        } else {
+            let first = listener(address, true)?;
+            let address = first.local_addr()?;
+            let workers = (1..workers)
+                .map(|_| listener(address, true))
+                .collect::<io::Result<_>>()?;
+            (first, workers)
+        };
         let first = TcpListener::from_std(first)?;
-        let workers = (1..workers)
-            .map(|_| reuse_port_listener(address))
-            .collect::<io::Result<_>>()?;
         Ok(Self { first, workers })
     }
 
@@ -70,20 +82,20 @@ impl Listeners {
 pub fn main_runtime_threads(layout: RuntimeLayout, workers: usize) -> usize {
     match layout {
         RuntimeLayout::Shared => workers,
-        RuntimeLayout::PerCore => 1,
+        RuntimeLayout::PerCore | RuntimeLayout::PerCoreSharedAccept => 1,
     }
 }
 
-/// A non-blocking listener on `address` with `SO_REUSEPORT` (and `SO_REUSEADDR`, as Tokio's
-/// `bind` sets it). Linux lets only sockets of the same user join the group.
-fn reuse_port_listener(address: SocketAddr) -> io::Result<std::net::TcpListener> {
+/// A non-blocking listener on `address` with `SO_REUSEADDR` (as Tokio's `bind` sets it) and,
+/// if `reuse_port`, `SO_REUSEPORT`. Linux lets only sockets of the same user join the group.
+fn listener(address: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(
         Domain::for_address(address),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
+    socket.set_reuse_port(reuse_port)?;
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     socket.listen(BACKLOG)?;

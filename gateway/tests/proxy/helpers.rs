@@ -69,7 +69,9 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         limits: test_limits(),
         http1_engine: Http1Engine::Lean,
         worker_threads: 1,
-        runtime_layout: RuntimeLayout::Shared,
+        // The default layout; one worker, so that tests capturing the test thread's logs or
+        // pausing its clock see every connection (workers.rs runs several).
+        runtime_layout: RuntimeLayout::PerCore,
         insecure_http: Vec::new(),
     }
 }

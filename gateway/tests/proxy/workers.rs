@@ -1,6 +1,7 @@
-//! The thread-per-core layout (`RUNTIME_LAYOUT=per-core`): several workers, each accepting on
-//! its own `SO_REUSEPORT` listener, behave as one gateway: every listener is served, the token
-//! cache and metrics are shared, and shutdown drains every worker.
+//! The thread-per-core layouts (`RUNTIME_LAYOUT=per-core`, each worker accepting on its own
+//! `SO_REUSEPORT` listener, and `per-core-shared-accept`, all accepting from one): several
+//! workers behave as one gateway: every listener is served, the token cache and metrics are
+//! shared, and shutdown drains every worker.
 
 use std::time::Duration;
 
@@ -10,9 +11,11 @@ use crate::helpers::{spawn_gateway_with, TestGateway};
 
 const WORKERS: usize = 4;
 
-async fn per_core_gateway() -> TestGateway {
+const LAYOUTS: [RuntimeLayout; 2] = [RuntimeLayout::PerCore, RuntimeLayout::PerCoreSharedAccept];
+
+async fn per_core_gateway(layout: RuntimeLayout) -> TestGateway {
     spawn_gateway_with(|s| {
-        s.runtime_layout = RuntimeLayout::PerCore;
+        s.runtime_layout = layout;
         s.worker_threads = WORKERS;
         s.limits.upstream_timeout = Duration::from_secs(10);
     })
@@ -38,12 +41,19 @@ fn counter(metrics: &str, name: &str) -> u64 {
 
 #[tokio::test]
 async fn every_worker_serves_its_connections_and_the_token_cache_is_shared() {
-    let gateway = per_core_gateway().await;
+    for layout in LAYOUTS {
+        every_worker_serves(layout).await;
+    }
+}
+
+async fn every_worker_serves(layout: RuntimeLayout) {
+    let gateway = per_core_gateway(layout).await;
     let http = fresh_connections();
     let token = gateway.token("alice");
     // 40 connections over 4 listeners: the chance that the kernel's hash leaves one listener
     // without any is (3/4)^40, about 1e-5, and a connection on a listener nobody serves would
-    // hang until the timeout below.
+    // hang until the timeout below. (With one shared listener, this checks the workers serve
+    // whatever they accept.)
     for _ in 0..40 {
         let response = tokio::time::timeout(
             Duration::from_secs(5),
@@ -52,7 +62,7 @@ async fn every_worker_serves_its_connections_and_the_token_cache_is_shared() {
                 .send(),
         )
         .await
-        .expect("answered: every worker accepts")
+        .unwrap_or_else(|_| panic!("{layout:?}: every worker accepts"))
         .unwrap();
         assert_eq!(response.status(), 200);
     }
@@ -67,7 +77,13 @@ async fn every_worker_serves_its_connections_and_the_token_cache_is_shared() {
 
 #[tokio::test]
 async fn shutdown_closes_every_listener_and_waits_for_in_flight_requests() {
-    let mut gateway = per_core_gateway().await;
+    for layout in LAYOUTS {
+        shutdown_drains_every_worker(layout).await;
+    }
+}
+
+async fn shutdown_drains_every_worker(layout: RuntimeLayout) {
+    let mut gateway = per_core_gateway(layout).await;
     let http = fresh_connections();
     // Held requests on several connections, so that more than one worker has one in flight.
     let held: Vec<_> = (0..8)
