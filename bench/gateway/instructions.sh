@@ -5,7 +5,9 @@
 #
 # Each proxy runs alone under callgrind; wrk warms it up, the counters are zeroed, wrk runs
 # again, and the instructions counted are divided by the requests answered in that window
-# (wrk's count for nginx, the gateway's own request counter for the gateway).
+# (wrk's count for nginx, the gateway's own request counter for the gateway). The same window's
+# calls into the allocator (malloc and friends for nginx, mimalloc's entry points for the
+# gateway), divided the same way, give the heap allocations per request.
 #
 # Caveat: valgrind hides SHA-NI, so aws-lc falls back to its AVX SHA-256 and the gateway's
 # identity HMAC is overcounted several times over (~6.5k of its count); the rest compares fairly.
@@ -43,8 +45,23 @@ for _ in $(seq 1 600); do [ -e "$TMP/tokens/ready" ] && break; sleep 0.1; done
 wait_for "http://127.0.0.1:$UP_PORT/"
 TOKEN=$(cat "$TMP/tokens/warm-EdDSA.txt")
 
+# allocations <callgrind file>: calls into the allocator's entry points, summed over every
+# caller. callgrind names a function once ("cfn=(12) malloc") and refers to it by number after.
+allocations() {
+  awk '
+    /^cfn=/ {
+      id = $1; sub(/^cfn=/, "", id)
+      if (NF > 1) name[id] = $2
+      current = name[id]; next
+    }
+    /^calls=/ && current ~ /^(malloc|calloc|realloc|posix_memalign|memalign|aligned_alloc|mi_malloc|mi_zalloc|mi_calloc|mi_realloc|mi_malloc_aligned|mi_zalloc_aligned|mi_realloc_aligned)$/ {
+      n = $1; sub(/^calls=/, "", n); total += n
+    }
+    END { print total + 0 }' "$1"
+}
+
 # count <pid> <url> <requests command> [wrk args...]: warm-up, zero, measured run, dump;
-# prints instructions per request. The requests command prints the count so far.
+# prints instructions and allocations per request. The requests command prints the count so far.
 count() {
   local pid=$1 url=$2 requests=$3; shift 3
   wrk -t1 -c"$CONNECTIONS" -d2s "$url" "$@" >/dev/null
@@ -55,9 +72,11 @@ count() {
   local after; after=$($requests)
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
-  local total; total=$(grep -h '^summary:' "$TMP"/callgrind.*.out.* | tail -1 | awk '{ print $2 }')
+  local dump; dump=$(ls -t "$TMP"/callgrind.*.out.* | head -1)
+  local total; total=$(grep -h '^summary:' "$dump" | awk '{ print $2 }')
+  local allocated; allocated=$(allocations "$dump")
   rm -f "$TMP"/callgrind.*.out.*
-  echo "$total $((after - before))" | awk '{ printf "%.0f %d\n", $1 / $2, $2 }'
+  echo "$total $allocated $((after - before))" | awk '{ printf "%.0f %.1f %d\n", $1 / $3, $2 / $3, $3 }'
 }
 
 # --- nginx, one process (no master), under callgrind -------------------------------------------
@@ -70,7 +89,7 @@ wait_for "http://127.0.0.1:$NGINX_PORT/" 60
 # wrk's own count of the measured run: 0 before it, its count after.
 wrk_requests() { awk '/requests in/ { n = $1 } END { print n + 0 }' "$TMP/wrk.out"; }
 say "counting nginx"
-read -r NGINX_IR NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$USER_PATH" wrk_requests)
+read -r NGINX_IR NGINX_ALLOC NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$USER_PATH" wrk_requests)
 kill "$NGINX_PID"
 
 # --- the gateway, one worker thread, under callgrind -------------------------------------------
@@ -95,21 +114,21 @@ count_gateway() {
   kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 }
 say "counting the gateway"
-read -r GATEWAY_IR GATEWAY_N < <(count_gateway X=1)
+read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N < <(count_gateway X=1)
 
 # The same with revocation on: 100,000 revoked sessions loaded (none of them the token's).
 REVOCATION_DB="bench_revocation_$$"
 revocation_db "$REVOCATION_DB"
 say "counting the gateway with revocation on"
-read -r REVOKING_IR REVOKING_N < <(count_gateway \
+read -r REVOKING_IR REVOKING_ALLOC REVOKING_N < <(count_gateway \
   REVOCATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$REVOCATION_DB" \
   REVOCATION_TOKEN_LIFETIME_SECS=10800)
 drop_database "$REVOCATION_DB"
 
 echo
 echo "User-space instructions per proxied request (callgrind, wrk -t1 -c$CONNECTIONS -d$DURATION, warm cache)"
-printf '  %-10s %8s instructions  (%s requests)\n' nginx "$NGINX_IR" "$NGINX_N" gateway "$GATEWAY_IR" "$GATEWAY_N" \
-  "revocation" "$REVOKING_IR" "$REVOKING_N"
+printf '  %-10s %8s instructions %6s allocations  (%s requests)\n' nginx "$NGINX_IR" "$NGINX_ALLOC" "$NGINX_N" \
+  gateway "$GATEWAY_IR" "$GATEWAY_ALLOC" "$GATEWAY_N" "revocation" "$REVOKING_IR" "$REVOKING_ALLOC" "$REVOKING_N"
 echo "  ratio gateway / nginx: $(echo "$GATEWAY_IR $NGINX_IR" | awk '{ printf "%.2f", $1 / $2 }')"
 echo "  ratio revocation on / off (100,000 revocations loaded): $(echo "$REVOKING_IR $GATEWAY_IR" | awk '{ printf "%.3f", $1 / $2 }')"
 echo "  (the gateway's identity HMAC is overcounted: valgrind hides SHA-NI)"
