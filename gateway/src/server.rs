@@ -54,6 +54,10 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        // A client may close its sending side once its request is out: the request is still
+        // answered, as the lean engine does, instead of dropped unanswered while it may
+        // already be on its way upstream.
+        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(read_buffer_size(limits.max_header_bytes));
