@@ -10,7 +10,10 @@ mod forwarding;
 mod headers;
 mod route;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
 
 use bytes::Bytes;
 use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -26,8 +29,8 @@ pub use forward::{connect_timeout, Forwarder, UpstreamBody};
 pub use forwarding::Forwarding;
 use headers::has_valid_host;
 pub use headers::{
-    connection_may_drop, is_gateway_response_header, is_hop_by_hop, list_items, prepare_response,
-    ClientAddr,
+    connection_may_drop, decimal_length, is_gateway_response_header, is_hop_by_hop, list_items,
+    prepare_response, settle_response_framing, ClientAddr,
 };
 pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
@@ -211,6 +214,13 @@ impl Proxy {
             .await?;
         let (mut head, body) = response.into_parts();
         self.upstream_latency(exchange, sent);
+        if !settle_response_framing(head.status, &mut head.headers) {
+            tracing::warn!(
+                status = head.status.as_u16(),
+                "upstream answer with framing refused"
+            );
+            return Err(GatewayError::UpstreamUnavailable);
+        }
         prepare_response(&mut head.headers);
         Ok(Response::from_parts(
             head,
@@ -287,6 +297,57 @@ impl Proxy {
         self.parts.metrics.refusal(error.reason());
         exchange.reason = Some(error.reason());
         error.into_response()
+    }
+
+    /// The whole answer, as bytes, to a request head hyper could not read and refused itself
+    /// (`server/refusals.rs`): the gateway's refusal for `error`, with a fresh request id,
+    /// `Connection: close` (hyper closes after it) and a `Date`, counted and logged like every
+    /// refusal. No route was read: it counts as `not_found`, its method logs as `-`.
+    pub fn refuse_unreadable(&self, error: GatewayError) -> Vec<u8> {
+        let mut exchange = Exchange {
+            started: Instant::now(),
+            in_flight: self.parts.metrics.in_flight(),
+            request_id: RequestId::generate(),
+            method: Method::from_bytes(b"-").expect("`-` is a method token"),
+            cors_origin: None,
+            class: RouteClass::NotFound,
+            user: None,
+            preflight: false,
+            permit: None,
+            reason: None,
+        };
+        let response = self.refuse(&mut exchange, error);
+        let (mut parts, body) = response.into_parts();
+        // A `Full` body is whole at once: its one frame is ready without waiting.
+        let body = futures_util::FutureExt::now_or_never(body.collect())
+            .and_then(Result::ok)
+            .map(|collected| collected.to_bytes())
+            .unwrap_or_default();
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now())) {
+            parts.headers.insert(header::DATE, date);
+        }
+        let _guard = self.finish(exchange, parts.status, &mut parts.headers);
+        let mut bytes = format!(
+            "HTTP/1.1 {} {}\r\n",
+            parts.status.as_str(),
+            parts.status.canonical_reason().unwrap_or("")
+        )
+        .into_bytes();
+        for (name, value) in &parts.headers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&body);
+        bytes
     }
 
     /// Decorates the response head (request id, CORS), then counts and logs the request

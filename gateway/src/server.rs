@@ -6,6 +6,7 @@
 
 mod first_bytes;
 mod idle;
+mod refusals;
 
 pub use first_bytes::Replay;
 
@@ -123,6 +124,7 @@ pub async fn serve(
                 let (dedicated, drivers) = Dedicated::new();
                 (Some(Arc::new(dedicated)), None, Carrier::Http1(drivers))
             };
+            let refusals_proxy = proxy.clone();
             let service = service_fn({
                 let activity = activity.clone();
                 move |request| {
@@ -154,6 +156,7 @@ pub async fn serve(
                         .unwrap_or(Ok(()))
                 }
                 Carrier::Http1(drivers) => {
+                    let io = refusals::Refusals::new(io, refusals_proxy);
                     let connection = http1_builder.serve_connection(TokioIo::new(io), service);
                     let connection = watcher.watch(connection.into_owned());
                     // Boxed as `Send` where the types are concrete: inside `drive` the compiler

@@ -73,21 +73,19 @@ impl Connection<'_> {
         head: ResponseHead,
         mut upstream: UpstreamConnection,
         sent: Instant,
-        mut close: bool,
+        close: bool,
     ) -> io::Result<Next> {
         let proxy = self.proxy;
         proxy.upstream_latency(&exchange, sent);
         let headers = &mut self.extra_headers;
         headers.clear();
-        match head.framing {
-            Framing::Chunked => {
-                headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            Framing::UntilClose => close = true,
-            Framing::Empty | Framing::Length(_) => {}
+        // A body the upstream ends by closing goes to the client in chunks, so the client's
+        // connection, unlike the upstream's, can carry another request (as on hyper's path).
+        if matches!(head.framing, Framing::Chunked | Framing::UntilClose) {
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
         }
         finish_head(headers, close, head.dated);
         let guard = proxy.finish(exchange, head.status, headers);
@@ -178,26 +176,28 @@ impl Connection<'_> {
         }
     }
 
-    /// Relays until the upstream closes; the client connection closes after it.
+    /// Relays until the upstream closes, each read as a chunk, then the last chunk.
     async fn relay_until_close(&mut self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-        self.out.extend_from_slice(&upstream.buf);
-        upstream.buf.clear();
-        self.client
-            .write_all(&self.out)
-            .await
-            .map_err(Relay::Client)?;
         loop {
+            if !upstream.buf.is_empty() {
+                chunked::encode_chunk(&mut self.out, &upstream.buf);
+                upstream.buf.clear();
+            }
+            self.client
+                .write_all(&self.out)
+                .await
+                .map_err(Relay::Client)?;
+            self.out.clear();
             match upstream.stream.read_buf(&mut upstream.buf).await {
-                Ok(0) => return Ok(()),
+                Ok(0) => break,
                 Ok(_) => {}
                 Err(error) => return Err(Relay::Upstream(error)),
             }
-            self.client
-                .write_all(&upstream.buf)
-                .await
-                .map_err(Relay::Client)?;
-            upstream.buf.clear();
         }
+        self.client
+            .write_all(chunked::LAST_CHUNK)
+            .await
+            .map_err(Relay::Client)
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::{header, HeaderMap, HeaderName, HeaderValue, Version};
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use proto_shared::headers::{length_mask, may_have_length};
 
 use super::ClientHead;
@@ -120,6 +120,54 @@ pub fn connection_may_drop(name: &[u8]) -> bool {
     !name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str().as_bytes())
 }
 
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces, no list), as RFC 9110
+/// §8.6 allows, and small enough for a u64 (at most 19 digits, so no value that a reader with
+/// a wider or a wrapping integer would take for another number).
+pub fn decimal_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Holds an upstream answer hyper's client read to the rules the lean engine reads one by
+/// (`http1/head/response.rs`), so both engines relay or refuse the same answers. False for
+/// an answer to refuse with 502: a 101 (the gateway never asks for an upgrade), a
+/// `Transfer-Encoding` other than plain `chunked` (hyper would pass on a body still encoded,
+/// or read to the close), or `Content-Length` lines that are not one plain number
+/// ([`decimal_length`]) repeated. Otherwise one `Content-Length` line, the number, stays, on
+/// answers that may carry a body (not on a 204 or a 304, as the lean engine does).
+pub fn settle_response_framing(status: StatusCode, headers: &mut HeaderMap) -> bool {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return false;
+    }
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => {}
+        (Some(coding), None)
+            if coding
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked") => {}
+        _ => return false,
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        match decimal_length(value.as_bytes()) {
+            Some(declared) if length.is_none_or(|known| known == declared) => {
+                length = Some(declared);
+            }
+            _ => return false,
+        }
+    }
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        headers.remove(header::CONTENT_LENGTH);
+    } else if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    true
+}
+
 /// The items of a comma-separated header value, trimmed; empty ones skipped.
 pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     value
@@ -141,7 +189,9 @@ pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
         (None, None) if head.version() == Version::HTTP_11 => return false,
         (None, None) => head.host(),
     };
-    host.is_none_or(|host| host.iter().all(|&byte| HOST_BYTES[usize::from(byte)]))
+    let valid = |host: &[u8]| host.iter().all(|&byte| HOST_BYTES[usize::from(byte)]);
+    // An absolute-form target's authority, which replaces `Host`, is held to the same rule.
+    host.is_none_or(valid) && head.host().is_none_or(valid)
 }
 
 /// The bytes a host and port may hold: reg-name, IPv4 and IP-literal characters (RFC 3986

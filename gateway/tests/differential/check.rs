@@ -51,7 +51,13 @@ pub fn compare(lean: &Observed, hyper: &Observed) -> Option<String> {
         o.received
             .answers
             .iter()
-            .map(|a| a.status / 100)
+            .map(|a| {
+                format!(
+                    "{}xx{}",
+                    a.status / 100,
+                    if a.truncated { " cut" } else { "" }
+                )
+            })
             .collect::<Vec<_>>()
     };
     let mut differences = Vec::new();
@@ -89,7 +95,8 @@ pub fn invariants(observed: &Observed, side: &Side, case: &Case) -> Vec<String> 
         fail("the gateway neither answered nor closed".to_owned());
     }
     let seen = observed.protected.len() + observed.public.len();
-    if seen > observed.received.answers.len() {
+    let answered = observed.received.answers.len() + usize::from(case.upstream_breaks);
+    if seen > answered {
         fail(format!(
             "upstreams saw {seen} requests, the client got {} answers",
             observed.received.answers.len()
@@ -107,7 +114,9 @@ pub fn invariants(observed: &Observed, side: &Side, case: &Case) -> Vec<String> 
             .filter(|name| is_identity_header(name))
             .collect();
         if identity != ["x-user-id", "x-identity-credential"] {
-            fail(format!("task API request with identity headers {identity:?}"));
+            fail(format!(
+                "task API request with identity headers {identity:?}"
+            ));
         }
         let path = request.target.split('?').next().unwrap_or_default();
         let own = format!("/api/{USER}");
@@ -140,7 +149,9 @@ pub fn invariants(observed: &Observed, side: &Side, case: &Case) -> Vec<String> 
             continue;
         }
         if let Some((name, _)) = request.headers.iter().find(|(n, _)| is_identity_header(n)) {
-            fail(format!("public request carried the identity header {name:?}"));
+            fail(format!(
+                "public request carried the identity header {name:?}"
+            ));
         }
         if !request.target.starts_with("/api/auth/") {
             fail(format!("public request at {:?}", request.target));

@@ -17,6 +17,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, Vec<u8>)>,
     pub body: Vec<u8>,
+    /// The head arrived but the connection ended before the body its framing announced.
+    pub truncated: bool,
 }
 
 impl Answer {
@@ -42,7 +44,7 @@ pub struct Received {
 }
 
 /// Sends `request` (then closes the write side, unless `keep_open`) and reads until the
-/// gateway closes. `head_requests` tells which answers have no body (HEAD).
+/// gateway closes.
 pub async fn exchange(address: SocketAddr, request: &[u8], keep_open: bool) -> Received {
     let mut stream = TcpStream::connect(address).await.unwrap();
     // A gateway may close and reset before all is written; what it answered is still read.
@@ -62,31 +64,17 @@ pub async fn exchange(address: SocketAddr, request: &[u8], keep_open: bool) -> R
     })
     .await
     .is_err();
-    let mut received = parse_answers(&wire, &head_methods(request));
+    let mut received = parse_answers(&wire, has_head(request));
     received.hung = hung;
     received
 }
 
-/// For each request in `raw` that starts a line with `HEAD `, in order: whether it is HEAD.
-/// Only the corpus's own requests begin that way, so a count of request lines is enough.
-fn head_methods(raw: &[u8]) -> Vec<bool> {
-    let mut methods = Vec::new();
-    let mut at_line_start = true;
-    for (i, &byte) in raw.iter().enumerate() {
-        if at_line_start {
-            let rest = &raw[i..];
-            for method in ["GET ", "POST ", "PUT ", "DELETE ", "PATCH ", "OPTIONS ", "HEAD "] {
-                if rest.starts_with(method.as_bytes()) {
-                    methods.push(method == "HEAD ");
-                }
-            }
-        }
-        at_line_start = byte == b'\n';
-    }
-    methods
+/// Whether some line of `raw` starts a HEAD request.
+fn has_head(raw: &[u8]) -> bool {
+    raw.starts_with(b"HEAD ") || raw.windows(6).any(|w| w == b"\nHEAD ")
 }
 
-fn parse_answers(mut wire: &[u8], heads: &[bool]) -> Received {
+fn parse_answers(mut wire: &[u8], any_head: bool) -> Received {
     let mut received = Received::default();
     while !wire.is_empty() {
         let mut lines = [httparse::EMPTY_HEADER; 64];
@@ -106,33 +94,44 @@ fn parse_answers(mut wire: &[u8], heads: &[bool]) -> Received {
             wire = rest;
             continue;
         }
-        let is_head = heads.get(received.answers.len()).copied().unwrap_or(false);
+        // An answer to HEAD announces a body it does not carry. Which request an answer is
+        // for is not known here (mangled request lines make any count unreliable), so: an
+        // answer followed at once by the next one's head, or the last one with nothing after
+        // it when some request was a HEAD, has no body.
+        let is_head = rest.starts_with(b"HTTP/1.") || (rest.is_empty() && any_head);
         let find = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v);
-        let (body, used) = if is_head || status == 204 || status == 304 {
-            (Vec::new(), 0)
-        } else if find("transfer-encoding").is_some() {
-            match decode_chunked(rest) {
-                Some(Ok(decoded)) => decoded,
-                _ => break,
-            }
-        } else if let Some(length) = find("content-length") {
-            let Some(len) = std::str::from_utf8(length)
+        let length = find("content-length").map(|length| {
+            std::str::from_utf8(length)
                 .ok()
                 .and_then(|v| v.parse::<usize>().ok())
-            else {
-                break;
-            };
-            if rest.len() < len {
-                break;
-            }
-            (rest[..len].to_vec(), len)
+        });
+        let body = if is_head || status == 204 || status == 304 {
+            Some((Vec::new(), 0))
+        } else if find("transfer-encoding").is_some() {
+            decode_chunked(rest).and_then(Result::ok)
+        } else if let Some(length) = length {
+            length
+                .filter(|&len| rest.len() >= len)
+                .map(|len| (rest[..len].to_vec(), len))
         } else {
-            (rest.to_vec(), rest.len())
+            Some((rest.to_vec(), rest.len()))
+        };
+        let Some((body, used)) = body else {
+            // Cut short (or unreadable): an answer all the same, and the last one.
+            received.answers.push(Answer {
+                status,
+                headers,
+                body: rest.to_vec(),
+                truncated: true,
+            });
+            wire = &[];
+            break;
         };
         received.answers.push(Answer {
             status,
             headers,
             body,
+            truncated: false,
         });
         wire = &rest[used..];
     }
@@ -186,8 +185,20 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|window| window == needle)
 }
 
-/// Bytes as a Rust byte-string literal body, for reproduction.
+/// Bytes as a Rust byte-string literal, for reproduction; long runs of one byte shortened.
 pub fn escape(bytes: &[u8]) -> String {
-    let escaped: String = bytes.iter().flat_map(|&b| std::ascii::escape_default(b)).map(char::from).collect();
-    format!("b\"{escaped}\"")
+    let mut out = String::from("b\"");
+    let mut rest = bytes;
+    while let Some(&first) = rest.first() {
+        let run = rest.iter().take_while(|&&b| b == first).count();
+        let escaped: String = std::ascii::escape_default(first).map(char::from).collect();
+        if run > 16 {
+            out.push_str(&format!("\" + &[b'{escaped}'; {run}] + b\""));
+        } else {
+            out.push_str(&escaped.repeat(run));
+        }
+        rest = &rest[run..];
+    }
+    out.push('"');
+    out
 }

@@ -103,10 +103,7 @@ impl Pair {
     pub async fn run(&self, case: &Case) -> Outcome {
         let token = self.issuer.token_for(Algorithm::EdDsa, USER);
         let bytes = replace(&case.request, TOKEN, token.as_bytes());
-        let (lean, hyper) = tokio::join!(
-            self.lean.run(case, &bytes),
-            self.hyper.run(case, &bytes)
-        );
+        let (lean, hyper) = tokio::join!(self.lean.run(case, &bytes), self.hyper.run(case, &bytes));
         Outcome { lean, hyper }
     }
 }
@@ -141,7 +138,11 @@ impl Side {
             address,
             protected,
             public,
-            verifier: Verifier::new(IDENTITY_KEYS.parse::<KeyRing>().unwrap(), 60, Audience::default()),
+            verifier: Verifier::new(
+                IDENTITY_KEYS.parse::<KeyRing>().unwrap(),
+                60,
+                Audience::default(),
+            ),
             server,
         };
         side.wait_ready().await;

@@ -21,6 +21,8 @@ mod harness;
 mod mutate;
 mod recorder;
 
+use std::io::Write as _;
+
 use harness::Pair;
 
 /// Runs `cases` on both engines and fails with every disagreement and invariant breach,
@@ -55,8 +57,11 @@ async fn run_all(label: &str, cases: Vec<corpus::Case>) {
             ));
         }
     }
-    eprintln!(
-        "differential {label}: {} cases, {disagreements} disagreements, {} failing",
+    // Straight to stderr, past the test harness's capture: CI's log shows the figures even
+    // when the test passes.
+    let _ = writeln!(
+        std::io::stderr(),
+        "differential {label}: {} cases on both engines, {disagreements} disagreements, {} failing",
         cases.len(),
         failures.len()
     );
@@ -84,6 +89,9 @@ async fn generated_variations_get_the_same_answers_from_both_engines() {
         .ok()
         .and_then(|raw| raw.parse().ok())
         .unwrap_or(14);
-    eprintln!("differential generated: seed {seed} (DIFFERENTIAL_SEED), {count} cases");
+    let _ = writeln!(
+        std::io::stderr(),
+        "differential generated: seed {seed} (DIFFERENTIAL_SEED), {count} cases (DIFFERENTIAL_CASES)"
+    );
     run_all("generated", mutate::cases(seed, count)).await;
 }

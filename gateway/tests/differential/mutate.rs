@@ -62,10 +62,15 @@ pub fn cases(seed: u64, count: usize) -> Vec<Case> {
                 applied.push(mutate(&mut rng, &mut bytes));
             }
             let mut case = Case::new(
-                format!("#{i} of seed {seed}: {} <{}>", template.name, applied.join(", ")),
+                format!(
+                    "#{i} of seed {seed}: {} <{}>",
+                    template.name,
+                    applied.join(", ")
+                ),
                 bytes,
             );
             case.reply = template.reply.clone();
+            case.upstream_breaks = template.upstream_breaks;
             case
         })
         .collect()

@@ -133,21 +133,29 @@ pub fn parse_response(
                     .any(|token| token.eq_ignore_ascii_case(name))
         };
         // The length goes out with the body it frames, whatever `Connection` names (else the
-        // client could not tell where this answer ends and the next begins); not when chunked
-        // framing overrides it, nor on a 204, which has no body to measure (RFC 9110 §8.6).
-        let unframed_length = framing == Framing::Chunked || status == StatusCode::NO_CONTENT;
+        // client could not tell where this answer ends and the next begins), once and as the
+        // number it parsed to, however many equal lines the upstream wrote; not when chunked
+        // framing overrides it, nor on a 204, which has no body to measure (RFC 9110 §8.6),
+        // nor on a 304, as hyper's path does (it would only repeat what the cache holds).
+        let unframed_length = framing == Framing::Chunked
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
         write_status_line(out, status);
         for line in headers {
             let name = line.name.as_bytes();
             let dropped = crate::proxy::is_hop_by_hop(name)
                 || crate::proxy::is_gateway_response_header(name)
-                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
+                || name.eq_ignore_ascii_case(b"content-length")
                 || (crate::proxy::connection_may_drop(name) && named(name));
             if !dropped {
                 // Only a `Date` that reaches the client counts (`Connection` may name it).
                 dated |= name.eq_ignore_ascii_case(b"date");
                 super::write_line(out, name, line.value);
             }
+        }
+        if let Some(length) = length.filter(|_| !unframed_length) {
+            let mut digits = itoa::Buffer::new();
+            super::write_line(out, b"content-length", digits.format(length).as_bytes());
         }
     }
     Ok(Parsed::Complete(
