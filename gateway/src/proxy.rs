@@ -140,11 +140,21 @@ impl Proxy {
         dedicated: Option<&Dedicated>,
     ) -> Response<GatewayBody> {
         let (mut head, body) = request.into_parts();
+        // A refusal before any of the body was read leaves the body on the connection: hyper
+        // reads past a small one (as the lean engine skips one already received), but a large
+        // or unbounded one ends the connection (as the lean engine does when it is not all
+        // there yet: it cannot wait for megabytes nobody wants).
+        let body_unread = !body.is_end_stream()
+            && body.size_hint().exact().is_none_or(|len| {
+                len > crate::server::read_buffer_size(self.parts.limits.max_header_bytes) as u64
+            });
         // hyper serves each request on its own: no token is remembered between them.
         let (mut exchange, step) = self.prepare(&head, client, &mut LastToken::default()).await;
+        let mut forwarded = false;
         let answered = match step {
             Ok(Step::Answer(response)) => Ok(response.map(full)),
             Ok(Step::Forward(upstream, mut forwarding)) => {
+                forwarded = true;
                 async {
                     let body = self
                         .signed_body(&exchange, &mut forwarding, &head, body)
@@ -157,8 +167,28 @@ impl Proxy {
             }
             Err(error) => Err(error),
         };
-        let mut response =
-            answered.unwrap_or_else(|error| self.refuse(&mut exchange, error).map(full));
+        let mut response = answered.unwrap_or_else(|error| {
+            let mut refusal = self.refuse(&mut exchange, error);
+            // As the lean engine does: a refusal that leaves the client's body unread (or
+            // part of it) ends the connection and says so, rather than have hyper read on
+            // through a body nobody wants.
+            let unread = if forwarded {
+                matches!(
+                    error,
+                    GatewayError::BodyTooLarge
+                        | GatewayError::IncompleteBody
+                        | GatewayError::BodyTimeout
+                )
+            } else {
+                body_unread
+            };
+            if unread {
+                refusal
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            refusal.map(full)
+        });
         let status = response.status();
         let guard = self.finish(exchange, status, response.headers_mut());
         response.map(|body| Guarded::wrap(body, guard))
