@@ -133,7 +133,7 @@ pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// (empty is allowed), with no user info, path or anything else. Other requests are refused
 /// (400), so the `X-Forwarded-Host` an upstream gets is a host and nothing it could read as
 /// more.
-pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
+pub fn has_valid_host(head: &impl ClientHead) -> bool {
     let mut lines = head.values(header::HOST);
     let host = match (lines.next(), lines.next()) {
         (_, Some(_)) => return false,
