@@ -206,7 +206,7 @@ impl Proxy {
             .await?;
         let (mut head, body) = response.into_parts();
         self.upstream_latency(exchange, sent);
-        prepare_response(&mut head.headers);
+        prepare_response(head.status, &mut head.headers);
         Ok(Response::from_parts(
             head,
             body.map_err(Into::into).boxed_unsync(),

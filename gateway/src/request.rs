@@ -10,7 +10,7 @@ pub mod route;
 pub use client_head::ClientHead;
 pub use headers::{
     connection_may_drop, has_valid_host, is_gateway_response_header, is_hop_by_hop, list_items,
-    prepare_response, ClientAddr,
+    prepare_response, relays_response_header, ClientAddr,
 };
 pub use route::{
     api_user_segment, has_dot_segment, PublicRoute, Route, RouteClass, Router, API_PREFIX,

@@ -4,7 +4,7 @@
 use http::{Method, StatusCode, Version};
 
 use super::{decimal, write_status_line, Parsed, MAX_HEADERS};
-use crate::request::list_items;
+use crate::request::{list_items, relays_response_header};
 
 /// How an upstream's response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,11 +139,7 @@ pub fn parse_response(
         write_status_line(out, status);
         for line in headers {
             let name = line.name.as_bytes();
-            let dropped = crate::request::is_hop_by_hop(name)
-                || crate::request::is_gateway_response_header(name)
-                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
-                || (crate::request::connection_may_drop(name) && named(name));
-            if !dropped {
+            if relays_response_header(name, unframed_length, named) {
                 // Only a `Date` that reaches the client counts (`Connection` may name it).
                 dated |= name.eq_ignore_ascii_case(b"date");
                 super::write_line(out, name, line.value);
