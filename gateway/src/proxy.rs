@@ -123,13 +123,13 @@ impl Proxy {
     }
 
     /// Handles one request from `client` through hyper, start to finish, forwarding over the
-    /// client connection's `dedicated` upstream connections if it has them. Never fails: every
+    /// client connection's `dedicated` upstream connections. Never fails: every
     /// refusal is a response.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         client: &ClientAddr,
-        dedicated: Option<&Dedicated>,
+        dedicated: &Dedicated,
     ) -> Response<GatewayBody> {
         let (mut head, body) = request.into_parts();
         // hyper serves each request on its own: no token is remembered between them.
@@ -196,7 +196,7 @@ impl Proxy {
         upstream: &Upstream,
         head: request::Parts,
         body: UpstreamBody,
-        dedicated: Option<&Dedicated>,
+        dedicated: &Dedicated,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let parts = &*self.parts;
         let sent = Instant::now();

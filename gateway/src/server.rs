@@ -25,14 +25,6 @@ use crate::{
     request::ClientAddr,
 };
 
-/// What carries a connection's requests once the protocol is known.
-enum Carrier {
-    /// HTTP/1.1: its own upstream connections, driven by the connection's task.
-    Http1(proxy::Drivers),
-    /// HTTP/2: the shared upstream pool, and the connection watched for idleness.
-    Http2(Arc<idle::Activity>),
-}
-
 /// Serves `proxy` on `listener` until `shutdown` completes, then drains. `draining` is
 /// cancelled as soon as draining starts (so `/readyz` turns 503).
 pub async fn serve(
@@ -99,16 +91,12 @@ pub async fn serve(
                     None => return,
                 }
             }
-            // An HTTP/1 client sends one request at a time: it gets upstream connections of
-            // its own, driven by this task. HTTP/2 clients multiplex over the shared pool, and
-            // their connections are watched for idleness, which hyper does not bound.
-            let (dedicated, activity, carrier) = if io.is_http2() {
-                let activity = idle::Activity::new();
-                (None, Some(activity.clone()), Carrier::Http2(activity))
-            } else {
-                let (dedicated, drivers) = Dedicated::new();
-                (Some(Arc::new(dedicated)), None, Carrier::Http1(drivers))
-            };
+            // Each client connection has upstream connections of its own, driven by this
+            // task. HTTP/2 connections are also watched for idleness, which hyper does not
+            // bound.
+            let (dedicated, drivers) = Dedicated::new();
+            let dedicated = Arc::new(dedicated);
+            let activity = io.is_http2().then(idle::Activity::new);
             let service = service_fn({
                 let activity = activity.clone();
                 move |request| {
@@ -117,7 +105,7 @@ pub async fn serve(
                     let client = client.clone();
                     let in_flight = activity.as_ref().map(idle::Activity::begin);
                     async move {
-                        let response = proxy.handle(request, &client, dedicated.as_deref()).await;
+                        let response = proxy.handle(request, &client, &dedicated).await;
                         // In flight until the response's last byte has left.
                         let response = match in_flight {
                             Some(in_flight) => response.map(|body| Guarded::wrap(body, in_flight)),
@@ -127,8 +115,10 @@ pub async fn serve(
                     }
                 }
             });
-            let result = match carrier {
-                Carrier::Http2(activity) => {
+            // Boxed as `Send` where the types are concrete: inside `drive` the compiler cannot
+            // prove the connection future `Send` (rust-lang/rust#110338).
+            let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
+                Some(activity) => Box::pin(async move {
                     // Held, this makes the drain wait for the connection; `idle::serve`
                     // does the graceful shutdown itself once draining starts.
                     let _counted = watcher;
@@ -138,17 +128,13 @@ pub async fn serve(
                     idle::serve(connection.as_mut(), &activity, &limits, &draining)
                         .await
                         .unwrap_or(Ok(()))
-                }
-                Carrier::Http1(drivers) => {
+                }),
+                None => {
                     let connection = http1_builder.serve_connection(TokioIo::new(io), service);
-                    let connection = watcher.watch(connection.into_owned());
-                    // Boxed as `Send` where the types are concrete: inside `drive` the compiler
-                    // cannot prove the connection future `Send` (rust-lang/rust#110338). The
-                    // same goes for the HTTP/2 branch.
-                    let connection: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(connection);
-                    proxy::drive(connection, drivers).await
+                    Box::pin(watcher.watch(connection.into_owned()))
                 }
             };
+            let result = proxy::drive(connection, drivers).await;
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }

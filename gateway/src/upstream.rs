@@ -1,16 +1,22 @@
-//! Where a request may be sent: an upstream origin as configured, how to connect to it, and
-//! how long connecting may take. Both HTTP engines and the upstream probe reach upstreams
-//! through this.
+//! Where a request may be sent: an upstream origin as configured, how to connect to it and
+//! how long that may take, the connections a client connection keeps to it (`kept.rs`), and
+//! the one rule for sending a lost request again. Both HTTP engines reach upstreams through
+//! this.
 //!
-//! Not for: which upstream a request goes to (`request/route.rs`).
+//! Not for: which upstream a request goes to (`request/route.rs`), nor the bytes of an
+//! exchange (`http1/forward.rs`, `proxy/forward.rs`).
+
+mod kept;
 
 use std::{io, time::Duration};
 
 use http::{
     uri::{Authority, Scheme},
-    HeaderValue,
+    HeaderValue, Method,
 };
 use tokio::net::TcpStream;
+
+pub use kept::{Connection, Kept};
 
 /// An upstream origin, `http://host:port`: requests keep their path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,4 +77,48 @@ impl Upstream {
 /// How long connecting to an upstream may take: part of the upstream timeout, at most 5 s.
 pub fn connect_timeout(upstream_timeout: Duration) -> Duration {
     upstream_timeout.min(Duration::from_secs(5))
+}
+
+/// How a request was lost on an upstream connection, with no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lost {
+    /// None of it was written: the connection was found closed first.
+    Unsent,
+    /// It may have been written, and the upstream closed or reset the connection without
+    /// answering.
+    Unanswered,
+}
+
+/// The one rule, for both engines, for sending a lost request once more on a new connection.
+/// Only a request lost on a reused connection: that is the race of an upstream closing a
+/// connection idle while the request was on its way, and a new connection has no such race.
+/// One never sent is always safe to send; one the upstream may have seen only when repeating
+/// it changes nothing: an idempotent method with no body (a body may already be consumed).
+pub fn may_retry(lost: Lost, reused: bool, method: &Method, bodiless: bool) -> bool {
+    reused
+        && match lost {
+            Lost::Unsent => true,
+            Lost::Unanswered => bodiless && method.is_idempotent(),
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_request_lost_on_a_reused_connection_is_sent_again() {
+        for lost in [Lost::Unsent, Lost::Unanswered] {
+            assert!(!may_retry(lost, false, &Method::GET, true), "{lost:?}");
+        }
+    }
+
+    #[test]
+    fn an_unanswered_request_is_sent_again_only_when_repeating_it_is_harmless() {
+        assert!(may_retry(Lost::Unanswered, true, &Method::GET, true));
+        assert!(may_retry(Lost::Unanswered, true, &Method::DELETE, true));
+        assert!(!may_retry(Lost::Unanswered, true, &Method::POST, true));
+        assert!(!may_retry(Lost::Unanswered, true, &Method::PUT, false));
+        assert!(may_retry(Lost::Unsent, true, &Method::POST, false));
+    }
 }
