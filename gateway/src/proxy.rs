@@ -3,12 +3,9 @@
 //! on or stops it with a [`GatewayError`]; `error.rs` turns those into responses, and
 //! [`Proxy::handle`] logs and counts every outcome exactly once.
 
-mod client_head;
 mod dedicated;
 mod forward;
 mod forwarding;
-mod headers;
-mod route;
 
 use std::{sync::Arc, time::Instant};
 
@@ -20,26 +17,24 @@ use proto_shared::{identity::unix_now, BodyDigest, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
-pub use forward::{connect_timeout, Forwarder, UpstreamBody};
+pub use forward::Forwarder;
 pub use forwarding::Forwarding;
-use headers::has_valid_host;
-pub use headers::{
-    connection_may_drop, is_gateway_response_header, is_hop_by_hop, list_items, prepare_response,
-    ClientAddr,
-};
-pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
     auth::{AuthError, Authenticator, LastToken},
-    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody},
+    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody},
     config::Limits,
     cors::{Cors, Preflight},
     error::GatewayError,
     health::{self, Readiness},
     metrics::{InFlight, Metrics},
+    request::{
+        api_user_segment, has_dot_segment, has_valid_host, prepare_response, ClientAddr,
+        ClientHead, Route, RouteClass, Router,
+    },
     revocation::FeedHealth,
+    upstream::Upstream,
     upstream_probe::{UpstreamProbe, Verdict},
 };
 
@@ -211,7 +206,7 @@ impl Proxy {
             .await?;
         let (mut head, body) = response.into_parts();
         self.upstream_latency(exchange, sent);
-        prepare_response(&mut head.headers);
+        prepare_response(head.status, &mut head.headers);
         Ok(Response::from_parts(
             head,
             body.map_err(Into::into).boxed_unsync(),
@@ -343,7 +338,7 @@ impl Proxy {
         if head.size() > parts.limits.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        if route::has_dot_segment(head.path()) {
+        if has_dot_segment(head.path()) {
             return Err(GatewayError::BadPath);
         }
         if !has_valid_host(head) {
@@ -384,7 +379,7 @@ impl Proxy {
         last_token: &mut LastToken,
     ) -> Result<UserId, GatewayError> {
         // `/api/` and `/api//tasks` name no user at all: no such route, whoever asks.
-        if route::api_user_segment(head.path()) == Some("") {
+        if api_user_segment(head.path()) == Some("") {
             return Err(GatewayError::NotFound);
         }
         // Two credentials are refused, not chosen between: another hop might pick the other.
@@ -398,7 +393,7 @@ impl Proxy {
             .authenticator
             .authenticate_on(first, last_token)
             .await?;
-        if let Some(segment) = route::api_user_segment(head.path()) {
+        if let Some(segment) = api_user_segment(head.path()) {
             if !verified.user_id.is_encoded_as(segment) {
                 return Err(GatewayError::ForbiddenUser);
             }

@@ -4,10 +4,8 @@
 //! connection-level limits (header-read timeout, head size) and graceful shutdown: stop
 //! accepting, let in-flight requests finish within the grace period, then cut what is left.
 
-mod first_bytes;
+pub mod first_bytes;
 mod idle;
-
-pub use first_bytes::Replay;
 
 use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
 
@@ -23,7 +21,8 @@ use crate::{
     body::Guarded,
     config::{Http1Engine, Limits},
     http1,
-    proxy::{self, ClientAddr, Dedicated, Proxy},
+    proxy::{self, Dedicated, Proxy},
+    request::ClientAddr,
 };
 
 /// What carries a connection's requests once the protocol is known.
@@ -32,13 +31,6 @@ enum Carrier {
     Http1(proxy::Drivers),
     /// HTTP/2: the shared upstream pool, and the connection watched for idleness.
     Http2(Arc<idle::Activity>),
-}
-
-/// hyper refuses a head larger than its read buffer with a bare 431; keep that buffer well
-/// above `MAX_HEADER_BYTES` so that `proxy.rs` answers the usual case with a JSON body.
-/// hyper's HTTP/1 buffer cannot be smaller than 8 KiB.
-pub fn read_buffer_size(max_header_bytes: usize) -> usize {
-    (max_header_bytes * 2).max(16 * 1024)
 }
 
 /// Serves `proxy` on `listener` until `shutdown` completes, then drains. `draining` is
@@ -56,13 +48,11 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(read_buffer_size(limits.max_header_bytes));
+        .max_buf_size(limits.read_buffer_size());
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(
-            u32::try_from(read_buffer_size(limits.max_header_bytes)).unwrap_or(u32::MAX),
-        )
+        .max_header_list_size(u32::try_from(limits.read_buffer_size()).unwrap_or(u32::MAX))
         // Finds peers that vanished without closing, which would otherwise hold streams.
         .keep_alive_interval(Duration::from_secs(30));
     // `first_bytes` has already told the protocol apart, so each connection gets a builder

@@ -22,7 +22,9 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    proxy::{ClientHead, Exchange, Forwarding, Upstream},
+    proxy::{Exchange, Forwarding},
+    request::ClientHead,
+    upstream::Upstream,
 };
 
 /// A response head larger than this is refused as a bad upstream answer.
@@ -72,7 +74,7 @@ impl Connection<'_> {
             self.proxy.sign(exchange, forwarding, head, body);
         }
         let forwarding = &*forwarding;
-        let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
+        let connect_timeout = crate::upstream::connect_timeout(limits.upstream_timeout);
         let sent = Instant::now();
         let retry_safe = *body_left == 0 && head.method().is_idempotent();
         let exchange = async {

@@ -10,7 +10,7 @@ mod response;
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::proxy::{ClientHead, Forwarding};
+use crate::{proxy::Forwarding, request::ClientHead};
 
 pub use request::{parse_request, RequestHead};
 pub use response::{parse_response, BadResponse, Framing, ResponseHead};

@@ -10,7 +10,7 @@ use bytes::BytesMut;
 use http::{uri::Authority, HeaderValue};
 use tokio::net::TcpStream;
 
-use crate::proxy::Upstream;
+use crate::upstream::Upstream;
 
 /// A connection to one upstream, with the bytes read from it but not yet used.
 #[derive(Debug)]

@@ -21,7 +21,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
-use super::{forward::UpstreamBody, route::Upstream};
+use crate::{body::UpstreamBody, upstream::Upstream};
 
 /// An upstream connection's I/O future, for the client connection's task to drive.
 pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;

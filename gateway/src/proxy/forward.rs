@@ -7,9 +7,7 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{header, request, uri::Parts as UriParts, Method, Request, Response, Uri, Version};
-use http_body_util::{Either, Full};
 use hyper::body::{Body, Incoming};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
@@ -17,14 +15,11 @@ use hyper_util::{
 };
 
 use crate::{
-    body::{caused_by, BodyTooLarge, BoxError, ClientBodyFailed, LimitedBody},
+    body::{caused_by, BodyTooLarge, BoxError, ClientBodyFailed, LimitedBody, UpstreamBody},
     error::GatewayError,
-    proxy::{dedicated::Dedicated, route::Upstream},
+    proxy::dedicated::Dedicated,
+    upstream::{connect_timeout, Upstream},
 };
-
-/// The request body as it travels upstream, counted against the limit: the client's as it
-/// streams in, or read whole before a signed request (its digest is in the credential).
-pub type UpstreamBody = LimitedBody<Either<Incoming, Full<Bytes>>>;
 
 /// The upstream client. Cheap to clone: the connection pool is shared.
 #[derive(Debug, Clone)]
@@ -171,11 +166,6 @@ fn closed_unanswered(error: &hyper::Error) -> bool {
         || std::error::Error::source(error)
             .and_then(|source| source.downcast_ref::<std::io::Error>())
             .is_some_and(|io| io.kind() == std::io::ErrorKind::ConnectionReset)
-}
-
-/// How long connecting to an upstream may take: part of the upstream timeout, at most 5 s.
-pub fn connect_timeout(upstream_timeout: Duration) -> Duration {
-    upstream_timeout.min(Duration::from_secs(5))
 }
 
 /// Both clients' errors as one type, so one `match` maps them.

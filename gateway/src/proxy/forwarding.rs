@@ -7,7 +7,7 @@
 use http::{header, request, HeaderName, HeaderValue};
 use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
 
-use super::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
+use crate::request::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
