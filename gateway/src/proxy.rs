@@ -3,12 +3,9 @@
 //! on or stops it with a [`GatewayError`]; `error.rs` turns those into responses, and
 //! [`Proxy::handle`] logs and counts every outcome exactly once.
 
-mod client_head;
 mod dedicated;
 mod forward;
 mod forwarding;
-mod headers;
-mod route;
 
 use std::{
     sync::Arc,
@@ -23,26 +20,24 @@ use proto_shared::{identity::unix_now, BodyDigest, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
-pub use forward::{connect_timeout, Forwarder, UpstreamBody};
+pub use forward::Forwarder;
 pub use forwarding::Forwarding;
-use headers::has_valid_host;
-pub use headers::{
-    connection_may_drop, decimal_length, is_gateway_response_header, is_hop_by_hop, list_items,
-    prepare_response, settle_response_framing, ClientAddr,
-};
-pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
     auth::{AuthError, Authenticator, LastToken},
-    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody},
+    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody},
     config::Limits,
     cors::{Cors, Preflight},
     error::GatewayError,
     health::{self, Readiness},
     metrics::{InFlight, Metrics},
+    request::{
+        api_user_segment, has_dot_segment, has_valid_host, prepare_response,
+        settle_response_framing, ClientAddr, ClientHead, Route, RouteClass, Router,
+    },
     revocation::FeedHealth,
+    upstream::Upstream,
     upstream_probe::{UpstreamProbe, Verdict},
 };
 
@@ -131,13 +126,13 @@ impl Proxy {
     }
 
     /// Handles one request from `client` through hyper, start to finish, forwarding over the
-    /// client connection's `dedicated` upstream connections if it has them. Never fails: every
+    /// client connection's `dedicated` upstream connections. Never fails: every
     /// refusal is a response.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         client: &ClientAddr,
-        dedicated: Option<&Dedicated>,
+        dedicated: &Dedicated,
     ) -> Response<GatewayBody> {
         let (mut head, body) = request.into_parts();
         // A refusal before any of the body was read leaves the body on the connection: hyper
@@ -145,9 +140,10 @@ impl Proxy {
         // or unbounded one ends the connection (as the lean engine does when it is not all
         // there yet: it cannot wait for megabytes nobody wants).
         let body_unread = !body.is_end_stream()
-            && body.size_hint().exact().is_none_or(|len| {
-                len > crate::server::read_buffer_size(self.parts.limits.max_header_bytes) as u64
-            });
+            && body
+                .size_hint()
+                .exact()
+                .is_none_or(|len| len > self.parts.limits.read_buffer_size() as u64);
         // hyper serves each request on its own: no token is remembered between them.
         let (mut exchange, step) = self.prepare(&head, client, &mut LastToken::default()).await;
         let mut forwarded = false;
@@ -234,7 +230,7 @@ impl Proxy {
         upstream: &Upstream,
         head: request::Parts,
         body: UpstreamBody,
-        dedicated: Option<&Dedicated>,
+        dedicated: &Dedicated,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let parts = &*self.parts;
         let sent = Instant::now();
@@ -251,7 +247,7 @@ impl Proxy {
             );
             return Err(GatewayError::UpstreamUnavailable);
         }
-        prepare_response(&mut head.headers);
+        prepare_response(head.status, &mut head.headers);
         Ok(Response::from_parts(
             head,
             body.map_err(Into::into).boxed_unsync(),
@@ -434,7 +430,7 @@ impl Proxy {
         if head.size() > parts.limits.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        if route::has_dot_segment(head.path()) {
+        if has_dot_segment(head.path()) {
             return Err(GatewayError::BadPath);
         }
         if !has_valid_host(head) {
@@ -475,7 +471,7 @@ impl Proxy {
         last_token: &mut LastToken,
     ) -> Result<UserId, GatewayError> {
         // `/api/` and `/api//tasks` name no user at all: no such route, whoever asks.
-        if route::api_user_segment(head.path()) == Some("") {
+        if api_user_segment(head.path()) == Some("") {
             return Err(GatewayError::NotFound);
         }
         // Two credentials are refused, not chosen between: another hop might pick the other.
@@ -489,7 +485,7 @@ impl Proxy {
             .authenticator
             .authenticate_on(first, last_token)
             .await?;
-        if let Some(segment) = route::api_user_segment(head.path()) {
+        if let Some(segment) = api_user_segment(head.path()) {
             if !verified.user_id.is_encoded_as(segment) {
                 return Err(GatewayError::ForbiddenUser);
             }

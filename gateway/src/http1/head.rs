@@ -10,7 +10,7 @@ mod response;
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::proxy::{ClientHead, Forwarding};
+use crate::{proxy::Forwarding, request::ClientHead};
 
 pub use request::{parse_request, RequestHead};
 pub use response::{parse_response, BadResponse, Framing, ResponseHead};
@@ -86,7 +86,7 @@ pub fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
 
 /// A `Content-Length` value as both engines read it.
 fn decimal(value: &[u8]) -> Option<u64> {
-    crate::proxy::decimal_length(value)
+    crate::request::decimal_length(value)
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 use http::{header, request, HeaderName, HeaderValue};
 use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
 
-use super::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
+use crate::request::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -63,7 +63,7 @@ impl Forwarding {
             keep_authorization,
             content_length: head
                 .value(header::CONTENT_LENGTH)
-                .and_then(super::decimal_length)
+                .and_then(crate::request::decimal_length)
                 .map(HeaderValue::from),
             forwarded_for: forwarded_for(head, client),
             request_id: request_id.header_value().clone(),

@@ -7,7 +7,8 @@ use std::{net::SocketAddr, time::Duration};
 use gateway::{
     auth::Algorithm,
     config::{Http1Engine, Limits, Settings},
-    proxy::{PublicRoute, Upstream},
+    request::PublicRoute,
+    upstream::Upstream,
     Application,
 };
 use proto_shared::{Audience, KeyRing, Verifier};

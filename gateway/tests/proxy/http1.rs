@@ -13,7 +13,7 @@ use std::{
     time::Duration,
 };
 
-use gateway::{config::Http1Engine, proxy::PublicRoute};
+use gateway::{config::Http1Engine, request::PublicRoute};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proto_shared::RequestId;
 
 use super::*;
-use crate::proxy::ClientAddr;
+use crate::request::ClientAddr;
 
 fn request(raw: &str) -> Parsed<RequestHead> {
     parse(raw.as_bytes())

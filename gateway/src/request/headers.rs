@@ -80,33 +80,44 @@ impl ClientAddr {
     }
 }
 
-/// Cleans an upstream's response headers: hop-by-hop headers go, and so do those the gateway
-/// alone decides ([`is_gateway_response_header`]), and those its `Connection` header names
-/// ([`connection_may_drop`]). A `Content-Length` beside
-/// `Transfer-Encoding` goes too: the body was read as chunked (RFC 9112 §6.3), and a stale
-/// length passed on would cut it short or hang the client.
-pub fn prepare_response(headers: &mut HeaderMap) {
-    let mut doomed: Vec<HeaderName> = headers
+/// Whether the header line `name` of an upstream's answer reaches the client: the one rule
+/// both engines apply to every answer. Hop-by-hop headers go, and so do those the gateway
+/// alone decides ([`is_gateway_response_header`]) and those the answer's `Connection` header
+/// names (`named_by_connection`), except a `Content-Length` ([`connection_may_drop`]).
+/// `unframed_length`: the answer's `Content-Length` frames no body the client gets, because
+/// chunked framing overrides it (RFC 9112 §6.3: a stale length passed on would cut the body
+/// short or hang the client) or the status has no body to measure (204, RFC 9110 §8.6).
+pub fn relays_response_header(
+    name: &[u8],
+    unframed_length: bool,
+    named_by_connection: impl FnOnce(&[u8]) -> bool,
+) -> bool {
+    !(is_hop_by_hop(name)
+        || is_gateway_response_header(name)
+        || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
+        || (connection_may_drop(name) && named_by_connection(name)))
+}
+
+/// Applies [`relays_response_header`] to an answer hyper parsed into `headers`.
+pub fn prepare_response(status: StatusCode, headers: &mut HeaderMap) {
+    let unframed_length = headers.contains_key(header::TRANSFER_ENCODING)
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let named: Vec<&[u8]> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| list_items(value.as_bytes()))
+        .collect();
+    let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
             let name = name.as_str().as_bytes();
-            is_hop_by_hop(name) || is_gateway_response_header(name)
+            !relays_response_header(name, unframed_length, |name| {
+                named.iter().any(|item| item.eq_ignore_ascii_case(name))
+            })
         })
         .cloned()
         .collect();
-    if doomed.contains(&header::TRANSFER_ENCODING) {
-        doomed.push(header::CONTENT_LENGTH);
-    }
-    if doomed.contains(&header::CONNECTION) {
-        doomed.extend(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .flat_map(|value| list_items(value.as_bytes()))
-                .filter(|named| connection_may_drop(named))
-                .filter_map(|named| HeaderName::from_bytes(named).ok()),
-        );
-    }
     for name in doomed {
         headers.remove(name);
     }
@@ -181,7 +192,7 @@ pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// (empty is allowed), with no user info, path or anything else. Other requests are refused
 /// (400), so the `X-Forwarded-Host` an upstream gets is a host and nothing it could read as
 /// more.
-pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
+pub fn has_valid_host(head: &impl ClientHead) -> bool {
     let mut lines = head.values(header::HOST);
     let host = match (lines.next(), lines.next()) {
         (_, Some(_)) => return false,
