@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use gateway::{
     auth::Algorithm,
-    config::{Http1Engine, Limits, Settings},
+    config::{Http1Engine, Limits, RuntimeLayout, Settings},
     request::PublicRoute,
     upstream::Upstream,
     Application,
@@ -129,6 +129,7 @@ impl Side {
             limits: limits(),
             http1_engine: engine,
             worker_threads: 1,
+            runtime_layout: RuntimeLayout::PerCore,
             insecure_http: Vec::new(),
         };
         let application = Application::build(settings).await.expect("gateway builds");
