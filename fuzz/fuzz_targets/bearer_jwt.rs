@@ -88,6 +88,13 @@ fn check_token(token: &str, allowed: &[Algorithm]) {
         "an algorithm not allowed was taken"
     );
     assert!(!jws.kid.is_empty() && jws.kid.len() <= 256);
+    let header = URL_SAFE_NO_PAD
+        .decode(segments[0])
+        .expect("a parsed header is base64url");
+    assert!(
+        std::str::from_utf8(&header).is_ok(),
+        "a header that is not UTF-8 was taken"
+    );
     let payload = match jws.payload() {
         Ok(payload) => {
             assert_eq!(
