@@ -46,8 +46,9 @@ use self::{
 };
 use crate::{
     auth::LastToken,
-    proxy::{ClientAddr, Proxy, Step},
-    server::Replay,
+    proxy::{Proxy, Step},
+    request::ClientAddr,
+    server::first_bytes::Replay,
 };
 
 pub use head::BadResponse;
@@ -103,7 +104,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
 /// The most a request head may take before hyper gets to refuse it (431). hyper's own read
 /// buffer is as large, so a head that fits there fits here.
 fn read_limit(proxy: &Proxy) -> usize {
-    crate::server::read_buffer_size(proxy.limits().max_header_bytes)
+    proxy.limits().read_buffer_size()
 }
 
 /// One client connection as the engine serves it.
