@@ -8,4 +8,5 @@
 pub use crate::auth::fuzzing::*;
 pub use crate::auth::{Algorithm, AuthError};
 pub use crate::http1::fuzzing::*;
-pub use crate::proxy::{ClientAddr, ClientHead, Forwarding};
+pub use crate::proxy::Forwarding;
+pub use crate::request::{ClientAddr, ClientHead};
