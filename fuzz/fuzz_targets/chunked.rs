@@ -127,7 +127,7 @@ fn reference(input: &[u8]) -> Outcome {
         }
         data.extend_from_slice(&input[at..at + size]);
         at += size;
-        for expected in [b'\r', b'\n'] {
+        for expected in *b"\r\n" {
             match input.get(at) {
                 None => return incomplete(data),
                 Some(&b) if b == expected => at += 1,
