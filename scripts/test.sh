@@ -89,6 +89,18 @@ if ((run_cargo)); then
   phase_done "cargo test ${selection[*]}"
 fi
 
+if ((everything)); then
+  # A crate that only verifies credentials takes proto-shared without features: it must build
+  # alone, and without reqwest or tracing-subscriber (issue 14).
+  log "proto-shared with no features: builds, and pulls no HTTP client or log set-up"
+  cargo clippy -q -p proto-shared --lib --no-default-features -- -D warnings 2>&1 | tee -a "$output" || status=$?
+  if cargo tree -p proto-shared --no-default-features -e normal | grep -E '^.*(reqwest|tracing-subscriber) v'; then
+    echo "proto-shared pulls the crates above without features" | tee -a "$output"
+    status=1
+  fi
+  phase_done "proto-shared without features"
+fi
+
 if ((containers)); then
   scripts/test-containers.sh 2>&1 | tee -a "$output" || status=$?
   phase_done "containers"
