@@ -2,11 +2,11 @@
 //! `WORKER_THREADS` workers, each a current-thread Tokio runtime on a thread of its own
 //! accepting on a listener of its own, all bound to the same address with `SO_REUSEPORT` so
 //! the kernel spreads connections across them, the way nginx's and Pingora's workers run.
-//! (`per-core-shared-accept` gives every worker a descriptor of one listener instead, so
-//! whichever is awake accepts; it measured worse, see specs/research.md.) A connection
-//! then lives and dies on the worker that accepted it: no work stealing, no cross-thread
-//! wake-ups, no shared run queue. The main thread's runtime is worker 0 and also runs the
-//! admin listener and the background tasks (key refresh, revocation feed, upstream probe).
+//! A connection then lives and dies on the worker that accepted it: no work stealing, no
+//! cross-thread wake-ups, no shared run queue. The main thread's runtime is worker 0 and also
+//! runs the admin listener and the background tasks (key refresh, revocation feed, upstream
+//! probe). `per-core-shared-accept` gives every worker a descriptor of one listener instead,
+//! so whichever is awake accepts; it measured worse (specs/research.md).
 //!
 //! Everything else is shared as in the `shared` layout: the `Proxy` (token cache, key set,
 //! revocation set, metrics, concurrency limit) is `Arc`-shared and thread-safe, and every
@@ -38,7 +38,8 @@ pub struct Listeners {
 impl Listeners {
     /// Binds `address` for `workers` workers. The `shared` layout, or a single worker,
     /// binds one plain listener as before; `per-core` binds `workers` listeners sharing the
-    /// address through `SO_REUSEPORT` (port 0: the first picks the port, the rest join it).
+    /// address through `SO_REUSEPORT` (port 0: the first picks the port, the rest join it);
+    /// `per-core-shared-accept` one listener with a descriptor per worker.
     /// Must run inside a Tokio runtime.
     pub async fn bind(
         address: SocketAddr,
@@ -78,7 +79,7 @@ impl Listeners {
 }
 
 /// The threads the main runtime needs: all the workers in the `shared` layout; in the
-/// `per-core` layout one, since it is worker 0 and the others bring their own.
+/// per-core layouts one, since it is worker 0 and the others bring their own.
 pub fn main_runtime_threads(layout: RuntimeLayout, workers: usize) -> usize {
     match layout {
         RuntimeLayout::Shared => workers,
