@@ -1,15 +1,24 @@
 //! The accept loop: HTTP/1.1 and cleartext HTTP/2 (upgrade-free, prior knowledge) on one port,
 //! the protocol decided once on a connection's first bytes; HTTP/1.1 goes to the lean engine
 //! (`http1.rs`) or hyper, HTTP/2 to hyper watched for idleness (`server/idle.rs`). Also the
-//! connection-level limits (header-read timeout, head size) and graceful shutdown: stop
-//! accepting, let in-flight requests finish within the grace period, then cut what is left.
+//! connection-level limits (header-read timeout, head size, `MAX_CONNECTIONS` in
+//! `server/connections.rs`) and graceful shutdown: stop accepting, let in-flight requests
+//! finish within the grace period, then cut what is left.
 
+mod connections;
 mod first_bytes;
 mod idle;
 
+pub use connections::{Connections, Slot};
 pub use first_bytes::Replay;
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use hyper::service::service_fn;
 use hyper_util::{
@@ -72,6 +81,11 @@ pub async fn serve(
     let http1_builder = builder.clone().http1_only();
     let http2_builder = builder.http2_only();
     let graceful = GracefulShutdown::new();
+    let connections = Connections::new(
+        limits.max_connections,
+        draining.clone(),
+        proxy.metrics().clone(),
+    );
     tokio::pin!(shutdown);
 
     loop {
@@ -87,14 +101,20 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // At the cap, the longest-idle connection is asked to close to make room; with none
+        // idle, the new connection is closed now, unanswered (see `server/connections.rs`).
+        let Some(admitted) = connections.admit() else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let http1_builder = http1_builder.clone();
         let http2_builder = http2_builder.clone();
         let proxy = proxy.clone();
         let watcher = graceful.watcher();
         let timeout = limits.header_read_timeout;
-        let draining = draining.clone();
         tokio::spawn(async move {
+            let slot = admitted.slot().clone();
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
             let Some(mut io) = first_bytes::read(stream, timeout).await else {
@@ -103,12 +123,20 @@ pub async fn serve(
             // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
             // meanwhile makes the drain wait for this connection too.
             let client = ClientAddr::new(peer);
+            // A connection the lean engine hands over is mid-request: busy until hyper has
+            // begun that request (see `handover` below), so that it cannot be shed between.
+            let mut handover = None;
             if http1_engine == Http1Engine::Lean && !io.is_http2() {
-                match http1::serve(io, &proxy, &client).await {
-                    Some(rest) => io = rest,
+                match http1::serve(io, &proxy, &client, &slot).await {
+                    Some(rest) => {
+                        io = rest;
+                        slot.idle(std::time::Instant::now());
+                        handover = Some(slot.begin());
+                    }
                     None => return,
                 }
             }
+            let handover = Mutex::new(handover);
             // An HTTP/1 client sends one request at a time: it gets upstream connections of
             // its own, driven by this task. HTTP/2 clients multiplex over the shared pool, and
             // their connections are watched for idleness, which hyper does not bound.
@@ -121,18 +149,20 @@ pub async fn serve(
             };
             let service = service_fn({
                 let activity = activity.clone();
+                let slot = slot.clone();
                 move |request| {
                     let proxy = proxy.clone();
                     let dedicated = dedicated.clone();
                     let client = client.clone();
                     let in_flight = activity.as_ref().map(idle::Activity::begin);
+                    let busy = slot.begin();
+                    // std Mutex: never held across .await; taken once per request.
+                    drop(handover.lock().unwrap_or_else(|e| e.into_inner()).take());
                     async move {
                         let response = proxy.handle(request, &client, dedicated.as_deref()).await;
-                        // In flight until the response's last byte has left.
-                        let response = match in_flight {
-                            Some(in_flight) => response.map(|body| Guarded::wrap(body, in_flight)),
-                            None => response,
-                        };
+                        // In flight, and the connection busy, until the response's last byte
+                        // has left.
+                        let response = response.map(|body| Guarded::wrap(body, (in_flight, busy)));
                         Ok::<_, Infallible>(response)
                     }
                 }
@@ -145,20 +175,27 @@ pub async fn serve(
                     let connection = http2_builder.serve_connection(TokioIo::new(io), service);
                     let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                         Box::pin(connection.into_owned());
-                    idle::serve(connection.as_mut(), &activity, &limits, &draining)
+                    // The slot's token: draining, or shed to make room.
+                    idle::serve(connection.as_mut(), &activity, &limits, slot.closing())
                         .await
                         .unwrap_or(Ok(()))
                 }
                 Carrier::Http1(drivers) => {
+                    // Held, this makes the drain wait for the connection; `until_closing`
+                    // does the graceful shutdown itself, when draining or shed.
+                    let _counted = watcher;
                     let connection = http1_builder.serve_connection(TokioIo::new(io), service);
-                    let connection = watcher.watch(connection.into_owned());
                     // Boxed as `Send` where the types are concrete: inside `drive` the compiler
                     // cannot prove the connection future `Send` (rust-lang/rust#110338). The
                     // same goes for the HTTP/2 branch.
-                    let connection: Pin<Box<dyn Future<Output = _> + Send>> = Box::pin(connection);
+                    let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
+                        Box::pin(connection.into_owned());
+                    let connection: Pin<Box<dyn Future<Output = _> + Send>> =
+                        Box::pin(until_closing(connection, slot.closing().clone()));
                     proxy::drive(connection, drivers).await
                 }
             };
+            drop(admitted);
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
@@ -171,5 +208,21 @@ pub async fn serve(
     match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
         Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// Drives an HTTP/1 `connection` until it ends, asking it to finish and close (hyper closes an
+/// idle one at once) when `closing` is cancelled: the gateway drains or shed it.
+async fn until_closing<C: idle::GracefulConnection + ?Sized>(
+    mut connection: Pin<Box<C>>,
+    closing: CancellationToken,
+) -> C::Output {
+    tokio::select! {
+        biased;
+        output = connection.as_mut() => output,
+        () = closing.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }

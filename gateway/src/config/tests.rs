@@ -181,7 +181,7 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("IDENTITY_PROBE_SECS\toptional\t10\n"));
     assert!(listing.contains("REVOCATION_DATABASE_URL\toptional\t\n"));
     assert!(listing.contains("REVOCATION_STALE_SECS\toptional\t30\n"));
-    assert_eq!(listing.lines().count(), 34, "{listing}");
+    assert_eq!(listing.lines().count(), 35, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
 }
@@ -212,4 +212,19 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
         assert!(error.to_string().contains(problem), "{error}");
         assert!(!error.to_string().contains("pw@"), "{error}");
     }
+}
+
+#[test]
+fn max_connections_defaults_from_the_file_limit_and_is_checked_against_it() {
+    // Half of what the reserve leaves: a client socket and an upstream socket each.
+    assert_eq!(max_connections(None, Some(20_000)).unwrap(), 9_872);
+    assert_eq!(max_connections(None, Some(100)).unwrap(), 1);
+    assert_eq!(max_connections(Some(3), Some(20_000)).unwrap(), 3);
+    for (set, problem) in [(0, "at least 1"), (20_001, "open-file limit (20000)")] {
+        let error = max_connections(Some(set), Some(20_000)).unwrap_err();
+        assert_eq!(error.variable, "MAX_CONNECTIONS");
+        assert!(error.to_string().contains(problem), "{error}");
+    }
+    let settings = parse(&["--better-auth-url", "https://auth.local"]).validate();
+    assert!(settings.unwrap().limits.max_connections >= 1);
 }

@@ -12,6 +12,9 @@ use tokio::net::TcpStream;
 
 use crate::proxy::Upstream;
 
+/// What an upstream connection's read buffer takes while an exchange uses it.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// A connection to one upstream, with the bytes read from it but not yet used.
 #[derive(Debug)]
 pub struct UpstreamConnection {
@@ -45,12 +48,21 @@ impl Upstreams {
             // that ignores case.
             .position(|connection| connection.authority.as_str() == upstream.authority.as_str())
         {
-            let connection = self.idle.swap_remove(index);
+            let mut connection = self.idle.swap_remove(index);
             if connection.is_open() {
+                connection.buf.reserve(READ_BUFFER);
                 return Ok(connection);
             }
         }
         connect(upstream, connect_timeout).await
+    }
+
+    /// Gives back the read buffers of the idle connections (they are empty: see `is_open`)
+    /// while the client connection is idle; `checkout` gives them capacity again.
+    pub fn release_buffers(&mut self) {
+        for connection in &mut self.idle {
+            connection.buf = BytesMut::new();
+        }
     }
 
     /// Keeps `connection` for the next request to its upstream.
@@ -86,7 +98,7 @@ pub async fn connect(
         authority: upstream.authority.clone(),
         host: upstream.host_header(),
         stream,
-        buf: BytesMut::with_capacity(8 * 1024),
+        buf: BytesMut::with_capacity(READ_BUFFER),
         reused: false,
     })
 }
