@@ -20,7 +20,7 @@
 #   env: COUNTS="0 1000 5000" SETTLE=3 DURATION=8s CONNECTIONS=64 REPEATS=3
 #        LOAD_CPU=0 PROXY_CPU=1 BASE_PORT=19400 PRIORITY=-10
 #        SERVERS="nginx lean hyper h2" (h2: the gateway with HTTP/2 prior-knowledge clients)
-#        THROUGHPUT=1 (0: memory only)
+#        THROUGHPUT=1 (0: memory only) BIN=<directory of prebuilt binaries>
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -67,7 +67,9 @@ for port in $UP_PORT $NGINX_PORT $GW_PORT $ISSUER_PORT $ADMIN_PORT; do
   fi
 done
 
-build
+# BIN: a directory holding binaries built earlier (gateway, examples/...), e.g. a "before"
+# build to compare with; else the working tree is built.
+if [ -n "${BIN:-}" ]; then say "using the binaries in $BIN"; else build; fi
 scratch
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }

@@ -94,7 +94,9 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr, slot: &Slot) ->
                 return Some(Replay::new(connection.buf.to_vec(), connection.client));
             }
         };
-        match connection.exchange(head, timers.upstream.as_mut()).await {
+        // Boxed: the exchange's state (the largest part of this future) exists only while a
+        // request is in flight, not in every idle connection's task.
+        match Box::pin(connection.exchange(head, timers.upstream.as_mut())).await {
             Ok(Next::KeepAlive) => connection.trim_buffer(),
             Ok(Next::Close { linger }) => {
                 connection.close(linger).await;

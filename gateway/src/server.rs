@@ -9,7 +9,7 @@ mod connections;
 mod first_bytes;
 mod idle;
 
-pub use connections::{Connections, Slot};
+pub use connections::{Busy, Connections, Slot};
 pub use first_bytes::Replay;
 
 use std::{
@@ -23,7 +23,10 @@ use std::{
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -78,8 +81,10 @@ pub async fn serve(
     // for its protocol alone. The auto builder would sniff again, and on a connection the lean
     // engine hands over mid-way it would take a client's HTTP/2 preface after an HTTP/1.1
     // request for a switch to HTTP/2, which RFC 9113 §3.4 does not allow there.
-    let http1_builder = builder.clone().http1_only();
-    let http2_builder = builder.http2_only();
+    let builders = Arc::new(Builders {
+        http1: builder.clone().http1_only(),
+        http2: builder.http2_only(),
+    });
     let graceful = GracefulShutdown::new();
     let connections = Connections::new(
         limits.max_connections,
@@ -108,26 +113,28 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let http1_builder = http1_builder.clone();
-        let http2_builder = http2_builder.clone();
-        let proxy = proxy.clone();
-        let watcher = graceful.watcher();
-        let timeout = limits.header_read_timeout;
+        let hyper = Hyper {
+            builders: builders.clone(),
+            proxy: proxy.clone(),
+            limits,
+            watcher: graceful.watcher(),
+        };
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             let slot = admitted.slot().clone();
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
-            let Some(mut io) = first_bytes::read(stream, timeout).await else {
+            let Some(mut io) = first_bytes::read(stream, header_read_timeout).await else {
                 return;
             };
             // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
             // meanwhile makes the drain wait for this connection too.
             let client = ClientAddr::new(peer);
             // A connection the lean engine hands over is mid-request: busy until hyper has
-            // begun that request (see `handover` below), so that it cannot be shed between.
+            // begun that request, so that it cannot be shed in between.
             let mut handover = None;
             if http1_engine == Http1Engine::Lean && !io.is_http2() {
-                match http1::serve(io, &proxy, &client, &slot).await {
+                match http1::serve(io, &hyper.proxy, &client, &slot).await {
                     Some(rest) => {
                         io = rest;
                         slot.idle(std::time::Instant::now());
@@ -136,65 +143,9 @@ pub async fn serve(
                     None => return,
                 }
             }
-            let handover = Mutex::new(handover);
-            // An HTTP/1 client sends one request at a time: it gets upstream connections of
-            // its own, driven by this task. HTTP/2 clients multiplex over the shared pool, and
-            // their connections are watched for idleness, which hyper does not bound.
-            let (dedicated, activity, carrier) = if io.is_http2() {
-                let activity = idle::Activity::new();
-                (None, Some(activity.clone()), Carrier::Http2(activity))
-            } else {
-                let (dedicated, drivers) = Dedicated::new();
-                (Some(Arc::new(dedicated)), None, Carrier::Http1(drivers))
-            };
-            let service = service_fn({
-                let activity = activity.clone();
-                let slot = slot.clone();
-                move |request| {
-                    let proxy = proxy.clone();
-                    let dedicated = dedicated.clone();
-                    let client = client.clone();
-                    let in_flight = activity.as_ref().map(idle::Activity::begin);
-                    let busy = slot.begin();
-                    // std Mutex: never held across .await; taken once per request.
-                    drop(handover.lock().unwrap_or_else(|e| e.into_inner()).take());
-                    async move {
-                        let response = proxy.handle(request, &client, dedicated.as_deref()).await;
-                        // In flight, and the connection busy, until the response's last byte
-                        // has left.
-                        let response = response.map(|body| Guarded::wrap(body, (in_flight, busy)));
-                        Ok::<_, Infallible>(response)
-                    }
-                }
-            });
-            let result = match carrier {
-                Carrier::Http2(activity) => {
-                    // Held, this makes the drain wait for the connection; `idle::serve`
-                    // does the graceful shutdown itself once draining starts.
-                    let _counted = watcher;
-                    let connection = http2_builder.serve_connection(TokioIo::new(io), service);
-                    let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
-                        Box::pin(connection.into_owned());
-                    // The slot's token: draining, or shed to make room.
-                    idle::serve(connection.as_mut(), &activity, &limits, slot.closing())
-                        .await
-                        .unwrap_or(Ok(()))
-                }
-                Carrier::Http1(drivers) => {
-                    // Held, this makes the drain wait for the connection; `until_closing`
-                    // does the graceful shutdown itself, when draining or shed.
-                    let _counted = watcher;
-                    let connection = http1_builder.serve_connection(TokioIo::new(io), service);
-                    // Boxed as `Send` where the types are concrete: inside `drive` the compiler
-                    // cannot prove the connection future `Send` (rust-lang/rust#110338). The
-                    // same goes for the HTTP/2 branch.
-                    let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
-                        Box::pin(connection.into_owned());
-                    let connection: Pin<Box<dyn Future<Output = _> + Send>> =
-                        Box::pin(until_closing(connection, slot.closing().clone()));
-                    proxy::drive(connection, drivers).await
-                }
-            };
+            // Boxed: hyper's connection state would otherwise sit in every connection's task,
+            // the lean engine's idle ones included, whether hyper serves it or not.
+            let result = Box::pin(hyper.serve(io, client, slot, handover)).await;
             drop(admitted);
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");
@@ -208,6 +159,99 @@ pub async fn serve(
     match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
         Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// hyper's server settings for each protocol.
+struct Builders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+/// What serves a connection with hyper: all of it (HTTP/2, `HTTP1_ENGINE=hyper`), or the rest
+/// of it once the lean engine has handed it over.
+struct Hyper {
+    /// Shared: a builder's settings are hundreds of bytes, which every connection's task would
+    /// otherwise carry.
+    builders: Arc<Builders>,
+    proxy: Proxy,
+    limits: Limits,
+    /// Held, this makes the drain wait for the connection.
+    watcher: Watcher,
+}
+
+impl Hyper {
+    /// Serves `io` until it ends. `handover`: the lean engine's request in progress, busy
+    /// until hyper begins it.
+    async fn serve(
+        self,
+        io: Replay,
+        client: ClientAddr,
+        slot: Arc<Slot>,
+        handover: Option<Busy>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Self {
+            builders,
+            proxy,
+            limits,
+            watcher,
+        } = self;
+        let handover = Mutex::new(handover);
+        // An HTTP/1 client sends one request at a time: it gets upstream connections of its
+        // own, driven by this task. HTTP/2 clients multiplex over the shared pool, and their
+        // connections are watched for idleness, which hyper does not bound.
+        let (dedicated, activity, carrier) = if io.is_http2() {
+            let activity = idle::Activity::new();
+            (None, Some(activity.clone()), Carrier::Http2(activity))
+        } else {
+            let (dedicated, drivers) = Dedicated::new();
+            (Some(Arc::new(dedicated)), None, Carrier::Http1(drivers))
+        };
+        let service = service_fn({
+            let activity = activity.clone();
+            let slot = slot.clone();
+            move |request| {
+                let proxy = proxy.clone();
+                let dedicated = dedicated.clone();
+                let client = client.clone();
+                let in_flight = activity.as_ref().map(idle::Activity::begin);
+                let busy = slot.begin();
+                // std Mutex: never held across .await; taken once per request.
+                drop(handover.lock().unwrap_or_else(|e| e.into_inner()).take());
+                async move {
+                    let response = proxy.handle(request, &client, dedicated.as_deref()).await;
+                    // In flight, and the connection busy, until the response's last byte has
+                    // left.
+                    let response = response.map(|body| Guarded::wrap(body, (in_flight, busy)));
+                    Ok::<_, Infallible>(response)
+                }
+            }
+        });
+        // Held, this makes the drain wait for the connection; `idle::serve` and
+        // `until_closing` do the graceful shutdown themselves when the slot's token is
+        // cancelled: the gateway drains, or shed the connection to make room.
+        let _counted = watcher;
+        match carrier {
+            Carrier::Http2(activity) => {
+                let connection = builders.http2.serve_connection(TokioIo::new(io), service);
+                // Boxed as `Send` where the types are concrete: inside `idle::serve` and
+                // `drive` the compiler cannot prove the connection future `Send`
+                // (rust-lang/rust#110338). The same goes for the HTTP/1 branch.
+                let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
+                    Box::pin(connection.into_owned());
+                idle::serve(connection.as_mut(), &activity, &limits, slot.closing())
+                    .await
+                    .unwrap_or(Ok(()))
+            }
+            Carrier::Http1(drivers) => {
+                let connection = builders.http1.serve_connection(TokioIo::new(io), service);
+                let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
+                    Box::pin(connection.into_owned());
+                let connection: Pin<Box<dyn Future<Output = _> + Send>> =
+                    Box::pin(until_closing(connection, slot.closing().clone()));
+                proxy::drive(connection, drivers).await
+            }
+        }
     }
 }
 

@@ -68,6 +68,9 @@ impl Upstreams {
     /// Keeps `connection` for the next request to its upstream.
     pub fn checkin(&mut self, mut connection: UpstreamConnection) {
         connection.reused = true;
+        // Room for this one alone: a client usually talks to one upstream, and `push` would
+        // make room for four, hundreds of bytes held by every idle connection.
+        self.idle.reserve_exact(1);
         self.idle.push(connection);
     }
 }
