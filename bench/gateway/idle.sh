@@ -20,7 +20,8 @@
 #   env: COUNTS="0 1000 5000" SETTLE=3 DURATION=8s CONNECTIONS=64 REPEATS=3
 #        LOAD_CPU=0 PROXY_CPU=1 BASE_PORT=19400 PRIORITY=-10
 #        SERVERS="nginx lean hyper h2" (h2: the gateway with HTTP/2 prior-knowledge clients)
-#        THROUGHPUT=1 (0: memory only) BIN=<directory of prebuilt binaries>
+#        THROUGHPUT=1 (0: memory only) MEMORY=1 (0: throughput only)
+#        BIN=<directory of prebuilt binaries>
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,7 +39,7 @@ BASE_PORT=${BASE_PORT:-19400}
 PRIORITY=${PRIORITY:--10}
 UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSUER_PORT=$((BASE_PORT + 3))
 ADMIN_PORT=$((BASE_PORT + 4))
-USER_PATH=/api/bench-user/tasks
+USER_PATH=${USER_PATH:-/api/bench-user/tasks}
 
 # shellcheck source=bench/gateway/common.sh
 source "$HERE/common.sh"
@@ -152,6 +153,7 @@ idle_rss() {
 
 RESULTS="$TMP/rss"
 : >"$RESULTS"
+[ "${MEMORY:-1}" = 1 ] || SERVERS=()
 for server in "${SERVERS[@]}"; do
   for n in "${COUNTS[@]}"; do
     rss=$(idle_rss "$server" "$n")
@@ -178,29 +180,37 @@ done
 [ "$THROUGHPUT" = 1 ] || exit 0
 
 # --- throughput, paired against nginx ---------------------------------------------------------
-# run_rps <url> [wrk args...]: requests/s of one wrk run; stops the script on a failed request.
+# CPU time (user + system, in clock ticks) a process has used so far.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+TICK=$(getconf CLK_TCK)
+# run_rps <pid> <url> [wrk args...]: "requests/s cpu-us-per-request" of one wrk run, the CPU
+# being <pid>'s (the server under test: unlike throughput, it barely moves with other load
+# on the machine); stops the script on a failed request.
 run_rps() {
-  local url=$1; shift
+  local pid=$1 url=$2; shift 2
+  local before; before=$(ticks "$pid")
   local line; line=$("${PINNED[@]}" "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" \
-    -s "$HERE/report.lua" "$@" | awk '/^RESULT/ { print $2, $5 }')
-  [ "${line#* }" = 0 ] || { say "$url: ${line#* } failed requests; figures not valid"; exit 1; }
-  echo "${line% *}"
+    -s "$HERE/report.lua" "$@" | awk '/^RESULT/ { print $2, $5, $6 }')
+  local after; after=$(ticks "$pid")
+  read -r rps failed total <<<"$line"
+  [ "$failed" = 0 ] || { say "$url: $failed failed requests; figures not valid"; exit 1; }
+  echo "$rps $(echo "($after - $before) / $TICK * 1000000 / $total" | bc -l)"
 }
 start nginx
-NGINX_MAIN=$SERVER_MAIN NGINX_URL="$SERVER_URL$USER_PATH"
+NGINX_MAIN=$SERVER_MAIN NGINX_PID=$SERVER_PID NGINX_URL="$SERVER_URL$USER_PATH"
 start lean
 GW_URL="$SERVER_URL$USER_PATH"
 AUTH=(-H "Authorization: Bearer $(cat "$TOKEN_FILE")")
-run_rps "$NGINX_URL" >/dev/null && run_rps "$GW_URL" "${AUTH[@]}" >/dev/null
+run_rps "$NGINX_PID" "$NGINX_URL" >/dev/null && run_rps "$SERVER_PID" "$GW_URL" "${AUTH[@]}" >/dev/null
 : >"$TMP/ratios"
 for _ in $(seq 1 "$REPEATS"); do
-  nginx_rps=$(run_rps "$NGINX_URL")
-  gw_rps=$(run_rps "$GW_URL" "${AUTH[@]}")
-  echo "$gw_rps $nginx_rps" | awk '{ printf "%.3f %.0f %.0f\n", $1 / $2, $1, $2 }' >>"$TMP/ratios"
+  nginx_run=$(run_rps "$NGINX_PID" "$NGINX_URL")
+  gw_run=$(run_rps "$SERVER_PID" "$GW_URL" "${AUTH[@]}")
+  echo "$gw_run $nginx_run" | awk '{ printf "%.3f %.0f %.0f %.3f %.1f %.1f\n", $1 / $3, $1, $3, $2 / $4, $2, $4 }' >>"$TMP/ratios"
 done
 stop
 SERVER_MAIN=$NGINX_MAIN stop
 echo
 echo "Throughput, wrk -t1 -c$CONNECTIONS -d$DURATION, $REPEATS pairs (gateway lean, warm token; nginx just before):"
-awk '{ printf "  gateway %8d req/s   nginx %8d req/s   ratio %s\n", $2, $3, $1 }' "$TMP/ratios"
-echo "  median ratio gateway/nginx: $(cut -d' ' -f1 "$TMP/ratios" | median)"
+awk '{ printf "  gateway %8d req/s %6.1f us/req   nginx %8d req/s %6.1f us/req   ratios: throughput %s, CPU %s\n", $2, $5, $3, $6, $1, $4 }' "$TMP/ratios"
+echo "  median ratio gateway/nginx: throughput $(cut -d' ' -f1 "$TMP/ratios" | median), CPU per request $(cut -d' ' -f4 "$TMP/ratios" | median)"
