@@ -6,7 +6,6 @@
 //! in the verified-token cache (`token_cache.rs`), read its header and check its signature with
 //! the JWKS key it names (`jwt.rs`, `es512.rs`), then apply the claim rules (`claims.rs`).
 
-mod algorithm;
 mod bearer;
 mod claims;
 mod es512;
@@ -21,7 +20,7 @@ use prometheus_client::registry::Registry;
 use proto_shared::UserId;
 use tokio_util::sync::CancellationToken;
 
-pub use algorithm::{Algorithm, UnknownAlgorithm};
+pub use crate::algorithm::{Algorithm, UnknownAlgorithm};
 pub use bearer::MAX_TOKEN_LEN;
 pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 

@@ -9,13 +9,18 @@ use std::{
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Either, Full};
+use hyper::body::Incoming;
 
 /// Errors crossing a body boundary.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// Every response body the gateway sends.
 pub type GatewayBody = UnsyncBoxBody<Bytes, BoxError>;
+
+/// The request body as it travels upstream, counted against the limit: the client's as it
+/// streams in, or read whole before a signed request (its digest is in the credential).
+pub type UpstreamBody = LimitedBody<Either<Incoming, Full<Bytes>>>;
 
 /// A complete in-memory body, boxed.
 pub fn full(body: Full<Bytes>) -> GatewayBody {

@@ -11,8 +11,9 @@ use proto_shared::{telemetry::LogFormat, Audience, KeyRing};
 use crate::{
     auth::{Algorithm, AuthConfig},
     jwks::JwksConfig,
-    proxy::{PublicRoute, Upstream},
+    request::PublicRoute,
     revocation::RevocationConfig,
+    upstream::Upstream,
 };
 
 mod list_env;
@@ -267,6 +268,16 @@ pub struct Limits {
     /// Client connections open at once (`server/connections.rs` says what happens at it).
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+}
+
+impl Limits {
+    /// How many bytes a connection may buffer while reading a head: well above
+    /// `max_header_bytes`, because hyper refuses a head larger than its read buffer with a bare
+    /// 431 and the request path should answer the usual case with a JSON body. hyper's HTTP/1
+    /// buffer cannot be smaller than 8 KiB.
+    pub fn read_buffer_size(&self) -> usize {
+        (self.max_header_bytes * 2).max(16 * 1024)
+    }
 }
 
 impl Config {

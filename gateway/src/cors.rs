@@ -1,11 +1,11 @@
 //! CORS for browser frontends. The gateway alone answers preflights (no token needed) and
 //! decides the CORS headers of every response; upstream CORS headers are dropped in
-//! `proxy/headers.rs`. Only exactly listed origins get any CORS header, and with them
+//! `request/headers.rs`. Only exactly listed origins get any CORS header, and with them
 //! `Access-Control-Allow-Credentials: true`; every response varies on `Origin`.
 
 use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
 
-use crate::proxy::{list_items, ClientHead};
+use crate::request::{list_items, ClientHead};
 
 /// Request headers a browser may send cross-origin; anything else requested is left out of
 /// the preflight answer (the browser then refuses the request itself).

@@ -31,6 +31,12 @@ pub enum GatewayError {
     BodyTooLarge,
     #[error("request headers too large")]
     HeadersTooLarge,
+    #[error("the request head could not be read")]
+    MalformedHead,
+    #[error("the request target is too long")]
+    TargetTooLong,
+    #[error("the request's HTTP version is not supported")]
+    VersionNotSupported,
     #[error("the request body ended early or was malformed")]
     IncompleteBody,
     #[error("the request body did not arrive in time")]
@@ -56,6 +62,9 @@ impl GatewayError {
             Self::MethodNotAllowed => "method_not_allowed",
             Self::BodyTooLarge => "body_too_large",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::MalformedHead => "malformed_head",
+            Self::TargetTooLong => "target_too_long",
+            Self::VersionNotSupported => "version_not_supported",
             Self::IncompleteBody => "incomplete_body",
             Self::BodyTimeout => "body_timeout",
             Self::Overloaded => "overloaded",
@@ -73,7 +82,11 @@ impl GatewayError {
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::ForbiddenUser | Self::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadPath | Self::BadHost | Self::IncompleteBody => StatusCode::BAD_REQUEST,
+            Self::BadPath | Self::BadHost | Self::IncompleteBody | Self::MalformedHead => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::TargetTooLong => StatusCode::URI_TOO_LONG,
+            Self::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -120,6 +133,9 @@ impl GatewayError {
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",
+            Self::MalformedHead => "Bad request: the request head is malformed",
+            Self::TargetTooLong => "Request target too long",
+            Self::VersionNotSupported => "HTTP version not supported",
             Self::IncompleteBody => "Bad request: the body ended early or was malformed",
             Self::BodyTimeout => "Request timeout: the body did not arrive in time",
             Self::Overloaded => "Service overloaded, retry later",

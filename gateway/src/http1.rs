@@ -46,8 +46,9 @@ use self::{
 };
 use crate::{
     auth::LastToken,
-    proxy::{ClientAddr, Proxy, Step},
-    server::{Replay, Slot},
+    proxy::{Proxy, Step},
+    request::ClientAddr,
+    server::{first_bytes::Replay, Slot},
 };
 
 pub use head::BadResponse;
@@ -113,7 +114,7 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr, slot: &Slot) ->
 /// The most a request head may take before hyper gets to refuse it (431). hyper's own read
 /// buffer is as large, so a head that fits there fits here.
 fn read_limit(proxy: &Proxy) -> usize {
-    crate::server::read_buffer_size(proxy.limits().max_header_bytes)
+    proxy.limits().read_buffer_size()
 }
 
 /// One client connection as the engine serves it. Between requests it holds no buffers (see
@@ -261,7 +262,7 @@ impl Connection<'_> {
         self.out = Vec::new();
         self.extra_headers = HeaderMap::new();
         self.spare_head = RequestHead::default();
-        self.upstreams.release_buffers();
+        upstream::release_buffers(&mut self.upstreams);
     }
 
     /// Gives back the memory a large body (read whole for a signed request) made the read

@@ -3,14 +3,14 @@
 //! on or stops it with a [`GatewayError`]; `error.rs` turns those into responses, and
 //! [`Proxy::handle`] logs and counts every outcome exactly once.
 
-mod client_head;
 mod dedicated;
 mod forward;
 mod forwarding;
-mod headers;
-mod route;
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Instant, SystemTime},
+};
 
 use bytes::Bytes;
 use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
@@ -20,26 +20,24 @@ use proto_shared::{identity::unix_now, BodyDigest, RequestId, Signer, UserId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
-pub use client_head::ClientHead;
 pub use dedicated::{drive, Dedicated, Drivers};
-pub use forward::{connect_timeout, Forwarder, UpstreamBody};
+pub use forward::Forwarder;
 pub use forwarding::Forwarding;
-use headers::has_valid_host;
-pub use headers::{
-    connection_may_drop, is_gateway_response_header, is_hop_by_hop, list_items, prepare_response,
-    ClientAddr,
-};
-pub use route::{PublicRoute, Route, RouteClass, Router, Upstream};
 
 use crate::{
     auth::{AuthError, Authenticator, LastToken},
-    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody},
+    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody},
     config::Limits,
     cors::{Cors, Preflight},
     error::GatewayError,
     health::{self, Readiness},
     metrics::{InFlight, Metrics},
+    request::{
+        api_user_segment, has_dot_segment, has_valid_host, prepare_response,
+        settle_response_framing, ClientAddr, ClientHead, Route, RouteClass, Router,
+    },
     revocation::FeedHealth,
+    upstream::Upstream,
     upstream_probe::{UpstreamProbe, Verdict},
 };
 
@@ -133,20 +131,31 @@ impl Proxy {
     }
 
     /// Handles one request from `client` through hyper, start to finish, forwarding over the
-    /// client connection's `dedicated` upstream connections if it has them. Never fails: every
+    /// client connection's `dedicated` upstream connections. Never fails: every
     /// refusal is a response.
     pub async fn handle(
         &self,
         request: Request<Incoming>,
         client: &ClientAddr,
-        dedicated: Option<&Dedicated>,
+        dedicated: &Dedicated,
     ) -> Response<GatewayBody> {
         let (mut head, body) = request.into_parts();
+        // A refusal before any of the body was read leaves the body on the connection: hyper
+        // reads past a small one (as the lean engine skips one already received), but a large
+        // or unbounded one ends the connection (as the lean engine does when it is not all
+        // there yet: it cannot wait for megabytes nobody wants).
+        let body_unread = !body.is_end_stream()
+            && body
+                .size_hint()
+                .exact()
+                .is_none_or(|len| len > self.parts.limits.read_buffer_size() as u64);
         // hyper serves each request on its own: no token is remembered between them.
         let (mut exchange, step) = self.prepare(&head, client, &mut LastToken::default()).await;
+        let mut forwarded = false;
         let answered = match step {
             Ok(Step::Answer(response)) => Ok(response.map(full)),
             Ok(Step::Forward(upstream, mut forwarding)) => {
+                forwarded = true;
                 async {
                     let body = self
                         .signed_body(&exchange, &mut forwarding, &head, body)
@@ -159,8 +168,28 @@ impl Proxy {
             }
             Err(error) => Err(error),
         };
-        let mut response =
-            answered.unwrap_or_else(|error| self.refuse(&mut exchange, error).map(full));
+        let mut response = answered.unwrap_or_else(|error| {
+            let mut refusal = self.refuse(&mut exchange, error);
+            // As the lean engine does: a refusal that leaves the client's body unread (or
+            // part of it) ends the connection and says so, rather than have hyper read on
+            // through a body nobody wants.
+            let unread = if forwarded {
+                matches!(
+                    error,
+                    GatewayError::BodyTooLarge
+                        | GatewayError::IncompleteBody
+                        | GatewayError::BodyTimeout
+                )
+            } else {
+                body_unread
+            };
+            if unread {
+                refusal
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            refusal.map(full)
+        });
         let status = response.status();
         let guard = self.finish(exchange, status, response.headers_mut());
         response.map(|body| Guarded::wrap(body, guard))
@@ -206,7 +235,7 @@ impl Proxy {
         upstream: &Upstream,
         head: request::Parts,
         body: UpstreamBody,
-        dedicated: Option<&Dedicated>,
+        dedicated: &Dedicated,
     ) -> Result<Response<GatewayBody>, GatewayError> {
         let parts = &*self.parts;
         let sent = Instant::now();
@@ -216,7 +245,14 @@ impl Proxy {
             .await?;
         let (mut head, body) = response.into_parts();
         self.upstream_latency(exchange, sent);
-        prepare_response(&mut head.headers);
+        if !settle_response_framing(head.status, &mut head.headers) {
+            tracing::warn!(
+                status = head.status.as_u16(),
+                "upstream answer with framing refused"
+            );
+            return Err(GatewayError::UpstreamUnavailable);
+        }
+        prepare_response(head.status, &mut head.headers);
         Ok(Response::from_parts(
             head,
             body.map_err(Into::into).boxed_unsync(),
@@ -294,6 +330,57 @@ impl Proxy {
         error.into_response()
     }
 
+    /// The whole answer, as bytes, to a request head hyper could not read and refused itself
+    /// (`server/refusals.rs`): the gateway's refusal for `error`, with a fresh request id,
+    /// `Connection: close` (hyper closes after it) and a `Date`, counted and logged like every
+    /// refusal. No route was read: it counts as `not_found`, its method logs as `-`.
+    pub fn refuse_unreadable(&self, error: GatewayError) -> Vec<u8> {
+        let mut exchange = Exchange {
+            started: Instant::now(),
+            in_flight: self.parts.metrics.in_flight(),
+            request_id: RequestId::generate(),
+            method: Method::from_bytes(b"-").expect("`-` is a method token"),
+            cors_origin: None,
+            class: RouteClass::NotFound,
+            user: None,
+            preflight: false,
+            permit: None,
+            reason: None,
+        };
+        let response = self.refuse(&mut exchange, error);
+        let (mut parts, body) = response.into_parts();
+        // A `Full` body is whole at once: its one frame is ready without waiting.
+        let body = futures_util::FutureExt::now_or_never(body.collect())
+            .and_then(Result::ok)
+            .map(|collected| collected.to_bytes())
+            .unwrap_or_default();
+        parts
+            .headers
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now())) {
+            parts.headers.insert(header::DATE, date);
+        }
+        let _guard = self.finish(exchange, parts.status, &mut parts.headers);
+        let mut bytes = format!(
+            "HTTP/1.1 {} {}\r\n",
+            parts.status.as_str(),
+            parts.status.canonical_reason().unwrap_or("")
+        )
+        .into_bytes();
+        for (name, value) in &parts.headers {
+            bytes.extend_from_slice(name.as_str().as_bytes());
+            bytes.extend_from_slice(b": ");
+            bytes.extend_from_slice(value.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        bytes.extend_from_slice(b"\r\n");
+        bytes.extend_from_slice(&body);
+        bytes
+    }
+
     /// Decorates the response head (request id, CORS), then counts and logs the request
     /// exactly once. The guard must live until the response body's last byte has left.
     pub fn finish(
@@ -348,7 +435,7 @@ impl Proxy {
         if head.size() > parts.limits.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }
-        if route::has_dot_segment(head.path()) {
+        if has_dot_segment(head.path()) {
             return Err(GatewayError::BadPath);
         }
         if !has_valid_host(head) {
@@ -389,7 +476,7 @@ impl Proxy {
         last_token: &mut LastToken,
     ) -> Result<UserId, GatewayError> {
         // `/api/` and `/api//tasks` name no user at all: no such route, whoever asks.
-        if route::api_user_segment(head.path()) == Some("") {
+        if api_user_segment(head.path()) == Some("") {
             return Err(GatewayError::NotFound);
         }
         // Two credentials are refused, not chosen between: another hop might pick the other.
@@ -403,7 +490,7 @@ impl Proxy {
             .authenticator
             .authenticate_on(first, last_token)
             .await?;
-        if let Some(segment) = route::api_user_segment(head.path()) {
+        if let Some(segment) = api_user_segment(head.path()) {
             if !verified.user_id.is_encoded_as(segment) {
                 return Err(GatewayError::ForbiddenUser);
             }

@@ -6,11 +6,13 @@
 //! finish within the grace period, then cut what is left.
 
 mod connections;
-mod first_bytes;
+pub mod first_bytes;
 mod idle;
+mod refusals;
 
 pub use connections::{Busy, Connections, Slot};
-pub use first_bytes::Replay;
+
+use first_bytes::Replay;
 
 use std::{
     convert::Infallible,
@@ -35,23 +37,9 @@ use crate::{
     body::Guarded,
     config::{Http1Engine, Limits},
     http1,
-    proxy::{self, ClientAddr, Dedicated, Proxy},
+    proxy::{self, Dedicated, Proxy},
+    request::ClientAddr,
 };
-
-/// What carries a connection's requests once the protocol is known.
-enum Carrier {
-    /// HTTP/1.1: its own upstream connections, driven by the connection's task.
-    Http1(proxy::Drivers),
-    /// HTTP/2: the shared upstream pool, and the connection watched for idleness.
-    Http2(Arc<idle::Activity>),
-}
-
-/// hyper refuses a head larger than its read buffer with a bare 431; keep that buffer well
-/// above `MAX_HEADER_BYTES` so that `proxy.rs` answers the usual case with a JSON body.
-/// hyper's HTTP/1 buffer cannot be smaller than 8 KiB.
-pub fn read_buffer_size(max_header_bytes: usize) -> usize {
-    (max_header_bytes * 2).max(16 * 1024)
-}
 
 /// Serves `proxy` on `listener` until `shutdown` completes, then drains. `draining` is
 /// cancelled as soon as draining starts (so `/readyz` turns 503).
@@ -66,15 +54,17 @@ pub async fn serve(
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
+        // A client may close its sending side once its request is out: the request is still
+        // answered, as the lean engine does, instead of dropped unanswered while it may
+        // already be on its way upstream.
+        .half_close(true)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_buf_size(read_buffer_size(limits.max_header_bytes));
+        .max_buf_size(limits.read_buffer_size());
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_header_list_size(
-            u32::try_from(read_buffer_size(limits.max_header_bytes)).unwrap_or(u32::MAX),
-        )
+        .max_header_list_size(u32::try_from(limits.read_buffer_size()).unwrap_or(u32::MAX))
         // Finds peers that vanished without closing, which would otherwise hold streams.
         .keep_alive_interval(Duration::from_secs(30));
     // `first_bytes` has already told the protocol apart, so each connection gets a builder
@@ -197,16 +187,12 @@ impl Hyper {
             watcher,
         } = self;
         let handover = Mutex::new(handover);
-        // An HTTP/1 client sends one request at a time: it gets upstream connections of its
-        // own, driven by this task. HTTP/2 clients multiplex over the shared pool, and their
-        // connections are watched for idleness, which hyper does not bound.
-        let (dedicated, activity, carrier) = if io.is_http2() {
-            let activity = idle::Activity::new();
-            (None, Some(activity.clone()), Carrier::Http2(activity))
-        } else {
-            let (dedicated, drivers) = Dedicated::new();
-            (Some(Arc::new(dedicated)), None, Carrier::Http1(drivers))
-        };
+        // Each client connection has upstream connections of its own, driven by this task.
+        // HTTP/2 connections are also watched for idleness, which hyper does not bound.
+        let (dedicated, drivers) = Dedicated::new();
+        let dedicated = Arc::new(dedicated);
+        let activity = io.is_http2().then(idle::Activity::new);
+        let refusals_proxy = proxy.clone();
         let service = service_fn({
             let activity = activity.clone();
             let slot = slot.clone();
@@ -219,7 +205,7 @@ impl Hyper {
                 // std Mutex: never held across .await; taken once per request.
                 drop(handover.lock().unwrap_or_else(|e| e.into_inner()).take());
                 async move {
-                    let response = proxy.handle(request, &client, dedicated.as_deref()).await;
+                    let response = proxy.handle(request, &client, &dedicated).await;
                     // In flight, and the connection busy, until the response's last byte has
                     // left.
                     let response = response.map(|body| Guarded::wrap(body, (in_flight, busy)));
@@ -231,27 +217,26 @@ impl Hyper {
         // `until_closing` do the graceful shutdown themselves when the slot's token is
         // cancelled: the gateway drains, or shed the connection to make room.
         let _counted = watcher;
-        match carrier {
-            Carrier::Http2(activity) => {
+        // Boxed as `Send` where the types are concrete: inside `drive` the compiler cannot
+        // prove the connection future `Send` (rust-lang/rust#110338).
+        let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
+            Some(activity) => Box::pin(async move {
                 let connection = builders.http2.serve_connection(TokioIo::new(io), service);
-                // Boxed as `Send` where the types are concrete: inside `idle::serve` and
-                // `drive` the compiler cannot prove the connection future `Send`
-                // (rust-lang/rust#110338). The same goes for the HTTP/1 branch.
                 let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
                 idle::serve(connection.as_mut(), &activity, &limits, slot.closing())
                     .await
                     .unwrap_or(Ok(()))
-            }
-            Carrier::Http1(drivers) => {
+            }),
+            None => {
+                let io = refusals::Refusals::new(io, refusals_proxy);
                 let connection = builders.http1.serve_connection(TokioIo::new(io), service);
                 let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
-                let connection: Pin<Box<dyn Future<Output = _> + Send>> =
-                    Box::pin(until_closing(connection, slot.closing().clone()));
-                proxy::drive(connection, drivers).await
+                Box::pin(until_closing(connection, slot.closing().clone()))
             }
-        }
+        };
+        proxy::drive(connection, drivers).await
     }
 }
 

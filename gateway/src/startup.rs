@@ -16,7 +16,8 @@ use crate::{
     config::{Http1Engine, Limits, Settings},
     cors::Cors,
     metrics::Metrics,
-    proxy::{Forwarder, Proxy, ProxyParts, Router},
+    proxy::{Forwarder, Proxy, ProxyParts},
+    request::Router,
     server,
     upstream_probe::UpstreamProbe,
 };

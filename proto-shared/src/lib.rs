@@ -5,17 +5,27 @@
 //! - [`identity`]: the gateway credential: key ring, canonical string, signing and verifying.
 //! - [`task`]: the task API's wire types.
 //! - [`error_body`]: FastAPI-shaped `{"detail": ...}` error bodies.
-//! - [`client`]: a typed async client for services inside the cluster.
-//! - [`request_id`], [`telemetry`], [`shutdown`]: request correlation, log set-up and the stop
-//!   signal, alike in both binaries.
-//! - [`cli`]: command-line parsing that reports a missing setting by its variable.
+//! - [`request_id`]: request correlation.
+//! - [`telemetry`]: the log format setting and `error_chain`; the log set-up itself,
+//!   `telemetry::init`, with the `telemetry` feature.
+//! - `client` (feature `client`): a typed async client for services inside the cluster.
+//! - `shutdown` (feature `shutdown`): the stop signal, alike in both binaries.
+//! - `cli` (feature `cli`): command-line parsing that reports a missing setting by its
+//!   variable.
+//!
+//! No feature is on by default: what signs or verifies credentials, or reads the wire types,
+//! builds without reqwest, tracing-subscriber, clap or tokio. The binaries turn on `cli`,
+//! `shutdown` and `telemetry`; in-cluster callers turn on `client`.
 
+#[cfg(feature = "cli")]
 pub mod cli;
+#[cfg(feature = "client")]
 pub mod client;
 pub mod error_body;
 pub mod headers;
 pub mod identity;
 pub mod request_id;
+#[cfg(feature = "shutdown")]
 pub mod shutdown;
 pub mod task;
 pub mod telemetry;

@@ -1,9 +1,11 @@
 //! Log set-up shared by both binaries: one `tracing` subscriber, JSON or human-readable,
 //! filtered by `RUST_LOG`. Lives here so the gateway and tasks-service log alike.
+//!
+//! Only `init` needs the `telemetry` feature (it pulls tracing-subscriber). [`LogFormat`],
+//! a setting both configs parse, and [`error_chain`], which the gateway calls on its request
+//! path, use nothing but std and are always compiled.
 
 use std::{fmt, str::FromStr};
-
-use tracing_subscriber::{fmt as tfmt, EnvFilter};
 
 /// `LOG_FORMAT`: `json` for machines (one object per line), `pretty` for people.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -49,7 +51,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// Installs the global subscriber. `default_filter` applies when `RUST_LOG` is unset.
 /// Calling it twice (as tests may) keeps the first subscriber.
+#[cfg(feature = "telemetry")]
 pub fn init(format: LogFormat, default_filter: &str) {
+    use tracing_subscriber::{fmt as tfmt, EnvFilter};
+
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tfmt().with_env_filter(filter).with_writer(std::io::stderr);

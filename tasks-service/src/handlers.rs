@@ -8,8 +8,7 @@ use warp::{reply::Response, Rejection};
 use crate::{
     domain::{link_header, Completion, ListParams, NewTask, TaskChanges},
     error::{json_response, ApiError},
-    routes::extract::RequestTarget,
-    startup::AppState,
+    state::{AppState, RequestTarget},
 };
 
 fn reject(error: impl Into<ApiError>) -> Rejection {

@@ -6,7 +6,9 @@ use proto_shared::ErrorBody;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
-    error::json_response, metrics::PoolUse, routes::extract::with_state, startup::AppState,
+    error::json_response,
+    metrics::PoolUse,
+    state::{with_state, AppState},
 };
 
 /// The three operational endpoints.

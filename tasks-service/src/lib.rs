@@ -4,7 +4,8 @@
 //! twice: every statement is scoped by `user_id`, and row-level security is forced.
 //!
 //! Reading order: [`startup`] builds it, [`server`] accepts, [`routes`] match, [`handlers`]
-//! act through the [`store`]; [`error`] is where every failure becomes a response.
+//! act through the [`store`]; [`error`] is where every failure becomes a response. [`state`]
+//! is the vocabulary they share (the state, the exact request target), below all of them.
 
 pub mod config;
 pub mod db;
@@ -17,7 +18,9 @@ pub mod migrations;
 pub mod routes;
 pub mod server;
 pub mod startup;
+pub mod state;
 pub mod store;
 
 pub use config::{Config, Settings};
-pub use startup::{AppState, Application, StartupError};
+pub use startup::{Application, StartupError};
+pub use state::AppState;

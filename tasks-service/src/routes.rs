@@ -9,7 +9,7 @@ use std::convert::Infallible;
 
 use warp::{reply::Response, Filter};
 
-use crate::{error, health, startup::AppState};
+use crate::{error, health, state::AppState};
 
 /// Every endpoint; never rejects (rejections are recovered into responses).
 pub fn routes(state: AppState) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone {

@@ -23,7 +23,8 @@ use warp::{reply::Response, Filter};
 
 use crate::{
     metrics::Metrics,
-    routes::{allowed_methods, extract::RequestTarget, route_template},
+    routes::{allowed_methods, route_template},
+    state::RequestTarget,
 };
 
 /// How long a client may take to send its request head: a slow client cannot hold a

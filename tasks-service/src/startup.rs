@@ -3,7 +3,7 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
-use proto_shared::{telemetry::error_chain, Verifier};
+use proto_shared::telemetry::error_chain;
 use tokio::net::TcpListener;
 
 use crate::{
@@ -11,19 +11,9 @@ use crate::{
     db::{self, Tls},
     metrics::Metrics,
     migrations, routes, server,
+    state::AppState,
     store::{Store, StoreError},
 };
-
-/// What every handler shares. Cheap to clone.
-#[derive(Debug, Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub verifier: Arc<Verifier>,
-    pub metrics: Metrics,
-    pub max_body_bytes: u64,
-    /// How long shutdown waits for in-flight requests.
-    pub shutdown_grace: Duration,
-}
 
 /// Why the service could not start. Each message names the variable to look at.
 #[derive(Debug, thiserror::Error)]

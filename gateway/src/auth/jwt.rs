@@ -9,7 +9,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 
-use super::{es512, Algorithm, AuthError};
+use super::{es512, AuthError};
+use crate::algorithm::Algorithm;
 use crate::jwks::key_set::{KeyMaterial, VerifyingKey};
 
 /// Longest `kid` accepted. Better Auth's are 32 characters; a longer one is not worth a fetch.

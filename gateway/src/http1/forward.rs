@@ -22,7 +22,9 @@ use super::{
 };
 use crate::{
     error::GatewayError,
-    proxy::{ClientHead, Exchange, Forwarding, Upstream},
+    proxy::{Exchange, Forwarding},
+    request::ClientHead,
+    upstream::{may_retry, Lost, Upstream},
 };
 
 /// A response head larger than this is refused as a bad upstream answer.
@@ -72,18 +74,26 @@ impl Connection<'_> {
             self.proxy.sign(exchange, forwarding, head, body);
         }
         let forwarding = &*forwarding;
-        let connect_timeout = crate::proxy::connect_timeout(limits.upstream_timeout);
+        let connect_timeout = crate::upstream::connect_timeout(limits.upstream_timeout);
         let sent = Instant::now();
-        let retry_safe = *body_left == 0 && head.method().is_idempotent();
+        let bodiless = *body_left == 0;
         let exchange = async {
-            let mut connection = self.upstreams.checkout(upstream, connect_timeout).await?;
+            let mut connection =
+                upstream::checkout(&mut self.upstreams, upstream, connect_timeout).await?;
             loop {
                 match self
                     .send(&mut connection, head, forwarding, body_left)
                     .await
                 {
                     Ok(head) => return Ok(Answer::Upstream(head, connection, sent)),
-                    Err(SendError::ClosedBeforeAnswer) if connection.reused && retry_safe => {
+                    Err(SendError::ClosedBeforeAnswer)
+                        if may_retry(
+                            Lost::Unanswered,
+                            connection.reused,
+                            head.method(),
+                            bodiless,
+                        ) =>
+                    {
                         connection = upstream::connect(upstream, connect_timeout).await?;
                     }
                     Err(error) => return Err(error),
@@ -139,14 +149,14 @@ impl Connection<'_> {
         self.out.extend_from_slice(&self.buf[..buffered]);
         self.buf.advance(buffered);
         *body_left -= buffered as u64;
-        connection.stream.write_all(&self.out).await?;
+        connection.io.stream.write_all(&self.out).await?;
         while *body_left > 0 {
             match self.client.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return Err(SendError::ClientBody),
                 Ok(_) => {}
             }
             let take = take_len(*body_left, self.buf.len());
-            if let Err(error) = connection.stream.write_all(&self.buf[..take]).await {
+            if let Err(error) = connection.io.stream.write_all(&self.buf[..take]).await {
                 // An upstream may answer from the head alone (a 422 for a bad path) and close
                 // without reading the body; the write then fails but the answer is there to
                 // read, and it is what the client should get. The client's unread body makes
@@ -174,17 +184,17 @@ async fn read_response_head(
 ) -> Result<ResponseHead, SendError> {
     let mut answered = false;
     loop {
-        if !connection.buf.is_empty() {
+        if !connection.io.buf.is_empty() {
             answered = true;
-            match head::parse_response(&connection.buf, method, out)? {
+            match head::parse_response(&connection.io.buf, method, out)? {
                 Parsed::Complete(head, len) => {
-                    connection.buf.advance(len);
+                    connection.io.buf.advance(len);
                     if !head.status.is_informational() {
                         return Ok(head);
                     }
                     continue;
                 }
-                Parsed::Partial if connection.buf.len() > MAX_RESPONSE_HEAD => {
+                Parsed::Partial if connection.io.buf.len() > MAX_RESPONSE_HEAD => {
                     return Err(SendError::Io(io::Error::new(
                         io::ErrorKind::InvalidData,
                         "response head too large",
@@ -193,7 +203,7 @@ async fn read_response_head(
                 Parsed::Partial | Parsed::NotOurs => {}
             }
         }
-        match connection.stream.read_buf(&mut connection.buf).await {
+        match connection.io.stream.read_buf(&mut connection.io.buf).await {
             Ok(0) if !answered => return Err(SendError::ClosedBeforeAnswer),
             Ok(0) => return Err(SendError::Io(io::ErrorKind::UnexpectedEof.into())),
             Ok(_) => {}

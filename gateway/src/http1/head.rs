@@ -10,7 +10,7 @@ mod response;
 
 use http::{header, HeaderMap, HeaderValue, StatusCode};
 
-use crate::proxy::{ClientHead, Forwarding};
+use crate::{proxy::Forwarding, request::ClientHead};
 
 pub use request::{parse_request, RequestHead};
 pub use response::{parse_response, BadResponse, Framing, ResponseHead};
@@ -84,13 +84,9 @@ pub fn write_headers(out: &mut Vec<u8>, headers: &HeaderMap) {
     out.extend_from_slice(b"\r\n");
 }
 
-/// A `Content-Length` value: ASCII digits only (no sign, no spaces, no list), as RFC 9110
-/// §8.6 allows, and small enough for a u64.
+/// A `Content-Length` value as both engines read it.
 fn decimal(value: &[u8]) -> Option<u64> {
-    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    std::str::from_utf8(value).ok()?.parse().ok()
+    crate::request::decimal_length(value)
 }
 
 #[cfg(test)]

@@ -73,21 +73,19 @@ impl Connection<'_> {
         head: ResponseHead,
         mut upstream: UpstreamConnection,
         sent: Instant,
-        mut close: bool,
+        close: bool,
     ) -> io::Result<Next> {
         let proxy = self.proxy;
         proxy.upstream_latency(&exchange, sent);
         let headers = &mut self.extra_headers;
         headers.clear();
-        match head.framing {
-            Framing::Chunked => {
-                headers.insert(
-                    header::TRANSFER_ENCODING,
-                    HeaderValue::from_static("chunked"),
-                );
-            }
-            Framing::UntilClose => close = true,
-            Framing::Empty | Framing::Length(_) => {}
+        // A body the upstream ends by closing goes to the client in chunks, so the client's
+        // connection, unlike the upstream's, can carry another request (as on hyper's path).
+        if matches!(head.framing, Framing::Chunked | Framing::UntilClose) {
+            headers.insert(
+                header::TRANSFER_ENCODING,
+                HeaderValue::from_static("chunked"),
+            );
         }
         finish_head(headers, close, head.dated);
         let guard = proxy.finish(exchange, head.status, headers);
@@ -115,7 +113,7 @@ impl Connection<'_> {
             Err(Relay::Client(error)) => return Err(error),
         }
         if !head.close && head.framing != Framing::UntilClose {
-            self.upstreams.checkin(upstream);
+            self.upstreams.put_back(upstream);
         }
         Ok(if close {
             Next::Close { linger: false }
@@ -131,9 +129,9 @@ impl Connection<'_> {
         len: u64,
     ) -> Result<(), Relay> {
         let mut left = len;
-        let buffered = take_len(left, upstream.buf.len());
-        self.out.extend_from_slice(&upstream.buf[..buffered]);
-        upstream.buf.advance(buffered);
+        let buffered = take_len(left, upstream.io.buf.len());
+        self.out.extend_from_slice(&upstream.io.buf[..buffered]);
+        upstream.io.buf.advance(buffered);
         left -= buffered as u64;
         self.client
             .write_all(&self.out)
@@ -141,12 +139,12 @@ impl Connection<'_> {
             .map_err(Relay::Client)?;
         while left > 0 {
             read_upstream(upstream).await?;
-            let take = take_len(left, upstream.buf.len());
+            let take = take_len(left, upstream.io.buf.len());
             self.client
-                .write_all(&upstream.buf[..take])
+                .write_all(&upstream.io.buf[..take])
                 .await
                 .map_err(Relay::Client)?;
-            upstream.buf.advance(take);
+            upstream.io.buf.advance(take);
             left -= take as u64;
         }
         Ok(())
@@ -158,11 +156,11 @@ impl Connection<'_> {
         loop {
             let out = &mut self.out;
             let used = decoder
-                .decode(&upstream.buf, |data| chunked::encode_chunk(out, data))
+                .decode(&upstream.io.buf, |data| chunked::encode_chunk(out, data))
                 .map_err(|error| {
                     Relay::Upstream(io::Error::new(io::ErrorKind::InvalidData, error))
                 })?;
-            upstream.buf.advance(used);
+            upstream.io.buf.advance(used);
             if decoder.is_done() {
                 self.out.extend_from_slice(chunked::LAST_CHUNK);
             }
@@ -178,26 +176,28 @@ impl Connection<'_> {
         }
     }
 
-    /// Relays until the upstream closes; the client connection closes after it.
+    /// Relays until the upstream closes, each read as a chunk, then the last chunk.
     async fn relay_until_close(&mut self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-        self.out.extend_from_slice(&upstream.buf);
-        upstream.buf.clear();
-        self.client
-            .write_all(&self.out)
-            .await
-            .map_err(Relay::Client)?;
         loop {
-            match upstream.stream.read_buf(&mut upstream.buf).await {
-                Ok(0) => return Ok(()),
+            if !upstream.io.buf.is_empty() {
+                chunked::encode_chunk(&mut self.out, &upstream.io.buf);
+                upstream.io.buf.clear();
+            }
+            self.client
+                .write_all(&self.out)
+                .await
+                .map_err(Relay::Client)?;
+            self.out.clear();
+            match upstream.io.stream.read_buf(&mut upstream.io.buf).await {
+                Ok(0) => break,
                 Ok(_) => {}
                 Err(error) => return Err(Relay::Upstream(error)),
             }
-            self.client
-                .write_all(&upstream.buf)
-                .await
-                .map_err(Relay::Client)?;
-            upstream.buf.clear();
         }
+        self.client
+            .write_all(chunked::LAST_CHUNK)
+            .await
+            .map_err(Relay::Client)
     }
 }
 
@@ -209,7 +209,7 @@ enum Relay {
 
 /// Reads more of the upstream's answer; its end here is a failure.
 async fn read_upstream(upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-    match upstream.stream.read_buf(&mut upstream.buf).await {
+    match upstream.io.stream.read_buf(&mut upstream.io.buf).await {
         Ok(0) => Err(Relay::Upstream(io::ErrorKind::UnexpectedEof.into())),
         Ok(_) => Ok(()),
         Err(error) => Err(Relay::Upstream(error)),

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 
-use crate::auth::Algorithm;
+use crate::algorithm::Algorithm;
 
 /// SHA-256 of a key's type and public material: tells two keys with the same `kid` apart, so a
 /// cached verification is only trusted while the very key that made it is still published.

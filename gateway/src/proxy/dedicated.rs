@@ -1,10 +1,11 @@
-//! Upstream connections owned by one HTTP/1 client connection and driven by that connection's
-//! own task: a request crosses no task boundary, no channel per request and no pool lock, which
-//! is most of what the shared pool costs per request. An HTTP/1 client connection carries one
-//! request at a time, so one upstream connection per upstream is all it ever needs. HTTP/2
-//! client connections (multiplexed) keep using the shared pool in `forward.rs`.
+//! hyper's upstream connections, owned by one client connection and driven by that
+//! connection's own task: a request crosses no task boundary, no channel per request and no
+//! pool lock, which is most of what a shared pool costs per request. An HTTP/1 client carries
+//! one request at a time and so needs one connection per upstream; an HTTP/2 client's
+//! concurrent streams each take an idle one or open another. The set is the same [`Kept`] the
+//! lean engine keeps its sockets in.
 //!
-//! Not for: deciding when to use them (`forward.rs`), nor mapping failures to responses.
+//! Not for: deciding what to send, nor mapping failures to responses (`forward.rs`).
 
 use std::{
     future::{poll_fn, Future},
@@ -16,12 +17,14 @@ use std::{
 };
 
 use futures_util::{stream::FuturesUnordered, StreamExt};
-use http::{uri::Authority, HeaderValue};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::sync::mpsc;
 
-use super::{forward::UpstreamBody, route::Upstream};
+use crate::{
+    body::UpstreamBody,
+    upstream::{self, Kept, Upstream},
+};
 
 /// An upstream connection's I/O future, for the client connection's task to drive.
 pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -29,23 +32,15 @@ pub type Driver = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The receiving end of [`Dedicated::new`]: the drivers of the connections made so far.
 pub type Drivers = mpsc::UnboundedReceiver<Driver>;
 
-/// One client connection's upstream connections, one per upstream, made on first use.
+/// A ready-to-use HTTP/1 connection to one upstream.
+pub type UpstreamConnection = upstream::Connection<SendRequest<UpstreamBody>>;
+
+/// One client connection's upstream connections, made on first use.
 #[derive(Debug)]
 pub struct Dedicated {
-    /// std Mutex: held only to take or put back a sender, never across `.await`.
-    idle: Mutex<Vec<UpstreamConnection>>,
+    /// std Mutex: held only to take or put back a connection, never across `.await`.
+    idle: Mutex<Kept<SendRequest<UpstreamBody>>>,
     drivers: mpsc::UnboundedSender<Driver>,
-}
-
-/// A ready-to-use HTTP/1 connection to one upstream.
-#[derive(Debug)]
-pub struct UpstreamConnection {
-    authority: Authority,
-    /// `Host` for this upstream, as hyper's pooled client would write it.
-    pub host: HeaderValue,
-    pub sender: SendRequest<UpstreamBody>,
-    /// Whether a request has been sent on it before (only then is a retry worth it).
-    pub reused: bool,
 }
 
 impl Dedicated {
@@ -53,33 +48,26 @@ impl Dedicated {
     pub fn new() -> (Self, Drivers) {
         let (drivers, receiver) = mpsc::unbounded_channel();
         let dedicated = Self {
-            idle: Mutex::new(Vec::new()),
+            idle: Mutex::new(Kept::default()),
             drivers,
         };
         (dedicated, receiver)
     }
 
-    /// Takes this upstream's connection out of the set if there is one.
+    /// Takes an idle connection to `upstream` out of the set if there is one.
     pub fn take(&self, upstream: &Upstream) -> Option<UpstreamConnection> {
-        let mut idle = self
-            .idle
+        self.idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        let index = idle
-            .iter()
-            .position(|connection| connection.authority == upstream.authority)?;
-        Some(idle.swap_remove(index))
+            .unwrap_or_else(|poison| poison.into_inner())
+            .take(upstream)
     }
 
-    /// Returns a connection for the next request. A connection that failed is simply never
-    /// put back, so the next request makes a new one.
-    pub fn put_back(&self, mut connection: UpstreamConnection) {
-        connection.reused = true;
-        let mut idle = self
-            .idle
+    /// Returns a connection for the next request.
+    pub fn put_back(&self, connection: UpstreamConnection) {
+        self.idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        idle.push(connection);
+            .unwrap_or_else(|poison| poison.into_inner())
+            .put_back(connection);
     }
 
     /// Opens a new connection to `upstream` and hands its driver to the owning task.
@@ -100,12 +88,7 @@ impl Dedicated {
         self.drivers
             .send(driver)
             .map_err(|_| io::Error::other("the client connection is gone"))?;
-        Ok(UpstreamConnection {
-            authority: upstream.authority.clone(),
-            host: upstream.host_header(),
-            sender,
-            reused: false,
-        })
+        Ok(UpstreamConnection::new(upstream, sender))
     }
 }
 

@@ -7,7 +7,7 @@
 use http::{header, request, HeaderName, HeaderValue};
 use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
 
-use super::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
+use crate::request::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -21,12 +21,19 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 #[derive(Debug)]
 pub struct Forwarding {
     keep_authorization: bool,
+    /// The client's `Content-Length` as the number it parsed to, written in place of the
+    /// client's spelling (`005` goes as `5`): the upstream reads the length the gateway
+    /// framed the body by, with nothing left to read differently. `None` without one (or,
+    /// on hyper's path, with one hyper accepted but that is no plain number: then the
+    /// client's line travels as hyper framed it).
+    content_length: Option<HeaderValue>,
     forwarded_for: HeaderValue,
     request_id: HeaderValue,
     identity: Option<IdentityHeaders>,
 }
 
 // Statics, not consts, so that lending one out costs no copy and no drop.
+static CONTENT_LENGTH: HeaderName = header::CONTENT_LENGTH;
 static FORWARDED_FOR: HeaderName = X_FORWARDED_FOR;
 static FORWARDED_PROTO: HeaderName = X_FORWARDED_PROTO;
 static FORWARDED_HOST: HeaderName = X_FORWARDED_HOST;
@@ -54,6 +61,10 @@ impl Forwarding {
     ) -> Self {
         Self {
             keep_authorization,
+            content_length: head
+                .value(header::CONTENT_LENGTH)
+                .and_then(crate::request::decimal_length)
+                .map(HeaderValue::from),
             forwarded_for: forwarded_for(head, client),
             request_id: request_id.header_value().clone(),
             identity: None,
@@ -93,6 +104,7 @@ impl Forwarding {
             || SET_BY_GATEWAY.into_iter().any(is)
             || is(&header::HOST)
             || is(&header::TRANSFER_ENCODING)
+            || (self.content_length.is_some() && is(&header::CONTENT_LENGTH))
             || (!self.keep_authorization && is(&header::AUTHORIZATION))
             || (connection
                 && connection_may_drop(name)
@@ -114,14 +126,18 @@ impl Forwarding {
     }
 
     /// Calls `visit` with each header the gateway adds after the client's forwarded lines of
-    /// `head`, in order: `X-Forwarded-For`, `-Proto`, `-Host` (the host the client
-    /// addressed), the request id and, last, the signed identity. A visitor rather than an
-    /// iterator: this runs for every request, and the chained iterator showed in its profile.
+    /// `head`, in order: the body's `Content-Length` as a number, `X-Forwarded-For`,
+    /// `-Proto`, `-Host` (the host the client addressed), the request id and, last, the
+    /// signed identity. A visitor rather than an iterator: this runs for every request, and
+    /// the chained iterator showed in its profile.
     pub fn own_headers<'h>(
         &'h self,
         head: &'h impl ClientHead,
         mut visit: impl FnMut(&'static HeaderName, &'h [u8]),
     ) {
+        if let Some(length) = &self.content_length {
+            visit(&CONTENT_LENGTH, length.as_bytes());
+        }
         visit(&FORWARDED_FOR, self.forwarded_for.as_bytes());
         visit(&FORWARDED_PROTO, b"http");
         if let Some(host) = head.host() {
@@ -137,7 +153,7 @@ impl Forwarding {
     /// Applies the rule to a head hyper parsed: the lines that do not travel are removed,
     /// then the gateway's own headers are set.
     pub fn apply(self, head: &mut request::Parts) {
-        let mut own = Vec::with_capacity(6);
+        let mut own = Vec::with_capacity(7);
         self.own_headers(&*head, |name, value| {
             // Each value is a header value already (or an address, or a URI authority).
             if let Ok(value) = HeaderValue::from_bytes(value) {
@@ -269,6 +285,13 @@ mod tests {
             assert!(headers.get(dropped).is_none(), "{dropped} travelled");
         }
         assert_eq!(headers["x_custom_header"], "kept");
+    }
+
+    #[test]
+    fn the_body_length_travels_as_the_number_it_parsed_to() {
+        let headers = forward(head(&[("content-length", "005")]), false);
+        assert_eq!(headers.get_all(header::CONTENT_LENGTH).iter().count(), 1);
+        assert_eq!(headers[header::CONTENT_LENGTH], "5");
     }
 
     #[test]

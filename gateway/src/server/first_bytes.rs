@@ -80,6 +80,13 @@ impl AsyncRead for Replay {
             let n = rest.len().min(buf.remaining());
             buf.put_slice(&rest[..n]);
             this.position += n;
+            // What else has arrived goes with the prefix in this one read: hyper parses a
+            // head it reads in pieces only once it sees the head's end, so a head broken by a
+            // bare CR, read in two pieces, would wait for the header-read timeout where the
+            // lean engine refuses it at once. Nothing more here is fine: the prefix is data.
+            if this.position == this.prefix.len() && buf.remaining() > 0 {
+                let _ = Pin::new(&mut this.stream).poll_read(cx, buf);
+            }
             return Poll::Ready(Ok(()));
         }
         Pin::new(&mut this.stream).poll_read(cx, buf)

@@ -6,7 +6,8 @@ use std::{net::SocketAddr, time::Duration};
 use gateway::{
     auth::Algorithm,
     config::{Http1Engine, Limits, Settings},
-    proxy::{PublicRoute, Upstream},
+    request::PublicRoute,
+    upstream::Upstream,
     Application,
 };
 use proto_shared::{Audience, KeyRing, Verifier};
@@ -39,6 +40,30 @@ impl Drop for TestGateway {
     }
 }
 
+/// The engine serving HTTP/1.1 in this test binary's gateways: the lean one in `proxy`, hyper
+/// in `proxy_hyper`, the same tests built once more (gateway/Cargo.toml). A test that needs one
+/// engine, or compares both, sets `http1_engine` itself.
+pub const ENGINE: Http1Engine = if same(env!("CARGO_CRATE_NAME"), "proxy_hyper") {
+    Http1Engine::Hyper
+} else {
+    Http1Engine::Lean
+};
+
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
 /// Test-sized limits: small enough to hit quickly, large enough for ordinary requests.
 pub fn test_limits() -> Limits {
     Limits {
@@ -68,7 +93,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         cors_allowed_origins: vec![ALLOWED_ORIGIN.to_owned()],
         forward_authorization: false,
         limits: test_limits(),
-        http1_engine: Http1Engine::Lean,
+        http1_engine: ENGINE,
         worker_threads: 1,
         insecure_http: Vec::new(),
     }

@@ -154,3 +154,28 @@ async fn metrics_count_requests_by_route_class_and_refusals_by_reason() {
     );
     assert!(!text.contains(&token), "a token leaked into the metrics");
 }
+
+#[tokio::test]
+async fn connect_and_asterisk_targets_are_refused_and_never_forwarded() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|settings| settings.http1_engine = engine).await;
+        let token = gateway.token("alice");
+        for target in ["gw:443", "*", "127.0.0.1:80"] {
+            for method in ["CONNECT", "OPTIONS", "GET"] {
+                let request = format!(
+                    "{method} {target} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                     Connection: close\r\n\r\n"
+                );
+                let response = crate::raw::send(gateway.address, &request).await;
+                assert!(
+                    (400..500).contains(&response.status),
+                    "{engine:?} {method} {target}: {response:?}"
+                );
+            }
+        }
+        assert!(
+            gateway.upstream.seen().is_empty(),
+            "{engine:?} forwarded a request"
+        );
+    }
+}

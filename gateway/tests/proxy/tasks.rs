@@ -3,7 +3,7 @@
 
 use std::{str::FromStr, time::Duration};
 
-use gateway::proxy::Upstream;
+use gateway::upstream::Upstream;
 use proto_shared::{Audience, Verifier};
 use serde_json::{json, Value};
 use tasks_service::db::{DatabaseUrl, DbSettings};

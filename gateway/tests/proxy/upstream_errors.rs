@@ -2,10 +2,7 @@
 
 use std::time::Duration;
 
-use gateway::{
-    config::Http1Engine,
-    proxy::{PublicRoute, Upstream},
-};
+use gateway::{config::Http1Engine, request::PublicRoute, upstream::Upstream};
 
 use crate::helpers::{assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with};
 

@@ -2,8 +2,6 @@
 //! user checked against it, the task id, the list query and size-limited JSON bodies.
 //! Each rejects with an [`ApiError`]; `error::recover` answers it.
 
-use std::{convert::Infallible, sync::Arc};
-
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderMap, Method};
@@ -16,31 +14,12 @@ use warp::{Filter, Rejection};
 use crate::{
     domain::{parse_task_id, Completion, ListParams, NewTask, TaskChanges},
     error::ApiError,
-    startup::AppState,
+    state::{AppState, RequestTarget},
 };
-
-/// The request target (path and query) exactly as received, which the credential signs.
-/// Inserted by `server.rs` before warp sees the request.
-#[derive(Debug, Clone)]
-pub struct RequestTarget(pub Arc<str>);
-
-impl RequestTarget {
-    /// The raw query string, empty if none.
-    pub fn query(&self) -> &str {
-        self.0.split_once('?').map_or("", |(_, query)| query)
-    }
-}
 
 /// Bodies over the limit are still read and discarded up to this much, so the client gets
 /// the 413 instead of a connection reset; beyond it the connection is simply closed.
 const DRAIN_CAP: u64 = 1024 * 1024;
-
-/// The shared state, for handlers.
-pub fn with_state(
-    state: AppState,
-) -> impl Filter<Extract = (AppState,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
-}
 
 /// A request whose identity holds: the user a credential vouched for, and the body that
 /// credential was signed with (read whole, at most `MAX_BODY_BYTES`, since its digest must
@@ -290,11 +269,5 @@ mod tests {
             headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(value));
             assert_eq!(is_json(&headers), json, "{value}");
         }
-    }
-
-    #[test]
-    fn query_is_whatever_follows_the_first_question_mark() {
-        assert_eq!(RequestTarget("/a?b=1?c".into()).query(), "b=1?c");
-        assert_eq!(RequestTarget("/a".into()).query(), "");
     }
 }

@@ -3,13 +3,11 @@
 
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
-use super::extract::{
-    self, authorize, authorize_task, authorize_task_with, authorize_with, with_state,
-};
+use super::extract::{self, authorize, authorize_task, authorize_task_with, authorize_with};
 use crate::{
     domain::{Completion, NewTask, TaskChanges},
     handlers,
-    startup::AppState,
+    state::{with_state, AppState, RequestTarget},
 };
 
 /// `GET /api/{user_id}/tasks`
@@ -19,7 +17,7 @@ pub fn list(state: AppState) -> BoxedFilter<(Response,)> {
         .and(extract::identity(state.clone()))
         .and_then(authorize)
         .and(extract::list_params())
-        .and(warp::ext::get::<extract::RequestTarget>())
+        .and(warp::ext::get::<RequestTarget>())
         .and(with_state(state))
         .and_then(handlers::list)
         .boxed()

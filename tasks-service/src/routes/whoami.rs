@@ -6,7 +6,7 @@ use http::StatusCode;
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use super::extract::{self, Identified};
-use crate::{error::json_response, startup::AppState};
+use crate::{error::json_response, state::AppState};
 
 /// `GET /whoami` → 200 `{"user_id": ...}`, or the identity refusals of every task route.
 pub fn whoami(state: AppState) -> BoxedFilter<(Response,)> {

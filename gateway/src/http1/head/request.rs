@@ -1,12 +1,12 @@
 //! Request heads: what a client sent, parsed with httparse and read by the request steps in
-//! place (`proxy/client_head.rs`), or refused as "not ours" for hyper to judge.
+//! place (`request/client_head.rs`), or refused as "not ours" for hyper to judge.
 
 use std::ops::Range;
 
 use http::{header, uri::PathAndQuery, HeaderName, Method, Version};
 
 use super::{decimal, Parsed, MAX_HEADERS};
-use crate::proxy::{list_items, ClientHead};
+use crate::request::{list_items, ClientHead};
 
 /// A client's request head in the subset this engine serves: a copy of its bytes, which the
 /// parsed header lines index, so a head costs no allocation per header. Reused from request

@@ -4,7 +4,7 @@
 use http::{Method, StatusCode, Version};
 
 use super::{decimal, write_status_line, Parsed, MAX_HEADERS};
-use crate::proxy::list_items;
+use crate::request::{list_items, relays_response_header};
 
 /// How an upstream's response body is delimited.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +50,7 @@ pub enum BadResponse {
 /// `Complete` with status 1xx: the caller skips it and reads on. For a final head, `out`
 /// gets the client's status line and the upstream's header lines the client may see: all but
 /// hop-by-hop headers, those its `Connection` header names and those the gateway decides
-/// (`proxy::is_gateway_response_header`); `Content-Length` goes only where it frames the body
+/// (`request::is_gateway_response_header`); `Content-Length` goes only where it frames the body
 /// (not when chunked framing overrides it, not on a 204), and no `Connection` can name it
 /// away. The lines are copied as they came, names in their letter case as nginx does:
 /// httparse accepts exactly the bytes `HeaderName` and `HeaderValue` accept (checked for every
@@ -133,21 +133,28 @@ pub fn parse_response(
                     .any(|token| token.eq_ignore_ascii_case(name))
         };
         // The length goes out with the body it frames, whatever `Connection` names (else the
-        // client could not tell where this answer ends and the next begins); not when chunked
-        // framing overrides it, nor on a 204, which has no body to measure (RFC 9110 §8.6).
-        let unframed_length = framing == Framing::Chunked || status == StatusCode::NO_CONTENT;
+        // client could not tell where this answer ends and the next begins), once and as the
+        // number it parsed to, however many equal lines the upstream wrote; not when chunked
+        // framing overrides it, nor on a 204, which has no body to measure (RFC 9110 §8.6),
+        // nor on a 304, as hyper's path does (it would only repeat what the cache holds).
+        let unframed_length = framing == Framing::Chunked
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED;
         write_status_line(out, status);
         for line in headers {
             let name = line.name.as_bytes();
-            let dropped = crate::proxy::is_hop_by_hop(name)
-                || crate::proxy::is_gateway_response_header(name)
-                || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
-                || (crate::proxy::connection_may_drop(name) && named(name));
-            if !dropped {
+            // Every length line is left out here: the one that frames the body is written
+            // after the others, as its number.
+            let length_line = name.eq_ignore_ascii_case(b"content-length");
+            if !length_line && relays_response_header(name, unframed_length, named) {
                 // Only a `Date` that reaches the client counts (`Connection` may name it).
                 dated |= name.eq_ignore_ascii_case(b"date");
                 super::write_line(out, name, line.value);
             }
+        }
+        if let Some(length) = length.filter(|_| !unframed_length) {
+            let mut digits = itoa::Buffer::new();
+            super::write_line(out, b"content-length", digits.format(length).as_bytes());
         }
     }
     Ok(Parsed::Complete(

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proto_shared::RequestId;
 
 use super::*;
-use crate::proxy::ClientAddr;
+use crate::request::ClientAddr;
 
 fn request(raw: &str) -> Parsed<RequestHead> {
     parse(raw.as_bytes())
@@ -140,8 +140,25 @@ fn only_what_the_client_may_see_is_relayed() {
     assert_eq!(
         relayed_head,
         "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nSet-Cookie: a=1\r\n\
-         Date: Mon, 30 Nov 2026 13:00:00 GMT\r\nSet-Cookie: b=2\r\nContent-Length: 2\r\n"
+         Date: Mon, 30 Nov 2026 13:00:00 GMT\r\nSet-Cookie: b=2\r\ncontent-length: 2\r\n"
     );
+}
+
+/// As hyper's path relays them (`proxy::settle_response_framing`): one length line, the
+/// number; none on a 304.
+#[test]
+fn the_length_is_relayed_once_as_its_number() {
+    let (_, twice) = relayed(
+        "HTTP/1.1 200 OK\r\nContent-Length: 02\r\nContent-Length: 2\r\n\r\n",
+        Method::GET,
+    );
+    assert_eq!(twice, "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n");
+    let (head, not_modified) = relayed(
+        "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\nETag: \"x\"\r\n\r\n",
+        Method::GET,
+    );
+    assert_eq!(head.framing, Framing::Empty);
+    assert_eq!(not_modified, "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n");
 }
 
 #[test]

@@ -73,11 +73,14 @@ impl ClientHead for request::Parts {
             .map(|(name, value)| (name.as_str().as_bytes(), value.as_bytes()))
     }
 
+    /// The target's authority when it has one, else `Host`: an absolute-form target's
+    /// authority replaces `Host` (RFC 9112 §3.2.2), as HTTP/2's `:authority` does, so the
+    /// host checked and forwarded as `X-Forwarded-Host` is the one the request was routed by.
     fn host(&self) -> Option<&[u8]> {
-        self.headers
-            .get(http::header::HOST)
-            .map(|value| value.as_bytes())
-            .or_else(|| Some(self.uri.authority()?.as_str().as_bytes()))
+        self.uri
+            .authority()
+            .map(|authority| authority.as_str().as_bytes())
+            .or_else(|| Some(self.headers.get(http::header::HOST)?.as_bytes()))
     }
 
     // A map finds a name without a scan.

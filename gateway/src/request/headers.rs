@@ -5,7 +5,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use http::{header, HeaderMap, HeaderName, HeaderValue, Version};
+use http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode, Version};
 use proto_shared::headers::{length_mask, may_have_length};
 
 use super::ClientHead;
@@ -80,33 +80,44 @@ impl ClientAddr {
     }
 }
 
-/// Cleans an upstream's response headers: hop-by-hop headers go, and so do those the gateway
-/// alone decides ([`is_gateway_response_header`]), and those its `Connection` header names
-/// ([`connection_may_drop`]). A `Content-Length` beside
-/// `Transfer-Encoding` goes too: the body was read as chunked (RFC 9112 §6.3), and a stale
-/// length passed on would cut it short or hang the client.
-pub fn prepare_response(headers: &mut HeaderMap) {
-    let mut doomed: Vec<HeaderName> = headers
+/// Whether the header line `name` of an upstream's answer reaches the client: the one rule
+/// both engines apply to every answer. Hop-by-hop headers go, and so do those the gateway
+/// alone decides ([`is_gateway_response_header`]) and those the answer's `Connection` header
+/// names (`named_by_connection`), except a `Content-Length` ([`connection_may_drop`]).
+/// `unframed_length`: the answer's `Content-Length` frames no body the client gets, because
+/// chunked framing overrides it (RFC 9112 §6.3: a stale length passed on would cut the body
+/// short or hang the client) or the status has no body to measure (204, RFC 9110 §8.6).
+pub fn relays_response_header(
+    name: &[u8],
+    unframed_length: bool,
+    named_by_connection: impl FnOnce(&[u8]) -> bool,
+) -> bool {
+    !(is_hop_by_hop(name)
+        || is_gateway_response_header(name)
+        || (unframed_length && name.eq_ignore_ascii_case(b"content-length"))
+        || (connection_may_drop(name) && named_by_connection(name)))
+}
+
+/// Applies [`relays_response_header`] to an answer hyper parsed into `headers`.
+pub fn prepare_response(status: StatusCode, headers: &mut HeaderMap) {
+    let unframed_length = headers.contains_key(header::TRANSFER_ENCODING)
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    let named: Vec<&[u8]> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .flat_map(|value| list_items(value.as_bytes()))
+        .collect();
+    let doomed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| {
             let name = name.as_str().as_bytes();
-            is_hop_by_hop(name) || is_gateway_response_header(name)
+            !relays_response_header(name, unframed_length, |name| {
+                named.iter().any(|item| item.eq_ignore_ascii_case(name))
+            })
         })
         .cloned()
         .collect();
-    if doomed.contains(&header::TRANSFER_ENCODING) {
-        doomed.push(header::CONTENT_LENGTH);
-    }
-    if doomed.contains(&header::CONNECTION) {
-        doomed.extend(
-            headers
-                .get_all(header::CONNECTION)
-                .iter()
-                .flat_map(|value| list_items(value.as_bytes()))
-                .filter(|named| connection_may_drop(named))
-                .filter_map(|named| HeaderName::from_bytes(named).ok()),
-        );
-    }
     for name in doomed {
         headers.remove(name);
     }
@@ -118,6 +129,54 @@ pub fn prepare_response(headers: &mut HeaderMap) {
 /// body would be read as the next message (request smuggling, or answers run together).
 pub fn connection_may_drop(name: &[u8]) -> bool {
     !name.eq_ignore_ascii_case(header::CONTENT_LENGTH.as_str().as_bytes())
+}
+
+/// A `Content-Length` value: ASCII digits only (no sign, no spaces, no list), as RFC 9110
+/// §8.6 allows, and small enough for a u64 (at most 19 digits, so no value that a reader with
+/// a wider or a wrapping integer would take for another number).
+pub fn decimal_length(value: &[u8]) -> Option<u64> {
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(value).ok()?.parse().ok()
+}
+
+/// Holds an upstream answer hyper's client read to the rules the lean engine reads one by
+/// (`http1/head/response.rs`), so both engines relay or refuse the same answers. False for
+/// an answer to refuse with 502: a 101 (the gateway never asks for an upgrade), a
+/// `Transfer-Encoding` other than plain `chunked` (hyper would pass on a body still encoded,
+/// or read to the close), or `Content-Length` lines that are not one plain number
+/// ([`decimal_length`]) repeated. Otherwise one `Content-Length` line, the number, stays, on
+/// answers that may carry a body (not on a 204 or a 304, as the lean engine does).
+pub fn settle_response_framing(status: StatusCode, headers: &mut HeaderMap) -> bool {
+    if status == StatusCode::SWITCHING_PROTOCOLS {
+        return false;
+    }
+    let mut codings = headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => {}
+        (Some(coding), None)
+            if coding
+                .as_bytes()
+                .trim_ascii()
+                .eq_ignore_ascii_case(b"chunked") => {}
+        _ => return false,
+    }
+    let mut length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        match decimal_length(value.as_bytes()) {
+            Some(declared) if length.is_none_or(|known| known == declared) => {
+                length = Some(declared);
+            }
+            _ => return false,
+        }
+    }
+    if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        headers.remove(header::CONTENT_LENGTH);
+    } else if let Some(length) = length {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    }
+    true
 }
 
 /// The items of a comma-separated header value, trimmed; empty ones skipped.
@@ -133,7 +192,7 @@ pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// (empty is allowed), with no user info, path or anything else. Other requests are refused
 /// (400), so the `X-Forwarded-Host` an upstream gets is a host and nothing it could read as
 /// more.
-pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
+pub fn has_valid_host(head: &impl ClientHead) -> bool {
     let mut lines = head.values(header::HOST);
     let host = match (lines.next(), lines.next()) {
         (_, Some(_)) => return false,
@@ -141,7 +200,9 @@ pub(super) fn has_valid_host(head: &impl ClientHead) -> bool {
         (None, None) if head.version() == Version::HTTP_11 => return false,
         (None, None) => head.host(),
     };
-    host.is_none_or(|host| host.iter().all(|&byte| HOST_BYTES[usize::from(byte)]))
+    let valid = |host: &[u8]| host.iter().all(|&byte| HOST_BYTES[usize::from(byte)]);
+    // An absolute-form target's authority, which replaces `Host`, is held to the same rule.
+    host.is_none_or(valid) && head.host().is_none_or(valid)
 }
 
 /// The bytes a host and port may hold: reg-name, IPv4 and IP-literal characters (RFC 3986

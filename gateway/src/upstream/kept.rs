@@ -1,0 +1,119 @@
+//! The upstream connections one client connection keeps between its requests, whatever
+//! carries their bytes: the lean engine's own sockets (`http1/upstream.rs`) or hyper's client
+//! connections (`proxy/dedicated.rs`). Owned by the client connection, so a request crosses
+//! no shared pool: the set is small (one connection per upstream for an HTTP/1 client, one
+//! per concurrent stream for an HTTP/2 client) and dies with the client connection.
+//!
+//! Not for: telling whether a kept connection still works (each carrier knows its own), nor
+//! when a lost request may be sent again ([`super::may_retry`]).
+
+use http::{uri::Authority, HeaderValue};
+
+use super::Upstream;
+
+/// A connection to one upstream, over the carrier `T`.
+#[derive(Debug)]
+pub struct Connection<T> {
+    authority: Authority,
+    /// `Host` for this upstream, as [`Upstream::host_header`] writes it.
+    pub host: HeaderValue,
+    /// What carries the bytes.
+    pub io: T,
+    /// Whether an exchange has completed on it before: only then can the upstream have
+    /// closed it while it sat idle, and only then is a lost request worth sending again.
+    pub reused: bool,
+}
+
+impl<T> Connection<T> {
+    /// A new connection to `upstream`, carried by `io`.
+    pub fn new(upstream: &Upstream, io: T) -> Self {
+        Self {
+            authority: upstream.authority.clone(),
+            host: upstream.host_header(),
+            io,
+            reused: false,
+        }
+    }
+}
+
+/// The idle connections of one client connection.
+#[derive(Debug)]
+pub struct Kept<T> {
+    idle: Vec<Connection<T>>,
+}
+
+impl<T> Default for Kept<T> {
+    fn default() -> Self {
+        Self { idle: Vec::new() }
+    }
+}
+
+impl<T> Kept<T> {
+    /// Takes an idle connection to `upstream` out of the set, if there is one. The caller
+    /// checks that it still works before using it.
+    pub fn take(&mut self, upstream: &Upstream) -> Option<Connection<T>> {
+        // Both are the configured authority, byte for byte: no need for a comparison that
+        // ignores case.
+        let index = self
+            .idle
+            .iter()
+            .position(|kept| kept.authority.as_str() == upstream.authority.as_str())?;
+        Some(self.idle.swap_remove(index))
+    }
+
+    /// Keeps `connection` for a later request to its upstream. One that failed is simply
+    /// never put back, so the next request makes a new one.
+    pub fn put_back(&mut self, mut connection: Connection<T>) {
+        connection.reused = true;
+        // Room for this one alone: a client usually talks to one upstream, and `push` would
+        // make room for four, hundreds of bytes held by every idle client connection.
+        self.idle.reserve_exact(1);
+        self.idle.push(connection);
+    }
+
+    /// The idle connections, for the owner to give back what they hold while unused.
+    pub fn idle_mut(&mut self) -> impl Iterator<Item = &mut Connection<T>> {
+        self.idle.iter_mut()
+    }
+
+    /// How many idle connections the set holds.
+    pub fn len(&self) -> usize {
+        self.idle.len()
+    }
+
+    /// Whether the set holds none.
+    pub fn is_empty(&self) -> bool {
+        self.idle.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn upstream(raw: &str) -> Upstream {
+        Upstream::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn a_connection_is_taken_only_for_its_own_upstream() {
+        let (a, b) = (upstream("http://a:1"), upstream("http://b:1"));
+        let mut kept = Kept::default();
+        kept.put_back(Connection::new(&a, "to a"));
+        assert!(kept.take(&b).is_none());
+        let taken = kept.take(&a).expect("a's connection");
+        assert_eq!(taken.io, "to a");
+        assert!(
+            taken.reused,
+            "a connection put back has carried an exchange"
+        );
+        assert!(kept.is_empty());
+    }
+
+    #[test]
+    fn a_new_connection_is_not_reused() {
+        let connection = Connection::new(&upstream("http://a:8080"), ());
+        assert!(!connection.reused);
+        assert_eq!(connection.host, "a:8080");
+    }
+}
