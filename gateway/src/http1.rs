@@ -63,6 +63,10 @@ const LINGER_TIME: Duration = Duration::from_secs(2);
 const READ_CHUNK: usize = 8 * 1024;
 /// What the buffer for the next write takes when a request starts: a head and a small body.
 const OUT_CAPACITY: usize = 4 * 1024;
+/// How long a connection waits for its next request before it gives its buffers back: a busy
+/// client sends it within milliseconds, and giving them back on every request cost about a
+/// tenth more CPU per request (`specs/research.md`, "Idle connections").
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// Serves the HTTP/1.1 connection `io` until it ends (`None`) or reaches a request outside
 /// the engine's subset (`Some`: the connection, with the unread bytes, for hyper). `slot`
@@ -146,6 +150,8 @@ struct Timers {
     idle: Pin<Box<Sleep>>,
     head: Pin<Box<Sleep>>,
     upstream: Pin<Box<Sleep>>,
+    /// When an idle connection gives its buffers back.
+    release: Pin<Box<Sleep>>,
     draining: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
@@ -156,6 +162,7 @@ impl Timers {
             idle: unset(),
             head: unset(),
             upstream: unset(),
+            release: unset(),
             // Cancelled when the gateway drains or sheds this connection to make room.
             draining: Box::pin(slot.closing().clone().cancelled_owned()),
         }
@@ -193,19 +200,13 @@ impl Connection<'_> {
         let now = tokio::time::Instant::now();
         timers.idle.as_mut().reset(now + limits.idle_timeout);
         let mut head_started = false;
+        // Buffers held, to be given back if no request comes within `RELEASE_AFTER`.
+        let mut holding = self.buf.capacity() > 0;
+        if holding {
+            timers.release.as_mut().reset(now + RELEASE_AFTER);
+        }
         if self.buf.is_empty() {
-            // The next request may be here already (a busy client sends it as soon as it has
-            // read the answer): read it into the buffers at hand. Else the connection is idle
-            // and gives its buffers back until a request arrives.
-            match self.client.try_read_buf(&mut self.buf) {
-                Ok(0) => return Err(Ended::Closed),
-                Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    self.release_buffers();
-                    self.slot.idle(now.into_std());
-                }
-                Err(_) => return Err(Ended::Closed),
-            }
+            self.slot.idle(now.into_std());
         }
         loop {
             if !self.buf.is_empty() {
@@ -233,9 +234,10 @@ impl Connection<'_> {
             } else {
                 timers.idle.as_mut()
             };
+            let may_release = holding && !head_started && self.buf.is_empty();
             let read = tokio::select! {
                 biased;
-                read = read_more(&self.client, &mut self.buf) => read,
+                read = read_more(&mut self.client, &mut self.buf) => read,
                 () = timers.draining.as_mut(), if !head_started => {
                     // A request may have arrived that the runtime has not yet seen: closing
                     // on it would reset the connection under a request the client already
@@ -244,6 +246,11 @@ impl Connection<'_> {
                         Some(n) => Ok(n),
                         None => return Err(Ended::Closed),
                     }
+                }
+                () = timers.release.as_mut(), if may_release => {
+                    self.release_buffers();
+                    holding = false;
+                    continue;
                 }
                 () = deadline => return Err(Ended::Closed),
             };
@@ -254,9 +261,8 @@ impl Connection<'_> {
     }
 
     /// Gives back every buffer while the connection waits for its next request: what the
-    /// next request needs is allocated when its first bytes are readable. Costs an allocation
-    /// or two per request on a busy connection (the figures are in `specs/research.md`,
-    /// "Idle connections"); saves tens of kilobytes on every idle one.
+    /// next request needs is allocated when its first bytes are readable. Saves tens of
+    /// kilobytes on every idle connection (`specs/research.md`, "Idle connections").
     fn release_buffers(&mut self) {
         self.buf = BytesMut::new();
         self.out = Vec::new();
@@ -355,17 +361,14 @@ impl Connection<'_> {
 
 /// Reads what the client sent into `buf`, giving a buffer released while idle its capacity
 /// only once bytes are there to read, and doubling a full one.
-async fn read_more(client: &tokio::net::TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
-    loop {
+async fn read_more(client: &mut tokio::net::TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() == 0 {
         client.readable().await?;
-        if buf.len() == buf.capacity() {
-            buf.reserve(buf.len().max(READ_CHUNK));
-        }
-        match client.try_read_buf(buf) {
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => continue,
-            read => return read,
-        }
     }
+    if buf.len() == buf.capacity() {
+        buf.reserve(buf.len().max(READ_CHUNK));
+    }
+    client.read_buf(buf).await
 }
 
 /// How many of `available` bytes belong to a body with `left` bytes to go.
