@@ -3,11 +3,14 @@
 # Next.js example's production build, unit and integration tests of all crates (real
 # PostgreSQL, real sockets), the deploy manifest checks, the end-to-end tests against a real
 # Better Auth server (schemathesis against the contract, headless Chromium driving the demo
-# page and the Next.js example, revocation at two gateway replicas), and the stack in
-# containers (scripts/test-containers.sh). Closes with the totals and each phase's time.
+# page and the Next.js example, revocation at two gateway replicas), the stack in
+# containers (scripts/test-containers.sh) and every fuzz target briefly on its seed corpus
+# (scripts/fuzz.sh, FUZZ_SECONDS each, default 20). Closes with the totals and each phase's
+# time.
 #   scripts/test.sh                      everything
 #   scripts/test.sh gateway e2e          only these crates' tests
 #   scripts/test.sh containers           only the container test
+#   scripts/test.sh fuzz                 only the fuzz targets
 #   scripts/test.sh -- ARGS              extra arguments for `cargo test`; with -p/--package
 #                                        only those packages run, and no containers
 set -euo pipefail
@@ -16,13 +19,15 @@ source scripts/lib/common.sh
 
 crates=()
 containers=0
+fuzz=0
 while (($#)) && [ "$1" != "--" ]; do
   case $1 in
     containers) containers=1 ;;
-    -h | --help) sed -n '2,12s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    fuzz) fuzz=1 ;;
+    -h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *)
       [ -f "$1/Cargo.toml" ] || [ -f "deploy/${1#deploy-}/Cargo.toml" ] \
-        || die "no such part: $1 (a crate: gateway, tasks-service, proto-shared, e2e, deploy-check; or containers)"
+        || die "no such part: $1 (a crate: gateway, tasks-service, proto-shared, e2e, deploy-check; or containers, fuzz)"
       crates+=(-p "$1")
       ;;
   esac
@@ -38,10 +43,10 @@ done
 everything=0
 if ((${#crates[@]} || picked)); then
   run_cargo=1 selection=("${crates[@]}")
-elif ((containers)); then
+elif ((containers || fuzz)); then
   run_cargo=0
 else
-  run_cargo=1 selection=(--workspace) containers=1 everything=1
+  run_cargo=1 selection=(--workspace) containers=1 fuzz=1 everything=1
 fi
 
 timings=()
@@ -84,11 +89,33 @@ if ((run_cargo)); then
   phase_done "cargo test ${selection[*]}"
 fi
 
+if ((everything)); then
+  # A crate that only verifies credentials takes proto-shared without features: it must build
+  # alone, and without reqwest or tracing-subscriber (issue 14).
+  log "proto-shared with no features: builds, and pulls no HTTP client or log set-up"
+  cargo clippy -q -p proto-shared --lib --no-default-features -- -D warnings 2>&1 | tee -a "$output" || status=$?
+  if cargo tree -p proto-shared --no-default-features -e normal | grep -E '^.*(reqwest|tracing-subscriber) v'; then
+    echo "proto-shared pulls the crates above without features" | tee -a "$output"
+    status=1
+  fi
+  phase_done "proto-shared without features"
+fi
+
 if ((containers)); then
   scripts/test-containers.sh 2>&1 | tee -a "$output" || status=$?
   phase_done "containers"
 else
   log "containers: not run (a part was asked for; scripts/test.sh containers runs them)"
+fi
+
+if ((fuzz)); then
+  # Each target briefly from its committed seeds: a property that a change breaks fails here
+  # (longer runs: scripts/fuzz.sh SECONDS).
+  log "fuzz targets, ${FUZZ_SECONDS:-20}s each (scripts/fuzz.sh)"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-20}" 2>&1 | tee -a "$output" || status=$?
+  phase_done "fuzz (build and run)"
+else
+  log "fuzz: not run (a part was asked for; scripts/test.sh fuzz runs it)"
 fi
 
 # cargo prints one "test result" line per test binary, the last often a doc-test run with

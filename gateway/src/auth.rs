@@ -352,3 +352,11 @@ fn refused(jws: &Jws<'_>, err: AuthError) -> AuthError {
     tracing::debug!(kid = ?jws.kid, alg = %jws.alg, reason = err.reason(), "token refused");
     err
 }
+
+/// The token parsers, for the fuzz targets alone (`gateway::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use super::bearer::{credentials, validate};
+    pub use super::claims::ClaimRules;
+    pub use super::jwt::Jws;
+}

@@ -375,3 +375,13 @@ async fn read_more(client: &mut tokio::net::TcpStream, buf: &mut BytesMut) -> io
 fn take_len(left: u64, available: usize) -> usize {
     usize::try_from(left).map_or(available, |left| left.min(available))
 }
+
+/// The engine's byte parsers, for the fuzz targets alone (`gateway::fuzzing`).
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing {
+    pub use super::chunked::{encode_chunk, ChunkError, Decoder, LAST_CHUNK};
+    pub use super::head::{
+        parse_request, parse_response, write_request, BadResponse, Framing, Parsed, RequestHead,
+        ResponseHead,
+    };
+}

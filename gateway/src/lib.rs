@@ -16,6 +16,9 @@ pub mod body;
 pub mod config;
 pub mod cors;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod health;
 pub mod http1;
 pub mod jwks;

@@ -131,6 +131,11 @@ fn percent_decode(encoded: &str) -> Result<String, UserIdError> {
     while i < bytes.len() {
         if bytes[i] == b'%' {
             let hex = bytes.get(i + 1..i + 3).ok_or(UserIdError::BadEncoding)?;
+            // Two hex digits and nothing else: `from_str_radix` alone would also take a sign
+            // (`%+1`), an escape no encoder writes.
+            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                return Err(UserIdError::BadEncoding);
+            }
             let hex = std::str::from_utf8(hex).map_err(|_| UserIdError::BadEncoding)?;
             out.push(u8::from_str_radix(hex, 16).map_err(|_| UserIdError::BadEncoding)?);
             i += 3;
@@ -170,6 +175,19 @@ mod tests {
             Err(UserIdError::ControlCharacter)
         );
         assert_eq!(UserId::from_encoded(""), Err(UserIdError::Empty));
+    }
+
+    /// Found by the `user_id` fuzz target: `u8::from_str_radix` takes a leading `+`, so `%+1`
+    /// decoded (to a control character) instead of being refused as a bad escape.
+    #[test]
+    fn signed_escape_is_bad_encoding() {
+        for bad in ["%+1", "a%+fb", "%-1", "%+"] {
+            assert_eq!(
+                UserId::from_encoded(bad),
+                Err(UserIdError::BadEncoding),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -118,8 +118,10 @@ pub fn check_type(typ: Option<&str>) -> Result<(), AuthError> {
 impl ClaimRules {
     /// Applies every rule to a signature-checked payload, at time `now` (Unix seconds).
     pub fn check(&self, payload: &[u8], now: f64) -> Result<Verified, AuthError> {
-        let claims: RawClaims =
-            serde_json::from_slice(payload).map_err(|_| AuthError::Malformed)?;
+        // UTF-8 first (RFC 7519 §7.2, step 10): serde_json checks it only in the strings it
+        // keeps, so invalid bytes in a member it skips would otherwise pass.
+        let payload = std::str::from_utf8(payload).map_err(|_| AuthError::Malformed)?;
+        let claims: RawClaims = serde_json::from_str(payload).map_err(|_| AuthError::Malformed)?;
         let audiences: &[String] = match &claims.aud {
             None => &[],
             Some(Audience::One(aud)) => std::slice::from_ref(aud),
@@ -190,6 +192,28 @@ mod tests {
         ] {
             assert!(date(bad).is_err(), "{bad}");
         }
+    }
+
+    /// Found by the `bearer_jwt` fuzz target: claims with invalid UTF-8 inside a member the
+    /// rules ignore passed, as serde_json validates only the strings it keeps.
+    #[test]
+    fn claims_that_are_not_utf8_are_malformed() {
+        let rules = ClaimRules {
+            issuer: "https://auth.example".into(),
+            audiences: vec!["https://api.example".into()],
+            leeway: Duration::from_secs(30),
+        };
+        let claims = |extra: &[u8]| {
+            let mut json = br#"{"iss":"https://auth.example","aud":"https://api.example","sub":"u1","exp":1900000000,"x":""#.to_vec();
+            json.extend_from_slice(extra);
+            json.extend_from_slice(br#""}"#);
+            json
+        };
+        assert!(rules.check(&claims(b"fine"), 1_700_000_000.0).is_ok());
+        assert_eq!(
+            rules.check(&claims(b"\xeb\xff"), 1_700_000_000.0),
+            Err(AuthError::Malformed)
+        );
     }
 
     #[test]

@@ -78,8 +78,9 @@ impl<'a> Jws<'a> {
             .decode(header)
             .map_err(|_| AuthError::Malformed)?;
         // serde's derive refuses duplicate members, so `{"alg":"none","alg":"EdDSA"}` is malformed.
-        let raw: RawHeader =
-            serde_json::from_slice(&header_json).map_err(|_| AuthError::Malformed)?;
+        // UTF-8 first (RFC 7515 §5.2): serde_json checks it only in the strings it keeps.
+        let header_json = std::str::from_utf8(&header_json).map_err(|_| AuthError::Malformed)?;
+        let raw: RawHeader = serde_json::from_str(header_json).map_err(|_| AuthError::Malformed)?;
         if raw.crit || raw.b64 {
             return Err(AuthError::Malformed);
         }
@@ -144,5 +145,24 @@ impl<'a> Jws<'a> {
         URL_SAFE_NO_PAD
             .decode(self.payload)
             .map_err(|_| AuthError::Malformed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found with the `bearer_jwt` fuzz target (in the claims; the header had the same gap):
+    /// invalid UTF-8 inside a header member the parser ignores passed.
+    #[test]
+    fn a_header_that_is_not_utf8_is_malformed() {
+        let token = |header: &[u8]| format!("{}.e30.c2ln", URL_SAFE_NO_PAD.encode(header));
+        let good = token(br#"{"alg":"EdDSA","kid":"k1","x":"y"}"#);
+        assert!(Jws::parse(&good, &Algorithm::ALL).is_ok());
+        let bad = token(b"{\"alg\":\"EdDSA\",\"kid\":\"k1\",\"x\":\"\xeb\xff\"}");
+        assert_eq!(
+            Jws::parse(&bad, &Algorithm::ALL).map(|jws| jws.kid),
+            Err(AuthError::Malformed)
+        );
     }
 }

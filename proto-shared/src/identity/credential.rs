@@ -165,9 +165,13 @@ impl<'a> Credential<'a> {
     }
 }
 
-/// Decimal Unix seconds: digits only (no sign, no spaces), at most 12 of them (year 33658).
+/// Decimal Unix seconds: digits only (no sign, no spaces, no leading zero, which `write`
+/// would not give back), at most 12 of them (year 33658).
 fn parse_timestamp(text: &str) -> Option<i64> {
     if text.is_empty() || text.len() > 12 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if text.len() > 1 && text.starts_with('0') {
         return None;
     }
     text.parse().ok()
@@ -276,6 +280,17 @@ mod tests {
         ] {
             assert!(v2(&bad).is_none(), "{bad}");
         }
+    }
+
+    /// Found by the `credential` fuzz target: `ts=01764000000` parsed to the same credential
+    /// as `ts=1764000000` and wrote back without the zero, so two texts meant one credential.
+    #[test]
+    fn timestamp_with_leading_zero_is_refused() {
+        let text = |ts: &str| format!("v1;kid=gw;ts={ts};sig={SIG}");
+        for bad in ["01764000000", "00", "01"] {
+            assert!(v2(&text(bad)).is_none(), "{bad}");
+        }
+        assert_eq!(v2(&text("0")).map(|c| c.timestamp), Some(0));
     }
 
     proptest! {
