@@ -170,6 +170,11 @@ pub struct Config {
     /// Requests handled at once; beyond it the gateway answers 503 at once.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
+    /// Client connections open at once on the public listener. At the cap, the connection
+    /// idle between requests the longest is closed to make room; if none is idle, the new
+    /// connection is closed unanswered. Unset: half the open-file limit, less a reserve.
+    #[arg(long, env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
@@ -284,6 +289,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub upstream_timeout: Duration,
     pub max_concurrent_requests: usize,
+    /// Client connections open at once (`server/connections.rs` says what happens at it).
+    pub max_connections: usize,
     pub shutdown_grace: Duration,
 }
 
@@ -495,6 +502,7 @@ impl Config {
         if self.max_concurrent_requests == 0 {
             return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
         }
+        let max_connections = max_connections(self.max_connections, open_file_limit())?;
         Ok(Limits {
             max_body_bytes: self.max_body_bytes,
             max_header_bytes: self.max_header_bytes,
@@ -505,8 +513,41 @@ impl Config {
             idle_timeout: positive_secs("IDLE_TIMEOUT_SECS", self.idle_timeout_secs)?,
             upstream_timeout: positive_secs("UPSTREAM_TIMEOUT_SECS", self.upstream_timeout_secs)?,
             max_concurrent_requests: self.max_concurrent_requests,
+            max_connections,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
+    }
+}
+
+/// Open files kept aside from client connections and their upstream sockets: the listeners,
+/// the shared upstream pool for HTTP/2, the JWKS and revocation connections, logs.
+const RESERVED_FILES: u64 = 256;
+
+/// The process's open-file limit (the soft one, which `accept` runs into); `None` when there
+/// is none.
+fn open_file_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+/// `MAX_CONNECTIONS`, or its default under `file_limit`: each client connection holds its
+/// socket and, while it uses one, a socket to its upstream (the HTTP/1.1 engines keep one per
+/// connection), so half of what the reserve leaves. A set value above the file limit could
+/// never be reached: `accept` would fail first, with no policy, so it is refused.
+fn max_connections(set: Option<usize>, file_limit: Option<u64>) -> Result<usize, ConfigError> {
+    let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    match (set, file_limit) {
+        (Some(0), _) => Err(invalid("MAX_CONNECTIONS", "must be at least 1")),
+        (Some(set), Some(limit)) if set as u64 > limit => Err(invalid(
+            "MAX_CONNECTIONS",
+            format!(
+                "is more than the open-file limit ({limit}); raise it (ulimit -n, LimitNOFILE) \
+                 or lower MAX_CONNECTIONS"
+            ),
+        )),
+        (Some(set), _) => Ok(set),
+        (None, Some(limit)) => Ok(as_usize((limit.saturating_sub(RESERVED_FILES) / 2).max(1))),
+        // No file limit: still a bound, so that memory is.
+        (None, None) => Ok(100_000),
     }
 }
 

@@ -48,7 +48,7 @@ use crate::{
     auth::LastToken,
     proxy::{Proxy, Step},
     request::ClientAddr,
-    server::first_bytes::Replay,
+    server::{first_bytes::Replay, Slot},
 };
 
 pub use head::BadResponse;
@@ -58,24 +58,36 @@ pub use head::BadResponse;
 const LINGER_BYTES: usize = 1024 * 1024;
 const LINGER_TIME: Duration = Duration::from_secs(2);
 
+/// What the read buffer takes when a request starts arriving on an idle connection: a usual
+/// head fits, and it doubles up to the read limit for a larger one.
+const READ_CHUNK: usize = 8 * 1024;
+/// What the buffer for the next write takes when a request starts: a head and a small body.
+const OUT_CAPACITY: usize = 4 * 1024;
+/// How long a connection waits for its next request before it gives its buffers back: a busy
+/// client sends it within milliseconds, and giving them back on every request cost about a
+/// tenth more CPU per request (`specs/research.md`, "Idle connections").
+const RELEASE_AFTER: Duration = Duration::from_secs(1);
+
 /// Serves the HTTP/1.1 connection `io` until it ends (`None`) or reaches a request outside
-/// the engine's subset (`Some`: the connection, with the unread bytes, for hyper).
-pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Replay> {
+/// the engine's subset (`Some`: the connection, with the unread bytes, for hyper). `slot`
+/// hears when the connection is idle, and asks it to close (shed or draining).
+pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr, slot: &Slot) -> Option<Replay> {
     let (prefix, client) = io.into_parts();
-    let mut buf = BytesMut::with_capacity(read_limit(proxy).max(prefix.len()));
+    let mut buf = BytesMut::with_capacity(READ_CHUNK.max(prefix.len()));
     buf.extend_from_slice(&prefix);
     let mut connection = Connection {
         proxy,
         peer,
+        slot,
         client,
         buf,
-        out: Vec::with_capacity(4096),
+        out: Vec::with_capacity(OUT_CAPACITY),
         extra_headers: HeaderMap::new(),
         spare_head: RequestHead::default(),
         last_token: LastToken::default(),
         upstreams: Upstreams::default(),
     };
-    let mut timers = Timers::new(proxy);
+    let mut timers = Timers::new(proxy, slot);
     loop {
         let head = match connection.next_head(&mut timers).await {
             Ok((head, len)) => {
@@ -87,7 +99,9 @@ pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr) -> Option<Repla
                 return Some(Replay::new(connection.buf.to_vec(), connection.client));
             }
         };
-        match connection.exchange(head, timers.upstream.as_mut()).await {
+        // Boxed: the exchange's state (the largest part of this future) exists only while a
+        // request is in flight, not in every idle connection's task.
+        match Box::pin(connection.exchange(head, timers.upstream.as_mut())).await {
             Ok(Next::KeepAlive) => connection.trim_buffer(),
             Ok(Next::Close { linger }) => {
                 connection.close(linger).await;
@@ -107,12 +121,15 @@ fn read_limit(proxy: &Proxy) -> usize {
     proxy.limits().read_buffer_size()
 }
 
-/// One client connection as the engine serves it.
+/// One client connection as the engine serves it. Between requests it holds no buffers (see
+/// [`Connection::release_buffers`]): an idle keep-alive connection costs its socket, its
+/// task and its upstream socket, not tens of kilobytes.
 struct Connection<'p> {
     proxy: &'p Proxy,
     peer: &'p ClientAddr,
+    slot: &'p Slot,
     client: tokio::net::TcpStream,
-    /// Bytes read from the client and not yet used.
+    /// Bytes read from the client and not yet used; empty, without capacity, while idle.
     buf: BytesMut,
     /// What is being written next (a head, often with a whole small body); reused.
     out: Vec<u8>,
@@ -133,24 +150,28 @@ struct Timers {
     idle: Pin<Box<Sleep>>,
     head: Pin<Box<Sleep>>,
     upstream: Pin<Box<Sleep>>,
+    /// When an idle connection gives its buffers back.
+    release: Pin<Box<Sleep>>,
     draining: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
 impl Timers {
-    fn new(proxy: &Proxy) -> Self {
+    fn new(proxy: &Proxy, slot: &Slot) -> Self {
         let unset = || Box::pin(tokio::time::sleep(proxy.limits().idle_timeout));
         Self {
             idle: unset(),
             head: unset(),
             upstream: unset(),
-            draining: Box::pin(proxy.draining().clone().cancelled_owned()),
+            release: unset(),
+            // Cancelled when the gateway drains or sheds this connection to make room.
+            draining: Box::pin(slot.closing().clone().cancelled_owned()),
         }
     }
 }
 
 /// Why no request head came.
 enum Ended {
-    /// The client closed, stalled past a deadline, or the gateway is draining.
+    /// The client closed, stalled past a deadline, or the gateway is draining or shed it.
     Closed,
     /// The next request is hyper's.
     NotOurs,
@@ -176,11 +197,17 @@ impl Connection<'_> {
     async fn next_head(&mut self, timers: &mut Timers) -> Result<(RequestHead, usize), Ended> {
         let proxy = self.proxy;
         let limits = proxy.limits();
-        timers
-            .idle
-            .as_mut()
-            .reset(tokio::time::Instant::now() + limits.idle_timeout);
+        let now = tokio::time::Instant::now();
+        timers.idle.as_mut().reset(now + limits.idle_timeout);
         let mut head_started = false;
+        // Buffers held, to be given back if no request comes within `RELEASE_AFTER`.
+        let mut holding = self.buf.capacity() > 0;
+        if holding {
+            timers.release.as_mut().reset(now + RELEASE_AFTER);
+        }
+        if self.buf.is_empty() {
+            self.slot.idle(now.into_std());
+        }
         loop {
             if !self.buf.is_empty() {
                 match head::parse_request(&self.buf, &mut self.spare_head) {
@@ -195,6 +222,7 @@ impl Connection<'_> {
                 }
                 if !head_started {
                     head_started = true;
+                    self.slot.busy();
                     timers
                         .head
                         .as_mut()
@@ -206,9 +234,10 @@ impl Connection<'_> {
             } else {
                 timers.idle.as_mut()
             };
+            let may_release = holding && !head_started && self.buf.is_empty();
             let read = tokio::select! {
                 biased;
-                read = self.client.read_buf(&mut self.buf) => read,
+                read = read_more(&mut self.client, &mut self.buf) => read,
                 () = timers.draining.as_mut(), if !head_started => {
                     // A request may have arrived that the runtime has not yet seen: closing
                     // on it would reset the connection under a request the client already
@@ -218,12 +247,28 @@ impl Connection<'_> {
                         None => return Err(Ended::Closed),
                     }
                 }
+                () = timers.release.as_mut(), if may_release => {
+                    self.release_buffers();
+                    holding = false;
+                    continue;
+                }
                 () = deadline => return Err(Ended::Closed),
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return Err(Ended::Closed);
             }
         }
+    }
+
+    /// Gives back every buffer while the connection waits for its next request: what the
+    /// next request needs is allocated when its first bytes are readable. Saves tens of
+    /// kilobytes on every idle connection (`specs/research.md`, "Idle connections").
+    fn release_buffers(&mut self) {
+        self.buf = BytesMut::new();
+        self.out = Vec::new();
+        self.extra_headers = HeaderMap::new();
+        self.spare_head = RequestHead::default();
+        upstream::release_buffers(&mut self.upstreams);
     }
 
     /// Gives back the memory a large body (read whole for a signed request) made the read
@@ -255,6 +300,7 @@ impl Connection<'_> {
     /// One request, start to finish.
     async fn exchange(&mut self, head: RequestHead, deadline: Pin<&mut Sleep>) -> io::Result<Next> {
         let proxy = self.proxy;
+        self.out.reserve(OUT_CAPACITY);
         let (mut exchange, step) = proxy.prepare(&head, self.peer, &mut self.last_token).await;
         let mut body_left = head.body_len;
         let answer = match step {
@@ -283,7 +329,7 @@ impl Connection<'_> {
             self.buf.advance(body_left as usize);
             body_left = 0;
         }
-        let close = close || body_left > 0 || proxy.draining().is_cancelled();
+        let close = close || body_left > 0 || self.slot.closing().is_cancelled();
         match answer {
             Answer::Gateway(response) => {
                 self.answer(exchange, response, close, body_left > 0).await
@@ -311,6 +357,18 @@ impl Connection<'_> {
             }
         }
     }
+}
+
+/// Reads what the client sent into `buf`, giving a buffer released while idle its capacity
+/// only once bytes are there to read, and doubling a full one.
+async fn read_more(client: &mut tokio::net::TcpStream, buf: &mut BytesMut) -> io::Result<usize> {
+    if buf.capacity() == 0 {
+        client.readable().await?;
+    }
+    if buf.len() == buf.capacity() {
+        buf.reserve(buf.len().max(READ_CHUNK));
+    }
+    client.read_buf(buf).await
 }
 
 /// How many of `available` bytes belong to a body with `left` bytes to go.

@@ -1,5 +1,5 @@
 //! The gateway's own Prometheus metrics: requests by route class and status, refusals by
-//! reason, upstream latency and requests in flight. The JWKS and token-cache metrics are
+//! reason, upstream latency, requests in flight, and open and shed client connections. The JWKS and token-cache metrics are
 //! registered by `auth.rs` in the same registry. Labels are fixed words, never raw paths or
 //! user input, so a client cannot grow the series count.
 
@@ -32,6 +32,13 @@ pub struct UpstreamLabels {
     pub route: &'static str,
 }
 
+/// Why a client connection was closed at `MAX_CONNECTIONS`: `idle` (the longest-idle one,
+/// closed to make room) or `refused` (the new one, every other being mid-request).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ShedLabels {
+    pub reason: &'static str,
+}
+
 /// Handles to every gateway metric. Cheap to clone: each field is an `Arc` inside.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -39,6 +46,8 @@ pub struct Metrics {
     refusals: Family<RefusalLabels, Counter>,
     upstream_latency: Family<UpstreamLabels, Histogram>,
     in_flight: Gauge,
+    connections_open: Gauge,
+    connections_shed: Family<ShedLabels, Counter>,
     resolved: Arc<Resolved>,
 }
 
@@ -69,6 +78,8 @@ impl Metrics {
                 ))
             }),
             in_flight: Gauge::default(),
+            connections_open: Gauge::default(),
+            connections_shed: Family::default(),
             resolved: Arc::new(Resolved {
                 requests: (0..RouteClass::ALL.len() * STATUSES.len())
                     .map(|_| OnceLock::new())
@@ -97,7 +108,35 @@ impl Metrics {
             "Requests being handled now",
             metrics.in_flight.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Client connections open on the public listener",
+            metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_shed",
+            "Client connections closed at MAX_CONNECTIONS, by reason (idle: the longest-idle \
+             one, to make room; refused: the new one, every other being mid-request)",
+            metrics.connections_shed.clone(),
+        );
         metrics
+    }
+
+    /// Counts a client connection opened.
+    pub fn connection_opened(&self) {
+        self.connections_open.inc();
+    }
+
+    /// Counts a client connection closed.
+    pub fn connection_closed(&self) {
+        self.connections_open.dec();
+    }
+
+    /// Counts a client connection closed at the cap, for `reason` (`idle` or `refused`).
+    pub fn connection_shed(&self, reason: &'static str) {
+        self.connections_shed
+            .get_or_create(&ShedLabels { reason })
+            .inc();
     }
 
     /// Counts one answered request.

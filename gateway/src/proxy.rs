@@ -120,6 +120,11 @@ impl Proxy {
         &self.parts.limits
     }
 
+    /// The gateway's metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.parts.metrics
+    }
+
     /// Cancelled when the gateway starts draining.
     pub fn draining(&self) -> &CancellationToken {
         &self.parts.draining

@@ -1,19 +1,34 @@
 //! The accept loop: HTTP/1.1 and cleartext HTTP/2 (upgrade-free, prior knowledge) on one port,
 //! the protocol decided once on a connection's first bytes; HTTP/1.1 goes to the lean engine
 //! (`http1.rs`) or hyper, HTTP/2 to hyper watched for idleness (`server/idle.rs`). Also the
-//! connection-level limits (header-read timeout, head size) and graceful shutdown: stop
-//! accepting, let in-flight requests finish within the grace period, then cut what is left.
+//! connection-level limits (header-read timeout, head size, `MAX_CONNECTIONS` in
+//! `server/connections.rs`) and graceful shutdown: stop accepting, let in-flight requests
+//! finish within the grace period, then cut what is left.
 
+mod connections;
 pub mod first_bytes;
 mod idle;
 mod refusals;
 
-use std::{convert::Infallible, future::Future, pin::Pin, sync::Arc, time::Duration};
+pub use connections::{Busy, Connections, Slot};
+
+use first_bytes::Replay;
+
+use std::{
+    convert::Infallible,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use hyper::service::service_fn;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
 };
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -56,9 +71,16 @@ pub async fn serve(
     // for its protocol alone. The auto builder would sniff again, and on a connection the lean
     // engine hands over mid-way it would take a client's HTTP/2 preface after an HTTP/1.1
     // request for a switch to HTTP/2, which RFC 9113 §3.4 does not allow there.
-    let http1_builder = builder.clone().http1_only();
-    let http2_builder = builder.http2_only();
+    let builders = Arc::new(Builders {
+        http1: builder.clone().http1_only(),
+        http2: builder.http2_only(),
+    });
     let graceful = GracefulShutdown::new();
+    let connections = Connections::new(
+        limits.max_connections,
+        draining.clone(),
+        proxy.metrics().clone(),
+    );
     tokio::pin!(shutdown);
 
     loop {
@@ -74,74 +96,47 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
+        // At the cap, the longest-idle connection is asked to close to make room; with none
+        // idle, the new connection is closed now, unanswered (see `server/connections.rs`).
+        let Some(admitted) = connections.admit() else {
+            drop(stream);
+            continue;
+        };
         let _ = stream.set_nodelay(true);
-        let http1_builder = http1_builder.clone();
-        let http2_builder = http2_builder.clone();
-        let proxy = proxy.clone();
-        let watcher = graceful.watcher();
-        let timeout = limits.header_read_timeout;
-        let draining = draining.clone();
+        let hyper = Hyper {
+            builders: builders.clone(),
+            proxy: proxy.clone(),
+            limits,
+            watcher: graceful.watcher(),
+        };
+        let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
+            let slot = admitted.slot().clone();
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
-            let Some(mut io) = first_bytes::read(stream, timeout).await else {
+            let Some(mut io) = first_bytes::read(stream, header_read_timeout).await else {
                 return;
             };
             // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
             // meanwhile makes the drain wait for this connection too.
             let client = ClientAddr::new(peer);
+            // A connection the lean engine hands over is mid-request: busy until hyper has
+            // begun that request, so that it cannot be shed in between.
+            let mut handover = None;
             if http1_engine == Http1Engine::Lean && !io.is_http2() {
-                match http1::serve(io, &proxy, &client).await {
-                    Some(rest) => io = rest,
+                match http1::serve(io, &hyper.proxy, &client, &slot).await {
+                    Some(rest) => {
+                        io = rest;
+                        slot.idle(std::time::Instant::now());
+                        handover = Some(slot.begin());
+                    }
                     None => return,
                 }
             }
-            // Each client connection has upstream connections of its own, driven by this
-            // task. HTTP/2 connections are also watched for idleness, which hyper does not
-            // bound.
-            let (dedicated, drivers) = Dedicated::new();
-            let dedicated = Arc::new(dedicated);
-            let activity = io.is_http2().then(idle::Activity::new);
-            let refusals_proxy = proxy.clone();
-            let service = service_fn({
-                let activity = activity.clone();
-                move |request| {
-                    let proxy = proxy.clone();
-                    let dedicated = dedicated.clone();
-                    let client = client.clone();
-                    let in_flight = activity.as_ref().map(idle::Activity::begin);
-                    async move {
-                        let response = proxy.handle(request, &client, &dedicated).await;
-                        // In flight until the response's last byte has left.
-                        let response = match in_flight {
-                            Some(in_flight) => response.map(|body| Guarded::wrap(body, in_flight)),
-                            None => response,
-                        };
-                        Ok::<_, Infallible>(response)
-                    }
-                }
-            });
-            // Boxed as `Send` where the types are concrete: inside `drive` the compiler cannot
-            // prove the connection future `Send` (rust-lang/rust#110338).
-            let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
-                Some(activity) => Box::pin(async move {
-                    // Held, this makes the drain wait for the connection; `idle::serve`
-                    // does the graceful shutdown itself once draining starts.
-                    let _counted = watcher;
-                    let connection = http2_builder.serve_connection(TokioIo::new(io), service);
-                    let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
-                        Box::pin(connection.into_owned());
-                    idle::serve(connection.as_mut(), &activity, &limits, &draining)
-                        .await
-                        .unwrap_or(Ok(()))
-                }),
-                None => {
-                    let io = refusals::Refusals::new(io, refusals_proxy);
-                    let connection = http1_builder.serve_connection(TokioIo::new(io), service);
-                    Box::pin(watcher.watch(connection.into_owned()))
-                }
-            };
-            let result = proxy::drive(connection, drivers).await;
+            // Boxed: hyper's connection state would otherwise sit in every connection's task,
+            // the lean engine's idle ones included, whether hyper serves it or not.
+            let result = Box::pin(hyper.serve(io, client, slot, handover)).await;
+            drop(admitted);
             if let Err(error) = result {
                 tracing::debug!(%error, %peer, "connection ended with an error");
             }
@@ -154,5 +149,109 @@ pub async fn serve(
     match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
         Ok(()) => tracing::info!("all connections drained"),
         Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// hyper's server settings for each protocol.
+struct Builders {
+    http1: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<TokioExecutor>,
+}
+
+/// What serves a connection with hyper: all of it (HTTP/2, `HTTP1_ENGINE=hyper`), or the rest
+/// of it once the lean engine has handed it over.
+struct Hyper {
+    /// Shared: a builder's settings are hundreds of bytes, which every connection's task would
+    /// otherwise carry.
+    builders: Arc<Builders>,
+    proxy: Proxy,
+    limits: Limits,
+    /// Held, this makes the drain wait for the connection.
+    watcher: Watcher,
+}
+
+impl Hyper {
+    /// Serves `io` until it ends. `handover`: the lean engine's request in progress, busy
+    /// until hyper begins it.
+    async fn serve(
+        self,
+        io: Replay,
+        client: ClientAddr,
+        slot: Arc<Slot>,
+        handover: Option<Busy>,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Self {
+            builders,
+            proxy,
+            limits,
+            watcher,
+        } = self;
+        let handover = Mutex::new(handover);
+        // Each client connection has upstream connections of its own, driven by this task.
+        // HTTP/2 connections are also watched for idleness, which hyper does not bound.
+        let (dedicated, drivers) = Dedicated::new();
+        let dedicated = Arc::new(dedicated);
+        let activity = io.is_http2().then(idle::Activity::new);
+        let refusals_proxy = proxy.clone();
+        let service = service_fn({
+            let activity = activity.clone();
+            let slot = slot.clone();
+            move |request| {
+                let proxy = proxy.clone();
+                let dedicated = dedicated.clone();
+                let client = client.clone();
+                let in_flight = activity.as_ref().map(idle::Activity::begin);
+                let busy = slot.begin();
+                // std Mutex: never held across .await; taken once per request.
+                drop(handover.lock().unwrap_or_else(|e| e.into_inner()).take());
+                async move {
+                    let response = proxy.handle(request, &client, &dedicated).await;
+                    // In flight, and the connection busy, until the response's last byte has
+                    // left.
+                    let response = response.map(|body| Guarded::wrap(body, (in_flight, busy)));
+                    Ok::<_, Infallible>(response)
+                }
+            }
+        });
+        // Held, this makes the drain wait for the connection; `idle::serve` and
+        // `until_closing` do the graceful shutdown themselves when the slot's token is
+        // cancelled: the gateway drains, or shed the connection to make room.
+        let _counted = watcher;
+        // Boxed as `Send` where the types are concrete: inside `drive` the compiler cannot
+        // prove the connection future `Send` (rust-lang/rust#110338).
+        let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
+            Some(activity) => Box::pin(async move {
+                let connection = builders.http2.serve_connection(TokioIo::new(io), service);
+                let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
+                    Box::pin(connection.into_owned());
+                idle::serve(connection.as_mut(), &activity, &limits, slot.closing())
+                    .await
+                    .unwrap_or(Ok(()))
+            }),
+            None => {
+                let io = refusals::Refusals::new(io, refusals_proxy);
+                let connection = builders.http1.serve_connection(TokioIo::new(io), service);
+                let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
+                    Box::pin(connection.into_owned());
+                Box::pin(until_closing(connection, slot.closing().clone()))
+            }
+        };
+        proxy::drive(connection, drivers).await
+    }
+}
+
+/// Drives an HTTP/1 `connection` until it ends, asking it to finish and close (hyper closes an
+/// idle one at once) when `closing` is cancelled: the gateway drains or shed it.
+async fn until_closing<C: idle::GracefulConnection + ?Sized>(
+    mut connection: Pin<Box<C>>,
+    closing: CancellationToken,
+) -> C::Output {
+    tokio::select! {
+        biased;
+        output = connection.as_mut() => output,
+        () = closing.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
     }
 }

@@ -114,6 +114,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let stop = CancellationToken::new();
+    // `server::serve` caps the connections it holds (MAX_CONNECTIONS); each worker gets an
+    // equal share, so that all of them together stay within the cap the operator set.
+    // (A worker at its share refuses while another may have room; one shared count would
+    // not, and is the better fix once `server::serve` can take one.)
+    let workers = listeners.workers.len() + 1;
+    let limits = Limits {
+        max_connections: (limits.max_connections / workers).max(1),
+        ..limits
+    };
     let mut finished = Vec::with_capacity(listeners.workers.len());
     for (index, listener) in listeners.workers.into_iter().enumerate() {
         let (done, finished_rx) = oneshot::channel::<()>();

@@ -214,3 +214,18 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
         assert!(!error.to_string().contains("pw@"), "{error}");
     }
 }
+
+#[test]
+fn max_connections_defaults_from_the_file_limit_and_is_checked_against_it() {
+    // Half of what the reserve leaves: a client socket and an upstream socket each.
+    assert_eq!(max_connections(None, Some(20_000)).unwrap(), 9_872);
+    assert_eq!(max_connections(None, Some(100)).unwrap(), 1);
+    assert_eq!(max_connections(Some(3), Some(20_000)).unwrap(), 3);
+    for (set, problem) in [(0, "at least 1"), (20_001, "open-file limit (20000)")] {
+        let error = max_connections(Some(set), Some(20_000)).unwrap_err();
+        assert_eq!(error.variable, "MAX_CONNECTIONS");
+        assert!(error.to_string().contains(problem), "{error}");
+    }
+    let settings = parse(&["--better-auth-url", "https://auth.local"]).validate();
+    assert!(settings.unwrap().limits.max_connections >= 1);
+}

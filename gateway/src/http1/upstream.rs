@@ -12,6 +12,9 @@ use tokio::net::TcpStream;
 
 use crate::upstream::{self, Kept, Upstream};
 
+/// What an upstream connection's read buffer takes while an exchange uses it.
+const READ_BUFFER: usize = 8 * 1024;
+
 /// A socket to an upstream and its unread bytes.
 #[derive(Debug)]
 pub struct Socket {
@@ -33,8 +36,19 @@ pub async fn checkout(
     connect_timeout: Duration,
 ) -> io::Result<UpstreamConnection> {
     match upstreams.take(upstream) {
-        Some(connection) if connection.io.is_open() => Ok(connection),
+        Some(mut connection) if connection.io.is_open() => {
+            connection.io.buf.reserve(READ_BUFFER);
+            Ok(connection)
+        }
         _ => connect(upstream, connect_timeout).await,
+    }
+}
+
+/// Gives back the read buffers of the idle connections (they are empty: see `is_open`)
+/// while the client connection is idle; `checkout` gives them capacity again.
+pub fn release_buffers(upstreams: &mut Upstreams) {
+    for connection in upstreams.idle_mut() {
+        connection.io.buf = BytesMut::new();
     }
 }
 
@@ -62,7 +76,7 @@ pub async fn connect(
     let stream = upstream.connect(connect_timeout).await?;
     let socket = Socket {
         stream,
-        buf: BytesMut::with_capacity(8 * 1024),
+        buf: BytesMut::with_capacity(READ_BUFFER),
     };
     Ok(UpstreamConnection::new(upstream, socket))
 }

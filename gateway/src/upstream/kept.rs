@@ -65,7 +65,15 @@ impl<T> Kept<T> {
     /// never put back, so the next request makes a new one.
     pub fn put_back(&mut self, mut connection: Connection<T>) {
         connection.reused = true;
+        // Room for this one alone: a client usually talks to one upstream, and `push` would
+        // make room for four, hundreds of bytes held by every idle client connection.
+        self.idle.reserve_exact(1);
         self.idle.push(connection);
+    }
+
+    /// The idle connections, for the owner to give back what they hold while unused.
+    pub fn idle_mut(&mut self) -> impl Iterator<Item = &mut Connection<T>> {
+        self.idle.iter_mut()
     }
 
     /// How many idle connections the set holds.

@@ -194,6 +194,7 @@ fn limits() -> Limits {
         idle_timeout: Duration::from_millis(500),
         upstream_timeout: Duration::from_millis(500),
         max_concurrent_requests: 64,
+        max_connections: 1024,
         shutdown_grace: Duration::from_secs(1),
     }
 }

@@ -73,6 +73,7 @@ pub fn test_limits() -> Limits {
         idle_timeout: Duration::from_secs(30),
         upstream_timeout: Duration::from_secs(1),
         max_concurrent_requests: 64,
+        max_connections: 1024,
         shutdown_grace: Duration::from_secs(5),
     }
 }

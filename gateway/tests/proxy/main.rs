@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod connections;
 mod cors;
 mod headers;
 mod helpers;

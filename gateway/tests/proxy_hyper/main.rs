@@ -8,6 +8,8 @@ mod support;
 
 #[path = "../proxy/admin.rs"]
 mod admin;
+#[path = "../proxy/connections.rs"]
+mod connections;
 #[path = "../proxy/cors.rs"]
 mod cors;
 #[path = "../proxy/headers.rs"]

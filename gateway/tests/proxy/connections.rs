@@ -1,0 +1,142 @@
+//! `MAX_CONNECTIONS` over real sockets (on both HTTP/1.1 engines: `tests/proxy_hyper` runs
+//! this file with hyper): at the cap, the connection
+//! idle between requests the longest is closed to make room for a new one; with every
+//! connection mid-request, the new one is closed unanswered and the busy ones are untouched;
+//! both are counted in `/metrics`.
+
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+
+use crate::{
+    helpers::{spawn_gateway_with, TestGateway, ENGINE},
+    raw::{closed_within, RawConnection},
+};
+
+/// A bounded wait for something that should happen at once; only a failure waits this long.
+const GUARD: Duration = Duration::from_secs(5);
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: gw\r\n\r\n")
+}
+
+/// A gateway capped at `max` connections, with none open: the client that waited for its
+/// readiness is replaced, and its pooled connection gone.
+async fn gateway_capped_at(max: usize) -> TestGateway {
+    let mut gateway = spawn_gateway_with(|settings| {
+        settings.limits.max_connections = max;
+        // Held requests must outlast the test, not the test limits.
+        settings.limits.upstream_timeout = Duration::from_secs(30);
+    })
+    .await;
+    gateway.http = reqwest::Client::builder().no_proxy().build().unwrap();
+    wait_for_metric(&gateway, "gateway_connections_open", 0.0).await;
+    gateway
+}
+
+/// The value of the un-labelled or labelled series `series` (the text before the value).
+async fn metric(gateway: &TestGateway, series: &str) -> Option<f64> {
+    let text = gateway.metrics().await;
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().expect("a number"))
+}
+
+async fn wait_for_metric(gateway: &TestGateway, series: &str, value: f64) {
+    let deadline = tokio::time::Instant::now() + GUARD;
+    loop {
+        let now = metric(gateway, series).await;
+        if now == Some(value) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{series} stayed at {now:?}, expected {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A kept-alive connection that has been answered once, and is now idle.
+async fn idle_connection(gateway: &TestGateway) -> RawConnection {
+    let mut connection = RawConnection::open(gateway.address).await;
+    connection.write(get("/api/auth/session")).await;
+    assert_eq!(connection.read_response().await.status, 200);
+    connection
+}
+
+#[tokio::test]
+async fn at_the_cap_the_longest_idle_connection_makes_room() {
+    let engine = ENGINE;
+    let gateway = gateway_capped_at(3).await;
+    let mut oldest = idle_connection(&gateway).await;
+    let mut second = idle_connection(&gateway).await;
+    let mut third = idle_connection(&gateway).await;
+    // The oldest serves another request: now `second` has been idle the longest.
+    oldest.write(get("/api/auth/session")).await;
+    assert_eq!(oldest.read_response().await.status, 200);
+
+    let mut newcomer = idle_connection(&gateway).await;
+
+    assert!(
+        closed_within(&mut second.stream, GUARD).await,
+        "{engine:?}: the longest-idle connection should be closed"
+    );
+    for connection in [&mut oldest, &mut third, &mut newcomer] {
+        connection.write(get("/api/auth/session")).await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+    }
+    let shed = metric(&gateway, r#"gateway_connections_shed_total{reason="idle"}"#).await;
+    assert_eq!(shed, Some(1.0), "{engine:?}");
+    assert_eq!(
+        metric(
+            &gateway,
+            r#"gateway_connections_shed_total{reason="refused"}"#
+        )
+        .await,
+        None,
+        "{engine:?}"
+    );
+    wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
+}
+
+#[tokio::test]
+async fn with_every_connection_mid_request_a_new_one_is_closed_unanswered() {
+    let engine = ENGINE;
+    let gateway = gateway_capped_at(2).await;
+    let mut busy = Vec::new();
+    for _ in 0..2 {
+        let mut connection = RawConnection::open(gateway.address).await;
+        connection.write(get("/api/auth/hold")).await;
+        busy.push(connection);
+    }
+    gateway.upstream.wait_for_arrivals(2).await;
+
+    let mut refused = TcpStream::connect(gateway.address).await.expect("connect");
+    tokio::io::AsyncWriteExt::write_all(&mut refused, get("/api/auth/session").as_bytes())
+        .await
+        // The gateway may have closed it already.
+        .ok();
+    assert!(
+        closed_within(&mut refused, GUARD).await,
+        "{engine:?}: the connection over the cap should be closed"
+    );
+
+    // The busy ones were not touched: their answers arrive once released.
+    gateway.upstream.release();
+    for connection in &mut busy {
+        let response = connection.read_response().await;
+        assert_eq!(response.status, 200, "{engine:?}");
+        assert_eq!(response.body, "held and released");
+    }
+    let refusals = metric(
+        &gateway,
+        r#"gateway_connections_shed_total{reason="refused"}"#,
+    );
+    assert_eq!(refusals.await, Some(1.0), "{engine:?}");
+    assert_eq!(
+        metric(&gateway, r#"gateway_connections_shed_total{reason="idle"}"#).await,
+        None,
+        "{engine:?}"
+    );
+}
