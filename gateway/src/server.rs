@@ -42,13 +42,16 @@ use crate::{
 };
 
 /// Serves `proxy` on `listener` until `shutdown` completes, then drains. `draining` is
-/// cancelled as soon as draining starts (so `/readyz` turns 503).
+/// cancelled as soon as draining starts (so `/readyz` turns 503). `connections` counts the
+/// open client connections against `MAX_CONNECTIONS`: one count shared by every listener's
+/// loop (`workers.rs`), so the cap holds for the process.
 pub async fn serve(
     listener: TcpListener,
     proxy: Proxy,
     limits: Limits,
     http1_engine: Http1Engine,
     draining: CancellationToken,
+    connections: Arc<Connections>,
     shutdown: impl Future<Output = ()>,
 ) {
     let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -76,11 +79,6 @@ pub async fn serve(
         http2: builder.http2_only(),
     });
     let graceful = GracefulShutdown::new();
-    let connections = Connections::new(
-        limits.max_connections,
-        draining.clone(),
-        proxy.metrics().clone(),
-    );
     tokio::pin!(shutdown);
 
     loop {

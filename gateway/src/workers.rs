@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 use crate::{
     config::{Http1Engine, Limits, RuntimeLayout},
     proxy::Proxy,
-    server,
+    server::{self, Connections},
 };
 
 /// The accept backlog of each listener: Tokio's own default for `TcpListener::bind`.
@@ -114,19 +114,18 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) {
     let stop = CancellationToken::new();
-    // `server::serve` caps the connections it holds (MAX_CONNECTIONS); each worker gets an
-    // equal share, so that all of them together stay within the cap the operator set.
-    // (A worker at its share refuses while another may have room; one shared count would
-    // not, and is the better fix once `server::serve` can take one.)
-    let workers = listeners.workers.len() + 1;
-    let limits = Limits {
-        max_connections: (limits.max_connections / workers).max(1),
-        ..limits
-    };
+    // One count of open connections for every worker, so MAX_CONNECTIONS holds for the
+    // process and a worker at the cap sheds the longest-idle connection of any worker.
+    let connections = Connections::new(
+        limits.max_connections,
+        draining.clone(),
+        proxy.metrics().clone(),
+    );
     let mut finished = Vec::with_capacity(listeners.workers.len());
     for (index, listener) in listeners.workers.into_iter().enumerate() {
         let (done, finished_rx) = oneshot::channel::<()>();
         let (proxy, draining, stop) = (proxy.clone(), draining.clone(), stop.clone());
+        let connections = connections.clone();
         let spawned = thread::Builder::new()
             .name(format!("gateway-worker-{}", index + 1))
             .spawn(move || {
@@ -149,8 +148,16 @@ pub async fn serve(
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
                             let stopped = stop.cancelled_owned();
-                            server::serve(listener, proxy, limits, http1_engine, draining, stopped)
-                                .await;
+                            server::serve(
+                                listener,
+                                proxy,
+                                limits,
+                                http1_engine,
+                                draining,
+                                connections,
+                                stopped,
+                            )
+                            .await;
                         }
                         Err(error) => tracing::error!(%error, "worker cannot use its listener"),
                     }
@@ -174,6 +181,7 @@ pub async fn serve(
         limits,
         http1_engine,
         draining,
+        connections,
         stopping,
     )
     .await;

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use gateway::{config::RuntimeLayout, Settings};
 use tokio::net::TcpStream;
 
 use crate::{
@@ -23,7 +24,13 @@ fn get(path: &str) -> String {
 /// A gateway capped at `max` connections, with none open: the client that waited for its
 /// readiness is replaced, and its pooled connection gone.
 async fn gateway_capped_at(max: usize) -> TestGateway {
+    gateway_capped_with(max, |_| {}).await
+}
+
+/// As [`gateway_capped_at`], with other settings adjusted.
+async fn gateway_capped_with(max: usize, adjust: impl FnOnce(&mut Settings)) -> TestGateway {
     let mut gateway = spawn_gateway_with(|settings| {
+        adjust(settings);
         settings.limits.max_connections = max;
         // Held requests must outlast the test, not the test limits.
         settings.limits.upstream_timeout = Duration::from_secs(30);
@@ -139,4 +146,49 @@ async fn with_every_connection_mid_request_a_new_one_is_closed_unanswered() {
         None,
         "{engine:?}"
     );
+}
+
+/// The cap is the process's, not each worker's: with four per-core workers, each accepting on
+/// its own listener, three idle connections fill a cap of three wherever they landed, and a
+/// fourth makes one of them close, whichever worker holds it. (Which one is the single-worker
+/// test's question: across threads, idle times recorded close together may tie.)
+#[tokio::test]
+async fn the_cap_counts_the_connections_of_every_worker() {
+    let engine = ENGINE;
+    let gateway = gateway_capped_with(3, |settings| {
+        settings.runtime_layout = RuntimeLayout::PerCore;
+        settings.worker_threads = 4;
+    })
+    .await;
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(idle_connection(&gateway).await);
+    }
+    wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
+
+    let mut newcomer = idle_connection(&gateway).await;
+
+    wait_for_metric(
+        &gateway,
+        r#"gateway_connections_shed_total{reason="idle"}"#,
+        1.0,
+    )
+    .await;
+    // Whichever closes first is the one that made room; the other two still serve.
+    let victim = {
+        let closing = idle
+            .iter_mut()
+            .map(|connection| Box::pin(closed_within(&mut connection.stream, GUARD)));
+        let (closed, victim, _) = futures_util::future::select_all(closing).await;
+        assert!(closed, "{engine:?}: no connection made room");
+        victim
+    };
+    idle.remove(victim);
+    for connection in &mut idle {
+        connection.write(get("/api/auth/session")).await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+    }
+    newcomer.write(get("/api/auth/session")).await;
+    assert_eq!(newcomer.read_response().await.status, 200, "{engine:?}");
+    wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
 }
