@@ -22,16 +22,10 @@ use http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
 use proto_shared::RequestId;
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
+#[path = "reference/http.rs"]
+mod reference;
+use reference::{is, items, HOP_BY_HOP};
+
 const IDENTITY: [&str; 10] = [
     "x-user-id",
     "x-identity-credential",
@@ -51,18 +45,6 @@ const SET_BY_GATEWAY: [&str; 4] = [
     "x-request-id",
 ];
 const UPSTREAM_HOST: &str = "upstream.internal:8081";
-
-fn is(name: &[u8], known: &str) -> bool {
-    name.eq_ignore_ascii_case(known.as_bytes())
-}
-
-/// Comma-separated list items, trimmed, empty ones skipped (RFC 9110 §5.6.1).
-fn items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(|item| item.trim_ascii())
-        .filter(|item| !item.is_empty())
-}
 
 /// The subset the engine's doc says it serves, judged on httparse's reading of the head.
 fn in_lean_subset(request: &httparse::Request<'_, '_>) -> bool {

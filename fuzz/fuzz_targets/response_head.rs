@@ -19,27 +19,9 @@ use gateway::fuzzing::{parse_response, Framing, Parsed};
 use http::Method;
 use libfuzzer_sys::fuzz_target;
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "upgrade",
-];
-
-fn is(name: &[u8], known: &str) -> bool {
-    name.eq_ignore_ascii_case(known.as_bytes())
-}
-
-fn items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
-    value
-        .split(|&b| b == b',')
-        .map(|item| item.trim_ascii())
-        .filter(|item| !item.is_empty())
-}
+#[path = "reference/http.rs"]
+mod reference;
+use reference::{is, items, HOP_BY_HOP};
 
 /// RFC 9112 §6.3, for a response: `None` where the RFC says the message is invalid (or where
 /// it leaves the choice to the recipient and a careful one refuses).
