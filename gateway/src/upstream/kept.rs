@@ -75,16 +75,6 @@ impl<T> Kept<T> {
     pub fn idle_mut(&mut self) -> impl Iterator<Item = &mut Connection<T>> {
         self.idle.iter_mut()
     }
-
-    /// How many idle connections the set holds.
-    pub fn len(&self) -> usize {
-        self.idle.len()
-    }
-
-    /// Whether the set holds none.
-    pub fn is_empty(&self) -> bool {
-        self.idle.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -107,7 +97,10 @@ mod tests {
             taken.reused,
             "a connection put back has carried an exchange"
         );
-        assert!(kept.is_empty());
+        assert!(
+            kept.take(&a).is_none(),
+            "a taken connection is out of the set"
+        );
     }
 
     #[test]
