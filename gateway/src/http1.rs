@@ -26,6 +26,7 @@ mod respond;
 mod upstream;
 
 use std::{
+    future::Future,
     io::{self, Read},
     pin::Pin,
     time::{Duration, Instant},
@@ -38,7 +39,7 @@ use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Sleep,
 };
-use tokio_util::sync::WaitForCancellationFutureOwned;
+use tokio_util::sync::WaitForCancellationFuture;
 
 use self::{
     head::{Parsed, RequestHead, ResponseHead},
@@ -52,6 +53,7 @@ use crate::{
 };
 
 pub use head::BadResponse;
+pub use upstream::Parked;
 
 /// What a closing connection reads and discards at most, so that the client's unread body
 /// does not turn the close into a reset that destroys the answer before it is read.
@@ -71,48 +73,75 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// Serves the HTTP/1.1 connection `io` until it ends (`None`) or reaches a request outside
 /// the engine's subset (`Some`: the connection, with the unread bytes, for hyper). `slot`
 /// hears when the connection is idle, and asks it to close (shed or draining).
-pub async fn serve(io: Replay, proxy: &Proxy, peer: &ClientAddr, slot: &Slot) -> Option<Replay> {
+///
+/// A connection alternates between two states. In use, it is a boxed [`Connection`] with its
+/// buffers, timers and the state of the exchange in flight; after `RELEASE_AFTER` without a
+/// request, all of that is dropped and the task keeps only [`Idle`]: the sockets and a wait
+/// for the next bytes. So an idle keep-alive connection costs its sockets and a small task,
+/// not the kilobytes a request needs (`specs/research.md`, "Idle connections").
+pub async fn serve(
+    io: Replay,
+    proxy: &Proxy,
+    peer: &ClientAddr,
+    slot: &Slot,
+    parked: &Parked,
+) -> Option<Replay> {
     let (prefix, client) = io.into_parts();
-    let mut buf = BytesMut::with_capacity(READ_CHUNK.max(prefix.len()));
-    buf.extend_from_slice(&prefix);
-    let mut connection = Connection {
-        proxy,
-        peer,
-        slot,
-        client,
-        buf,
-        out: Vec::with_capacity(OUT_CAPACITY),
-        extra_headers: HeaderMap::new(),
-        spare_head: RequestHead::default(),
-        last_token: LastToken::default(),
-        upstreams: Upstreams::default(),
-    };
-    let mut timers = Timers::new(proxy, slot);
+    let mut arrived = BytesMut::from(&prefix[..]);
+    let mut idle = Idle { client };
     loop {
-        let head = match connection.next_head(&mut timers).await {
-            Ok((head, len)) => {
-                connection.buf.advance(len);
-                head
+        let in_use = Connection::new(proxy, peer, slot, parked, idle, arrived).in_use();
+        let until = match in_use.await {
+            InUse::Idle(rested, until) => {
+                idle = rested;
+                until
             }
-            Err(Ended::Closed) => return None,
-            Err(Ended::NotOurs) => {
-                return Some(Replay::new(connection.buf.to_vec(), connection.client));
-            }
+            InUse::Closed => return None,
+            InUse::NotOurs(rest) => return Some(rest),
         };
-        // Boxed: the exchange's state (the largest part of this future) exists only while a
-        // request is in flight, not in every idle connection's task.
-        match Box::pin(connection.exchange(head, timers.upstream.as_mut())).await {
-            Ok(Next::KeepAlive) => connection.trim_buffer(),
-            Ok(Next::Close { linger }) => {
-                connection.close(linger).await;
-                return None;
+        arrived = idle.wait(until, slot).await?;
+    }
+}
+
+/// What a connection keeps while it waits for its next request: its socket. Its upstream
+/// connections wait in the worker's [`Parked`] set.
+struct Idle {
+    client: tokio::net::TcpStream,
+}
+
+impl Idle {
+    /// Waits until the client sends bytes (`Some`, with what was read already, if anything),
+    /// until `until` (the idle timeout) or until the gateway drains or sheds the connection
+    /// (`None`: close it).
+    async fn wait(&self, until: tokio::time::Instant, slot: &Slot) -> Option<BytesMut> {
+        tokio::select! {
+            biased;
+            // Not `readable()`: its future carries a waiter node of its own (150 bytes in every
+            // idle connection's task), where the socket has a slot for its one reader.
+            readable = std::future::poll_fn(|cx| self.client.poll_read_ready(cx)) => {
+                readable.ok().map(|()| BytesMut::new())
             }
-            Err(error) => {
-                tracing::debug!(%error, peer = %peer.addr(), "client connection failed");
-                return None;
+            () = slot.closing().cancelled() => {
+                // A request may have arrived that the runtime has not yet seen: closing on it
+                // would reset the connection under a request the client already sent. Take it
+                // (its answer closes the connection); else close.
+                let mut arrived = BytesMut::new();
+                read_unreported(&self.client, &mut arrived).map(|_| arrived)
             }
+            () = tokio::time::sleep_until(until) => None,
         }
     }
+}
+
+/// How a connection's time in use ended.
+enum InUse {
+    /// No request for `RELEASE_AFTER`: the connection keeps waiting, until the instant given
+    /// (its idle timeout), holding only what [`Idle`] holds.
+    Idle(Idle, tokio::time::Instant),
+    /// The connection is over.
+    Closed,
+    /// The next request is hyper's: the connection, with every byte read so far.
+    NotOurs(Replay),
 }
 
 /// The most a request head may take before hyper gets to refuse it (431). hyper's own read
@@ -121,15 +150,16 @@ fn read_limit(proxy: &Proxy) -> usize {
     proxy.limits().read_buffer_size()
 }
 
-/// One client connection as the engine serves it. Between requests it holds no buffers (see
-/// [`Connection::release_buffers`]): an idle keep-alive connection costs its socket, its
-/// task and its upstream socket, not tens of kilobytes.
+/// One client connection while it is in use: from its first bytes after a wait until it has
+/// waited `RELEASE_AFTER` for its next request (then it becomes [`Idle`] again) or ends.
 struct Connection<'p> {
     proxy: &'p Proxy,
     peer: &'p ClientAddr,
     slot: &'p Slot,
+    /// Where its upstream connections go when it goes idle.
+    parked: &'p Parked,
     client: tokio::net::TcpStream,
-    /// Bytes read from the client and not yet used; empty, without capacity, while idle.
+    /// Bytes read from the client and not yet used; taken when the first bytes are readable.
     buf: BytesMut,
     /// What is being written next (a head, often with a whole small body); reused.
     out: Vec<u8>,
@@ -138,41 +168,34 @@ struct Connection<'p> {
     extra_headers: HeaderMap,
     /// The last request's head, for the next request to fill: its buffers are reused.
     spare_head: RequestHead,
-    /// The token this connection last presented, and what it proved.
+    /// The token this connection last presented, and what it proved. Forgotten when the
+    /// connection goes idle: the next request after a pause finds it in the token cache.
     last_token: LastToken,
     upstreams: Upstreams,
+    /// When a connection resumed from [`Idle`] closes for idleness: the wait before it
+    /// counts, not only the wait since.
+    idle_until: Option<tokio::time::Instant>,
 }
 
 /// A connection's timers, each registered once and moved later as the connection goes on:
 /// moving a tokio timer later is an atomic store, where a fresh timer per wait would cost a
 /// timer-wheel insertion and removal on every request. The same goes for the draining signal.
-struct Timers {
-    idle: Pin<Box<Sleep>>,
-    head: Pin<Box<Sleep>>,
-    upstream: Pin<Box<Sleep>>,
-    /// When an idle connection gives its buffers back.
-    release: Pin<Box<Sleep>>,
-    draining: Pin<Box<WaitForCancellationFutureOwned>>,
+/// They live in the boxed in-use state, so an idle connection has none of them.
+struct Timers<'t, 'c> {
+    idle: Pin<&'t mut Sleep>,
+    head: Pin<&'t mut Sleep>,
+    upstream: Pin<&'t mut Sleep>,
+    /// When a connection that waits for its next request becomes [`Idle`].
+    release: Pin<&'t mut Sleep>,
+    /// Cancelled when the gateway drains or sheds this connection to make room.
+    draining: Pin<&'t mut WaitForCancellationFuture<'c>>,
 }
-
-impl Timers {
-    fn new(proxy: &Proxy, slot: &Slot) -> Self {
-        let unset = || Box::pin(tokio::time::sleep(proxy.limits().idle_timeout));
-        Self {
-            idle: unset(),
-            head: unset(),
-            upstream: unset(),
-            release: unset(),
-            // Cancelled when the gateway drains or sheds this connection to make room.
-            draining: Box::pin(slot.closing().clone().cancelled_owned()),
-        }
-    }
-}
-
 /// Why no request head came.
 enum Ended {
     /// The client closed, stalled past a deadline, or the gateway is draining or shed it.
     Closed,
+    /// No byte came within `RELEASE_AFTER`: the connection goes idle.
+    Idle,
     /// The next request is hyper's.
     NotOurs,
 }
@@ -191,20 +214,106 @@ enum Answer {
     Upstream(ResponseHead, UpstreamConnection, Instant),
 }
 
-impl Connection<'_> {
+impl<'p> Connection<'p> {
+    /// The connection `idle` in use again, with the bytes that `arrived` already.
+    fn new(
+        proxy: &'p Proxy,
+        peer: &'p ClientAddr,
+        slot: &'p Slot,
+        parked: &'p Parked,
+        idle: Idle,
+        arrived: BytesMut,
+    ) -> Self {
+        Self {
+            proxy,
+            peer,
+            slot,
+            parked,
+            client: idle.client,
+            buf: arrived,
+            out: Vec::new(),
+            extra_headers: HeaderMap::new(),
+            spare_head: RequestHead::default(),
+            last_token: LastToken::default(),
+            upstreams: Upstreams::default(),
+            idle_until: None,
+        }
+    }
+
+    /// [`Connection::serve`], boxed: its state (buffers, timers, the exchange in flight) is
+    /// allocated while the connection is in use, and is not part of the connection's task.
+    /// Made here, not in `serve`'s caller, so that the future itself never sits in the
+    /// caller's state.
+    fn in_use(self) -> Pin<Box<impl Future<Output = InUse> + 'p>> {
+        Box::pin(self.serve())
+    }
+
+    /// Serves requests until the connection ends or goes idle.
+    async fn serve(mut self) -> InUse {
+        let (proxy, slot) = (self.proxy, self.slot);
+        let unset = || tokio::time::sleep(proxy.limits().idle_timeout);
+        let (idle, head, upstream, release) = (unset(), unset(), unset(), unset());
+        let draining = slot.closing().cancelled();
+        tokio::pin!(idle, head, upstream, release, draining);
+        let mut timers = Timers {
+            idle,
+            head,
+            upstream,
+            release,
+            draining,
+        };
+        loop {
+            let head = match self.next_head(&mut timers).await {
+                Ok((head, len)) => {
+                    self.buf.advance(len);
+                    head
+                }
+                Err(Ended::Closed) => return InUse::Closed,
+                Err(Ended::Idle) => {
+                    let until = timers.idle.deadline();
+                    return InUse::Idle(self.into_idle(), until);
+                }
+                Err(Ended::NotOurs) => {
+                    return InUse::NotOurs(Replay::new(self.buf.to_vec(), self.client));
+                }
+            };
+            match self.exchange(head, timers.upstream.as_mut()).await {
+                Ok(Next::KeepAlive) => self.trim_buffer(),
+                Ok(Next::Close { linger }) => {
+                    self.close(linger).await;
+                    return InUse::Closed;
+                }
+                Err(error) => {
+                    tracing::debug!(%error, peer = %self.peer.addr(), "client connection failed");
+                    return InUse::Closed;
+                }
+            }
+        }
+    }
+
+    /// What the connection keeps while idle: its socket. Its upstream connections are
+    /// parked for the worker's other connections; the rest (buffers, header storage, the last
+    /// token) is dropped.
+    fn into_idle(self) -> Idle {
+        self.parked.park(self.upstreams);
+        Idle {
+            client: self.client,
+        }
+    }
+
     /// Waits for the next complete request head: idle for at most the idle timeout (or
     /// until draining starts), then at most the header-read timeout from its first byte.
-    async fn next_head(&mut self, timers: &mut Timers) -> Result<(RequestHead, usize), Ended> {
+    async fn next_head(
+        &mut self,
+        timers: &mut Timers<'_, '_>,
+    ) -> Result<(RequestHead, usize), Ended> {
         let proxy = self.proxy;
         let limits = proxy.limits();
         let now = tokio::time::Instant::now();
-        timers.idle.as_mut().reset(now + limits.idle_timeout);
+        let idle_until = self.idle_until.take().unwrap_or(now + limits.idle_timeout);
+        timers.idle.as_mut().reset(idle_until);
+        timers.release.as_mut().reset(now + RELEASE_AFTER);
         let mut head_started = false;
-        // Buffers held, to be given back if no request comes within `RELEASE_AFTER`.
-        let mut holding = self.buf.capacity() > 0;
-        if holding {
-            timers.release.as_mut().reset(now + RELEASE_AFTER);
-        }
         if self.buf.is_empty() {
             self.slot.idle(now.into_std());
         }
@@ -234,7 +343,7 @@ impl Connection<'_> {
             } else {
                 timers.idle.as_mut()
             };
-            let may_release = holding && !head_started && self.buf.is_empty();
+            let may_release = !head_started && self.buf.is_empty();
             let read = tokio::select! {
                 biased;
                 read = read_more(&mut self.client, &mut self.buf) => read,
@@ -242,33 +351,18 @@ impl Connection<'_> {
                     // A request may have arrived that the runtime has not yet seen: closing
                     // on it would reset the connection under a request the client already
                     // sent. Take it (its answer closes the connection); else close.
-                    match self.read_unreported() {
+                    match read_unreported(&self.client, &mut self.buf) {
                         Some(n) => Ok(n),
                         None => return Err(Ended::Closed),
                     }
                 }
-                () = timers.release.as_mut(), if may_release => {
-                    self.release_buffers();
-                    holding = false;
-                    continue;
-                }
+                () = timers.release.as_mut(), if may_release => return Err(Ended::Idle),
                 () = deadline => return Err(Ended::Closed),
             };
             if !matches!(read, Ok(n) if n > 0) {
                 return Err(Ended::Closed);
             }
         }
-    }
-
-    /// Gives back every buffer while the connection waits for its next request: what the
-    /// next request needs is allocated when its first bytes are readable. Saves tens of
-    /// kilobytes on every idle connection (`specs/research.md`, "Idle connections").
-    fn release_buffers(&mut self) {
-        self.buf = BytesMut::new();
-        self.out = Vec::new();
-        self.extra_headers = HeaderMap::new();
-        self.spare_head = RequestHead::default();
-        upstream::release_buffers(&mut self.upstreams);
     }
 
     /// Gives back the memory a large body (read whole for a signed request) made the read
@@ -279,21 +373,6 @@ impl Connection<'_> {
             let mut trimmed = BytesMut::with_capacity(limit.max(self.buf.len()));
             trimmed.extend_from_slice(&self.buf);
             self.buf = trimmed;
-        }
-    }
-
-    /// Reads what the kernel already holds from the client, without waiting and without
-    /// asking the runtime, whose readiness flag may not have caught up yet (tokio's own
-    /// `try_read` trusts that flag). `None` when nothing is there.
-    fn read_unreported(&mut self) -> Option<usize> {
-        let mut chunk = [0u8; 4096];
-        let socket = socket2::SockRef::from(&self.client);
-        match (&*socket).read(&mut chunk) {
-            Ok(n) if n > 0 => {
-                self.buf.extend_from_slice(&chunk[..n]);
-                Some(n)
-            }
-            _ => None,
         }
     }
 
@@ -356,6 +435,21 @@ impl Connection<'_> {
                 _ => return,
             }
         }
+    }
+}
+
+/// Reads what the kernel already holds from `client` into `buf`, without waiting and without
+/// asking the runtime, whose readiness flag may not have caught up yet (tokio's own
+/// `try_read` trusts that flag). `None` when nothing is there.
+fn read_unreported(client: &tokio::net::TcpStream, buf: &mut BytesMut) -> Option<usize> {
+    let mut chunk = [0u8; 4096];
+    let socket = socket2::SockRef::from(client);
+    match (&*socket).read(&mut chunk) {
+        Ok(n) if n > 0 => {
+            buf.extend_from_slice(&chunk[..n]);
+            Some(n)
+        }
+        _ => None,
     }
 }
 

@@ -11,6 +11,7 @@
 
 pub mod admin;
 pub mod algorithm;
+pub mod allocator;
 pub mod auth;
 pub mod body;
 pub mod config;

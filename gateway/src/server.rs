@@ -31,7 +31,7 @@ use hyper_util::{
     },
 };
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     body::Guarded,
@@ -79,6 +79,12 @@ pub async fn serve(
         http2: builder.http2_only(),
     });
     let graceful = GracefulShutdown::new();
+    // This loop's upstream connections that no client connection holds.
+    let parked = Arc::new(http1::Parked::default());
+    // Memory the connections of this loop free goes back to the system while it is quiet;
+    // for as long as this loop runs, however it ends.
+    let _give_back =
+        AbortOnDropHandle::new(tokio::spawn(crate::allocator::give_back_while_running()));
     tokio::pin!(shutdown);
 
     loop {
@@ -104,25 +110,27 @@ pub async fn serve(
         let hyper = Hyper {
             builders: builders.clone(),
             proxy: proxy.clone(),
-            limits,
             watcher: graceful.watcher(),
         };
-        let header_read_timeout = limits.header_read_timeout;
+        let client = ClientAddr::new(peer);
+        let parked = parked.clone();
+        // What this task holds is held by every idle connection: only what it needs, the
+        // rest derived (the limits from the proxy, the peer from the client address).
         tokio::spawn(async move {
             let slot = admitted.slot().clone();
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
+            let header_read_timeout = hyper.proxy.limits().header_read_timeout;
             let Some(mut io) = first_bytes::read(stream, header_read_timeout).await else {
                 return;
             };
             // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
             // meanwhile makes the drain wait for this connection too.
-            let client = ClientAddr::new(peer);
             // A connection the lean engine hands over is mid-request: busy until hyper has
             // begun that request, so that it cannot be shed in between.
             let mut handover = None;
             if http1_engine == Http1Engine::Lean && !io.is_http2() {
-                match http1::serve(io, &hyper.proxy, &client, &slot).await {
+                match http1::serve(io, &hyper.proxy, &client, &slot, &parked).await {
                     Some(rest) => {
                         io = rest;
                         slot.idle(std::time::Instant::now());
@@ -133,11 +141,8 @@ pub async fn serve(
             }
             // Boxed: hyper's connection state would otherwise sit in every connection's task,
             // the lean engine's idle ones included, whether hyper serves it or not.
-            let result = Box::pin(hyper.serve(io, client, slot, handover)).await;
+            Box::pin(hyper.serve(io, client, slot, handover)).await;
             drop(admitted);
-            if let Err(error) = result {
-                tracing::debug!(%error, %peer, "connection ended with an error");
-            }
         });
     }
 
@@ -163,7 +168,6 @@ struct Hyper {
     /// otherwise carry.
     builders: Arc<Builders>,
     proxy: Proxy,
-    limits: Limits,
     /// Held, this makes the drain wait for the connection.
     watcher: Watcher,
 }
@@ -171,7 +175,14 @@ struct Hyper {
 impl Hyper {
     /// Serves `io` until it ends. `handover`: the lean engine's request in progress, busy
     /// until hyper begins it.
-    async fn serve(
+    async fn serve(self, io: Replay, client: ClientAddr, slot: Arc<Slot>, handover: Option<Busy>) {
+        let peer = client.addr();
+        if let Err(error) = self.serve_until_error(io, client, slot, handover).await {
+            tracing::debug!(%error, %peer, "connection ended with an error");
+        }
+    }
+
+    async fn serve_until_error(
         self,
         io: Replay,
         client: ClientAddr,
@@ -181,9 +192,9 @@ impl Hyper {
         let Self {
             builders,
             proxy,
-            limits,
             watcher,
         } = self;
+        let limits = *proxy.limits();
         let handover = Mutex::new(handover);
         // Each client connection has upstream connections of its own, driven by this task.
         // HTTP/2 connections are also watched for idleness, which hyper does not bound.

@@ -79,7 +79,8 @@ impl Connection<'_> {
         let bodiless = *body_left == 0;
         let exchange = async {
             let mut connection =
-                upstream::checkout(&mut self.upstreams, upstream, connect_timeout).await?;
+                upstream::checkout(&mut self.upstreams, self.parked, upstream, connect_timeout)
+                    .await?;
             loop {
                 match self
                     .send(&mut connection, head, forwarding, body_left)

@@ -25,6 +25,13 @@ pub struct Connection<T> {
 }
 
 impl<T> Connection<T> {
+    /// Whether this is a connection to `upstream`.
+    pub fn is_for(&self, upstream: &Upstream) -> bool {
+        // Both are the configured authority, byte for byte: no need for a comparison that
+        // ignores case.
+        self.authority.as_str() == upstream.authority.as_str()
+    }
+
     /// A new connection to `upstream`, carried by `io`.
     pub fn new(upstream: &Upstream, io: T) -> Self {
         Self {
@@ -52,12 +59,7 @@ impl<T> Kept<T> {
     /// Takes an idle connection to `upstream` out of the set, if there is one. The caller
     /// checks that it still works before using it.
     pub fn take(&mut self, upstream: &Upstream) -> Option<Connection<T>> {
-        // Both are the configured authority, byte for byte: no need for a comparison that
-        // ignores case.
-        let index = self
-            .idle
-            .iter()
-            .position(|kept| kept.authority.as_str() == upstream.authority.as_str())?;
+        let index = self.idle.iter().position(|kept| kept.is_for(upstream))?;
         Some(self.idle.swap_remove(index))
     }
 
@@ -71,9 +73,9 @@ impl<T> Kept<T> {
         self.idle.push(connection);
     }
 
-    /// The idle connections, for the owner to give back what they hold while unused.
-    pub fn idle_mut(&mut self) -> impl Iterator<Item = &mut Connection<T>> {
-        self.idle.iter_mut()
+    /// The idle connections, for the owner to keep elsewhere.
+    pub fn into_idle(self) -> impl Iterator<Item = Connection<T>> {
+        self.idle.into_iter()
     }
 }
 

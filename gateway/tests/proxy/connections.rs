@@ -6,11 +6,16 @@
 
 use std::time::Duration;
 
-use gateway::{config::RuntimeLayout, Settings};
+use gateway::{
+    config::{Http1Engine, RuntimeLayout},
+    Settings,
+};
+use http::Method;
+use proto_shared::identity::unix_now;
 use tokio::net::TcpStream;
 
 use crate::{
-    helpers::{spawn_gateway_with, TestGateway, ENGINE},
+    helpers::{spawn_gateway_with, verifier, TestGateway, ENGINE},
     raw::{closed_within, RawConnection},
 };
 
@@ -191,4 +196,75 @@ async fn the_cap_counts_the_connections_of_every_worker() {
     newcomer.write(get("/api/auth/session")).await;
     assert_eq!(newcomer.read_response().await.status, 200, "{engine:?}");
     wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
+}
+
+/// Longer than the lean engine waits (`RELEASE_AFTER` in `http1.rs`, 1 s) before an idle
+/// connection lets go of its buffers and its upstream connection; the slack is for a loaded
+/// machine. If it were too short the test would fail, not pass.
+const PAST_RELEASE: Duration = Duration::from_millis(2500);
+
+/// The request `user` sends for their own tasks, with a token of theirs.
+fn tasks_of(gateway: &TestGateway, user: &str) -> String {
+    let token = gateway.token(user);
+    format!("GET /api/{user}/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\r\n")
+}
+
+/// The user the upstream's last request proved, and the upstream connection it came over.
+fn last_seen(gateway: &TestGateway) -> (String, std::net::SocketAddr) {
+    let seen = gateway
+        .upstream
+        .seen()
+        .pop()
+        .expect("a request reached the upstream");
+    let user = verifier()
+        .verify(
+            &Method::GET,
+            &seen.target,
+            &seen.headers,
+            &seen.body,
+            unix_now(),
+        )
+        .expect("the upstream accepts the gateway's credential")
+        .expect("an identity");
+    (user.as_str().to_owned(), seen.peer)
+}
+
+/// On the lean engine an idle client connection parks its upstream connection for the
+/// worker's other client connections (`http1/upstream.rs`): the next client's request goes
+/// over it, proving that client's user and not the one who used it before; and the idle
+/// connection, back, is served again with its own user.
+#[tokio::test]
+async fn an_idle_connection_parks_its_upstream_connection_for_another_client() {
+    let gateway = spawn_gateway_with(|settings| settings.http1_engine = Http1Engine::Lean).await;
+    let mut alice = RawConnection::open(gateway.address).await;
+    alice.write(tasks_of(&gateway, "alice")).await;
+    assert_eq!(alice.read_response().await.status, 200);
+    let (user, alices_upstream) = last_seen(&gateway);
+    assert_eq!(user, "alice");
+
+    tokio::time::sleep(PAST_RELEASE).await;
+    let mut bob = RawConnection::open(gateway.address).await;
+    bob.write(tasks_of(&gateway, "bob")).await;
+    assert_eq!(bob.read_response().await.status, 200);
+    let (user, bobs_upstream) = last_seen(&gateway);
+    assert_eq!(
+        user, "bob",
+        "a parked connection carries its new client's identity"
+    );
+    assert_eq!(
+        bobs_upstream, alices_upstream,
+        "bob's request should reuse the upstream connection alice's idle connection parked"
+    );
+
+    alice.write(tasks_of(&gateway, "alice")).await;
+    assert_eq!(alice.read_response().await.status, 200);
+    let (user, upstream) = last_seen(&gateway);
+    assert_eq!(
+        user, "alice",
+        "alice's connection, back from idle, proves alice"
+    );
+    assert_ne!(
+        upstream, bobs_upstream,
+        "bob's connection still holds that upstream connection"
+    );
 }
