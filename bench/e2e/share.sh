@@ -83,16 +83,44 @@ env ${LAYOUT:+RUNTIME_LAYOUT=$LAYOUT} \
   IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
   "$BIN/gateway" 2>"$TMP/gateway.log" &
 PIDS+=($!)
+GATEWAY_PID=$!
+SERVICE_PID=${PIDS[0]}
 wait_for "http://127.0.0.1:$GATEWAY_PORT/readyz"
+
+# Where the CPU goes, per run: clock ticks (user + system, every thread) used by the gateway,
+# tasks-service and every PostgreSQL process, and by the whole machine (/proc/stat); the
+# rest of the machine's busy time is the load generator's and whatever else runs.
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+proc_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+cpu_snapshot() {
+  # shellcheck disable=SC2046
+  echo "$(proc_ticks "$GATEWAY_PID") $(proc_ticks "$SERVICE_PID") $(proc_ticks $(pgrep -x postgres))" \
+    "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)"
+}
 
 # run <label> <base url> <users file> <seconds>: one loadgen run, its row appended to
 # $TMP/<label> as "req/s p50_us p99_us"; any failed request voids the run.
+# Also appends to $TMP/<label>.cpu the CPU microseconds per request of the gateway,
+# tasks-service, PostgreSQL and the rest, and the machine's busy share.
 run() {
-  local label=$1 base=$2 users=$3 secs=$4 row
+  local label=$1 base=$2 users=$3 secs=$4 row before after
+  before=$(cpu_snapshot)
   row=$(LOADGEN_USERS="$users" LOADGEN_LABEL="$label" "$LOADGEN" http "$base" "$KEY" bench-user-0 list "$secs" "$CONC")
+  after=$(cpu_snapshot)
   local errors; errors=$(cut -f6 <<<"$row")
   if [ "$errors" != 0 ]; then say "$label: $errors failed requests; figures not valid"; exit 1; fi
   cut -f3-5 <<<"$row" | tr '\t' ' ' >>"$TMP/$label"
+  local rps; rps=$(cut -f3 <<<"$row")
+  echo "$before $after" | awk -v n="$(awk -v r="$rps" -v s="$secs" 'BEGIN { print r * s }')" -v us="$TICK_US" \
+    '{ gw = $6 - $1; ts = $7 - $2; pg = $8 - $3; busy = $9 - $4; idle = $10 - $5
+       printf "%.1f %.1f %.1f %.1f %.2f\n", gw * us / n, ts * us / n, pg * us / n,
+         (busy - gw - ts - pg) * us / n, busy / (busy + idle) }' >>"$TMP/$label.cpu"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
@@ -136,4 +164,12 @@ for label in gateway direct-again; do
     "$(cut -d' ' -f2 "$TMP/$label.ratios" | median)" "$(spread "$label" 2)" "$note"
 done
 echo "Aim (issue 17): through-gateway throughput >= 0.90 of direct, p99 <= 1.20x."
+echo
+echo "CPU per request (microseconds, medians of the runs; rest: the load generator and anything else)"
+printf '%-34s %8s %8s %8s %8s %8s %10s\n' scenario gateway service postgres rest total "machine busy"
+for label in direct gateway; do
+  cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
+  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
+    "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)"
+done
 echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
