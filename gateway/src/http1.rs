@@ -79,16 +79,35 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 /// request, all of that is dropped and the task keeps only [`Idle`]: the sockets and a wait
 /// for the next bytes. So an idle keep-alive connection costs its sockets and a small task,
 /// not the kilobytes a request needs (`specs/research.md`, "Idle connections").
-pub async fn serve(
+pub fn serve<'p>(
     io: Replay,
+    proxy: &'p Proxy,
+    peer: &'p ClientAddr,
+    slot: &'p Slot,
+    parked: &'p Parked,
+) -> impl Future<Output = Option<Replay>> + Send + 'p {
+    let (prefix, client) = io.into_parts();
+    // Not an `async fn` itself: its arguments would keep their room in every idle
+    // connection's task beside what `serve_from` keeps.
+    serve_from(
+        Idle { client },
+        BytesMut::from(&prefix[..]),
+        proxy,
+        peer,
+        slot,
+        parked,
+    )
+}
+
+/// [`serve`], from a connection `idle` and the bytes that `arrived` on it.
+async fn serve_from(
+    mut idle: Idle,
+    mut arrived: BytesMut,
     proxy: &Proxy,
     peer: &ClientAddr,
     slot: &Slot,
     parked: &Parked,
 ) -> Option<Replay> {
-    let (prefix, client) = io.into_parts();
-    let mut arrived = BytesMut::from(&prefix[..]);
-    let mut idle = Idle { client };
     loop {
         let in_use = Connection::new(proxy, peer, slot, parked, idle, arrived).in_use();
         let until = match in_use.await {

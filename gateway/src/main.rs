@@ -9,6 +9,11 @@ use proto_shared::shutdown;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    if let Err(error) = gateway::allocator::use_small_pages() {
+        eprintln!(
+            "gateway: cannot turn transparent huge pages off ({error}); memory use may be higher"
+        );
+    }
     if config::list_env_requested(std::env::args_os()) {
         print!("{}", config::env_listing());
         return ExitCode::SUCCESS;

@@ -116,32 +116,33 @@ pub async fn serve(
         let parked = parked.clone();
         // What this task holds is held by every idle connection: only what it needs, the
         // rest derived (the limits from the proxy, the peer from the client address).
+        let mut io = Replay::new(Vec::new(), stream);
         tokio::spawn(async move {
-            let slot = admitted.slot().clone();
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
             let header_read_timeout = hyper.proxy.limits().header_read_timeout;
-            let Some(mut io) = first_bytes::read(stream, header_read_timeout).await else {
+            if !first_bytes::read(&mut io, header_read_timeout).await {
                 return;
-            };
+            }
+            let slot = admitted.slot();
             // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
             // meanwhile makes the drain wait for this connection too.
             // A connection the lean engine hands over is mid-request: busy until hyper has
             // begun that request, so that it cannot be shed in between.
-            let mut handover = None;
-            if http1_engine == Http1Engine::Lean && !io.is_http2() {
-                match http1::serve(io, &hyper.proxy, &client, &slot, &parked).await {
+            let (io, handover) = if http1_engine == Http1Engine::Lean && !io.is_http2() {
+                match http1::serve(io, &hyper.proxy, &client, slot, &parked).await {
                     Some(rest) => {
-                        io = rest;
                         slot.idle(std::time::Instant::now());
-                        handover = Some(slot.begin());
+                        (rest, Some(slot.begin()))
                     }
                     None => return,
                 }
-            }
+            } else {
+                (io, None)
+            };
             // Boxed: hyper's connection state would otherwise sit in every connection's task,
             // the lean engine's idle ones included, whether hyper serves it or not.
-            Box::pin(hyper.serve(io, client, slot, handover)).await;
+            Box::pin(hyper.serve(io, client, slot.clone(), handover)).await;
             drop(admitted);
         });
     }

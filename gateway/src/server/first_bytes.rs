@@ -25,25 +25,25 @@ pub struct Replay {
     stream: TcpStream,
 }
 
-/// Reads until the bytes stop looking like the HTTP/2 preface or it is complete. `None` when
-/// the client closed, failed or was too slow: the connection is dropped without an answer.
-pub async fn read(mut stream: TcpStream, timeout: Duration) -> Option<Replay> {
+/// Reads into `io`, a connection with nothing read yet, until the bytes stop looking like
+/// the HTTP/2 preface or it is complete. False when the client closed, failed or was too
+/// slow: the connection is dropped without an answer. Borrows the connection rather than
+/// owning it, so that the caller's task does not keep room for both a socket and a `Replay`.
+pub async fn read(io: &mut Replay, timeout: Duration) -> bool {
     let mut prefix = vec![0; H2_PREFACE.len()];
     let mut filled = 0;
     let deadline = tokio::time::Instant::now() + timeout;
     while filled < H2_PREFACE.len() && prefix[..filled] == H2_PREFACE[..filled] {
-        let read = tokio::time::timeout_at(deadline, stream.read(&mut prefix[filled..]));
+        let read = tokio::time::timeout_at(deadline, io.stream.read(&mut prefix[filled..]));
         match read.await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return None,
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
             Ok(Ok(n)) => filled += n,
         }
     }
     prefix.truncate(filled);
-    Some(Replay {
-        prefix,
-        position: 0,
-        stream,
-    })
+    io.prefix = prefix;
+    io.position = 0;
+    true
 }
 
 impl Replay {
