@@ -4,8 +4,13 @@
 # generator signs an identity credential per request, as the gateway does) and through the
 # gateway (a bearer JWT per user; the gateway verifies it, warm token cache, and signs), in
 # one run. Prints both throughputs and p99s and the ratios gateway/direct, each the median of
-# $REPEATS per-pair ratios (a direct run just before every gateway run), beside the noise
+# $REPEATS per-pair ratios (a direct run beside every gateway run, before it and after it
+# in turn), beside the noise
 # floor: direct paired with itself the same way.
+#
+# With NGINX=1 (the default), nginx is measured in the gateway's place too, as a plain hop
+# (2 workers, keep-alive upstream, the load signing its credentials as when direct): what any
+# proxy costs here, the reference the gateway's share is judged against.
 #
 # Load generator: tasks-service/examples/loadgen.rs (reqwest, $CONCURRENCY clients, closed
 # loop); issuer: gateway/examples/mint_tokens.rs (EdDSA). Nothing is pinned: the load, the
@@ -13,10 +18,15 @@
 #
 # Usage: bench/e2e/share.sh
 #   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100 LAYOUT=<gateway default>
+#        NGINX=1
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres). Prints figures; asserts nothing.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
+# For nginx_conf (the one nginx configuration the benchmarks use); the helpers below replace
+# its others.
+# shellcheck source=bench/gateway/common.sh
+source "$ROOT/bench/gateway/common.sh"
 
 SECS=${SECONDS_PER_RUN:-8}
 WARMUP=${WARMUP_SECONDS:-2}
@@ -87,6 +97,22 @@ GATEWAY_PID=$!
 SERVICE_PID=${PIDS[0]}
 wait_for "http://127.0.0.1:$GATEWAY_PORT/readyz"
 
+NGINX=${NGINX:-1}
+NGINX_WORKERS_PIDS=""
+if [ "$NGINX" = 1 ]; then
+  if ! command -v nginx >/dev/null; then
+    say "installing nginx-light (Debian)"
+    apt-get install -y nginx-light >/dev/null || { apt-get update >/dev/null && apt-get install -y nginx-light >/dev/null; }
+  fi
+  NGINX_PORT=$(free_port)
+  NGINX_WORKERS=auto nginx_conf "$TMP/nginx.d" "$NGINX_PORT" "$SERVICE_PORT"
+  "$(command -v nginx)" -p "$TMP/nginx.d" -c "$TMP/nginx.d/nginx.conf" -e "$TMP/nginx.d/logs/error.log" &
+  PIDS+=($!)
+  NGINX_MAIN=$!
+  wait_for "http://127.0.0.1:$NGINX_PORT/healthz"
+  NGINX_WORKERS_PIDS=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ')
+fi
+
 # Where the CPU goes, per run: clock ticks (user + system, every thread) used by the gateway,
 # tasks-service and every PostgreSQL process, and by the whole machine (/proc/stat); the
 # rest of the machine's busy time is the load generator's and whatever else runs.
@@ -98,9 +124,10 @@ proc_ticks() {
   done
   echo "$total"
 }
+# cpu_snapshot <proxy pids>: ticks of the proxy, the service, PostgreSQL; machine busy, idle.
 cpu_snapshot() {
-  # shellcheck disable=SC2046
-  echo "$(proc_ticks "$GATEWAY_PID") $(proc_ticks "$SERVICE_PID") $(proc_ticks $(pgrep -x postgres))" \
+  # shellcheck disable=SC2046,SC2086
+  echo "$(proc_ticks $1) $(proc_ticks "$SERVICE_PID") $(proc_ticks $(pgrep -x postgres))" \
     "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)"
 }
 
@@ -109,10 +136,11 @@ cpu_snapshot() {
 # Also appends to $TMP/<label>.cpu the CPU microseconds per request of the gateway,
 # tasks-service, PostgreSQL and the rest, and the machine's busy share.
 run() {
-  local label=$1 base=$2 users=$3 secs=$4 row before after
-  before=$(cpu_snapshot)
+  local label=$1 base=$2 users=$3 secs=$4 row before after proxy=$GATEWAY_PID
+  [ "$label" = nginx ] && proxy=$NGINX_WORKERS_PIDS
+  before=$(cpu_snapshot "$proxy")
   row=$(LOADGEN_USERS="$users" LOADGEN_LABEL="$label" "$LOADGEN" http "$base" "$KEY" bench-user-0 list "$secs" "$CONC")
-  after=$(cpu_snapshot)
+  after=$(cpu_snapshot "$proxy")
   local errors; errors=$(cut -f6 <<<"$row")
   if [ "$errors" != 0 ]; then say "$label: $errors failed requests; figures not valid"; exit 1; fi
   cut -f3-5 <<<"$row" | tr '\t' ' ' >>"$TMP/$label"
@@ -130,13 +158,21 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
 run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
 run warmup "$GATEWAY_URL" "$THROUGH" "$WARMUP"
+[ "$NGINX" = 1 ] && run warmup "http://127.0.0.1:$NGINX_PORT" "$DIRECT" "$WARMUP"
 # pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
 # (throughput, p99) to $TMP/<label>.ratios.
 pairs() {
   local label=$1 base=$2 users=$3
-  for _ in $(seq 1 "$REPEATS"); do
-    run direct "$DIRECT_URL" "$DIRECT" "$SECS"
-    run "$label" "$base" "$users" "$SECS"
+  for i in $(seq 1 "$REPEATS"); do
+    # The order alternates, so that whatever the run before leaves behind (warm caches, a
+    # busy neighbour) falls on both sides alike.
+    if [ $((i % 2)) = 1 ]; then
+      run direct "$DIRECT_URL" "$DIRECT" "$SECS"
+      run "$label" "$base" "$users" "$SECS"
+    else
+      run "$label" "$base" "$users" "$SECS"
+      run direct "$DIRECT_URL" "$DIRECT" "$SECS"
+    fi
     paste -d' ' <(tail -1 "$TMP/$label") <(tail -1 "$TMP/direct") \
       | awk '{ print $1 / $4, $3 / $6 }' >>"$TMP/$label.ratios"
     say "  $label $(tail -1 "$TMP/$label") / direct $(tail -1 "$TMP/direct")"
@@ -144,20 +180,29 @@ pairs() {
 }
 pairs direct-again "$DIRECT_URL" "$DIRECT"
 pairs gateway "$GATEWAY_URL" "$THROUGH"
+PROXIES=(gateway)
+if [ "$NGINX" = 1 ]; then
+  pairs nginx "http://127.0.0.1:$NGINX_PORT" "$DIRECT"
+  PROXIES+=(nginx)
+fi
 
 col() { cut -d' ' -f"$2" "$TMP/$1" | median; }
 spread() { cut -d' ' -f"$2" "$TMP/$1.ratios" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'; }
 echo
 echo "End to end: list 20 tasks, $USERS users in turn, $CONC clients, $SECS s runs, median of $REPEATS pairs; $(nproc) CPUs, nothing pinned"
 printf '%-34s %10s %10s %10s\n' scenario "req/s" "p50 ms" "p99 ms"
-for label in direct gateway; do
-  name=$([ "$label" = direct ] && echo "tasks-service directly" || echo "through the gateway")
+for label in direct "${PROXIES[@]}"; do
+  case $label in
+    direct) name="tasks-service directly" ;;
+    gateway) name="through the gateway" ;;
+    nginx) name="through nginx (a plain hop)" ;;
+  esac
   printf '%-34s %10.0f %10.2f %10.2f\n' "$name" "$(col "$label" 1)" \
     "$(awk -v v="$(col "$label" 2)" 'BEGIN { print v / 1000 }')" \
     "$(awk -v v="$(col "$label" 3)" 'BEGIN { print v / 1000 }')"
 done
 printf '%-34s %22s %22s\n' "ratio to direct (median of pairs)" throughput p99
-for label in gateway direct-again; do
+for label in "${PROXIES[@]}" direct-again; do
   note=""; [ "$label" = direct-again ] && note="  (direct against itself: the noise floor)"
   printf '%-34s %7.3f [%s] %7.3f [%s]%s\n' "$label" \
     "$(cut -d' ' -f1 "$TMP/$label.ratios" | median)" "$(spread "$label" 1)" \
@@ -166,8 +211,8 @@ done
 echo "Aim (issue 17): through-gateway throughput >= 0.90 of direct, p99 <= 1.20x."
 echo
 echo "CPU per request (microseconds, medians of the runs; rest: the load generator and anything else)"
-printf '%-34s %8s %8s %8s %8s %8s %10s\n' scenario gateway service postgres rest total "machine busy"
-for label in direct gateway; do
+printf '%-34s %8s %8s %8s %8s %8s %10s\n' scenario proxy service postgres rest total "machine busy"
+for label in direct "${PROXIES[@]}"; do
   cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
   printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
     "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)"
