@@ -10,12 +10,10 @@ use gateway::{
     config::{Http1Engine, RuntimeLayout},
     Settings,
 };
-use http::Method;
-use proto_shared::identity::unix_now;
 use tokio::net::TcpStream;
 
 use crate::{
-    helpers::{spawn_gateway_with, verifier, TestGateway, ENGINE},
+    helpers::{proven_user, spawn_gateway_with, TestGateway, ENGINE},
     raw::{closed_within, RawConnection},
 };
 
@@ -216,17 +214,7 @@ fn last_seen(gateway: &TestGateway) -> (String, std::net::SocketAddr) {
         .seen()
         .pop()
         .expect("a request reached the upstream");
-    let user = verifier()
-        .verify(
-            &Method::GET,
-            &seen.target,
-            &seen.headers,
-            &seen.body,
-            unix_now(),
-        )
-        .expect("the upstream accepts the gateway's credential")
-        .expect("an identity");
-    (user.as_str().to_owned(), seen.peer)
+    (proven_user(&seen), seen.peer)
 }
 
 /// On the lean engine an idle client connection parks its upstream connection for the

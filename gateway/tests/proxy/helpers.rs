@@ -10,10 +10,13 @@ use gateway::{
     upstream::Upstream,
     Application,
 };
-use proto_shared::{Audience, KeyRing, Verifier};
+use proto_shared::{identity::unix_now, Audience, KeyRing, Verifier};
 use tokio::{sync::oneshot, task::JoinHandle};
 
-use crate::{support::issuer::Issuer, upstream::EchoUpstream};
+use crate::{
+    support::issuer::Issuer,
+    upstream::{EchoUpstream, Seen},
+};
 
 /// The identity key ring the gateway signs with and the upstream verifies with.
 pub const IDENTITY_KEYS: &str = "gw-test:0123456789abcdef0123456789abcdef";
@@ -215,6 +218,22 @@ pub fn verifier() -> Verifier {
         60,
         Audience::default(),
     )
+}
+
+/// The user the gateway's credential on `seen` proves, checked as tasks-service checks it.
+pub fn proven_user(seen: &Seen) -> String {
+    verifier()
+        .verify(
+            &seen.method,
+            &seen.target,
+            &seen.headers,
+            &seen.body,
+            unix_now(),
+        )
+        .expect("the upstream accepts the gateway's credential")
+        .expect("the credential proves a user")
+        .as_str()
+        .to_owned()
 }
 
 /// Asserts the gateway's answer when an upstream fails: 502 with its JSON body.
