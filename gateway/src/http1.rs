@@ -191,9 +191,6 @@ struct Connection<'p> {
     /// connection goes idle: the next request after a pause finds it in the token cache.
     last_token: LastToken,
     upstreams: Upstreams,
-    /// When a connection resumed from [`Idle`] closes for idleness: the wait before it
-    /// counts, not only the wait since.
-    idle_until: Option<tokio::time::Instant>,
 }
 
 /// A connection's timers, each registered once and moved later as the connection goes on:
@@ -255,7 +252,6 @@ impl<'p> Connection<'p> {
             spare_head: RequestHead::default(),
             last_token: LastToken::default(),
             upstreams: Upstreams::default(),
-            idle_until: None,
         }
     }
 
@@ -329,8 +325,9 @@ impl<'p> Connection<'p> {
         let proxy = self.proxy;
         let limits = proxy.limits();
         let now = tokio::time::Instant::now();
-        let idle_until = self.idle_until.take().unwrap_or(now + limits.idle_timeout);
-        timers.idle.as_mut().reset(idle_until);
+        // A connection back from `Idle` starts its idle time again here: it came back because
+        // its client sent something, which starts a request (and the header-read timeout).
+        timers.idle.as_mut().reset(now + limits.idle_timeout);
         timers.release.as_mut().reset(now + RELEASE_AFTER);
         let mut head_started = false;
         if self.buf.is_empty() {
