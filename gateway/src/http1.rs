@@ -310,7 +310,7 @@ impl<'p> Connection<'p> {
     /// parked for the worker's other connections; the rest (buffers, header storage, the last
     /// token) is dropped.
     fn into_idle(self) -> Idle {
-        self.parked.park(self.upstreams);
+        upstream::park(self.parked, self.upstreams);
         Idle {
             client: self.client,
         }

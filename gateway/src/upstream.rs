@@ -1,7 +1,7 @@
 //! Where a request may be sent: an upstream origin as configured, how to connect to it and
-//! how long that may take, the connections a client connection keeps to it (`kept.rs`), and
-//! the one rule for sending a lost request again. Both HTTP engines reach upstreams through
-//! this.
+//! how long that may take, the connections a client connection keeps to it and those a worker
+//! parks for its idle client connections (`kept.rs`), and the one rule for sending a lost
+//! request again. Both HTTP engines reach upstreams through this.
 //!
 //! Not for: which upstream a request goes to (`request/route.rs`), nor the bytes of an
 //! exchange (`http1/forward.rs`, `proxy/forward.rs`).
@@ -16,7 +16,7 @@ use http::{
 };
 use tokio::net::TcpStream;
 
-pub use kept::{Connection, Kept};
+pub use kept::{Connection, Kept, Parked};
 
 /// An upstream origin, `http://host:port`: requests keep their path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,11 +2,11 @@
 //! not yet used, kept in the client connection's [`Kept`] set (at most one per upstream, as
 //! an HTTP/1 client sends one request at a time). Owned by the client connection's task, so
 //! no lock and no channel. A client connection that goes idle parks them in its worker's
-//! [`Parked`] set, a few dozen at most, for whichever client connection needs one next.
+//! [`Parked`] set (`upstream/kept.rs`), for whichever client connection needs one next.
 //!
 //! Not for: what is sent over them (`forward.rs`).
 
-use std::{io, sync::Mutex, time::Duration};
+use std::{io, time::Duration};
 
 use bytes::BytesMut;
 use tokio::net::TcpStream;
@@ -29,40 +29,13 @@ pub type UpstreamConnection = upstream::Connection<Socket>;
 /// The idle upstream connections of one client connection.
 pub type Upstreams = Kept<Socket>;
 
-/// How many idle upstream connections a worker keeps for its idle client connections (the
-/// figure nginx's documentation uses for `keepalive`). More would sit open in the upstream
-/// for nothing: a client connection back from idle takes one, and makes one if none is left.
-const PARKED_PER_WORKER: usize = 32;
+/// Upstream connections of this worker's idle client connections.
+pub type Parked = upstream::Parked<Socket>;
 
-/// Upstream connections that no client connection holds: those of client connections that
-/// went idle. One set per accept loop, so per worker: its sockets belong to that worker's
-/// runtime. Locked once when a client connection goes idle and once when it comes back, not
-/// per request.
-#[derive(Debug, Default)]
-pub struct Parked {
-    idle: Mutex<Vec<UpstreamConnection>>,
-}
-
-impl Parked {
-    /// Keeps the connections of a client connection that goes idle, without their buffers
-    /// (empty: see `is_open`), dropping the oldest beyond `PARKED_PER_WORKER`.
-    pub fn park(&self, upstreams: Upstreams) {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        for mut connection in upstreams.into_idle() {
-            connection.io.buf = BytesMut::new();
-            if idle.len() == PARKED_PER_WORKER {
-                idle.remove(0);
-            }
-            idle.push(connection);
-        }
-    }
-
-    /// The most recently parked connection to `upstream`, the likeliest to be open still.
-    fn take(&self, upstream: &Upstream) -> Option<UpstreamConnection> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let index = idle.iter().rposition(|parked| parked.is_for(upstream))?;
-        Some(idle.remove(index))
-    }
+/// Parks the connections of a client connection that goes idle, without their read buffers
+/// (empty: see `is_open`); `checkout` gives them capacity again.
+pub fn park(parked: &Parked, upstreams: Upstreams) {
+    parked.park(upstreams, |socket| socket.buf = BytesMut::new());
 }
 
 /// An open connection to `upstream`: the client connection's idle one, else a parked one, if

@@ -4,8 +4,13 @@
 //! no shared pool: the set is small (one connection per upstream for an HTTP/1 client, one
 //! per concurrent stream for an HTTP/2 client) and dies with the client connection.
 //!
+//! A client connection that goes idle may give them up to its worker's [`Parked`] set, where
+//! the next client connection of that worker to need one takes it.
+//!
 //! Not for: telling whether a kept connection still works (each carrier knows its own), nor
 //! when a lost request may be sent again ([`super::may_retry`]).
+
+use std::sync::Mutex;
 
 use http::{uri::Authority, HeaderValue};
 
@@ -72,10 +77,51 @@ impl<T> Kept<T> {
         self.idle.reserve_exact(1);
         self.idle.push(connection);
     }
+}
 
-    /// The idle connections, for the owner to keep elsewhere.
-    pub fn into_idle(self) -> impl Iterator<Item = Connection<T>> {
-        self.idle.into_iter()
+/// Connections that no client connection holds: those of client connections that went idle.
+/// One set per worker (its sockets belong to that worker's runtime), locked when a client
+/// connection goes idle and when it comes back, never per request. Bounded: beyond
+/// [`Parked::MAX`] the oldest is closed, since more would only sit open in the upstream.
+#[derive(Debug)]
+pub struct Parked<T> {
+    idle: Mutex<Vec<Connection<T>>>,
+}
+
+impl<T> Default for Parked<T> {
+    fn default() -> Self {
+        Self {
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl<T> Parked<T> {
+    /// How many connections a worker keeps parked: the figure nginx's documentation uses for
+    /// `keepalive`.
+    pub const MAX: usize = 32;
+
+    /// Parks the connections a client connection kept, each readied for the wait by
+    /// `readied` (the lean engine drops its read buffer), closing the oldest beyond
+    /// [`Parked::MAX`].
+    pub fn park(&self, kept: Kept<T>, mut readied: impl FnMut(&mut T)) {
+        // std Mutex: never held across .await.
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        for mut connection in kept.idle {
+            readied(&mut connection.io);
+            if idle.len() == Self::MAX {
+                idle.remove(0);
+            }
+            idle.push(connection);
+        }
+    }
+
+    /// The most recently parked connection to `upstream`, the likeliest to be open still. The
+    /// caller checks that it still works before using it.
+    pub fn take(&self, upstream: &Upstream) -> Option<Connection<T>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let index = idle.iter().rposition(|parked| parked.is_for(upstream))?;
+        Some(idle.remove(index))
     }
 }
 
@@ -103,6 +149,42 @@ mod tests {
             kept.take(&a).is_none(),
             "a taken connection is out of the set"
         );
+    }
+
+    /// What a client connection going idle hands over: one kept connection.
+    fn kept(upstream: &Upstream, io: usize) -> Kept<usize> {
+        let mut kept = Kept::default();
+        kept.put_back(Connection::new(upstream, io));
+        kept
+    }
+
+    #[test]
+    fn a_parked_connection_goes_newest_first_and_only_to_its_own_upstream() {
+        let (a, b) = (upstream("http://a:1"), upstream("http://b:1"));
+        let parked = Parked::default();
+        parked.park(kept(&a, 1), |_| {});
+        parked.park(kept(&a, 2), |io| *io += 100);
+        assert!(parked.take(&b).is_none());
+        let newest = parked.take(&a).expect("a parked connection to a");
+        assert_eq!(newest.io, 102, "the newest, readied for the wait");
+        assert!(newest.reused);
+        assert_eq!(parked.take(&a).map(|c| c.io), Some(1));
+        assert!(parked.take(&a).is_none());
+    }
+
+    #[test]
+    fn beyond_the_bound_the_oldest_parked_connection_is_closed() {
+        let a = upstream("http://a:1");
+        let parked = Parked::default();
+        for io in 0..Parked::<usize>::MAX + 3 {
+            parked.park(kept(&a, io), |_| {});
+        }
+        let mut left = Vec::new();
+        while let Some(connection) = parked.take(&a) {
+            left.push(connection.io);
+        }
+        let expected: Vec<usize> = (3..Parked::<usize>::MAX + 3).rev().collect();
+        assert_eq!(left, expected, "the three oldest were closed");
     }
 
     #[test]
