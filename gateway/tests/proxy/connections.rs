@@ -256,3 +256,37 @@ async fn an_idle_connection_parks_its_upstream_connection_for_another_client() {
         "bob's connection still holds that upstream connection"
     );
 }
+
+/// A connection back from idle (on the lean engine: its in-use state made anew) reads its
+/// next requests however they arrive: a head in two pieces with a pause between, and a second
+/// request pipelined behind it, answered in order, each proving its own user.
+#[tokio::test]
+async fn a_connection_back_from_idle_reads_split_and_pipelined_requests() {
+    // hyper counts keep-alive idle time against the header-read timeout (spec, "HTTP/1.1
+    // engines"): the test's 1 s would close the connection there before it comes back.
+    let gateway = spawn_gateway_with(|settings| {
+        settings.limits.header_read_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let mut connection = RawConnection::open(gateway.address).await;
+    connection.write(tasks_of(&gateway, "alice")).await;
+    assert_eq!(connection.read_response().await.status, 200);
+
+    tokio::time::sleep(PAST_RELEASE).await;
+    let first = tasks_of(&gateway, "alice");
+    let (start, rest) = first.split_at(12);
+    connection.write(start).await;
+    // Lets the first piece arrive alone (if it does not, the test still holds).
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    connection
+        .write(format!("{rest}{}", tasks_of(&gateway, "bob")))
+        .await;
+    let (a, b) = (
+        connection.read_response().await,
+        connection.read_response().await,
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{ENGINE:?}");
+    let seen = gateway.upstream.seen();
+    let users: Vec<String> = seen[seen.len() - 2..].iter().map(proven_user).collect();
+    assert_eq!(users, ["alice", "bob"], "{ENGINE:?}");
+}
