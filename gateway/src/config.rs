@@ -289,7 +289,7 @@ pub struct Limits {
     pub idle_timeout: Duration,
     pub upstream_timeout: Duration,
     pub max_concurrent_requests: usize,
-    /// Client connections open at once (`server/connections.rs` says what happens at it).
+    /// Client connections open at once (`connection/cap.rs` says what happens at it).
     pub max_connections: usize,
     pub shutdown_grace: Duration,
 }

@@ -47,9 +47,9 @@ use self::{
 };
 use crate::{
     auth::LastToken,
+    connection::{Replay, Slot},
     proxy::{Proxy, Step},
     request::ClientAddr,
-    server::{first_bytes::Replay, Slot},
 };
 
 pub use head::BadResponse;

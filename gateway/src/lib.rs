@@ -15,6 +15,7 @@ pub mod allocator;
 pub mod auth;
 pub mod body;
 pub mod config;
+pub mod connection;
 pub mod cors;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -2,17 +2,11 @@
 //! the protocol decided once on a connection's first bytes; HTTP/1.1 goes to the lean engine
 //! (`http1.rs`) or hyper, HTTP/2 to hyper watched for idleness (`server/idle.rs`). Also the
 //! connection-level limits (header-read timeout, head size, `MAX_CONNECTIONS` in
-//! `server/connections.rs`) and graceful shutdown: stop accepting, let in-flight requests
+//! `connection/cap.rs`) and graceful shutdown: stop accepting, let in-flight requests
 //! finish within the grace period, then cut what is left.
 
-mod connections;
-pub mod first_bytes;
 mod idle;
 mod refusals;
-
-pub use connections::{Busy, Connections, Slot};
-
-use first_bytes::Replay;
 
 use std::{
     convert::Infallible,
@@ -36,6 +30,7 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use crate::{
     body::Guarded,
     config::{Http1Engine, Limits},
+    connection::{first_bytes, Busy, Connections, Replay, Slot},
     http1,
     proxy::{self, Dedicated, Proxy},
     request::ClientAddr,
@@ -101,7 +96,7 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         // At the cap, the longest-idle connection is asked to close to make room; with none
-        // idle, the new connection is closed now, unanswered (see `server/connections.rs`).
+        // idle, the new connection is closed now, unanswered (see `connection/cap.rs`).
         let Some(admitted) = connections.admit() else {
             drop(stream);
             continue;

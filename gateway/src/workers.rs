@@ -21,8 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::{
     config::{Http1Engine, Limits, RuntimeLayout},
+    connection::Connections,
     proxy::Proxy,
-    server::{self, Connections},
+    server,
 };
 
 /// The accept backlog of each listener: Tokio's own default for `TcpListener::bind`.
