@@ -76,9 +76,10 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 ///
 /// A connection alternates between two states. In use, it is a boxed [`Connection`] with its
 /// buffers, timers and the state of the exchange in flight; after `RELEASE_AFTER` without a
-/// request, all of that is dropped and the task keeps only [`Idle`]: the sockets and a wait
-/// for the next bytes. So an idle keep-alive connection costs its sockets and a small task,
-/// not the kilobytes a request needs (`specs/research.md`, "Idle connections").
+/// request, all of that is dropped and the task keeps only [`Idle`]: the socket and a wait
+/// for the next bytes (its upstream connections are parked for the worker's other client
+/// connections). So an idle keep-alive connection costs its socket and a small task, not
+/// the kilobytes a request needs (`specs/research.md`, "Idle connections").
 pub fn serve<'p>(
     io: Replay,
     proxy: &'p Proxy,
@@ -193,7 +194,7 @@ struct Connection<'p> {
     upstreams: Upstreams,
 }
 
-/// A connection's timers, each registered once and moved later as the connection goes on:
+/// A connection's timers, each registered once per time in use and moved later as it goes on:
 /// moving a tokio timer later is an atomic store, where a fresh timer per wait would cost a
 /// timer-wheel insertion and removal on every request. The same goes for the draining signal.
 /// They live in the boxed in-use state, so an idle connection has none of them.
@@ -206,6 +207,7 @@ struct Timers<'t, 'c> {
     /// Cancelled when the gateway drains or sheds this connection to make room.
     draining: Pin<&'t mut WaitForCancellationFuture<'c>>,
 }
+
 /// Why no request head came.
 enum Ended {
     /// The client closed, stalled past a deadline, or the gateway is draining or shed it.
