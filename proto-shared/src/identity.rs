@@ -26,6 +26,27 @@ pub use sign::{IdentityHeaders, Signer};
 pub use verify::{IdentityError, Verifier, Vouched};
 
 /// Seconds since the Unix epoch, the clock every credential is stamped and checked with.
+/// Read from `SystemTime` directly: a calendar date (what `chrono::Utc::now` works out on
+/// the way) is not needed for a count of seconds, and this runs for every request.
 pub fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
+    use std::time::{SystemTime, UNIX_EPOCH};
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(since) => i64::try_from(since.as_secs()).unwrap_or(i64::MAX),
+        // A clock set before 1970: as far before it as it is.
+        Err(before) => i64::try_from(before.duration().as_secs()).map_or(i64::MIN, |s| -s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unix_now_is_the_calendar_clock_in_seconds() {
+        let before = chrono::Utc::now().timestamp();
+        let now = super::unix_now();
+        let after = chrono::Utc::now().timestamp();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+    }
 }

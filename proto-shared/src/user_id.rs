@@ -4,14 +4,14 @@
 //! [`crate::headers::USER_ID`] header. In paths and headers it is percent-encoded so that any
 //! id Better Auth or another issuer might mint survives the trip byte for byte.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
-/// A user id: 1 to 255 bytes of UTF-8 with no control characters.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(transparent)]
-pub struct UserId(String);
+/// A user id: 1 to 255 bytes of UTF-8 with no control characters. Shared, not copied, when
+/// cloned: a gateway hands the id a token proved to every request that token comes with.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserId(Arc<str>);
 
 /// Why a string is not a valid [`UserId`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,7 +41,7 @@ impl UserId {
         if raw.chars().any(char::is_control) {
             return Err(UserIdError::ControlCharacter);
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 
     /// Decodes a percent-encoded URL path segment or header value, then validates it.
@@ -57,7 +57,7 @@ impl UserId {
     pub fn is_encoded_as(&self, encoded: &str) -> bool {
         if !encoded.contains('%') {
             // Nothing to decode, and this id is already valid.
-            return encoded == self.0;
+            return encoded == &*self.0;
         }
         Self::from_encoded(encoded).is_ok_and(|decoded| decoded == *self)
     }
@@ -99,6 +99,12 @@ impl fmt::Debug for UserId {
 impl AsRef<str> for UserId {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+impl Serialize for UserId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

@@ -6,6 +6,71 @@ use http::Method;
 use super::credential::{digest_text, nonce_text, Credential};
 use crate::UserId;
 
+/// The string a credential signs, on the stack when it fits (as that of any ordinary request
+/// does): signer and verifier build one per request, and it lives only as long as the HMAC.
+/// Hand-rolled rather than a `SmallVec`, whose `extend_from_slice` is an insertion and cost
+/// more than the allocation it saved.
+pub struct Canonical {
+    inline: [u8; INLINE],
+    len: usize,
+    /// The whole string once it outgrows `inline`.
+    spilled: Vec<u8>,
+}
+
+/// Room for the canonical string of a request target of a few hundred bytes.
+const INLINE: usize = 512;
+
+impl std::fmt::Debug for Canonical {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Canonical").field(&self.as_str()).finish()
+    }
+}
+
+impl Canonical {
+    /// The first line: the version, which is never empty.
+    fn starting_with(version: &str) -> Self {
+        let mut canonical = Self {
+            inline: [0; INLINE],
+            len: version.len(),
+            spilled: Vec::new(),
+        };
+        canonical.inline[..version.len()].copy_from_slice(version.as_bytes());
+        canonical
+    }
+
+    /// The bytes the HMAC covers.
+    pub fn as_bytes(&self) -> &[u8] {
+        if self.spilled.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.spilled
+        }
+    }
+
+    /// The same as text (it is built from text alone).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(self.as_bytes()).expect("built from string slices")
+    }
+
+    /// Appends a line break and `field`.
+    fn line(&mut self, field: &str) {
+        let field = field.as_bytes();
+        let end = self.len + 1 + field.len();
+        if self.spilled.is_empty() && end <= INLINE {
+            self.inline[self.len] = b'\n';
+            self.inline[self.len + 1..end].copy_from_slice(field);
+            self.len = end;
+            return;
+        }
+        if self.spilled.is_empty() {
+            self.spilled.reserve(end + INLINE);
+            self.spilled.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.spilled.push(b'\n');
+        self.spilled.extend_from_slice(field);
+    }
+}
+
 /// What a credential vouches for: one request, as the verifier will receive it.
 #[derive(Debug, Clone, Copy)]
 pub struct Statement<'a> {
@@ -22,26 +87,21 @@ pub struct Statement<'a> {
 ///
 /// No field can hold a newline (methods and request targets cannot; user ids, key ids and
 /// audiences are validated; the rest is digits and base64url), so the string is unambiguous.
-pub fn canonical_string(statement: &Statement<'_>, credential: &Credential<'_>) -> String {
+pub fn canonical_string(statement: &Statement<'_>, credential: &Credential<'_>) -> Canonical {
     // Built by hand rather than with `format!` (and the number with itoa): this runs for
     // every signed and every verified request, and the formatting machinery costs more than
     // the HMAC.
     let mut digits = itoa::Buffer::new();
     let common = [
-        credential.version().as_str(),
         statement.method.as_str(),
         statement.target,
         statement.user.as_str(),
         digits.format(credential.timestamp),
         credential.key_id,
     ];
-    let mut canonical =
-        String::with_capacity(common.iter().map(|f| f.len() + 1).sum::<usize>() + 2 * 64 + 24);
-    for (index, field) in common.iter().enumerate() {
-        if index > 0 {
-            canonical.push('\n');
-        }
-        canonical.push_str(field);
+    let mut canonical = Canonical::starting_with(credential.version().as_str());
+    for field in common {
+        canonical.line(field);
     }
     if let Some(binding) = &credential.binding {
         for field in [
@@ -49,8 +109,7 @@ pub fn canonical_string(statement: &Statement<'_>, credential: &Credential<'_>) 
             nonce_text(&binding.nonce).as_str(),
             digest_text(&binding.body_digest).as_str(),
         ] {
-            canonical.push('\n');
-            canonical.push_str(field);
+            canonical.line(field);
         }
     }
     canonical
@@ -60,6 +119,48 @@ pub fn canonical_string(statement: &Statement<'_>, credential: &Credential<'_>) 
 mod tests {
     use super::*;
     use crate::identity::credential::{Binding, BodyDigest, Nonce};
+
+    /// A target too long for the stack buffer moves the string to the heap whole: the lines
+    /// are the same wherever the buffer crosses the boundary.
+    #[test]
+    fn a_long_target_signs_the_same_lines() {
+        let user = UserId::parse("u1").unwrap();
+        let credential = Credential {
+            key_id: "gw",
+            timestamp: 7,
+            binding: Some(Binding {
+                audience: "tasks-service",
+                nonce: Nonce([0; 16]),
+                body_digest: BodyDigest::EMPTY,
+            }),
+            signature: [0; 32],
+        };
+        for len in [400, 480, 490, 495, 500, 505, 511, 512, 513, 600, 4000] {
+            let target = format!("/{}", "a".repeat(len));
+            let statement = Statement {
+                method: &Method::GET,
+                target: &target,
+                user: &user,
+            };
+            let expected = [
+                "v2",
+                "GET",
+                &target,
+                "u1",
+                "7",
+                "gw",
+                "tasks-service",
+                "AAAAAAAAAAAAAAAAAAAAAA",
+                "47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU",
+            ]
+            .join("\n");
+            assert_eq!(
+                canonical_string(&statement, &credential).as_str(),
+                expected,
+                "{len}"
+            );
+        }
+    }
 
     #[test]
     fn each_version_signs_its_own_lines() {
@@ -76,7 +177,7 @@ mod tests {
             signature: [0; 32],
         };
         assert_eq!(
-            canonical_string(&statement, &credential),
+            canonical_string(&statement, &credential).as_str(),
             "v1\nPATCH\n/api/u1/tasks/7/complete\nu1\n1764000000\ngw"
         );
         credential.binding = Some(Binding {
@@ -85,7 +186,7 @@ mod tests {
             body_digest: BodyDigest::EMPTY,
         });
         assert_eq!(
-            canonical_string(&statement, &credential),
+            canonical_string(&statement, &credential).as_str(),
             "v2\nPATCH\n/api/u1/tasks/7/complete\nu1\n1764000000\ngw\ntasks-service\n\
              AAAAAAAAAAAAAAAAAAAAAA\n47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU"
         );

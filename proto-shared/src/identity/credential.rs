@@ -145,6 +145,26 @@ impl<'a> Credential<'a> {
         })
     }
 
+    /// How long [`Credential::write`]'s text is, so that it can go into an allocation of
+    /// exactly its size (which a header value then takes over without another).
+    pub fn text_len(&self) -> usize {
+        let common = "v1;kid=".len()
+            + self.key_id.len()
+            + ";ts=".len()
+            + itoa::Buffer::new().format(self.timestamp).len()
+            + ";sig=".len()
+            + HASH_TEXT;
+        let bound = self.binding.as_ref().map_or(0, |binding| {
+            ";aud=".len()
+                + binding.audience.len()
+                + ";nonce=".len()
+                + NONCE_TEXT
+                + ";bd=".len()
+                + HASH_TEXT
+        });
+        common + bound
+    }
+
     /// Appends the header's text to `out`: the inverse of [`Credential::parse`].
     pub fn write(&self, out: &mut String) {
         out.push_str(self.version().as_str());
@@ -156,9 +176,9 @@ impl<'a> Credential<'a> {
             out.push_str(";aud=");
             out.push_str(binding.audience);
             out.push_str(";nonce=");
-            out.push_str(encode::<NONCE_TEXT>(&binding.nonce.0).as_str());
+            out.push_str(nonce_text(&binding.nonce).as_str());
             out.push_str(";bd=");
-            out.push_str(encode::<HASH_TEXT>(&binding.body_digest.0).as_str());
+            out.push_str(digest_text(&binding.body_digest).as_str());
         }
         out.push_str(";sig=");
         out.push_str(encode::<HASH_TEXT>(&self.signature).as_str());
@@ -214,10 +234,17 @@ pub(crate) fn nonce_text(nonce: &Nonce) -> Encoded<NONCE_TEXT> {
     encode(&nonce.0)
 }
 
-/// The text of a body digest, as signed.
+/// The text of a body digest, as signed. That of no body, what most requests have, is kept.
 pub(crate) fn digest_text(digest: &BodyDigest) -> Encoded<HASH_TEXT> {
+    if *digest == BodyDigest::EMPTY {
+        return EMPTY_DIGEST_TEXT;
+    }
     encode(&digest.0)
 }
+
+/// [`BodyDigest::EMPTY`] as base64url.
+const EMPTY_DIGEST_TEXT: Encoded<HASH_TEXT> =
+    Encoded(*b"47DEQpj8HBSa-_TImW-5JCeuQeRkm5NMpJWZG3hSuFU");
 
 #[cfg(test)]
 mod tests {
@@ -230,6 +257,11 @@ mod tests {
         assert_eq!(BodyDigest::EMPTY.0, hash.as_ref());
         assert_eq!(BodyDigest::of(b""), BodyDigest::EMPTY);
         assert_ne!(BodyDigest::of(b"{}"), BodyDigest::EMPTY);
+        // The kept text of no body is that body's digest, encoded.
+        assert_eq!(
+            digest_text(&BodyDigest::EMPTY).as_str(),
+            encode::<HASH_TEXT>(&BodyDigest::EMPTY.0).as_str()
+        );
     }
 
     fn v2(text: &str) -> Option<Credential<'_>> {
@@ -301,6 +333,7 @@ mod tests {
             if let Some(credential) = Credential::parse(&text) {
                 let mut written = String::new();
                 credential.write(&mut written);
+                prop_assert_eq!(written.len(), credential.text_len());
                 prop_assert_eq!(written, text);
             }
         }
@@ -325,6 +358,7 @@ mod tests {
             };
             let mut text = String::new();
             credential.write(&mut text);
+            prop_assert_eq!(text.len(), credential.text_len());
             prop_assert_eq!(Credential::parse(&text), Some(credential));
         }
     }

@@ -100,7 +100,23 @@ impl Signer {
         body: BodyDigest,
         timestamp: i64,
     ) -> IdentityHeaders {
-        let mut credential = Credential {
+        IdentityHeaders {
+            user_id: user_id.to_header_value(),
+            credential: self.credential(method, path_and_query, user_id, body, timestamp),
+        }
+    }
+
+    /// The credential header alone, as [`Signer::sign`] makes it: for a caller that keeps
+    /// `user_id`'s header value ([`UserId::to_header_value`]) from one request to the next.
+    pub fn credential(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        user_id: &UserId,
+        body: BodyDigest,
+        timestamp: i64,
+    ) -> HeaderValue {
+        let credential = Credential {
             key_id: self.key_id.as_str(),
             timestamp,
             binding: Some(Binding {
@@ -110,22 +126,33 @@ impl Signer {
             }),
             signature: [0; 32],
         };
+        self.signed(method, path_and_query, user_id, credential)
+    }
+
+    /// `credential`, signed for the request, as header text.
+    fn signed(
+        &self,
+        method: &Method,
+        path_and_query: &str,
+        user_id: &UserId,
+        mut credential: Credential<'_>,
+    ) -> HeaderValue {
         let statement = Statement {
             method,
             target: path_and_query,
             user: user_id,
         };
-        let message = canonical_string(&statement, &credential);
-        let tag = hmac::sign(&self.key, message.as_bytes());
+        let tag = hmac::sign(
+            &self.key,
+            canonical_string(&statement, &credential).as_bytes(),
+        );
         credential.signature = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
-        let mut text = String::with_capacity(192);
+        // Exactly as long as the text, so that the header value takes it over as it is:
+        // neither a copy nor a second allocation to share it.
+        let mut text = String::with_capacity(credential.text_len());
         credential.write(&mut text);
-        IdentityHeaders {
-            user_id: user_id.to_header_value(),
-            // Handed to the header value without a copy.
-            credential: HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
-                .expect("key ids, audiences, digits and base64url are valid header text"),
-        }
+        HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+            .expect("key ids, audiences, digits and base64url are valid header text")
     }
 }
 
@@ -140,28 +167,15 @@ impl Signer {
         user_id: &UserId,
         timestamp: i64,
     ) -> IdentityHeaders {
-        let mut credential = Credential {
+        let credential = Credential {
             key_id: self.key_id.as_str(),
             timestamp,
             binding: None,
             signature: [0; 32],
         };
-        let statement = Statement {
-            method,
-            target: path_and_query,
-            user: user_id,
-        };
-        let tag = hmac::sign(
-            &self.key,
-            canonical_string(&statement, &credential).as_bytes(),
-        );
-        credential.signature = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
-        let mut text = String::with_capacity(96);
-        credential.write(&mut text);
         IdentityHeaders {
             user_id: user_id.to_header_value(),
-            credential: HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
-                .expect("key ids, digits and base64url are valid header text"),
+            credential: self.signed(method, path_and_query, user_id, credential),
         }
     }
 }
