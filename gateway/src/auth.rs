@@ -16,6 +16,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::HeaderValue;
 use prometheus_client::registry::Registry;
 use proto_shared::UserId;
 use tokio_util::sync::CancellationToken;
@@ -76,6 +77,9 @@ impl AuthConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub user_id: UserId,
+    /// `user_id` as the identity header carries it ([`UserId::to_header_value`]), made once
+    /// per verified token: every request the token comes with shares it.
+    pub user_header: HeaderValue,
     /// `exp`, Unix seconds.
     pub expires_at: i64,
     /// `sid`: the Better Auth session the token was issued for, if the issuer says.

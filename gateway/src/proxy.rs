@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
-use proto_shared::{identity::unix_now, BodyDigest, RequestId, Signer, UserId};
+use proto_shared::{identity::unix_now, BodyDigest, IdentityHeaders, RequestId, Signer};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ pub use forward::Forwarder;
 pub use forwarding::Forwarding;
 
 use crate::{
-    auth::{AuthError, Authenticator, LastToken},
+    auth::{AuthError, Authenticator, LastToken, Verified},
     body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody},
     config::Limits,
     cors::{Cors, Preflight},
@@ -78,7 +78,7 @@ pub struct Exchange {
     /// The listed origin the request came from, if any: its response gets CORS headers.
     cors_origin: Option<HeaderValue>,
     class: RouteClass,
-    user: Option<UserId>,
+    user: Option<Verified>,
     preflight: bool,
     permit: Option<OwnedSemaphorePermit>,
     reason: Option<&'static str>,
@@ -308,11 +308,17 @@ impl Proxy {
         body: BodyDigest,
     ) {
         if let Some(user) = &exchange.user {
-            let identity =
-                self.parts
-                    .signer
-                    .sign(head.method(), head.target(), user, body, unix_now());
-            forwarding.sign(identity);
+            let credential = self.parts.signer.credential(
+                head.method(),
+                head.target(),
+                &user.user_id,
+                body,
+                unix_now(),
+            );
+            forwarding.sign(IdentityHeaders {
+                user_id: user.user_header.clone(),
+                credential,
+            });
         }
     }
 
@@ -405,7 +411,7 @@ impl Proxy {
             status,
             latency_ms = exchange.started.elapsed().as_secs_f64() * 1000.0,
             reason = exchange.reason,
-            user = exchange.user.as_ref().map(UserId::as_str),
+            user = exchange.user.as_ref().map(|user| user.user_id.as_str()),
             "request"
         );
         (exchange.permit, exchange.in_flight)
@@ -474,7 +480,7 @@ impl Proxy {
         &self,
         head: &impl ClientHead,
         last_token: &mut LastToken,
-    ) -> Result<UserId, GatewayError> {
+    ) -> Result<Verified, GatewayError> {
         // `/api/` and `/api//tasks` name no user at all: no such route, whoever asks.
         if api_user_segment(head.path()) == Some("") {
             return Err(GatewayError::NotFound);
@@ -495,7 +501,7 @@ impl Proxy {
                 return Err(GatewayError::ForbiddenUser);
             }
         }
-        Ok(verified.user_id)
+        Ok(verified)
     }
 
     fn own_endpoint(

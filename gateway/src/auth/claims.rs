@@ -156,6 +156,7 @@ impl ClaimRules {
         let sub = claims.sub.ok_or(AuthError::InvalidSubject)?;
         let user_id = UserId::parse(&sub).map_err(|_| AuthError::InvalidSubject)?;
         Ok(Verified {
+            user_header: user_id.to_header_value(),
             user_id,
             expires_at: exp.0,
             session: claims.sid.map(Into::into),
