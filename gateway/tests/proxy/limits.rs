@@ -196,3 +196,43 @@ async fn beyond_the_concurrency_cap_requests_get_503_at_once() {
         "the permit is returned when the response ends"
     );
 }
+
+/// A signed request's body is read whole before it is signed, within the upstream timeout:
+/// a client that announces a body and stops sending it gets 408, on either engine, and the
+/// upstream sees nothing. (A body that came with its head is signed without waiting.)
+#[tokio::test]
+async fn a_signed_body_that_stops_arriving_gets_408_within_the_upstream_timeout() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| {
+            s.http1_engine = engine;
+            s.limits.upstream_timeout = Duration::from_millis(400);
+        })
+        .await;
+        let token = gateway.token("alice");
+        let mut connection = RawConnection::open(gateway.address).await;
+        connection
+            .write(format!(
+                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: 20\r\n\r\n{{\"title\":"
+            ))
+            .await;
+        let response = tokio::time::timeout(Duration::from_secs(5), connection.read_response())
+            .await
+            .unwrap_or_else(|_| panic!("{engine:?}: no answer to a stalled body"));
+        assert_eq!(response.status, 408, "{engine:?}");
+        assert!(gateway.upstream.seen().is_empty(), "{engine:?}");
+
+        // The whole body with its head: signed and forwarded at once.
+        let mut connection = RawConnection::open(gateway.address).await;
+        let body = r#"{"title":"buy milk"}"#;
+        connection
+            .write(format!(
+                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ))
+            .await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+        assert_eq!(gateway.upstream.seen().len(), 1, "{engine:?}");
+    }
+}
