@@ -34,6 +34,8 @@
 #   env: DURATION=8s WARMUP=2s CONNECTIONS=64 REPEATS=3 TOKENS=50000 ALGORITHMS="EdDSA ES256 RS256"
 #        LOAD_CPU=0 PROXY_CPU=1 BASE_PORT=19100 PRIORITY=-10
 #        SCENARIOS="pinned unpinned" LAYOUTS="shared per-core"
+#        (a LAYOUTS entry may also be <name>=<path to a gateway binary>: that build, in its
+#        default layout, measured in the same run, e.g. LAYOUTS="per-core before=/tmp/gateway")
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,6 +55,8 @@ UNPINNED_NGINX_PORT=$((BASE_PORT + 5))
 read -r -a SCENARIOS <<<"${SCENARIOS:-pinned unpinned}"
 read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
 wants() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
+# The label of an unpinned gateway run: u-gateway-<layout>, or u-gateway-<name> for name=binary.
+layout_label() { echo "u-gateway-${1%%=*}"; }
 # The gateway serves /metrics on its admin listener only.
 ADMIN_PORT=$((BASE_PORT + 4))
 read -r -a ALGORITHMS <<<"${ALGORITHMS:-EdDSA ES256 RS256}"
@@ -185,7 +189,7 @@ start_gateway() {
   BETTER_AUTH_URL="$ISSUER" TOKEN_CACHE_CAPACITY="$1" HTTP1_ENGINE="${2:-lean}" \
   IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
   RUST_LOG=warn LOG_FORMAT=json \
-    "${PROXY[@]}" "$BIN/gateway" 2>"$TMP/gateway.log" &
+    "${PROXY[@]}" "${GATEWAY_BIN:-$BIN/gateway}" 2>"$TMP/gateway.log" &
   GATEWAY_PID=$!
   wait_for "http://127.0.0.1:$GW_PORT/readyz"
 }
@@ -292,19 +296,26 @@ if wants unpinned; then
   NGINX_LABEL=u-nginx
   paired "u-nginx-again" "$NGINX_WORKER" "$NGINX_URL" -s "$HERE/report.lua"
   for layout in "${LAYOUTS[@]}"; do
-    # An entry is a layout, optionally with a worker count: "per-core:2", "shared:1".
-    workers=0
-    [[ $layout == *:* ]] && workers=${layout#*:}
-    GATEWAY_ENV=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$workers")
+    # An entry is a layout, optionally with a worker count ("per-core:2", "shared:1"), or
+    # <name>=<gateway binary>: another build in its default layout, to A/B a change in one run.
+    if [[ $layout == *=* ]]; then
+      GATEWAY_BIN=${layout#*=}
+      GATEWAY_ENV=()
+    else
+      workers=0
+      [[ $layout == *:* ]] && workers=${layout#*:}
+      GATEWAY_ENV=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$workers")
+    fi
     start_gateway 100000
-    paired "u-gateway-$layout" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
+    GATEWAY_BIN=""
+    paired "$(layout_label "$layout")" "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" -s "$HERE/report.lua" \
       -H "Authorization: Bearer $(cat "$TMP/tokens/warm-${ALGORITHMS[0]}.txt")"
     say "  token cache: $(cache_counts)"
     stop_gateway
   done
   GATEWAY_ENV=()
   # u-nginx: every unpinned nginx run that preceded a paired one.
-  for label in u-nginx $(for layout in "${LAYOUTS[@]}"; do echo "u-gateway-$layout"; done); do
+  for label in u-nginx $(for layout in "${LAYOUTS[@]}"; do layout_label "$layout"; done); do
     summarise "$label"
   done
 fi
@@ -355,7 +366,7 @@ if wants unpinned; then
   done
   echo "Unpinned ratios to nginx: the median of the per-pair ratios ($REPEATS pairs each) [lowest-highest]"
   printf '%-34s %22s %22s %8s\n' "" throughput p99 CPU
-  for label in u-nginx-again $(for layout in "${LAYOUTS[@]}"; do echo "u-gateway-$layout"; done); do
+  for label in u-nginx-again $(for layout in "${LAYOUTS[@]}"; do layout_label "$layout"; done); do
     note=""; [ "$label" = u-nginx-again ] && note="(nginx against itself: the noise floor)"
     printf '%-34s %7.3f [%s] %7.3f [%s] %8.3f %s\n' "$label" \
       "$(ratio "$label" 1)" "$(spread "$label" 1)" "$(ratio "$label" 2)" "$(spread "$label" 2)" "$(ratio "$label" 3)" "$note"
