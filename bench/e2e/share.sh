@@ -17,7 +17,8 @@
 # gateway, the service and PostgreSQL share the machine's CPUs, as in a pod.
 #
 # Usage: bench/e2e/share.sh
-#   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100 LAYOUT=<gateway default>
+#   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100
+#        LAYOUTS="shared per-core" (a gateway per runtime layout, each measured in the same run)
 #        NGINX=1
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres). Prints figures; asserts nothing.
 set -euo pipefail
@@ -63,7 +64,7 @@ wait_for() {
   say "no 200 from $1"; return 1
 }
 
-SERVICE_PORT=$(free_port) GATEWAY_PORT=$(free_port) ADMIN_PORT=$(free_port) ISSUER_PORT=$(free_port)
+SERVICE_PORT=$(free_port) ISSUER_PORT=$(free_port)
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB"
 IDENTITY_KEYS="$KEY" DATABASE_URL="$ADMIN_DB/$DB" TASKS_LISTEN="127.0.0.1:$SERVICE_PORT" \
   RUST_LOG=warn DB_POOL_SIZE=16 "$BIN/tasks-service" &
@@ -87,18 +88,24 @@ THROUGH="$TMP/tokens/users-EdDSA.txt"
 DIRECT="$TMP/direct-users.txt"
 cut -d' ' -f1 "$THROUGH" >"$DIRECT"
 
-env ${LAYOUT:+RUNTIME_LAYOUT=$LAYOUT} \
-  GATEWAY_LISTEN="127.0.0.1:$GATEWAY_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
-  TASKS_SERVICE_URL="http://127.0.0.1:$SERVICE_PORT" BETTER_AUTH_URL="$ISSUER" \
-  IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
-  "$BIN/gateway" 2>"$TMP/gateway.log" &
-PIDS+=($!)
-GATEWAY_PID=$!
 SERVICE_PID=${PIDS[0]}
-wait_for "http://127.0.0.1:$GATEWAY_PORT/readyz"
+# One gateway per runtime layout, all up for the whole run (an idle one costs nothing
+# measurable); each label's proxy processes, for the CPU figures.
+read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
+declare -A PROXY_PIDS PROXY_URLS
+for layout in "${LAYOUTS[@]}"; do
+  port=$(free_port) admin=$(free_port)
+  RUNTIME_LAYOUT="$layout" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
+    TASKS_SERVICE_URL="http://127.0.0.1:$SERVICE_PORT" BETTER_AUTH_URL="$ISSUER" \
+    IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
+    "$BIN/gateway" 2>"$TMP/gateway-$layout.log" &
+  PIDS+=($!)
+  PROXY_PIDS[gateway-$layout]=$!
+  PROXY_URLS[gateway-$layout]="http://127.0.0.1:$port"
+  wait_for "http://127.0.0.1:$port/readyz"
+done
 
 NGINX=${NGINX:-1}
-NGINX_WORKERS_PIDS=""
 if [ "$NGINX" = 1 ]; then
   if ! command -v nginx >/dev/null; then
     say "installing nginx-light (Debian)"
@@ -110,7 +117,7 @@ if [ "$NGINX" = 1 ]; then
   PIDS+=($!)
   NGINX_MAIN=$!
   wait_for "http://127.0.0.1:$NGINX_PORT/healthz"
-  NGINX_WORKERS_PIDS=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ')
+  PROXY_PIDS[nginx]=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ')
 fi
 
 # Where the CPU goes, per run: clock ticks (user + system, every thread) used by the gateway,
@@ -136,8 +143,7 @@ cpu_snapshot() {
 # Also appends to $TMP/<label>.cpu the CPU microseconds per request of the gateway,
 # tasks-service, PostgreSQL and the rest, and the machine's busy share.
 run() {
-  local label=$1 base=$2 users=$3 secs=$4 row before after proxy=$GATEWAY_PID
-  [ "$label" = nginx ] && proxy=$NGINX_WORKERS_PIDS
+  local label=$1 base=$2 users=$3 secs=$4 row before after proxy=${PROXY_PIDS[${1}]:-}
   before=$(cpu_snapshot "$proxy")
   row=$(LOADGEN_USERS="$users" LOADGEN_LABEL="$label" "$LOADGEN" http "$base" "$KEY" bench-user-0 list "$secs" "$CONC")
   after=$(cpu_snapshot "$proxy")
@@ -152,12 +158,11 @@ run() {
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
-GATEWAY_URL="http://127.0.0.1:$GATEWAY_PORT"
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
 run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
-run warmup "$GATEWAY_URL" "$THROUGH" "$WARMUP"
+for layout in "${LAYOUTS[@]}"; do run warmup "${PROXY_URLS[gateway-$layout]}" "$THROUGH" "$WARMUP"; done
 [ "$NGINX" = 1 ] && run warmup "http://127.0.0.1:$NGINX_PORT" "$DIRECT" "$WARMUP"
 # pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
 # (throughput, p99) to $TMP/<label>.ratios.
@@ -179,8 +184,11 @@ pairs() {
   done
 }
 pairs direct-again "$DIRECT_URL" "$DIRECT"
-pairs gateway "$GATEWAY_URL" "$THROUGH"
-PROXIES=(gateway)
+PROXIES=()
+for layout in "${LAYOUTS[@]}"; do
+  pairs "gateway-$layout" "${PROXY_URLS[gateway-$layout]}" "$THROUGH"
+  PROXIES+=("gateway-$layout")
+done
 if [ "$NGINX" = 1 ]; then
   pairs nginx "http://127.0.0.1:$NGINX_PORT" "$DIRECT"
   PROXIES+=(nginx)
@@ -194,7 +202,7 @@ printf '%-34s %10s %10s %10s\n' scenario "req/s" "p50 ms" "p99 ms"
 for label in direct "${PROXIES[@]}"; do
   case $label in
     direct) name="tasks-service directly" ;;
-    gateway) name="through the gateway" ;;
+    gateway-*) name="through the gateway, ${label#gateway-}" ;;
     nginx) name="through nginx (a plain hop)" ;;
   esac
   printf '%-34s %10.0f %10.2f %10.2f\n' "$name" "$(col "$label" 1)" \
