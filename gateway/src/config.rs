@@ -155,15 +155,17 @@ pub struct Config {
     /// cgroup quota included). With one, the runtime is single-threaded.
     #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
-    /// How the workers share the load: `per-core` (one single-threaded runtime and
-    /// `SO_REUSEPORT` listener per worker, the way nginx's workers run; the default, as the
-    /// unpinned benchmark chose it), `per-core-shared-accept` (the same, one listener) or
-    /// `shared` (one work-stealing runtime, one listener). See `workers.rs`.
+    /// How the workers share the load: `shared` (one work-stealing runtime, one listener; the
+    /// default, measured best beside a busy service, where a worker is often descheduled and
+    /// another thread can take its connections), `per-core` (one single-threaded runtime
+    /// and `SO_REUSEPORT` listener per worker, the way nginx's workers run: cheaper per
+    /// request for a gateway with cores of its own) or `per-core-shared-accept` (the same,
+    /// one listener). See `workers.rs`.
     #[arg(
         long,
         env = "RUNTIME_LAYOUT",
         value_enum,
-        default_value = "per-core",
+        default_value = "shared",
         hide_possible_values = true
     )]
     pub runtime_layout: RuntimeLayout,

@@ -183,7 +183,7 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("REVOCATION_STALE_SECS\toptional\t30\n"));
     assert_eq!(listing.lines().count(), 36, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
-    assert!(listing.contains("RUNTIME_LAYOUT\toptional\tper-core\n"));
+    assert!(listing.contains("RUNTIME_LAYOUT\toptional\tshared\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
 }
 

@@ -129,7 +129,7 @@ impl Side {
             limits: limits(),
             http1_engine: engine,
             worker_threads: 1,
-            runtime_layout: RuntimeLayout::PerCore,
+            runtime_layout: RuntimeLayout::Shared,
             insecure_http: Vec::new(),
         };
         let application = Application::build(settings).await.expect("gateway builds");

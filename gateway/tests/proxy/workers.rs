@@ -1,7 +1,8 @@
-//! The thread-per-core layouts (`RUNTIME_LAYOUT=per-core`, each worker accepting on its own
-//! `SO_REUSEPORT` listener, and `per-core-shared-accept`, all accepting from one): several
-//! workers behave as one gateway: every listener is served, the token cache and metrics are
-//! shared, and shutdown drains every worker.
+//! Several workers behave as one gateway, in every runtime layout: the thread-per-core ones
+//! (`RUNTIME_LAYOUT=per-core`, each worker accepting on its own `SO_REUSEPORT` listener, and
+//! `per-core-shared-accept`, all accepting from one) and the work-stealing default (`shared`,
+//! on a multi-threaded runtime as in production): every listener is served, the token cache
+//! and metrics are shared, and shutdown drains every worker.
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ const WORKERS: usize = 4;
 
 const LAYOUTS: [RuntimeLayout; 2] = [RuntimeLayout::PerCore, RuntimeLayout::PerCoreSharedAccept];
 
-async fn per_core_gateway(layout: RuntimeLayout) -> TestGateway {
+async fn gateway_with_workers(layout: RuntimeLayout) -> TestGateway {
     spawn_gateway_with(|s| {
         s.runtime_layout = layout;
         s.worker_threads = WORKERS;
@@ -47,7 +48,7 @@ async fn every_worker_serves_its_connections_and_the_token_cache_is_shared() {
 }
 
 async fn every_worker_serves(layout: RuntimeLayout) {
-    let gateway = per_core_gateway(layout).await;
+    let gateway = gateway_with_workers(layout).await;
     let http = fresh_connections();
     let token = gateway.token("alice");
     // 40 connections over 4 listeners: the chance that the kernel's hash leaves one listener
@@ -75,6 +76,14 @@ async fn every_worker_serves(layout: RuntimeLayout) {
     assert_eq!(counter(&metrics, "gateway_token_cache_hits_total"), 39);
 }
 
+/// The `shared` layout runs on the runtime it is given: here, as in production, a
+/// multi-threaded one with a thread per worker, whose threads take each other's connections.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_shared_layout_serves_from_every_thread_and_drains_every_request() {
+    every_worker_serves(RuntimeLayout::Shared).await;
+    shutdown_drains_every_worker(RuntimeLayout::Shared).await;
+}
+
 #[tokio::test]
 async fn shutdown_closes_every_listener_and_waits_for_in_flight_requests() {
     for layout in LAYOUTS {
@@ -83,7 +92,7 @@ async fn shutdown_closes_every_listener_and_waits_for_in_flight_requests() {
 }
 
 async fn shutdown_drains_every_worker(layout: RuntimeLayout) {
-    let mut gateway = per_core_gateway(layout).await;
+    let mut gateway = gateway_with_workers(layout).await;
     let http = fresh_connections();
     // Held requests on several connections, so that more than one worker has one in flight.
     let held: Vec<_> = (0..8)
