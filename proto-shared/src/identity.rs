@@ -19,7 +19,7 @@ mod sign;
 mod verify;
 
 pub use audience::Audience;
-pub use canonical::{canonical_string, Statement};
+pub use canonical::{canonical_string, Canonical, Statement};
 pub use credential::{Binding, BodyDigest, Credential, Nonce, Version};
 pub use keys::{KeyId, KeyRing, KeyRingError};
 pub use sign::{IdentityHeaders, Signer};
