@@ -383,6 +383,11 @@ impl<'p> Connection<'p> {
         }
     }
 
+    /// Whether the next `len` bytes of the client's body are all in the read buffer already.
+    fn has_buffered(&self, len: u64) -> bool {
+        usize::try_from(len).is_ok_and(|len| len <= self.buf.len())
+    }
+
     /// Gives back the memory a large body (read whole for a signed request) made the read
     /// buffer take, so that a kept-alive connection holds no more than a head's worth.
     fn trim_buffer(&mut self) {
@@ -421,8 +426,7 @@ impl<'p> Connection<'p> {
             answer.unwrap_or_else(|error| Answer::Gateway(proxy.refuse(&mut exchange, error)));
         // Body bytes the exchange did not use are skipped if they are here already; else the
         // connection cannot carry another request.
-        let unread_here = usize::try_from(body_left).is_ok_and(|left| left <= self.buf.len());
-        if unread_here {
+        if self.has_buffered(body_left) {
             self.buf.advance(body_left as usize);
             body_left = 0;
         }

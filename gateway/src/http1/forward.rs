@@ -63,8 +63,7 @@ impl Connection<'_> {
     ) -> Result<Answer, GatewayError> {
         let limits = self.proxy.limits();
         if self.proxy.signs(exchange) {
-            let here = usize::try_from(*body_left).is_ok_and(|len| len <= self.buf.len());
-            let body = if here {
+            let body = if self.has_buffered(*body_left) {
                 // Nothing to wait for (no body, or all of it came with the head): no deadline
                 // to set, which would cost a clock read and a timer move per request.
                 self.buffer_body(*body_left).await?

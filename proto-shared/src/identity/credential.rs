@@ -148,7 +148,8 @@ impl<'a> Credential<'a> {
     /// How long [`Credential::write`]'s text is, so that it can go into an allocation of
     /// exactly its size (which a header value then takes over without another).
     pub fn text_len(&self) -> usize {
-        let common = "v1;kid=".len()
+        let common = self.version().as_str().len()
+            + ";kid=".len()
             + self.key_id.len()
             + ";ts=".len()
             + itoa::Buffer::new().format(self.timestamp).len()
