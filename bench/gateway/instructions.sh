@@ -12,7 +12,11 @@
 # Caveat: valgrind hides SHA-NI, so aws-lc falls back to its AVX SHA-256 and the gateway's
 # identity HMAC is overcounted several times over (~6.5k of its count); the rest compares fairly.
 #
-# Usage: bench/gateway/instructions.sh        env: DURATION=6s CONNECTIONS=16 BASE_PORT=19150
+# Usage: bench/gateway/instructions.sh
+#   env: DURATION=6s CONNECTIONS=16 BASE_PORT=19150
+#        GATEWAY_BIN=<path> (another gateway build to count, e.g. one built with other
+#        settings, instead of this checkout's release build)
+#        KEEP_DUMPS=<dir> (keeps each callgrind dump there, for callgrind_annotate)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -75,6 +79,7 @@ count() {
   local dump; dump=$(ls -t "$TMP"/callgrind.*.out.* | head -1)
   local total; total=$(grep -h '^summary:' "$dump" | awk '{ print $2 }')
   local allocated; allocated=$(allocations "$dump")
+  [ -z "${KEEP_DUMPS:-}" ] || { mkdir -p "$KEEP_DUMPS" && cp --backup=numbered "$dump" "$KEEP_DUMPS/"; }
   rm -f "$TMP"/callgrind.*.out.*
   echo "$total $allocated $((after - before))" | awk '{ printf "%.0f %.1f %d\n", $1 / $3, $2 / $3, $3 }'
 }
@@ -104,7 +109,7 @@ count_gateway() {
   TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
   BETTER_AUTH_URL="$ISSUER" WORKER_THREADS=1 RUST_LOG=warn LOG_FORMAT=json IDENTITY_PROBE_SECS=0 \
   IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
-    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.gateway.out" "$BIN/gateway" \
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/callgrind.gateway.out" "${GATEWAY_BIN:-$BIN/gateway}" \
     >/dev/null 2>&1 &
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
