@@ -10,13 +10,15 @@
 # gateway), divided the same way, give the heap allocations per request.
 #
 # Caveat: valgrind hides SHA-NI, so aws-lc falls back to its AVX SHA-256 and the gateway's
-# identity HMAC is overcounted several times over (~6.5k of its count); the rest compares fairly.
+# identity HMAC is overcounted several times over (~8.5k of its count: three SHA-256 blocks
+# at ~2.8k instructions each, a few hundred with SHA-NI); the rest compares fairly.
 #
 # Usage: bench/gateway/instructions.sh
 #   env: DURATION=6s CONNECTIONS=16 BASE_PORT=19150
 #        GATEWAY_BIN=<path> (another gateway build to count, e.g. one built with other
 #        settings, instead of this checkout's release build)
-#        KEEP_DUMPS=<dir> (keeps each callgrind dump there, for callgrind_annotate)
+#        KEEP_DUMPS=<dir> (keeps each callgrind dump there, for callgrind_annotate; the
+#        gateway's second count, with revocation on, keeps the first as <name>.~1~)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
