@@ -131,17 +131,26 @@ proc_ticks() {
   done
   echo "$total"
 }
-# cpu_snapshot <proxy pids>: ticks of the proxy, the service, PostgreSQL; machine busy, idle.
+# Context switches (voluntary and not) of every thread of the given processes: how often the
+# proxy went to sleep and was woken, the cost that batching at high load hides.
+proc_switches() {
+  local pid
+  for pid in "$@"; do cat /proc/"$pid"/task/*/status 2>/dev/null; done \
+    | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+}
+# cpu_snapshot <proxy pids>: ticks of the proxy, the service, PostgreSQL; machine busy, idle;
+# the proxy's context switches.
 cpu_snapshot() {
   # shellcheck disable=SC2046,SC2086
   echo "$(proc_ticks $1) $(proc_ticks "$SERVICE_PID") $(proc_ticks $(pgrep -x postgres))" \
-    "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)"
+    "$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8, $5 + $6 }' /proc/stat)" "$(proc_switches $1)"
 }
 
 # run <label> <base url> <users file> <seconds>: one loadgen run, its row appended to
 # $TMP/<label> as "req/s p50_us p99_us"; any failed request voids the run.
 # Also appends to $TMP/<label>.cpu the CPU microseconds per request of the gateway,
-# tasks-service, PostgreSQL and the rest, and the machine's busy share.
+# tasks-service, PostgreSQL and the rest, the machine's busy share, and the proxy's context
+# switches per request.
 run() {
   local label=$1 base=$2 users=$3 secs=$4 row before after proxy=${PROXY_PIDS[${1}]:-}
   before=$(cpu_snapshot "$proxy")
@@ -152,9 +161,9 @@ run() {
   cut -f3-5 <<<"$row" | tr '\t' ' ' >>"$TMP/$label"
   local rps; rps=$(cut -f3 <<<"$row")
   echo "$before $after" | awk -v n="$(awk -v r="$rps" -v s="$secs" 'BEGIN { print r * s }')" -v us="$TICK_US" \
-    '{ gw = $6 - $1; ts = $7 - $2; pg = $8 - $3; busy = $9 - $4; idle = $10 - $5
-       printf "%.1f %.1f %.1f %.1f %.2f\n", gw * us / n, ts * us / n, pg * us / n,
-         (busy - gw - ts - pg) * us / n, busy / (busy + idle) }' >>"$TMP/$label.cpu"
+    '{ gw = $7 - $1; ts = $8 - $2; pg = $9 - $3; busy = $10 - $4; idle = $11 - $5; sw = $12 - $6
+       printf "%.1f %.1f %.1f %.1f %.2f %.2f\n", gw * us / n, ts * us / n, pg * us / n,
+         (busy - gw - ts - pg) * us / n, busy / (busy + idle), sw / n }' >>"$TMP/$label.cpu"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
@@ -218,11 +227,12 @@ for label in "${PROXIES[@]}" direct-again; do
 done
 echo "Aim (issue 17): through-gateway throughput >= 0.90 of direct, p99 <= 1.20x."
 echo
-echo "CPU per request (microseconds, medians of the runs; rest: the load generator and anything else)"
-printf '%-34s %8s %8s %8s %8s %8s %10s\n' scenario proxy service postgres rest total "machine busy"
+echo "CPU per request (microseconds, medians of the runs; rest: the load generator and anything else;"
+echo "switches: the proxy's context switches per request, every thread)"
+printf '%-34s %8s %8s %8s %8s %8s %10s %9s\n' scenario proxy service postgres rest total "machine busy" switches
 for label in direct "${PROXIES[@]}"; do
   cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
-  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
-    "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)"
+  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
+    "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)" "$(cpu 6)"
 done
 echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
