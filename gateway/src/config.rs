@@ -169,7 +169,8 @@ pub struct Config {
         hide_possible_values = true
     )]
     pub runtime_layout: RuntimeLayout,
-    /// Requests handled at once; beyond it the gateway answers 503 at once.
+    /// Requests handled at once; beyond it the gateway answers 503 at once to a request
+    /// bound upstream. Its own endpoints (`/healthz`, `/readyz`) count, and are never refused.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
     /// Client connections open at once on the public listener. At the cap, the connection

@@ -174,18 +174,35 @@ impl Metrics {
 
     /// Marks a request in flight until the returned guard is dropped.
     pub fn in_flight(&self) -> InFlight {
-        self.in_flight.inc();
-        InFlight(self.in_flight.clone())
+        let before = self.in_flight.inc();
+        InFlight {
+            gauge: self.in_flight.clone(),
+            others: usize::try_from(before).unwrap_or(0),
+        }
     }
 }
 
-/// Decrements the in-flight gauge when dropped, i.e. when the response body is done.
+/// A request in flight: counted in the in-flight gauge until dropped, i.e. until its
+/// response body is done. The gauge is also the count `MAX_CONCURRENT_REQUESTS` limits
+/// (`Proxy::prepare` refuses past it): one atomic that every request touches on both CPUs,
+/// where a separate semaphore would be a second (and its release a lock).
 #[derive(Debug)]
-pub struct InFlight(Gauge);
+pub struct InFlight {
+    gauge: Gauge,
+    /// Requests already in flight when this one began.
+    others: usize,
+}
+
+impl InFlight {
+    /// How many requests were in flight when this one began, itself not included.
+    pub fn others(&self) -> usize {
+        self.others
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.dec();
+        self.gauge.dec();
     }
 }
 

@@ -17,7 +17,6 @@ use http::{header, request, HeaderMap, HeaderValue, Method, Request, Response, S
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::{Body as _, Incoming};
 use proto_shared::{identity::unix_now, BodyDigest, IdentityHeaders, RequestId, Signer};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use dedicated::{drive, Dedicated, Drivers};
@@ -63,7 +62,6 @@ pub struct ProxyParts {
 #[derive(Debug, Clone)]
 pub struct Proxy {
     parts: Arc<ProxyParts>,
-    permits: Arc<Semaphore>,
 }
 
 /// One request's bookkeeping from its head to its response head: what the log line, the
@@ -80,7 +78,6 @@ pub struct Exchange {
     class: RouteClass,
     user: Option<Verified>,
     preflight: bool,
-    permit: Option<OwnedSemaphorePermit>,
     reason: Option<&'static str>,
 }
 
@@ -101,17 +98,15 @@ pub enum Step<'a> {
     Forward(&'a Upstream, Forwarding),
 }
 
-/// What a response body must keep alive until its last byte has left: the concurrency
-/// permit and the in-flight gauge.
-pub type ResponseGuard = (Option<OwnedSemaphorePermit>, InFlight);
+/// What a response body must keep alive until its last byte has left: the request's place
+/// in the in-flight count, which is also the concurrency limit's.
+pub type ResponseGuard = InFlight;
 
 impl Proxy {
     /// A handler over `parts`.
     pub fn new(parts: ProxyParts) -> Self {
-        let permits = Arc::new(Semaphore::new(parts.limits.max_concurrent_requests));
         Self {
             parts: Arc::new(parts),
-            permits,
         }
     }
 
@@ -280,7 +275,6 @@ impl Proxy {
             class: route.class(),
             user: None,
             preflight: false,
-            permit: None,
             reason: None,
         };
         let step = self
@@ -350,7 +344,6 @@ impl Proxy {
             class: RouteClass::NotFound,
             user: None,
             preflight: false,
-            permit: None,
             reason: None,
         };
         let response = self.refuse(&mut exchange, error);
@@ -414,7 +407,7 @@ impl Proxy {
             user = exchange.user.as_ref().map(|user| user.user_id.as_str()),
             "request"
         );
-        (exchange.permit, exchange.in_flight)
+        exchange.in_flight
     }
 
     async fn steps<'a>(
@@ -435,9 +428,12 @@ impl Proxy {
             Route::Api => &parts.tasks_service,
         };
 
-        // Limits: refuse at once, before any work that the refusal would waste.
-        let permit = self.permits.clone().try_acquire_owned();
-        exchange.permit = Some(permit.map_err(|_| GatewayError::Overloaded)?);
+        // Limits: refuse at once, before any work that the refusal would waste. Every
+        // request in flight counts (the gateway's own endpoints too, which are never refused
+        // and answer at once); this one is refused if the cap was reached before it began.
+        if exchange.in_flight.others() >= parts.limits.max_concurrent_requests {
+            return Err(GatewayError::Overloaded);
+        }
         if head.size() > parts.limits.max_header_bytes {
             return Err(GatewayError::HeadersTooLarge);
         }

@@ -236,3 +236,75 @@ async fn a_signed_body_that_stops_arriving_gets_408_within_the_upstream_timeout(
         assert_eq!(gateway.upstream.seen().len(), 1, "{engine:?}");
     }
 }
+
+/// The in-flight gauge is the count the concurrency cap reads: a request that left it raised
+/// would shrink the cap for good. After answers of every kind (forwarded, refused before and
+/// after authentication, at the cap, the gateway's own), on both engines, it is back at 0,
+/// and the cap of one admits a request again.
+#[tokio::test]
+async fn every_answer_gives_back_its_place_in_the_in_flight_count() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| {
+            s.limits.max_concurrent_requests = 1;
+            s.http1_engine = engine;
+        })
+        .await;
+        let token = gateway.token("alice");
+        let get = |path: &str, token: Option<&str>| {
+            let request = gateway.http.get(gateway.url(path));
+            let request = match token {
+                Some(token) => request.bearer_auth(token),
+                None => request,
+            };
+            async move { request.send().await.unwrap().status().as_u16() }
+        };
+        let held = tokio::spawn(get("/api/auth/hold", None));
+        gateway.upstream.wait_for_arrivals(1).await;
+        assert_eq!(
+            get("/api/alice/tasks", Some(&token)).await,
+            503,
+            "{engine:?}"
+        );
+        assert_eq!(get("/healthz", None).await, 200, "{engine:?}");
+        gateway.upstream.release();
+        assert_eq!(held.await.unwrap(), 200, "{engine:?}");
+
+        let outcomes = [
+            ("/api/alice/tasks", Some(token.as_str()), 200),
+            ("/api/alice/tasks", None, 401),
+            ("/api/bob/tasks", Some(token.as_str()), 403),
+            ("/nowhere", None, 404),
+            ("/healthz", None, 200),
+        ];
+        for (path, token, status) in outcomes {
+            assert_eq!(get(path, token).await, status, "{engine:?} {path}");
+            wait_for_no_request_in_flight(&gateway).await;
+            assert_eq!(
+                get("/api/alice/tasks", Some(&gateway.token("alice"))).await,
+                200,
+                "{engine:?}: the cap of one refused a request after {path} ({status})"
+            );
+            wait_for_no_request_in_flight(&gateway).await;
+        }
+    }
+}
+
+/// Polls the gauge until it reads 0 (5 s deadline): the answer reaches the client a moment
+/// before its guard is dropped.
+async fn wait_for_no_request_in_flight(gateway: &crate::helpers::TestGateway) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = gateway.metrics().await;
+        if metrics
+            .lines()
+            .any(|line| line == "gateway_in_flight_requests 0")
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "requests still counted in flight:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
