@@ -324,12 +324,14 @@ impl Authenticator {
         let Some((hash, cached)) = last.recall(presented) else {
             return Ok(None);
         };
-        let keys = self
+        // Checked in place, not with a clone of the key set: this runs on every request of
+        // a kept-alive connection, on every CPU.
+        let holds = self
             .inner
             .jwks
-            .current()
+            .with_current(|keys| self.still_holds(keys, &cached))
             .map_err(|_| AuthError::KeysUnavailable)?;
-        if self.still_holds(&keys, &cached) {
+        if holds {
             self.inner.tokens.record(true);
             return Ok(Some(cached.verified.clone()));
         }

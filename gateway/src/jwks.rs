@@ -1,8 +1,9 @@
 //! The JWKS cache: fetches the issuer's key set, refreshes it in the background and answers
 //! key lookups without ever waiting on the network for known keys.
 //!
-//! Readers take the current [`KeySet`] as an `Arc` (a read lock held only to clone it); the one
-//! background task in `refresh.rs` swaps in a whole new set after each successful fetch. A token
+//! Readers load the current [`KeySet`] through an `ArcSwap` (no lock, and no reference count
+//! that every request on every CPU would write); the one background task in `refresh.rs`
+//! swaps in a whole new set after each successful fetch. A token
 //! naming an unknown `kid` asks for an early fetch: at once if none was asked for within the
 //! cooldown, else one "trailing" fetch at the cooldown's end, shared by every unknown kid seen
 //! meanwhile. So the issuer sees at most one such fetch per cooldown however many garbage kids
@@ -19,9 +20,10 @@ mod refresh;
 mod tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwapOption;
 use prometheus_client::registry::Registry;
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
@@ -131,8 +133,10 @@ struct KickState {
 #[derive(Debug)]
 struct Shared {
     config: JwksConfig,
-    /// std RwLock: held only to clone or replace an `Arc`, never across `.await`.
-    current: RwLock<Option<Current>>,
+    /// Read on every authenticated request, replaced after each fetch: `ArcSwap`'s load
+    /// writes only to the reading thread's own slot, where a lock (or cloning the `Arc`)
+    /// would bounce one cache line between the CPUs on every request.
+    current: ArcSwapOption<Current>,
     kick: Mutex<KickState>,
     /// Permits to wait for an unknown-`kid` fetch (`MAX_UNKNOWN_KID_WAITERS`).
     waiters: Semaphore,
@@ -179,7 +183,7 @@ impl JwksCache {
         Self {
             shared: Arc::new(Shared {
                 config,
-                current: RwLock::new(None),
+                current: ArcSwapOption::empty(),
                 kick: Mutex::new(KickState::default()),
                 waiters: Semaphore::new(MAX_UNKNOWN_KID_WAITERS),
                 wake_refresher: Notify::new(),
@@ -192,16 +196,21 @@ impl JwksCache {
 
     /// The current key set, unless none is loaded or it has gone stale.
     pub fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
-        let guard = self
-            .shared
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        let current = guard.as_ref().ok_or(KeysUnavailable)?;
+        self.with_current(Arc::clone)
+    }
+
+    /// `read` applied to the current key set, unless none is loaded or it has gone stale,
+    /// without taking a reference to it: what a request that only checks a key needs.
+    pub fn with_current<R>(
+        &self,
+        read: impl FnOnce(&Arc<KeySet>) -> R,
+    ) -> Result<R, KeysUnavailable> {
+        let current = self.shared.current.load();
+        let current = current.as_ref().ok_or(KeysUnavailable)?;
         if current.fetched_at.elapsed() > self.shared.config.stale_if_error {
             return Err(KeysUnavailable);
         }
-        Ok(current.keys.clone())
+        Ok(read(&current.keys))
     }
 
     /// True once a key set is loaded and not older than the stale-if-error bound.
@@ -269,23 +278,14 @@ impl JwksCache {
     fn store(&self, keys: KeySet) {
         let keys = Arc::new(keys);
         self.shared.metrics.keys.set(keys.len() as i64);
-        let mut guard = self
-            .shared
-            .current
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        *guard = Some(Current {
+        self.shared.current.store(Some(Arc::new(Current {
             keys,
             fetched_at: Instant::now(),
-        });
+        })));
     }
 
     fn age(&self) -> Option<Duration> {
-        let guard = self
-            .shared
-            .current
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
-        guard.as_ref().map(|current| current.fetched_at.elapsed())
+        let current = self.shared.current.load();
+        current.as_ref().map(|current| current.fetched_at.elapsed())
     }
 }
