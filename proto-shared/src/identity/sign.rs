@@ -1,13 +1,7 @@
 //! Signing: turns a verified user id into the two headers that tasks-service trusts, a v2
 //! credential bound to one audience, one use and one body.
 
-use std::{
-    fmt,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-};
+use std::{cell::Cell, fmt};
 
 use aws_lc_rs::{hmac, rand::SecureRandom};
 use http::{HeaderMap, HeaderValue, Method};
@@ -17,14 +11,13 @@ use super::{
 };
 use crate::{headers, UserId};
 
-/// Signs identities with the ring's signing key for one audience. Cheap to clone; clones
-/// share one nonce sequence. `Debug` shows the key id and audience only.
+/// Signs identities with the ring's signing key for one audience. Cheap to clone. `Debug`
+/// shows the key id and audience only.
 #[derive(Clone)]
 pub struct Signer {
     key_id: KeyId,
     key: hmac::Key,
     audience: Audience,
-    nonces: Arc<NonceSequence>,
 }
 
 /// The user-id header and its credential, ready to replace whatever a request carried.
@@ -34,13 +27,18 @@ pub struct IdentityHeaders {
     pub credential: HeaderValue,
 }
 
-/// Unique nonces without a system call per request: 8 random bytes drawn once per signer,
-/// then a counter. Uniqueness is all a nonce needs (the signature covers it, so knowing the
-/// next one gives nobody a credential); two signers collide only if their random halves do,
-/// a chance of about n²/2⁶⁵ for n signers.
+/// Unique nonces without a system call per request, and without a count that the threads
+/// of a signing process would pass between their CPUs on every request: each thread draws 8
+/// random bytes once, then counts. Uniqueness is all a nonce needs (the signature covers it,
+/// so knowing the next one gives nobody a credential); two threads, in this process or any
+/// other, collide only if their random halves do, a chance of about n²/2⁶⁵ for n threads.
 struct NonceSequence {
     prefix: [u8; 8],
-    next: AtomicU64,
+    next: Cell<u64>,
+}
+
+thread_local! {
+    static NONCES: NonceSequence = NonceSequence::new();
 }
 
 impl NonceSequence {
@@ -51,17 +49,20 @@ impl NonceSequence {
             .expect("the operating system's random source is available");
         Self {
             prefix,
-            next: AtomicU64::new(0),
+            next: Cell::new(0),
         }
     }
 
-    fn next(&self) -> Nonce {
-        // Relaxed: only uniqueness matters, and fetch_add is atomic whatever the ordering.
-        let count = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut nonce = [0u8; 16];
-        nonce[..8].copy_from_slice(&self.prefix);
-        nonce[8..].copy_from_slice(&count.to_be_bytes());
-        Nonce(nonce)
+    /// The calling thread's next nonce.
+    fn next() -> Nonce {
+        NONCES.with(|sequence| {
+            let count = sequence.next.get();
+            sequence.next.set(count.wrapping_add(1));
+            let mut nonce = [0u8; 16];
+            nonce[..8].copy_from_slice(&sequence.prefix);
+            nonce[8..].copy_from_slice(&count.to_be_bytes());
+            Nonce(nonce)
+        })
     }
 }
 
@@ -74,7 +75,6 @@ impl Signer {
             key_id: key_id.clone(),
             key: key.clone(),
             audience,
-            nonces: Arc::new(NonceSequence::new()),
         }
     }
 
@@ -121,7 +121,7 @@ impl Signer {
             timestamp,
             binding: Some(Binding {
                 audience: self.audience.as_str(),
-                nonce: self.nonces.next(),
+                nonce: NonceSequence::next(),
                 body_digest: body,
             }),
             signature: [0; 32],
@@ -200,6 +200,35 @@ impl fmt::Debug for Signer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_credential_gets_its_own_nonce_across_threads() {
+        let ring: KeyRing = "gw:gateway-secret-gateway-secret-123".parse().unwrap();
+        let signer = Signer::new(&ring, Audience::default());
+        let user = UserId::parse("u1").unwrap();
+        let nonces: Vec<Nonce> = std::thread::scope(|scope| {
+            let threads: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..100)
+                            .map(|_| {
+                                let headers =
+                                    signer.sign(&Method::GET, "/", &user, BodyDigest::EMPTY, 1);
+                                let text = headers.credential.to_str().unwrap().to_owned();
+                                Credential::parse(&text).unwrap().binding.unwrap().nonce
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            threads
+                .into_iter()
+                .flat_map(|thread| thread.join().unwrap())
+                .collect()
+        });
+        let unique: std::collections::HashSet<_> = nonces.iter().collect();
+        assert_eq!(unique.len(), 800, "a nonce was used twice");
+    }
 
     #[test]
     fn every_credential_gets_its_own_nonce_across_clones() {
