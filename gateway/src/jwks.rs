@@ -215,7 +215,7 @@ impl JwksCache {
 
     /// True once a key set is loaded and not older than the stale-if-error bound.
     pub fn is_ready(&self) -> bool {
-        self.current().is_ok()
+        self.with_current(|_| ()).is_ok()
     }
 
     /// Called for a token whose `kid` is not in the current set. Asks for an early fetch: at
