@@ -201,22 +201,27 @@ impl fmt::Debug for Signer {
 mod tests {
     use super::*;
 
+    fn ring() -> KeyRing {
+        "gw:gateway-secret-gateway-secret-123".parse().unwrap()
+    }
+
+    /// The nonce of a credential `signer` makes, read back from its header text.
+    fn nonce_signed_by(signer: &Signer, user: &UserId) -> Nonce {
+        let headers = signer.sign(&Method::GET, "/", user, BodyDigest::EMPTY, 1);
+        let text = headers.credential.to_str().unwrap().to_owned();
+        Credential::parse(&text).unwrap().binding.unwrap().nonce
+    }
+
     #[test]
     fn every_credential_gets_its_own_nonce_across_threads() {
-        let ring: KeyRing = "gw:gateway-secret-gateway-secret-123".parse().unwrap();
-        let signer = Signer::new(&ring, Audience::default());
+        let signer = Signer::new(&ring(), Audience::default());
         let user = UserId::parse("u1").unwrap();
         let nonces: Vec<Nonce> = std::thread::scope(|scope| {
             let threads: Vec<_> = (0..8)
                 .map(|_| {
                     scope.spawn(|| {
                         (0..100)
-                            .map(|_| {
-                                let headers =
-                                    signer.sign(&Method::GET, "/", &user, BodyDigest::EMPTY, 1);
-                                let text = headers.credential.to_str().unwrap().to_owned();
-                                Credential::parse(&text).unwrap().binding.unwrap().nonce
-                            })
+                            .map(|_| nonce_signed_by(&signer, &user))
                             .collect::<Vec<_>>()
                     })
                 })
@@ -232,16 +237,14 @@ mod tests {
 
     #[test]
     fn every_credential_gets_its_own_nonce_across_clones() {
-        let ring: KeyRing = "gw:gateway-secret-gateway-secret-123".parse().unwrap();
+        let ring = ring();
         let signer = Signer::new(&ring, Audience::default());
         let clone = signer.clone();
         let other = Signer::new(&ring, Audience::default());
         let user = UserId::parse("u1").unwrap();
         let mut seen = std::collections::HashSet::new();
         for s in [&signer, &clone, &other, &signer] {
-            let headers = s.sign(&Method::GET, "/", &user, BodyDigest::EMPTY, 1);
-            let text = headers.credential.to_str().unwrap().to_owned();
-            let nonce = Credential::parse(&text).unwrap().binding.unwrap().nonce;
+            let nonce = nonce_signed_by(s, &user);
             assert!(seen.insert(nonce), "nonce {nonce:?} used twice");
         }
     }
