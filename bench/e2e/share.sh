@@ -18,7 +18,9 @@
 #
 # Usage: bench/e2e/share.sh
 #   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100
-#        LAYOUTS="shared per-core" (a gateway per runtime layout, each measured in the same run)
+#        LAYOUTS="shared per-core" (a gateway per runtime layout, each measured in the same run;
+#          an entry <name>=<gateway binary> is another build, or a wrapper that execs one,
+#          in its default layout, to A/B a change in one run)
 #        NGINX=1
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres). Prints figures; asserts nothing.
 set -euo pipefail
@@ -93,15 +95,19 @@ SERVICE_PID=${PIDS[0]}
 # measurable); each label's proxy processes, for the CPU figures.
 read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
 declare -A PROXY_PIDS PROXY_URLS
+# An entry's label: its layout, or the name of a name=binary entry.
+label() { echo "gateway-${1%%=*}"; }
 for layout in "${LAYOUTS[@]}"; do
   port=$(free_port) admin=$(free_port)
-  RUNTIME_LAYOUT="$layout" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
+  gateway=$BIN/gateway env=(RUNTIME_LAYOUT="$layout")
+  if [[ $layout == *=* ]]; then gateway=${layout#*=} env=(); fi
+  env "${env[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
     TASKS_SERVICE_URL="http://127.0.0.1:$SERVICE_PORT" BETTER_AUTH_URL="$ISSUER" \
     IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
-    "$BIN/gateway" 2>"$TMP/gateway-$layout.log" &
+    "$gateway" 2>"$TMP/$(label "$layout").log" &
   PIDS+=($!)
-  PROXY_PIDS[gateway-$layout]=$!
-  PROXY_URLS[gateway-$layout]="http://127.0.0.1:$port"
+  PROXY_PIDS[$(label "$layout")]=$!
+  PROXY_URLS[$(label "$layout")]="http://127.0.0.1:$port"
   wait_for "http://127.0.0.1:$port/readyz"
 done
 
@@ -131,15 +137,17 @@ proc_ticks() {
   done
   echo "$total"
 }
-# Context switches (voluntary and not) of every thread of the given processes: how often the
-# proxy went to sleep and was woken, the cost that batching at high load hides.
+# Context switches of every thread of the given processes: all of them (how often the proxy
+# went to sleep and was woken, the cost that batching at high load hides), then the
+# involuntary ones alone (how often it was preempted while it had work).
 proc_switches() {
   local pid
   for pid in "$@"; do cat /proc/"$pid"/task/*/status 2>/dev/null; done \
-    | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } END { print n + 0 }'
+    | awk '/^(non)?voluntary_ctxt_switches:/ { n += $2 } /^nonvoluntary_ctxt_switches:/ { p += $2 }
+           END { print n + 0, p + 0 }'
 }
 # cpu_snapshot <proxy pids>: ticks of the proxy, the service, PostgreSQL; machine busy, idle;
-# the proxy's context switches.
+# the proxy's context switches, all and involuntary.
 cpu_snapshot() {
   # shellcheck disable=SC2046,SC2086
   echo "$(proc_ticks $1) $(proc_ticks "$SERVICE_PID") $(proc_ticks $(pgrep -x postgres))" \
@@ -150,7 +158,7 @@ cpu_snapshot() {
 # $TMP/<label> as "req/s p50_us p99_us"; any failed request voids the run.
 # Also appends to $TMP/<label>.cpu the CPU microseconds per request of the gateway,
 # tasks-service, PostgreSQL and the rest, the machine's busy share, and the proxy's context
-# switches per request.
+# switches per request, all and involuntary.
 run() {
   local label=$1 base=$2 users=$3 secs=$4 row before after proxy=${PROXY_PIDS[${1}]:-}
   before=$(cpu_snapshot "$proxy")
@@ -161,9 +169,10 @@ run() {
   cut -f3-5 <<<"$row" | tr '\t' ' ' >>"$TMP/$label"
   local rps; rps=$(cut -f3 <<<"$row")
   echo "$before $after" | awk -v n="$(awk -v r="$rps" -v s="$secs" 'BEGIN { print r * s }')" -v us="$TICK_US" \
-    '{ gw = $7 - $1; ts = $8 - $2; pg = $9 - $3; busy = $10 - $4; idle = $11 - $5; sw = $12 - $6
-       printf "%.1f %.1f %.1f %.1f %.2f %.2f\n", gw * us / n, ts * us / n, pg * us / n,
-         (busy - gw - ts - pg) * us / n, busy / (busy + idle), sw / n }' >>"$TMP/$label.cpu"
+    '{ gw = $8 - $1; ts = $9 - $2; pg = $10 - $3; busy = $11 - $4; idle = $12 - $5
+       sw = $13 - $6; pre = $14 - $7
+       printf "%.1f %.1f %.1f %.1f %.2f %.2f %.2f\n", gw * us / n, ts * us / n, pg * us / n,
+         (busy - gw - ts - pg) * us / n, busy / (busy + idle), sw / n, pre / n }' >>"$TMP/$label.cpu"
 }
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
@@ -171,7 +180,7 @@ DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
 run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
-for layout in "${LAYOUTS[@]}"; do run warmup "${PROXY_URLS[gateway-$layout]}" "$THROUGH" "$WARMUP"; done
+for layout in "${LAYOUTS[@]}"; do run warmup "${PROXY_URLS[$(label "$layout")]}" "$THROUGH" "$WARMUP"; done
 [ "$NGINX" = 1 ] && run warmup "http://127.0.0.1:$NGINX_PORT" "$DIRECT" "$WARMUP"
 # pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
 # (throughput, p99) to $TMP/<label>.ratios.
@@ -195,8 +204,8 @@ pairs() {
 pairs direct-again "$DIRECT_URL" "$DIRECT"
 PROXIES=()
 for layout in "${LAYOUTS[@]}"; do
-  pairs "gateway-$layout" "${PROXY_URLS[gateway-$layout]}" "$THROUGH"
-  PROXIES+=("gateway-$layout")
+  pairs "$(label "$layout")" "${PROXY_URLS[$(label "$layout")]}" "$THROUGH"
+  PROXIES+=("$(label "$layout")")
 done
 if [ "$NGINX" = 1 ]; then
   pairs nginx "http://127.0.0.1:$NGINX_PORT" "$DIRECT"
@@ -228,11 +237,11 @@ done
 echo "Aim (issue 17): through-gateway throughput >= 0.90 of direct, p99 <= 1.20x."
 echo
 echo "CPU per request (microseconds, medians of the runs; rest: the load generator and anything else;"
-echo "switches: the proxy's context switches per request, every thread)"
-printf '%-34s %8s %8s %8s %8s %8s %10s %9s\n' scenario proxy service postgres rest total "machine busy" switches
+echo "switches: the proxy's context switches per request, every thread; preempted: the involuntary ones)"
+printf '%-34s %8s %8s %8s %8s %8s %10s %9s %9s\n' scenario proxy service postgres rest total "machine busy" switches preempted
 for label in direct "${PROXIES[@]}"; do
   cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
-  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
-    "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)" "$(cpu 6)"
+  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f %9.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
+    "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)" "$(cpu 6)" "$(cpu 7)"
 done
 echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
