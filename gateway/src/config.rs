@@ -160,7 +160,8 @@ pub struct Config {
     /// another thread can take its connections), `per-core` (one single-threaded runtime
     /// and `SO_REUSEPORT` listener per worker, the way nginx's workers run: cheaper per
     /// request for a gateway with cores of its own) or `per-core-shared-accept` (the same,
-    /// one listener). See `workers.rs`.
+    /// one listener, which leaves a burst of new connections mostly to the worker awake for
+    /// it). See `workers.rs`.
     #[arg(
         long,
         env = "RUNTIME_LAYOUT",
@@ -169,8 +170,8 @@ pub struct Config {
         hide_possible_values = true
     )]
     pub runtime_layout: RuntimeLayout,
-    /// Requests handled at once; beyond it the gateway answers 503 at once to a request
-    /// bound upstream. Its own endpoints (`/healthz`, `/readyz`) count, and are never refused.
+    /// Requests handled at once (the `gateway_in_flight_requests` gauge); beyond it a request
+    /// bound upstream gets 503 at once. `/healthz` and `/readyz` count and are never refused.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 1024)]
     pub max_concurrent_requests: usize,
     /// Client connections open at once on the public listener. At the cap, the connection
