@@ -98,16 +98,16 @@ declare -A PROXY_PIDS PROXY_URLS
 # An entry's label: its layout, or the name of a name=binary entry.
 label() { echo "gateway-${1%%=*}"; }
 for layout in "${LAYOUTS[@]}"; do
-  port=$(free_port) admin=$(free_port)
-  gateway=$BIN/gateway env=(RUNTIME_LAYOUT="$layout")
-  if [[ $layout == *=* ]]; then gateway=${layout#*=} env=(); fi
-  env "${env[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
+  port=$(free_port) admin=$(free_port) name=$(label "$layout")
+  gateway=$BIN/gateway settings=(RUNTIME_LAYOUT="$layout")
+  if [[ $layout == *=* ]]; then gateway=${layout#*=} settings=(); fi
+  env "${settings[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
     TASKS_SERVICE_URL="http://127.0.0.1:$SERVICE_PORT" BETTER_AUTH_URL="$ISSUER" \
     IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
-    "$gateway" 2>"$TMP/$(label "$layout").log" &
+    "$gateway" 2>"$TMP/$name.log" &
   PIDS+=($!)
-  PROXY_PIDS[$(label "$layout")]=$!
-  PROXY_URLS[$(label "$layout")]="http://127.0.0.1:$port"
+  PROXY_PIDS[$name]=$!
+  PROXY_URLS[$name]="http://127.0.0.1:$port"
   wait_for "http://127.0.0.1:$port/readyz"
 done
 
@@ -204,8 +204,9 @@ pairs() {
 pairs direct-again "$DIRECT_URL" "$DIRECT"
 PROXIES=()
 for layout in "${LAYOUTS[@]}"; do
-  pairs "$(label "$layout")" "${PROXY_URLS[$(label "$layout")]}" "$THROUGH"
-  PROXIES+=("$(label "$layout")")
+  name=$(label "$layout")
+  pairs "$name" "${PROXY_URLS[$name]}" "$THROUGH"
+  PROXIES+=("$name")
 done
 if [ "$NGINX" = 1 ]; then
   pairs nginx "http://127.0.0.1:$NGINX_PORT" "$DIRECT"
