@@ -62,6 +62,11 @@ impl Application {
         )
         .await?;
         let address = listeners.local_addr()?;
+        tracing::info!(
+            layout = ?settings.runtime_layout,
+            workers = settings.worker_threads,
+            "runtime layout"
+        );
         let admin_listener = TcpListener::bind(settings.admin_listen).await?;
         let admin_address = admin_listener.local_addr()?;
         for variable in &settings.insecure_http {
