@@ -3,7 +3,8 @@
 # Next.js example's production build, unit and integration tests of all crates (real
 # PostgreSQL, real sockets), the deploy manifest checks, the end-to-end tests against a real
 # Better Auth server (schemathesis against the contract, headless Chromium driving the demo
-# page and the Next.js example, revocation at two gateway replicas), the stack in
+# page and the Next.js example, revocation at two gateway replicas; then again with the
+# gateway's per-core runtime layout, E2E_RUNTIME_LAYOUT=per-core), the stack in
 # containers (scripts/test-containers.sh) and every fuzz target briefly on its seed corpus
 # (scripts/fuzz.sh, FUZZ_SECONDS each, default 20). Closes with the totals and each phase's
 # time.
@@ -24,7 +25,7 @@ while (($#)) && [ "$1" != "--" ]; do
   case $1 in
     containers) containers=1 ;;
     fuzz) fuzz=1 ;;
-    -h | --help) sed -n '2,15s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,16s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *)
       [ -f "$1/Cargo.toml" ] || [ -f "deploy/${1#deploy-}/Cargo.toml" ] \
         || die "no such part: $1 (a crate: gateway, tasks-service, proto-shared, e2e, deploy-check; or containers, fuzz)"
@@ -90,6 +91,13 @@ if ((run_cargo)); then
 fi
 
 if ((everything)); then
+  # The end-to-end suite once more with the gateway on its other runtime layout (issue 17;
+  # the run above used the default, `shared`): how its workers share the load must change
+  # nothing a browser, a client or the service can see.
+  log "e2e suite with the gateway's per-core layout"
+  E2E_RUNTIME_LAYOUT=per-core cargo test -p e2e --no-fail-fast 2>&1 | tee -a "$output" || status=$?
+  phase_done "e2e, per-core layout"
+
   # A crate that only verifies credentials takes proto-shared without features: it must build
   # alone, and without reqwest or tracing-subscriber (issue 14).
   log "proto-shared with no features: builds, and pulls no HTTP client or log set-up"
