@@ -95,10 +95,10 @@ SERVICE_PID=${PIDS[0]}
 # measurable); each label's proxy processes, for the CPU figures.
 read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
 declare -A PROXY_PIDS PROXY_URLS
-# An entry's label: its layout, or the name of a name=binary entry.
-label() { echo "gateway-${1%%=*}"; }
+GATEWAYS=() # each entry's label: gateway-<layout>, or gateway-<name> for name=binary
 for layout in "${LAYOUTS[@]}"; do
-  port=$(free_port) admin=$(free_port) name=$(label "$layout")
+  port=$(free_port) admin=$(free_port) name=gateway-${layout%%=*}
+  GATEWAYS+=("$name")
   gateway=$BIN/gateway settings=(RUNTIME_LAYOUT="$layout")
   if [[ $layout == *=* ]]; then gateway=${layout#*=} settings=(); fi
   env "${settings[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
@@ -180,7 +180,7 @@ DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
 run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
-for layout in "${LAYOUTS[@]}"; do run warmup "${PROXY_URLS[$(label "$layout")]}" "$THROUGH" "$WARMUP"; done
+for name in "${GATEWAYS[@]}"; do run warmup "${PROXY_URLS[$name]}" "$THROUGH" "$WARMUP"; done
 [ "$NGINX" = 1 ] && run warmup "http://127.0.0.1:$NGINX_PORT" "$DIRECT" "$WARMUP"
 # pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
 # (throughput, p99) to $TMP/<label>.ratios.
@@ -202,12 +202,8 @@ pairs() {
   done
 }
 pairs direct-again "$DIRECT_URL" "$DIRECT"
-PROXIES=()
-for layout in "${LAYOUTS[@]}"; do
-  name=$(label "$layout")
-  pairs "$name" "${PROXY_URLS[$name]}" "$THROUGH"
-  PROXIES+=("$name")
-done
+for name in "${GATEWAYS[@]}"; do pairs "$name" "${PROXY_URLS[$name]}" "$THROUGH"; done
+PROXIES=("${GATEWAYS[@]}")
 if [ "$NGINX" = 1 ]; then
   pairs nginx "http://127.0.0.1:$NGINX_PORT" "$DIRECT"
   PROXIES+=(nginx)
