@@ -6,7 +6,9 @@
 # one run. Prints both throughputs and p99s and the ratios gateway/direct, each the median of
 # $REPEATS per-pair ratios (a direct run beside every gateway run, before it and after it
 # in turn), beside the noise
-# floor: direct paired with itself the same way.
+# floor: direct paired with itself the same way. Then each process's CPU per request, each
+# hop's share of the whole request's CPU (steadier from run to run than any wall-clock
+# ratio), and the throughput ratio that CPU alone predicts.
 #
 # With NGINX=1 (the default), nginx is measured in the gateway's place too, as a plain hop
 # (2 workers, keep-alive upstream, the load signing its credentials as when direct): what any
@@ -119,7 +121,8 @@ if [ "$NGINX" = 1 ]; then
   fi
   NGINX_PORT=$(free_port)
   NGINX_WORKERS=auto nginx_conf "$TMP/nginx.d" "$NGINX_PORT" "$SERVICE_PORT"
-  "$(command -v nginx)" -p "$TMP/nginx.d" -c "$TMP/nginx.d/nginx.conf" -e "$TMP/nginx.d/logs/error.log" &
+  # Without this script's NGINX switch: nginx reads a variable of that name as sockets to inherit.
+  env -u NGINX "$(command -v nginx)" -p "$TMP/nginx.d" -c "$TMP/nginx.d/nginx.conf" -e "$TMP/nginx.d/logs/error.log" &
   PIDS+=($!)
   NGINX_MAIN=$!
   wait_for "http://127.0.0.1:$NGINX_PORT/healthz"
@@ -240,5 +243,19 @@ for label in direct "${PROXIES[@]}"; do
   cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
   printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f %9.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
     "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)" "$(cpu 6)" "$(cpu 7)"
+done
+# What each hop costs of the whole request's CPU, the figure that moves least from run to
+# run on a noisy machine, and the throughput ratio that CPU alone predicts for a machine as
+# busy as when direct (direct's CPU per request over the proxied one's): where the measured
+# ratio strays far from it, something other than the hop changed between the runs.
+echo
+echo "The hop's cost in CPU (medians of the runs above)"
+printf '%-34s %14s %28s\n' scenario "share of CPU" "throughput ratio CPU predicts"
+direct_total=$(for f in 1 2 3 4; do cut -d' ' -f"$f" "$TMP/direct.cpu" | median; done | awk '{ s += $1 } END { print s }')
+for label in "${PROXIES[@]}"; do
+  read -r proxy total < <(for f in 1 2 3 4; do cut -d' ' -f"$f" "$TMP/$label.cpu" | median; done \
+    | awk 'NR == 1 { p = $1 } { s += $1 } END { print p, s }')
+  printf '%-34s %14.3f %28.3f\n' "$label" "$(awk -v p="$proxy" -v t="$total" 'BEGIN { print p / t }')" \
+    "$(awk -v d="$direct_total" -v t="$total" 'BEGIN { print d / t }')"
 done
 echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
