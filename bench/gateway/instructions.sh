@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # User-space instructions per proxied request, warm token cache, for nginx as a plain reverse
-# proxy and for the gateway, counted by valgrind's callgrind: a figure that, unlike requests/s
+# proxy and for the gateway (one token, then 100 in turn as many users' requests arrive, then
+# one with revocation on), counted by valgrind's callgrind: a figure that, unlike requests/s
 # on a shared machine, barely moves between runs, so it can rank changes worth 1 %.
 #
 # Each proxy runs alone under callgrind; wrk warms it up, the counters are zeroed, wrk runs
@@ -44,22 +45,27 @@ scratch
 "$BIN/examples/bench_upstream" "127.0.0.1:$UP_PORT" 2>/dev/null &
 PIDS+=($!)
 ISSUER="http://127.0.0.1:$ISSUER_PORT"
-"$BIN/examples/mint_tokens" "127.0.0.1:$ISSUER_PORT" "$ISSUER" 1 "$TMP/tokens" 2>/dev/null &
+"$BIN/examples/mint_tokens" "127.0.0.1:$ISSUER_PORT" "$ISSUER" 100 "$TMP/tokens" 2>/dev/null &
 PIDS+=($!)
 for _ in $(seq 1 600); do [ -e "$TMP/tokens/ready" ] && break; sleep 0.1; done
 [ -e "$TMP/tokens/ready" ] || { say "token minting did not finish"; exit 1; }
 wait_for "http://127.0.0.1:$UP_PORT/"
-TOKEN=$(cat "$TMP/tokens/warm-EdDSA.txt")
+# One token on every request: each connection's remembered token answers it. The count with
+# 100 tokens in turn (distinct, one user) goes through the token cache on every request.
+ONE_TOKEN=(-H "Authorization: Bearer $(cat "$TMP/tokens/warm-EdDSA.txt")")
+MANY_TOKENS=(-s "$ROOT/bench/gateway/tokens.lua" -- "$TMP/tokens/tokens-EdDSA.txt")
+TOKENS=("${ONE_TOKEN[@]}")
 
 # allocations <callgrind file>: calls into the allocator's entry points, summed over every
-# caller. callgrind names a function once ("cfn=(12) malloc") and refers to it by number after.
+# caller. callgrind names a function once, where it first appears as a caller ("fn=(12)
+# malloc") or a callee ("cfn=(12) malloc"), and refers to it by number after.
 allocations() {
   awk '
-    /^cfn=/ {
-      id = $1; sub(/^cfn=/, "", id)
+    /^c?fn=/ {
+      id = $1; sub(/^c?fn=/, "", id)
       if (NF > 1) name[id] = $2
-      current = name[id]; next
     }
+    /^cfn=/ { current = name[id]; next }
     /^calls=/ && current ~ /^(malloc|calloc|realloc|posix_memalign|memalign|aligned_alloc|mi_malloc|mi_zalloc|mi_calloc|mi_realloc|mi_malloc_aligned|mi_zalloc_aligned|mi_realloc_aligned)$/ {
       n = $1; sub(/^calls=/, "", n); total += n
     }
@@ -116,12 +122,15 @@ count_gateway() {
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
-  count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests \
-    -H "Authorization: Bearer $TOKEN"
+  count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${TOKENS[@]}"
   kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 }
 say "counting the gateway"
 read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N < <(count_gateway X=1)
+say "counting the gateway with 100 tokens in turn"
+TOKENS=("${MANY_TOKENS[@]}")
+read -r MANY_IR MANY_ALLOC MANY_N < <(count_gateway X=1)
+TOKENS=("${ONE_TOKEN[@]}")
 
 # The same with revocation on: 100,000 revoked sessions loaded (none of them the token's).
 REVOCATION_DB="bench_revocation_$$"
@@ -135,7 +144,9 @@ drop_database "$REVOCATION_DB"
 echo
 echo "User-space instructions per proxied request (callgrind, wrk -t1 -c$CONNECTIONS -d$DURATION, warm cache)"
 printf '  %-10s %8s instructions %6s allocations  (%s requests)\n' nginx "$NGINX_IR" "$NGINX_ALLOC" "$NGINX_N" \
-  gateway "$GATEWAY_IR" "$GATEWAY_ALLOC" "$GATEWAY_N" "revocation" "$REVOKING_IR" "$REVOKING_ALLOC" "$REVOKING_N"
+  gateway "$GATEWAY_IR" "$GATEWAY_ALLOC" "$GATEWAY_N" "100 tokens" "$MANY_IR" "$MANY_ALLOC" "$MANY_N" \
+  "revocation" "$REVOKING_IR" "$REVOKING_ALLOC" "$REVOKING_N"
 echo "  ratio gateway / nginx: $(echo "$GATEWAY_IR $NGINX_IR" | awk '{ printf "%.2f", $1 / $2 }')"
+echo "  ratio 100 tokens in turn / one (the token cache's keyed hash and lookup): $(echo "$MANY_IR $GATEWAY_IR" | awk '{ printf "%.3f", $1 / $2 }')"
 echo "  ratio revocation on / off (100,000 revocations loaded): $(echo "$REVOKING_IR $GATEWAY_IR" | awk '{ printf "%.3f", $1 / $2 }')"
 echo "  (the gateway's identity HMAC is overcounted: valgrind hides SHA-NI)"
