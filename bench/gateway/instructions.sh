@@ -19,7 +19,8 @@
 #        GATEWAY_BIN=<path> (another gateway build to count, e.g. one built with other
 #        settings, instead of this checkout's release build)
 #        KEEP_DUMPS=<dir> (keeps each callgrind dump there, for callgrind_annotate; the
-#        gateway's second count, with revocation on, keeps the first as <name>.~1~)
+#        gateway's three counts share a name: one token is <name>.~1~, 100 tokens <name>.~2~,
+#        revocation on <name>)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
