@@ -65,6 +65,7 @@ mod tests {
         assert_eq!(parse("Bearer a.b.c"), Ok("a.b.c"));
         assert_eq!(parse("bearer a.b.c"), Ok("a.b.c"));
         assert_eq!(parse("BEARER a.b.c"), Ok("a.b.c"));
+        assert_eq!(parse("BEAREr A"), Ok("A"));
     }
 
     #[test]
@@ -100,9 +101,12 @@ mod tests {
             let Ok(value) = HeaderValue::from_bytes(raw.as_bytes()) else {
                 return Ok(());
             };
+            // Judged on the header's text, not on the parts it was drawn from: an empty gap
+            // before a rest that starts with one space ("BEAREr" "" " A") is `Bearer A` too.
             if let Ok(token) = token(Some(value.as_bytes())) {
-                prop_assert!(scheme.eq_ignore_ascii_case("bearer") && gap == " ");
-                prop_assert_eq!(token, rest.as_str());
+                let (head, tail) = raw.as_bytes().split_at(raw.len().min(7));
+                prop_assert!(head.eq_ignore_ascii_case(b"bearer "), "{:?}", raw);
+                prop_assert_eq!(token.as_bytes(), tail);
                 prop_assert!(!token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic()));
             }
         }
