@@ -250,12 +250,12 @@ done
 # ratio strays far from it, something other than the hop changed between the runs.
 echo
 echo "The hop's cost in CPU (medians of the runs above)"
-printf '%-34s %14s %28s\n' scenario "share of CPU" "throughput ratio CPU predicts"
+printf '%-34s %14s %30s\n' scenario "share of CPU" "throughput ratio CPU predicts"
 direct_total=$(for f in 1 2 3 4; do cut -d' ' -f"$f" "$TMP/direct.cpu" | median; done | awk '{ s += $1 } END { print s }')
 for label in "${PROXIES[@]}"; do
   read -r proxy total < <(for f in 1 2 3 4; do cut -d' ' -f"$f" "$TMP/$label.cpu" | median; done \
     | awk 'NR == 1 { p = $1 } { s += $1 } END { print p, s }')
-  printf '%-34s %14.3f %28.3f\n' "$label" "$(awk -v p="$proxy" -v t="$total" 'BEGIN { print p / t }')" \
+  printf '%-34s %14.3f %30.3f\n' "$label" "$(awk -v p="$proxy" -v t="$total" 'BEGIN { print p / t }')" \
     "$(awk -v d="$direct_total" -v t="$total" 'BEGIN { print d / t }')"
 done
 echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"
