@@ -239,10 +239,13 @@ echo
 echo "CPU per request (microseconds, medians of the runs; rest: the load generator and anything else;"
 echo "switches: the proxy's context switches per request, every thread; preempted: the involuntary ones)"
 printf '%-34s %8s %8s %8s %8s %8s %10s %9s %9s\n' scenario proxy service postgres rest total "machine busy" switches preempted
+declare -A PROXY_US TOTAL_US # each label's median CPU per request: the proxy's, every process's
 for label in direct "${PROXIES[@]}"; do
   cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
+  PROXY_US[$label]=$(cpu 1)
+  TOTAL_US[$label]=$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')
   printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f %9.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
-    "$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')" "$(cpu 5)" "$(cpu 6)" "$(cpu 7)"
+    "${TOTAL_US[$label]}" "$(cpu 5)" "$(cpu 6)" "$(cpu 7)"
 done
 # What each hop costs of the whole request's CPU, the figure that moves least from run to
 # run on a noisy machine, and the throughput ratio that CPU alone predicts for a machine as
@@ -251,11 +254,9 @@ done
 echo
 echo "The hop's cost in CPU (medians of the runs above)"
 printf '%-34s %14s %30s\n' scenario "share of CPU" "throughput ratio CPU predicts"
-direct_total=$(for f in 1 2 3 4; do cut -d' ' -f"$f" "$TMP/direct.cpu" | median; done | awk '{ s += $1 } END { print s }')
 for label in "${PROXIES[@]}"; do
-  read -r proxy total < <(for f in 1 2 3 4; do cut -d' ' -f"$f" "$TMP/$label.cpu" | median; done \
-    | awk 'NR == 1 { p = $1 } { s += $1 } END { print p, s }')
-  printf '%-34s %14.3f %30.3f\n' "$label" "$(awk -v p="$proxy" -v t="$total" 'BEGIN { print p / t }')" \
-    "$(awk -v d="$direct_total" -v t="$total" 'BEGIN { print d / t }')"
+  printf '%-34s %14.3f %30.3f\n' "$label" \
+    "$(awk -v p="${PROXY_US[$label]}" -v t="${TOTAL_US[$label]}" 'BEGIN { print p / t }')" \
+    "$(awk -v d="${TOTAL_US[direct]}" -v t="${TOTAL_US[$label]}" 'BEGIN { print d / t }')"
 done
 echo "Load average before / after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)"

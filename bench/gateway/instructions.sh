@@ -55,7 +55,6 @@ wait_for "http://127.0.0.1:$UP_PORT/"
 # 100 tokens in turn (distinct, one user) goes through the token cache on every request.
 ONE_TOKEN=(-H "Authorization: Bearer $(cat "$TMP/tokens/warm-EdDSA.txt")")
 MANY_TOKENS=(-s "$ROOT/bench/gateway/tokens.lua" -- "$TMP/tokens/tokens-EdDSA.txt")
-TOKENS=("${ONE_TOKEN[@]}")
 
 # allocations <callgrind file>: calls into the allocator's entry points, summed over every
 # caller. callgrind names a function once, where it first appears as a caller ("fn=(12)
@@ -111,9 +110,11 @@ gateway_requests() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
     | awk '/^gateway_requests_total.*route="api"/ { s += $2 } END { print s + 0 }'
 }
-# count_gateway [NAME=value...]: instructions per request of a gateway started with these
-# settings on top of the common ones.
+# count_gateway <tokens> [NAME=value...]: instructions per request of a gateway started with
+# these settings on top of the common ones, sent the wrk arguments of the array named
+# <tokens> (ONE_TOKEN or MANY_TOKENS).
 count_gateway() {
+  local -n tokens=$1; shift
   env "$@" GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
   TASKS_SERVICE_URL="http://127.0.0.1:$UP_PORT" \
   BETTER_AUTH_URL="$ISSUER" WORKER_THREADS=1 RUST_LOG=warn LOG_FORMAT=json IDENTITY_PROBE_SECS=0 \
@@ -123,21 +124,19 @@ count_gateway() {
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
-  count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${TOKENS[@]}"
+  count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${tokens[@]}"
   kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
 }
 say "counting the gateway"
-read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N < <(count_gateway X=1)
+read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N < <(count_gateway ONE_TOKEN)
 say "counting the gateway with 100 tokens in turn"
-TOKENS=("${MANY_TOKENS[@]}")
-read -r MANY_IR MANY_ALLOC MANY_N < <(count_gateway X=1)
-TOKENS=("${ONE_TOKEN[@]}")
+read -r MANY_IR MANY_ALLOC MANY_N < <(count_gateway MANY_TOKENS)
 
 # The same with revocation on: 100,000 revoked sessions loaded (none of them the token's).
 REVOCATION_DB="bench_revocation_$$"
 revocation_db "$REVOCATION_DB"
 say "counting the gateway with revocation on"
-read -r REVOKING_IR REVOKING_ALLOC REVOKING_N < <(count_gateway \
+read -r REVOKING_IR REVOKING_ALLOC REVOKING_N < <(count_gateway ONE_TOKEN \
   REVOCATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$REVOCATION_DB" \
   REVOCATION_TOKEN_LIFETIME_SECS=10800)
 drop_database "$REVOCATION_DB"
