@@ -242,9 +242,10 @@ printf '%-34s %8s %8s %8s %8s %8s %10s %9s %9s\n' scenario proxy service postgre
 declare -A PROXY_US TOTAL_US # each label's median CPU per request: the proxy's, every process's
 for label in direct "${PROXIES[@]}"; do
   cpu() { cut -d' ' -f"$1" "$TMP/$label.cpu" | median; }
-  PROXY_US[$label]=$(cpu 1)
-  TOTAL_US[$label]=$(awk -v a="$(cpu 1)" -v b="$(cpu 2)" -v c="$(cpu 3)" -v d="$(cpu 4)" 'BEGIN { print a + b + c + d }')
-  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f %9.2f\n' "$label" "$(cpu 1)" "$(cpu 2)" "$(cpu 3)" "$(cpu 4)" \
+  proxy=$(cpu 1) service=$(cpu 2) postgres=$(cpu 3) rest=$(cpu 4)
+  PROXY_US[$label]=$proxy
+  TOTAL_US[$label]=$(awk -v a="$proxy" -v b="$service" -v c="$postgres" -v d="$rest" 'BEGIN { print a + b + c + d }')
+  printf '%-34s %8.1f %8.1f %8.1f %8.1f %8.1f %10.2f %9.2f %9.2f\n' "$label" "$proxy" "$service" "$postgres" "$rest" \
     "${TOTAL_US[$label]}" "$(cpu 5)" "$(cpu 6)" "$(cpu 7)"
 done
 # What each hop costs of the whole request's CPU, the figure that moves least from run to
