@@ -8,7 +8,10 @@ use clap::{CommandFactory, Parser};
 use proto_shared::{telemetry::LogFormat, Audience, KeyRing, Verifier};
 use tokio_postgres::config::SslMode;
 
-use crate::db::{DatabaseUrl, DbSettings, TrustedCas};
+use crate::{
+    db::{DatabaseUrl, DbSettings, TrustedCas},
+    listener::MAX_SOCKET_PATH,
+};
 
 /// Everything the binary reads from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -26,6 +29,11 @@ pub struct Config {
         default_value = "127.0.0.1:8081"
     )]
     pub listen: SocketAddr,
+
+    /// Also listen on this Unix domain socket (mode 0660), for a gateway sidecar in the same
+    /// pod: its TASKS_SERVICE_URL=unix:<this path>, the socket in a volume both mount.
+    #[arg(long, env = "TASKS_SOCKET", value_name = "TASKS_SOCKET")]
+    pub socket: Option<PathBuf>,
 
     /// PostgreSQL URL; `sslmode=require` (or verify-full) turns on TLS, verified against the
     /// webpki roots or DATABASE_CA_FILE.
@@ -203,6 +211,7 @@ pub struct ConfigError {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub listen: SocketAddr,
+    pub socket: Option<PathBuf>,
     pub db: DbSettings,
     pub verifier: Verifier,
     pub max_body_bytes: u64,
@@ -242,6 +251,13 @@ impl Config {
             "IDENTITY_REPLAY_CAPACITY",
             "must be 1 to 100000000",
         )?;
+        if let Some(path) = &self.socket {
+            check(
+                !path.as_os_str().is_empty() && path.as_os_str().len() <= MAX_SOCKET_PATH,
+                "TASKS_SOCKET",
+                "a socket path has 1 to 107 bytes",
+            )?;
+        }
         check(self.db_pool_size >= 1, "DB_POOL_SIZE", "must be at least 1")?;
         for (value, variable) in [
             (self.db_connect_timeout_ms, "DB_CONNECT_TIMEOUT_MS"),
@@ -288,6 +304,7 @@ impl Config {
         }
         Ok(Settings {
             listen: self.listen,
+            socket: self.socket.clone(),
             db: DbSettings {
                 url,
                 pool_size: self.db_pool_size,
@@ -397,6 +414,14 @@ mod tests {
             "{error}"
         );
 
+        let long = format!("/run/{}", "s".repeat(103));
+        let error = parse(&["--identity-keys", KEYS, "--socket", &long])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("TASKS_SOCKET: "), "{error}");
+
         let error = parse(&["--identity-keys", KEYS, "--db-pool-size", "many"]).unwrap_err();
         assert!(error.to_string().contains("DB_POOL_SIZE"), "{error}");
     }
@@ -421,6 +446,7 @@ mod tests {
         );
         assert!(table.contains("MAX_BODY_BYTES\toptional\t65536\n"));
         assert!(table.contains("DATABASE_CA_FILE\toptional\t\n"), "{table}");
+        assert!(table.contains("TASKS_SOCKET\toptional\t\n"), "{table}");
         assert!(
             table.contains("SHUTDOWN_GRACE_SECS\toptional\t25\n"),
             "{table}"
@@ -433,6 +459,6 @@ mod tests {
             table.contains("IDENTITY_ACCEPT_V1\toptional\tfalse\n"),
             "{table}"
         );
-        assert_eq!(table.lines().count(), 16, "{table}");
+        assert_eq!(table.lines().count(), 17, "{table}");
     }
 }

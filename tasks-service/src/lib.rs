@@ -3,7 +3,7 @@
 //! carries a valid identity credential (see `proto_shared::identity`), and isolates users
 //! twice: every statement is scoped by `user_id`, and row-level security is forced.
 //!
-//! Reading order: [`startup`] builds it, [`server`] accepts, [`routes`] match, [`handlers`]
+//! Reading order: [`startup`] builds it, [`listener`] binds, [`server`] accepts, [`routes`] match, [`handlers`]
 //! act through the [`store`]; [`error`] is where every failure becomes a response. [`state`]
 //! is the vocabulary they share (the state, the exact request target), below all of them.
 
@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod handlers;
 pub mod health;
+pub mod listener;
 pub mod metrics;
 pub mod migrations;
 pub mod routes;

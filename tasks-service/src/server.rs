@@ -17,11 +17,11 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use proto_shared::{headers::REQUEST_ID, RequestId};
-use tokio::net::TcpListener;
 use tracing::Instrument;
 use warp::{reply::Response, Filter};
 
 use crate::{
+    listener::Listeners,
     metrics::Metrics,
     routes::{allowed_methods, route_template},
     state::RequestTarget,
@@ -31,11 +31,11 @@ use crate::{
 /// connection (and a task) open forever.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `filter` on `listener` until `shutdown` resolves, then stops accepting and waits
+/// Serves `filter` on `listeners` until `shutdown` resolves, then stops accepting and waits
 /// for in-flight requests to finish, for at most `shutdown_grace`: a client trickling a body
 /// must not keep the process alive past what an orchestrator allows.
 pub async fn serve<F>(
-    listener: TcpListener,
+    listeners: Listeners,
     filter: F,
     metrics: Metrics,
     shutdown_grace: Duration,
@@ -53,9 +53,9 @@ pub async fn serve<F>(
     let builder = Arc::new(builder);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
+        let stream = tokio::select! {
+            accepted = listeners.accept() => match accepted {
+                Ok(stream) => stream,
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::error!(error = %e, "accept failed");
@@ -80,7 +80,7 @@ pub async fn serve<F>(
             }
         });
     }
-    drop(listener);
+    drop(listeners);
     tracing::info!("shutting down: waiting for in-flight requests");
     if tokio::time::timeout(shutdown_grace, graceful.shutdown())
         .await

@@ -4,11 +4,11 @@
 use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use proto_shared::telemetry::error_chain;
-use tokio::net::TcpListener;
 
 use crate::{
     config::Settings,
     db::{self, Tls},
+    listener::{BindError, Listeners},
     metrics::Metrics,
     migrations, routes, server,
     state::AppState,
@@ -40,17 +40,14 @@ pub enum StartupError {
     },
     #[error("DATABASE_URL: pooled connections to {target} are unusable: {source}")]
     Pool { target: String, source: StoreError },
-    #[error("TASKS_LISTEN: cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Bind(#[from] BindError),
 }
 
 /// A built service, bound and ready to serve.
 #[derive(Debug)]
 pub struct Application {
-    listener: TcpListener,
+    listeners: Listeners,
     state: AppState,
 }
 
@@ -91,13 +88,7 @@ impl Application {
             source,
         })?;
 
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
+        let listeners = Listeners::bind(settings.listen, settings.socket.as_deref()).await?;
         let state = AppState {
             store,
             verifier: Arc::new(settings.verifier),
@@ -105,14 +96,12 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
             shutdown_grace: settings.shutdown_grace,
         };
-        Ok(Self { listener, state })
+        Ok(Self { listeners, state })
     }
 
     /// The bound address (useful when listening on port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound TCP listener has an address")
+        self.listeners.local_addr()
     }
 
     /// The shared state, e.g. to reach the pool in tests.
@@ -122,18 +111,19 @@ impl Application {
 
     /// Serves until `shutdown` resolves, lets in-flight requests finish, closes the pool.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()>) {
-        run(self.listener, self.state, shutdown).await;
+        run(self.listeners, self.state, shutdown).await;
     }
 }
 
-/// Serves `state` on `listener` until `shutdown`; then closes the pool.
-pub async fn run(listener: TcpListener, state: AppState, shutdown: impl Future<Output = ()>) {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "listening");
-    }
+/// Serves `state` on `listeners` until `shutdown`; then closes the pool.
+pub async fn run(listeners: Listeners, state: AppState, shutdown: impl Future<Output = ()>) {
+    let socket = listeners
+        .socket_path()
+        .map(|path| path.display().to_string());
+    tracing::info!(addr = %listeners.local_addr(), socket, "listening");
     let filter = routes::routes(state.clone());
     let metrics = state.metrics.clone();
-    server::serve(listener, filter, metrics, state.shutdown_grace, shutdown).await;
+    server::serve(listeners, filter, metrics, state.shutdown_grace, shutdown).await;
     state.store.pool().close();
     tracing::info!("stopped");
 }

@@ -38,6 +38,7 @@ pub struct TestApp {
 pub fn test_settings(database_url: &str) -> Settings {
     Settings {
         listen: "127.0.0.1:0".parse().unwrap(),
+        socket: None,
         db: DbSettings {
             url: DatabaseUrl::from_str(database_url).unwrap(),
             pool_size: 4,

@@ -16,5 +16,6 @@ mod property;
 mod read;
 mod rls;
 mod routing;
+mod socket;
 mod tls;
 mod update;
