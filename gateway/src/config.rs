@@ -31,7 +31,8 @@ pub struct Config {
     /// network; the public listener does not serve `/metrics`.
     #[arg(long, env = "ADMIN_LISTEN", default_value = "127.0.0.1:9090")]
     pub admin_listen: SocketAddr,
-    /// Upstream of the protected `/api/...` routes (http://host:port).
+    /// Upstream of the protected `/api/...` routes: `http://host:port`, or `unix:/path` for
+    /// tasks-service's Unix socket (`TASKS_SOCKET`) in a volume the sidecar shares.
     #[arg(
         long,
         env = "TASKS_SERVICE_URL",

@@ -83,9 +83,8 @@ impl Application {
             Authenticator::start(settings.auth.clone(), &mut registry, background.clone());
         let draining = CancellationToken::new();
         let signer = Signer::new(&settings.identity_keys, settings.identity_audience.clone());
-        let tasks_service = &settings.tasks_service;
         let upstream_probe = UpstreamProbe::start(
-            &format!("{}://{}", tasks_service.scheme, tasks_service.authority),
+            &settings.tasks_service,
             signer.clone(),
             settings.identity_probe_interval,
             &mut registry,

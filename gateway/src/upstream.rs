@@ -1,5 +1,6 @@
-//! Where a request may be sent: an upstream origin as configured, how to connect to it and
-//! how long that may take, the connections a client connection keeps to it and those a worker
+//! Where a request may be sent: an upstream origin as configured (a TCP host and port, or a
+//! Unix domain socket shared with a sidecar's neighbour), how to connect to it and how long
+//! that may take, the connections a client connection keeps to it and those a worker
 //! parks for its idle client connections (`kept.rs`), and the one rule for sending a lost
 //! request again. Both HTTP engines reach upstreams through this.
 //!
@@ -8,26 +9,47 @@
 
 mod kept;
 
-use std::{io, time::Duration};
+use std::{io, path::Path, sync::Arc, time::Duration};
 
 use http::{
     uri::{Authority, Scheme},
     HeaderValue, Method,
 };
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
+use tokio_util::either::Either;
 
 pub use kept::{Connection, Kept, Parked};
 
-/// An upstream origin, `http://host:port`: requests keep their path and query.
+/// The prefix of an upstream reached over a Unix domain socket: `unix:/run/tasks/http.sock`.
+pub const UNIX_PREFIX: &str = "unix:";
+
+/// The longest socket path Linux takes (`sun_path` holds 108 bytes, the last a NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A connection's bytes to an upstream: TCP, or a Unix domain socket.
+pub type Stream = Either<TcpStream, UnixStream>;
+
+/// An upstream origin, `http://host:port` or `unix:/path/to/socket`: requests keep their
+/// path and query.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Upstream {
     pub scheme: Scheme,
+    /// What `Host` names: the configured host and port, or `localhost` for a Unix socket.
     pub authority: Authority,
+    /// The Unix domain socket connections go to instead of `authority`, when configured so.
+    /// A sidecar and the service it guards share a pod: over a socket in a volume they both
+    /// mount, a request skips the kernel's TCP path twice (specs/research.md measures it),
+    /// and only processes that can open the file reach the service that way.
+    pub socket: Option<Arc<Path>>,
 }
 
 impl Upstream {
-    /// Parses `http://host[:port]` (a trailing `/` is allowed, any other path is not).
+    /// Parses `http://host[:port]` (a trailing `/` is allowed, any other path is not), or
+    /// `unix:` and an absolute socket path.
     pub fn parse(raw: &str) -> Result<Self, String> {
+        if let Some(path) = raw.trim().strip_prefix(UNIX_PREFIX) {
+            return Self::unix(raw, path);
+        }
         let uri: http::Uri = raw
             .trim()
             .parse()
@@ -47,7 +69,34 @@ impl Upstream {
         Ok(Self {
             scheme: Scheme::HTTP,
             authority,
+            socket: None,
         })
+    }
+
+    fn unix(raw: &str, path: &str) -> Result<Self, String> {
+        if !path.starts_with('/') {
+            return Err(format!(
+                "{raw:?}: give the socket's absolute path, as in unix:/run/tasks/http.sock"
+            ));
+        }
+        if path.len() > MAX_SOCKET_PATH || path.contains('\0') {
+            return Err(format!(
+                "{raw:?}: a socket path has at most {MAX_SOCKET_PATH} bytes and no NUL"
+            ));
+        }
+        Ok(Self {
+            scheme: Scheme::HTTP,
+            authority: Authority::from_static("localhost"),
+            socket: Some(Path::new(path).into()),
+        })
+    }
+
+    /// Where connections go, for logs: the socket's path or the host and port.
+    pub fn address(&self) -> String {
+        match &self.socket {
+            Some(path) => format!("{UNIX_PREFIX}{}", path.display()),
+            None => format!("{}://{}", self.scheme, self.authority),
+        }
     }
 
     /// `Host` for this upstream: `host[:port]`, the port only when it is not 80 (what hyper's
@@ -61,16 +110,21 @@ impl Upstream {
         value.expect("an authority is a valid header value")
     }
 
-    /// A new TCP connection to this upstream, with Nagle off (small requests and answers
-    /// must not wait for more).
-    pub async fn connect(&self, timeout: Duration) -> io::Result<TcpStream> {
-        let port = self.authority.port_u16().unwrap_or(80);
-        let stream =
-            tokio::time::timeout(timeout, TcpStream::connect((self.authority.host(), port)))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
-        stream.set_nodelay(true)?;
-        Ok(stream)
+    /// A new connection to this upstream: over its Unix socket, else over TCP with Nagle off
+    /// (small requests and answers must not wait for more).
+    pub async fn connect(&self, timeout: Duration) -> io::Result<Stream> {
+        let connecting = async {
+            if let Some(path) = &self.socket {
+                return Ok(Either::Right(UnixStream::connect(path).await?));
+            }
+            let port = self.authority.port_u16().unwrap_or(80);
+            let stream = TcpStream::connect((self.authority.host(), port)).await?;
+            stream.set_nodelay(true)?;
+            Ok(Either::Left(stream))
+        };
+        tokio::time::timeout(timeout, connecting)
+            .await
+            .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
     }
 }
 
@@ -105,6 +159,36 @@ pub fn may_retry(lost: Lost, reused: bool, method: &Method, bodiless: bool) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_unix_socket_upstream_names_localhost_and_its_path() {
+        let upstream = Upstream::parse(" unix:/run/tasks/http.sock ").unwrap();
+        assert_eq!(
+            upstream.socket.as_deref(),
+            Some(Path::new("/run/tasks/http.sock"))
+        );
+        assert_eq!(upstream.host_header(), "localhost");
+        assert_eq!(upstream.address(), "unix:/run/tasks/http.sock");
+        assert_eq!(
+            Upstream::parse("http://a:1").unwrap().address(),
+            "http://a:1"
+        );
+    }
+
+    #[test]
+    fn a_unix_socket_path_must_be_absolute_and_fit() {
+        for raw in ["unix:", "unix:run/http.sock", "unix:./http.sock"] {
+            let error = Upstream::parse(raw).unwrap_err();
+            assert!(error.contains("absolute path"), "{raw}: {error}");
+        }
+        let long = format!("unix:/{}", "a".repeat(MAX_SOCKET_PATH));
+        assert!(Upstream::parse(&long)
+            .unwrap_err()
+            .contains("at most 107 bytes"));
+        assert!(Upstream::parse("unix:/run/a\0b").is_err());
+        let longest = format!("unix:/{}", "a".repeat(MAX_SOCKET_PATH - 1));
+        assert!(Upstream::parse(&longest).is_ok());
+    }
 
     #[test]
     fn only_a_request_lost_on_a_reused_connection_is_sent_again() {

@@ -25,6 +25,8 @@ use prometheus_client::{
 use proto_shared::{headers, identity::unix_now, BodyDigest, Signer, UserId};
 use tokio_util::sync::CancellationToken;
 
+use crate::upstream::Upstream;
+
 /// The path the probe asks for, and the user it signs for (no one's tasks are read).
 const PROBE_PATH: &str = "/whoami";
 const PROBE_USER: &str = "gateway-readiness-probe";
@@ -85,9 +87,8 @@ pub struct UpstreamProbe {
 impl UpstreamProbe {
     /// Registers the gauge and spawns the probe, which runs until `shutdown` is cancelled.
     /// With `interval` zero no probe runs and the verdict stays unknown.
-    /// `origin` is tasks-service's, e.g. `http://127.0.0.1:8081`.
     pub fn start(
-        origin: &str,
+        tasks_service: &Upstream,
         signer: Signer,
         interval: Duration,
         registry: &mut Registry,
@@ -111,14 +112,23 @@ impl UpstreamProbe {
         if interval.is_zero() {
             return probe;
         }
-        let url = format!("{origin}{PROBE_PATH}");
-        let client = reqwest::Client::builder()
+        let url = format!(
+            "{}://{}{PROBE_PATH}",
+            tasks_service.scheme, tasks_service.authority
+        );
+        let mut client = reqwest::Client::builder()
             .no_proxy()
-            .timeout(Duration::from_secs(5))
-            .build();
+            .timeout(Duration::from_secs(5));
+        if let Some(path) = &tasks_service.socket {
+            client = client.unix_socket(path.clone());
+        }
+        let client = client.build();
         match client {
             Ok(client) => {
-                let task = probe.clone().run(client, url, signer, interval, metrics);
+                let shown = tasks_service.address();
+                let task = probe
+                    .clone()
+                    .run(client, url, shown, signer, interval, metrics);
                 tokio::spawn(async move {
                     tokio::select! {
                         () = task => {}
@@ -140,6 +150,8 @@ impl UpstreamProbe {
         self,
         client: reqwest::Client,
         url: String,
+        // For logs: where the probe goes (`url` names `localhost` for a Unix socket).
+        upstream: String,
         signer: Signer,
         interval: Duration,
         metrics: ProbeMetrics,
@@ -167,12 +179,12 @@ impl UpstreamProbe {
                 Ok(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Verdict::Refused,
                 Ok(status) => {
                     metrics.probed("inconclusive");
-                    tracing::debug!(%status, %url, "upstream identity probe inconclusive");
+                    tracing::debug!(%status, %upstream, "upstream identity probe inconclusive");
                     continue;
                 }
                 Err(error) => {
                     metrics.probed("unreachable");
-                    tracing::debug!(%error, %url, "upstream identity probe could not reach tasks-service");
+                    tracing::debug!(%error, %upstream, "upstream identity probe could not reach tasks-service");
                     continue;
                 }
             };
@@ -187,14 +199,14 @@ impl UpstreamProbe {
             }
             match verdict {
                 Verdict::Refused => tracing::error!(
-                    %url,
+                    %upstream,
                     key_id = %signer.key_id(),
                     audience = %signer.audience(),
                     "tasks-service refuses the gateway's identity credential: IDENTITY_KEYS or \
                      IDENTITY_AUDIENCE differ between the two; not ready until they agree"
                 ),
                 _ => {
-                    tracing::info!(%url, "tasks-service accepts the gateway's identity credential")
+                    tracing::info!(%upstream, "tasks-service accepts the gateway's identity credential")
                 }
             }
         }

@@ -9,9 +9,9 @@
 use std::{io, time::Duration};
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+use tokio_util::either::Either;
 
-use crate::upstream::{self, Kept, Upstream};
+use crate::upstream::{self, Kept, Stream, Upstream};
 
 /// What an upstream connection's read buffer takes while an exchange uses it.
 const READ_BUFFER: usize = 8 * 1024;
@@ -19,7 +19,7 @@ const READ_BUFFER: usize = 8 * 1024;
 /// A socket to an upstream and its unread bytes.
 #[derive(Debug)]
 pub struct Socket {
-    pub stream: TcpStream,
+    pub stream: Stream,
     pub buf: BytesMut,
 }
 
@@ -65,10 +65,11 @@ impl Socket {
             return false;
         }
         let mut probe = [0; 1];
-        matches!(
-            self.stream.try_read(&mut probe),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock
-        )
+        let read = match &self.stream {
+            Either::Left(tcp) => tcp.try_read(&mut probe),
+            Either::Right(unix) => unix.try_read(&mut probe),
+        };
+        matches!(read, Err(error) if error.kind() == io::ErrorKind::WouldBlock)
     }
 }
 

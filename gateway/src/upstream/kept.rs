@@ -10,7 +10,7 @@
 //! Not for: telling whether a kept connection still works (each carrier knows its own), nor
 //! when a lost request may be sent again ([`super::may_retry`]).
 
-use std::sync::Mutex;
+use std::{path::Path, sync::Arc, sync::Mutex};
 
 use http::{uri::Authority, HeaderValue};
 
@@ -20,6 +20,7 @@ use super::Upstream;
 #[derive(Debug)]
 pub struct Connection<T> {
     authority: Authority,
+    socket: Option<Arc<Path>>,
     /// `Host` for this upstream, as [`Upstream::host_header`] writes it.
     pub host: HeaderValue,
     /// What carries the bytes.
@@ -34,13 +35,14 @@ impl<T> Connection<T> {
     pub fn is_for(&self, upstream: &Upstream) -> bool {
         // Both are the configured authority, byte for byte: no need for a comparison that
         // ignores case.
-        self.authority.as_str() == upstream.authority.as_str()
+        self.authority.as_str() == upstream.authority.as_str() && self.socket == upstream.socket
     }
 
     /// A new connection to `upstream`, carried by `io`.
     pub fn new(upstream: &Upstream, io: T) -> Self {
         Self {
             authority: upstream.authority.clone(),
+            socket: upstream.socket.clone(),
             host: upstream.host_header(),
             io,
             reused: false,
@@ -185,6 +187,20 @@ mod tests {
         }
         let expected: Vec<usize> = (3..Parked::<usize>::MAX + 3).rev().collect();
         assert_eq!(left, expected, "the three oldest were closed");
+    }
+
+    #[test]
+    fn a_connection_over_one_socket_is_not_taken_for_another() {
+        let (a, b) = (upstream("unix:/run/a.sock"), upstream("unix:/run/b.sock"));
+        let tcp = upstream("http://localhost");
+        let mut kept = Kept::default();
+        kept.put_back(Connection::new(&a, "to a"));
+        assert!(kept.take(&b).is_none(), "same Host, another socket");
+        assert!(kept.take(&tcp).is_none(), "same Host, over TCP");
+        assert_eq!(
+            kept.take(&a).map(|c| c.host),
+            Some("localhost".parse().unwrap())
+        );
     }
 
     #[test]

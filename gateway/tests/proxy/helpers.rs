@@ -119,7 +119,21 @@ pub async fn spawn_gateway_with(adjust: impl FnOnce(&mut Settings)) -> TestGatew
 
 /// A gateway in front of `issuer`, not waiting for its keys.
 pub async fn start_gateway(issuer: Issuer, adjust: impl FnOnce(&mut Settings)) -> TestGateway {
-    let upstream = EchoUpstream::start().await;
+    start_gateway_before(issuer, EchoUpstream::start().await, adjust).await
+}
+
+/// A gateway with default test settings in front of `upstream`, its signing keys loaded.
+pub async fn spawn_gateway_before(upstream: EchoUpstream) -> TestGateway {
+    let gateway = start_gateway_before(Issuer::start().await, upstream, |_| {}).await;
+    gateway.wait_ready().await;
+    gateway
+}
+
+async fn start_gateway_before(
+    issuer: Issuer,
+    upstream: EchoUpstream,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestGateway {
     let mut settings = test_settings(&issuer, &upstream);
     adjust(&mut settings);
     let application = Application::build(settings).await.expect("gateway builds");

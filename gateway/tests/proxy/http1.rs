@@ -23,10 +23,11 @@ use tokio::{
 
 use crate::{
     helpers::{
-        assert_upstream_unavailable, spawn_gateway, spawn_gateway_with, TestGateway, ALLOWED_ORIGIN,
+        assert_upstream_unavailable, spawn_gateway, spawn_gateway_before, spawn_gateway_with,
+        TestGateway, ALLOWED_ORIGIN,
     },
     raw::{self, RawConnection, RawResponse},
-    upstream::Seen,
+    upstream::{EchoUpstream, Seen},
 };
 
 /// A bounded wait for something that should happen at once; only a failure waits this long.
@@ -78,22 +79,40 @@ async fn pipelined_requests_are_answered_in_order() {
 }
 
 #[tokio::test]
-async fn sequential_requests_share_one_upstream_connection() {
-    let gateway = spawn_gateway().await;
-    let mut connection = RawConnection::open(gateway.address).await;
-    for path in ["/api/auth/a", "/api/auth/b", "/api/auth/c"] {
-        expect_ok(&mut connection, &get(path)).await;
+async fn sequential_requests_share_one_upstream_connection_over_tcp_or_a_unix_socket() {
+    for upstream in [
+        EchoUpstream::start().await,
+        EchoUpstream::start_unix().await,
+    ] {
+        let gateway = spawn_gateway_before(upstream).await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        for path in ["/api/auth/a", "/api/auth/b", "/api/auth/c"] {
+            expect_ok(&mut connection, &get(path)).await;
+        }
+        // A body there and back, streamed through.
+        connection
+            .write("POST /api/auth/echo HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello")
+            .await;
+        let echoed = connection.read_response().await;
+        assert_eq!((echoed.status, echoed.body.as_str()), (200, "hello"));
+        let seen = gateway.upstream.seen();
+        let url = gateway.upstream.url();
+        assert_eq!(
+            targets(&seen),
+            [
+                "/api/auth/a",
+                "/api/auth/b",
+                "/api/auth/c",
+                "/api/auth/echo"
+            ],
+            "{url}"
+        );
+        assert!(
+            seen.iter().all(|request| request.peer == seen[0].peer),
+            "{url}: more than one upstream connection: {:?}",
+            seen.iter().map(|request| request.peer).collect::<Vec<_>>()
+        );
     }
-    let seen = gateway.upstream.seen();
-    assert_eq!(
-        targets(&seen),
-        ["/api/auth/a", "/api/auth/b", "/api/auth/c"]
-    );
-    assert!(
-        seen.iter().all(|request| request.peer == seen[0].peer),
-        "more than one upstream connection: {:?}",
-        seen.iter().map(|request| request.peer).collect::<Vec<_>>()
-    );
 }
 
 #[tokio::test]

@@ -21,6 +21,8 @@ const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 /// tasks-service on its own fresh database, trusting the gateway's identity key.
 struct TasksService {
     url: String,
+    /// `unix:<path>` of its Unix socket, for one started with `start_on_socket`.
+    socket_url: Option<String>,
     database: String,
     stop: Option<oneshot::Sender<()>>,
     server: tokio::task::JoinHandle<()>,
@@ -41,14 +43,29 @@ async fn admin() -> tokio_postgres::Client {
 
 impl TasksService {
     async fn start() -> Self {
+        Self::start_with(None).await
+    }
+
+    /// Listening on a Unix socket as well, as beside a sidecar in a pod.
+    async fn start_on_socket() -> Self {
+        let dir = std::env::temp_dir().join(format!("tasks-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        Self::start_with(Some(dir.join("http.sock"))).await
+    }
+
+    async fn start_with(socket: Option<std::path::PathBuf>) -> Self {
         let database = format!("gateway_e2e_{}", uuid::Uuid::new_v4().simple());
         admin()
             .await
             .batch_execute(&format!("CREATE DATABASE {database}"))
             .await
             .expect("CREATE DATABASE");
+        let socket_url = socket
+            .as_ref()
+            .map(|path| format!("unix:{}", path.display()));
         let settings = tasks_service::Settings {
             listen: "127.0.0.1:0".parse().unwrap(),
+            socket,
             db: DbSettings {
                 url: DatabaseUrl::from_str(&format!(
                     "postgres://postgres@127.0.0.1:5432/{database}"
@@ -73,6 +90,7 @@ impl TasksService {
         }));
         Self {
             url,
+            socket_url,
             database,
             stop: Some(stop),
             server,
@@ -272,6 +290,66 @@ async fn two_users_never_see_each_others_tasks() {
 
     drop(gateway);
     service.stop().await;
+}
+
+#[tokio::test]
+async fn over_a_unix_socket_the_probe_the_api_and_isolation_all_hold() {
+    let service = TasksService::start_on_socket().await;
+    let socket_url = service.socket_url.clone().unwrap();
+    let socket = socket_url.strip_prefix("unix:").unwrap().to_owned();
+    let gateway = start_gateway(Issuer::start().await, |s| {
+        s.tasks_service = Upstream::parse(&socket_url).unwrap();
+        s.identity_probe_interval = Duration::from_millis(50);
+    })
+    .await;
+    // The identity probe goes over the socket too, and tasks-service accepts it there.
+    wait_for_metric(&gateway, "gateway_upstream_identity", |v| v == 1.0).await;
+    gateway.wait_ready().await;
+    use reqwest::Method;
+
+    let (status, created) = call(
+        &gateway,
+        "alice",
+        Method::POST,
+        "/api/alice/tasks",
+        Some(json!({"title": "by socket"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    // HTTP/2 from the client: hyper's engine, and its own upstream connections.
+    let http2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for client in [&gateway.http, &http2] {
+        let listed = client
+            .get(gateway.url("/api/alice/tasks"))
+            .bearer_auth(gateway.token("alice"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(listed.status(), 200);
+        let listed: Value = listed.json().await.unwrap();
+        assert_eq!(listed[0]["id"], id);
+    }
+    let (status, _) = call(
+        &gateway,
+        "bob",
+        Method::GET,
+        &format!("/api/bob/tasks/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "still sealed per user");
+
+    // The service gone: its socket file with it, and the gateway answers 502, not a hang.
+    service.stop().await;
+    assert!(!std::path::Path::new(&socket).exists());
+    let (status, body) = call(&gateway, "alice", Method::GET, "/api/alice/tasks", None).await;
+    assert_eq!(status, 502, "{body}");
+    let _ = std::fs::remove_dir_all(std::path::Path::new(&socket).parent().unwrap());
 }
 
 /// Polls the gateway's metrics until the series `series` has a value that `holds` (10 s

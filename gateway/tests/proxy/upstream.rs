@@ -1,4 +1,5 @@
-//! An in-process upstream on port 0 that records what reached it. Behaviour by path:
+//! An in-process upstream on port 0 (or on a Unix socket, `start_unix`) that records what
+//! reached it. Behaviour by path:
 //! - `.../hang`: never answers;
 //! - `.../reset`: drops the connection without answering;
 //! - `.../hold`: reports its arrival, then answers once the test releases it;
@@ -10,6 +11,7 @@
 
 use std::{
     net::SocketAddr,
+    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -20,7 +22,12 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::{body::Frame, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use tokio::{net::TcpListener, sync::Notify, task::JoinHandle};
+use tokio::{
+    net::{TcpListener, UnixListener},
+    sync::Notify,
+    task::JoinHandle,
+};
+use tokio_util::either::Either;
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -37,7 +44,8 @@ pub struct Seen {
     /// The body received (for paths that read the whole body).
     pub body: Vec<u8>,
     /// The far end of the connection it came over (the gateway's side): requests with the
-    /// same `peer` shared one upstream connection.
+    /// same `peer` shared one upstream connection. Over a Unix socket, which gives the
+    /// gateway's end no address, `0.0.0.0` and the connection's number as the port.
     pub peer: SocketAddr,
 }
 
@@ -52,7 +60,9 @@ struct Shared {
 
 /// The running upstream; stops when dropped.
 pub struct EchoUpstream {
-    address: SocketAddr,
+    url: String,
+    /// The directory holding the Unix socket, removed on drop.
+    socket_dir: Option<PathBuf>,
     shared: Arc<Shared>,
     server: JoinHandle<()>,
 }
@@ -60,6 +70,9 @@ pub struct EchoUpstream {
 impl Drop for EchoUpstream {
     fn drop(&mut self) {
         self.server.abort();
+        if let Some(dir) = &self.socket_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -67,19 +80,35 @@ impl EchoUpstream {
     /// Starts on 127.0.0.1 port 0.
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let address = listener.local_addr().unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        Self::serving(Listener::Tcp(listener), url, None)
+    }
+
+    /// Starts on a Unix socket in a fresh temporary directory.
+    pub async fn start_unix() -> Self {
+        let dir =
+            std::env::temp_dir().join(format!("echo-upstream-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("http.sock");
+        let listener = UnixListener::bind(&path).expect("bind a Unix socket");
+        let url = format!("unix:{}", path.display());
+        Self::serving(Listener::Unix(listener), url, Some(dir))
+    }
+
+    fn serving(listener: Listener, url: String, socket_dir: Option<PathBuf>) -> Self {
         let shared = Arc::new(Shared::default());
         let server = tokio::spawn(serve(listener, shared.clone()));
         Self {
-            address,
+            url,
+            socket_dir,
             shared,
             server,
         }
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `unix:<path>` for one started with `start_unix`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        self.url.clone()
     }
 
     /// Every request received so far.
@@ -131,9 +160,26 @@ impl EchoUpstream {
     }
 }
 
-async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+async fn serve(listener: Listener, shared: Arc<Shared>) {
+    let mut unix_connections = 0u16;
     loop {
-        let Ok((stream, peer)) = listener.accept().await else {
+        let accepted = match &listener {
+            Listener::Tcp(tcp) => tcp
+                .accept()
+                .await
+                .map(|(stream, peer)| (Either::Left(stream), peer)),
+            Listener::Unix(unix) => unix.accept().await.map(|(stream, _)| {
+                unix_connections += 1;
+                let peer = SocketAddr::from(([0, 0, 0, 0], unix_connections));
+                (Either::Right(stream), peer)
+            }),
+        };
+        let Ok((stream, peer)) = accepted else {
             continue;
         };
         let shared = shared.clone();
