@@ -16,7 +16,7 @@ use crate::{
 mod links;
 mod workload;
 
-use links::{compose_rules, service_rules, url_rules};
+use links::{compose_rules, service_rules, socket_rules, url_rules};
 pub use workload::{admin_listen_of, listen_of, ADMIN_LISTEN};
 use workload::{placement_rules, probe_rules, required_probe_rules, workload_rules};
 
@@ -125,6 +125,7 @@ pub fn check_all(manifests: &Manifests, binaries: &BTreeMap<String, EnvList>) ->
             required_probe_rules(w, &mut report);
         }
         url_rules(w, manifests, &listens, &mut report);
+        socket_rules(w, manifests, &mut report);
     }
     compose_rules(manifests, &mut report);
     service_rules(&manifests.cluster, binaries, &listens, &admins, &mut report);

@@ -7,7 +7,7 @@
 use serde_norway::Value;
 
 use crate::{
-    workload::{Placement, Port, Probe, ProbeTarget, Workload},
+    workload::{Mount, Placement, Port, Probe, ProbeTarget, Workload},
     yaml::{self, interpolate_defaults, scalar},
 };
 
@@ -43,6 +43,7 @@ pub fn parse(file: &str, doc: &Value) -> Result<Vec<Service>, String> {
             complete: true,
             ports: ports(service).map_err(|e| format!("{origin}: {e}"))?,
             probes: healthcheck(service).into_iter().collect(),
+            mounts: mounts(service),
             name: name.to_owned(),
             origin,
         };
@@ -119,6 +120,26 @@ fn ports(service: &Value) -> Result<Vec<Port>, String> {
         }
     }
     Ok(out)
+}
+
+/// `volumes:` entries, short (`source:target[:mode]`) or long (`{ source, target }`).
+fn mounts(service: &Value) -> Vec<Mount> {
+    yaml::seq_at(service, &["volumes"])
+        .iter()
+        .filter_map(|entry| {
+            let (volume, path) = match scalar(entry) {
+                Some(short) => {
+                    let mut parts = short.split(':');
+                    (parts.next()?.to_owned(), parts.next()?.to_owned())
+                }
+                None => (
+                    yaml::str_at(entry, &["source"])?.to_owned(),
+                    yaml::str_at(entry, &["target"])?.to_owned(),
+                ),
+            };
+            Some(Mount { volume, path })
+        })
+        .collect()
 }
 
 fn healthcheck(service: &Value) -> Option<Probe> {

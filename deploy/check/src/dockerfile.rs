@@ -79,6 +79,8 @@ pub fn parse(file: &str, binary: &str, text: &str) -> Result<Workload, String> {
         complete: false,
         ports,
         probes,
+        // Nothing is mounted into an image by itself.
+        mounts: Vec::new(),
     })
 }
 

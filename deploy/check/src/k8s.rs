@@ -11,7 +11,7 @@ use serde_norway::Value;
 
 use crate::{
     compose::command_target,
-    workload::{Placement, Port, PortRef, Probe, ProbeTarget, Workload},
+    workload::{Mount, Placement, Port, PortRef, Probe, ProbeTarget, Workload},
     yaml::{self, scalar},
 };
 
@@ -118,6 +118,15 @@ impl Cluster {
                     })
                 })
                 .collect();
+            let mounts = yaml::seq_at(container, &["volumeMounts"])
+                .iter()
+                .filter_map(|m| {
+                    Some(Mount {
+                        volume: yaml::str_at(m, &["name"])?.to_owned(),
+                        path: yaml::str_at(m, &["mountPath"])?.to_owned(),
+                    })
+                })
+                .collect();
             self.workloads.push(Workload {
                 origin,
                 name: cname.to_owned(),
@@ -129,6 +138,7 @@ impl Cluster {
                 complete,
                 ports,
                 probes,
+                mounts,
             });
         }
         Ok(())

@@ -41,6 +41,31 @@ pub struct Workload {
     pub ports: Vec<Port>,
     /// Health checks pointed at the workload.
     pub probes: Vec<Probe>,
+    /// Volumes mounted into the container: compose `volumes`, Kubernetes `volumeMounts`.
+    pub mounts: Vec<Mount>,
+}
+
+/// A volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The volume's name (a compose named volume or host path; a pod's `volumes[].name`).
+    pub volume: String,
+    /// Where it appears inside the container.
+    pub path: String,
+}
+
+impl Workload {
+    /// The mount that holds `path` inside this container (the deepest, as the kernel picks).
+    pub fn mount_holding(&self, path: &str) -> Option<&Mount> {
+        self.mounts
+            .iter()
+            .filter(|m| {
+                let dir = m.path.trim_end_matches('/');
+                path.strip_prefix(dir)
+                    .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .max_by_key(|m| m.path.len())
+    }
 }
 
 /// A port a manifest says the container listens on.

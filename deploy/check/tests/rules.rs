@@ -15,7 +15,7 @@ fn lists() -> BTreeMap<String, EnvList> {
     let parse = |text: &str| EnvList::parse(text).unwrap();
     BTreeMap::from([
         ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nADMIN_LISTEN\toptional\t127.0.0.1:9090\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\n")),
-        ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\n")),
+        ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nTASKS_SOCKET\toptional\t\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\n")),
     ])
 }
 
@@ -310,6 +310,79 @@ fn a_sidecar_url_to_a_port_nobody_listens_on_is_reported() {
         &problems_for_k8s(&text),
         "TASKS_SERVICE_URL points at http://127.0.0.1:9999",
     );
+}
+
+/// The sample deployment with the gateway reaching tasks-service over a Unix socket in a
+/// volume both containers mount, as deploy/k8s does.
+fn k8s_over_a_socket() -> String {
+    K8S.replace(
+        r#"- { name: TASKS_LISTEN, value: "127.0.0.1:8081" }"#,
+        "- { name: TASKS_LISTEN, value: \"127.0.0.1:8081\" }\n            \
+         - { name: TASKS_SOCKET, value: /run/tasks/http.sock }",
+    )
+    .replace(
+        r#"- { name: TASKS_SERVICE_URL, value: "http://127.0.0.1:8081" }"#,
+        r#"- { name: TASKS_SERVICE_URL, value: "unix:/run/tasks/http.sock" }"#,
+    )
+    .replace(
+        "          livenessProbe:",
+        "          volumeMounts: [{ name: sock, mountPath: /run/tasks }]\n          livenessProbe:",
+    )
+    .replace(
+        "      containers:\n",
+        "      volumes: [{ name: sock, emptyDir: {} }]\n      containers:\n",
+    )
+}
+
+#[test]
+fn a_sidecar_over_a_socket_in_a_shared_volume_is_clean() {
+    let text = k8s_over_a_socket();
+    assert_eq!(text.matches("mountPath: /run/tasks").count(), 2, "{text}");
+    assert_eq!(problems_for_k8s(&text), Vec::<String>::new());
+}
+
+#[test]
+fn a_socket_no_sibling_makes_or_shares_is_reported() {
+    let elsewhere = k8s_over_a_socket().replace(
+        "value: \"unix:/run/tasks/http.sock\"",
+        "value: \"unix:/run/tasks/other.sock\"",
+    );
+    assert_one(
+        &problems_for_k8s(&elsewhere),
+        "TASKS_SERVICE_URL points at unix:/run/tasks/other.sock, but no sibling sets TASKS_SOCKET=/run/tasks/other.sock",
+    );
+    // The gateway's mount removed (the second one): it would see an empty directory.
+    let text = k8s_over_a_socket();
+    let last = text.rfind("          volumeMounts:").unwrap();
+    let end = last + text[last..].find('\n').unwrap() + 1;
+    let unmounted = format!("{}{}", &text[..last], &text[end..]);
+    assert_one(
+        &problems_for_k8s(&unmounted),
+        "but gateway and tasks-service do not mount one volume at its directory",
+    );
+    // Each its own volume at the same path: two directories, no socket in common.
+    let apart = text.replacen("{ name: sock, mountPath", "{ name: other, mountPath", 1);
+    assert_one(&problems_for_k8s(&apart), "do not mount one volume");
+}
+
+#[test]
+fn compose_services_sharing_a_socket_need_one_named_volume() {
+    let shared = COMPOSE
+        .replace(
+            "    environment:\n      TASKS_LISTEN: 0.0.0.0:8081\n",
+            "    volumes: [\"sock:/run/tasks\"]\n    environment:\n      TASKS_LISTEN: 0.0.0.0:8081\n      TASKS_SOCKET: /run/tasks/http.sock\n",
+        )
+        .replace(
+            "    environment:\n      GATEWAY_LISTEN: 0.0.0.0:8080\n      TASKS_SERVICE_URL: http://tasks-service:8081\n",
+            "    volumes: [{ type: volume, source: sock, target: /run/tasks }]\n    environment:\n      GATEWAY_LISTEN: 0.0.0.0:8080\n      TASKS_SERVICE_URL: unix:/run/tasks/http.sock\n",
+        );
+    assert_eq!(
+        shared.matches("/run/tasks }").count() + shared.matches("/run/tasks\"").count(),
+        2
+    );
+    assert_eq!(problems_for_compose(&shared), Vec::<String>::new());
+    let apart = shared.replace("source: sock", "source: elsewhere");
+    assert_one(&problems_for_compose(&apart), "do not mount one volume");
 }
 
 #[test]

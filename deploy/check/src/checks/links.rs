@@ -1,5 +1,6 @@
-//! Rules about how workloads refer to each other: URLs between siblings, compose
-//! `depends_on`, and Services selecting pods and targeting their ports.
+//! Rules about how workloads refer to each other: URLs between siblings (over TCP, or a Unix
+//! socket in a shared volume), compose `depends_on`, and Services selecting pods and
+//! targeting their ports.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +60,54 @@ pub(super) fn url_rules(
                             .map(|s| s.name.as_str())
                             .collect::<Vec<_>>()
                             .join(", ")
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// A `unix:<path>` value (the gateway's `TASKS_SERVICE_URL`) must name a socket a sibling
+/// makes (its `TASKS_SOCKET`), in a volume both containers mount at the same place: else
+/// every forwarded request fails to connect while the pod reports ready.
+pub(super) fn socket_rules(w: &Workload, m: &Manifests, report: &mut impl FnMut(&str, String)) {
+    if w.placement == Placement::Image {
+        return;
+    }
+    for (name, value) in &w.env {
+        let Some(path) = value
+            .as_deref()
+            .and_then(|v| v.trim().strip_prefix("unix:"))
+        else {
+            continue;
+        };
+        let makers: Vec<&Workload> = m
+            .workloads()
+            .filter(|s| s.group == w.group && s.origin != w.origin)
+            .filter(|s| s.env.get("TASKS_SOCKET").and_then(Option::as_deref) == Some(path))
+            .collect();
+        if makers.is_empty() {
+            if w.complete {
+                report(
+                    &w.origin,
+                    format!(
+                        "{name} points at unix:{path}, but no sibling sets TASKS_SOCKET={path}"
+                    ),
+                );
+            }
+            continue;
+        }
+        for maker in makers {
+            let shared = match (w.mount_holding(path), maker.mount_holding(path)) {
+                (Some(here), Some(there)) => here == there,
+                _ => false,
+            };
+            if !shared {
+                report(
+                    &w.origin,
+                    format!(
+                        "{name} points at unix:{path}, but {} and {} do not mount one volume at its directory",
+                        w.name, maker.name
                     ),
                 );
             }
