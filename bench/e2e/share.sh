@@ -14,6 +14,10 @@
 # (2 workers, keep-alive upstream, the load signing its credentials as when direct): what any
 # proxy costs here, the reference the gateway's share is judged against.
 #
+# Each proxy reaches tasks-service over each of $TRANSPORTS: `unix`, the socket a sidecar
+# shares with its service in a pod (TASKS_SOCKET; deploy/k8s does this), and `tcp`, loopback
+# TCP; labels of the socket's runs end in -unix.
+#
 # Load generator: tasks-service/examples/loadgen.rs (reqwest, $CONCURRENCY clients, closed
 # loop); issuer: gateway/examples/mint_tokens.rs (EdDSA). Nothing is pinned: the load, the
 # gateway, the service and PostgreSQL share the machine's CPUs, as in a pod.
@@ -23,6 +27,7 @@
 #        LAYOUTS="shared per-core" (a gateway per runtime layout, each measured in the same run;
 #          an entry <name>=<gateway binary> is another build, or a wrapper that execs one,
 #          in its default layout, to A/B a change in one run)
+#        TRANSPORTS="unix tcp"
 #        NGINX=1
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres). Prints figures; asserts nothing.
 set -euo pipefail
@@ -69,9 +74,10 @@ wait_for() {
 }
 
 SERVICE_PORT=$(free_port) ISSUER_PORT=$(free_port)
+SERVICE_SOCKET=$TMP/tasks.sock
 psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB"
 IDENTITY_KEYS="$KEY" DATABASE_URL="$ADMIN_DB/$DB" TASKS_LISTEN="127.0.0.1:$SERVICE_PORT" \
-  RUST_LOG=warn DB_POOL_SIZE=16 "$BIN/tasks-service" &
+  TASKS_SOCKET="$SERVICE_SOCKET" RUST_LOG=warn DB_POOL_SIZE=16 "$BIN/tasks-service" &
 PIDS+=($!)
 wait_for "http://127.0.0.1:$SERVICE_PORT/readyz"
 
@@ -96,21 +102,29 @@ SERVICE_PID=${PIDS[0]}
 # One gateway per runtime layout, all up for the whole run (an idle one costs nothing
 # measurable); each label's proxy processes, for the CPU figures.
 read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
+read -r -a TRANSPORTS <<<"${TRANSPORTS:-unix tcp}"
+# upstream <transport>: how a proxy reaches tasks-service over it; suffix <transport>: its labels' ending.
+upstream() { if [ "$1" = unix ]; then echo "unix:$SERVICE_SOCKET"; else echo "$SERVICE_PORT"; fi; }
+suffix() { if [ "$1" = unix ]; then echo -unix; fi; }
 declare -A PROXY_PIDS PROXY_URLS
-GATEWAYS=() # each entry's label: gateway-<layout>, or gateway-<name> for name=binary
+GATEWAYS=() # each entry's label: gateway-<layout>[-unix], or gateway-<name>[-unix] for name=binary
 for layout in "${LAYOUTS[@]}"; do
-  port=$(free_port) admin=$(free_port) name=gateway-${layout%%=*}
-  GATEWAYS+=("$name")
-  gateway=$BIN/gateway settings=(RUNTIME_LAYOUT="$layout")
-  if [[ $layout == *=* ]]; then gateway=${layout#*=} settings=(); fi
-  env "${settings[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
-    TASKS_SERVICE_URL="http://127.0.0.1:$SERVICE_PORT" BETTER_AUTH_URL="$ISSUER" \
-    IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
-    "$gateway" 2>"$TMP/$name.log" &
-  PIDS+=($!)
-  PROXY_PIDS[$name]=$!
-  PROXY_URLS[$name]="http://127.0.0.1:$port"
-  wait_for "http://127.0.0.1:$port/readyz"
+  for transport in "${TRANSPORTS[@]}"; do
+    port=$(free_port) admin=$(free_port) name=gateway-${layout%%=*}$(suffix "$transport")
+    GATEWAYS+=("$name")
+    gateway=$BIN/gateway settings=(RUNTIME_LAYOUT="$layout")
+    if [[ $layout == *=* ]]; then gateway=${layout#*=} settings=(); fi
+    tasks_url=$(upstream "$transport")
+    [ "$transport" = tcp ] && tasks_url=http://127.0.0.1:$tasks_url
+    env "${settings[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \
+      TASKS_SERVICE_URL="$tasks_url" BETTER_AUTH_URL="$ISSUER" \
+      IDENTITY_KEYS="$KEY" RUST_LOG=warn LOG_FORMAT=json \
+      "$gateway" 2>"$TMP/$name.log" &
+    PIDS+=($!)
+    PROXY_PIDS[$name]=$!
+    PROXY_URLS[$name]="http://127.0.0.1:$port"
+    wait_for "http://127.0.0.1:$port/readyz"
+  done
 done
 
 NGINX=${NGINX:-1}
@@ -119,14 +133,20 @@ if [ "$NGINX" = 1 ]; then
     say "installing nginx-light (Debian)"
     apt-get install -y nginx-light >/dev/null || { apt-get update >/dev/null && apt-get install -y nginx-light >/dev/null; }
   fi
-  NGINX_PORT=$(free_port)
-  NGINX_WORKERS=auto nginx_conf "$TMP/nginx.d" "$NGINX_PORT" "$SERVICE_PORT"
-  # Without this script's NGINX switch: nginx reads a variable of that name as sockets to inherit.
-  env -u NGINX "$(command -v nginx)" -p "$TMP/nginx.d" -c "$TMP/nginx.d/nginx.conf" -e "$TMP/nginx.d/logs/error.log" &
-  PIDS+=($!)
-  NGINX_MAIN=$!
-  wait_for "http://127.0.0.1:$NGINX_PORT/healthz"
-  PROXY_PIDS[nginx]=$(pgrep -P "$NGINX_MAIN" | tr '\n' ' ')
+  NGINXES=()
+  for transport in "${TRANSPORTS[@]}"; do
+    name=nginx$(suffix "$transport") port=$(free_port) dir=$TMP/$name.d
+    NGINXES+=("$name")
+    # Workers as root: tasks-service's socket is owner and group only, as in the pod.
+    NGINX_WORKERS=auto nginx_conf "$dir" "$port" "$(upstream "$transport")" "user root;"
+    # Without this script's NGINX switch: nginx reads a variable of that name as sockets to inherit.
+    env -u NGINX "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
+    PIDS+=($!)
+    main=$!
+    PROXY_URLS[$name]="http://127.0.0.1:$port"
+    wait_for "${PROXY_URLS[$name]}/healthz"
+    PROXY_PIDS[$name]=$(pgrep -P "$main" | tr '\n' ' ')
+  done
 fi
 
 # Where the CPU goes, per run: clock ticks (user + system, every thread) used by the gateway,
@@ -184,7 +204,9 @@ LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
 run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
 for name in "${GATEWAYS[@]}"; do run warmup "${PROXY_URLS[$name]}" "$THROUGH" "$WARMUP"; done
-[ "$NGINX" = 1 ] && run warmup "http://127.0.0.1:$NGINX_PORT" "$DIRECT" "$WARMUP"
+if [ "$NGINX" = 1 ]; then
+  for name in "${NGINXES[@]}"; do run warmup "${PROXY_URLS[$name]}" "$DIRECT" "$WARMUP"; done
+fi
 # pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
 # (throughput, p99) to $TMP/<label>.ratios.
 pairs() {
@@ -208,8 +230,8 @@ pairs direct-again "$DIRECT_URL" "$DIRECT"
 for name in "${GATEWAYS[@]}"; do pairs "$name" "${PROXY_URLS[$name]}" "$THROUGH"; done
 PROXIES=("${GATEWAYS[@]}")
 if [ "$NGINX" = 1 ]; then
-  pairs nginx "http://127.0.0.1:$NGINX_PORT" "$DIRECT"
-  PROXIES+=(nginx)
+  for name in "${NGINXES[@]}"; do pairs "$name" "${PROXY_URLS[$name]}" "$DIRECT"; done
+  PROXIES+=("${NGINXES[@]}")
 fi
 
 col() { cut -d' ' -f"$2" "$TMP/$1" | median; }
@@ -221,7 +243,7 @@ for label in direct "${PROXIES[@]}"; do
   case $label in
     direct) name="tasks-service directly" ;;
     gateway-*) name="through the gateway, ${label#gateway-}" ;;
-    nginx) name="through nginx (a plain hop)" ;;
+    nginx*) name="through nginx${label#nginx} (a plain hop)" ;;
   esac
   printf '%-34s %10.0f %10.2f %10.2f\n' "$name" "$(col "$label" 1)" \
     "$(awk -v v="$(col "$label" 2)" 'BEGIN { print v / 1000 }')" \

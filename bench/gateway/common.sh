@@ -33,12 +33,14 @@ wait_for() {
   say "no 200 from $url"; return 1
 }
 
-# nginx_conf <dir> <listen port> <upstream port> [top-level directive...]: writes
+# nginx_conf <dir> <listen port> <upstream port or unix:/path> [top-level directive...]: writes
 # <dir>/nginx.conf, a plain reverse proxy with $NGINX_WORKERS workers (default 1; `auto` is one
 # per CPU), no access log and kept-alive upstream connections, as a careful operator would set
 # it up; logs and temp files in <dir>.
 nginx_conf() {
   local dir=$1 port=$2 upstream=$3; shift 3
+  # A bare port is on loopback; anything else (unix:/path) is nginx's own address syntax.
+  [[ $upstream =~ ^[0-9]+$ ]] && upstream=127.0.0.1:$upstream
   mkdir -p "$dir/logs"
   {
     printf '%s\n' "$@"
@@ -52,7 +54,7 @@ http {
   access_log off;
   client_body_temp_path $dir/body;
   proxy_temp_path $dir/proxy;
-  upstream backend { server 127.0.0.1:$upstream; keepalive 128; }
+  upstream backend { server $upstream; keepalive 128; }
   server {
     listen 127.0.0.1:$port;
     location / {
