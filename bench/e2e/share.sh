@@ -5,7 +5,7 @@
 # gateway (a bearer JWT per user; the gateway verifies it, warm token cache, and signs), in
 # one run. Prints both throughputs and p99s and the ratios gateway/direct, each the median of
 # $REPEATS per-pair ratios (a direct run beside every gateway run, before it and after it
-# in turn), beside the noise
+# in turn; every scenario one pair per round, round-robin), beside the noise
 # floor: direct paired with itself the same way. Then each process's CPU per request, each
 # hop's share of the whole request's CPU (steadier from run to run than any wall-clock
 # ratio), and the throughput ratio that CPU alone predicts.
@@ -202,37 +202,37 @@ DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 say "measuring: $REPEATS pairs per scenario, $SECS s each, $CONC clients, $USERS users"
-run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
-for name in "${GATEWAYS[@]}"; do run warmup "${PROXY_URLS[$name]}" "$THROUGH" "$WARMUP"; done
-if [ "$NGINX" = 1 ]; then
-  for name in "${NGINXES[@]}"; do run warmup "${PROXY_URLS[$name]}" "$DIRECT" "$WARMUP"; done
-fi
-# pairs <label>: $REPEATS runs of <label>, each just after a direct run; the per-pair ratios
-# (throughput, p99) to $TMP/<label>.ratios.
-pairs() {
-  local label=$1 base=$2 users=$3
-  for i in $(seq 1 "$REPEATS"); do
-    # The order alternates, so that whatever the run before leaves behind (warm caches, a
-    # busy neighbour) falls on both sides alike.
-    if [ $((i % 2)) = 1 ]; then
-      run direct "$DIRECT_URL" "$DIRECT" "$SECS"
-      run "$label" "$base" "$users" "$SECS"
-    else
-      run "$label" "$base" "$users" "$SECS"
-      run direct "$DIRECT_URL" "$DIRECT" "$SECS"
-    fi
-    paste -d' ' <(tail -1 "$TMP/$label") <(tail -1 "$TMP/direct") \
-      | awk '{ print $1 / $4, $3 / $6 }' >>"$TMP/$label.ratios"
-    say "  $label $(tail -1 "$TMP/$label") / direct $(tail -1 "$TMP/direct")"
-  done
-}
-pairs direct-again "$DIRECT_URL" "$DIRECT"
-for name in "${GATEWAYS[@]}"; do pairs "$name" "${PROXY_URLS[$name]}" "$THROUGH"; done
 PROXIES=("${GATEWAYS[@]}")
-if [ "$NGINX" = 1 ]; then
-  for name in "${NGINXES[@]}"; do pairs "$name" "${PROXY_URLS[$name]}" "$DIRECT"; done
-  PROXIES+=("${NGINXES[@]}")
-fi
+[ "$NGINX" = 1 ] && PROXIES+=("${NGINXES[@]}")
+# users_of <label>: the gateway's runs send a bearer token per user, every other run signs.
+users_of() { if [[ $1 == gateway-* ]]; then echo "$THROUGH"; else echo "$DIRECT"; fi; }
+run warmup "$DIRECT_URL" "$DIRECT" "$WARMUP"
+for name in "${PROXIES[@]}"; do run warmup "${PROXY_URLS[$name]}" "$(users_of "$name")" "$WARMUP"; done
+# pair <i> <label> <base url> <users file>: one run of <label> beside a direct run, the
+# direct one first in odd rounds and second in even ones, so that whatever a run leaves
+# behind (warm caches, a busy neighbour) falls on both sides alike; the pair's ratios
+# (throughput, p99) to $TMP/<label>.ratios.
+pair() {
+  local i=$1 label=$2 base=$3 users=$4
+  if [ $((i % 2)) = 1 ]; then
+    run direct "$DIRECT_URL" "$DIRECT" "$SECS"
+    run "$label" "$base" "$users" "$SECS"
+  else
+    run "$label" "$base" "$users" "$SECS"
+    run direct "$DIRECT_URL" "$DIRECT" "$SECS"
+  fi
+  paste -d' ' <(tail -1 "$TMP/$label") <(tail -1 "$TMP/direct") \
+    | awk '{ print $1 / $4, $3 / $6 }' >>"$TMP/$label.ratios"
+  say "  $label $(tail -1 "$TMP/$label") / direct $(tail -1 "$TMP/direct")"
+}
+# Round-robin: every scenario gets a pair in each round, so a machine that slows down or
+# speeds up over the minutes of the run does so for all of them alike, and their CPU
+# figures can be compared with each other, not only with their own direct runs.
+for i in $(seq 1 "$REPEATS"); do
+  say "round $i of $REPEATS"
+  pair "$i" direct-again "$DIRECT_URL" "$DIRECT"
+  for name in "${PROXIES[@]}"; do pair "$i" "$name" "${PROXY_URLS[$name]}" "$(users_of "$name")"; done
+done
 
 col() { cut -d' ' -f"$2" "$TMP/$1" | median; }
 spread() { cut -d' ' -f"$2" "$TMP/$1.ratios" | sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.3f-%.3f", lo, hi }'; }
