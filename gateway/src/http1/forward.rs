@@ -120,7 +120,7 @@ impl Connection<'_> {
             Ok(answer) => Ok(answer),
             Err(SendError::ClientBody) => Err(GatewayError::IncompleteBody),
             Err(error) => {
-                tracing::warn!(%error, "upstream request failed");
+                tracing::warn!(%error, upstream = %upstream.address(), "upstream request failed");
                 Err(GatewayError::UpstreamUnavailable)
             }
         }

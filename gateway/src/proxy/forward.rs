@@ -55,7 +55,11 @@ impl Forwarder {
                 Err(GatewayError::IncompleteBody)
             }
             Ok(Err(error)) => {
-                tracing::warn!(error = %proto_shared::telemetry::error_chain(&*error), "upstream request failed");
+                tracing::warn!(
+                    error = %proto_shared::telemetry::error_chain(&*error),
+                    upstream = %upstream.address(),
+                    "upstream request failed"
+                );
                 Err(GatewayError::UpstreamUnavailable)
             }
         }
