@@ -167,7 +167,18 @@ impl Stack {
         }
         let mut better_auth = Process::spawn("better-auth", auth, &log_dir);
 
+        // scripts/test.sh's second run also puts the gateways on tasks-service's Unix socket,
+        // as deploy/k8s does (E2E_TASKS_SOCKET=1); the TCP listener stays for direct callers.
+        let tasks_socket = std::env::var_os("E2E_TASKS_SOCKET")
+            .map(|_| std::env::temp_dir().join(format!("e2e-tasks-{}.sock", &suffix[..12])));
+        let gateway_upstream = match &tasks_socket {
+            Some(path) => format!("unix:{}", path.display()),
+            None => tasks_url.clone(),
+        };
         let mut tasks = binary("tasks-service");
+        if let Some(path) = &tasks_socket {
+            tasks.env("TASKS_SOCKET", path);
+        }
         tasks
             .env("TASKS_LISTEN", format!("127.0.0.1:{tasks_port}"))
             .env(
@@ -186,7 +197,7 @@ impl Stack {
             step(&auth_database_url);
         }
         let mut gateway_env: Vec<(String, String)> = vec![
-            ("TASKS_SERVICE_URL".into(), tasks_url.clone()),
+            ("TASKS_SERVICE_URL".into(), gateway_upstream),
             ("BETTER_AUTH_URL".into(), auth_url.clone()),
             ("PUBLIC_ROUTES".into(), format!("/api/auth/={auth_url}")),
             (
