@@ -1,4 +1,4 @@
-# Sourced by the gateway benchmarks (run.sh, instructions.sh): what they share, including the
+# Sourced by the benchmarks (bench/gateway/*.sh, bench/e2e/share.sh): what they share, including the
 # one nginx configuration they measure against. Expects $ROOT, the repository.
 
 say() { printf '%s\n' "$*" >&2; }
