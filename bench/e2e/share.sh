@@ -138,14 +138,9 @@ if [ "$NGINX" = 1 ]; then
     name=nginx$(suffix "$transport") port=$(free_port) dir=$TMP/$name.d
     NGINXES+=("$name")
     # Workers as root: tasks-service's socket is owner and group only, as in the pod.
-    NGINX_WORKERS=auto nginx_conf "$dir" "$port" "$(upstream "$transport")" "user root;"
-    # Without this script's NGINX switch: nginx reads a variable of that name as sockets to inherit.
-    env -u NGINX "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
-    PIDS+=($!)
-    main=$!
+    NGINX_WORKERS=auto start_nginx "$dir" "$port" "$(upstream "$transport")" "user root;"
     PROXY_URLS[$name]="http://127.0.0.1:$port"
-    wait_for "${PROXY_URLS[$name]}/healthz"
-    PROXY_PIDS[$name]=$(pgrep -P "$main" | tr '\n' ' ')
+    PROXY_PIDS[$name]=$NGINX_WORKER_PIDS
   done
 fi
 
@@ -153,13 +148,6 @@ fi
 # tasks-service and every PostgreSQL process, and by the whole machine (/proc/stat); the
 # rest of the machine's busy time is the load generator's and whatever else runs.
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
-proc_ticks() {
-  local total=0 pid
-  for pid in "$@"; do
-    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
-  done
-  echo "$total"
-}
 # Context switches of every thread of the given processes: all of them (how often the proxy
 # went to sleep and was woken, the cost that batching at high load hides), then the
 # involuntary ones alone (how often it was preempted while it had work).

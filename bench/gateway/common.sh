@@ -71,6 +71,30 @@ CONF
   chmod -R a+rwx "$dir"
 }
 
+# start_nginx <dir> <listen port> <upstream> [directive...]: writes the configuration
+# (nginx_conf) and starts nginx in the background, its master in $PIDS; returns once it
+# answers on the port, with its workers' pids in $NGINX_WORKER_PIDS.
+start_nginx() {
+  local dir=$1 port=$2 main
+  nginx_conf "$@"
+  # Without a caller's NGINX switch: nginx reads a variable of that name as sockets to inherit.
+  env -u NGINX "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
+  main=$!
+  PIDS+=("$main")
+  wait_for "http://127.0.0.1:$port/healthz"
+  NGINX_WORKER_PIDS=$(pgrep -P "$main" | tr '\n' ' ')
+}
+
+# proc_ticks <pid>...: the CPU time (user + system, every thread, in clock ticks) these
+# processes have used so far; one that has exited counts nothing.
+proc_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    [ -r "/proc/$pid/stat" ] && total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat")))
+  done
+  echo "$total"
+}
+
 # Creates database $1 standing in for Better Auth's, with the revocation table holding 100,000
 # revoked sessions (32-character ids, none a benchmark token's session); drop_database $1 ends it.
 revocation_db() {

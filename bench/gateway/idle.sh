@@ -196,18 +196,16 @@ done
 [ "$THROUGHPUT" = 1 ] || exit 0
 
 # --- throughput, paired against nginx ---------------------------------------------------------
-# CPU time (user + system, in clock ticks) a process has used so far.
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 # run_rps <pid> <url> [wrk args...]: "requests/s cpu-us-per-request" of one wrk run, the CPU
 # being <pid>'s (the server under test: unlike throughput, it barely moves with other load
 # on the machine); stops the script on a failed request.
 run_rps() {
   local pid=$1 url=$2; shift 2
-  local before; before=$(ticks "$pid")
+  local before; before=$(proc_ticks "$pid")
   local line; line=$("${PINNED[@]}" "$LOAD_CPU" wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" \
     -s "$HERE/report.lua" "$@" | awk '/^RESULT/ { print $2, $5, $6 }')
-  local after; after=$(ticks "$pid")
+  local after; after=$(proc_ticks "$pid")
   read -r rps failed total <<<"$line"
   [ "$failed" = 0 ] || { say "$url: $failed failed requests; figures not valid"; exit 1; }
   echo "$rps $(echo "($after - $before) / $TICK * 1000000 / $total" | bc -l)"

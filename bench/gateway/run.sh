@@ -95,8 +95,6 @@ median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 RESULTS="$TMP/results"
 : >"$RESULTS"
-# ticks <pid...>: CPU time (user + system, in clock ticks) the processes have used so far.
-ticks() { local pid total=0; for pid; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done; echo "$total"; }
 TICK=$(getconf CLK_TCK)
 
 # warm_up <url> [wrk args...]: one unrecorded run.
@@ -116,11 +114,11 @@ NGINX_LABEL=b-nginx
 run_once() {
   local label=$1 pid=$2 url=$3; shift 3
   # shellcheck disable=SC2086 # a list of pids
-  local before; before=$(ticks $pid)
+  local before; before=$(proc_ticks $pid)
   local result; result=$("${LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s "$url" "$@" \
     | awk '/^RESULT/ { print $2, $3, $4, $5, $6 }')
   # shellcheck disable=SC2086
-  local after; after=$(ticks $pid)
+  local after; after=$(proc_ticks $pid)
   echo "$result" | awk -v b="$before" -v a="$after" -v hz="$TICK" \
     '{ print $1, $2, $3, $4, (a - b) / hz * 1e6 / $5 }' >>"$RUNS/$label"
   local failed; failed=$(tail -1 "$RUNS/$label" | cut -d' ' -f4)

@@ -68,33 +68,24 @@ if [ "$NGINX" = 1 ]; then
     upstream=$UP_PORT
     [ "$transport" = unix ] && upstream=unix:$SOCKET
     # Workers as root, to open the upstream's socket whatever its mode.
-    NGINX_WORKERS=auto nginx_conf "$dir" "$port" "$upstream" "user root;"
-    env -u NGINX "$(command -v nginx)" -p "$dir" -c "$dir/nginx.conf" -e "$dir/logs/error.log" &
-    PIDS+=($!)
-    main=$!
+    NGINX_WORKERS=auto start_nginx "$dir" "$port" "$upstream" "user root;"
     PORT[$label]=$port
     LABELS+=("$label")
-    wait_for "http://127.0.0.1:$port/healthz"
-    PROXY_PIDS[$label]=$(pgrep -P "$main" | tr '\n' ' ')
+    PROXY_PIDS[$label]=$NGINX_WORKER_PIDS
   done
 fi
 
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
-ticks() {
-  local total=0 pid
-  for pid in "$@"; do total=$((total + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done
-  echo "$total"
-}
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # measure <label>: one wrk run; appends "req/s p99_ms proxy_us upstream_us machine_us" to $TMP/<label>.
 measure() {
   local label=$1 before after out
   # shellcheck disable=SC2086
-  before="$(ticks ${PROXY_PIDS[$label]}) $(ticks "$UPSTREAM_PID") $(busy)"
+  before="$(proc_ticks ${PROXY_PIDS[$label]}) $(proc_ticks "$UPSTREAM_PID") $(busy)"
   out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" \
     "http://127.0.0.1:${PORT[$label]}/api/$USER/tasks")
   # shellcheck disable=SC2086
-  after="$(ticks ${PROXY_PIDS[$label]}) $(ticks "$UPSTREAM_PID") $(busy)"
+  after="$(proc_ticks ${PROXY_PIDS[$label]}) $(proc_ticks "$UPSTREAM_PID") $(busy)"
   if grep -q "Non-2xx" <<<"$out"; then say "$label: non-2xx answers; figures not valid"; exit 1; fi
   local requests rps p99
   requests=$(awk '/requests in/ { print $1 }' <<<"$out")

@@ -297,14 +297,8 @@ async fn over_a_unix_socket_the_probe_the_api_and_isolation_all_hold() {
     let service = TasksService::start_on_socket().await;
     let socket_url = service.socket_url.clone().unwrap();
     let socket = socket_url.strip_prefix("unix:").unwrap().to_owned();
-    let gateway = start_gateway(Issuer::start().await, |s| {
-        s.tasks_service = Upstream::parse(&socket_url).unwrap();
-        s.identity_probe_interval = Duration::from_millis(50);
-    })
-    .await;
     // The identity probe goes over the socket too, and tasks-service accepts it there.
-    wait_for_metric(&gateway, "gateway_upstream_identity", |v| v == 1.0).await;
-    gateway.wait_ready().await;
+    let gateway = gateway_accepted_by(&socket_url).await;
     use reqwest::Method;
 
     let (status, created) = call(
@@ -350,6 +344,19 @@ async fn over_a_unix_socket_the_probe_the_api_and_isolation_all_hold() {
     let (status, body) = call(&gateway, "alice", Method::GET, "/api/alice/tasks", None).await;
     assert_eq!(status, 502, "{body}");
     let _ = std::fs::remove_dir_all(std::path::Path::new(&socket).parent().unwrap());
+}
+
+/// A gateway in front of `url` probing it every 50 ms, once tasks-service has accepted its
+/// identity credential and the gateway is ready.
+async fn gateway_accepted_by(url: &str) -> TestGateway {
+    let gateway = start_gateway(Issuer::start().await, |s| {
+        s.tasks_service = Upstream::parse(url).unwrap();
+        s.identity_probe_interval = Duration::from_millis(50);
+    })
+    .await;
+    wait_for_metric(&gateway, "gateway_upstream_identity", |v| v == 1.0).await;
+    gateway.wait_ready().await;
+    gateway
 }
 
 /// Polls the gateway's metrics until the series `series` has a value that `holds` (10 s
@@ -404,13 +411,7 @@ async fn readiness_says_so_by_name_when_tasks_service_refuses_the_gateways_crede
     }
 
     // Keys and audience agree: ready, and the probe says why.
-    let agreeing = start_gateway(Issuer::start().await, |s| {
-        s.tasks_service = Upstream::parse(&url).unwrap();
-        s.identity_probe_interval = Duration::from_millis(50);
-    })
-    .await;
-    wait_for_metric(&agreeing, "gateway_upstream_identity", |v| v == 1.0).await;
-    agreeing.wait_ready().await;
+    let agreeing = gateway_accepted_by(&url).await;
 
     // tasks-service gone: its own probe says so; the gateway's readiness keeps its verdict.
     service.stop().await;
