@@ -88,11 +88,19 @@ pub struct Outcome {
     pub hyper: Observed,
 }
 
+/// How the gateways reach their protected upstream.
+#[derive(Debug, Clone, Copy)]
+pub enum Transport {
+    Tcp,
+    /// A Unix socket, as a sidecar reaches tasks-service in its pod.
+    Unix,
+}
+
 impl Pair {
-    pub async fn start() -> Self {
+    pub async fn start(transport: Transport) -> Self {
         let issuer = Issuer::start().await;
-        let lean = Side::start(&issuer, Http1Engine::Lean).await;
-        let hyper = Side::start(&issuer, Http1Engine::Hyper).await;
+        let lean = Side::start(&issuer, Http1Engine::Lean, transport).await;
+        let hyper = Side::start(&issuer, Http1Engine::Hyper, transport).await;
         Self {
             lean,
             hyper,
@@ -110,8 +118,11 @@ impl Pair {
 }
 
 impl Side {
-    async fn start(issuer: &Issuer, engine: Http1Engine) -> Self {
-        let protected = Recorder::start().await;
+    async fn start(issuer: &Issuer, engine: Http1Engine, transport: Transport) -> Self {
+        let protected = match transport {
+            Transport::Tcp => Recorder::start().await,
+            Transport::Unix => Recorder::start_unix().await,
+        };
         let public = Recorder::start().await;
         let settings = Settings {
             listen: "127.0.0.1:0".parse().unwrap(),

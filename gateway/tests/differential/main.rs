@@ -23,22 +23,32 @@ mod recorder;
 
 use std::io::Write as _;
 
-use harness::Pair;
+use harness::{Pair, Transport};
 
 /// Runs `cases` on both engines and fails with every disagreement and invariant breach,
 /// each with its bytes for reproduction.
 async fn run_all(label: &str, cases: Vec<corpus::Case>) {
+    run_all_over(Transport::Tcp, label, cases).await;
+}
+
+/// As [`run_all`], with the protected upstream reached over `transport`.
+async fn run_all_over(transport: Transport, label: &str, cases: Vec<corpus::Case>) {
     // `DIFFERENTIAL_ONLY=text`: only the cases whose name holds it (to reproduce one).
     let only = std::env::var("DIFFERENTIAL_ONLY").unwrap_or_default();
     let cases: Vec<_> = cases
         .into_iter()
         .filter(|case| case.name.contains(&only))
         .collect();
-    let pair = Pair::start().await;
+    let pair = Pair::start(transport).await;
     let mut failures = Vec::new();
     let mut disagreements = 0;
+    // Requests that reached the task API's upstream, on each engine: a run where none did
+    // (an upstream nobody could connect to) would otherwise pass with both engines at 502.
+    let mut protected = [0, 0];
     for case in &cases {
         let outcome = pair.run(case).await;
+        protected[0] += outcome.lean.protected.len();
+        protected[1] += outcome.hyper.protected.len();
         let mut problems = check::invariants(&outcome.lean, &pair.lean, case);
         problems.extend(check::invariants(&outcome.hyper, &pair.hyper, case));
         if let Some(difference) = check::compare(&outcome.lean, &outcome.hyper) {
@@ -61,9 +71,14 @@ async fn run_all(label: &str, cases: Vec<corpus::Case>) {
     // when the test passes.
     let _ = writeln!(
         std::io::stderr(),
-        "differential {label}: {} cases on both engines, {disagreements} disagreements, {} failing",
+        "differential {label}: {} cases on both engines, {disagreements} disagreements, {} failing; \
+         requests that reached the task API's upstream (lean, hyper): {protected:?}",
         cases.len(),
         failures.len()
+    );
+    assert!(
+        protected.iter().all(|&reached| reached > 0),
+        "no {label} request reached the protected upstream (lean, hyper): {protected:?}"
     );
     assert!(
         failures.is_empty(),
@@ -77,6 +92,13 @@ async fn run_all(label: &str, cases: Vec<corpus::Case>) {
 #[tokio::test]
 async fn the_fixed_corpus_gets_the_same_answers_from_both_engines() {
     run_all("corpus", corpus::all()).await;
+}
+
+/// The transport changes no byte: the corpus once more with the task API's upstream on a
+/// Unix socket (`TASKS_SERVICE_URL=unix:...`), as the Kubernetes pod runs it.
+#[tokio::test]
+async fn the_fixed_corpus_gets_the_same_answers_over_a_unix_socket_upstream() {
+    run_all_over(Transport::Unix, "corpus over a Unix socket", corpus::all()).await;
 }
 
 #[tokio::test]

@@ -1,18 +1,19 @@
-//! A raw-TCP upstream that records every request exactly as it parsed it (method, target,
+//! A raw upstream (TCP, or a Unix socket) that records every request exactly as it parsed it (method, target,
 //! header lines in order, decoded body) and answers each with scripted bytes, so the tests see
 //! what the gateway really put on the wire and can answer with framing no HTTP library would
 //! write. Not for: judging what it records (`check.rs`).
 
 use std::{
-    net::SocketAddr,
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::{TcpListener, TcpStream},
+    io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
+    net::{TcpListener, UnixListener},
     task::JoinHandle,
 };
+use tokio_util::either::Either;
 
 /// How the upstream answers every request.
 #[derive(Debug, Clone)]
@@ -71,7 +72,9 @@ struct State {
 
 /// The running upstream; stops when dropped.
 pub struct Recorder {
-    pub address: SocketAddr,
+    url: String,
+    /// The directory holding its Unix socket, removed on drop.
+    socket_dir: Option<PathBuf>,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -79,13 +82,35 @@ pub struct Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.task.abort();
+        if let Some(dir) = &self.socket_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
 impl Recorder {
+    /// On 127.0.0.1, port 0.
     pub async fn start() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        Self::serving(Either::Left(listener), url, None)
+    }
+
+    /// On a Unix socket in a fresh temporary directory (`unix:<path>`).
+    pub async fn start_unix() -> Self {
+        let dir = std::env::temp_dir().join(format!("recorder-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir(&dir).unwrap();
+        let path = dir.join("http.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let url = format!("unix:{}", path.display());
+        Self::serving(Either::Right(listener), url, Some(dir))
+    }
+
+    fn serving(
+        listener: Either<TcpListener, UnixListener>,
+        url: String,
+        socket_dir: Option<PathBuf>,
+    ) -> Self {
         let state = Arc::new(Mutex::new(State {
             seen: Vec::new(),
             reply: Reply::ok(),
@@ -93,19 +118,26 @@ impl Recorder {
         }));
         let shared = state.clone();
         let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
+            loop {
+                let accepted = match &listener {
+                    Either::Left(tcp) => tcp.accept().await.map(|(s, _)| Either::Left(s)),
+                    Either::Right(unix) => unix.accept().await.map(|(s, _)| Either::Right(s)),
+                };
+                let Ok(stream) = accepted else { return };
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
         Self {
-            address,
+            url,
+            socket_dir,
             state,
             task,
         }
     }
 
+    /// `http://127.0.0.1:<port>` or `unix:<path>`, as the gateway's settings take it.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        self.url.clone()
     }
 
     /// Forgets what was seen and answers with `reply` from now on.
@@ -121,7 +153,7 @@ impl Recorder {
     }
 }
 
-async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
+async fn serve(mut stream: impl AsyncRead + AsyncWrite + Unpin, state: Arc<Mutex<State>>) {
     let generation = state.lock().unwrap().generation;
     let mut buf = Vec::new();
     loop {
@@ -153,7 +185,10 @@ async fn serve(mut stream: TcpStream, state: Arc<Mutex<State>>) {
 }
 
 /// Reads one whole request (head and body) from `stream`; `None` when it closed first.
-async fn next_request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Option<(Seen, usize)> {
+async fn next_request(
+    stream: &mut (impl AsyncRead + Unpin),
+    buf: &mut Vec<u8>,
+) -> Option<(Seen, usize)> {
     loop {
         if !buf.is_empty() {
             match parse(buf) {
