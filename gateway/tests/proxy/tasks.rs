@@ -140,21 +140,26 @@ async fn call(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Creates a task as `user` on their own path, asserting 201; returns the created task.
+async fn create(gateway: &TestGateway, user: &str, task: Value) -> Value {
+    let path = format!("/api/{user}/tasks");
+    let (status, created) = call(gateway, user, reqwest::Method::POST, &path, Some(task)).await;
+    assert_eq!(status, 201, "{created}");
+    created
+}
+
 #[tokio::test]
 async fn create_list_toggle_and_delete_through_the_gateway() {
     let service = TasksService::start().await;
     let gateway = gateway_in_front_of(&service).await;
     use reqwest::Method;
 
-    let (status, created) = call(
+    let created = create(
         &gateway,
         "alice",
-        Method::POST,
-        "/api/alice/tasks",
-        Some(json!({"title": "Buy milk", "description": "2 litres"})),
+        json!({"title": "Buy milk", "description": "2 litres"}),
     )
     .await;
-    assert_eq!(status, 201, "{created}");
     assert_eq!(created["title"], "Buy milk");
     assert_eq!(created["user_id"], "alice");
     assert_eq!(created["completed"], false);
@@ -199,16 +204,7 @@ async fn a_cross_origin_page_can_read_the_lists_total_and_paging_links() {
     let service = TasksService::start().await;
     let gateway = gateway_in_front_of(&service).await;
     for title in ["one", "two", "three"] {
-        let body = Some(json!({ "title": title }));
-        let (status, _) = call(
-            &gateway,
-            "alice",
-            reqwest::Method::POST,
-            "/api/alice/tasks",
-            body,
-        )
-        .await;
-        assert_eq!(status, 201);
+        create(&gateway, "alice", json!({ "title": title })).await;
     }
     let listed = gateway
         .http
@@ -245,15 +241,7 @@ async fn two_users_never_see_each_others_tasks() {
     let gateway = gateway_in_front_of(&service).await;
     use reqwest::Method;
 
-    let (status, alices) = call(
-        &gateway,
-        "alice",
-        Method::POST,
-        "/api/alice/tasks",
-        Some(json!({"title": "Alice's secret"})),
-    )
-    .await;
-    assert_eq!(status, 201);
+    let alices = create(&gateway, "alice", json!({"title": "Alice's secret"})).await;
     let id = alices["id"].to_string().trim_matches('"').to_owned();
 
     let (status, bobs) = call(&gateway, "bob", Method::GET, "/api/bob/tasks", None).await;
@@ -301,15 +289,7 @@ async fn over_a_unix_socket_the_probe_the_api_and_isolation_all_hold() {
     let gateway = gateway_accepted_by(&socket_url).await;
     use reqwest::Method;
 
-    let (status, created) = call(
-        &gateway,
-        "alice",
-        Method::POST,
-        "/api/alice/tasks",
-        Some(json!({"title": "by socket"})),
-    )
-    .await;
-    assert_eq!(status, 201, "{created}");
+    let created = create(&gateway, "alice", json!({"title": "by socket"})).await;
     let id = created["id"].as_i64().unwrap();
     // HTTP/2 from the client: hyper's engine, and its own upstream connections.
     let http2 = reqwest::Client::builder()
