@@ -3,9 +3,10 @@
 //! carries a valid identity credential (see `proto_shared::identity`), and isolates users
 //! twice: every statement is scoped by `user_id`, and row-level security is forced.
 //!
-//! Reading order: [`startup`] builds it, [`listener`] binds, [`server`] accepts, [`routes`] match, [`handlers`]
-//! act through the [`store`]; [`error`] is where every failure becomes a response. [`state`]
-//! is the vocabulary they share (the state, the exact request target), below all of them.
+//! Reading order: [`startup`] builds it, [`listener`] binds, [`server`] accepts, [`routes`]
+//! match, [`handlers`] act through the [`store`]; [`error`] is where every failure becomes a
+//! response. [`state`] is the vocabulary they share (the state, the exact request target),
+//! below all of them.
 
 pub mod config;
 pub mod db;

@@ -10,7 +10,10 @@
 //! Not for: telling whether a kept connection still works (each carrier knows its own), nor
 //! when a lost request may be sent again ([`super::may_retry`]).
 
-use std::{path::Path, sync::Arc, sync::Mutex};
+use std::{
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use http::{uri::Authority, HeaderValue};
 
