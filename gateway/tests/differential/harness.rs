@@ -121,7 +121,7 @@ impl Side {
     async fn start(issuer: &Issuer, engine: Http1Engine, transport: Transport) -> Self {
         let protected = match transport {
             Transport::Tcp => Recorder::start().await,
-            Transport::Unix => Recorder::start_unix().await,
+            Transport::Unix => Recorder::start_unix(),
         };
         let public = Recorder::start().await;
         let settings = Settings {

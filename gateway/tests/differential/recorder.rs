@@ -3,17 +3,14 @@
 //! what the gateway really put on the wire and can answer with framing no HTTP library would
 //! write. Not for: judging what it records (`check.rs`).
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
 use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt},
-    net::{TcpListener, UnixListener},
     task::JoinHandle,
 };
-use tokio_util::either::Either;
+
+use crate::support::listener::TestListener;
 
 /// How the upstream answers every request.
 #[derive(Debug, Clone)]
@@ -73,8 +70,6 @@ struct State {
 /// The running upstream; stops when dropped.
 pub struct Recorder {
     url: String,
-    /// The directory holding its Unix socket, removed on drop.
-    socket_dir: Option<PathBuf>,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -82,57 +77,34 @@ pub struct Recorder {
 impl Drop for Recorder {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some(dir) = &self.socket_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
 impl Recorder {
     /// On 127.0.0.1, port 0.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        Self::serving(Either::Left(listener), url, None)
+        Self::serving(TestListener::tcp().await)
     }
 
     /// On a Unix socket in a fresh temporary directory (`unix:<path>`).
-    pub async fn start_unix() -> Self {
-        let dir = std::env::temp_dir().join(format!("recorder-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&dir).unwrap();
-        let path = dir.join("http.sock");
-        let listener = UnixListener::bind(&path).unwrap();
-        let url = format!("unix:{}", path.display());
-        Self::serving(Either::Right(listener), url, Some(dir))
+    pub fn start_unix() -> Self {
+        Self::serving(TestListener::unix())
     }
 
-    fn serving(
-        listener: Either<TcpListener, UnixListener>,
-        url: String,
-        socket_dir: Option<PathBuf>,
-    ) -> Self {
+    fn serving(mut listener: TestListener) -> Self {
         let state = Arc::new(Mutex::new(State {
             seen: Vec::new(),
             reply: Reply::ok(),
             generation: 0,
         }));
         let shared = state.clone();
+        let url = listener.url();
         let task = tokio::spawn(async move {
-            loop {
-                let accepted = match &listener {
-                    Either::Left(tcp) => tcp.accept().await.map(|(s, _)| Either::Left(s)),
-                    Either::Right(unix) => unix.accept().await.map(|(s, _)| Either::Right(s)),
-                };
-                let Ok(stream) = accepted else { return };
+            while let Ok((stream, _)) = listener.accept().await {
                 tokio::spawn(serve(stream, shared.clone()));
             }
         });
-        Self {
-            url,
-            socket_dir,
-            state,
-            task,
-        }
+        Self { url, state, task }
     }
 
     /// `http://127.0.0.1:<port>` or `unix:<path>`, as the gateway's settings take it.

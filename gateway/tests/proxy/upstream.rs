@@ -11,7 +11,6 @@
 
 use std::{
     net::SocketAddr,
-    path::PathBuf,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -22,12 +21,9 @@ use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
 use hyper::{body::Frame, service::service_fn};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::json;
-use tokio::{
-    net::{TcpListener, UnixListener},
-    sync::Notify,
-    task::JoinHandle,
-};
-use tokio_util::either::Either;
+use tokio::{sync::Notify, task::JoinHandle};
+
+use crate::support::listener::TestListener;
 
 type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -61,8 +57,6 @@ struct Shared {
 /// The running upstream; stops when dropped.
 pub struct EchoUpstream {
     url: String,
-    /// The directory holding the Unix socket, removed on drop.
-    socket_dir: Option<PathBuf>,
     shared: Arc<Shared>,
     server: JoinHandle<()>,
 }
@@ -70,37 +64,26 @@ pub struct EchoUpstream {
 impl Drop for EchoUpstream {
     fn drop(&mut self) {
         self.server.abort();
-        if let Some(dir) = &self.socket_dir {
-            let _ = std::fs::remove_dir_all(dir);
-        }
     }
 }
 
 impl EchoUpstream {
     /// Starts on 127.0.0.1 port 0.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        Self::serving(Listener::Tcp(listener), url, None)
+        Self::serving(TestListener::tcp().await)
     }
 
     /// Starts on a Unix socket in a fresh temporary directory.
     pub async fn start_unix() -> Self {
-        let dir =
-            std::env::temp_dir().join(format!("echo-upstream-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir(&dir).unwrap();
-        let path = dir.join("http.sock");
-        let listener = UnixListener::bind(&path).expect("bind a Unix socket");
-        let url = format!("unix:{}", path.display());
-        Self::serving(Listener::Unix(listener), url, Some(dir))
+        Self::serving(TestListener::unix())
     }
 
-    fn serving(listener: Listener, url: String, socket_dir: Option<PathBuf>) -> Self {
+    fn serving(listener: TestListener) -> Self {
         let shared = Arc::new(Shared::default());
+        let url = listener.url();
         let server = tokio::spawn(serve(listener, shared.clone()));
         Self {
             url,
-            socket_dir,
             shared,
             server,
         }
@@ -160,26 +143,9 @@ impl EchoUpstream {
     }
 }
 
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener),
-}
-
-async fn serve(listener: Listener, shared: Arc<Shared>) {
-    let mut unix_connections = 0u16;
+async fn serve(mut listener: TestListener, shared: Arc<Shared>) {
     loop {
-        let accepted = match &listener {
-            Listener::Tcp(tcp) => tcp
-                .accept()
-                .await
-                .map(|(stream, peer)| (Either::Left(stream), peer)),
-            Listener::Unix(unix) => unix.accept().await.map(|(stream, _)| {
-                unix_connections += 1;
-                let peer = SocketAddr::from(([0, 0, 0, 0], unix_connections));
-                (Either::Right(stream), peer)
-            }),
-        };
-        let Ok((stream, peer)) = accepted else {
+        let Ok((stream, peer)) = listener.accept().await else {
             continue;
         };
         let shared = shared.clone();
