@@ -15,6 +15,7 @@ use http::{
     uri::{Authority, Scheme},
     HeaderValue, Method,
 };
+use proto_shared::MAX_SOCKET_PATH;
 use tokio::net::{TcpStream, UnixStream};
 use tokio_util::either::Either;
 
@@ -22,9 +23,6 @@ pub use kept::{Connection, Kept, Parked};
 
 /// The prefix of an upstream reached over a Unix domain socket: `unix:/run/tasks/http.sock`.
 pub const UNIX_PREFIX: &str = "unix:";
-
-/// The longest socket path Linux takes (`sun_path` holds 108 bytes, the last a NUL).
-const MAX_SOCKET_PATH: usize = 107;
 
 /// A connection's bytes to an upstream: TCP, or a Unix domain socket.
 pub type Stream = Either<TcpStream, UnixStream>;

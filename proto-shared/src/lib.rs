@@ -31,6 +31,11 @@ pub mod task;
 pub mod telemetry;
 pub mod user_id;
 
+/// The longest Unix socket path either side takes (Linux's `sun_path` holds 108 bytes, the
+/// last a NUL): tasks-service's `TASKS_SOCKET` and the gateway's `TASKS_SERVICE_URL=unix:...`
+/// are checked against the same bound, so a path one accepts the other does too.
+pub const MAX_SOCKET_PATH: usize = 107;
+
 pub use error_body::{Detail, ErrorBody, FieldError};
 pub use identity::{
     Audience, BodyDigest, IdentityError, IdentityHeaders, KeyId, KeyRing, KeyRingError, Signer,

@@ -5,13 +5,10 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 use clap::{CommandFactory, Parser};
-use proto_shared::{telemetry::LogFormat, Audience, KeyRing, Verifier};
+use proto_shared::{telemetry::LogFormat, Audience, KeyRing, Verifier, MAX_SOCKET_PATH};
 use tokio_postgres::config::SslMode;
 
-use crate::{
-    db::{DatabaseUrl, DbSettings, TrustedCas},
-    listener::MAX_SOCKET_PATH,
-};
+use crate::db::{DatabaseUrl, DbSettings, TrustedCas};
 
 /// Everything the binary reads from flags or the environment.
 #[derive(Debug, Clone, Parser)]
@@ -255,7 +252,7 @@ impl Config {
             check(
                 !path.as_os_str().is_empty() && path.as_os_str().len() <= MAX_SOCKET_PATH,
                 "TASKS_SOCKET",
-                "a socket path has 1 to 107 bytes",
+                &format!("a socket path has 1 to {MAX_SOCKET_PATH} bytes"),
             )?;
         }
         check(self.db_pool_size >= 1, "DB_POOL_SIZE", "must be at least 1")?;

@@ -23,9 +23,6 @@ use tokio_util::either::Either;
 /// An accepted connection's bytes: over TCP or over the Unix socket.
 pub type Connection = Either<TcpStream, UnixStream>;
 
-/// The longest socket path Linux takes (`sun_path` holds 108 bytes, the last a NUL).
-pub const MAX_SOCKET_PATH: usize = 107;
-
 /// Who may connect to the socket: the owner and its group (a sidecar running as the same
 /// user, or sharing the pod's `fsGroup`), nobody else.
 const SOCKET_MODE: u32 = 0o660;
