@@ -79,6 +79,7 @@ fn main() {
                 black_box(v1.verify(&method, target, &v1_headers, body, NOW).unwrap());
             }));
             let v2 = Verifier::new(ring.clone(), 30, Audience::default())
+                .remembering_since(NOW)
                 .replay_capacity(OPS as usize + 1);
             let signed: Vec<HeaderMap> = (0..OPS)
                 .map(|_| {

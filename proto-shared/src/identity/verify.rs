@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use super::{
     canonical_string,
     replay::{Refusal, ReplaySet},
-    Audience, BodyDigest, Credential, KeyRing, Nonce, Statement, Version,
+    unix_now, Audience, BodyDigest, Credential, KeyRing, Nonce, Statement, Version,
 };
 use crate::{headers, UserId};
 
@@ -25,6 +25,10 @@ pub struct Verifier {
     audience: Audience,
     accept_v1: bool,
     replay: ReplaySet,
+    /// Unix second from which `replay` knows every spent nonce: its memory is the process's,
+    /// so a credential signed before it began may have been spent by a process before this
+    /// one (a restart within its freshness window).
+    remembers_since: i64,
 }
 
 /// Why a request's identity was refused. Each one means the claimed id is never used: 401,
@@ -48,6 +52,8 @@ pub enum IdentityError {
     WrongAudience,
     #[error("the credential is not fresh")]
     Stale,
+    #[error("the credential was signed before this verifier began remembering spent ones")]
+    SignedBeforeStart,
     #[error("the credential's signature does not match the request")]
     BadSignature,
     #[error("the user id is invalid")]
@@ -72,6 +78,7 @@ impl IdentityError {
             Self::UnknownKey => "unknown_key",
             Self::WrongAudience => "wrong_audience",
             Self::Stale => "stale",
+            Self::SignedBeforeStart => "signed_before_start",
             Self::BadSignature => "bad_signature",
             Self::InvalidUserId => "invalid_user_id",
             Self::BodyMismatch => "body_mismatch",
@@ -106,7 +113,8 @@ impl Verifier {
     pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
     /// Accepts v2 credentials for `audience` from any key in `ring` whose timestamp is
-    /// within `max_skew_secs` of the verifier's clock, either way, each once.
+    /// within `max_skew_secs` of the verifier's clock, either way, each once, and none signed
+    /// before now (see [`Verifier::remembering_since`]).
     pub fn new(ring: KeyRing, max_skew_secs: u32, audience: Audience) -> Self {
         Self {
             ring,
@@ -114,7 +122,18 @@ impl Verifier {
             audience,
             accept_v1: false,
             replay: ReplaySet::new(Self::DEFAULT_REPLAY_CAPACITY),
+            remembers_since: unix_now(),
         }
+    }
+
+    /// Refuses v2 credentials signed before `since` (Unix seconds; by default, when the
+    /// verifier was made) as [`IdentityError::SignedBeforeStart`]: the memory of spent nonces
+    /// begins with the verifier, so one spent at a process before it (a restart inside the
+    /// freshness window) could otherwise be spent again. For a clock other than the system's
+    /// (tests) or a memory known to reach further back.
+    pub fn remembering_since(mut self, since: i64) -> Self {
+        self.remembers_since = since;
+        self
     }
 
     /// Also accepts v1 credentials (no audience, body or single use), for a rolling upgrade
@@ -210,6 +229,9 @@ impl Verifier {
         // aws-lc-rs compares tags in constant time.
         hmac::verify(key, message.as_bytes(), &credential.signature)
             .map_err(|_| IdentityError::BadSignature)?;
+        if credential.binding.is_some() && credential.timestamp < self.remembers_since {
+            return Err(IdentityError::SignedBeforeStart);
+        }
         let expires = credential.timestamp + self.max_skew_secs;
         Ok(Some(Vouched {
             user,
@@ -231,6 +253,11 @@ impl Verifier {
         let Some((nonce, signed_body, expires)) = vouched.bound else {
             return Ok(vouched.user);
         };
+        // Judged afresh: the body may have taken long enough to arrive that the credential's
+        // window closed meanwhile, and past it the memory may have forgotten its first use.
+        if now > expires {
+            return Err(IdentityError::Stale);
+        }
         // A digest is public (it is in the header), so a plain comparison leaks nothing.
         if body != signed_body {
             return Err(IdentityError::BodyMismatch);
@@ -301,8 +328,10 @@ mod tests {
         signed_for(signer_spec, "tasks-service", method, path, user, b"", ts)
     }
 
+    /// A verifier as if made an hour before `NOW`.
     fn verifier() -> Verifier {
         Verifier::new(ring(&format!("{GW},{SVC}")), 30, Audience::default())
+            .remembering_since(NOW - 3600)
     }
 
     /// A v1 credential as signers before v2 wrote it.
@@ -356,6 +385,64 @@ mod tests {
     }
 
     #[test]
+    fn a_body_that_arrives_after_the_window_closed_spends_nothing_twice() {
+        let v = verifier();
+        let headers = signed(GW, Method::PATCH, "/api/u1/tasks/7/complete", "u1", NOW);
+        let head = |now| {
+            v.verify_head(&Method::PATCH, "/api/u1/tasks/7/complete", &headers, now)
+                .unwrap()
+                .unwrap()
+        };
+        // Delivered at once.
+        assert!(v.confirm(head(NOW), BodyDigest::EMPTY, NOW).is_ok());
+        // A copy whose head arrives on the window's last second and whose body after it:
+        // by then the memory may forget the first use, so the window is judged again.
+        let late = head(NOW + 30);
+        assert_eq!(
+            v.confirm(late, BodyDigest::EMPTY, NOW + 31),
+            Err(IdentityError::Stale)
+        );
+        // Inside the window the memory still has it.
+        assert_eq!(
+            v.confirm(head(NOW + 30), BodyDigest::EMPTY, NOW + 30),
+            Err(IdentityError::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_credential_signed_before_the_verifier_began_is_refused() {
+        // A restart: the new process's memory of spent nonces is empty, so what was signed
+        // before it cannot be told apart from what was spent at the process before it.
+        let v = verifier().remembering_since(NOW);
+        let before = signed(GW, Method::GET, "/", "u1", NOW - 1);
+        assert_eq!(
+            v.verify(&Method::GET, "/", &before, b"", NOW),
+            Err(IdentityError::SignedBeforeStart)
+        );
+        let after = signed(GW, Method::GET, "/", "u1", NOW);
+        assert!(v.verify(&Method::GET, "/", &after, b"", NOW).is_ok());
+        // A forged one is still named for what it is.
+        let forged = signed(
+            "gw:another-secret-another-secret-1234",
+            Method::GET,
+            "/",
+            "u1",
+            NOW - 1,
+        );
+        assert_eq!(
+            v.verify(&Method::GET, "/", &forged, b"", NOW),
+            Err(IdentityError::BadSignature)
+        );
+        // By default the verifier begins when it is made.
+        let fresh = Verifier::new(ring(GW), 30, Audience::default());
+        let old = signed(GW, Method::GET, "/", "u1", unix_now() - 2);
+        assert_eq!(
+            fresh.verify(&Method::GET, "/", &old, b"", unix_now()),
+            Err(IdentityError::SignedBeforeStart)
+        );
+    }
+
+    #[test]
     fn the_body_must_be_the_one_signed_for() {
         let v = verifier();
         let path = "/api/u1/tasks";
@@ -393,7 +480,8 @@ mod tests {
             verifier().verify(&Method::GET, "/", &headers, b"", NOW),
             Err(IdentityError::WrongAudience)
         );
-        let billing = Verifier::new(ring(GW), 30, audience("billing"));
+        let billing =
+            Verifier::new(ring(GW), 30, audience("billing")).remembering_since(NOW - 3600);
         assert!(billing
             .verify(&Method::GET, "/", &headers, b"", NOW)
             .is_ok());

@@ -8,7 +8,8 @@ use proto_shared::{
 use serde_json::json;
 
 use crate::helpers::{
-    ring, spawn_app, spawn_app_with, Answer, ADMIN_URL, GATEWAY_KEY, REPORTS_KEY,
+    ring, spawn_app, spawn_app_with, test_settings, url_for, Answer, ADMIN_URL, GATEWAY_KEY,
+    REPORTS_KEY,
 };
 
 async fn answer(request: reqwest::RequestBuilder) -> Answer {
@@ -61,9 +62,14 @@ async fn a_spoofed_user_header_without_credential_is_401_and_never_used() {
 
 #[tokio::test]
 async fn unknown_keys_wrong_secrets_and_stale_credentials_are_401() {
-    let app = spawn_app().await;
-    let path = "/api/alice/tasks";
     let now = unix_now();
+    // As if the service had run for a minute: a credential signed before it started is
+    // refused for another reason (`a_credential_spent_before_a_restart_is_refused_after_it`).
+    let app = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = s.verifier.clone().remembering_since(now - 60)
+    })
+    .await;
+    let path = "/api/alice/tasks";
     let cases = [
         (
             "unknown key",
@@ -425,4 +431,138 @@ fn v1_credential(key: &str, path: &str, user: &str, ts: i64) -> (String, String)
         identity.user_id.to_str().unwrap().to_owned(),
         identity.credential.to_str().unwrap().to_owned(),
     )
+}
+
+/// Headers of a bodiless request signed by the gateway key at `ts`, as raw header lines.
+fn signed_lines(method: &Method, target: &str, user: &str, ts: i64) -> String {
+    let identity = Signer::new(&ring(GATEWAY_KEY), Audience::default()).sign(
+        method,
+        target,
+        &UserId::parse(user).unwrap(),
+        BodyDigest::EMPTY,
+        ts,
+    );
+    format!(
+        "{}: {}\r\n{}: {}\r\n",
+        proto_shared::headers::USER_ID,
+        identity.user_id.to_str().unwrap(),
+        proto_shared::headers::IDENTITY_CREDENTIAL,
+        identity.credential.to_str().unwrap(),
+    )
+}
+
+/// Waits (polling the clock, no fixed sleep) until the Unix second is past `ts`.
+async fn until_past(ts: i64) {
+    while unix_now() <= ts {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_copy_whose_body_arrives_after_the_window_closed_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A one-second window, so the test waits at most about two.
+    let app = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = Verifier::new(ring(GATEWAY_KEY), 1, Audience::default())
+    })
+    .await;
+    let alice = app.user("alice");
+    let id = alice.create_titled("toggled once").await;
+    let target = format!("/api/alice/tasks/{id}/complete");
+    let ts = unix_now();
+    let lines = signed_lines(&Method::PATCH, &target, "alice", ts);
+
+    // The real request, as the gateway sent it.
+    let mut real = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!("PATCH {target} HTTP/1.1\r\nhost: t\r\n{lines}content-length: 0\r\n\r\n");
+    real.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    let n = real.read(&mut answer).await.unwrap();
+    assert!(
+        answer[..n].starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer[..n])
+    );
+
+    // A captured copy: its head arrives inside the window, its (empty, chunked) body only
+    // once the window has closed, when the memory may have forgotten the first use.
+    let mut copy = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head =
+        format!("PATCH {target} HTTP/1.1\r\nhost: t\r\n{lines}transfer-encoding: chunked\r\n\r\n");
+    copy.write_all(head.as_bytes()).await.unwrap();
+    until_past(ts + 1).await;
+    copy.write_all(b"0\r\n\r\n").await.unwrap();
+    let n = copy.read(&mut answer).await.unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+
+    assert_eq!(
+        alice.get(id).await.body["completed"],
+        true,
+        "toggled once only"
+    );
+    assert!(
+        app.metrics_text()
+            .await
+            .contains(r#"tasks_identity_refusals_total{reason="stale"} 1"#),
+        "the refusal is counted as stale"
+    );
+}
+
+#[tokio::test]
+async fn a_credential_spent_before_a_restart_is_refused_after_it() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let id = alice.create_titled("toggled once").await;
+    let target = format!("/api/alice/tasks/{id}/complete");
+    let ts = unix_now();
+    let original = || app.signed_with(GATEWAY_KEY, Method::PATCH, &target, "alice", ts);
+    assert_eq!(answer(original()).await.status, 200);
+
+    // The service restarts within the credential's window: a new process on the same
+    // database, whose memory of spent nonces begins now.
+    until_past(ts).await;
+    let restarted =
+        tasks_service::Application::build(test_settings(&url_for(ADMIN_URL, &app.db_name)))
+            .await
+            .expect("the service starts again");
+    let addr = restarted.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(restarted.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let replay = original()
+        .build()
+        .map(|mut request| {
+            let url = format!("http://{addr}{target}").parse().unwrap();
+            *request.url_mut() = url;
+            request
+        })
+        .unwrap();
+    let replayed = Answer::from(app.http.execute(replay).await.unwrap()).await;
+    assert_eq!(
+        (replayed.status, replayed.detail()),
+        (401, "Not authenticated")
+    );
+    let metrics = app
+        .http
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"tasks_identity_refusals_total{reason="signed_before_start"} 1"#),
+        "{metrics}"
+    );
+
+    let _ = stop.send(());
+    server.await.unwrap();
+    assert_eq!(
+        alice.get(id).await.body["completed"],
+        true,
+        "toggled once only"
+    );
 }
