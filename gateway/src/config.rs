@@ -108,8 +108,8 @@ pub struct Config {
     )]
     pub revocation_database_url: Option<Secret>,
     /// The longest an API token lives, in seconds (Better Auth's JWT expiration): revocations
-    /// are remembered this long plus JWT_LEEWAY_SECS, and a token that would outlive that is
-    /// refused.
+    /// are remembered this long plus JWT_LEEWAY_SECS, and a token whose life (`iat` to
+    /// `exp`) is longer than that, or that has no `iat`, is refused.
     #[arg(long, env = "REVOCATION_TOKEN_LIFETIME_SECS", default_value_t = 900)]
     pub revocation_token_lifetime_secs: u64,
     /// How long the gateway keeps serving after losing the revocation feed, in seconds,

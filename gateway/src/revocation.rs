@@ -157,14 +157,20 @@ impl Revocations {
         }
     }
 
-    /// Refuses a token if its session or user was revoked, if it would outlive the
-    /// revocation window, or if the feed cannot be trusted now.
+    /// Refuses a token if its session or user was revoked, if its life (`iat` to `exp`; a
+    /// token without `iat` has no known start) is longer than the revocation window, or if
+    /// the feed cannot be trusted now.
     pub fn check(&self, token: TokenFacts<'_>, now: i64) -> Result<(), Refusal> {
         let shared = &*self.shared;
         if self.health(now) == FeedHealth::Down {
             return Err(Refusal::Unavailable);
         }
-        if token.expires_at - now > shared.config.window.as_secs() as i64 {
+        // A revocation is remembered for the window from when it happened, and it may happen
+        // at any moment of the token's life: the whole life must fit in the window, not only
+        // what is left of it (else a long-lived token would pass once its revocation was
+        // forgotten). Without `iat` nothing says when that life began.
+        let began = token.issued_at.map_or(i64::MIN, |iat| iat.min(now));
+        if token.expires_at.saturating_sub(began) > shared.config.window.as_secs() as i64 {
             return Err(Refusal::OutlivesWindow);
         }
         // std RwLock: two hash lookups under a read lock, never held across `.await`.
@@ -318,5 +324,26 @@ mod tests {
             r.check(token("alice", None, 1_000, 1_931), 1_000),
             Err(Refusal::OutlivesWindow)
         );
+        let no_iat = TokenFacts {
+            issued_at: None,
+            ..token("alice", None, 1_000, 1_100)
+        };
+        assert_eq!(r.check(no_iat, 1_000), Err(Refusal::OutlivesWindow));
+    }
+
+    #[test]
+    fn a_long_lived_token_stays_refused_after_its_revocation_is_forgotten() {
+        // An issuer configured for hour-long tokens against a 15-minute window: the
+        // session ends a minute in, and is forgotten 930 s later.
+        let r = revocations();
+        r.loaded(1_000);
+        r.apply([(Kind::Session, "s1", 1_060)], 1_060);
+        let stolen = token("alice", Some("s1"), 1_000, 4_600);
+        assert_eq!(r.check(stolen, 1_061), Err(Refusal::OutlivesWindow));
+        r.expire(3_700);
+        assert!(r.shared.set.read().unwrap().is_empty(), "forgotten");
+        // What is left of its life fits in the window now; its life never did.
+        assert!(stolen.expires_at - 3_700 <= 930);
+        assert_eq!(r.check(stolen, 3_700), Err(Refusal::OutlivesWindow));
     }
 }
