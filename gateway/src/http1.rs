@@ -339,7 +339,10 @@ impl<'p> Connection<'p> {
             if !self.buf.is_empty() {
                 match head::parse_request(&self.buf, &mut self.spare_head) {
                     Parsed::Complete((), len) => {
-                        return Ok((std::mem::take(&mut self.spare_head), len))
+                        // Busy until answered, also when the head came whole in one read (on
+                        // a kept-alive connection, most do): the cap sheds only idle ones.
+                        self.slot.busy();
+                        return Ok((std::mem::take(&mut self.spare_head), len));
                     }
                     Parsed::NotOurs => return Err(Ended::NotOurs),
                     Parsed::Partial if self.buf.len() >= read_limit(proxy) => {

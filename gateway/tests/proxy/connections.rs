@@ -112,11 +112,27 @@ async fn at_the_cap_the_longest_idle_connection_makes_room() {
 
 #[tokio::test]
 async fn with_every_connection_mid_request_a_new_one_is_closed_unanswered() {
+    with_every_connection_mid_request(false).await;
+}
+
+/// The same, with each request the second of its connection: one that arrives whole on a
+/// kept-alive connection must mark it busy too, or the cap would shed it as idle (its answer
+/// then closing the connection) and let the newcomer in.
+#[tokio::test]
+async fn a_kept_alive_connection_mid_its_next_request_is_busy_too() {
+    with_every_connection_mid_request(true).await;
+}
+
+async fn with_every_connection_mid_request(kept_alive: bool) {
     let engine = ENGINE;
     let gateway = gateway_capped_at(2).await;
     let mut busy = Vec::new();
     for _ in 0..2 {
-        let mut connection = RawConnection::open(gateway.address).await;
+        let mut connection = if kept_alive {
+            idle_connection(&gateway).await
+        } else {
+            RawConnection::open(gateway.address).await
+        };
         connection.write(get("/api/auth/hold")).await;
         busy.push(connection);
     }
@@ -138,6 +154,14 @@ async fn with_every_connection_mid_request_a_new_one_is_closed_unanswered() {
         let response = connection.read_response().await;
         assert_eq!(response.status, 200, "{engine:?}");
         assert_eq!(response.body, "held and released");
+        assert!(
+            !response
+                .headers
+                .iter()
+                .any(|(name, value)| name == "connection" && value.contains("close")),
+            "{engine:?}: a busy connection is kept: {:?}",
+            response.headers
+        );
     }
     let refusals = metric(
         &gateway,
