@@ -26,7 +26,10 @@ enum State {
     Size {
         digits: u8,
     },
-    /// After the digits: whitespace and extensions up to CR.
+    /// After the digits, whitespace: more of it, `;` or CR may follow (RFC 9112's BWS before
+    /// an extension), nothing else, as in hyper.
+    SizeSpace,
+    /// In an extension: anything visible up to CR.
     Extension,
     /// Expecting the LF that ends a size line.
     SizeLf,
@@ -118,7 +121,7 @@ impl Decoder {
                     None => self.after_size(byte)?,
                 }
             }
-            State::Extension => {
+            State::SizeSpace | State::Extension => {
                 self.count_line(MAX_LINE)?;
                 self.after_size(byte)?
             }
@@ -162,10 +165,15 @@ impl Decoder {
             b'\r' => Ok(State::SizeLf),
             b'\n' => Err(ChunkError::Size),
             // Extensions start with `;` (after optional whitespace); their content is dropped.
-            b';' | b' ' | b'\t' => Ok(State::Extension),
-            _ if self.state == State::Extension && byte >= 0x20 && byte != 0x7f => {
-                Ok(State::Extension)
+            _ if self.state == State::Extension => {
+                if byte >= 0x20 && byte != 0x7f || byte == b'\t' {
+                    Ok(State::Extension)
+                } else {
+                    Err(ChunkError::Size)
+                }
             }
+            b';' => Ok(State::Extension),
+            b' ' | b'\t' => Ok(State::SizeSpace),
             _ => Err(ChunkError::Size),
         }
     }
@@ -230,8 +238,17 @@ mod tests {
             b"-5\r\nhello\r\n",            // sign
             b"1000000000000000\r\n",       // 16 digits
             b"0\r\nX: y\n\r\n",            // bare LF in a trailer
+            b"5 6\r\nhello\r\n0\r\n\r\n",  // something other than `;` after whitespace
+            b"5 junk\r\nhello\r\n0\r\n\r\n",
         ] {
             assert!(decode_in_pieces(bad, 1000).is_err(), "{bad:?}");
+        }
+        // Whitespace before the extension, and none at all, as hyper takes them.
+        for good in [
+            &b"5 \t ;a=b\r\nhello\r\n0\r\n\r\n"[..],
+            b"5 \r\nhello\r\n0\r\n\r\n",
+        ] {
+            assert!(decode_in_pieces(good, 1).is_ok(), "{good:?}");
         }
         let long = format!("1;{}\r\n", "e".repeat(MAX_LINE));
         assert_eq!(
