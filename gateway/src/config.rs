@@ -139,7 +139,9 @@ pub struct Config {
     /// lean HTTP/1.1 engine; hyper's HTTP/1.1 counts idle time against the header-read timeout).
     #[arg(long, env = "IDLE_TIMEOUT_SECS", default_value_t = 75)]
     pub idle_timeout_secs: u64,
-    /// Seconds to wait for an upstream's response headers.
+    /// Seconds to wait for an upstream's response headers, and the longest an answer may
+    /// make no progress (the upstream giving none of its body, or the client taking none)
+    /// before its connection is closed.
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
     pub upstream_timeout_secs: u64,
     /// What serves HTTP/1.1 connections: `lean` (the gateway's own engine for the common

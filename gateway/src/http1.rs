@@ -439,7 +439,8 @@ impl<'p> Connection<'p> {
                 self.answer(exchange, response, close, body_left > 0).await
             }
             Answer::Upstream(head, upstream, sent) => {
-                self.relay(exchange, head, upstream, sent, close).await
+                self.relay(exchange, head, upstream, sent, close, body_left > 0)
+                    .await
             }
         }
     }

@@ -7,6 +7,7 @@
 
 mod idle;
 mod refusals;
+mod stall;
 
 use std::{
     convert::Infallible,
@@ -213,7 +214,10 @@ impl Hyper {
                     let response = proxy.handle(request, &client, &dedicated).await;
                     // In flight, and the connection busy, until the response's last byte has
                     // left.
-                    let response = response.map(|body| Guarded::wrap(body, (in_flight, busy)));
+                    let response = response.map(|body| {
+                        let body = stall::BodyStall::wrap(body, limits.upstream_timeout);
+                        Guarded::wrap(body, (in_flight, busy))
+                    });
                     Ok::<_, Infallible>(response)
                 }
             }
@@ -226,6 +230,7 @@ impl Hyper {
         // prove the connection future `Send` (rust-lang/rust#110338).
         let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
             Some(activity) => Box::pin(async move {
+                let io = stall::WriteStall::new(io, limits.upstream_timeout);
                 let connection = builders.http2.serve_connection(TokioIo::new(io), service);
                 let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
@@ -234,6 +239,7 @@ impl Hyper {
                     .unwrap_or(Ok(()))
             }),
             None => {
+                let io = stall::WriteStall::new(io, limits.upstream_timeout);
                 let io = refusals::Refusals::new(io, refusals_proxy);
                 let connection = builders.http1.serve_connection(TokioIo::new(io), service);
                 let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =

@@ -54,7 +54,8 @@ impl Connection<'_> {
         if !head_only && body_allowed(parts.status) {
             self.out.extend_from_slice(&body);
         }
-        self.client.write_all(&self.out).await?;
+        let stall = self.proxy.limits().upstream_timeout;
+        within(stall, self.client.write_all(&self.out)).await?;
         drop(guard);
         Ok(if close {
             Next::Close { linger }
@@ -66,7 +67,9 @@ impl Connection<'_> {
     /// Writes the upstream's answer, head then body, and keeps the upstream connection when
     /// the exchange left it clean. `self.out` already holds the head's status line and the
     /// upstream's header lines (`forward.rs`); the engine's and the request steps' own
-    /// headers follow them.
+    /// headers follow them. With `linger`, the client's body is still unread (an upstream
+    /// that answered before reading it): the close drains it first, as for the gateway's own
+    /// answers, so that it does not reset the answer away.
     pub(super) async fn relay(
         &mut self,
         exchange: Exchange,
@@ -74,6 +77,7 @@ impl Connection<'_> {
         mut upstream: UpstreamConnection,
         sent: Instant,
         close: bool,
+        linger: bool,
     ) -> io::Result<Next> {
         let proxy = self.proxy;
         proxy.upstream_latency(&exchange, sent);
@@ -92,11 +96,7 @@ impl Connection<'_> {
         head::write_headers(&mut self.out, headers);
 
         let body = match head.framing {
-            Framing::Empty => self
-                .client
-                .write_all(&self.out)
-                .await
-                .map_err(Relay::Client),
+            Framing::Empty => self.write_out().await,
             Framing::Length(len) => self.relay_length(&mut upstream, len).await,
             Framing::Chunked => self.relay_chunked(&mut upstream).await,
             Framing::UntilClose => self.relay_until_close(&mut upstream).await,
@@ -116,10 +116,42 @@ impl Connection<'_> {
             self.upstreams.put_back(upstream);
         }
         Ok(if close {
-            Next::Close { linger: false }
+            Next::Close { linger }
         } else {
             Next::KeepAlive
         })
+    }
+
+    /// Writes `self.out` to the client, within the stall limit.
+    async fn write_out(&mut self) -> Result<(), Relay> {
+        let stall = self.proxy.limits().upstream_timeout;
+        within(stall, self.client.write_all(&self.out))
+            .await
+            .map_err(Relay::Client)
+    }
+
+    /// Writes `bytes` to the client, within the stall limit.
+    async fn write_client(&mut self, bytes: &[u8]) -> Result<(), Relay> {
+        let stall = self.proxy.limits().upstream_timeout;
+        within(stall, self.client.write_all(bytes))
+            .await
+            .map_err(Relay::Client)
+    }
+
+    /// Reads more of the upstream's answer, within the stall limit; `Ok(0)` is its end.
+    async fn read_answer(&self, upstream: &mut UpstreamConnection) -> Result<usize, Relay> {
+        let stall = self.proxy.limits().upstream_timeout;
+        within(stall, upstream.io.stream.read_buf(&mut upstream.io.buf))
+            .await
+            .map_err(Relay::Upstream)
+    }
+
+    /// Reads more of the upstream's answer; its end here is a failure.
+    async fn read_more(&self, upstream: &mut UpstreamConnection) -> Result<(), Relay> {
+        match self.read_answer(upstream).await? {
+            0 => Err(Relay::Upstream(io::ErrorKind::UnexpectedEof.into())),
+            _ => Ok(()),
+        }
     }
 
     /// Relays exactly `len` body bytes; the first of them leave with the head.
@@ -133,17 +165,11 @@ impl Connection<'_> {
         self.out.extend_from_slice(&upstream.io.buf[..buffered]);
         upstream.io.buf.advance(buffered);
         left -= buffered as u64;
-        self.client
-            .write_all(&self.out)
-            .await
-            .map_err(Relay::Client)?;
+        self.write_out().await?;
         while left > 0 {
-            read_upstream(upstream).await?;
+            self.read_more(upstream).await?;
             let take = take_len(left, upstream.io.buf.len());
-            self.client
-                .write_all(&upstream.io.buf[..take])
-                .await
-                .map_err(Relay::Client)?;
+            self.write_client(&upstream.io.buf[..take]).await?;
             upstream.io.buf.advance(take);
             left -= take as u64;
         }
@@ -164,15 +190,12 @@ impl Connection<'_> {
             if decoder.is_done() {
                 self.out.extend_from_slice(chunked::LAST_CHUNK);
             }
-            self.client
-                .write_all(&self.out)
-                .await
-                .map_err(Relay::Client)?;
+            self.write_out().await?;
             self.out.clear();
             if decoder.is_done() {
                 return Ok(());
             }
-            read_upstream(upstream).await?;
+            self.read_more(upstream).await?;
         }
     }
 
@@ -183,21 +206,13 @@ impl Connection<'_> {
                 chunked::encode_chunk(&mut self.out, &upstream.io.buf);
                 upstream.io.buf.clear();
             }
-            self.client
-                .write_all(&self.out)
-                .await
-                .map_err(Relay::Client)?;
+            self.write_out().await?;
             self.out.clear();
-            match upstream.io.stream.read_buf(&mut upstream.io.buf).await {
-                Ok(0) => break,
-                Ok(_) => {}
-                Err(error) => return Err(Relay::Upstream(error)),
+            if self.read_answer(upstream).await? == 0 {
+                break;
             }
         }
-        self.client
-            .write_all(chunked::LAST_CHUNK)
-            .await
-            .map_err(Relay::Client)
+        self.write_client(chunked::LAST_CHUNK).await
     }
 }
 
@@ -207,13 +222,17 @@ enum Relay {
     Client(io::Error),
 }
 
-/// Reads more of the upstream's answer; its end here is a failure.
-async fn read_upstream(upstream: &mut UpstreamConnection) -> Result<(), Relay> {
-    match upstream.io.stream.read_buf(&mut upstream.io.buf).await {
-        Ok(0) => Err(Relay::Upstream(io::ErrorKind::UnexpectedEof.into())),
-        Ok(_) => Ok(()),
-        Err(error) => Err(Relay::Upstream(error)),
-    }
+/// One step of sending an answer (a write to the client, a read from the upstream), bounded:
+/// a peer that stops taking or giving bytes for `limit` (`UPSTREAM_TIMEOUT_SECS`) ends the
+/// connection rather than hold it, its upstream connection and its place among the requests
+/// in flight for ever. No timer is armed for a step that completes at once, as most do.
+async fn within<T>(
+    limit: std::time::Duration,
+    step: impl std::future::Future<Output = io::Result<T>>,
+) -> io::Result<T> {
+    tokio::time::timeout(limit, step)
+        .await
+        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
 }
 
 /// Whether a response with `status` may carry a body (and so a `Content-Length`).

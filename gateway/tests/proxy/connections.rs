@@ -40,34 +40,12 @@ async fn gateway_capped_with(max: usize, adjust: impl FnOnce(&mut Settings)) -> 
     })
     .await;
     gateway.http = reqwest::Client::builder().no_proxy().build().unwrap();
-    wait_for_metric(&gateway, "gateway_connections_open", 0.0).await;
+    gateway
+        .wait_for_metric("gateway_connections_open", 0.0)
+        .await;
     gateway
 }
 
-/// The value of the un-labelled or labelled series `series` (the text before the value).
-async fn metric(gateway: &TestGateway, series: &str) -> Option<f64> {
-    let text = gateway.metrics().await;
-    text.lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
-        .map(|value| value.trim().parse().expect("a number"))
-}
-
-async fn wait_for_metric(gateway: &TestGateway, series: &str, value: f64) {
-    let deadline = tokio::time::Instant::now() + GUARD;
-    loop {
-        let now = metric(gateway, series).await;
-        if now == Some(value) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{series} stayed at {now:?}, expected {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// A kept-alive connection that has been answered once, and is now idle.
 async fn idle_connection(gateway: &TestGateway) -> RawConnection {
     let mut connection = RawConnection::open(gateway.address).await;
     connection.write(get("/api/auth/session")).await;
@@ -96,18 +74,20 @@ async fn at_the_cap_the_longest_idle_connection_makes_room() {
         connection.write(get("/api/auth/session")).await;
         assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
     }
-    let shed = metric(&gateway, r#"gateway_connections_shed_total{reason="idle"}"#).await;
+    let shed = gateway
+        .metric(r#"gateway_connections_shed_total{reason="idle"}"#)
+        .await;
     assert_eq!(shed, Some(1.0), "{engine:?}");
     assert_eq!(
-        metric(
-            &gateway,
-            r#"gateway_connections_shed_total{reason="refused"}"#
-        )
-        .await,
+        gateway
+            .metric(r#"gateway_connections_shed_total{reason="refused"}"#)
+            .await,
         None,
         "{engine:?}"
     );
-    wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
+    gateway
+        .wait_for_metric("gateway_connections_open", 3.0)
+        .await;
 }
 
 #[tokio::test]
@@ -163,13 +143,12 @@ async fn with_every_connection_mid_request(kept_alive: bool) {
             response.headers
         );
     }
-    let refusals = metric(
-        &gateway,
-        r#"gateway_connections_shed_total{reason="refused"}"#,
-    );
+    let refusals = gateway.metric(r#"gateway_connections_shed_total{reason="refused"}"#);
     assert_eq!(refusals.await, Some(1.0), "{engine:?}");
     assert_eq!(
-        metric(&gateway, r#"gateway_connections_shed_total{reason="idle"}"#).await,
+        gateway
+            .metric(r#"gateway_connections_shed_total{reason="idle"}"#)
+            .await,
         None,
         "{engine:?}"
     );
@@ -191,16 +170,15 @@ async fn the_cap_counts_the_connections_of_every_worker() {
     for _ in 0..3 {
         idle.push(idle_connection(&gateway).await);
     }
-    wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
+    gateway
+        .wait_for_metric("gateway_connections_open", 3.0)
+        .await;
 
     let mut newcomer = idle_connection(&gateway).await;
 
-    wait_for_metric(
-        &gateway,
-        r#"gateway_connections_shed_total{reason="idle"}"#,
-        1.0,
-    )
-    .await;
+    gateway
+        .wait_for_metric(r#"gateway_connections_shed_total{reason="idle"}"#, 1.0)
+        .await;
     // Whichever closes first is the one that made room; the other two still serve.
     let victim = {
         let closing = idle
@@ -217,7 +195,9 @@ async fn the_cap_counts_the_connections_of_every_worker() {
     }
     newcomer.write(get("/api/auth/session")).await;
     assert_eq!(newcomer.read_response().await.status, 200, "{engine:?}");
-    wait_for_metric(&gateway, "gateway_connections_open", 3.0).await;
+    gateway
+        .wait_for_metric("gateway_connections_open", 3.0)
+        .await;
 }
 
 /// Longer than the lean engine waits (`RELEASE_AFTER` in `http1.rs`, 1 s) before an idle

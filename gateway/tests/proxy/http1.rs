@@ -446,6 +446,66 @@ async fn an_answer_cut_short_by_the_upstream_ends_the_client_connection() {
 }
 
 #[tokio::test]
+async fn an_answer_whose_body_stops_coming_ends_the_client_connection() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        // Ten bytes of a hundred, then nothing, the upstream connection left open.
+        let scripted = ScriptedUpstream::start(|_| {
+            Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n0123456789".to_vec())
+        })
+        .await;
+        let gateway = gateway_before_on(&scripted, engine).await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        connection.write(get("/api/raw/stalls")).await;
+        // Within the stall limit (the upstream timeout, 1 s here) and not for ever.
+        assert!(
+            raw::closed_within(&mut connection.stream, GUARD).await,
+            "{engine:?}: a stalled answer must end its connection"
+        );
+        gateway
+            .wait_for_metric("gateway_in_flight_requests", 0.0)
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_takes_none_of_its_answer_is_cut_off() {
+    // An answer far larger than what the sockets between gateway and client can hold.
+    let mut answer = b"HTTP/1.1 200 OK\r\nContent-Length: 33554432\r\n\r\n".to_vec();
+    answer.resize(answer.len() + (32 << 20), b'x');
+    let answer = Arc::new(answer);
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let scripted = ScriptedUpstream::start({
+            let answer = answer.clone();
+            move |_| Reply::Keep(answer.to_vec())
+        })
+        .await;
+        let gateway = gateway_before_on(&scripted, engine).await;
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut client = socket.connect(gateway.address).await.unwrap();
+        client
+            .write_all(get("/api/raw/big").as_bytes())
+            .await
+            .unwrap();
+        // The answer is under way, then stuck on the client, which reads nothing...
+        gateway
+            .wait_for_metric("gateway_in_flight_requests", 1.0)
+            .await;
+        // ... and within the stall limit the gateway gives up its place.
+        gateway
+            .wait_for_metric("gateway_in_flight_requests", 0.0)
+            .await;
+        let mut received = Vec::new();
+        let _ = tokio::time::timeout(GUARD, client.read_to_end(&mut received)).await;
+        assert!(
+            received.len() < answer.len(),
+            "{engine:?}: the whole answer arrived ({} bytes)",
+            received.len()
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_upstream_connection_closed_while_idle_is_replaced() {
     for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
         // Every answer is complete and says nothing of closing; after answering a `/last`
