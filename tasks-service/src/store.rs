@@ -163,10 +163,14 @@ impl Store {
         id: TaskId,
         changes: &TaskChanges,
     ) -> Result<Option<Task>, StoreError> {
+        // `clock_timestamp()`, not `now()` (the transaction's start): a write that waited for
+        // another's row lock must not stamp a time before it; `GREATEST` keeps the stamp
+        // moving forward even if the clock steps back.
         let sql = format!(
             "UPDATE tasks SET title = COALESCE($3, title), \
              description = CASE WHEN $4 THEN $5 ELSE description END, \
-             completed = COALESCE($6, completed), updated_at = now() \
+             completed = COALESCE($6, completed), \
+             updated_at = GREATEST(clock_timestamp(), updated_at) \
              WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
         );
         let title = changes.title.as_ref().map(|t| t.as_str());
@@ -195,7 +199,8 @@ impl Store {
         completion: Completion,
     ) -> Result<Option<Task>, StoreError> {
         let sql = format!(
-            "UPDATE tasks SET completed = COALESCE($3, NOT completed), updated_at = now() \
+            "UPDATE tasks SET completed = COALESCE($3, NOT completed), \
+             updated_at = GREATEST(clock_timestamp(), updated_at) \
              WHERE user_id = $1 AND id = $2 RETURNING {COLUMNS}"
         );
         let state = match completion {

@@ -3,7 +3,7 @@
 use http::Method;
 use serde_json::json;
 
-use crate::helpers::{spawn_app, Answer};
+use crate::helpers::{admin_client, spawn_app, url_for, Answer, ADMIN_URL};
 
 #[tokio::test]
 async fn put_is_a_partial_update_that_bumps_updated_at() {
@@ -138,4 +138,76 @@ async fn delete_answers_204_with_no_body_then_the_task_is_gone() {
     assert!(response.bytes().await.unwrap().is_empty());
     assert_eq!(alice.get(id).await.status, 404);
     assert_eq!(alice.delete(id).await.status, 404, "deleting twice is 404");
+}
+
+/// Two writes to one task: the one that began first but waited for the other's row lock
+/// writes last, and its `updated_at` must not go back before the other's (the transaction's
+/// start time would): `sort=updated` and caches keyed on it depend on it only moving forward.
+#[tokio::test]
+async fn updated_at_never_goes_back_when_writes_to_a_task_wait_on_each_other() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let id = alice.create_titled("contended").await;
+    // The other writer, holding the row's lock (as superuser, past row-level security).
+    let mut other = admin_client(&url_for(ADMIN_URL, &app.db_name)).await;
+    let other = other.transaction().await.unwrap();
+    other
+        .execute("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE", &[&id])
+        .await
+        .unwrap();
+    // This request's transaction begins now and waits for the lock.
+    let waiting = tokio::spawn({
+        let request = app.signed_body(
+            Method::PUT,
+            &format!("/api/alice/tasks/{id}"),
+            "alice",
+            json!({"title": "second"}).to_string(),
+        );
+        async move {
+            let response = request
+                .header("content-type", "application/json")
+                .send()
+                .await
+                .unwrap();
+            Answer::from(response).await
+        }
+    });
+    let watcher = admin_client(&url_for(ADMIN_URL, &app.db_name)).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let blocked: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked == 1 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the PUT never waited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    // The other write commits first, later than the waiting one began.
+    let first: chrono::DateTime<chrono::Utc> = other
+        .query_one(
+            "UPDATE tasks SET title = 'first', updated_at = clock_timestamp() \
+             WHERE id = $1 RETURNING updated_at",
+            &[&id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    other.commit().await.unwrap();
+    let second = waiting.await.unwrap();
+    assert_eq!(second.status, 200);
+    assert_eq!(second.body["title"], "second");
+    let second: chrono::DateTime<chrono::Utc> =
+        second.body["updated_at"].as_str().unwrap().parse().unwrap();
+    assert!(second >= first, "updated_at went back: {second} < {first}");
 }
