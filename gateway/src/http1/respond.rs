@@ -7,6 +7,7 @@
 use std::{
     cell::RefCell,
     io,
+    task::Poll,
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
@@ -225,11 +226,17 @@ enum Relay {
 /// One step of sending an answer (a write to the client, a read from the upstream), bounded:
 /// a peer that stops taking or giving bytes for `limit` (`UPSTREAM_TIMEOUT_SECS`) ends the
 /// connection rather than hold it, its upstream connection and its place among the requests
-/// in flight for ever. No timer is armed for a step that completes at once, as most do.
+/// in flight for ever. A step that completes at once, as most do, is not given a timer (nor
+/// the clock read a deadline takes): only one that has to wait is.
 async fn within<T>(
     limit: std::time::Duration,
     step: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
+    let mut step = std::pin::pin!(step);
+    let first = std::future::poll_fn(|cx| Poll::Ready(step.as_mut().poll(cx))).await;
+    if let Poll::Ready(done) = first {
+        return done;
+    }
     tokio::time::timeout(limit, step)
         .await
         .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
