@@ -105,7 +105,19 @@ pub async fn spawn_app_on(
     adjust: impl FnOnce(&mut Settings),
 ) -> TestApp {
     let db_name = create_database(admin_url).await;
-    let mut settings = test_settings(&service_url(&db_name));
+    let service_url = service_url(&db_name);
+    start_app(admin_url, db_name, &service_url, adjust).await
+}
+
+/// The service on the existing database `db_name` (dropped with the `TestApp`), reached
+/// through `service_url`.
+pub async fn start_app(
+    admin_url: &str,
+    db_name: String,
+    service_url: &str,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let mut settings = test_settings(service_url);
     adjust(&mut settings);
     let app = Application::build(settings)
         .await

@@ -2,7 +2,9 @@
 
 use tasks_service::Application;
 
-use crate::helpers::{admin_client, create_database, test_settings, url_for, ADMIN_URL};
+use serde_json::json;
+
+use crate::helpers::{admin_client, create_database, start_app, test_settings, url_for, ADMIN_URL};
 
 #[tokio::test]
 async fn several_instances_starting_at_once_migrate_exactly_once() {
@@ -44,6 +46,33 @@ async fn several_instances_starting_at_once_migrate_exactly_once() {
     let admin = admin_client(ADMIN_URL).await;
     admin
         .batch_execute(&format!("DROP DATABASE {db_name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+/// The least-privilege deployment: the service logs in as the owner of its database, who may
+/// not create roles and whom the forced policy binds as it is. The migrations must not need
+/// what that login lacks (creating `tasks_rls` had been refused to it, and the start with it).
+#[tokio::test]
+async fn the_owner_of_its_database_without_createrole_migrates_and_serves() {
+    let owner = format!("tasks_owner_{}", uuid::Uuid::new_v4().simple());
+    let db_name = format!("tasks_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin_client(ADMIN_URL).await;
+    for statement in [
+        format!("CREATE ROLE {owner} LOGIN NOSUPERUSER NOCREATEROLE NOCREATEDB NOBYPASSRLS"),
+        format!("CREATE DATABASE {db_name} OWNER {owner}"),
+    ] {
+        admin.batch_execute(&statement).await.unwrap();
+    }
+    let service_url = format!("postgres://{owner}@127.0.0.1:5432/{db_name}");
+    let app = start_app(ADMIN_URL, db_name, &service_url, |_| {}).await;
+    let alice = app.user("alice");
+    assert_eq!(alice.create(json!({"title": "mine"})).await.status, 201);
+    assert_eq!(alice.list("").await.body.as_array().unwrap().len(), 1);
+    assert_eq!(app.user("bob").list("").await.body, json!([]));
+    drop(app); // drops the database
+    admin
+        .batch_execute(&format!("DROP ROLE IF EXISTS {owner}"))
         .await
         .unwrap();
 }
