@@ -159,21 +159,11 @@ fn reference(input: &[u8]) -> Outcome {
     }
 }
 
-/// 1 to 15 hex digits, then optional extensions: whitespace and `;` start them, after which
-/// any visible byte, space or tab. Returns the size.
+/// 1 to 15 hex digits, then what [`size_rest_ok`] allows. Returns the size.
 fn size_line(line: &[u8]) -> Option<u64> {
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
-    if digits == 0 || digits > 15 {
+    if digits == 0 || digits > 15 || !size_rest_ok(&line[digits..]) {
         return None;
-    }
-    let rest = &line[digits..];
-    if let Some((&first, ext)) = rest.split_first() {
-        if !matches!(first, b';' | b' ' | b'\t') {
-            return None;
-        }
-        if !ext.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)) {
-            return None;
-        }
     }
     u64::from_str_radix(std::str::from_utf8(&line[..digits]).ok()?, 16).ok()
 }
@@ -184,13 +174,18 @@ fn size_line_prefix_ok(line: &[u8]) -> bool {
     if digits > 15 || (digits == 0 && !line.is_empty()) {
         return false;
     }
-    let rest = &line[digits..];
-    match rest.split_first() {
+    size_rest_ok(&line[digits..])
+}
+
+/// After the digits: optional whitespace (RFC 9112's BWS), then nothing, or `;` and an
+/// extension of visible bytes, spaces and tabs; as hyper reads it. Every prefix of a rest
+/// this allows is allowed too, so the same test serves an unfinished line.
+fn size_rest_ok(rest: &[u8]) -> bool {
+    let spaces = rest.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+    match rest[spaces..].split_first() {
         None => true,
-        Some((&first, ext)) => {
-            matches!(first, b';' | b' ' | b'\t')
-                && ext.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
-        }
+        Some((&b';', ext)) => ext.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+        Some(_) => false,
     }
 }
 

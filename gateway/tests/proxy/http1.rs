@@ -445,6 +445,42 @@ async fn an_answer_cut_short_by_the_upstream_ends_the_client_connection() {
     assert!(body.is_err(), "a truncated body read as complete: {body:?}");
 }
 
+/// A chunk-size line with something other than `;` after its whitespace is refused by hyper;
+/// the lean engine had read it as an extension and relayed the body whole. Both engines now
+/// end the answer the same way: never as a complete body.
+#[tokio::test]
+async fn a_chunk_size_with_junk_after_its_whitespace_is_refused_by_both_engines() {
+    for size_line in ["5 junk", "5 6"] {
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{size_line}\r\nhello\r\n0\r\n\r\n"
+        );
+        let mut outcomes = Vec::new();
+        for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+            let answer = answer.clone().into_bytes();
+            let scripted = ScriptedUpstream::start(move |_| Reply::Keep(answer.clone())).await;
+            let gateway = gateway_before_on(&scripted, engine).await;
+            let mut client = TcpStream::connect(gateway.address).await.unwrap();
+            client
+                .write_all(get("/api/raw/junk").as_bytes())
+                .await
+                .unwrap();
+            let mut received = Vec::new();
+            tokio::time::timeout(GUARD, client.read_to_end(&mut received))
+                .await
+                .expect("the answer must end, not stall")
+                .ok();
+            let text = String::from_utf8_lossy(&received).into_owned();
+            let complete = text.ends_with("0\r\n\r\n") && text.contains("hello");
+            assert!(!complete, "{engine:?} relayed {size_line:?} whole: {text}");
+            outcomes.push(text.split(' ').nth(1).map(str::to_owned));
+        }
+        assert_eq!(
+            outcomes[0], outcomes[1],
+            "{size_line:?}: the engines differ"
+        );
+    }
+}
+
 #[tokio::test]
 async fn an_answer_whose_body_stops_coming_ends_the_client_connection() {
     for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
