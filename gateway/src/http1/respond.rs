@@ -223,10 +223,10 @@ enum Relay {
     Client(io::Error),
 }
 
-/// One step of sending an answer (a write to the client, a read from the upstream), bounded:
-/// a peer that stops taking or giving bytes for `limit` (`UPSTREAM_TIMEOUT_SECS`) ends the
-/// connection rather than hold it, its upstream connection and its place among the requests
-/// in flight for ever. A step that completes at once, as most do, is not given a timer (nor
+/// One step of sending an answer (writing one buffer to the client, one read from the
+/// upstream), bounded: a step not done within `limit` (`UPSTREAM_TIMEOUT_SECS`), a peer that
+/// stopped taking or giving bytes, ends the connection rather than hold it, its upstream
+/// connection and its place among the requests in flight for ever. A step that completes at once, as most do, is not given a timer (nor
 /// the clock read a deadline takes): only one that has to wait is.
 async fn within<T>(
     limit: std::time::Duration,

@@ -25,10 +25,10 @@ use tokio::{
 
 use crate::body::{BoxError, GatewayBody};
 
-/// A timer that runs only while something is pending.
+/// A timer that runs only while something is pending; made the first time something is.
 struct Stall {
     limit: Duration,
-    timer: Pin<Box<Sleep>>,
+    timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
@@ -36,7 +36,7 @@ impl Stall {
     fn new(limit: Duration) -> Self {
         Self {
             limit,
-            timer: Box::pin(tokio::time::sleep(limit)),
+            timer: None,
             armed: false,
         }
     }
@@ -50,9 +50,15 @@ impl Stall {
         }
         if !self.armed {
             self.armed = true;
-            self.timer.as_mut().reset(Instant::now() + self.limit);
+            let deadline = Instant::now() + self.limit;
+            match &mut self.timer {
+                Some(timer) => timer.as_mut().reset(deadline),
+                None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
+            }
         }
-        self.timer.as_mut().poll(cx).is_ready()
+        self.timer
+            .as_mut()
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
     }
 }
 
