@@ -228,9 +228,9 @@ impl Hyper {
         let _counted = watcher;
         // Boxed as `Send` where the types are concrete: inside `drive` the compiler cannot
         // prove the connection future `Send` (rust-lang/rust#110338).
+        let io = stall::WriteStall::new(io, limits.upstream_timeout);
         let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
             Some(activity) => Box::pin(async move {
-                let io = stall::WriteStall::new(io, limits.upstream_timeout);
                 let connection = builders.http2.serve_connection(TokioIo::new(io), service);
                 let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
@@ -239,7 +239,6 @@ impl Hyper {
                     .unwrap_or(Ok(()))
             }),
             None => {
-                let io = stall::WriteStall::new(io, limits.upstream_timeout);
                 let io = refusals::Refusals::new(io, refusals_proxy);
                 let connection = builders.http1.serve_connection(TokioIo::new(io), service);
                 let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =

@@ -41,7 +41,7 @@ async fn gateway_capped_with(max: usize, adjust: impl FnOnce(&mut Settings)) -> 
     .await;
     gateway.http = reqwest::Client::builder().no_proxy().build().unwrap();
     gateway
-        .wait_for_metric("gateway_connections_open", 0.0)
+        .wait_for_metric("gateway_connections_open", |v| v == 0.0)
         .await;
     gateway
 }
@@ -86,7 +86,7 @@ async fn at_the_cap_the_longest_idle_connection_makes_room() {
         "{engine:?}"
     );
     gateway
-        .wait_for_metric("gateway_connections_open", 3.0)
+        .wait_for_metric("gateway_connections_open", |v| v == 3.0)
         .await;
 }
 
@@ -171,13 +171,15 @@ async fn the_cap_counts_the_connections_of_every_worker() {
         idle.push(idle_connection(&gateway).await);
     }
     gateway
-        .wait_for_metric("gateway_connections_open", 3.0)
+        .wait_for_metric("gateway_connections_open", |v| v == 3.0)
         .await;
 
     let mut newcomer = idle_connection(&gateway).await;
 
     gateway
-        .wait_for_metric(r#"gateway_connections_shed_total{reason="idle"}"#, 1.0)
+        .wait_for_metric(r#"gateway_connections_shed_total{reason="idle"}"#, |v| {
+            v == 1.0
+        })
         .await;
     // Whichever closes first is the one that made room; the other two still serve.
     let victim = {
@@ -196,7 +198,7 @@ async fn the_cap_counts_the_connections_of_every_worker() {
     newcomer.write(get("/api/auth/session")).await;
     assert_eq!(newcomer.read_response().await.status, 200, "{engine:?}");
     gateway
-        .wait_for_metric("gateway_connections_open", 3.0)
+        .wait_for_metric("gateway_connections_open", |v| v == 3.0)
         .await;
 }
 

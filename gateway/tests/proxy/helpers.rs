@@ -203,17 +203,17 @@ impl TestGateway {
             .map(|value| value.trim().parse().expect("a number"))
     }
 
-    /// Polls `series` until it reads `value` (5 s deadline).
-    pub async fn wait_for_metric(&self, series: &str, value: f64) {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    /// Polls `series` until its value `holds` (10 s deadline).
+    pub async fn wait_for_metric(&self, series: &str, holds: impl Fn(f64) -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
             let now = self.metric(series).await;
-            if now == Some(value) {
+            if now.is_some_and(&holds) {
                 return;
             }
             assert!(
                 tokio::time::Instant::now() < deadline,
-                "{series} stayed at {now:?}, expected {value}"
+                "{series} stayed at {now:?} for 10 s"
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -249,13 +249,16 @@ impl TestGateway {
     }
 }
 
-/// The verifier tasks-service would use with the test key ring.
+/// The verifier tasks-service would use with the test key ring. Tests make it after the
+/// gateway has signed what it checks, so it is told it has been remembering for the whole
+/// window: credentials signed a second before it was made are not `signed_before_start`.
 pub fn verifier() -> Verifier {
     Verifier::new(
         IDENTITY_KEYS.parse::<KeyRing>().unwrap(),
         60,
         Audience::default(),
     )
+    .remembering_since(unix_now() - 60)
 }
 
 /// The user the gateway's credential on `seen` proves, checked as tasks-service checks it.

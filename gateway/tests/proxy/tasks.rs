@@ -334,29 +334,11 @@ async fn gateway_accepted_by(url: &str) -> TestGateway {
         s.identity_probe_interval = Duration::from_millis(50);
     })
     .await;
-    wait_for_metric(&gateway, "gateway_upstream_identity", |v| v == 1.0).await;
+    gateway
+        .wait_for_metric("gateway_upstream_identity", |v| v == 1.0)
+        .await;
     gateway.wait_ready().await;
     gateway
-}
-
-/// Polls the gateway's metrics until the series `series` has a value that `holds` (10 s
-/// deadline).
-async fn wait_for_metric(gateway: &TestGateway, series: &str, holds: impl Fn(f64) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let metrics = gateway.metrics().await;
-        let value = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok());
-        if value.is_some_and(&holds) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{series} never reached the expected value within 10 s in\n{metrics}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 #[tokio::test]
@@ -380,7 +362,9 @@ async fn readiness_says_so_by_name_when_tasks_service_refuses_the_gateways_crede
             adjust(s, other_key);
         })
         .await;
-        wait_for_metric(&gateway, "gateway_upstream_identity", |v| v == 0.0).await;
+        gateway
+            .wait_for_metric("gateway_upstream_identity", |v| v == 0.0)
+            .await;
         let (status, body) = readyz(&gateway).await;
         assert_eq!(status, 503, "{slip}");
         let detail = body["detail"].as_str().unwrap();
@@ -396,6 +380,6 @@ async fn readiness_says_so_by_name_when_tasks_service_refuses_the_gateways_crede
     // tasks-service gone: its own probe says so; the gateway's readiness keeps its verdict.
     service.stop().await;
     let unreachable = r#"gateway_upstream_identity_probes_total{result="unreachable"}"#;
-    wait_for_metric(&agreeing, unreachable, |v| v >= 2.0).await;
+    agreeing.wait_for_metric(unreachable, |v| v >= 2.0).await;
     assert_eq!(readyz(&agreeing).await.0, 200);
 }
