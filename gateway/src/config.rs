@@ -141,7 +141,8 @@ pub struct Config {
     pub idle_timeout_secs: u64,
     /// Seconds to wait for an upstream's response headers, and the longest an answer may
     /// make no progress (the upstream giving none of its body, or the client taking none)
-    /// before its connection is closed.
+    /// before its connection is closed; on HTTP/2, before its stream is reset (a client
+    /// granting less than 16 KiB of window in that time).
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
     pub upstream_timeout_secs: u64,
     /// What serves HTTP/1.1 connections: `lean` (the gateway's own engine for the common

@@ -50,8 +50,8 @@ pub async fn serve(
     connections: Arc<Connections>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
+    let mut http1 = auto::Builder::new(TokioExecutor::new());
+    http1
         .http1()
         // A client may close its sending side once its request is out: the request is still
         // answered, as the lean engine does, instead of dropped unanswered while it may
@@ -60,7 +60,10 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.read_buffer_size());
-    builder
+    // Each HTTP/2 stream runs as a task of its own, reset once its answer waits too long on
+    // window the client withholds (`server/stall.rs`).
+    let mut http2 = auto::Builder::new(stall::StreamExecutor::new(limits.upstream_timeout));
+    http2
         .http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.read_buffer_size()).unwrap_or(u32::MAX))
@@ -71,8 +74,8 @@ pub async fn serve(
     // engine hands over mid-way it would take a client's HTTP/2 preface after an HTTP/1.1
     // request for a switch to HTTP/2, which RFC 9113 §3.4 does not allow there.
     let builders = Arc::new(Builders {
-        http1: builder.clone().http1_only(),
-        http2: builder.http2_only(),
+        http1: http1.http1_only(),
+        http2: http2.http2_only(),
     });
     let graceful = GracefulShutdown::new();
     // This loop's upstream connections that no client connection holds.
@@ -155,7 +158,7 @@ pub async fn serve(
 /// hyper's server settings for each protocol.
 struct Builders {
     http1: auto::Builder<TokioExecutor>,
-    http2: auto::Builder<TokioExecutor>,
+    http2: auto::Builder<stall::StreamExecutor>,
 }
 
 /// What serves a connection with hyper: all of it (HTTP/2, `HTTP1_ENGINE=hyper`), or the rest

@@ -5,13 +5,25 @@
 //! upstream connection and its place among the requests in flight for ever. The lean engine
 //! bounds the same steps itself (`http1/respond.rs`).
 //!
+//! HTTP/2 has a third way to stop an answer: the client withholds flow-control window while
+//! its connection otherwise moves (pings, other streams). Its socket never backs up, so
+//! [`WriteStall`] sees nothing, and hyper does not ask the body for more while a frame waits
+//! for window, so [`BodyStall`] is not polled either. [`StreamExecutor`] runs each stream's
+//! task and resets the stream once a frame the body handed over has waited that long; the
+//! body hands over at most [`MAX_HANDED`] bytes at a time, so that a client keeps its answer
+//! only by granting at least that much window per stall limit.
+//!
 //! A timer is armed only when a write or a body frame is pending, so an answer that goes out
 //! at once, as most do, costs no timer.
 
 use std::{
-    future::Future,
+    future::{poll_fn, Future},
     io,
-    pin::Pin,
+    pin::{pin, Pin},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{ready, Context, Poll},
     time::Duration,
 };
@@ -144,7 +156,23 @@ pub struct BodyStalled;
 pub struct BodyStall {
     inner: GatewayBody,
     stall: Stall,
+    /// Set on an HTTP/2 stream run by [`StreamExecutor`].
+    stream: Option<OnStream>,
 }
+
+/// What a body on an HTTP/2 stream keeps for [`StreamExecutor`].
+struct OnStream {
+    /// Tells the stream's task that a frame given to hyper has not gone out yet.
+    handed: Arc<Handed>,
+    /// What is left of a data frame larger than [`MAX_HANDED`], given in pieces.
+    rest: Bytes,
+}
+
+/// The most a body on an HTTP/2 stream gives hyper at once: the protocol's default frame
+/// size. hyper asks for the next frame only once the client's window covers all it has queued,
+/// so this bounds how much window a client must grant per stall limit to keep its answer
+/// going (16 KiB per 30 s by default), whatever sizes the upstream's reads come in.
+const MAX_HANDED: usize = 16 * 1024;
 
 impl BodyStall {
     /// Boxes `inner`, bounded by `limit`. A body already whole needs no bound.
@@ -155,8 +183,29 @@ impl BodyStall {
         http_body_util::BodyExt::boxed_unsync(Self {
             inner,
             stall: Stall::new(limit),
+            // Set while hyper polls the service inside a stream's task, so the answer made
+            // there finds its stream's flag.
+            stream: HANDED
+                .try_with(|handed| OnStream {
+                    handed: handed.clone(),
+                    rest: Bytes::new(),
+                })
+                .ok(),
         })
     }
+}
+
+/// Polls `inner` for its next frame, failing once it has given nothing for `stall`'s limit.
+fn poll_bounded(
+    inner: &mut GatewayBody,
+    stall: &mut Stall,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    let polled = Pin::new(inner).poll_frame(cx);
+    if stall.watch(cx, &polled) {
+        return Poll::Ready(Some(Err(Box::new(BodyStalled))));
+    }
+    polled
 }
 
 impl Body for BodyStall {
@@ -167,19 +216,146 @@ impl Body for BodyStall {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = &mut *self;
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
-        if this.stall.watch(cx, &polled) {
-            return Poll::Ready(Some(Err(Box::new(BodyStalled))));
+        let Self {
+            inner,
+            stall,
+            stream,
+        } = &mut *self;
+        let Some(stream) = stream else {
+            return poll_bounded(inner, stall, cx);
+        };
+        stream.handed.asked();
+        let mut data = if stream.rest.is_empty() {
+            match ready!(poll_bounded(inner, stall, cx)) {
+                Some(Ok(frame)) => match frame.into_data() {
+                    Ok(data) => data,
+                    // Trailers take no window.
+                    Err(trailers) => return Poll::Ready(Some(Ok(trailers))),
+                },
+                end_or_error => return Poll::Ready(end_or_error),
+            }
+        } else {
+            std::mem::take(&mut stream.rest)
+        };
+        if data.len() > MAX_HANDED {
+            stream.rest = data.split_off(MAX_HANDED);
         }
-        Poll::Ready(ready!(polled))
+        stream.handed.given();
+        Poll::Ready(Some(Ok(Frame::data(data))))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.stream
+            .as_ref()
+            .is_none_or(|stream| stream.rest.is_empty())
+            && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        let rest = self
+            .stream
+            .as_ref()
+            .map_or(0, |stream| stream.rest.len() as u64);
+        let inner = self.inner.size_hint();
+        let mut hint = SizeHint::new();
+        hint.set_lower(inner.lower() + rest);
+        if let Some(upper) = inner.upper() {
+            hint.set_upper(upper + rest);
+        }
+        hint
+    }
+}
+
+tokio::task_local! {
+    /// What the body of the HTTP/2 stream whose task is being polled tells that task.
+    static HANDED: Arc<Handed>;
+}
+
+/// What a stream's response body tells the stream's task: whether hyper holds a frame of it
+/// not yet sent, and whether hyper has asked for a frame since the task last looked. hyper
+/// asks for the next frame only once the one it holds has gone out, which on HTTP/2 waits for
+/// the client's flow-control window.
+#[derive(Default)]
+struct Handed {
+    holding: AtomicBool,
+    asked: AtomicBool,
+}
+
+// Only the stream's own task reads and writes these, one poll at a time: no ordering needed.
+impl Handed {
+    /// hyper asks for a frame: what it held has gone out.
+    fn asked(&self) {
+        self.asked.store(true, Ordering::Relaxed);
+        self.holding.store(false, Ordering::Relaxed);
+    }
+
+    /// hyper was given a frame.
+    fn given(&self) {
+        self.holding.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether hyper has asked for a frame since the last look, and whether it holds one now.
+    fn look(&self) -> (bool, bool) {
+        (
+            self.asked.swap(false, Ordering::Relaxed),
+            self.holding.load(Ordering::Relaxed),
+        )
+    }
+}
+
+/// The executor of hyper's HTTP/2 server, which runs each stream (its request's handling and
+/// its answer) as a task: a stream whose answer has waited for the stall limit on window the
+/// client withholds is dropped, which resets it (`RST_STREAM` with `CANCEL`) and gives back
+/// its place among the requests in flight and its upstream connection.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamExecutor {
+    limit: Duration,
+}
+
+impl StreamExecutor {
+    /// Resets a stream whose answer has waited `limit` for window.
+    pub fn new(limit: Duration) -> Self {
+        Self { limit }
+    }
+}
+
+impl<F> hyper::rt::Executor<F> for StreamExecutor
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    fn execute(&self, stream: F) {
+        let limit = self.limit;
+        tokio::spawn(async move {
+            let handed = Arc::new(Handed::default());
+            let mut stream = pin!(HANDED.scope(handed.clone(), stream));
+            let mut stall = Stall::new(limit);
+            poll_fn(|cx| {
+                if stream.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                let (moved, holding) = handed.look();
+                if moved {
+                    // Some of the answer went out: the wait, if any, begins again.
+                    stall.watch(cx, &Poll::Ready(()));
+                }
+                // Waiting on anything but window (the request, the upstream, the body) is
+                // bounded where it waits.
+                let waiting_for_window = if holding {
+                    Poll::Pending
+                } else {
+                    Poll::Ready(())
+                };
+                if stall.watch(cx, &waiting_for_window) {
+                    tracing::debug!(
+                        "an HTTP/2 answer waited for the stall limit on window the client \
+                         withheld; resetting its stream"
+                    );
+                    return Poll::Ready(());
+                }
+                Poll::Pending
+            })
+            .await;
+        });
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Empty, Full};
 use hyper::{body::Incoming, client::conn::http2::SendRequest};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
@@ -179,4 +179,96 @@ async fn draining_lets_an_http2_request_finish_then_closes_the_connection() {
         .await
         .expect("the gateway stops once drained")
         .unwrap();
+}
+
+/// An HTTP/2 connection whose client grants each stream `window` bytes at a time: a response
+/// body's next bytes come only as the test reads it.
+async fn narrow_window_connection(
+    gateway: &TestGateway,
+    window: u32,
+) -> (SendRequest<Full<Bytes>>, JoinHandle<hyper::Result<()>>) {
+    let stream = TcpStream::connect(gateway.address).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+        .initial_stream_window_size(window)
+        .adaptive_window(false)
+        .handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    (sender, tokio::spawn(connection))
+}
+
+/// Asks the echo upstream for an answer of `len` bytes; returns its head, the body unread.
+async fn echo(
+    gateway: &TestGateway,
+    sender: &mut SendRequest<Full<Bytes>>,
+    len: usize,
+) -> Response<Incoming> {
+    let request = http::Request::post(gateway.url("/api/auth/echo"))
+        .body(Full::new(Bytes::from(vec![b'x'; len])))
+        .unwrap();
+    let response = tokio::time::timeout(GUARD, sender.send_request(request))
+        .await
+        .expect("the answer's head must come")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// A client that takes part of an answer, then withholds the window for the rest while its
+/// connection stays up, has that stream reset within the stall limit: the request gives back
+/// its place among those in flight, and the connection goes on serving. (The socket never
+/// backs up and hyper asks the body for nothing more while a frame waits for window, so
+/// neither of the other stall limits sees it.)
+#[tokio::test]
+async fn an_http2_answer_held_back_by_a_withheld_window_is_reset() {
+    let gateway = spawn_gateway().await; // the stall limit (upstream timeout): 1 s
+                                         // A window far smaller than the answer, never widened: the body is not read.
+    let (mut sender, driver) = narrow_window_connection(&gateway, 16 * 1024).await;
+    let response = echo(&gateway, &mut sender, 256 * 1024).await;
+
+    // Its place is given back, though the client neither reads nor goes away...
+    gateway
+        .wait_for_metric("gateway_in_flight_requests", |v| v == 0.0)
+        .await;
+    // ... because the stream was reset, not finished.
+    let body = tokio::time::timeout(GUARD, response.into_body().collect())
+        .await
+        .expect("a reset stream ends its body");
+    assert!(body.is_err(), "the held-back answer came whole");
+
+    // The connection itself was left alone.
+    let request = http::Request::get(gateway.url("/api/auth/after"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let after = tokio::time::timeout(GUARD, sender.send_request(request))
+        .await
+        .expect("the connection must still serve")
+        .unwrap();
+    assert_eq!(after.status(), 200);
+    assert!(!driver.is_finished(), "the connection was closed");
+}
+
+/// The limit is on waiting, not on the whole answer: a client that widens its window a little
+/// at a time, each wait within the stall limit, gets its answer whole however long it takes.
+#[tokio::test]
+async fn an_http2_client_that_reads_slowly_but_steadily_gets_its_whole_answer() {
+    let gateway = spawn_gateway().await; // the stall limit: 1 s
+    let (mut sender, _driver) = narrow_window_connection(&gateway, 16 * 1024).await;
+    let started = std::time::Instant::now();
+    let mut body = echo(&gateway, &mut sender, 256 * 1024).await.into_body();
+    let mut received = 0;
+    while let Some(frame) = tokio::time::timeout(GUARD, body.frame())
+        .await
+        .expect("the answer must keep coming")
+    {
+        let frame = frame.expect("a steady reader's answer was cut");
+        received += frame.data_ref().map_or(0, Bytes::len);
+        // A pause well within the stall limit before each widening of the window.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    assert_eq!(received, 256 * 1024);
+    assert!(
+        started.elapsed() > Duration::from_secs(2),
+        "the answer did not take longer than the stall limit, so this proved nothing"
+    );
 }
