@@ -1,5 +1,6 @@
 //! The gateway's own Prometheus metrics: requests by route class and status, refusals by
-//! reason, upstream latency, requests in flight, and open and shed client connections. The JWKS and token-cache metrics are
+//! reason, upstream latency, requests in flight, open and shed client connections, and
+//! answers cut short by the stall limit. The JWKS and token-cache metrics are
 //! registered by `auth.rs` in the same registry. Labels are fixed words, never raw paths or
 //! user input, so a client cannot grow the series count.
 
@@ -39,6 +40,37 @@ pub struct ShedLabels {
     pub reason: &'static str,
 }
 
+/// Why an answer was cut short: it made no progress for the stall limit
+/// (`UPSTREAM_TIMEOUT_SECS`), and its connection was closed or, on HTTP/2, its stream reset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stalled {
+    /// The client took none of it (its socket stayed full).
+    Client,
+    /// An HTTP/2 client granted too little flow-control window.
+    Window,
+    /// The upstream gave none of its body.
+    Upstream,
+}
+
+impl Stalled {
+    const ALL: [Self; 3] = [Self::Client, Self::Window, Self::Upstream];
+
+    /// The `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Client => "client_stalled",
+            Self::Window => "window_withheld",
+            Self::Upstream => "upstream_stalled",
+        }
+    }
+}
+
+/// Why an answer was cut short ([`Stalled`]).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StalledLabels {
+    pub reason: &'static str,
+}
+
 /// Handles to every gateway metric. Cheap to clone: each field is an `Arc` inside.
 #[derive(Debug, Clone)]
 pub struct Metrics {
@@ -48,6 +80,8 @@ pub struct Metrics {
     in_flight: Gauge,
     connections_open: Gauge,
     connections_shed: Family<ShedLabels, Counter>,
+    /// By [`Stalled`], in its order; every reason exposed from the start, at zero.
+    stalled: [Counter; Stalled::ALL.len()],
     resolved: Arc<Resolved>,
 }
 
@@ -68,6 +102,7 @@ struct Resolved {
 impl Metrics {
     /// Creates the metrics and registers them under the `gateway` prefix.
     pub fn register(registry: &mut Registry) -> Self {
+        let stalled = Family::<StalledLabels, Counter>::default();
         let metrics = Self {
             requests: Family::default(),
             refusals: Family::default(),
@@ -80,6 +115,11 @@ impl Metrics {
             in_flight: Gauge::default(),
             connections_open: Gauge::default(),
             connections_shed: Family::default(),
+            stalled: Stalled::ALL.map(|reason| {
+                stalled.get_or_create_owned(&StalledLabels {
+                    reason: reason.as_str(),
+                })
+            }),
             resolved: Arc::new(Resolved {
                 requests: (0..RouteClass::ALL.len() * STATUSES.len())
                     .map(|_| OnceLock::new())
@@ -119,6 +159,13 @@ impl Metrics {
              one, to make room; refused: the new one, every other being mid-request)",
             metrics.connections_shed.clone(),
         );
+        registry.register(
+            "answers_cut",
+            "Answers cut short after making no progress for the stall limit, by reason \
+             (client_stalled: the client took none of it; window_withheld: an HTTP/2 client \
+             granted no window; upstream_stalled: the upstream gave none of its body)",
+            stalled,
+        );
         metrics
     }
 
@@ -155,6 +202,19 @@ impl Metrics {
             .inc();
     }
 
+    /// Counts an answer cut short, and says why in the log.
+    pub fn stalled(&self, why: Stalled) {
+        record_stall(why, &self.stalled[why as usize]);
+    }
+
+    /// What counts answers cut short for `why`, for a part that keeps it at hand.
+    pub fn stall_recorder(&self, why: Stalled) -> StallRecorder {
+        StallRecorder {
+            why,
+            counter: self.stalled[why as usize].clone(),
+        }
+    }
+
     /// Counts one refusal.
     pub fn refusal(&self, reason: &'static str) {
         self.refusals.get_or_create(&RefusalLabels { reason }).inc();
@@ -180,6 +240,28 @@ impl Metrics {
             others: usize::try_from(before).unwrap_or(0),
         }
     }
+}
+
+/// Counts, and logs, answers cut short for one reason ([`Metrics::stall_recorder`]).
+#[derive(Debug, Clone)]
+pub struct StallRecorder {
+    why: Stalled,
+    counter: Counter,
+}
+
+impl StallRecorder {
+    /// Counts one answer cut short.
+    pub fn record(&self) {
+        record_stall(self.why, &self.counter);
+    }
+}
+
+fn record_stall(why: Stalled, counter: &Counter) {
+    tracing::info!(
+        reason = why.as_str(),
+        "answer cut short: no progress for the stall limit"
+    );
+    counter.inc();
 }
 
 /// A request in flight: counted in the in-flight gauge until dropped, i.e. until its
@@ -234,5 +316,23 @@ mod tests {
             !text.contains(r#"route="health""#),
             "unused series stay out"
         );
+    }
+
+    #[test]
+    fn every_stall_reason_is_exposed_from_the_start_and_counted_once_per_cut() {
+        let mut registry = Registry::default();
+        let metrics = Metrics::register(&mut registry);
+        metrics.stalled(Stalled::Client);
+        metrics.stall_recorder(Stalled::Upstream).record();
+        metrics.stall_recorder(Stalled::Upstream).record();
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        for sample in [
+            r#"gateway_answers_cut_total{reason="client_stalled"} 1"#,
+            r#"gateway_answers_cut_total{reason="window_withheld"} 0"#,
+            r#"gateway_answers_cut_total{reason="upstream_stalled"} 2"#,
+        ] {
+            assert!(text.contains(sample), "{sample} missing from:\n{text}");
+        }
     }
 }

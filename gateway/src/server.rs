@@ -62,7 +62,10 @@ pub async fn serve(
         .max_buf_size(limits.read_buffer_size());
     // Each HTTP/2 stream runs as a task of its own, reset once its answer waits too long on
     // window the client withholds (`server/stall.rs`).
-    let mut http2 = auto::Builder::new(stall::StreamExecutor::new(limits.upstream_timeout));
+    let mut http2 = auto::Builder::new(stall::StreamExecutor::new(
+        limits.upstream_timeout,
+        proxy.metrics(),
+    ));
     http2
         .http2()
         .timer(TokioTimer::new())
@@ -218,7 +221,8 @@ impl Hyper {
                     // In flight, and the connection busy, until the response's last byte has
                     // left.
                     let response = response.map(|body| {
-                        let body = stall::BodyStall::wrap(body, limits.upstream_timeout);
+                        let body =
+                            stall::BodyStall::wrap(body, limits.upstream_timeout, proxy.metrics());
                         Guarded::wrap(body, (in_flight, busy))
                     });
                     Ok::<_, Infallible>(response)
@@ -231,7 +235,7 @@ impl Hyper {
         let _counted = watcher;
         // Boxed as `Send` where the types are concrete: inside `drive` the compiler cannot
         // prove the connection future `Send` (rust-lang/rust#110338).
-        let io = stall::WriteStall::new(io, limits.upstream_timeout);
+        let io = stall::WriteStall::new(io, limits.upstream_timeout, refusals_proxy.metrics());
         let connection: Pin<Box<dyn Future<Output = _> + Send>> = match activity {
             Some(activity) => Box::pin(async move {
                 let connection = builders.http2.serve_connection(TokioIo::new(io), service);

@@ -23,7 +23,10 @@ use super::{
     upstream::UpstreamConnection,
     Connection, Next,
 };
-use crate::proxy::Exchange;
+use crate::{
+    metrics::Stalled,
+    proxy::{Exchange, Proxy},
+};
 
 impl Connection<'_> {
     /// Writes the gateway's own answer.
@@ -55,8 +58,12 @@ impl Connection<'_> {
         if !head_only && body_allowed(parts.status) {
             self.out.extend_from_slice(&body);
         }
-        let stall = self.proxy.limits().upstream_timeout;
-        within(stall, self.client.write_all(&self.out)).await?;
+        within(
+            self.proxy,
+            Stalled::Client,
+            self.client.write_all(&self.out),
+        )
+        .await?;
         drop(guard);
         Ok(if close {
             Next::Close { linger }
@@ -125,24 +132,26 @@ impl Connection<'_> {
 
     /// Writes `self.out` to the client, within the stall limit.
     async fn write_out(&mut self) -> Result<(), Relay> {
-        let stall = self.proxy.limits().upstream_timeout;
-        within(stall, self.client.write_all(&self.out))
-            .await
-            .map_err(Relay::Client)
+        within(
+            self.proxy,
+            Stalled::Client,
+            self.client.write_all(&self.out),
+        )
+        .await
+        .map_err(Relay::Client)
     }
 
     /// Writes `bytes` to the client, within the stall limit.
     async fn write_client(&mut self, bytes: &[u8]) -> Result<(), Relay> {
-        let stall = self.proxy.limits().upstream_timeout;
-        within(stall, self.client.write_all(bytes))
+        within(self.proxy, Stalled::Client, self.client.write_all(bytes))
             .await
             .map_err(Relay::Client)
     }
 
     /// Reads more of the upstream's answer, within the stall limit; `Ok(0)` is its end.
     async fn read_answer(&self, upstream: &mut UpstreamConnection) -> Result<usize, Relay> {
-        let stall = self.proxy.limits().upstream_timeout;
-        within(stall, upstream.io.stream.read_buf(&mut upstream.io.buf))
+        let read = upstream.io.stream.read_buf(&mut upstream.io.buf);
+        within(self.proxy, Stalled::Upstream, read)
             .await
             .map_err(Relay::Upstream)
     }
@@ -224,12 +233,14 @@ enum Relay {
 }
 
 /// One step of sending an answer (writing one buffer to the client, one read from the
-/// upstream), bounded: a step not done within `limit` (`UPSTREAM_TIMEOUT_SECS`), a peer that
-/// stopped taking or giving bytes, ends the connection rather than hold it, its upstream
-/// connection and its place among the requests in flight for ever. A step that completes at once, as most do, is not given a timer (nor
-/// the clock read a deadline takes): only one that has to wait is.
+/// upstream), bounded: a step not done within the stall limit (`UPSTREAM_TIMEOUT_SECS`), a
+/// peer that stopped taking or giving bytes, ends the connection rather than hold it, its
+/// upstream connection and its place among the requests in flight for ever; counted as `why`.
+/// A step that completes at once, as most do, is not given a timer (nor the clock read a
+/// deadline takes): only one that has to wait is.
 async fn within<T>(
-    limit: std::time::Duration,
+    proxy: &Proxy,
+    why: Stalled,
     step: impl std::future::Future<Output = io::Result<T>>,
 ) -> io::Result<T> {
     let mut step = std::pin::pin!(step);
@@ -237,9 +248,13 @@ async fn within<T>(
     if let Poll::Ready(done) = first {
         return done;
     }
-    tokio::time::timeout(limit, step)
-        .await
-        .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into()))
+    match tokio::time::timeout(proxy.limits().upstream_timeout, step).await {
+        Ok(done) => done,
+        Err(_elapsed) => {
+            proxy.metrics().stalled(why);
+            Err(io::ErrorKind::TimedOut.into())
+        }
+    }
 }
 
 /// Whether a response with `status` may carry a body (and so a `Content-Length`).

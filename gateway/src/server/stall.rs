@@ -35,21 +35,27 @@ use tokio::{
     time::{Instant, Sleep},
 };
 
-use crate::body::{BoxError, GatewayBody};
+use crate::{
+    body::{BoxError, GatewayBody},
+    metrics::{Metrics, StallRecorder, Stalled},
+};
 
 /// A timer that runs only while something is pending; made the first time something is.
 struct Stall {
     limit: Duration,
     timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
+    /// Counts the cut, once.
+    recorder: Option<StallRecorder>,
 }
 
 impl Stall {
-    fn new(limit: Duration) -> Self {
+    fn new(limit: Duration, recorder: StallRecorder) -> Self {
         Self {
             limit,
             timer: None,
             armed: false,
+            recorder: Some(recorder),
         }
     }
 
@@ -68,9 +74,16 @@ impl Stall {
                 None => self.timer = Some(Box::pin(tokio::time::sleep_until(deadline))),
             }
         }
-        self.timer
+        let passed = self
+            .timer
             .as_mut()
-            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready())
+            .is_some_and(|timer| timer.as_mut().poll(cx).is_ready());
+        if passed {
+            if let Some(recorder) = self.recorder.take() {
+                recorder.record();
+            }
+        }
+        passed
     }
 }
 
@@ -82,10 +95,10 @@ pub struct WriteStall<T> {
 }
 
 impl<T> WriteStall<T> {
-    pub fn new(io: T, limit: Duration) -> Self {
+    pub fn new(io: T, limit: Duration, metrics: &Metrics) -> Self {
         Self {
             io,
-            stall: Stall::new(limit),
+            stall: Stall::new(limit, metrics.stall_recorder(Stalled::Client)),
         }
     }
 }
@@ -176,13 +189,13 @@ const MAX_HANDED: usize = 16 * 1024;
 
 impl BodyStall {
     /// Boxes `inner`, bounded by `limit`. A body already whole needs no bound.
-    pub fn wrap(inner: GatewayBody, limit: Duration) -> GatewayBody {
+    pub fn wrap(inner: GatewayBody, limit: Duration, metrics: &Metrics) -> GatewayBody {
         if inner.is_end_stream() {
             return inner;
         }
         http_body_util::BodyExt::boxed_unsync(Self {
             inner,
-            stall: Stall::new(limit),
+            stall: Stall::new(limit, metrics.stall_recorder(Stalled::Upstream)),
             // Set while hyper polls the service inside a stream's task, so the answer made
             // there finds its stream's flag.
             stream: HANDED
@@ -307,15 +320,19 @@ impl Handed {
 /// its answer) as a task: a stream whose answer has waited for the stall limit on window the
 /// client withholds is dropped, which resets it (`RST_STREAM` with `CANCEL`) and gives back
 /// its place among the requests in flight and its upstream connection.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct StreamExecutor {
     limit: Duration,
+    recorder: StallRecorder,
 }
 
 impl StreamExecutor {
     /// Resets a stream whose answer has waited `limit` for window.
-    pub fn new(limit: Duration) -> Self {
-        Self { limit }
+    pub fn new(limit: Duration, metrics: &Metrics) -> Self {
+        Self {
+            limit,
+            recorder: metrics.stall_recorder(Stalled::Window),
+        }
     }
 }
 
@@ -325,11 +342,10 @@ where
     F::Output: Send + 'static,
 {
     fn execute(&self, stream: F) {
-        let limit = self.limit;
+        let mut stall = Stall::new(self.limit, self.recorder.clone());
         tokio::spawn(async move {
             let handed = Arc::new(Handed::default());
             let mut stream = pin!(HANDED.scope(handed.clone(), stream));
-            let mut stall = Stall::new(limit);
             poll_fn(|cx| {
                 if stream.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(());
@@ -347,10 +363,7 @@ where
                     Poll::Ready(())
                 };
                 if stall.watch(cx, &waiting_for_window) {
-                    tracing::debug!(
-                        "an HTTP/2 answer waited for the stall limit on window the client \
-                         withheld; resetting its stream"
-                    );
+                    // Dropping the stream resets it.
                     return Poll::Ready(());
                 }
                 Poll::Pending

@@ -500,6 +500,11 @@ async fn an_answer_whose_body_stops_coming_ends_the_client_connection() {
         gateway
             .wait_for_metric("gateway_in_flight_requests", |v| v == 0.0)
             .await;
+        // Counted, as the upstream's doing.
+        let cut = r#"gateway_answers_cut_total{reason="upstream_stalled"}"#;
+        assert_eq!(gateway.metric(cut).await, Some(1.0), "{engine:?}");
+        let cut = r#"gateway_answers_cut_total{reason="client_stalled"}"#;
+        assert_eq!(gateway.metric(cut).await, Some(0.0), "{engine:?}");
     }
 }
 
@@ -538,6 +543,9 @@ async fn a_client_that_takes_none_of_its_answer_is_cut_off() {
             "{engine:?}: the whole answer arrived ({} bytes)",
             received.len()
         );
+        // Counted, as the client's doing.
+        let cut = r#"gateway_answers_cut_total{reason="client_stalled"}"#;
+        assert_eq!(gateway.metric(cut).await, Some(1.0), "{engine:?}");
     }
 }
 

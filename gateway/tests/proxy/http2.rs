@@ -235,6 +235,8 @@ async fn an_http2_answer_held_back_by_a_withheld_window_is_reset() {
         .await
         .expect("a reset stream ends its body");
     assert!(body.is_err(), "the held-back answer came whole");
+    let cut = r#"gateway_answers_cut_total{reason="window_withheld"}"#;
+    assert_eq!(gateway.metric(cut).await, Some(1.0));
 
     // The connection itself was left alone.
     let request = http::Request::get(gateway.url("/api/auth/after"))
@@ -267,6 +269,8 @@ async fn an_http2_client_that_reads_slowly_but_steadily_gets_its_whole_answer() 
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
     assert_eq!(received, 256 * 1024);
+    let cut = r#"gateway_answers_cut_total{reason="window_withheld"}"#;
+    assert_eq!(gateway.metric(cut).await, Some(0.0));
     assert!(
         started.elapsed() > Duration::from_secs(2),
         "the answer did not take longer than the stall limit, so this proved nothing"
