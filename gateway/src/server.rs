@@ -71,7 +71,11 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(limits.read_buffer_size()).unwrap_or(u32::MAX))
         // Finds peers that vanished without closing, which would otherwise hold streams.
-        .keep_alive_interval(Duration::from_secs(30));
+        .keep_alive_interval(Duration::from_secs(30))
+        // "Rapid reset" (CVE-2023-44487): a client that resets streams before they are
+        // served gets GOAWAY after this many (h2's default, stated because the gateway relies
+        // on it; `tests/proxy/http2.rs`).
+        .max_pending_accept_reset_streams(20);
     // `first_bytes` has already told the protocol apart, so each connection gets a builder
     // for its protocol alone. The auto builder would sniff again, and on a connection the lean
     // engine hands over mid-way it would take a client's HTTP/2 preface after an HTTP/1.1

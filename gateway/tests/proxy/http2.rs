@@ -276,3 +276,69 @@ async fn an_http2_client_that_reads_slowly_but_steadily_gets_its_whole_answer() 
         "the answer did not take longer than the stall limit, so this proved nothing"
     );
 }
+
+/// An HTTP/2 frame: its 9-byte header, then `payload`.
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
+    let mut bytes = vec![len[1], len[2], len[3], kind, flags];
+    bytes.extend_from_slice(&stream.to_be_bytes());
+    bytes.extend_from_slice(payload);
+    bytes
+}
+
+/// A whole GET for `path` on `stream` (HEADERS with END_STREAM and END_HEADERS).
+fn get_frame(stream: u32, path: &str) -> Vec<u8> {
+    // HPACK: `:method: GET` and `:scheme: http` from the static table; `:path` and
+    // `:authority` as literals without indexing (names 4 and 1 of the static table).
+    let mut block = vec![0x82, 0x86, 0x04, u8::try_from(path.len()).unwrap()];
+    block.extend_from_slice(path.as_bytes());
+    block.extend_from_slice(&[0x01, 2]);
+    block.extend_from_slice(b"gw");
+    frame(0x1, 0x5, stream, &block)
+}
+
+/// HTTP/2 "rapid reset" (CVE-2023-44487): a client that resets each stream as soon as it has
+/// opened it never counts against the stream limit, yet each request costs the server the
+/// start of its handling, and the upstream a request. Such a client has its connection closed
+/// (GOAWAY with ENHANCE_YOUR_CALM) after a few, and few of its requests reach the upstream.
+#[tokio::test]
+async fn an_http2_client_that_resets_every_stream_it_opens_is_cut_off() {
+    const STREAMS: u32 = 1000;
+    let gateway = spawn_gateway().await;
+    let stream = TcpStream::connect(gateway.address).await.unwrap();
+    let (mut read, mut write) = stream.into_split();
+    let mut bytes = preface();
+    for n in 0..STREAMS {
+        let id = 2 * n + 1;
+        bytes.extend(get_frame(id, "/api/auth/rapid"));
+        bytes.extend(frame(0x3, 0, id, &8u32.to_be_bytes())); // RST_STREAM, CANCEL
+    }
+    // The gateway may close before it has read them all.
+    let writer = tokio::spawn(async move { write.write_all(&bytes).await });
+
+    let mut received = Vec::new();
+    let read_all = tokio::io::AsyncReadExt::read_to_end(&mut read, &mut received);
+    let ended = tokio::time::timeout(GUARD, read_all).await;
+    assert!(ended.is_ok(), "the connection was kept");
+    let _ = writer.await;
+
+    // Its frames, in order: the GOAWAY's error code is the last four bytes of its payload.
+    let mut goaway = None;
+    let mut rest = received.as_slice();
+    while rest.len() >= 9 {
+        let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
+        let Some(payload) = rest.get(9..9 + len) else {
+            break;
+        };
+        if rest[3] == 0x7 && len >= 8 {
+            goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+        }
+        rest = &rest[9 + len..];
+    }
+    assert_eq!(goaway, Some(0xb), "no GOAWAY with ENHANCE_YOUR_CALM");
+    let forwarded = gateway.upstream.seen().len();
+    assert!(
+        forwarded < 100,
+        "{forwarded} of {STREAMS} reset requests reached the upstream"
+    );
+}
