@@ -142,7 +142,7 @@ pub struct Config {
     /// Seconds to wait for an upstream's response headers, and the longest an answer may
     /// make no progress (the upstream giving none of its body, or the client taking none)
     /// before its connection is closed; on HTTP/2, before its stream is reset (a client
-    /// granting less than 16 KiB of window in that time).
+    /// granting the stream less than 16 KiB of window in that time).
     #[arg(long, env = "UPSTREAM_TIMEOUT_SECS", default_value_t = 30)]
     pub upstream_timeout_secs: u64,
     /// What serves HTTP/1.1 connections: `lean` (the gateway's own engine for the common

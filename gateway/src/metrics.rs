@@ -44,9 +44,11 @@ pub struct ShedLabels {
 /// (`UPSTREAM_TIMEOUT_SECS`), and its connection was closed or, on HTTP/2, its stream reset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stalled {
-    /// The client took none of it (its socket stayed full).
+    /// The client read nothing the gateway wrote (its socket stayed full); on HTTP/2 that may
+    /// also be a frame of no answer (a PING's acknowledgement), and each of the connection's
+    /// streams then waiting for window may be counted as [`Stalled::Window`] besides.
     Client,
-    /// An HTTP/2 client granted too little flow-control window.
+    /// An HTTP/2 client granted a stream less than 16 KiB of flow-control window in the limit.
     Window,
     /// The upstream gave none of its body.
     Upstream,
@@ -162,8 +164,9 @@ impl Metrics {
         registry.register(
             "answers_cut",
             "Answers cut short after making no progress for the stall limit, by reason \
-             (client_stalled: the client took none of it; window_withheld: an HTTP/2 client \
-             granted no window; upstream_stalled: the upstream gave none of its body)",
+             (client_stalled: the client read nothing the gateway wrote, its connection \
+             closed; window_withheld: an HTTP/2 client granted a stream less than 16 KiB of \
+             window, the stream reset; upstream_stalled: the upstream gave none of its body)",
             stalled,
         );
         metrics

@@ -72,9 +72,10 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(limits.read_buffer_size()).unwrap_or(u32::MAX))
         // Finds peers that vanished without closing, which would otherwise hold streams.
         .keep_alive_interval(Duration::from_secs(30))
-        // "Rapid reset" (CVE-2023-44487): a client that resets streams before they are
-        // served gets GOAWAY after this many (h2's default, stated because the gateway relies
-        // on it; `tests/proxy/http2.rs`).
+        // "Rapid reset" (CVE-2023-44487): a client whose resets reach h2 before hyper has
+        // taken up their streams gets GOAWAY after this many at once (h2's default, stated
+        // because the gateway relies on it; `tests/proxy/http2.rs`). A client that paces its
+        // resets is served one request at a time, each bounded by `MAX_CONCURRENT_REQUESTS`.
         .max_pending_accept_reset_streams(20);
     // `first_bytes` has already told the protocol apart, so each connection gets a builder
     // for its protocol alone. The auto builder would sniff again, and on a connection the lean

@@ -182,9 +182,13 @@ struct OnStream {
 }
 
 /// The most a body on an HTTP/2 stream gives hyper at once: the protocol's default frame
-/// size. hyper asks for the next frame only once the client's window covers all it has queued,
-/// so this bounds how much window a client must grant per stall limit to keep its answer
-/// going (16 KiB per 30 s by default), whatever sizes the upstream's reads come in.
+/// size. hyper queues the frame it holds with h2, and asks for the next, only once the
+/// stream's window covers all h2 still has queued for it and a byte more; so this bounds how
+/// much window a client must grant a stream per stall limit to keep its answer going (16 KiB
+/// per 30 s by default), whatever sizes the upstream's reads come in. The streams of one
+/// connection that wait at once share what the connection moves: on a link slower than
+/// 16 KiB per stream per stall limit, a client reading steadily has streams reset, as a
+/// window-exhausted stream waits out nginx's `send_timeout`.
 const MAX_HANDED: usize = 16 * 1024;
 
 impl BodyStall {
@@ -285,9 +289,9 @@ tokio::task_local! {
 }
 
 /// What a stream's response body tells the stream's task: whether hyper holds a frame of it
-/// not yet sent, and whether hyper has asked for a frame since the task last looked. hyper
-/// asks for the next frame only once the one it holds has gone out, which on HTTP/2 waits for
-/// the client's flow-control window.
+/// not yet queued for sending, and whether hyper has asked for a frame since the task last
+/// looked. hyper queues the frame it holds, and asks for the next, only once the client's
+/// flow-control window has room for it ([`MAX_HANDED`]).
 #[derive(Default)]
 struct Handed {
     holding: AtomicBool,
@@ -296,7 +300,7 @@ struct Handed {
 
 // Only the stream's own task reads and writes these, one poll at a time: no ordering needed.
 impl Handed {
-    /// hyper asks for a frame: what it held has gone out.
+    /// hyper asks for a frame: what it held is queued for sending.
     fn asked(&self) {
         self.asked.store(true, Ordering::Relaxed);
         self.holding.store(false, Ordering::Relaxed);
@@ -318,8 +322,9 @@ impl Handed {
 
 /// The executor of hyper's HTTP/2 server, which runs each stream (its request's handling and
 /// its answer) as a task: a stream whose answer has waited for the stall limit on window the
-/// client withholds is dropped, which resets it (`RST_STREAM` with `CANCEL`) and gives back
-/// its place among the requests in flight and its upstream connection.
+/// client withholds is dropped, which resets it (`RST_STREAM` with `CANCEL`), gives back its
+/// place among the requests in flight and closes its upstream connection, mid-answer. (hyper
+/// also runs the tasks of upgraded connections here; their bodies never hold a frame.)
 #[derive(Clone, Debug)]
 pub struct StreamExecutor {
     limit: Duration,

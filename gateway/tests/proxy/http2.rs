@@ -221,8 +221,9 @@ async fn echo(
 /// neither of the other stall limits sees it.)
 #[tokio::test]
 async fn an_http2_answer_held_back_by_a_withheld_window_is_reset() {
-    let gateway = spawn_gateway().await; // the stall limit (upstream timeout): 1 s
-                                         // A window far smaller than the answer, never widened: the body is not read.
+    // The stall limit (the upstream timeout) is 1 s.
+    let gateway = spawn_gateway().await;
+    // A window far smaller than the answer, never widened: the body is not read.
     let (mut sender, driver) = narrow_window_connection(&gateway, 16 * 1024).await;
     let response = echo(&gateway, &mut sender, 256 * 1024).await;
 
@@ -322,7 +323,8 @@ async fn an_http2_client_that_resets_every_stream_it_opens_is_cut_off() {
     assert!(ended.is_ok(), "the connection was kept");
     let _ = writer.await;
 
-    // Its frames, in order: the GOAWAY's error code is the last four bytes of its payload.
+    // Its frames, in order: a GOAWAY's payload is the last stream id, the error code, then
+    // any debug data.
     let mut goaway = None;
     let mut rest = received.as_slice();
     while rest.len() >= 9 {
