@@ -72,6 +72,10 @@ pub async fn serve(
         .max_header_list_size(u32::try_from(limits.read_buffer_size()).unwrap_or(u32::MAX))
         // Finds peers that vanished without closing, which would otherwise hold streams.
         .keep_alive_interval(Duration::from_secs(30))
+        // nginx's default, below hyper's 200: one client holds at most this many of the
+        // places `MAX_CONCURRENT_REQUESTS` allows, and its streams waiting for window at once
+        // share what its connection moves (`server/stall.rs`).
+        .max_concurrent_streams(128)
         // "Rapid reset" (CVE-2023-44487): a client whose resets reach h2 before hyper has
         // taken up their streams gets GOAWAY after this many at once (h2's default, stated
         // because the gateway relies on it; `tests/proxy/http2.rs`). A client that paces its

@@ -302,6 +302,49 @@ fn get_frame(stream: u32, path: &str) -> Vec<u8> {
     frame(0x1, 0x5, stream, &block)
 }
 
+/// The whole frames in `bytes`, in order: each one's type and payload.
+fn frames(mut bytes: &[u8]) -> Vec<(u8, &[u8])> {
+    let mut frames = Vec::new();
+    while bytes.len() >= 9 {
+        let len = usize::from(bytes[0]) << 16 | usize::from(bytes[1]) << 8 | usize::from(bytes[2]);
+        let Some(payload) = bytes.get(9..9 + len) else {
+            break;
+        };
+        frames.push((bytes[3], payload));
+        bytes = &bytes[9 + len..];
+    }
+    frames
+}
+
+/// The gateway's first SETTINGS frame limits a connection to 128 streams at once (nginx's
+/// default), not hyper's 200: an HTTP/2 client holds at most that many of the places
+/// `MAX_CONCURRENT_REQUESTS` allows, and the streams of one connection that wait for window at
+/// once share less of what it moves (`server/stall.rs`).
+#[tokio::test]
+async fn an_http2_connection_carries_at_most_128_streams_at_once() {
+    let gateway = spawn_gateway().await;
+    let mut stream = TcpStream::connect(gateway.address).await.unwrap();
+    stream.write_all(&preface()).await.unwrap();
+    let mut received = Vec::new();
+    let settings = loop {
+        let mut buf = [0u8; 1024];
+        let n = tokio::time::timeout(GUARD, tokio::io::AsyncReadExt::read(&mut stream, &mut buf))
+            .await
+            .expect("the gateway's SETTINGS must come")
+            .unwrap();
+        assert_ne!(n, 0, "closed before its SETTINGS");
+        received.extend_from_slice(&buf[..n]);
+        if let Some((_, payload)) = frames(&received).into_iter().find(|(kind, _)| *kind == 0x4) {
+            break payload.to_vec();
+        }
+    };
+    // Each setting: a 16-bit identifier, a 32-bit value; 0x3 is MAX_CONCURRENT_STREAMS.
+    let max_streams = settings.chunks_exact(6).find_map(|setting| {
+        (setting[..2] == [0, 3]).then(|| u32::from_be_bytes(setting[2..].try_into().unwrap()))
+    });
+    assert_eq!(max_streams, Some(128));
+}
+
 /// HTTP/2 "rapid reset" (CVE-2023-44487): a client that resets each stream as soon as it has
 /// opened it never counts against the stream limit, yet each request costs the server the
 /// start of its handling, and the upstream a request. Such a client has its connection closed
@@ -327,20 +370,11 @@ async fn an_http2_client_that_resets_every_stream_it_opens_is_cut_off() {
     assert!(ended.is_ok(), "the connection was kept");
     let _ = writer.await;
 
-    // Its frames, in order: a GOAWAY's payload is the last stream id, the error code, then
-    // any debug data.
-    let mut goaway = None;
-    let mut rest = received.as_slice();
-    while rest.len() >= 9 {
-        let len = usize::from(rest[0]) << 16 | usize::from(rest[1]) << 8 | usize::from(rest[2]);
-        let Some(payload) = rest.get(9..9 + len) else {
-            break;
-        };
-        if rest[3] == 0x7 && len >= 8 {
-            goaway = Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
-        }
-        rest = &rest[9 + len..];
-    }
+    // A GOAWAY's payload: the last stream id, the error code, then any debug data.
+    let goaway = frames(&received)
+        .into_iter()
+        .filter(|(kind, _)| *kind == 0x7)
+        .find_map(|(_, payload)| Some(u32::from_be_bytes(payload.get(4..8)?.try_into().ok()?)));
     assert_eq!(goaway, Some(0xb), "no GOAWAY with ENHANCE_YOUR_CALM");
     let forwarded = gateway.upstream.seen().len();
     assert!(
