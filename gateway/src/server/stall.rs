@@ -175,7 +175,7 @@ pub struct BodyStall {
 
 /// What a body on an HTTP/2 stream keeps for [`StreamExecutor`].
 struct OnStream {
-    /// Tells the stream's task that a frame given to hyper has not gone out yet.
+    /// Tells the stream's task that a frame given to hyper is not yet queued for sending.
     handed: Arc<Handed>,
     /// What is left of a data frame larger than [`MAX_HANDED`], given in pieces.
     rest: Bytes,
@@ -357,7 +357,7 @@ where
                 }
                 let (moved, holding) = handed.look();
                 if moved {
-                    // Some of the answer went out: the wait, if any, begins again.
+                    // hyper queued what it held: the wait, if any, begins again.
                     stall.watch(cx, &Poll::Ready(()));
                 }
                 // Waiting on anything but window (the request, the upstream, the body) is
