@@ -70,32 +70,31 @@ async fn unknown_keys_wrong_secrets_and_stale_credentials_are_401() {
     })
     .await;
     let path = "/api/alice/tasks";
+    // Offsets from the clock at signing time, 15 s clear of the 30 s window's edges: the
+    // service reads its own clock later, and a slow CI machine must not move a case across
+    // an edge (the edges themselves are unit-tested against a fixed clock in proto-shared).
     let cases = [
         (
             "unknown key",
             "intruder:intruder-secret-0123456789abcdef-01",
-            now,
+            0,
         ),
         (
             "wrong secret",
             "gateway:not-the-gateway-secret-0123456789abcdef",
-            now,
+            0,
         ),
-        ("expired", GATEWAY_KEY, now - 31),
-        ("from the future", GATEWAY_KEY, now + 31),
+        ("expired", GATEWAY_KEY, -45),
+        ("from the future", GATEWAY_KEY, 45),
     ];
-    for (case, key, ts) in cases {
-        let answer = answer(app.signed_with(key, Method::GET, path, "alice", ts)).await;
+    for (case, key, offset) in cases {
+        let signed = app.signed_with(key, Method::GET, path, "alice", unix_now() + offset);
+        let answer = answer(signed).await;
         assert_eq!(answer.status, 401, "{case}");
         assert_eq!(answer.detail(), "Not authenticated", "{case}");
     }
-    assert_eq!(
-        answer(app.signed_with(GATEWAY_KEY, Method::GET, path, "alice", now - 25))
-            .await
-            .status,
-        200,
-        "within the window"
-    );
+    let within = app.signed_with(GATEWAY_KEY, Method::GET, path, "alice", unix_now() - 15);
+    assert_eq!(answer(within).await.status, 200, "within the window");
     let metrics = app.metrics_text().await;
     for line in [
         r#"tasks_identity_refusals_total{reason="unknown_key"} 1"#,
