@@ -122,7 +122,9 @@ async fn an_empty_key_set_is_valid_and_refuses_with_401() {
 async fn the_last_good_keys_serve_while_the_issuer_fails_then_expire() {
     let issuer = Issuer::start().await;
     let mut config = fast_refresh(&issuer);
-    config.jwks.stale_if_error = Duration::from_secs(2);
+    // Long enough that the checks below, a failed fetch after the last good one, still fall
+    // inside it on a loaded machine; `wait_ready(false)` allows 10 s for it to run out.
+    config.jwks.stale_if_error = Duration::from_secs(5);
     let auth = TestAuth::ready(config).await;
     let token = issuer.token(Algorithm::Rs256);
 
@@ -260,7 +262,9 @@ async fn a_fetch_failure_log_names_the_url_the_cause_and_whether_keys_are_served
 
     // Loaded once, then failing in each way: the previous set is still served.
     let issuer = Issuer::start().await;
-    let auth = TestAuth::ready(fast_refresh(&issuer)).await;
+    let mut config = fast_refresh(&issuer);
+    config.jwks.fetch_timeout = Duration::from_secs(1);
+    let auth = TestAuth::ready(config).await;
     let url = issuer.jwks_url();
     let failed = format!("JWKS fetch from {url} failed");
     for (behaviour, cause) in [

@@ -120,13 +120,15 @@ impl Issuer {
         format!("{}{JWKS_PATH}", self.base_url)
     }
 
-    /// Gateway auth settings for this issuer: Better Auth defaults with test-sized timeouts
-    /// (1 s connect/fetch) and a long refresh interval, so only what a test causes fetches.
+    /// Gateway auth settings for this issuer: Better Auth defaults with a long refresh
+    /// interval, so only what a test causes fetches. Timeouts of 10 s: a fetch from this
+    /// in-process issuer that timed out on a loaded machine after being counted would add a
+    /// retry to the counts tests assert; a test about timeouts sets its own.
     pub fn auth_config(&self) -> AuthConfig {
         let mut config = AuthConfig::better_auth(&self.base_url);
         config.jwks = JwksConfig {
-            connect_timeout: Duration::from_secs(1),
-            fetch_timeout: Duration::from_secs(1),
+            connect_timeout: Duration::from_secs(10),
+            fetch_timeout: Duration::from_secs(10),
             ..JwksConfig::for_url(self.jwks_url())
         };
         config
