@@ -259,7 +259,9 @@ async fn an_http2_answer_held_back_by_a_withheld_window_is_reset() {
 /// at a time, each wait within the stall limit, gets its answer whole however long it takes.
 #[tokio::test]
 async fn an_http2_client_that_reads_slowly_but_steadily_gets_its_whole_answer() {
-    let gateway = spawn_gateway().await; // the stall limit: 1 s
+    // The stall limit: 2 s, each pause 300 ms, so a slow machine has 1.7 s of margin at
+    // every step and the whole answer still takes more than twice the limit.
+    let gateway = spawn_gateway_with(|s| s.limits.upstream_timeout = Duration::from_secs(2)).await;
     let (mut sender, _driver) = narrow_window_connection(&gateway, 16 * 1024).await;
     let started = std::time::Instant::now();
     let mut body = echo(&gateway, &mut sender, 256 * 1024).await.into_body();
@@ -271,13 +273,13 @@ async fn an_http2_client_that_reads_slowly_but_steadily_gets_its_whole_answer() 
         let frame = frame.expect("a steady reader's answer was cut");
         received += frame.data_ref().map_or(0, Bytes::len);
         // A pause well within the stall limit before each widening of the window.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     assert_eq!(received, 256 * 1024);
     let cut = r#"gateway_answers_cut_total{reason="window_withheld"}"#;
     assert_eq!(gateway.metric(cut).await, Some(0.0));
     assert!(
-        started.elapsed() > Duration::from_secs(2),
+        started.elapsed() > Duration::from_secs(4),
         "the answer did not take longer than the stall limit, so this proved nothing"
     );
 }

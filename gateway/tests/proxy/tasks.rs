@@ -114,9 +114,18 @@ impl TasksService {
     }
 }
 
+/// The real service commits to a PostgreSQL that parallel tests load with CREATE and DROP
+/// DATABASE: give it the service's own budget, not the 1 s the echo upstream's tests use
+/// (no test here is about the upstream timeout; `upstream_errors.rs` is).
+const REAL_SERVICE_TIMEOUT: Duration = Duration::from_secs(10);
+
 async fn gateway_in_front_of(service: &TasksService) -> TestGateway {
     let url = service.url.clone();
-    spawn_gateway_with(move |s| s.tasks_service = Upstream::parse(&url).unwrap()).await
+    spawn_gateway_with(move |s| {
+        s.tasks_service = Upstream::parse(&url).unwrap();
+        s.limits.upstream_timeout = REAL_SERVICE_TIMEOUT;
+    })
+    .await
 }
 
 /// Sends a request as `user` (a token from the fake issuer) and returns status and JSON body.
@@ -332,6 +341,7 @@ async fn gateway_accepted_by(url: &str) -> TestGateway {
     let gateway = start_gateway(Issuer::start().await, |s| {
         s.tasks_service = Upstream::parse(url).unwrap();
         s.identity_probe_interval = Duration::from_millis(50);
+        s.limits.upstream_timeout = REAL_SERVICE_TIMEOUT;
     })
     .await;
     gateway
