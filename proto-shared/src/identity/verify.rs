@@ -433,9 +433,10 @@ mod tests {
             v.verify(&Method::GET, "/", &forged, b"", NOW),
             Err(IdentityError::BadSignature)
         );
-        // By default the verifier begins when it is made.
+        // By default the verifier begins when it is made: at or after `before`.
+        let before = unix_now();
         let fresh = Verifier::new(ring(GW), 30, Audience::default());
-        let old = signed(GW, Method::GET, "/", "u1", unix_now() - 2);
+        let old = signed(GW, Method::GET, "/", "u1", before - 1);
         assert_eq!(
             fresh.verify(&Method::GET, "/", &old, b"", unix_now()),
             Err(IdentityError::SignedBeforeStart)

@@ -460,9 +460,12 @@ async fn until_past(ts: i64) {
 #[tokio::test]
 async fn a_copy_whose_body_arrives_after_the_window_closed_is_refused() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    // A one-second window, so the test waits at most about two.
+    // A five-second window: short, so the test waits at most about six, yet long enough
+    // that the real request (a committed write) and the copy's head both fit in it on a
+    // loaded machine.
+    const WINDOW: i64 = 5;
     let app = spawn_app_with(ADMIN_URL, |s| {
-        s.verifier = Verifier::new(ring(GATEWAY_KEY), 1, Audience::default())
+        s.verifier = Verifier::new(ring(GATEWAY_KEY), WINDOW as u32, Audience::default())
     })
     .await;
     let alice = app.user("alice");
@@ -489,7 +492,7 @@ async fn a_copy_whose_body_arrives_after_the_window_closed_is_refused() {
     let head =
         format!("PATCH {target} HTTP/1.1\r\nhost: t\r\n{lines}transfer-encoding: chunked\r\n\r\n");
     copy.write_all(head.as_bytes()).await.unwrap();
-    until_past(ts + 1).await;
+    until_past(ts + WINDOW).await;
     copy.write_all(b"0\r\n\r\n").await.unwrap();
     let n = copy.read(&mut answer).await.unwrap();
     let text = String::from_utf8_lossy(&answer[..n]);

@@ -3,7 +3,7 @@
 use http::Method;
 use serde_json::json;
 
-use crate::helpers::{admin_client, spawn_app, url_for, Answer, ADMIN_URL};
+use crate::helpers::{admin_client, spawn_app, spawn_app_with, url_for, Answer, ADMIN_URL};
 
 #[tokio::test]
 async fn put_is_a_partial_update_that_bumps_updated_at() {
@@ -145,9 +145,15 @@ async fn delete_answers_204_with_no_body_then_the_task_is_gone() {
 /// start time would): `sort=updated` and caches keyed on it depend on it only moving forward.
 #[tokio::test]
 async fn updated_at_never_goes_back_when_writes_to_a_task_wait_on_each_other() {
-    let app = spawn_app().await;
+    // The PUT's wait for the lock counts against the statement timeout: give it time for
+    // the watching below and the other write's commit on a loaded machine.
+    let app = spawn_app_with(ADMIN_URL, |s| {
+        s.db.statement_timeout = std::time::Duration::from_secs(30)
+    })
+    .await;
     let alice = app.user("alice");
     let id = alice.create_titled("contended").await;
+    let watcher = admin_client(&url_for(ADMIN_URL, &app.db_name)).await;
     // The other writer, holding the row's lock (as superuser, past row-level security).
     let mut other = admin_client(&url_for(ADMIN_URL, &app.db_name)).await;
     let other = other.transaction().await.unwrap();
@@ -172,7 +178,6 @@ async fn updated_at_never_goes_back_when_writes_to_a_task_wait_on_each_other() {
             Answer::from(response).await
         }
     });
-    let watcher = admin_client(&url_for(ADMIN_URL, &app.db_name)).await;
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let blocked: i64 = watcher
