@@ -4,6 +4,10 @@
 //! allowed skew); after that the freshness check alone refuses it. The set is bounded: when
 //! it is full, new credentials are refused (fail closed) rather than old nonces forgotten
 //! early, since forgetting one would let its credential be replayed.
+//!
+//! Expiry is judged here, under the lock, against the latest clock any caller brought: a
+//! request whose clock was read a second earlier (it waited for the lock, or the wall clock
+//! stepped back) must not find a nonce already forgotten by a later one and pass as new.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -17,6 +21,9 @@ pub(crate) enum Refusal {
     Seen,
     /// The set holds its capacity of nonces still fresh.
     Full,
+    /// The credential expired by the latest clock the set has seen, so its nonce may
+    /// already be forgotten.
+    Expired,
 }
 
 /// Shared by every clone of a verifier.
@@ -33,6 +40,8 @@ struct Seen {
     nonces: HashSet<u128>,
     /// The same nonces by the second after which they can be forgotten.
     by_expiry: BTreeMap<i64, Vec<u128>>,
+    /// The latest `now` any caller brought: the set's clock never goes back.
+    latest: i64,
 }
 
 impl ReplaySet {
@@ -44,13 +53,19 @@ impl ReplaySet {
         }
     }
 
-    /// Remembers `nonce` until `expires` (Unix seconds), unless it is already remembered or
-    /// the set is full. `now` is the verifier's clock: everything expired by then is dropped
-    /// first.
+    /// Remembers `nonce` until `expires` (Unix seconds), unless it is already remembered, its
+    /// credential expired or the set is full. `now` is the caller's clock; the set judges by
+    /// the latest clock it has been given, and drops everything expired by then first.
     pub(crate) fn remember(&self, nonce: u128, expires: i64, now: i64) -> Result<(), Refusal> {
         // std Mutex: a hash lookup and insert, never held across `.await`.
         let mut seen = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let now = now.max(seen.latest);
+        seen.latest = now;
         seen.forget_before(now);
+        // What `forget_before` may have dropped is refused, never taken for new.
+        if expires < now {
+            return Err(Refusal::Expired);
+        }
         if seen.nonces.contains(&nonce) {
             return Err(Refusal::Seen);
         }
@@ -99,6 +114,20 @@ mod tests {
         // Past its expiry the freshness check refuses the credential; the set forgets it.
         assert_eq!(set.remember(2, 161, 131), Ok(()));
         assert_eq!(set.len(), 1);
+    }
+
+    #[test]
+    fn a_clock_read_before_a_later_one_cannot_find_its_nonce_forgotten() {
+        let set = ReplaySet::new(10);
+        assert_eq!(set.remember(1, 130, 100), Ok(()));
+        // A request whose clock read 131 forgets nonce 1 (expired at 130)...
+        assert_eq!(set.remember(2, 200, 131), Ok(()));
+        // ...so a copy of 1 whose clock was read at 130 (it waited for the lock, or the wall
+        // clock stepped back) is judged by 131 and refused, not remembered as new.
+        assert_eq!(set.remember(1, 130, 130), Err(Refusal::Expired));
+        // A clock that went back does not bring the set's back with it.
+        assert_eq!(set.remember(3, 129, 50), Err(Refusal::Expired));
+        assert_eq!(set.remember(3, 131, 50), Ok(()));
     }
 
     #[test]

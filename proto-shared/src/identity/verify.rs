@@ -93,12 +93,19 @@ impl IdentityError {
 #[must_use = "the body must still be confirmed"]
 pub struct Vouched {
     user: UserId,
-    /// v2 only: the nonce to spend, the digest the body must have, and until when the nonce
-    /// must be remembered.
-    bound: Option<(Nonce, BodyDigest, i64)>,
+    /// The last second (Unix) in which the credential is fresh.
+    expires: i64,
+    /// v2 only: the nonce to spend and the digest the body must have.
+    bound: Option<(Nonce, BodyDigest)>,
 }
 
 impl Vouched {
+    /// The last second (Unix) in which the credential is fresh: a body that has not arrived
+    /// by the end of it can never be confirmed, so there is no point waiting longer for it.
+    pub fn expires(&self) -> i64 {
+        self.expires
+    }
+
     /// The credential's version: v1 only where the operator allowed it.
     pub fn version(&self) -> Version {
         match self.bound {
@@ -232,12 +239,12 @@ impl Verifier {
         if credential.binding.is_some() && credential.timestamp < self.remembers_since {
             return Err(IdentityError::SignedBeforeStart);
         }
-        let expires = credential.timestamp + self.max_skew_secs;
         Ok(Some(Vouched {
             user,
+            expires: credential.timestamp + self.max_skew_secs,
             bound: credential
                 .binding
-                .map(|binding| (binding.nonce, binding.body_digest, expires)),
+                .map(|binding| (binding.nonce, binding.body_digest)),
         }))
     }
 
@@ -250,9 +257,10 @@ impl Verifier {
         body: BodyDigest,
         now: i64,
     ) -> Result<UserId, IdentityError> {
-        let Some((nonce, signed_body, expires)) = vouched.bound else {
+        let Some((nonce, signed_body)) = vouched.bound else {
             return Ok(vouched.user);
         };
+        let expires = vouched.expires;
         // Judged afresh: the body may have taken long enough to arrive that the credential's
         // window closed meanwhile, and past it the memory may have forgotten its first use.
         if now > expires {
@@ -267,6 +275,7 @@ impl Verifier {
             .map_err(|refusal| match refusal {
                 Refusal::Seen => IdentityError::Replayed,
                 Refusal::Full => IdentityError::ReplayCapacity,
+                Refusal::Expired => IdentityError::Stale,
             })?;
         Ok(vouched.user)
     }
@@ -406,6 +415,23 @@ mod tests {
         assert_eq!(
             v.confirm(head(NOW + 30), BodyDigest::EMPTY, NOW + 30),
             Err(IdentityError::Replayed)
+        );
+    }
+
+    #[test]
+    fn a_copy_judged_by_an_earlier_clock_than_the_memory_was_cleared_by_is_refused() {
+        let v = verifier();
+        let path = "/api/u1/tasks/7/complete";
+        let spent = signed(GW, Method::PATCH, path, "u1", NOW);
+        assert!(v.verify(&Method::PATCH, path, &spent, b"", NOW).is_ok());
+        // Another request, its clock a second past `spent`'s window, clears that from memory.
+        let other = signed(GW, Method::GET, "/", "u1", NOW + 31);
+        assert!(v.verify(&Method::GET, "/", &other, b"", NOW + 31).is_ok());
+        // A copy of `spent` whose clock was read on its window's last second (it waited for
+        // the memory's lock, or the wall clock stepped back) must not pass as new.
+        assert_eq!(
+            v.verify(&Method::PATCH, path, &spent, b"", NOW + 30),
+            Err(IdentityError::Stale)
         );
     }
 
