@@ -2,6 +2,8 @@
 //! user checked against it, the task id, the list query and size-limited JSON bodies.
 //! Each rejects with an [`ApiError`]; `error::recover` answers it.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use http::{header, HeaderMap, Method};
@@ -42,8 +44,9 @@ impl Identified {
 /// The user the gateway (or an in-cluster caller) vouched for with a valid credential, and
 /// the body it vouched for. No identity at all: 401 "Not authenticated"; a refused
 /// credential: 401 (503 when the replay memory is full), logged and counted. The head is
-/// judged before any body byte is read; the body is then checked against the signed digest,
-/// and only then is the credential spent.
+/// judged before any body byte is read; the body, waited for no longer than the credential
+/// stays fresh, is then checked against the signed digest, and only then is the credential
+/// spent.
 pub fn identity(
     state: AppState,
 ) -> impl Filter<Extract = (Identified,), Error = Rejection> + Clone {
@@ -89,7 +92,17 @@ where
         Err(error) => return Err(refused(error)),
     };
     let version = vouched.version();
-    let body = read_body(body, state.max_body_bytes).await?;
+    // A body still missing when the credential goes stale can never be confirmed: stop
+    // waiting for it then, or one captured credential could hold any number of connections
+    // open (its nonce is only spent once a body arrives).
+    let fresh_until =
+        UNIX_EPOCH + Duration::from_secs(u64::try_from(vouched.expires() + 1).unwrap_or(0));
+    let wait = fresh_until
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    let body = tokio::time::timeout(wait, read_body(body, state.max_body_bytes))
+        .await
+        .map_err(|_| refused(IdentityError::Stale))??;
     let user = verifier
         .confirm(vouched, BodyDigest::of(&body), unix_now())
         .map_err(refused)?;

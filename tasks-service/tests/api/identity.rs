@@ -512,6 +512,42 @@ async fn a_copy_whose_body_arrives_after_the_window_closed_is_refused() {
 }
 
 #[tokio::test]
+async fn a_body_that_never_comes_is_waited_for_only_while_the_credential_is_fresh() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const WINDOW: i64 = 2;
+    let app = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = Verifier::new(ring(GATEWAY_KEY), WINDOW as u32, Audience::default())
+    })
+    .await;
+    let target = "/api/alice/tasks";
+    let ts = unix_now();
+    let lines = signed_lines(&Method::POST, target, "alice", ts);
+    // A head with a fresh credential that announces a body and never sends it.
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let head = format!("POST {target} HTTP/1.1\r\nhost: t\r\n{lines}content-length: 5\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 4096];
+    // Fresh until the end of second ts + WINDOW: at most three seconds from now, then 401.
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("the service still waits for a body whose credential went stale")
+        .unwrap();
+    let text = String::from_utf8_lossy(&answer[..n]);
+    assert!(text.starts_with("HTTP/1.1 401"), "{text}");
+    assert!(
+        unix_now() > ts + WINDOW,
+        "refused while still fresh: {text}"
+    );
+    assert!(
+        app.metrics_text()
+            .await
+            .contains(r#"tasks_identity_refusals_total{reason="stale"} 1"#),
+        "the refusal is counted as stale"
+    );
+    assert_eq!(app.user("alice").list("").await.body, json!([]));
+}
+
+#[tokio::test]
 async fn a_credential_spent_before_a_restart_is_refused_after_it() {
     let app = spawn_app().await;
     let alice = app.user("alice");
