@@ -4,8 +4,12 @@
 //!
 //! `LISTEN` comes before the load, so a revocation committed in between is both loaded and
 //! notified (applying one twice changes nothing) and none falls between the two. A lost
-//! connection is retried with backoff (100 ms doubling to 2 s); a silent one is caught by a
-//! ping every `PING_EVERY`. While it is down, `Revocations::health` counts from the loss.
+//! connection is retried with backoff (100 ms doubling to 2 s). Every `PING_EVERY` the feed
+//! notifies its own channel and expects that notification back by the next ping: a silent
+//! connection is caught, and so is one that answers queries but never delivers
+//! notifications (a transaction-pooling proxy such as PgBouncer runs `LISTEN` on whichever
+//! server connection it lends, so nothing comes back). While it is down,
+//! `Revocations::health` counts from the loss.
 
 use std::{pin::pin, time::Duration};
 
@@ -19,21 +23,35 @@ use super::{unix_now, Kind, Revocations};
 
 /// The channel the triggers notify and the table they write (`revocation.sql`).
 const CHANNEL: &str = "auth_revocation";
-/// How often an idle connection is proven alive, and expired entries dropped.
+/// How often the connection is proven to deliver notifications, and expired entries dropped;
+/// a ping's notification must be back by the next.
 const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(2);
+/// After a connection that delivered no notifications: such a database URL stays deaf until
+/// someone changes it, so retrying (and reloading) every few seconds would only load the
+/// database.
+const DEAF_RETRY: Duration = Duration::from_secs(30);
 /// Rows applied per write-lock while loading.
 const LOAD_BATCH: usize = 1024;
 
-/// One notification's payload, as `revocation.sql` writes it.
+/// One notification's payload, as `revocation.sql` writes it, or as a ping does (kind
+/// `ping`, the ping's id as subject).
 #[derive(Debug, Deserialize)]
 struct Notified {
     kind: String,
     subject: String,
     at: i64,
+}
+
+/// What a notification says.
+#[derive(Debug, PartialEq, Eq)]
+enum Notice {
+    Revoked(Kind, String, i64),
+    /// A ping, this gateway's or another replica's (each listens on the same channel).
+    Ping(String),
 }
 
 /// Why a feed connection ended.
@@ -45,6 +63,12 @@ enum FeedError {
     Closed,
     #[error("no answer to a ping within {0:?}")]
     Silent(Duration),
+    #[error(
+        "a ping's notification did not come back within {0:?}: notifications are not \
+         delivered on this connection (is REVOCATION_DATABASE_URL a transaction-pooling \
+         proxy? LISTEN needs a session of its own)"
+    )]
+    Deaf(Duration),
 }
 
 /// Runs the feed until `shutdown` is cancelled.
@@ -57,6 +81,16 @@ pub(super) async fn run(revocations: Revocations, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
         };
         revocations.lost(unix_now());
+        if let FeedError::Deaf(_) = &ended {
+            // A setting to fix, not a blip: say so loudly, and do not reload the whole window
+            // every few seconds meanwhile.
+            tracing::error!(error = %ended, "revocation feed deaf; protected requests get 503 once REVOCATION_STALE_SECS have passed");
+            tokio::select! {
+                () = tokio::time::sleep(DEAF_RETRY) => {}
+                () = shutdown.cancelled() => return,
+            }
+            continue;
+        }
         let FeedError::Postgres(error) = &ended else {
             tracing::warn!(error = %ended, "revocation feed lost; reconnecting");
             continue;
@@ -150,6 +184,10 @@ async fn listen_inner(
     *loaded = true;
     tracing::info!(entries = count, "revocation feed loaded and listening");
 
+    // This connection's pings: an id no other replica's connection shares, and a count.
+    let connection_id = uuid::Uuid::new_v4().simple().to_string();
+    let mut pings = 0u64;
+    let mut awaited: Option<String> = None;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -157,26 +195,48 @@ async fn listen_inner(
             payload = received.recv() => {
                 let payload = payload.ok_or(FeedError::Closed)?;
                 match parse(&payload) {
-                    Some((kind, subject, at)) => {
+                    Some(Notice::Revoked(kind, subject, at)) => {
                         revocations.apply([(kind, subject.as_str(), at)], unix_now())
+                    }
+                    Some(Notice::Ping(id)) => {
+                        if awaited.as_deref() == Some(id.as_str()) {
+                            awaited = None;
+                        }
                     }
                     None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
                 }
             }
             _ = ping.tick() => {
-                tokio::time::timeout(PING_TIMEOUT, client.simple_query(""))
-                    .await
-                    .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;
+                if awaited.is_some() {
+                    return Err(FeedError::Deaf(PING_EVERY));
+                }
+                pings += 1;
+                let id = format!("{connection_id}-{pings}");
+                let payload = serde_json::json!({"kind": "ping", "subject": id, "at": 0}).to_string();
+                tokio::time::timeout(
+                    PING_TIMEOUT,
+                    client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]),
+                )
+                .await
+                .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;
+                awaited = Some(id);
                 revocations.expire(unix_now());
             }
         }
     }
 }
 
-/// A notification's revocation, if it is one.
-fn parse(payload: &str) -> Option<(Kind, String, i64)> {
+/// What a notification's payload says, if it is one the feed knows.
+fn parse(payload: &str) -> Option<Notice> {
     let notified: Notified = serde_json::from_str(payload).ok()?;
-    Some((Kind::parse(&notified.kind)?, notified.subject, notified.at))
+    if notified.kind == "ping" {
+        return Some(Notice::Ping(notified.subject));
+    }
+    Some(Notice::Revoked(
+        Kind::parse(&notified.kind)?,
+        notified.subject,
+        notified.at,
+    ))
 }
 
 #[cfg(test)]
@@ -187,11 +247,19 @@ mod tests {
     fn notifications_are_read_as_the_triggers_write_them() {
         assert_eq!(
             parse(r#"{"kind" : "session", "subject" : "abc", "at" : 1764000000}"#),
-            Some((Kind::Session, "abc".to_owned(), 1_764_000_000))
+            Some(Notice::Revoked(
+                Kind::Session,
+                "abc".to_owned(),
+                1_764_000_000
+            ))
         );
         assert_eq!(
             parse(r#"{"kind":"user","subject":"u1","at":1}"#),
-            Some((Kind::User, "u1".to_owned(), 1))
+            Some(Notice::Revoked(Kind::User, "u1".to_owned(), 1))
+        );
+        assert_eq!(
+            parse(r#"{"kind":"ping","subject":"c0ffee-3","at":0}"#),
+            Some(Notice::Ping("c0ffee-3".to_owned()))
         );
         for bad in [
             "",

@@ -121,6 +121,72 @@ impl AuthDb {
     }
 }
 
+/// A PostgreSQL proxy that passes everything but notifications: what a transaction-pooling
+/// proxy (PgBouncer) amounts to for a `LISTEN`, which runs on a server connection it lends
+/// and takes back, so nothing notified ever reaches the client. Queries still work.
+struct DeafProxy {
+    address: std::net::SocketAddr,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl DeafProxy {
+    async fn start() -> Self {
+        use std::sync::{atomic::Ordering, Arc};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = dropped.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let server = tokio::net::TcpStream::connect("127.0.0.1:5432")
+                    .await
+                    .unwrap();
+                let (mut from_client, mut to_client) = client.into_split();
+                let (mut from_server, mut to_server) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                });
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    // Server messages are a type byte and a big-endian length that counts
+                    // itself; NotificationResponse is type 'A'.
+                    let mut pending = Vec::new();
+                    let mut chunk = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_server.read(&mut chunk).await {
+                        pending.extend_from_slice(&chunk[..n]);
+                        while pending.len() >= 5 {
+                            let len = u32::from_be_bytes(pending[1..5].try_into().unwrap());
+                            let whole = 1 + len as usize;
+                            if pending.len() < whole {
+                                break;
+                            }
+                            let message: Vec<u8> = pending.drain(..whole).collect();
+                            if message[0] == b'A' {
+                                counted.fetch_add(1, Ordering::SeqCst);
+                            } else if to_client.write_all(&message).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Self { address, dropped }
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@{}/{database}?sslmode=disable",
+            self.address
+        )
+    }
+
+    fn dropped(&self) -> usize {
+        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 fn revocation(db: &AuthDb, stale: Duration) -> RevocationConfig {
     RevocationConfig {
         database_url: db.url(),
@@ -391,6 +457,36 @@ async fn without_the_revocation_table_nothing_protected_is_served() {
             .unwrap()
             .contains("revocation feed"),
         "{ready}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_feed_whose_connection_delivers_no_notifications_fails_closed() {
+    let db = AuthDb::create().await;
+    let proxy = DeafProxy::start().await;
+    let config = RevocationConfig {
+        database_url: proxy.url(&db.name),
+        ..revocation(&db, Duration::from_secs(1))
+    };
+    let gateway = start_gateway(Issuer::start().await, move |s| {
+        s.auth.revocation = Some(config)
+    })
+    .await;
+    // It connects, listens and loads, so it looks up at first...
+    until_metric(&gateway, "gateway_revocation_feed_up", |v| v == 1.0).await;
+    let token = token(&gateway, "gina", "s1", -5);
+    // ...but its own ping never comes back: a revocation would not either. Lost, and past
+    // the 1 s bound, protected requests are refused rather than served unchecked.
+    until_metric(&gateway, "gateway_revocation_feed_losses_total", |v| {
+        v >= 1.0
+    })
+    .await;
+    until_status(&gateway, "gina", &token, 503).await;
+    assert_eq!(readyz(&gateway).await.0, 503);
+    assert!(
+        proxy.dropped() >= 1,
+        "the ping was notified and kept from the gateway"
     );
     db.drop().await;
 }
