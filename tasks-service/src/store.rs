@@ -10,8 +10,9 @@ use tokio_postgres::{error::SqlState, types::ToSql, IsolationLevel, Row};
 
 use crate::domain::{Completion, ListParams, NewTask, TaskChanges};
 
-/// Why the store could not answer. `Unavailable` is the database being away or too slow
-/// (503, retry later); `Internal` is anything else (500, a bug or misconfiguration).
+/// Why the store could not answer. `Unavailable` is the database being away, too slow or
+/// unable to do the work for now (503, retry later); `Internal` is anything else (500, a bug
+/// or misconfiguration).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database unavailable: {0}")]
@@ -284,23 +285,13 @@ fn pool_error(error: PoolError) -> StoreError {
     }
 }
 
-/// Connection loss, shutdown, timeouts and overload are "unavailable"; the rest is internal.
+/// Connection loss, timeouts and a database that cannot do the work now are "unavailable"
+/// (503: the same request may succeed later); the rest is internal (500).
 fn db_error(error: tokio_postgres::Error) -> StoreError {
     let unavailable = error.is_closed()
         || match error.code() {
             None => true, // I/O: the connection broke mid-request
-            Some(code) => {
-                code.code().starts_with("08")
-                    || [
-                        SqlState::QUERY_CANCELED,
-                        SqlState::ADMIN_SHUTDOWN,
-                        SqlState::CRASH_SHUTDOWN,
-                        SqlState::CANNOT_CONNECT_NOW,
-                        SqlState::TOO_MANY_CONNECTIONS,
-                        SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
-                    ]
-                    .contains(code)
-            }
+            Some(code) => means_unavailable(code),
         };
     let text = match error.as_db_error() {
         // Code and message only: DETAIL can quote row values, which are user content.
@@ -311,5 +302,82 @@ fn db_error(error: tokio_postgres::Error) -> StoreError {
         StoreError::Unavailable(text)
     } else {
         StoreError::Internal(text)
+    }
+}
+
+/// Whether a SQLSTATE says the database cannot do the work now but may soon (or another
+/// server may, after a failover), rather than that the statement or the schema is wrong.
+/// Not the rest of class 40 (40002: a deferred constraint failing at commit) nor 57P04
+/// (database_dropped): asking again would get the same answer.
+fn means_unavailable(code: &SqlState) -> bool {
+    match &code.code()[..2] {
+        // connection_exception: the connection failed or was refused.
+        "08" => true,
+        // insufficient_resources: disk full, out of memory, too many connections.
+        "53" => true,
+        _ => [
+            // statement_timeout: too slow this time, e.g. under load.
+            SqlState::QUERY_CANCELED,
+            // Shutting down, crashed, or still starting up: a restart or failover under way.
+            SqlState::ADMIN_SHUTDOWN,
+            SqlState::CRASH_SHUTDOWN,
+            SqlState::CANNOT_CONNECT_NOW,
+            // The server ended an idle session; the next connection is a fresh one.
+            SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+            SqlState::IDLE_SESSION_TIMEOUT,
+            // A primary demoted during a failover refuses writes until clients reach the new one.
+            SqlState::READ_ONLY_SQL_TRANSACTION,
+            // Lost to a concurrent transaction, or a lock held elsewhere: nothing was written,
+            // and the same request run again succeeds.
+            SqlState::T_R_SERIALIZATION_FAILURE,
+            SqlState::T_R_DEADLOCK_DETECTED,
+            SqlState::LOCK_NOT_AVAILABLE,
+        ]
+        .contains(code),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable(code: &str) -> bool {
+        means_unavailable(&SqlState::from_code(code))
+    }
+
+    #[test]
+    fn a_database_that_cannot_work_now_is_unavailable() {
+        for code in [
+            "08006", // connection_failure
+            "53100", // disk_full
+            "53200", // out_of_memory
+            "53300", // too_many_connections
+            "25006", // read_only_sql_transaction
+            "40001", // serialization_failure
+            "40P01", // deadlock_detected
+            "55P03", // lock_not_available
+            "57014", // query_canceled
+            "57P01", // admin_shutdown
+            "57P02", // crash_shutdown
+            "57P03", // cannot_connect_now
+            "57P05", // idle_session_timeout
+            "25P03", // idle_in_transaction_session_timeout
+        ] {
+            assert!(unavailable(code), "{code} is unavailable (503)");
+        }
+    }
+
+    #[test]
+    fn a_statement_or_schema_at_fault_is_internal() {
+        for code in [
+            "23505", // unique_violation
+            "40002", // transaction_integrity_constraint_violation
+            "42501", // insufficient_privilege (row-level security)
+            "42P01", // undefined_table
+            "57P04", // database_dropped
+            "XX000", // internal_error
+        ] {
+            assert!(!unavailable(code), "{code} is internal (500)");
+        }
     }
 }

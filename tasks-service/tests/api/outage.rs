@@ -1,5 +1,6 @@
-//! The database stopped and restarted under the running service, on a private cluster so the
-//! machine's shared server is never stopped.
+//! The database away or refusing work under the running service: stopped and restarted (on a
+//! private cluster, so the machine's shared server is never stopped), or read-only as a
+//! primary demoted during a failover is. Either way the service answers 503, never 500.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     cluster::PrivateCluster,
-    helpers::{spawn_app_with, Answer},
+    helpers::{admin_client, spawn_app, spawn_app_with, Answer, ADMIN_URL},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,4 +82,36 @@ async fn database_stopped_and_restarted_under_the_running_service() {
     assert_eq!(ids, acknowledged);
     drop(app);
     drop(cluster);
+}
+
+#[tokio::test]
+async fn a_read_only_database_answers_writes_503_and_keeps_the_data() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let id = alice.create_titled("written before the failover").await;
+    let before = alice.list("").await;
+
+    // As a primary demoted during a failover: every new session is read-only.
+    admin_client(ADMIN_URL)
+        .await
+        .batch_execute(&format!(
+            "ALTER DATABASE {} SET default_transaction_read_only = on",
+            app.db_name
+        ))
+        .await
+        .unwrap();
+    // The setting applies to new sessions only: empty the pool so the next request opens one.
+    app.state.store.pool().retain(|_, _| false);
+
+    let created = alice.create(json!({"title": "during the failover"})).await;
+    assert_eq!(created.status, 503, "{:?}", created.body);
+    assert_eq!(created.body, json!({"detail": "Service unavailable"}));
+    let completed = alice.complete(id, None).await;
+    assert_eq!(completed.status, 503, "{:?}", completed.body);
+    assert_eq!(completed.detail(), "Service unavailable");
+
+    // Reads still work, and show nothing changed.
+    let after = alice.list("").await;
+    assert_eq!(after.status, 200);
+    assert_eq!(after.body, before.body);
 }
