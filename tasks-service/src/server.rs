@@ -1,6 +1,15 @@
 //! The accept loop and what wraps every request: a request id (taken or generated) in a span
 //! around the handler and echoed in the response, the exact request target for the identity
 //! check, metrics by route template, and graceful shutdown that lets in-flight requests finish.
+//!
+//! HTTP/1.1 only, on both listeners. Every caller speaks it: the gateway forwards over
+//! HTTP/1.1 whatever its own client spoke, and the in-cluster client (`proto_shared::client`)
+//! with its default reqwest client speaks HTTP/1.1 to an `http://` URL. Serving HTTP/2 as
+//! well (hyper-util's `auto` builder) held connections for ever: it waits without a timer for
+//! the bytes that tell the versions apart (a silent client, or half an HTTP/2 preface), and
+//! hyper's HTTP/2 server has no header-read or idle timeout. On HTTP/1.1, hyper (1.12) starts
+//! its header-read timer as soon as it waits for a head, the first or the next, so a silent or
+//! idle connection is closed.
 
 use std::{
     convert::Infallible,
@@ -10,10 +19,10 @@ use std::{
 };
 
 use http::{header, HeaderValue, Method, Request, StatusCode};
-use hyper::body::Incoming;
+use hyper::{body::Incoming, server::conn::http1};
 use hyper_util::{
-    rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
     service::TowerToHyperService,
 };
 use proto_shared::{headers::REQUEST_ID, RequestId};
@@ -27,17 +36,20 @@ use crate::{
     state::RequestTarget,
 };
 
-/// How long a client may take to send its request head: a slow client cannot hold a
-/// connection (and a task) open forever.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request head, counted from when the connection opens
+/// or its last response was sent: a silent, slow or idle client cannot hold a connection (and
+/// a task) open forever.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves `filter` on `listeners` until `shutdown` resolves, then stops accepting and waits
 /// for in-flight requests to finish, for at most `shutdown_grace`: a client trickling a body
-/// must not keep the process alive past what an orchestrator allows.
+/// must not keep the process alive past what an orchestrator allows. A connection that sends
+/// no complete request head within `header_read_timeout` is closed.
 pub async fn serve<F>(
     listeners: Listeners,
     filter: F,
     metrics: Metrics,
+    header_read_timeout: Duration,
     shutdown_grace: Duration,
     shutdown: impl Future<Output = ()>,
 ) where
@@ -45,11 +57,10 @@ pub async fn serve<F>(
 {
     let service = TowerToHyperService::new(warp::service(filter));
     let graceful = GracefulShutdown::new();
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_read_timeout);
     let builder = Arc::new(builder);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -70,9 +81,9 @@ pub async fn serve<F>(
         let per_request = hyper::service::service_fn(move |request| {
             handle(service.clone(), metrics.clone(), request)
         });
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), per_request)
-            .into_owned();
+        // Without upgrades: no route answers 101, and GracefulShutdown cannot watch an
+        // upgradeable HTTP/1 connection.
+        let connection = builder.serve_connection(TokioIo::new(stream), per_request);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(e) = connection.await {

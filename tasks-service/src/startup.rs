@@ -94,9 +94,17 @@ impl Application {
             verifier: Arc::new(settings.verifier),
             metrics: Metrics::new(),
             max_body_bytes: settings.max_body_bytes,
+            header_read_timeout: server::HEADER_READ_TIMEOUT,
             shutdown_grace: settings.shutdown_grace,
         };
         Ok(Self { listeners, state })
+    }
+
+    /// Closes a connection that sends no complete request head within `timeout` instead of
+    /// [`server::HEADER_READ_TIMEOUT`]: tests shorten it to see that happen.
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.state.header_read_timeout = timeout;
+        self
     }
 
     /// The bound address (useful when listening on port 0).
@@ -123,7 +131,15 @@ pub async fn run(listeners: Listeners, state: AppState, shutdown: impl Future<Ou
     tracing::info!(addr = %listeners.local_addr(), socket, "listening");
     let filter = routes::routes(state.clone());
     let metrics = state.metrics.clone();
-    server::serve(listeners, filter, metrics, state.shutdown_grace, shutdown).await;
+    server::serve(
+        listeners,
+        filter,
+        metrics,
+        state.header_read_timeout,
+        state.shutdown_grace,
+        shutdown,
+    )
+    .await;
     state.store.pool().close();
     tracing::info!("stopped");
 }

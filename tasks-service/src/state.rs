@@ -17,6 +17,8 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub metrics: Metrics,
     pub max_body_bytes: u64,
+    /// How long a connection may take to send a request head (see `server.rs`).
+    pub header_read_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
 }

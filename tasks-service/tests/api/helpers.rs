@@ -10,7 +10,10 @@ use tasks_service::{
     db::{DatabaseUrl, DbSettings},
     Application, Settings,
 };
-use tokio::sync::oneshot;
+use tokio::{
+    io::{AsyncRead, AsyncReadExt},
+    sync::oneshot,
+};
 
 /// The gateway's key and an in-cluster caller's key; the service accepts both.
 pub const GATEWAY_KEY: &str = "gateway:gateway-secret-0123456789abcdef-0123";
@@ -122,6 +125,28 @@ pub async fn start_app(
     let app = Application::build(settings)
         .await
         .expect("the service starts");
+    serve(admin_url, db_name, app)
+}
+
+/// The service on a fresh database of the machine's PostgreSQL, settings adjusted first,
+/// closing a connection that sends no complete request head within `timeout` (its own
+/// limit is 10 s, too long for a test to wait out).
+pub async fn spawn_app_with_header_read_timeout(
+    timeout: Duration,
+    adjust: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let db_name = create_database(ADMIN_URL).await;
+    let mut settings = test_settings(&url_for(ADMIN_URL, &db_name));
+    adjust(&mut settings);
+    let app = Application::build(settings)
+        .await
+        .expect("the service starts")
+        .with_header_read_timeout(timeout);
+    serve(ADMIN_URL, db_name, app)
+}
+
+/// Runs the built `app` on a task of its own until the `TestApp` is stopped or dropped.
+fn serve(admin_url: &str, db_name: String, app: Application) -> TestApp {
     let addr = app.local_addr();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel();
@@ -285,6 +310,20 @@ impl Drop for TestApp {
 pub struct UserClient<'a> {
     pub app: &'a TestApp,
     pub user: String,
+}
+
+/// Whether the peer closes `stream` (a read gives end of file or an error) within `within`;
+/// bytes sent before the close, such as an error response, are read and ignored.
+pub async fn closed_within(stream: &mut (impl AsyncRead + Unpin), within: Duration) -> bool {
+    let mut buf = [0u8; 1024];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_elapsed) => return false,
+            Ok(Ok(0)) | Ok(Err(_)) => return true,
+            Ok(Ok(_)) => continue,
+        }
+    }
 }
 
 /// A response's status and JSON body (`Value::Null` when empty).

@@ -5,6 +5,7 @@ mod cluster;
 mod helpers;
 
 mod client;
+mod connections;
 mod create;
 mod identity;
 mod isolation;

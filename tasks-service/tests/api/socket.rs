@@ -1,16 +1,20 @@
 //! The Unix socket a gateway sidecar reaches the service by (`TASKS_SOCKET`): the same API
 //! and the same identity check as over TCP, a file only its owner and group may open, and
-//! one left by a dead process replaced, never one in use or one that is not a socket.
+//! one left by a dead process replaced, never one in use or one that is not a socket; and a
+//! connection over it that sends nothing is closed, as over TCP.
 
 use std::{
     os::unix::fs::{FileTypeExt, PermissionsExt},
     path::{Path, PathBuf},
+    time::Duration,
 };
 
 use http::Method;
 use tasks_service::listener::{BindError, Listeners};
 
-use crate::helpers::{spawn_app_with, Answer, ADMIN_URL};
+use crate::helpers::{
+    closed_within, spawn_app_with, spawn_app_with_header_read_timeout, Answer, ADMIN_URL,
+};
 
 /// A fresh directory for one test's socket, removed when dropped.
 struct SocketDir(PathBuf);
@@ -120,4 +124,19 @@ async fn a_stale_socket_is_replaced_but_a_live_one_or_another_file_is_refused() 
         "not a socket",
         "left alone"
     );
+}
+
+#[tokio::test]
+async fn a_connection_over_the_socket_that_sends_nothing_is_closed() {
+    let dir = SocketDir::new();
+    let socket = dir.path();
+    let timeout = Duration::from_secs(1);
+    let app =
+        spawn_app_with_header_read_timeout(timeout, |s| s.socket = Some(socket.clone())).await;
+    let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    assert!(
+        closed_within(&mut stream, timeout + Duration::from_secs(5)).await,
+        "a connection that never sent a byte was kept"
+    );
+    drop(app);
 }
