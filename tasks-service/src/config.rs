@@ -316,6 +316,19 @@ impl Config {
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
     }
+
+    /// Logs, once at start (after telemetry is up), each setting that weakens a guarantee, so
+    /// that an exception made during a migration does not outlive it unnoticed.
+    pub fn warn_about_weakened_checks(&self) {
+        if self.identity_accept_v1 {
+            tracing::warn!(
+                variable = "IDENTITY_ACCEPT_V1",
+                "IDENTITY_ACCEPT_V1 is on: v1 identity credentials are accepted, which are not \
+                 bound to the request body, the audience or single use; unset IDENTITY_ACCEPT_V1 \
+                 once every caller signs v2"
+            );
+        }
+    }
 }
 
 /// True when the command line asks for `--list-env`. Parsed with every argument optional,

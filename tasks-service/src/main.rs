@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         }
     };
     telemetry::init(config.log_format, &config.log_filter);
+    config.warn_about_weakened_checks();
     let app = match Application::build(settings).await {
         Ok(app) => app,
         Err(e) => {

@@ -1,5 +1,5 @@
-//! The binary and the process around the service: start-up errors, `--list-env` and
-//! graceful shutdown with a request in flight.
+//! The binary and the process around the service: start-up errors and warnings, `--list-env`
+//! and graceful shutdown with a request in flight.
 
 use std::{process::Command, time::Duration};
 
@@ -61,6 +61,65 @@ fn an_unreachable_database_at_start_exits_non_zero_naming_database_url() {
     assert!(
         !stderr.contains("s3cret"),
         "the password never appears: {stderr}"
+    );
+}
+
+/// The JSON log lines at WARN the binary writes to stderr with `extra` in its environment,
+/// on a closed database port: the process ends right after starting, so its whole stderr can
+/// be read, and start-up warnings come before the database is tried.
+fn start_up_warnings(extra: &[(&str, &str)]) -> Vec<serde_json::Value> {
+    let output = Command::new(BINARY)
+        .env_clear()
+        .env("IDENTITY_KEYS", GATEWAY_KEY)
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{}/tasks", closed_port()),
+        )
+        .env("TASKS_LISTEN", "127.0.0.1:0")
+        .env("LOG_FORMAT", "json")
+        .envs(extra.iter().copied())
+        .output()
+        .unwrap();
+    assert!(!output.status.success(), "the database port is closed");
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["level"] == "WARN")
+        .collect()
+}
+
+/// The WARN messages of [`start_up_warnings`] that name `IDENTITY_ACCEPT_V1`.
+fn v1_warnings(extra: &[(&str, &str)]) -> Vec<String> {
+    start_up_warnings(extra)
+        .iter()
+        .filter_map(|event| event["message"].as_str())
+        .filter(|message| message.contains("IDENTITY_ACCEPT_V1"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn accepting_v1_credentials_is_warned_about_once_at_start() {
+    let warnings = v1_warnings(&[("IDENTITY_ACCEPT_V1", "true")]);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    for says in [
+        "not bound to the request body, the audience or single use",
+        "unset IDENTITY_ACCEPT_V1 once every caller signs v2",
+    ] {
+        assert!(
+            warnings[0].contains(says),
+            "{:?} lacks {says:?}",
+            warnings[0]
+        );
+    }
+}
+
+#[test]
+fn refusing_v1_credentials_is_not_warned_about() {
+    assert_eq!(v1_warnings(&[]), Vec::<String>::new());
+    assert_eq!(
+        v1_warnings(&[("IDENTITY_ACCEPT_V1", "false")]),
+        Vec::<String>::new()
     );
 }
 
