@@ -10,7 +10,7 @@ use proto_shared::{telemetry::LogFormat, Audience, KeyRing};
 
 use crate::{
     auth::{Algorithm, AuthConfig},
-    jwks::JwksConfig,
+    jwks::{loggable_url, JwksConfig},
     request::PublicRoute,
     revocation::RevocationConfig,
     upstream::Upstream,
@@ -65,7 +65,7 @@ pub struct Config {
         default_value = "EdDSA,ES256,RS256,PS256,ES512"
     )]
     pub jwt_algorithms: Vec<String>,
-    /// Clock slack for `exp`, `nbf` and `iat`, in seconds.
+    /// Clock slack for `exp`, `nbf` and `iat`, in seconds; at most 300.
     #[arg(long, env = "JWT_LEEWAY_SECS", default_value_t = 30)]
     pub jwt_leeway_secs: u64,
     /// Key set refresh interval when the issuer sends no Cache-Control max-age.
@@ -422,6 +422,7 @@ impl Config {
             return Err(invalid("JWT_ALGORITHMS", "lists no algorithm"));
         }
         let refresh = positive_secs("JWKS_REFRESH_SECS", self.jwks_refresh_secs)?;
+        let leeway = self.leeway()?;
         let defaults = JwksConfig::for_url(jwks_url);
         let auth = AuthConfig {
             jwks: JwksConfig {
@@ -440,20 +441,39 @@ impl Config {
             issuer,
             audiences,
             algorithms,
-            leeway: Duration::from_secs(self.jwt_leeway_secs),
+            leeway,
             token_cache_capacity: self.token_cache_capacity,
-            revocation: self.revocation_config()?,
+            revocation: self.revocation_config(leeway)?,
         };
         Ok((auth, insecure_http))
     }
 
-    fn revocation_config(&self) -> Result<Option<RevocationConfig>, ConfigError> {
+    /// `JWT_LEEWAY_SECS`, bounded: the spec promises a small leeway and tasks-service caps its
+    /// own clock skew at the same 300 s; beyond it, a long-expired token would pass as late,
+    /// and the revocation window (lifetime plus leeway) could overflow.
+    fn leeway(&self) -> Result<Duration, ConfigError> {
+        if self.jwt_leeway_secs > MAX_LEEWAY_SECS {
+            return Err(invalid(
+                "JWT_LEEWAY_SECS",
+                format!("must be at most {MAX_LEEWAY_SECS} seconds"),
+            ));
+        }
+        Ok(Duration::from_secs(self.jwt_leeway_secs))
+    }
+
+    fn revocation_config(&self, leeway: Duration) -> Result<Option<RevocationConfig>, ConfigError> {
         let Some(url) = &self.revocation_database_url else {
             return Ok(None);
         };
         let url = url.expose().trim();
+        // Set but blank is a slip (an unfilled secret, a stray `=`), not a choice: silently
+        // running without revocation would keep signed-out tokens valid. Off is asked for by
+        // leaving the variable unset, as JWT_ISSUER's empty value is refused too.
         if url.is_empty() {
-            return Ok(None);
+            return Err(invalid(
+                "REVOCATION_DATABASE_URL",
+                "is empty; unset it to run without revocation",
+            ));
         }
         // Never echo the URL: it may hold a password.
         let pg: tokio_postgres::Config = url.parse().map_err(|_| {
@@ -473,9 +493,13 @@ impl Config {
             "REVOCATION_TOKEN_LIFETIME_SECS",
             self.revocation_token_lifetime_secs,
         )?;
+        // Checked: a lifetime near u64::MAX seconds would overflow the sum and panic.
+        let window = lifetime
+            .checked_add(leeway)
+            .ok_or_else(|| invalid("REVOCATION_TOKEN_LIFETIME_SECS", "is too large"))?;
         Ok(Some(RevocationConfig {
             database_url: url.to_owned(),
-            window: lifetime + Duration::from_secs(self.jwt_leeway_secs),
+            window,
             stale_after: Duration::from_secs(self.revocation_stale_secs),
         }))
     }
@@ -527,6 +551,9 @@ impl Config {
     }
 }
 
+/// The largest `JWT_LEEWAY_SECS`: the bound of tasks-service's `IDENTITY_MAX_SKEW_SECS`.
+const MAX_LEEWAY_SECS: u64 = 300;
+
 /// Open files kept aside from client connections and their upstream sockets: the listeners,
 /// the shared upstream pool for HTTP/2, the JWKS and revocation connections, logs.
 const RESERVED_FILES: u64 = 256;
@@ -573,6 +600,8 @@ fn check_http_url(variable: &'static str, url: &str) -> Result<(), ConfigError> 
     if ok {
         Ok(())
     } else {
+        // Masked: the value may carry a `user:password@` that does not belong in a log.
+        let url = loggable_url(url);
         Err(invalid(variable, format!("{url:?} is not an http(s) URL")))
     }
 }

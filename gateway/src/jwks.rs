@@ -29,6 +29,8 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+// Also for config.rs, whose start-up errors name these URLs without their credentials.
+pub use fetch::loggable_url;
 pub use key_set::{KeySet, VerifyingKey};
 
 use metrics::JwksMetrics;

@@ -56,7 +56,7 @@ pub struct TokenFacts<'a> {
 }
 
 /// How revocations are fetched and how long they count.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RevocationConfig {
     /// Better Auth's database, e.g. `postgres://gateway@auth-db:5432/better_auth`.
     pub database_url: String,
@@ -67,6 +67,18 @@ pub struct RevocationConfig {
     /// How long the gateway keeps serving with a lost feed before it refuses protected
     /// requests with 503.
     pub stale_after: Duration,
+}
+
+// By hand, without the URL: it usually holds the database password, and this struct is
+// inside `Settings`, whose `Debug` a start-up or error log may print.
+impl std::fmt::Debug for RevocationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationConfig")
+            .field("database_url", &format_args!(".."))
+            .field("window", &self.window)
+            .field("stale_after", &self.stale_after)
+            .finish()
+    }
 }
 
 /// The state of the feed, as Unix seconds (0: never), readable without a lock.
@@ -267,6 +279,20 @@ mod tests {
             issued_at: Some(iat),
             expires_at: exp,
         }
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_database_url() {
+        let config = RevocationConfig {
+            database_url: "postgres://gateway:hunter2@auth-db:5432/better_auth".into(),
+            window: Duration::from_secs(930),
+            stale_after: Duration::from_secs(30),
+        };
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("window: 930s"), "{shown}");
+        let shown = format!("{:?}", Revocations::new(config));
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 
     #[test]

@@ -198,10 +198,13 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
         config.validate()
     };
     let on = with("postgres://gateway:pw@auth-db:5432/better_auth").unwrap();
+    assert!(!format!("{on:?}").contains("pw@"), "{on:?}");
     let revocation = on.auth.revocation.expect("on");
     assert_eq!(revocation.window, std::time::Duration::from_secs(900 + 30));
     assert_eq!(revocation.stale_after, std::time::Duration::from_secs(30));
     for (url, problem) in [
+        ("", "is empty; unset it to run without revocation"),
+        ("   ", "is empty; unset it to run without revocation"),
         ("not a url at all ::", "is not a PostgreSQL URL"),
         (
             "postgres://gateway:pw@auth-db/x?sslmode=require",
@@ -228,4 +231,72 @@ fn max_connections_defaults_from_the_file_limit_and_is_checked_against_it() {
     }
     let settings = parse(&["--better-auth-url", "https://auth.local"]).validate();
     assert!(settings.unwrap().limits.max_connections >= 1);
+}
+
+#[test]
+fn the_leeway_is_at_most_300_seconds() {
+    let with = |secs: u64| {
+        let mut config = parse(&["--better-auth-url", "https://auth.local"]);
+        config.jwt_leeway_secs = secs;
+        // With revocation on, the leeway is also added to the token lifetime.
+        config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+        config.validate()
+    };
+    assert_eq!(with(0).unwrap().auth.leeway, Duration::ZERO);
+    let settings = with(300).unwrap();
+    assert_eq!(settings.auth.leeway, Duration::from_secs(300));
+    let window = settings.auth.revocation.expect("on").window;
+    assert_eq!(window, Duration::from_secs(900 + 300));
+    for secs in [301, u64::MAX] {
+        let error = with(secs).unwrap_err();
+        assert_eq!(error.variable, "JWT_LEEWAY_SECS", "{secs}: {error}");
+        assert!(error.to_string().contains("at most 300"), "{error}");
+    }
+}
+
+#[test]
+fn a_token_lifetime_too_large_to_add_the_leeway_to_is_refused_not_a_panic() {
+    let mut config = parse(&["--better-auth-url", "https://auth.local"]);
+    config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+    config.revocation_token_lifetime_secs = u64::MAX;
+    let error = config.validate().unwrap_err();
+    assert_eq!(error.variable, "REVOCATION_TOKEN_LIFETIME_SECS", "{error}");
+}
+
+#[test]
+fn credentials_in_a_refused_url_are_not_echoed() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwks-url=http://u:hunter2@keys.internal/jwks",
+            ],
+            "JWKS_URL",
+        ),
+        (
+            &["--better-auth-url=http://u:hunter2@auth.internal"],
+            "BETTER_AUTH_URL",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwt-issuer=http://u:hunter2@auth.internal",
+            ],
+            "JWT_ISSUER",
+        ),
+        // Not a URL at all: refused as such, still without the password.
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--jwks-url=u:hunter2@keys.internal/jwks",
+            ],
+            "JWKS_URL",
+        ),
+    ];
+    for (args, variable) in cases {
+        let error = parse(args).validate().unwrap_err();
+        assert_eq!(error.variable, variable, "{args:?}: {error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("***@"), "{error}");
+    }
 }

@@ -7,6 +7,8 @@
 
 use std::net::IpAddr;
 
+use crate::jwks::loggable_url;
+
 /// True when `url` is http:// to a host that is not loopback: allowed only by opt-in.
 pub fn needs_opt_in(url: &str) -> bool {
     let Ok(uri) = url.parse::<http::Uri>() else {
@@ -17,8 +19,10 @@ pub fn needs_opt_in(url: &str) -> bool {
         && !uri.host().is_some_and(is_loopback)
 }
 
-/// The configuration problem for such a URL.
+/// The configuration problem for such a URL, without any `user:password@` in it: start-up
+/// errors end up in logs that more people read than the secret's owners.
 pub fn refusal(url: &str) -> String {
+    let url = loggable_url(url);
     format!(
         "{url:?} is plain http to a host that is not loopback, so anyone on the path could \
          swap the signing keys; use https://, or set JWKS_ALLOW_INSECURE_HTTP=true if the \

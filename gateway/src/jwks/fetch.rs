@@ -154,12 +154,12 @@ fn sources<'a>(
 
 /// `url` fit for a log line: any `user:password@` in it replaced by `***@`.
 pub fn loggable_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
+    // A value missing its scheme (a slip config.rs reports) may still start with credentials.
+    let start = url.find("://").map_or(0, |at| at + "://".len());
+    let rest = &url[start..];
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        Some(at) => format!("{}***{}", &url[..start], &rest[at..]),
         None => url.to_owned(),
     }
 }
@@ -193,6 +193,10 @@ mod tests {
         assert_eq!(
             loggable_url("http://127.0.0.1:3000/jwks?x=a@b"),
             "http://127.0.0.1:3000/jwks?x=a@b"
+        );
+        assert_eq!(
+            loggable_url("user:secret@auth.example/jwks"),
+            "***@auth.example/jwks"
         );
     }
 
