@@ -14,8 +14,8 @@ use deploy_check::{
 fn lists() -> BTreeMap<String, EnvList> {
     let parse = |text: &str| EnvList::parse(text).unwrap();
     BTreeMap::from([
-        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nADMIN_LISTEN\toptional\t127.0.0.1:9090\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\n")),
-        ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nTASKS_SOCKET\toptional\t\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\n")),
+        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nADMIN_LISTEN\toptional\t127.0.0.1:9090\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\nRUST_LOG\toptional\tinfo\n")),
+        ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nTASKS_SOCKET\toptional\t\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\nRUST_LOG\toptional\tinfo\n")),
     ])
 }
 
@@ -423,6 +423,69 @@ spec:
     assert_one(
         &problems_for_k8s(patch),
         "sets LOG_LEVEL, which gateway does not read",
+    );
+}
+
+#[test]
+fn a_log_filter_letting_tokio_postgres_log_statements_is_reported() {
+    let patch = |filter: &str| {
+        format!(
+            r#"
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{ name: api }}
+spec:
+  template:
+    spec:
+      containers:
+        - name: tasks-service
+          env: [{{ name: RUST_LOG, value: "{filter}" }}]
+"#
+        )
+    };
+    for filter in [
+        "debug",
+        "TRACE",
+        "info,tokio_postgres=debug",
+        "info,tokio_postgres",
+        "warn,tokio=debug",
+        "debug,tokio_postgres::query=info",
+        "info,tokio_postgres::query=trace",
+        "debug,tokio_postgres=info,tokio_postgres::query=debug",
+    ] {
+        assert_one(
+            &problems_for_k8s(&patch(filter)),
+            "at which tokio_postgres logs every statement's parameters",
+        );
+    }
+    for filter in [
+        "info",
+        "gateway=debug,tasks_service=trace",
+        "debug,tokio_postgres=info",
+        "trace,tokio_postgres=warn",
+        "debug,tokio=info",
+        "debug,tokio_postgres=off",
+    ] {
+        assert_eq!(
+            problems_for_k8s(&patch(filter)),
+            Vec::<String>::new(),
+            "{filter}"
+        );
+    }
+    // Compose too, where the file's default is what runs when the variable is unset.
+    let compose = |filter: &str| {
+        COMPOSE.replace(
+            "      TASKS_LISTEN: 0.0.0.0:8081",
+            &format!("      TASKS_LISTEN: 0.0.0.0:8081\n      RUST_LOG: {filter}"),
+        )
+    };
+    assert_one(
+        &problems_for_compose(&compose("${RUST_LOG:-debug}")),
+        "add tokio_postgres=info",
+    );
+    assert_eq!(
+        problems_for_compose(&compose("${RUST_LOG:-info}")),
+        Vec::<String>::new()
     );
 }
 

@@ -53,6 +53,59 @@ pub(super) fn workload_rules(
     if (w.complete || !w.ports.is_empty()) && listen_of(w, env).is_err() {
         report(&w.origin, listen_of(w, env).unwrap_err());
     }
+    if let Some(Some(filter)) = w.env.get("RUST_LOG") {
+        if lets_tokio_postgres_debug(filter) {
+            report(
+                &w.origin,
+                format!(
+                    "sets RUST_LOG={filter:?}, at which tokio_postgres logs every statement's \
+                     parameters (user ids, task titles); add tokio_postgres=info"
+                ),
+            );
+        }
+    }
+}
+
+/// Whether a `RUST_LOG` filter lets tokio_postgres log at debug or trace, where it writes
+/// each statement with its parameters: user data in the log. Decided as tracing's `EnvFilter`
+/// does: the directive whose target is the longest prefix of `tokio_postgres` (none: the
+/// global level), and any directive for a module inside it counts on its own.
+fn lets_tokio_postgres_debug(filter: &str) -> bool {
+    const CRATE: &str = "tokio_postgres";
+    // (target length, verbose) of the directive deciding for the crate as a whole.
+    let mut deciding: Option<(usize, bool)> = None;
+    for directive in filter.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let (target, verbose) = match directive.rsplit_once('=') {
+            Some((target, level)) => match verbose_level(level) {
+                Some(verbose) => (target, verbose),
+                // EnvFilter refuses the whole filter over it and falls back to its default.
+                None => continue,
+            },
+            None => match verbose_level(directive) {
+                Some(verbose) => ("", verbose),
+                // A bare target enables everything in it.
+                None => (directive, true),
+            },
+        };
+        // Span and field filters (`target[span{field=value}]`) narrow a directive, but not
+        // which targets it can reach.
+        let target = target.split('[').next().unwrap_or_default();
+        if CRATE.starts_with(target) && deciding.is_none_or(|(length, _)| target.len() >= length) {
+            deciding = Some((target.len(), verbose));
+        } else if verbose && target.starts_with(CRATE) {
+            return true;
+        }
+    }
+    deciding.is_some_and(|(_, verbose)| verbose)
+}
+
+/// `Some(true)` for debug and trace, `Some(false)` for a quieter level, `None` for no level.
+fn verbose_level(level: &str) -> Option<bool> {
+    match level.trim().to_ascii_lowercase().as_str() {
+        "debug" | "trace" | "4" | "5" => Some(true),
+        "off" | "error" | "warn" | "info" | "0" | "1" | "2" | "3" => Some(false),
+        _ => None,
+    }
 }
 
 /// The variable of an operators' listener (`/metrics`), beside the main `*_LISTEN` one.
