@@ -17,7 +17,7 @@ pub mod set;
 
 use std::{
     sync::{
-        atomic::{AtomicI64, Ordering},
+        atomic::{AtomicBool, AtomicI64, Ordering},
         Arc, RwLock,
     },
     time::Duration,
@@ -96,6 +96,9 @@ struct Metrics {
     feed_up: Gauge,
     events: Counter,
     losses: Counter,
+    without_session: Counter,
+    /// Whether the missing `sid` was logged yet: once per process is enough to be seen.
+    without_session_logged: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -153,6 +156,12 @@ impl Revocations {
             "Times the revocation feed's connection was lost",
             metrics.losses.clone(),
         );
+        registry.register(
+            "tokens_without_session",
+            "Requests whose token names no session (no sid claim): signing out cannot end \
+             them, only a ban of the user",
+            metrics.without_session.clone(),
+        );
         tokio::spawn(feed::run(revocations.clone(), shutdown));
         revocations
     }
@@ -176,6 +185,23 @@ impl Revocations {
         let shared = &*self.shared;
         if self.health(now) == FeedHealth::Down {
             return Err(Refusal::Unavailable);
+        }
+        if token.session.is_none() {
+            // An issuer that leaves `sid` out (Better Auth's JWT plugin without the
+            // `definePayload` step) makes sign-out a no-op here: say so, rather than have
+            // revocation look on while doing half its job.
+            shared.metrics.without_session.inc();
+            if !shared
+                .metrics
+                .without_session_logged
+                .swap(true, Ordering::Relaxed)
+            {
+                tracing::warn!(
+                    "a token with no sid claim: signing out cannot revoke such tokens, only \
+                     banning the user can; add sid to the issuer's JWT payload \
+                     (deploy/better-auth/README.md)"
+                );
+            }
         }
         // A revocation is remembered for the window from when it happened, and it may happen
         // at any moment of the token's life: the whole life must fit in the window, not only

@@ -490,3 +490,21 @@ async fn a_feed_whose_connection_delivers_no_notifications_fails_closed() {
     );
     db.drop().await;
 }
+
+#[tokio::test]
+async fn tokens_without_a_session_are_counted_since_sign_out_cannot_end_them() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    let series = "gateway_revocation_tokens_without_session_total";
+    assert_eq!(metric(&gateway, series).await, Some(0.0));
+    let with_sid = token(&gateway, "hana", "s1", -5);
+    assert_eq!(get(&gateway, "hana", &with_sid).await.0, 200);
+    assert_eq!(metric(&gateway, series).await, Some(0.0));
+    // Better Auth's JWT plugin leaves `sid` out unless told to put it in.
+    let without_sid = gateway.issuer.token_for(Algorithm::EdDsa, "hana");
+    for _ in 0..2 {
+        assert_eq!(get(&gateway, "hana", &without_sid).await.0, 200);
+    }
+    assert_eq!(metric(&gateway, series).await, Some(2.0));
+    db.drop().await;
+}
