@@ -97,6 +97,7 @@ struct Metrics {
     events: Counter,
     losses: Counter,
     without_session: Counter,
+    login_privileged: Gauge,
     /// Whether the missing `sid` was logged yet: once per process is enough to be seen.
     without_session_logged: AtomicBool,
 }
@@ -155,6 +156,12 @@ impl Revocations {
             "feed_losses",
             "Times the revocation feed's connection was lost",
             metrics.losses.clone(),
+        );
+        registry.register(
+            "login_privileged",
+            "1 while the feed's database login can do more than read auth_revocation (write \
+             it, bypass row-level security, or is a superuser)",
+            metrics.login_privileged.clone(),
         );
         registry.register(
             "tokens_without_session",
@@ -257,6 +264,13 @@ impl Revocations {
     }
 
     /// The feed finished loading after a (re)connection at `now`.
+    fn login_privileged(&self, privileged: bool) {
+        self.shared
+            .metrics
+            .login_privileged
+            .set(i64::from(privileged));
+    }
+
     fn loaded(&self, now: i64) {
         let state = &self.shared.state;
         state.lost_at.store(0, Ordering::Release);

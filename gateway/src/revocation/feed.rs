@@ -158,6 +158,26 @@ async fn listen_inner(
         }
     });
 
+    // The feed only reads; a login that could also write the table (or bypass row-level
+    // security, or is a superuser) works, but puts far more than it needs in the gateway's
+    // hands: said at every connection, and shown as a gauge to alert on.
+    let privileged: bool = client
+        .query_one(
+            "SELECT rolsuper OR rolbypassrls OR coalesce(has_table_privilege(\
+             to_regclass('auth_revocation'), 'INSERT, UPDATE, DELETE, TRUNCATE'), false) \
+             FROM pg_roles WHERE rolname = current_user",
+            &[],
+        )
+        .await?
+        .get(0);
+    revocations.login_privileged(privileged);
+    if privileged {
+        tracing::warn!(
+            "REVOCATION_DATABASE_URL logs in as a role that can write auth_revocation or bypass \
+             row-level security; give the gateway a role with SELECT on auth_revocation only \
+             (deploy/better-auth/README.md)"
+        );
+    }
     client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
     // Streamed in batches rather than collected: 100,000 rows held at once as `Row`s would
     // cost the process tens of megabytes at every (re)connection.

@@ -508,3 +508,32 @@ async fn tokens_without_a_session_are_counted_since_sign_out_cannot_end_them() {
     assert_eq!(metric(&gateway, series).await, Some(2.0));
     db.drop().await;
 }
+
+#[tokio::test]
+async fn a_feed_login_that_can_do_more_than_read_is_flagged() {
+    let db = AuthDb::create().await;
+    // The tests' superuser: flagged.
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    let series = "gateway_revocation_login_privileged";
+    assert_eq!(metric(&gateway, series).await, Some(1.0));
+    // The role the README asks for, SELECT on the table and nothing else: not flagged.
+    let role = format!("gw_reader_{}", uuid::Uuid::new_v4().simple());
+    db.client
+        .batch_execute(&format!(
+            "CREATE ROLE {role} LOGIN; GRANT SELECT ON auth_revocation TO {role}"
+        ))
+        .await
+        .unwrap();
+    let config = RevocationConfig {
+        database_url: format!("postgres://{role}@127.0.0.1:5432/{}", db.name),
+        ..revocation(&db, Duration::from_secs(30))
+    };
+    let reader = spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await;
+    assert_eq!(metric(&reader, series).await, Some(0.0));
+    drop((gateway, reader));
+    db.drop().await;
+    let _ = connect(ADMIN_URL)
+        .await
+        .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
+        .await;
+}
