@@ -153,6 +153,17 @@ pub struct Config {
     )]
     pub shutdown_grace_secs: u64,
 
+    /// How long a client may take to send a request head, counted from when its connection
+    /// opens or its last response was sent, in seconds: a silent, slow or idle connection is
+    /// closed after it.
+    #[arg(
+        long,
+        env = "HEADER_READ_TIMEOUT_SECS",
+        value_name = "HEADER_READ_TIMEOUT_SECS",
+        default_value_t = 10
+    )]
+    pub header_read_timeout_secs: u64,
+
     /// Log format: `json` or `pretty`.
     #[arg(
         long,
@@ -212,6 +223,7 @@ pub struct Settings {
     pub db: DbSettings,
     pub verifier: Verifier,
     pub max_body_bytes: u64,
+    pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
 }
 
@@ -273,6 +285,11 @@ impl Config {
             "must be 1024 to 16777216 bytes",
         )?;
         check(
+            (1..=3600).contains(&self.header_read_timeout_secs),
+            "HEADER_READ_TIMEOUT_SECS",
+            "must be 1 to 3600 seconds",
+        )?;
+        check(
             (1..=3600).contains(&self.shutdown_grace_secs),
             "SHUTDOWN_GRACE_SECS",
             "must be 1 to 3600 seconds",
@@ -313,6 +330,7 @@ impl Config {
                 .accept_v1(self.identity_accept_v1)
                 .replay_capacity(self.identity_replay_capacity),
             max_body_bytes: self.max_body_bytes,
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
         })
     }
@@ -387,6 +405,7 @@ mod tests {
         let settings = config.validate().unwrap();
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8081");
         assert_eq!(settings.max_body_bytes, 65536);
+        assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
     }
 
     #[test]
@@ -432,6 +451,15 @@ mod tests {
             .to_string();
         assert!(error.starts_with("TASKS_SOCKET: "), "{error}");
 
+        for secs in ["0", "3601"] {
+            let error = parse(&["--identity-keys", KEYS, "--header-read-timeout-secs", secs])
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("HEADER_READ_TIMEOUT_SECS: "), "{error}");
+        }
+
         let error = parse(&["--identity-keys", KEYS, "--db-pool-size", "many"]).unwrap_err();
         assert!(error.to_string().contains("DB_POOL_SIZE"), "{error}");
     }
@@ -462,6 +490,10 @@ mod tests {
             "{table}"
         );
         assert!(
+            table.contains("HEADER_READ_TIMEOUT_SECS\toptional\t10\n"),
+            "{table}"
+        );
+        assert!(
             table.contains("IDENTITY_AUDIENCE\toptional\ttasks-service\n"),
             "{table}"
         );
@@ -469,6 +501,6 @@ mod tests {
             table.contains("IDENTITY_ACCEPT_V1\toptional\tfalse\n"),
             "{table}"
         );
-        assert_eq!(table.lines().count(), 17, "{table}");
+        assert_eq!(table.lines().count(), 18, "{table}");
     }
 }

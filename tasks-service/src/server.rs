@@ -36,11 +36,6 @@ use crate::{
     state::RequestTarget,
 };
 
-/// How long a client may take to send a request head, counted from when the connection opens
-/// or its last response was sent: a silent, slow or idle client cannot hold a connection (and
-/// a task) open forever.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves `filter` on `listeners` until `shutdown` resolves, then stops accepting and waits
 /// for in-flight requests to finish, for at most `shutdown_grace`: a client trickling a body
 /// must not keep the process alive past what an orchestrator allows. A connection that sends

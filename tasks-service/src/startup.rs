@@ -94,17 +94,10 @@ impl Application {
             verifier: Arc::new(settings.verifier),
             metrics: Metrics::new(),
             max_body_bytes: settings.max_body_bytes,
-            header_read_timeout: server::HEADER_READ_TIMEOUT,
+            header_read_timeout: settings.header_read_timeout,
             shutdown_grace: settings.shutdown_grace,
         };
         Ok(Self { listeners, state })
-    }
-
-    /// Closes a connection that sends no complete request head within `timeout` instead of
-    /// [`server::HEADER_READ_TIMEOUT`]: tests shorten it to see that happen.
-    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
-        self.state.header_read_timeout = timeout;
-        self
     }
 
     /// The bound address (useful when listening on port 0).

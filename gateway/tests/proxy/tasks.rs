@@ -78,6 +78,7 @@ impl TasksService {
             },
             verifier: Verifier::new(IDENTITY_KEYS.parse().unwrap(), 30, Audience::default()),
             max_body_bytes: 64 * 1024,
+            header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
         };
         let app = tasks_service::Application::build(settings)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::{io::AsyncWriteExt, net::TcpStream};
 
-use crate::helpers::{closed_within, spawn_app_with_header_read_timeout};
+use crate::helpers::{closed_within, spawn_app_with, TestApp, ADMIN_URL};
 
 /// The header-read timeout the service gets in these tests.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
@@ -14,9 +14,14 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(1);
 /// How much later than the timeout the close may come on a loaded machine.
 const MARGIN: Duration = Duration::from_secs(5);
 
+/// The service with `HEADER_READ_TIMEOUT_SECS` at 1 (its default, 10, is long to wait out).
+async fn spawn_app() -> TestApp {
+    spawn_app_with(ADMIN_URL, |s| s.header_read_timeout = HEADER_READ_TIMEOUT).await
+}
+
 #[tokio::test]
 async fn a_connection_that_sends_nothing_is_closed_after_the_header_read_timeout() {
-    let app = spawn_app_with_header_read_timeout(HEADER_READ_TIMEOUT, |_| {}).await;
+    let app = spawn_app().await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     assert!(
         closed_within(&mut stream, HEADER_READ_TIMEOUT + MARGIN).await,
@@ -26,7 +31,7 @@ async fn a_connection_that_sends_nothing_is_closed_after_the_header_read_timeout
 
 #[tokio::test]
 async fn a_connection_that_stops_inside_an_http2_preface_is_closed() {
-    let app = spawn_app_with_header_read_timeout(HEADER_READ_TIMEOUT, |_| {}).await;
+    let app = spawn_app().await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     // The first 16 of the preface's 24 bytes: enough to look like HTTP/2, not enough to say.
     stream.write_all(b"PRI * HTTP/2.0\r\n").await.unwrap();
@@ -38,7 +43,7 @@ async fn a_connection_that_stops_inside_an_http2_preface_is_closed() {
 
 #[tokio::test]
 async fn an_http2_client_is_refused() {
-    let app = spawn_app_with_header_read_timeout(HEADER_READ_TIMEOUT, |_| {}).await;
+    let app = spawn_app().await;
     let http2 = reqwest::Client::builder()
         .http2_prior_knowledge()
         .build()

@@ -55,6 +55,7 @@ pub fn test_settings(database_url: &str) -> Settings {
             Audience::default(),
         ),
         max_body_bytes: 64 * 1024,
+        header_read_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(10),
     }
 }
@@ -125,28 +126,6 @@ pub async fn start_app(
     let app = Application::build(settings)
         .await
         .expect("the service starts");
-    serve(admin_url, db_name, app)
-}
-
-/// The service on a fresh database of the machine's PostgreSQL, settings adjusted first,
-/// closing a connection that sends no complete request head within `timeout` (its own
-/// limit is 10 s, too long for a test to wait out).
-pub async fn spawn_app_with_header_read_timeout(
-    timeout: Duration,
-    adjust: impl FnOnce(&mut Settings),
-) -> TestApp {
-    let db_name = create_database(ADMIN_URL).await;
-    let mut settings = test_settings(&url_for(ADMIN_URL, &db_name));
-    adjust(&mut settings);
-    let app = Application::build(settings)
-        .await
-        .expect("the service starts")
-        .with_header_read_timeout(timeout);
-    serve(ADMIN_URL, db_name, app)
-}
-
-/// Runs the built `app` on a task of its own until the `TestApp` is stopped or dropped.
-fn serve(admin_url: &str, db_name: String, app: Application) -> TestApp {
     let addr = app.local_addr();
     let state = app.state().clone();
     let (tx, rx) = oneshot::channel();

@@ -12,9 +12,7 @@ use std::{
 use http::Method;
 use tasks_service::listener::{BindError, Listeners};
 
-use crate::helpers::{
-    closed_within, spawn_app_with, spawn_app_with_header_read_timeout, Answer, ADMIN_URL,
-};
+use crate::helpers::{closed_within, spawn_app_with, Answer, ADMIN_URL};
 
 /// A fresh directory for one test's socket, removed when dropped.
 struct SocketDir(PathBuf);
@@ -131,8 +129,11 @@ async fn a_connection_over_the_socket_that_sends_nothing_is_closed() {
     let dir = SocketDir::new();
     let socket = dir.path();
     let timeout = Duration::from_secs(1);
-    let app =
-        spawn_app_with_header_read_timeout(timeout, |s| s.socket = Some(socket.clone())).await;
+    let app = spawn_app_with(ADMIN_URL, |s| {
+        s.socket = Some(socket.clone());
+        s.header_read_timeout = timeout;
+    })
+    .await;
     let mut stream = tokio::net::UnixStream::connect(&socket).await.unwrap();
     assert!(
         closed_within(&mut stream, timeout + Duration::from_secs(5)).await,
