@@ -121,6 +121,8 @@ pub enum AuthError {
     OutlivesRevocation,
     #[error("the revocation feed is unavailable")]
     RevocationUnavailable,
+    #[error("the token names no session")]
+    NoSession,
 }
 
 impl AuthError {
@@ -142,6 +144,7 @@ impl AuthError {
             Self::Revoked => "revoked",
             Self::OutlivesRevocation => "outlives_revocation",
             Self::RevocationUnavailable => "revocation_unavailable",
+            Self::NoSession => "no_session",
         }
     }
 }
@@ -240,6 +243,7 @@ impl Authenticator {
                         Refusal::Revoked => AuthError::Revoked,
                         Refusal::OutlivesWindow => AuthError::OutlivesRevocation,
                         Refusal::Unavailable => AuthError::RevocationUnavailable,
+                        Refusal::NoSession => AuthError::NoSession,
                     };
                     tracing::debug!(reason = error.reason(), "token refused after verification");
                     error

@@ -116,6 +116,11 @@ pub struct Config {
     /// before protected requests get 503.
     #[arg(long, env = "REVOCATION_STALE_SECS", default_value_t = 30)]
     pub revocation_stale_secs: u64,
+    /// With revocation on, refuse tokens without a `sid` claim (the session they were issued
+    /// for): signing out cannot end them. false: serve them, counted in
+    /// gateway_revocation_tokens_without_session_total.
+    #[arg(long, env = "REVOCATION_REQUIRE_SID", action = ArgAction::Set, default_value = "true")]
+    pub revocation_require_sid: bool,
     /// Public path prefixes and their upstreams, `prefix=http://host:port`, comma separated.
     #[arg(long, env = "PUBLIC_ROUTES", value_delimiter = ',')]
     pub public_routes: Vec<String>,
@@ -501,6 +506,7 @@ impl Config {
             database_url: url.to_owned(),
             window,
             stale_after: Duration::from_secs(self.revocation_stale_secs),
+            require_session: self.revocation_require_sid,
         }))
     }
 

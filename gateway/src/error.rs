@@ -125,6 +125,9 @@ impl GatewayError {
             Self::Auth(AuthError::RevocationUnavailable) => {
                 "Authentication temporarily unavailable: revocations cannot be checked"
             }
+            Self::Auth(AuthError::NoSession) => {
+                "Invalid token: names no session (sid), so signing out could not end it"
+            }
             Self::ForbiddenUser => "Forbidden: the path names another user",
             Self::CorsOriginNotAllowed => "Forbidden: origin not allowed",
             Self::NotFound => "Not Found",

@@ -40,6 +40,8 @@ pub enum Refusal {
     OutlivesWindow,
     #[error("the revocation feed cannot be trusted now")]
     Unavailable,
+    #[error("it names no session, so signing out could not end it")]
+    NoSession,
 }
 
 /// What the check needs to know of a verified token.
@@ -67,6 +69,10 @@ pub struct RevocationConfig {
     /// How long the gateway keeps serving with a lost feed before it refuses protected
     /// requests with 503.
     pub stale_after: Duration,
+    /// Refuse a token with no `sid` claim: signing out ends sessions, and such a token
+    /// belongs to none, so only banning its user could end it. Off, it is served, counted
+    /// and logged once.
+    pub require_session: bool,
 }
 
 // By hand, without the URL: it usually holds the database password, and this struct is
@@ -77,6 +83,7 @@ impl std::fmt::Debug for RevocationConfig {
             .field("database_url", &format_args!(".."))
             .field("window", &self.window)
             .field("stale_after", &self.stale_after)
+            .field("require_session", &self.require_session)
             .finish()
     }
 }
@@ -166,7 +173,7 @@ impl Revocations {
         registry.register(
             "tokens_without_session",
             "Requests whose token names no session (no sid claim): signing out cannot end \
-             them, only a ban of the user",
+             them, only a ban of the user; refused unless REVOCATION_REQUIRE_SID=false",
             metrics.without_session.clone(),
         );
         tokio::spawn(feed::run(revocations.clone(), shutdown));
@@ -186,8 +193,8 @@ impl Revocations {
     }
 
     /// Refuses a token if its session or user was revoked, if its life (`iat` to `exp`; a
-    /// token without `iat` has no known start) is longer than the revocation window, or if
-    /// the feed cannot be trusted now.
+    /// token without `iat` has no known start) is longer than the revocation window, if it
+    /// names no session while one is required, or if the feed cannot be trusted now.
     pub fn check(&self, token: TokenFacts<'_>, now: i64) -> Result<(), Refusal> {
         let shared = &*self.shared;
         if self.health(now) == FeedHealth::Down {
@@ -195,19 +202,29 @@ impl Revocations {
         }
         if token.session.is_none() {
             // An issuer that leaves `sid` out (Better Auth's JWT plugin without the
-            // `definePayload` step) makes sign-out a no-op here: say so, rather than have
-            // revocation look on while doing half its job.
+            // `definePayload` step) makes sign-out a no-op here: refuse (the default) or at
+            // least say so, rather than have revocation look on while doing half its job.
             shared.metrics.without_session.inc();
-            if !shared
+            let first = !shared
                 .metrics
                 .without_session_logged
-                .swap(true, Ordering::Relaxed)
-            {
+                .swap(true, Ordering::Relaxed);
+            let required = shared.config.require_session;
+            if first {
                 tracing::warn!(
+                    refused = required,
                     "a token with no sid claim: signing out cannot revoke such tokens, only \
                      banning the user can; add sid to the issuer's JWT payload \
-                     (deploy/better-auth/README.md)"
+                     (deploy/better-auth/README.md){}",
+                    if required {
+                        "; refused (REVOCATION_REQUIRE_SID)"
+                    } else {
+                        "; served, as REVOCATION_REQUIRE_SID=false asks"
+                    }
                 );
+            }
+            if required {
+                return Err(Refusal::NoSession);
             }
         }
         // A revocation is remembered for the window from when it happened, and it may happen
@@ -309,6 +326,7 @@ mod tests {
             database_url: String::new(),
             window: Duration::from_secs(930),
             stale_after: Duration::from_secs(30),
+            require_session: true,
         })
     }
 
@@ -327,6 +345,7 @@ mod tests {
             database_url: "postgres://gateway:hunter2@auth-db:5432/better_auth".into(),
             window: Duration::from_secs(930),
             stale_after: Duration::from_secs(30),
+            require_session: true,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");
@@ -382,17 +401,43 @@ mod tests {
     }
 
     #[test]
+    fn a_token_without_a_session_is_refused_unless_allowed_and_counted_either_way() {
+        let strict = revocations();
+        strict.loaded(1_000);
+        let bare = token("alice", None, 1_000, 1_900);
+        assert_eq!(strict.check(bare, 1_000), Err(Refusal::NoSession));
+        // A feed that cannot be trusted says so first: 503, retry later, not 401.
+        let unloaded = revocations();
+        assert_eq!(unloaded.check(bare, 1_000), Err(Refusal::Unavailable));
+        let lenient = Revocations::new(RevocationConfig {
+            require_session: false,
+            ..strict.config().clone()
+        });
+        lenient.loaded(1_000);
+        assert_eq!(lenient.check(bare, 1_000), Ok(()));
+        // Revoking the user still ends it.
+        lenient.apply([(Kind::User, "alice", 1_010)], 1_010);
+        assert_eq!(lenient.check(bare, 1_011), Err(Refusal::Revoked));
+        // Every use is counted, refused or served.
+        assert_eq!(strict.shared.metrics.without_session.get(), 1);
+        assert_eq!(lenient.shared.metrics.without_session.get(), 2);
+    }
+
+    #[test]
     fn a_token_that_would_outlive_its_revocation_is_refused() {
         let r = revocations();
         r.loaded(1_000);
-        assert_eq!(r.check(token("alice", None, 1_000, 1_930), 1_000), Ok(()));
         assert_eq!(
-            r.check(token("alice", None, 1_000, 1_931), 1_000),
+            r.check(token("alice", Some("s1"), 1_000, 1_930), 1_000),
+            Ok(())
+        );
+        assert_eq!(
+            r.check(token("alice", Some("s1"), 1_000, 1_931), 1_000),
             Err(Refusal::OutlivesWindow)
         );
         let no_iat = TokenFacts {
             issued_at: None,
-            ..token("alice", None, 1_000, 1_100)
+            ..token("alice", Some("s1"), 1_000, 1_100)
         };
         assert_eq!(r.check(no_iat, 1_000), Err(Refusal::OutlivesWindow));
     }

@@ -181,7 +181,8 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("IDENTITY_PROBE_SECS\toptional\t10\n"));
     assert!(listing.contains("REVOCATION_DATABASE_URL\toptional\t\n"));
     assert!(listing.contains("REVOCATION_STALE_SECS\toptional\t30\n"));
-    assert_eq!(listing.lines().count(), 36, "{listing}");
+    assert!(listing.contains("REVOCATION_REQUIRE_SID\toptional\ttrue\n"));
+    assert_eq!(listing.lines().count(), 37, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.contains("RUNTIME_LAYOUT\toptional\tshared\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
@@ -252,6 +253,23 @@ fn the_leeway_is_at_most_300_seconds() {
         assert_eq!(error.variable, "JWT_LEEWAY_SECS", "{secs}: {error}");
         assert!(error.to_string().contains("at most 300"), "{error}");
     }
+}
+
+#[test]
+fn tokens_without_a_session_are_refused_unless_the_operator_says_otherwise() {
+    let with = |extra: &[&str]| {
+        let args = [
+            &["--better-auth-url", "https://auth.local"][..],
+            &["--revocation-database-url", "postgres://gateway@auth-db/x"],
+            extra,
+        ]
+        .concat();
+        let revocation = parse(&args).validate().unwrap().auth.revocation;
+        revocation.expect("on").require_session
+    };
+    assert!(with(&[]));
+    assert!(!with(&["--revocation-require-sid", "false"]));
+    assert!(with(&["--revocation-require-sid", "true"]));
 }
 
 #[test]

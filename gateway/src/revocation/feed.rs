@@ -5,7 +5,8 @@
 //! `LISTEN` comes before the load, so a revocation committed in between is both loaded and
 //! notified (applying one twice changes nothing) and none falls between the two. A lost
 //! connection is retried with backoff (100 ms doubling to 2 s). Every `PING_EVERY` the feed
-//! notifies its own channel and expects that notification back by the next ping: a silent
+//! notifies a channel only its own connection listens on (so N replicas cost N pings a
+//! round, not N² deliveries) and expects that notification back by the next ping: a silent
 //! connection is caught, and so is one that answers queries but never delivers
 //! notifications (a transaction-pooling proxy such as PgBouncer runs `LISTEN` on whichever
 //! server connection it lends, so nothing comes back). While it is down,
@@ -50,7 +51,8 @@ struct Notified {
 #[derive(Debug, PartialEq, Eq)]
 enum Notice {
     Revoked(Kind, String, i64),
-    /// A ping, this gateway's or another replica's (each listens on the same channel).
+    /// A ping: this connection's own, or (from a replica of an earlier version, which pinged
+    /// on the shared channel) another's, which is ignored.
     Ping(String),
 }
 
@@ -178,7 +180,13 @@ async fn listen_inner(
              (deploy/better-auth/README.md)"
         );
     }
-    client.batch_execute(&format!("LISTEN {CHANNEL}")).await?;
+    // This connection's pings: an id no other replica's connection shares, and a channel of
+    // its own, so that no other replica is woken by them.
+    let connection_id = uuid::Uuid::new_v4().simple().to_string();
+    let ping_channel = format!("{CHANNEL}_ping_{connection_id}");
+    client
+        .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {ping_channel}"))
+        .await?;
     // Streamed in batches rather than collected: 100,000 rows held at once as `Row`s would
     // cost the process tens of megabytes at every (re)connection.
     let window = config.window.as_secs_f64();
@@ -204,8 +212,6 @@ async fn listen_inner(
     *loaded = true;
     tracing::info!(entries = count, "revocation feed loaded and listening");
 
-    // This connection's pings: an id no other replica's connection shares, and a count.
-    let connection_id = uuid::Uuid::new_v4().simple().to_string();
     let mut pings = 0u64;
     let mut awaited: Option<String> = None;
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -235,7 +241,7 @@ async fn listen_inner(
                 let payload = serde_json::json!({"kind": "ping", "subject": id, "at": 0}).to_string();
                 tokio::time::timeout(
                     PING_TIMEOUT,
-                    client.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload]),
+                    client.execute("SELECT pg_notify($1, $2)", &[&ping_channel, &payload]),
                 )
                 .await
                 .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;

@@ -121,22 +121,23 @@ impl AuthDb {
     }
 }
 
-/// A PostgreSQL proxy that passes everything but notifications: what a transaction-pooling
-/// proxy (PgBouncer) amounts to for a `LISTEN`, which runs on a server connection it lends
-/// and takes back, so nothing notified ever reaches the client. Queries still work.
-struct DeafProxy {
+/// A PostgreSQL proxy that counts the notifications it sees. Deaf, it passes everything but
+/// them: what a transaction-pooling proxy (PgBouncer) amounts to for a `LISTEN`, which runs
+/// on a server connection it lends and takes back, so nothing notified ever reaches the
+/// client. Queries still work.
+struct PgProxy {
     address: std::net::SocketAddr,
-    dropped: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    notifications: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl DeafProxy {
-    async fn start() -> Self {
+impl PgProxy {
+    async fn start(deaf: bool) -> Self {
         use std::sync::{atomic::Ordering, Arc};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let dropped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let counted = dropped.clone();
+        let notifications = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = notifications.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let server = tokio::net::TcpStream::connect("127.0.0.1:5432")
@@ -164,7 +165,11 @@ impl DeafProxy {
                             let message: Vec<u8> = pending.drain(..whole).collect();
                             if message[0] == b'A' {
                                 counted.fetch_add(1, Ordering::SeqCst);
-                            } else if to_client.write_all(&message).await.is_err() {
+                                if deaf {
+                                    continue;
+                                }
+                            }
+                            if to_client.write_all(&message).await.is_err() {
                                 return;
                             }
                         }
@@ -172,7 +177,10 @@ impl DeafProxy {
                 });
             }
         });
-        Self { address, dropped }
+        Self {
+            address,
+            notifications,
+        }
     }
 
     fn url(&self, database: &str) -> String {
@@ -182,8 +190,8 @@ impl DeafProxy {
         )
     }
 
-    fn dropped(&self) -> usize {
-        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    fn notifications(&self) -> usize {
+        self.notifications.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -192,6 +200,7 @@ fn revocation(db: &AuthDb, stale: Duration) -> RevocationConfig {
         database_url: db.url(),
         window: Duration::from_secs(15 * 60 + 30),
         stale_after: stale,
+        require_session: true,
     }
 }
 
@@ -464,7 +473,7 @@ async fn without_the_revocation_table_nothing_protected_is_served() {
 #[tokio::test]
 async fn a_feed_whose_connection_delivers_no_notifications_fails_closed() {
     let db = AuthDb::create().await;
-    let proxy = DeafProxy::start().await;
+    let proxy = PgProxy::start(true).await;
     let config = RevocationConfig {
         database_url: proxy.url(&db.name),
         ..revocation(&db, Duration::from_secs(1))
@@ -485,14 +494,14 @@ async fn a_feed_whose_connection_delivers_no_notifications_fails_closed() {
     until_status(&gateway, "gina", &token, 503).await;
     assert_eq!(readyz(&gateway).await.0, 503);
     assert!(
-        proxy.dropped() >= 1,
+        proxy.notifications() >= 1,
         "the ping was notified and kept from the gateway"
     );
     db.drop().await;
 }
 
 #[tokio::test]
-async fn tokens_without_a_session_are_counted_since_sign_out_cannot_end_them() {
+async fn tokens_without_a_session_are_refused_since_sign_out_cannot_end_them() {
     let db = AuthDb::create().await;
     let gateway = gateway_on(&db, Duration::from_secs(30)).await;
     let series = "gateway_revocation_tokens_without_session_total";
@@ -503,9 +512,38 @@ async fn tokens_without_a_session_are_counted_since_sign_out_cannot_end_them() {
     // Better Auth's JWT plugin leaves `sid` out unless told to put it in.
     let without_sid = gateway.issuer.token_for(Algorithm::EdDsa, "hana");
     for _ in 0..2 {
-        assert_eq!(get(&gateway, "hana", &without_sid).await.0, 200);
+        let (status, _, body) = get(&gateway, "hana", &without_sid).await;
+        assert_eq!(status, 401, "{body}");
+        assert_eq!(
+            body["detail"],
+            "Invalid token: names no session (sid), so signing out could not end it"
+        );
     }
     assert_eq!(metric(&gateway, series).await, Some(2.0));
+    assert_eq!(
+        metric(&gateway, r#"gateway_refusals_total{reason="no_session"}"#).await,
+        Some(2.0)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn tokens_without_a_session_are_served_and_counted_where_the_operator_allows_them() {
+    let db = AuthDb::create().await;
+    let config = RevocationConfig {
+        require_session: false,
+        ..revocation(&db, Duration::from_secs(30))
+    };
+    let gateway = spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await;
+    let without_sid = gateway.issuer.token_for(Algorithm::EdDsa, "hana");
+    for _ in 0..2 {
+        assert_eq!(get(&gateway, "hana", &without_sid).await.0, 200);
+    }
+    let series = "gateway_revocation_tokens_without_session_total";
+    assert_eq!(metric(&gateway, series).await, Some(2.0));
+    // Only the user's revocation reaches it.
+    db.revoke("user", "hana").await;
+    until_status(&gateway, "hana", &without_sid, 401).await;
     db.drop().await;
 }
 
@@ -536,4 +574,65 @@ async fn a_feed_login_that_can_do_more_than_read_is_flagged() {
         .await
         .batch_execute(&format!("DROP ROLE IF EXISTS {role}"))
         .await;
+}
+
+/// LISTENs on `channel` of `url`; every payload notified there arrives on the receiver.
+async fn listen(url: &str, channel: &str) -> tokio::sync::mpsc::UnboundedReceiver<String> {
+    let (client, mut connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL at 127.0.0.1:5432");
+    let (send, received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        // Polling the connection both drives the client's queries and yields NOTIFYs.
+        while let Some(Ok(message)) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                let _ = send.send(n.payload().to_owned());
+            }
+        }
+    });
+    client
+        .batch_execute(&format!("LISTEN {channel}"))
+        .await
+        .unwrap();
+    // The connection lives as long as its task polls it; the client may go.
+    std::mem::forget(client);
+    received
+}
+
+#[tokio::test]
+async fn each_replica_pings_where_only_it_listens() {
+    let db = AuthDb::create().await;
+    // Everything notified on the channel the triggers use, seen from outside.
+    let mut shared = listen(&db.url(), "auth_revocation").await;
+    let proxies = [PgProxy::start(false).await, PgProxy::start(false).await];
+    let mut gateways = Vec::new();
+    for proxy in &proxies {
+        let config = RevocationConfig {
+            database_url: proxy.url(&db.name),
+            ..revocation(&db, Duration::from_secs(30))
+        };
+        gateways.push(spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await);
+    }
+    // Two pings each have gone round (one every 2 s), every one of them heard by its sender.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    while proxies.iter().any(|p| p.notifications() < 2) {
+        assert!(tokio::time::Instant::now() < deadline, "no pings came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Notifications reach a listener in commit order: had any ping gone to the shared
+    // channel, it would be heard before this revocation.
+    db.revoke("session", "s-after-the-pings").await;
+    let first = tokio::time::timeout(Duration::from_secs(10), shared.recv())
+        .await
+        .expect("the revocation is announced")
+        .unwrap();
+    assert!(first.contains("s-after-the-pings"), "heard first: {first}");
+    for gateway in &gateways {
+        assert_eq!(
+            metric(gateway, "gateway_revocation_feed_losses_total").await,
+            Some(0.0),
+            "the pings came back: no connection was dropped as deaf"
+        );
+    }
+    db.drop().await;
 }
