@@ -37,7 +37,7 @@ print_timings() {
   printf '  %s\n' "${TIMINGS[@]}" >&2
 }
 
-for command in "$BUILD" "$UP" "$DOWN"; do
+for command in "deploy/new-env.sh deploy/.env" "$BUILD" "$UP" "$DOWN"; do
   grep -qF -- "$command" README.md \
     || die "README.md does not show \`$command\`: keep its compose instructions and this script the same"
 done
@@ -53,7 +53,8 @@ if [ "${CONTAINER_BASES:-local}" = local ]; then
   build_local_bases
 fi
 
-[ -f deploy/.env ] || { log "deploy/.env is missing: copying deploy/.env.example"; cp deploy/.env.example deploy/.env; }
+# The README's first step: fresh secrets, unless deploy/.env is already there.
+deploy/new-env.sh deploy/.env
 # The shell's values win over the env file's: a free host port for the gateway, its URL as
 # the public URL (and issuer), and the demo page's origin as the trusted one.
 GATEWAY_PORT=$(free_port)
@@ -100,6 +101,7 @@ $UP
 
 phase "operator checks"
 check_containers
+check_database_logins
 
 phase "e2e suite through the published gateway"
 E2E_GATEWAY_URL=$PUBLIC_URL E2E_DEMO_PORT=$DEMO_PORT E2E_COMPOSE=$COMPOSE E2E_JWT_ALG=${JWT_ALG:-EdDSA} \

@@ -104,4 +104,16 @@ BEGIN
 END
 $$;
 
+-- The gateways read this table and nothing else of Better Auth's. Where the deployment made a
+-- role for that (deploy/postgres/roles.sh makes `auth_revocation_reader` and gives it to the
+-- gateways' login), it gets SELECT here; elsewhere grant it by hand:
+--   GRANT SELECT ON auth_revocation TO <the gateways' login>;
+DO $$
+BEGIN
+  IF EXISTS (SELECT FROM pg_roles WHERE rolname = 'auth_revocation_reader') THEN
+    GRANT SELECT ON auth_revocation TO auth_revocation_reader;
+  END IF;
+END
+$$;
+
 COMMIT;

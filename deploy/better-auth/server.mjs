@@ -73,6 +73,10 @@ const DATABASE_URL = env("DATABASE_URL");
 const SECRET = env("BETTER_AUTH_SECRET");
 if (!SECRET) fail("BETTER_AUTH_SECRET is not set; set it to a random string of at least 32 characters (e.g. `openssl rand -base64 32`).");
 if (SECRET.length < 32) fail(`BETTER_AUTH_SECRET is too short (${SECRET.length} characters); it must be at least 32 characters.`);
+// The secret an earlier deploy/.env.example shipped: an env file copied from an old checkout
+// must not carry it into a deployment (anyone could decrypt the signing keys with it).
+if (SECRET === "INSECURE-EXAMPLE-SECRET-for-ci-only-do-not-use")
+  fail("BETTER_AUTH_SECRET is the one an earlier deploy/.env.example published; make a new one (deploy/new-env.sh, or openssl rand -base64 32).");
 
 // JWT_ALG -> jwks.keyPairConfig (the JWKOptions union of the jwt plugin).
 const KEY_PAIR_CONFIGS = {

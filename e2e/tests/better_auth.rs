@@ -237,3 +237,40 @@ async fn a_signed_out_user_gets_no_token_until_signing_in_again() {
         "the user's tasks survive signing out"
     );
 }
+
+/// The issuer refuses to start on a secret anyone can read, before it touches a database:
+/// one too short (the env template's `REPLACE-ME`), and the one an earlier
+/// `deploy/.env.example` published as a working example.
+#[test]
+fn the_issuer_refuses_published_and_placeholder_secrets_at_start() {
+    let dir = e2e::stack::repo_root().join("deploy/better-auth");
+    assert!(
+        dir.join("node_modules/better-auth").is_dir(),
+        "Better Auth's npm packages are missing: run `npm ci` in deploy/better-auth (scripts/test.sh does)"
+    );
+    for (secret, says) in [
+        ("REPLACE-ME", "too short"),
+        (
+            "INSECURE-EXAMPLE-SECRET-for-ci-only-do-not-use",
+            "an earlier deploy/.env.example published",
+        ),
+    ] {
+        let out = e2e::stack::node(&dir, "server.mjs")
+            .env("BETTER_AUTH_SECRET", secret)
+            .env("BETTER_AUTH_URL", "http://127.0.0.1:1")
+            // Nothing listens here: a server that got past its checks would fail differently.
+            .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/better_auth")
+            .output()
+            .expect("node runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert!(
+            stderr.contains("BETTER_AUTH_SECRET") && stderr.contains(says),
+            "{stderr}"
+        );
+        assert!(
+            !stderr.contains(secret),
+            "the secret is not echoed: {stderr}"
+        );
+    }
+}

@@ -170,3 +170,30 @@ check_containers() {
   fi
   log "every container non-root, Rust services read-only, only the gateway published"
 }
+
+# What each service logs in to PostgreSQL as (deploy/postgres/roles.sh): read from the server's
+# own view of its connections, not from the compose file. Every service connects as its own
+# role, none a superuser or able to bypass row-level security, and the gateway's revocation
+# feed agrees (its gauge reads 0).
+check_database_logins() {
+  local problems=() logins expected gauge
+  logins=$($COMPOSE exec -T postgres psql -U postgres -d postgres -AtF ' ' -c \
+    "SELECT DISTINCT a.datname, a.usename, r.rolsuper OR r.rolbypassrls
+       FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
+      WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+      ORDER BY 1, 2") || die "could not list the database's connections"
+  printf '  connected (database, login, privileged):\n' >&2
+  printf '    %s\n' "$logins" >&2
+  for expected in "tasks tasks_service f" "better_auth better_auth f" "better_auth gateway_revocation f"; do
+    grep -qxF "$expected" <<<"$logins" || problems+=("no connection as ${expected% f} (database, login), unprivileged")
+  done
+  ! grep -q ' t$' <<<"$logins" || problems+=("a service is connected as a superuser or BYPASSRLS role")
+  gauge=$($COMPOSE exec -T gateway /usr/local/bin/http-probe --body http://127.0.0.1:9090/metrics \
+    | awk '$1 == "gateway_revocation_login_privileged" { print $2 }')
+  [ "$gauge" = 0 ] || problems+=("the gateway reports gateway_revocation_login_privileged ${gauge:-missing}, not 0")
+  if ((${#problems[@]})); then
+    printf '  - %s\n' "${problems[@]}" >&2
+    die "the services' database logins are not the least-privileged ones (above)"
+  fi
+  log "every service on its own least-privileged database login; the gateway's feed agrees"
+}

@@ -31,11 +31,19 @@ pub fn parse(file: &str, doc: &Value) -> Result<Vec<Service>, String> {
             .as_str()
             .ok_or_else(|| format!("{file}: a service name is not a string"))?;
         let origin = format!("{file}: service {name}");
+        let written = environment(service);
         let workload = Workload {
             binary: binary_of(service),
             placement: Placement::Compose,
             group: file.to_owned(),
-            env: environment(service),
+            env: written
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_deref().and_then(interpolate_defaults)))
+                .collect(),
+            env_written: written
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v?)))
+                .collect(),
             env_from: yaml::at(service, &["env_file"])
                 .map(|v| format!("env_file {}", scalar(v).unwrap_or_else(|| "[...]".into())))
                 .into_iter()
@@ -73,21 +81,21 @@ fn binary_of(service: &Value) -> Option<String> {
     matches!(last, "gateway" | "tasks-service" | "better-auth").then(|| last.to_owned())
 }
 
+/// `environment:` in either syntax, each value as written (`None`: a bare name, no value).
 fn environment(service: &Value) -> std::collections::BTreeMap<String, Option<String>> {
     let mut env = std::collections::BTreeMap::new();
     match yaml::at(service, &["environment"]) {
         Some(Value::Mapping(map)) => {
             for (k, v) in map {
                 if let Some(k) = k.as_str() {
-                    let value = scalar(v).and_then(|raw| interpolate_defaults(&raw));
-                    env.insert(k.to_owned(), value);
+                    env.insert(k.to_owned(), scalar(v));
                 }
             }
         }
         Some(Value::Sequence(items)) => {
             for item in items.iter().filter_map(Value::as_str) {
                 let (k, v) = item.split_once('=').unwrap_or((item, ""));
-                env.insert(k.to_owned(), interpolate_defaults(v));
+                env.insert(k.to_owned(), Some(v.to_owned()));
             }
         }
         _ => {}

@@ -75,6 +75,7 @@ pub fn parse(file: &str, binary: &str, text: &str) -> Result<Workload, String> {
         group: file.to_owned(),
         env,
         env_from: Vec::new(),
+        env_written: BTreeMap::new(),
         // An image need not carry required variables: the deployment supplies them.
         complete: false,
         ports,

@@ -135,6 +135,7 @@ impl Cluster {
                 group: group.clone(),
                 env,
                 env_from,
+                env_written: BTreeMap::new(),
                 complete,
                 ports,
                 probes,

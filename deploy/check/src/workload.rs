@@ -33,6 +33,10 @@ pub struct Workload {
     /// Variables set, with their literal value when the manifest gives one (`None` when the
     /// value comes from a Secret or is interpolated without a default).
     pub env: BTreeMap<String, Option<String>>,
+    /// Compose only: each value as written, before `${...}` interpolation, so a rule can read
+    /// the parts no variable fills (the login of `postgres://user:${PASSWORD}@...`). Empty
+    /// elsewhere, where `env` holds values as written.
+    pub env_written: BTreeMap<String, String>,
     /// Variables provided in bulk (`envFrom`), which no check can see into.
     pub env_from: Vec<String>,
     /// `false` for a patch (an overlay's partial Deployment): only what it sets is checked.

@@ -107,3 +107,30 @@ fn an_unset_listen_variable_or_bad_usage_fails() {
     assert_eq!(probe(&[], &[]).0, 2);
     assert_eq!(probe(&["https://127.0.0.1/"], &[]).0, 2);
 }
+
+#[test]
+fn the_body_form_prints_the_body_and_still_fails_on_an_error_status() {
+    let body_of = |response: &'static str| {
+        let (port, server) = serve_once(response);
+        let out = Command::new(env!("CARGO_BIN_EXE_http-probe"))
+            .args(["--body", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .unwrap();
+        server.join().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) =
+        body_of("HTTP/1.1 200 OK\r\ncontent-length: 16\r\n\r\nup 1\nrequests 7\nnot this");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "up 1\nrequests 7\n");
+    let (code, stdout, _) = body_of("HTTP/1.1 503 Service Unavailable\r\n\r\nnot ready");
+    assert_eq!((code, stdout.as_str()), (Some(1), "not ready"));
+    let (code, stdout, stderr) =
+        body_of("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+    assert_eq!((code, stdout.as_str()), (Some(1), ""));
+    assert!(stderr.contains("chunked"), "{stderr}");
+}

@@ -427,6 +427,36 @@ spec:
 }
 
 #[test]
+fn a_database_url_logging_in_as_the_superuser_is_reported() {
+    let with_url = |url: &str| {
+        COMPOSE.replace(
+            "      TASKS_LISTEN: 0.0.0.0:8081\n",
+            &format!("      TASKS_LISTEN: 0.0.0.0:8081\n      DATABASE_URL: {url}\n"),
+        )
+    };
+    for url in [
+        "postgres://postgres:${POSTGRES_PASSWORD}@postgres:5432/tasks",
+        "postgresql://postgres@db/tasks?sslmode=require",
+    ] {
+        assert_one(
+            &problems_for_compose(&with_url(url)),
+            "sets DATABASE_URL to log in as the superuser postgres",
+        );
+    }
+    for url in [
+        "postgres://tasks_service:${TASKS_DB_PASSWORD}@postgres:5432/tasks",
+        "postgres://postgresql-app@db/tasks",
+        "postgres://db/tasks",
+    ] {
+        assert_eq!(
+            problems_for_compose(&with_url(url)),
+            Vec::<String>::new(),
+            "{url}"
+        );
+    }
+}
+
+#[test]
 fn a_log_filter_letting_tokio_postgres_log_statements_is_reported() {
     let patch = |filter: &str| {
         format!(

@@ -54,6 +54,11 @@ pub enum KeyRingError {
     SecretTooShort { key_id: String, len: usize },
     #[error("key id {key_id} appears twice")]
     DuplicateKeyId { key_id: String },
+    #[error(
+        "the secret of key {key_id} was published in this project's deploy/.env.example, so \
+         anyone can sign with it; make a new one (deploy/new-env.sh, or openssl rand -base64 32)"
+    )]
+    PublishedSecret { key_id: String },
 }
 
 /// Every accepted key, and which one signs. `Debug` shows key ids only.
@@ -66,6 +71,12 @@ pub struct KeyRing {
 impl KeyRing {
     /// Shortest secret accepted: 256 bits, the HMAC-SHA256 block of security.
     pub const MIN_SECRET_LEN: usize = 32;
+
+    /// Secrets this repository once shipped as working examples (an earlier
+    /// `deploy/.env.example`). An env file copied from an old checkout would otherwise carry
+    /// them into a deployment; refusing them at start turns that slip into a message.
+    const PUBLISHED_SECRETS: &'static [&'static str] =
+        &["INSECURE-EXAMPLE-KEY-for-ci-only-do-not-use-0000"];
 
     /// The key that signs: the first one listed.
     pub fn signing_key_id(&self) -> &KeyId {
@@ -113,6 +124,11 @@ impl FromStr for KeyRing {
                 return Err(KeyRingError::SecretTooShort {
                     key_id: key_id.to_string(),
                     len: secret.len(),
+                });
+            }
+            if Self::PUBLISHED_SECRETS.contains(&secret) {
+                return Err(KeyRingError::PublishedSecret {
+                    key_id: key_id.to_string(),
                 });
             }
             let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
@@ -178,6 +194,30 @@ mod tests {
                 .unwrap_err(),
             KeyRingError::DuplicateKeyId { key_id: "k".into() }
         );
+    }
+
+    #[test]
+    fn refuses_the_secret_an_earlier_env_example_published_and_what_the_template_holds_now() {
+        let old = "ci:INSECURE-EXAMPLE-KEY-for-ci-only-do-not-use-0000";
+        let refused = format!("new:{SECRET},{old}")
+            .parse::<KeyRing>()
+            .unwrap_err();
+        assert_eq!(
+            refused,
+            KeyRingError::PublishedSecret {
+                key_id: "ci".into()
+            }
+        );
+        assert!(!refused.to_string().contains("INSECURE"), "{refused}");
+        // Today's template: a placeholder refused as too short, whatever a copy names its key.
+        let template = include_str!("../../../deploy/.env.example")
+            .lines()
+            .find_map(|l| l.strip_prefix("IDENTITY_KEYS="))
+            .expect("deploy/.env.example sets IDENTITY_KEYS");
+        assert!(matches!(
+            template.parse::<KeyRing>(),
+            Err(KeyRingError::SecretTooShort { .. })
+        ));
     }
 
     #[test]

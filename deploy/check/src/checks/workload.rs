@@ -53,6 +53,20 @@ pub(super) fn workload_rules(
     if (w.complete || !w.ports.is_empty()) && listen_of(w, env).is_err() {
         report(&w.origin, listen_of(w, env).unwrap_err());
     }
+    for (name, value) in &w.env {
+        let written = w.env_written.get(name).map(String::as_str);
+        let login = written.or(value.as_deref()).and_then(database_login);
+        if name.ends_with("DATABASE_URL") && login == Some("postgres") {
+            report(
+                &w.origin,
+                format!(
+                    "sets {name} to log in as the superuser postgres, whom no row-level \
+                     security binds and no grant limits; give it a login of its own \
+                     (deploy/postgres/roles.sh)"
+                ),
+            );
+        }
+    }
     if let Some(Some(filter)) = w.env.get("RUST_LOG") {
         if lets_tokio_postgres_debug(filter) {
             report(
@@ -97,6 +111,16 @@ fn lets_tokio_postgres_debug(filter: &str) -> bool {
         }
     }
     deciding.is_some_and(|(_, verbose)| verbose)
+}
+
+/// The user a `postgres://user[:password]@host/...` URL logs in as, if it names one.
+fn database_login(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))?;
+    let (userinfo, _) = rest.split_once('@')?;
+    let user = userinfo.split(':').next()?;
+    (!user.is_empty()).then_some(user)
 }
 
 /// `Some(true)` for debug and trace, `Some(false)` for a quieter level, `None` for no level.
