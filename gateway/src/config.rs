@@ -6,7 +6,11 @@
 use std::{fmt, net::SocketAddr, time::Duration};
 
 use clap::{ArgAction, Parser};
-use proto_shared::{telemetry::LogFormat, Audience, KeyRing};
+use proto_shared::{
+    postgres_tls::{self, Tls, TrustedCas},
+    telemetry::LogFormat,
+    Audience, KeyRing,
+};
 
 use crate::{
     auth::{Algorithm, AuthConfig},
@@ -107,6 +111,15 @@ pub struct Config {
         hide_env_values = true
     )]
     pub revocation_database_url: Option<Secret>,
+    /// PEM file of CA certificates trusted instead of the webpki roots for TLS to
+    /// REVOCATION_DATABASE_URL's server (a private CA); needs sslmode=require (or verify-full)
+    /// in that URL.
+    #[arg(
+        long,
+        env = "REVOCATION_DATABASE_CA_FILE",
+        value_name = "REVOCATION_DATABASE_CA_FILE"
+    )]
+    pub revocation_database_ca_file: Option<std::path::PathBuf>,
     /// The longest an API token lives, in seconds (Better Auth's JWT expiration): revocations
     /// are remembered this long plus JWT_LEEWAY_SECS, and a token whose life (`iat` to
     /// `exp`) is longer than that, or that has no `iat`, is refused.
@@ -481,19 +494,29 @@ impl Config {
             ));
         }
         // Never echo the URL: it may hold a password.
-        let pg: tokio_postgres::Config = url.parse().map_err(|_| {
+        let pg = postgres_tls::parse_url(url).map_err(|_| {
             invalid(
                 "REVOCATION_DATABASE_URL",
                 "is not a PostgreSQL URL (postgres://user@host:port/database)",
             )
         })?;
-        if pg.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-            return Err(invalid(
-                "REVOCATION_DATABASE_URL",
-                "asks for TLS (sslmode=require), which the revocation feed does not speak yet; \
-                 reach the database over a private network or a local TLS proxy",
-            ));
-        }
+        let cas = match &self.revocation_database_ca_file {
+            // Fail closed: naming a CA file says the operator expects TLS.
+            Some(_) if !postgres_tls::wants_tls(&pg) => {
+                return Err(invalid(
+                    "REVOCATION_DATABASE_CA_FILE",
+                    "is set, but REVOCATION_DATABASE_URL does not ask for TLS: add \
+                     sslmode=require (or verify-full) to it, or unset REVOCATION_DATABASE_CA_FILE",
+                ))
+            }
+            Some(path) => Some(
+                TrustedCas::from_pem_file(path)
+                    .map_err(|problem| invalid("REVOCATION_DATABASE_CA_FILE", problem))?,
+            ),
+            None => None,
+        };
+        let tls = Tls::for_config(&pg, cas.as_ref())
+            .map_err(|e| invalid("REVOCATION_DATABASE_URL", e.to_string()))?;
         let lifetime = positive_secs(
             "REVOCATION_TOKEN_LIFETIME_SECS",
             self.revocation_token_lifetime_secs,
@@ -507,6 +530,7 @@ impl Config {
             window,
             stale_after: Duration::from_secs(self.revocation_stale_secs),
             require_session: self.revocation_require_sid,
+            tls,
         }))
     }
 

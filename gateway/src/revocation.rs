@@ -27,6 +27,7 @@ use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,
 };
+use proto_shared::postgres_tls::Tls;
 use tokio_util::sync::CancellationToken;
 
 pub use set::{Kind, RevocationSet};
@@ -73,6 +74,8 @@ pub struct RevocationConfig {
     /// belongs to none, so only banning its user could end it. Off, it is served, counted
     /// and logged once.
     pub require_session: bool,
+    /// TLS to the database, as the URL's `sslmode` asks (and `REVOCATION_DATABASE_CA_FILE`).
+    pub tls: Tls,
 }
 
 // By hand, without the URL: it usually holds the database password, and this struct is
@@ -84,6 +87,7 @@ impl std::fmt::Debug for RevocationConfig {
             .field("window", &self.window)
             .field("stale_after", &self.stale_after)
             .field("require_session", &self.require_session)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -327,6 +331,7 @@ mod tests {
             window: Duration::from_secs(930),
             stale_after: Duration::from_secs(30),
             require_session: true,
+            tls: Tls::Plain,
         })
     }
 
@@ -346,6 +351,7 @@ mod tests {
             window: Duration::from_secs(930),
             stale_after: Duration::from_secs(30),
             require_session: true,
+            tls: Tls::Plain,
         };
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

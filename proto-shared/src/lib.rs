@@ -12,6 +12,8 @@
 //! - `shutdown` (feature `shutdown`): the stop signal, alike in both binaries.
 //! - `cli` (feature `cli`): command-line parsing that reports a missing setting by its
 //!   variable.
+//! - `postgres_tls` (feature `postgres-tls`): PostgreSQL URLs and TLS to the server, alike
+//!   for tasks-service's pool and the gateway's revocation feed.
 //!
 //! No feature is on by default: what signs or verifies credentials, or reads the wire types,
 //! builds without reqwest, tracing-subscriber, clap or tokio. The binaries turn on `cli`,
@@ -24,6 +26,8 @@ pub mod client;
 pub mod error_body;
 pub mod headers;
 pub mod identity;
+#[cfg(feature = "postgres-tls")]
+pub mod postgres_tls;
 pub mod request_id;
 #[cfg(feature = "shutdown")]
 pub mod shutdown;

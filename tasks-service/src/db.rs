@@ -1,14 +1,12 @@
 //! Connections to PostgreSQL: the URL (a secret), TLS when the URL asks for it, the pool and
 //! the role every pooled connection runs as. Knows nothing about tasks.
 
-mod tls;
-
 use std::{fmt, str::FromStr, time::Duration};
 
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::{Client, NoTls};
 
-pub use tls::{Tls, TlsError, TrustedCas};
+pub use proto_shared::postgres_tls::{Tls, TlsError, TrustedCas};
 
 /// The NOLOGIN role (created by the migrations) that pooled connections switch to when the
 /// login role could bypass row-level security.
@@ -40,16 +38,9 @@ impl DatabaseUrl {
         self.1.as_ref()
     }
 
-    /// The parsed connection settings. `sslmode=verify-ca|verify-full` are read as `require`:
-    /// with TLS on, the server certificate and host name are always verified.
+    /// The parsed connection settings ([`proto_shared::postgres_tls::parse_url`]).
     pub fn pg_config(&self) -> Result<tokio_postgres::Config, String> {
-        let normalized = self
-            .0
-            .replace("sslmode=verify-full", "sslmode=require")
-            .replace("sslmode=verify-ca", "sslmode=require");
-        normalized
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+        proto_shared::postgres_tls::parse_url(&self.0)
     }
 
     /// `host:port/dbname`, safe to log.

@@ -20,7 +20,7 @@ use crate::{
 pub enum StartupError {
     #[error("DATABASE_URL: {0}")]
     Url(String),
-    #[error("DATABASE_URL: TLS set-up failed: {0}")]
+    #[error("DATABASE_URL, DATABASE_CA_FILE: TLS set-up failed: {0}")]
     Tls(#[from] db::TlsError),
     #[error(
         "DATABASE_URL: cannot connect to the database at {target}: {}",

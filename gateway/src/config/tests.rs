@@ -182,7 +182,8 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("REVOCATION_DATABASE_URL\toptional\t\n"));
     assert!(listing.contains("REVOCATION_STALE_SECS\toptional\t30\n"));
     assert!(listing.contains("REVOCATION_REQUIRE_SID\toptional\ttrue\n"));
-    assert_eq!(listing.lines().count(), 37, "{listing}");
+    assert!(listing.contains("REVOCATION_DATABASE_CA_FILE\toptional\t\n"));
+    assert_eq!(listing.lines().count(), 38, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.contains("RUNTIME_LAYOUT\toptional\tshared\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
@@ -208,8 +209,8 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
         ("   ", "is empty; unset it to run without revocation"),
         ("not a url at all ::", "is not a PostgreSQL URL"),
         (
-            "postgres://gateway:pw@auth-db/x?sslmode=require",
-            "sslmode=require",
+            "postgres://gateway:pw@auth-db/x?sslmode=bogus",
+            "is not a PostgreSQL URL",
         ),
     ] {
         let error = with(url).unwrap_err();
@@ -217,6 +218,48 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
         assert!(error.to_string().contains(problem), "{error}");
         assert!(!error.to_string().contains("pw@"), "{error}");
     }
+}
+
+#[test]
+fn the_revocation_feed_speaks_tls_when_its_url_asks_and_a_ca_file_needs_tls() {
+    use proto_shared::postgres_tls::Tls;
+    let with = |url: &str, ca_file: Option<&str>| {
+        let mut config = parse(&["--better-auth-url", "https://auth.local"]);
+        config.revocation_database_url = Some(Secret(url.to_owned()));
+        config.revocation_database_ca_file = ca_file.map(Into::into);
+        config.validate()
+    };
+    for (url, tls) in [
+        (
+            "postgres://gateway:pw@ep-x.neon.tech/better_auth?sslmode=require",
+            true,
+        ),
+        (
+            "postgres://gateway:pw@ep-x.neon.tech/better_auth?sslmode=verify-full",
+            true,
+        ),
+        ("postgres://gateway:pw@auth-db/better_auth", false),
+    ] {
+        let revocation = with(url, None).unwrap().auth.revocation.expect("on");
+        assert_eq!(matches!(revocation.tls, Tls::Rustls(_)), tls, "{url}");
+    }
+    let error = with(
+        "postgres://gateway:pw@auth-db/x",
+        Some("/etc/ssl/certs/ca.pem"),
+    )
+    .unwrap_err();
+    assert_eq!(error.variable, "REVOCATION_DATABASE_CA_FILE", "{error}");
+    assert!(
+        error.to_string().contains("does not ask for TLS"),
+        "{error}"
+    );
+    let error = with(
+        "postgres://gateway:pw@auth-db/x?sslmode=require",
+        Some("/no/such/ca.pem"),
+    )
+    .unwrap_err();
+    assert_eq!(error.variable, "REVOCATION_DATABASE_CA_FILE", "{error}");
+    assert!(error.to_string().contains("cannot read"), "{error}");
 }
 
 #[test]

@@ -15,9 +15,10 @@
 use std::{pin::pin, time::Duration};
 
 use futures_util::StreamExt;
+use proto_shared::postgres_tls::{self, Tls};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::{tls::MakeTlsConnect, AsyncMessage, Client, NoTls, Socket};
 use tokio_util::sync::CancellationToken;
 
 use super::{unix_now, Kind, Revocations};
@@ -133,32 +134,15 @@ async fn listen_inner(
     loaded: &mut bool,
 ) -> Result<std::convert::Infallible, FeedError> {
     let config = revocations.config();
-    let mut pg: tokio_postgres::Config = config
-        .database_url
-        .parse()
+    let mut pg = postgres_tls::parse_url(&config.database_url)
         .expect("REVOCATION_DATABASE_URL was validated at start");
     pg.application_name("gateway-revocation")
         .connect_timeout(CONNECT_TIMEOUT)
         .keepalives_idle(Duration::from_secs(10));
-    let (client, mut connection) = pg.connect(NoTls).await?;
-
-    // The connection's messages: notifications go to the channel; its end closes it.
-    let (notifications, mut received) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        let mut messages = pin!(futures_util::stream::poll_fn(
-            move |cx| connection.poll_message(cx)
-        ));
-        while let Some(Ok(message)) = messages.next().await {
-            if let AsyncMessage::Notification(notification) = message {
-                if notifications
-                    .send(notification.payload().to_owned())
-                    .is_err()
-                {
-                    return;
-                }
-            }
-        }
-    });
+    let (client, mut received) = match &config.tls {
+        Tls::Plain => connect(&pg, NoTls).await?,
+        Tls::Rustls(tls) => connect(&pg, tls.clone()).await?,
+    };
 
     // The feed only reads; a login that could also write the table (or bypass row-level
     // security, or is a superuser) works, but puts far more than it needs in the gateway's
@@ -250,6 +234,36 @@ async fn listen_inner(
             }
         }
     }
+}
+
+/// Connects, and passes every notification's payload to the receiver, which closes when the
+/// connection ends.
+async fn connect<T>(
+    pg: &tokio_postgres::Config,
+    tls: T,
+) -> Result<(Client, mpsc::UnboundedReceiver<String>), tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, mut connection) = pg.connect(tls).await?;
+    let (notifications, received) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut messages = pin!(futures_util::stream::poll_fn(
+            move |cx| connection.poll_message(cx)
+        ));
+        while let Some(Ok(message)) = messages.next().await {
+            if let AsyncMessage::Notification(notification) = message {
+                if notifications
+                    .send(notification.payload().to_owned())
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+    });
+    Ok((client, received))
 }
 
 /// What a notification's payload says, if it is one the feed knows.

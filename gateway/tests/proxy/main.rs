@@ -4,6 +4,12 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+/// The throw-away PostgreSQL cluster tasks-service's own TLS tests use (with a CA of its own),
+/// shared by path rather than copied.
+#[allow(dead_code)]
+#[path = "../../../tasks-service/tests/api/cluster.rs"]
+mod cluster;
+
 mod admin;
 mod connections;
 mod cors;

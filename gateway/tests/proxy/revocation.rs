@@ -32,17 +32,27 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 struct AuthDb {
     name: String,
     client: tokio_postgres::Client,
+    /// The server's `postgres` database, for what a database's own connection cannot do.
+    admin: String,
+    /// The server's port on 127.0.0.1.
+    port: u16,
 }
 
 impl AuthDb {
+    /// On the machine's PostgreSQL.
     async fn create() -> Self {
+        Self::create_on(ADMIN_URL, 5432).await
+    }
+
+    /// On the server whose `postgres` database is `admin`, listening on `port` of 127.0.0.1.
+    async fn create_on(admin: &str, port: u16) -> Self {
         let name = format!("gw_revocation_{}", uuid::Uuid::new_v4().simple());
-        connect(ADMIN_URL)
+        connect(admin)
             .await
             .batch_execute(&format!("CREATE DATABASE {name}"))
             .await
             .unwrap();
-        let client = connect(&Self::url_of(&name)).await;
+        let client = connect(&format!("postgres://postgres@127.0.0.1:{port}/{name}")).await;
         client
             .batch_execute(
                 "CREATE TABLE auth_revocation (
@@ -53,15 +63,16 @@ impl AuthDb {
             )
             .await
             .unwrap();
-        Self { name, client }
-    }
-
-    fn url_of(name: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:5432/{name}")
+        Self {
+            name,
+            client,
+            admin: admin.to_owned(),
+            port,
+        }
     }
 
     fn url(&self) -> String {
-        Self::url_of(&self.name)
+        format!("postgres://postgres@127.0.0.1:{}/{}", self.port, self.name)
     }
 
     /// Revokes as the triggers do: the durable row and the notification, in one transaction.
@@ -85,7 +96,7 @@ impl AuthDb {
 
     /// Ends the gateway's feed connection, as a network cut or a database restart would.
     async fn cut_feed(&self) -> u64 {
-        let admin = connect(ADMIN_URL).await;
+        let admin = connect(&self.admin).await;
         let row = admin
             .query_one(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -99,7 +110,7 @@ impl AuthDb {
 
     /// Lets no new connection in (or lets them in again).
     async fn allow_connections(&self, allow: bool) {
-        connect(ADMIN_URL)
+        connect(&self.admin)
             .await
             .batch_execute(&format!(
                 "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allow}",
@@ -111,7 +122,7 @@ impl AuthDb {
 
     async fn drop(self) {
         drop(self.client);
-        let _ = connect(ADMIN_URL)
+        let _ = connect(&self.admin)
             .await
             .batch_execute(&format!(
                 "DROP DATABASE IF EXISTS {} WITH (FORCE)",
@@ -201,6 +212,7 @@ fn revocation(db: &AuthDb, stale: Duration) -> RevocationConfig {
         window: Duration::from_secs(15 * 60 + 30),
         stale_after: stale,
         require_session: true,
+        tls: proto_shared::postgres_tls::Tls::Plain,
     }
 }
 
@@ -634,5 +646,68 @@ async fn each_replica_pings_where_only_it_listens() {
             "the pings came back: no connection was dropped as deaf"
         );
     }
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn the_feed_speaks_tls_to_a_server_signed_by_the_configured_ca_and_refuses_it_without() {
+    use proto_shared::postgres_tls::{parse_url, Tls, TrustedCas};
+    let cluster = crate::cluster::PrivateCluster::start_with_tls();
+    let db = AuthDb::create_on(&cluster.admin_url(), cluster.port()).await;
+    // By host name, so the certificate's name is verified too.
+    let url = format!(
+        "postgres://postgres@localhost:{}/{}?sslmode=verify-full",
+        cluster.port(),
+        db.name
+    );
+    let over_tls = |cas: Option<&TrustedCas>| RevocationConfig {
+        database_url: url.clone(),
+        tls: Tls::for_config(&parse_url(&url).unwrap(), cas).unwrap(),
+        ..revocation(&db, Duration::from_secs(1))
+    };
+
+    let cas = TrustedCas::from_pem_file(&cluster.ca_file()).expect("the test CA loads");
+    let config = over_tls(Some(&cas));
+    let gateway = spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await;
+    until_metric(&gateway, "gateway_revocation_feed_up", |v| v == 1.0).await;
+    let signed_in = token(&gateway, "tess", "s1", -5);
+    assert_eq!(get(&gateway, "tess", &signed_in).await.0, 200);
+    db.revoke("session", "s1").await;
+    until_status(&gateway, "tess", &signed_in, 401).await;
+    // Seen from the server: the feed's connection is TLS.
+    let encrypted: Vec<bool> = connect(&db.admin)
+        .await
+        .query(
+            "SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) \
+             WHERE a.application_name = 'gateway-revocation' AND a.datname = $1",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(encrypted, [true], "one feed connection, over TLS");
+
+    // Trusting only the webpki roots, the privately signed server is refused: the feed never
+    // comes up and protected requests are refused, not served unchecked.
+    let config = over_tls(None);
+    let untrusting = start_gateway(Issuer::start().await, move |s| {
+        s.auth.revocation = Some(config)
+    })
+    .await;
+    // A connection attempt has failed (a feed that connected would never count a loss)...
+    until_metric(&untrusting, "gateway_revocation_feed_losses_total", |v| {
+        v >= 1.0
+    })
+    .await;
+    // ...and nothing protected is served meanwhile.
+    let other = token(&untrusting, "tess", "s2", -5);
+    assert_eq!(get(&untrusting, "tess", &other).await.0, 503);
+    assert_eq!(readyz(&untrusting).await.0, 503);
+    assert_eq!(
+        metric(&untrusting, "gateway_revocation_feed_up").await,
+        Some(0.0)
+    );
     db.drop().await;
 }

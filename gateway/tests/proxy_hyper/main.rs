@@ -6,6 +6,10 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+#[allow(dead_code)]
+#[path = "../../../tasks-service/tests/api/cluster.rs"]
+mod cluster;
+
 #[path = "../proxy/admin.rs"]
 mod admin;
 #[path = "../proxy/connections.rs"]

@@ -1,6 +1,8 @@
-//! TLS to PostgreSQL: which certificate authorities vouch for the server (the webpki public
-//! roots, or the operator's own `DATABASE_CA_FILE`) and the rustls connector built from them.
-//! Knows nothing about pools or queries.
+//! PostgreSQL URLs and TLS to the server: how a URL is read (`sslmode=verify-full` included),
+//! which certificate authorities vouch for the server (the webpki public roots, or the
+//! operator's own CA file: `DATABASE_CA_FILE` for tasks-service,
+//! `REVOCATION_DATABASE_CA_FILE` for the gateway) and the rustls connector built from them.
+//! Knows nothing about pools, queries or notifications.
 
 use std::{
     fmt,
@@ -12,7 +14,7 @@ use rustls::pki_types::{pem::PemObject, CertificateDer};
 use tokio_postgres::config::SslMode;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-/// The CA certificates read from `DATABASE_CA_FILE`, trusted *instead of* the webpki roots
+/// The CA certificates read from a CA file, trusted *instead of* the webpki roots
 /// (a private CA for a self-hosted server). Certificates are public, so `Debug` shows them.
 #[derive(Clone)]
 pub struct TrustedCas {
@@ -80,11 +82,27 @@ pub enum TlsError {
     #[error("{0}")]
     Rustls(#[from] rustls::Error),
     /// Fail closed: an operator who names a CA file expects TLS, so plain TCP would surprise.
+    /// The binaries' configuration says so first, naming its own variables.
     #[error(
-        "DATABASE_CA_FILE is set but DATABASE_URL does not ask for TLS: \
-         add sslmode=require (or verify-full) to DATABASE_URL, or unset DATABASE_CA_FILE"
+        "a CA file is set but the database URL does not ask for TLS: add sslmode=require (or \
+         verify-full) to the URL, or unset the CA file"
     )]
     CaWithoutTls,
+}
+
+/// Reads a PostgreSQL URL. `sslmode=verify-ca|verify-full` are read as `require`: with TLS on,
+/// the server certificate and host name are always verified. The error never repeats the URL,
+/// which may hold a password.
+pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
+    raw.replace("sslmode=verify-full", "sslmode=require")
+        .replace("sslmode=verify-ca", "sslmode=require")
+        .parse::<tokio_postgres::Config>()
+        .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+}
+
+/// Whether a URL read by [`parse_url`] asks for TLS.
+pub fn wants_tls(config: &tokio_postgres::Config) -> bool {
+    config.get_ssl_mode() == SslMode::Require
 }
 
 impl Tls {
@@ -95,7 +113,7 @@ impl Tls {
         config: &tokio_postgres::Config,
         cas: Option<&TrustedCas>,
     ) -> Result<Self, TlsError> {
-        if config.get_ssl_mode() != SslMode::Require {
+        if !wants_tls(config) {
             return match cas {
                 Some(_) => Err(TlsError::CaWithoutTls),
                 None => Ok(Self::Plain),
@@ -121,10 +139,7 @@ mod tests {
     use super::*;
 
     fn config(url: &str) -> tokio_postgres::Config {
-        url.parse::<crate::db::DatabaseUrl>()
-            .unwrap()
-            .pg_config()
-            .unwrap()
+        parse_url(url).unwrap()
     }
 
     /// A file in the temp dir holding `contents`, removed on drop.
