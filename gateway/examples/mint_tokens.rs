@@ -112,9 +112,11 @@ fn main() {
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
         .as_secs();
+    // Each token in a session of its own, as Better Auth's tokens name theirs (`sid`, the
+    // README's definePayload line): a gateway with revocation on refuses a token without one.
     let claims_of = |sub: &str, jti: usize| {
         json!({"iss": issuer, "aud": issuer, "sub": sub, "iat": now, "exp": now + 3 * 3600,
-               "jti": format!("bench-{jti}")})
+               "jti": format!("bench-{jti}"), "sid": format!("bench-session-{jti}")})
     };
     let claims = |jti: usize| claims_of(SUB, jti);
     let users: usize = std::env::var("MINT_USERS").map_or(0, |n| n.parse().expect("MINT_USERS"));
