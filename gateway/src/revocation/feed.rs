@@ -30,6 +30,12 @@ const CHANNEL: &str = "auth_revocation";
 const PING_EVERY: Duration = Duration::from_secs(2);
 const PING_TIMEOUT: Duration = Duration::from_secs(2);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// The most a (re)connection may take from connecting to listening with the window loaded.
+/// `CONNECT_TIMEOUT` bounds only the socket's connect: a server (or a pooler, or a half-open
+/// path) that accepts and then says nothing would otherwise hold the feed, and with it every
+/// protected request's 503, until the gateway restarted. Room for a TLS handshake and a
+/// managed database waking from scale-to-zero (seconds).
+const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 const FIRST_RETRY: Duration = Duration::from_millis(100);
 const LAST_RETRY: Duration = Duration::from_secs(2);
 /// After a connection that delivered no notifications: such a database URL stays deaf until
@@ -66,6 +72,8 @@ enum FeedError {
     Closed,
     #[error("no answer to a ping within {0:?}")]
     Silent(Duration),
+    #[error("connecting, listening and loading took longer than {0:?}")]
+    Stalled(Duration),
     #[error(
         "a ping's notification did not come back within {0:?}: notifications are not \
          delivered on this connection (is REVOCATION_DATABASE_URL a transaction-pooling \
@@ -133,13 +141,77 @@ async fn listen_inner(
     revocations: &Revocations,
     loaded: &mut bool,
 ) -> Result<std::convert::Infallible, FeedError> {
+    let Listening {
+        client,
+        mut received,
+        ping_channel,
+        connection_id,
+    } = tokio::time::timeout(SETUP_TIMEOUT, set_up(revocations))
+        .await
+        .map_err(|_| FeedError::Stalled(SETUP_TIMEOUT))??;
+    *loaded = true;
+
+    let mut pings = 0u64;
+    let mut awaited: Option<String> = None;
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            payload = received.recv() => {
+                let payload = payload.ok_or(FeedError::Closed)?;
+                match parse(&payload) {
+                    Some(Notice::Revoked(kind, subject, at)) => {
+                        revocations.apply([(kind, subject.as_str(), at)], unix_now())
+                    }
+                    Some(Notice::Ping(id)) => {
+                        if awaited.as_deref() == Some(id.as_str()) {
+                            awaited = None;
+                        }
+                    }
+                    None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
+                }
+            }
+            _ = ping.tick() => {
+                if awaited.is_some() {
+                    return Err(FeedError::Deaf(PING_EVERY));
+                }
+                pings += 1;
+                let id = format!("{connection_id}-{pings}");
+                let payload = serde_json::json!({"kind": "ping", "subject": id, "at": 0}).to_string();
+                tokio::time::timeout(
+                    PING_TIMEOUT,
+                    client.execute("SELECT pg_notify($1, $2)", &[&ping_channel, &payload]),
+                )
+                .await
+                .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;
+                awaited = Some(id);
+                revocations.expire(unix_now());
+            }
+        }
+    }
+}
+
+/// A connection listening on its channels, with the window loaded.
+struct Listening {
+    client: Client,
+    /// Every notification's payload; closes when the connection ends.
+    received: mpsc::UnboundedReceiver<String>,
+    /// Where this connection's pings go: a channel only it listens on.
+    ping_channel: String,
+    /// Part of every ping's id.
+    connection_id: String,
+}
+
+/// Connects, checks what the login may do, listens, and loads the window into the set
+/// (marking it loaded). Bounded by `SETUP_TIMEOUT` at its caller.
+async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     let config = revocations.config();
     let mut pg = postgres_tls::parse_url(&config.database_url)
         .expect("REVOCATION_DATABASE_URL was validated at start");
     pg.application_name("gateway-revocation")
         .connect_timeout(CONNECT_TIMEOUT)
         .keepalives_idle(Duration::from_secs(10));
-    let (client, mut received) = match &config.tls {
+    let (client, received) = match &config.tls {
         Tls::Plain => connect(&pg, NoTls).await?,
         Tls::Rustls(tls) => connect(&pg, tls.clone()).await?,
     };
@@ -193,47 +265,13 @@ async fn listen_inner(
         revocations.apply(revoked, unix_now());
     }
     revocations.loaded(unix_now());
-    *loaded = true;
     tracing::info!(entries = count, "revocation feed loaded and listening");
-
-    let mut pings = 0u64;
-    let mut awaited: Option<String> = None;
-    let mut ping = tokio::time::interval(PING_EVERY);
-    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            payload = received.recv() => {
-                let payload = payload.ok_or(FeedError::Closed)?;
-                match parse(&payload) {
-                    Some(Notice::Revoked(kind, subject, at)) => {
-                        revocations.apply([(kind, subject.as_str(), at)], unix_now())
-                    }
-                    Some(Notice::Ping(id)) => {
-                        if awaited.as_deref() == Some(id.as_str()) {
-                            awaited = None;
-                        }
-                    }
-                    None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
-                }
-            }
-            _ = ping.tick() => {
-                if awaited.is_some() {
-                    return Err(FeedError::Deaf(PING_EVERY));
-                }
-                pings += 1;
-                let id = format!("{connection_id}-{pings}");
-                let payload = serde_json::json!({"kind": "ping", "subject": id, "at": 0}).to_string();
-                tokio::time::timeout(
-                    PING_TIMEOUT,
-                    client.execute("SELECT pg_notify($1, $2)", &[&ping_channel, &payload]),
-                )
-                .await
-                .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;
-                awaited = Some(id);
-                revocations.expire(unix_now());
-            }
-        }
-    }
+    Ok(Listening {
+        client,
+        received,
+        ping_channel,
+        connection_id,
+    })
 }
 
 /// Connects, and passes every notification's payload to the receiver, which closes when the

@@ -143,6 +143,12 @@ struct PgProxy {
 
 impl PgProxy {
     async fn start(deaf: bool) -> Self {
+        Self::start_with(deaf, 0).await
+    }
+
+    /// Like [`PgProxy::start`], but the first `silent` connections are accepted and then
+    /// neither answered nor closed: a wedged pooler, or a path gone half-open.
+    async fn start_with(deaf: bool, silent: usize) -> Self {
         use std::sync::{atomic::Ordering, Arc};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -150,7 +156,12 @@ impl PgProxy {
         let notifications = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = notifications.clone();
         tokio::spawn(async move {
+            let mut held = Vec::new();
             while let Ok((client, _)) = listener.accept().await {
+                if held.len() < silent {
+                    held.push(client);
+                    continue;
+                }
                 let server = tokio::net::TcpStream::connect("127.0.0.1:5432")
                     .await
                     .unwrap();
@@ -277,7 +288,16 @@ async fn metric(gateway: &TestGateway, series: &str) -> Option<f64> {
 }
 
 async fn until_metric(gateway: &TestGateway, series: &str, holds: impl Fn(f64) -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    until_metric_within(gateway, series, holds, Duration::from_secs(10)).await;
+}
+
+async fn until_metric_within(
+    gateway: &TestGateway,
+    series: &str,
+    holds: impl Fn(f64) -> bool,
+    within: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + within;
     while !metric(gateway, series).await.is_some_and(&holds) {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -709,5 +729,42 @@ async fn the_feed_speaks_tls_to_a_server_signed_by_the_configured_ca_and_refuses
         metric(&untrusting, "gateway_revocation_feed_up").await,
         Some(0.0)
     );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_database_that_accepts_and_then_says_nothing_is_given_up_on_and_tried_again() {
+    let db = AuthDb::create().await;
+    // The feed's first connection is accepted and never answered; later ones pass through.
+    let proxy = PgProxy::start_with(false, 1).await;
+    let config = RevocationConfig {
+        database_url: proxy.url(&db.name),
+        ..revocation(&db, Duration::from_secs(1))
+    };
+    let gateway = start_gateway(Issuer::start().await, move |s| {
+        s.auth.revocation = Some(config)
+    })
+    .await;
+    let signed_in = token(&gateway, "sam", "s1", -5);
+    assert_eq!(
+        get(&gateway, "sam", &signed_in).await.0,
+        503,
+        "nothing loaded yet"
+    );
+    // Set-up is bounded (10 s), so the stalled connection is dropped and the next one loads;
+    // before, the feed waited on it for good and every protected request got 503.
+    until_metric_within(
+        &gateway,
+        "gateway_revocation_feed_up",
+        |v| v == 1.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_feed_losses_total").await,
+        Some(1.0),
+        "the stalled set-up counted as a loss"
+    );
+    assert_eq!(get(&gateway, "sam", &signed_in).await.0, 200);
     db.drop().await;
 }
