@@ -31,6 +31,11 @@ pub enum StartupError {
         source: tokio_postgres::Error,
     },
     #[error(
+        "DATABASE_URL: the database at {target} accepted the connection but did not complete \
+         its start-up within {after:?} (DB_CONNECT_TIMEOUT_MS)"
+    )]
+    Unanswered { target: String, after: Duration },
+    #[error(
         "DATABASE_URL: migrating the database at {target} failed: {}",
         error_chain(source)
     )]
@@ -60,8 +65,15 @@ impl Application {
         pg_config.connect_timeout(settings.db.connect_timeout);
         let tls = Tls::for_config(&pg_config, settings.db.url.trusted_cas())?;
 
-        let mut client = db::connect_direct(&pg_config, &tls)
+        // The driver's connect timeout bounds the socket's connect only: a server that accepts
+        // and then says nothing would hold the start here for good.
+        let after = settings.db.connect_timeout;
+        let mut client = tokio::time::timeout(after, db::connect_direct(&pg_config, &tls))
             .await
+            .map_err(|_| StartupError::Unanswered {
+                target: target.clone(),
+                after,
+            })?
             .map_err(|source| StartupError::Connect {
                 target: target.clone(),
                 source,

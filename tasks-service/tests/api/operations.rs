@@ -64,6 +64,44 @@ fn an_unreachable_database_at_start_exits_non_zero_naming_database_url() {
     );
 }
 
+#[test]
+fn a_database_that_accepts_and_never_answers_ends_the_start_within_the_connect_timeout() {
+    // Accepts (the kernel completes the handshake) and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut child = Command::new(BINARY)
+        .env_clear()
+        .env("IDENTITY_KEYS", GATEWAY_KEY)
+        .env(
+            "DATABASE_URL",
+            format!("postgres://postgres@127.0.0.1:{port}/tasks"),
+        )
+        .env("DB_CONNECT_TIMEOUT_MS", "1000")
+        .env("TASKS_LISTEN", "127.0.0.1:0")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Generous: the bound is 1 s; before, the process waited for good.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("still starting after 30 s against a database that never answers");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(silent);
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+    assert!(stderr.contains("did not complete its start-up"), "{stderr}");
+}
+
 /// The JSON log lines at WARN the binary writes to stderr with `extra` in its environment,
 /// on a closed database port: the process ends right after starting, so its whole stderr can
 /// be read, and start-up warnings come before the database is tried.
