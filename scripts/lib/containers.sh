@@ -174,13 +174,15 @@ check_containers() {
 # What each service logs in to PostgreSQL as (deploy/postgres/roles.sh): read from the server's
 # own view of its connections, not from the compose file. Every service connects as its own
 # role, none a superuser or able to bypass row-level security, and the gateway's revocation
-# feed agrees (its gauge reads 0).
+# feed agrees (its gauge reads 0). The postgres container's own healthcheck (pg_isready, as
+# the superuser, every 2 s) is not a service and is left out.
 check_database_logins() {
   local problems=() logins expected gauge
   logins=$($COMPOSE exec -T postgres psql -U postgres -d postgres -AtF ' ' -c \
     "SELECT DISTINCT a.datname, a.usename, r.rolsuper OR r.rolbypassrls
        FROM pg_stat_activity a JOIN pg_roles r ON r.rolname = a.usename
       WHERE a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+        AND a.application_name <> 'pg_isready'
       ORDER BY 1, 2") || die "could not list the database's connections"
   printf '  connected (database, login, privileged):\n' >&2
   printf '    %s\n' "$logins" >&2
