@@ -185,7 +185,7 @@ check_database_logins() {
         AND a.application_name <> 'pg_isready'
       ORDER BY 1, 2") || die "could not list the database's connections"
   printf '  connected (database, login, privileged):\n' >&2
-  printf '    %s\n' "$logins" >&2
+  sed 's/^/    /' <<<"$logins" >&2
   for expected in "tasks tasks_service f" "better_auth better_auth f" "better_auth gateway_revocation f"; do
     grep -qxF "$expected" <<<"$logins" || problems+=("no connection as ${expected% f} (database, login), unprivileged")
   done
