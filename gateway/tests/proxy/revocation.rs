@@ -228,8 +228,21 @@ fn revocation(db: &AuthDb, stale: Duration) -> RevocationConfig {
 }
 
 async fn gateway_on(db: &AuthDb, stale: Duration) -> TestGateway {
-    let config = revocation(db, stale);
+    gateway_with(revocation(db, stale)).await
+}
+
+/// A gateway with this revocation feed, once it is ready.
+async fn gateway_with(config: RevocationConfig) -> TestGateway {
     spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await
+}
+
+/// A gateway with this revocation feed, not waited for: one whose feed is not expected to
+/// come up (or not at once) is never ready.
+async fn gateway_starting(config: RevocationConfig) -> TestGateway {
+    start_gateway(Issuer::start().await, move |s| {
+        s.auth.revocation = Some(config)
+    })
+    .await
 }
 
 /// A token for `sub` in session `sid`, issued `iat_offset` seconds from now.
@@ -473,10 +486,7 @@ async fn without_the_revocation_table_nothing_protected_is_served() {
         .await
         .unwrap();
     let config = revocation(&db, Duration::from_secs(30));
-    let gateway = start_gateway(Issuer::start().await, move |s| {
-        s.auth.revocation = Some(config)
-    })
-    .await;
+    let gateway = gateway_starting(config).await;
     let token = token(&gateway, "frank", "s1", -5);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     // Keys load, the feed never does: 503, and /readyz says which.
@@ -510,10 +520,7 @@ async fn a_feed_whose_connection_delivers_no_notifications_fails_closed() {
         database_url: proxy.url(&db.name),
         ..revocation(&db, Duration::from_secs(1))
     };
-    let gateway = start_gateway(Issuer::start().await, move |s| {
-        s.auth.revocation = Some(config)
-    })
-    .await;
+    let gateway = gateway_starting(config).await;
     // It connects, listens and loads, so it looks up at first...
     until_metric(&gateway, "gateway_revocation_feed_up", |v| v == 1.0).await;
     let token = token(&gateway, "gina", "s1", -5);
@@ -566,7 +573,7 @@ async fn tokens_without_a_session_are_served_and_counted_where_the_operator_allo
         require_session: false,
         ..revocation(&db, Duration::from_secs(30))
     };
-    let gateway = spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await;
+    let gateway = gateway_with(config).await;
     let without_sid = gateway.issuer.token_for(Algorithm::EdDsa, "hana");
     for _ in 0..2 {
         assert_eq!(get(&gateway, "hana", &without_sid).await.0, 200);
@@ -598,7 +605,7 @@ async fn a_feed_login_that_can_do_more_than_read_is_flagged() {
         database_url: format!("postgres://{role}@127.0.0.1:5432/{}", db.name),
         ..revocation(&db, Duration::from_secs(30))
     };
-    let reader = spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await;
+    let reader = gateway_with(config).await;
     assert_eq!(metric(&reader, series).await, Some(0.0));
     drop((gateway, reader));
     db.drop().await;
@@ -643,7 +650,7 @@ async fn each_replica_pings_where_only_it_listens() {
             database_url: proxy.url(&db.name),
             ..revocation(&db, Duration::from_secs(30))
         };
-        gateways.push(spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await);
+        gateways.push(gateway_with(config).await);
     }
     // Two pings each have gone round (one every 2 s), every one of them heard by its sender.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
@@ -688,7 +695,7 @@ async fn the_feed_speaks_tls_to_a_server_signed_by_the_configured_ca_and_refuses
 
     let cas = TrustedCas::from_pem_file(&cluster.ca_file()).expect("the test CA loads");
     let config = over_tls(Some(&cas));
-    let gateway = spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await;
+    let gateway = gateway_with(config).await;
     until_metric(&gateway, "gateway_revocation_feed_up", |v| v == 1.0).await;
     let signed_in = token(&gateway, "tess", "s1", -5);
     assert_eq!(get(&gateway, "tess", &signed_in).await.0, 200);
@@ -712,10 +719,7 @@ async fn the_feed_speaks_tls_to_a_server_signed_by_the_configured_ca_and_refuses
     // Trusting only the webpki roots, the privately signed server is refused: the feed never
     // comes up and protected requests are refused, not served unchecked.
     let config = over_tls(None);
-    let untrusting = start_gateway(Issuer::start().await, move |s| {
-        s.auth.revocation = Some(config)
-    })
-    .await;
+    let untrusting = gateway_starting(config).await;
     // A connection attempt has failed (a feed that connected would never count a loss)...
     until_metric(&untrusting, "gateway_revocation_feed_losses_total", |v| {
         v >= 1.0
@@ -741,10 +745,7 @@ async fn a_database_that_accepts_and_then_says_nothing_is_given_up_on_and_tried_
         database_url: proxy.url(&db.name),
         ..revocation(&db, Duration::from_secs(1))
     };
-    let gateway = start_gateway(Issuer::start().await, move |s| {
-        s.auth.revocation = Some(config)
-    })
-    .await;
+    let gateway = gateway_starting(config).await;
     let signed_in = token(&gateway, "sam", "s1", -5);
     assert_eq!(
         get(&gateway, "sam", &signed_in).await.0,
