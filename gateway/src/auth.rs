@@ -24,6 +24,10 @@ use tokio_util::sync::CancellationToken;
 pub use crate::algorithm::{Algorithm, UnknownAlgorithm};
 pub use bearer::MAX_TOKEN_LEN;
 pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
+// The expiry rule, for the revocation set's tests: it must remember a revocation for as long
+// as this rule still accepts a token the revocation covers.
+#[cfg(test)]
+pub(crate) use claims::unexpired;
 
 use crate::jwks::{JwksCache, JwksConfig, KeySet};
 use crate::revocation::{self, FeedHealth, Refusal, RevocationConfig, Revocations, TokenFacts};

@@ -528,6 +528,7 @@ impl Config {
         Ok(Some(RevocationConfig {
             database_url: url.to_owned(),
             window,
+            leeway,
             stale_after: Duration::from_secs(self.revocation_stale_secs),
             require_session: self.revocation_require_sid,
             tls,

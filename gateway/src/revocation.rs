@@ -63,10 +63,14 @@ pub struct TokenFacts<'a> {
 pub struct RevocationConfig {
     /// Better Auth's database, e.g. `postgres://gateway@auth-db:5432/better_auth`.
     pub database_url: String,
-    /// The longest an API token lives (Better Auth's JWT expiration, 15 minutes by default)
-    /// plus the leeway: how long a revocation must be remembered. A token that would outlive
-    /// it is refused, since its revocation could be forgotten first.
+    /// The longest an API token may live (Better Auth's JWT expiration, 15 minutes by
+    /// default, plus the leeway): a token whose `exp` is further than this from its `iat` is
+    /// refused, since its revocation could be forgotten while it is still accepted.
     pub window: Duration,
+    /// `JWT_LEEWAY_SECS`: how far the issuer's clock may be from this one. It counts twice in
+    /// how long a revocation is remembered ([`RevocationConfig::remembered_for`]) and once in
+    /// which of a revoked user's tokens are refused.
+    pub leeway: Duration,
     /// How long the gateway keeps serving with a lost feed before it refuses protected
     /// requests with 503.
     pub stale_after: Duration,
@@ -85,10 +89,23 @@ impl std::fmt::Debug for RevocationConfig {
         f.debug_struct("RevocationConfig")
             .field("database_url", &format_args!(".."))
             .field("window", &self.window)
+            .field("leeway", &self.leeway)
             .field("stale_after", &self.stale_after)
             .field("require_session", &self.require_session)
             .field("tls", &self.tls)
             .finish()
+    }
+}
+
+impl RevocationConfig {
+    /// How long after a revocation it must still be remembered: as long as a token it covers
+    /// can still be accepted. Such a token was issued before the revocation by the issuer's
+    /// clock, which may run up to a leeway ahead (`iat <= at + leeway`); it may live the
+    /// window (`exp <= iat + window`); and it is accepted until a leeway past its `exp`. So
+    /// the window plus two leeways; the window alone forgot a sign-out while a token it ended
+    /// was still served.
+    pub fn remembered_for(&self) -> Duration {
+        self.window.saturating_add(self.leeway.saturating_mul(2))
     }
 }
 
@@ -185,10 +202,11 @@ impl Revocations {
     }
 
     fn new(config: RevocationConfig) -> Self {
-        let window = i64::try_from(config.window.as_secs()).unwrap_or(i64::MAX / 2);
+        let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4);
+        let set = RevocationSet::new(secs(config.remembered_for()), secs(config.leeway));
         Self {
             shared: Arc::new(Shared {
-                set: RwLock::new(RevocationSet::new(window)),
+                set: RwLock::new(set),
                 state: FeedState::default(),
                 config,
                 metrics: Metrics::default(),
@@ -329,6 +347,7 @@ mod tests {
         Revocations::new(RevocationConfig {
             database_url: String::new(),
             window: Duration::from_secs(930),
+            leeway: Duration::from_secs(30),
             stale_after: Duration::from_secs(30),
             require_session: true,
             tls: Tls::Plain,
@@ -349,6 +368,7 @@ mod tests {
         let config = RevocationConfig {
             database_url: "postgres://gateway:hunter2@auth-db:5432/better_auth".into(),
             window: Duration::from_secs(930),
+            leeway: Duration::from_secs(30),
             stale_after: Duration::from_secs(30),
             require_session: true,
             tls: Tls::Plain,
@@ -400,8 +420,9 @@ mod tests {
             r.check(token("bob", Some("s3"), 1_005, 1_900), 1_011),
             Err(Refusal::Revoked)
         );
+        // Signed in again once the leeway (how far the issuer's clock may run ahead) is past.
         assert_eq!(
-            r.check(token("bob", Some("s4"), 1_011, 1_900), 1_012),
+            r.check(token("bob", Some("s4"), 1_041, 1_900), 1_042),
             Ok(())
         );
     }
@@ -462,5 +483,40 @@ mod tests {
         // What is left of its life fits in the window now; its life never did.
         assert!(stolen.expires_at - 3_700 <= 930);
         assert_eq!(r.check(stolen, 3_700), Err(Refusal::OutlivesWindow));
+    }
+
+    #[test]
+    fn a_revocation_is_remembered_for_as_long_as_a_token_it_ends_is_accepted() {
+        let r = revocations();
+        let leeway = r.config().leeway;
+        r.loaded(1_000);
+        r.apply(
+            [(Kind::Session, "s1", 1_000), (Kind::User, "bob", 1_000)],
+            1_000,
+        );
+        // Tokens minted the second of the revocation, each living the whole window: by a
+        // clock in step with the database's, and by one a leeway ahead of it (whose `iat`
+        // comes after the revocation it was minted before).
+        let tokens = [
+            token("alice", Some("s1"), 1_000, 1_930),
+            token("alice", Some("s1"), 1_030, 1_960),
+            token("bob", Some("s2"), 1_000, 1_930),
+            token("bob", Some("s2"), 1_030, 1_960),
+        ];
+        for now in 1_000..2_100 {
+            r.expire(now);
+            for t in tokens {
+                let accepted = crate::auth::unexpired(t.expires_at as f64, now as f64, leeway)
+                    && t.issued_at
+                        .is_some_and(|iat| iat <= now + leeway.as_secs() as i64);
+                if accepted {
+                    assert!(r.check(t, now).is_err(), "{t:?} served at {now}");
+                }
+            }
+        }
+        assert!(
+            r.shared.set.read().unwrap().is_empty(),
+            "forgotten once no token it covers is accepted"
+        );
     }
 }

@@ -245,7 +245,7 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
         .await?;
     // Streamed in batches rather than collected: 100,000 rows held at once as `Row`s would
     // cost the process tens of megabytes at every (re)connection.
-    let window = config.window.as_secs_f64();
+    let window = config.remembered_for().as_secs_f64();
     let rows = client
         .query_raw(
             "SELECT kind, subject, floor(extract(epoch FROM revoked_at))::bigint \

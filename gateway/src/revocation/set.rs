@@ -3,9 +3,10 @@
 //! from (`feed.rs`).
 //!
 //! A session revocation refuses every token naming that session (`sid`). A user revocation
-//! refuses every token of that user (`sub`) issued at or before it (`iat <= at`; a token
-//! without `iat` is refused too). An entry is kept for `window` seconds after its revocation,
-//! the longest a token issued before it can still be valid, and then forgotten: the gateway
+//! refuses every token of that user (`sub`) issued before it, by a clock that may be up to
+//! `skew` seconds ahead (`iat <= at + skew`; a token without `iat` is refused too). An entry
+//! is kept for `keep_for` seconds after its revocation, the longest a token issued before it
+//! can still be accepted (`RevocationConfig::remembered_for`), and then forgotten: the gateway
 //! refuses tokens that would outlive that (`Revocations::check`).
 
 use std::{
@@ -42,14 +43,19 @@ pub struct RevocationSet {
     users: HashMap<Arc<str>, i64>,
     /// The same entries by the second after which they may be forgotten.
     by_expiry: BTreeMap<i64, Vec<(Kind, Arc<str>)>>,
-    window: i64,
+    keep_for: i64,
+    skew: i64,
 }
 
 impl RevocationSet {
-    /// An empty set whose entries are kept `window` seconds after their revocation.
-    pub fn new(window: i64) -> Self {
+    /// An empty set whose entries are kept `keep_for` seconds after their revocation, and
+    /// whose user revocations also refuse tokens issued up to `skew` seconds after them (an
+    /// issuer's clock ahead of the database's stamps a token minted before a ban later than
+    /// the ban).
+    pub fn new(keep_for: i64, skew: i64) -> Self {
         Self {
-            window,
+            keep_for,
+            skew,
             ..Self::default()
         }
     }
@@ -69,7 +75,7 @@ impl RevocationSet {
         };
         map.insert(subject.clone(), at);
         self.by_expiry
-            .entry(at + self.window)
+            .entry(at.saturating_add(self.keep_for))
             .or_default()
             .push((kind, subject));
         true
@@ -83,7 +89,7 @@ impl RevocationSet {
         match self.users.get(sub) {
             None => false,
             // Fail closed: without `iat` nothing says the token came after the revocation.
-            Some(&at) => iat.is_none_or(|iat| iat <= at),
+            Some(&at) => iat.is_none_or(|iat| iat <= at.saturating_add(self.skew)),
         }
     }
 
@@ -102,7 +108,7 @@ impl RevocationSet {
                 // A later revocation of the same subject moved its expiry on: keep it.
                 if map
                     .get(&subject)
-                    .is_some_and(|at| at + self.window <= expires)
+                    .is_some_and(|at| at.saturating_add(self.keep_for) <= expires)
                 {
                     map.remove(&subject);
                 }
@@ -126,11 +132,13 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const WINDOW: i64 = 930;
+    /// A 900 s token lifetime with a 30 s leeway: a 930 s window, kept 990 s.
+    const KEEP: i64 = 990;
+    const SKEW: i64 = 30;
 
     #[test]
     fn a_revoked_session_refuses_its_tokens_and_no_others() {
-        let mut set = RevocationSet::new(WINDOW);
+        let mut set = RevocationSet::new(KEEP, SKEW);
         assert!(set.revoke(Kind::Session, "s1", 1_000));
         assert!(set.is_revoked(Some("s1"), "alice", Some(990)));
         assert!(
@@ -145,16 +153,22 @@ mod tests {
     }
 
     #[test]
-    fn a_user_revocation_refuses_tokens_issued_at_or_before_it() {
-        let mut set = RevocationSet::new(WINDOW);
+    fn a_user_revocation_refuses_tokens_issued_before_it_by_a_clock_up_to_the_skew_ahead() {
+        let mut set = RevocationSet::new(KEEP, SKEW);
         set.revoke(Kind::User, "alice", 1_000);
         assert!(set.is_revoked(Some("s1"), "alice", Some(999)));
         assert!(
             set.is_revoked(None, "alice", Some(1_000)),
             "the same second"
         );
+        // An issuer whose clock runs ahead of the database's stamps a token minted just
+        // before the ban with a later `iat`: it was served for its whole life before.
         assert!(
-            !set.is_revoked(None, "alice", Some(1_001)),
+            set.is_revoked(None, "alice", Some(1_000 + SKEW)),
+            "minted before the ban by a clock the skew ahead"
+        );
+        assert!(
+            !set.is_revoked(None, "alice", Some(1_001 + SKEW)),
             "signed in again after"
         );
         assert!(set.is_revoked(None, "alice", None), "no iat: fail closed");
@@ -163,21 +177,21 @@ mod tests {
 
     #[test]
     fn entries_are_forgotten_once_no_token_they_cover_can_be_valid() {
-        let mut set = RevocationSet::new(WINDOW);
+        let mut set = RevocationSet::new(KEEP, SKEW);
         set.revoke(Kind::Session, "s1", 1_000);
         set.revoke(Kind::User, "alice", 1_100);
-        set.expire(1_000 + WINDOW);
+        set.expire(1_000 + KEEP);
         assert_eq!(set.len(), 2, "kept through the last second of its window");
-        set.expire(1_000 + WINDOW + 1);
+        set.expire(1_000 + KEEP + 1);
         assert!(!set.is_revoked(Some("s1"), "bob", Some(999)));
         assert!(set.is_revoked(None, "alice", Some(1_050)));
-        set.expire(1_100 + WINDOW + 1);
+        set.expire(1_100 + KEEP + 1);
         assert!(set.is_empty());
     }
 
     #[test]
     fn a_later_revocation_of_the_same_user_moves_its_time_and_expiry_on() {
-        let mut set = RevocationSet::new(WINDOW);
+        let mut set = RevocationSet::new(KEEP, SKEW);
         set.revoke(Kind::User, "alice", 1_000);
         assert!(set.revoke(Kind::User, "alice", 1_500));
         assert!(
@@ -185,12 +199,12 @@ mod tests {
             "an older one changes nothing"
         );
         assert!(set.is_revoked(None, "alice", Some(1_400)));
-        set.expire(1_000 + WINDOW + 1);
+        set.expire(1_000 + KEEP + 1);
         assert!(
             set.is_revoked(None, "alice", Some(1_400)),
             "the later one still holds"
         );
-        set.expire(1_500 + WINDOW + 1);
+        set.expire(1_500 + KEEP + 1);
         assert!(set.is_empty());
     }
 
@@ -205,7 +219,7 @@ mod tests {
             now in 0i64..4_000,
         ) {
             let name = |n: u8| format!("id{n}");
-            let mut set = RevocationSet::new(WINDOW);
+            let mut set = RevocationSet::new(KEEP, SKEW);
             let mut model: Vec<(Kind, String, i64)> = Vec::new();
             for (session, n, at) in events {
                 let kind = if session { Kind::Session } else { Kind::User };
@@ -213,13 +227,13 @@ mod tests {
                 model.push((kind, name(n), at));
             }
             set.expire(now);
-            let live: Vec<_> = model.iter().filter(|(_, _, at)| at + WINDOW >= now).collect();
+            let live: Vec<_> = model.iter().filter(|(_, _, at)| at + KEEP >= now).collect();
             for (with_sid, n, iat) in probes {
                 let sid = with_sid.then(|| name(n));
                 let sub = name(n.wrapping_add(1) % 6);
                 let expected = live.iter().any(|(kind, subject, at)| match kind {
                     Kind::Session => sid.as_deref() == Some(subject.as_str()),
-                    Kind::User => *subject == sub && iat <= *at,
+                    Kind::User => *subject == sub && iat <= *at + SKEW,
                 });
                 prop_assert_eq!(set.is_revoked(sid.as_deref(), &sub, Some(iat)), expected);
             }

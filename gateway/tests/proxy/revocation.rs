@@ -94,6 +94,19 @@ impl AuthDb {
         row.get(0)
     }
 
+    /// A revocation made `secs` seconds ago, as the table holds it (no notification: only a
+    /// gateway that loads the table learns of it).
+    async fn revoked_ago(&self, kind: &str, subject: &str, secs: f64) {
+        self.client
+            .execute(
+                "INSERT INTO auth_revocation (kind, subject, revoked_at) \
+                 VALUES ($1, $2, clock_timestamp() - $3 * interval '1 second')",
+                &[&kind, &subject, &secs],
+            )
+            .await
+            .unwrap();
+    }
+
     /// Ends the gateway's feed connection, as a network cut or a database restart would.
     async fn cut_feed(&self) -> u64 {
         let admin = connect(&self.admin).await;
@@ -221,6 +234,7 @@ fn revocation(db: &AuthDb, stale: Duration) -> RevocationConfig {
     RevocationConfig {
         database_url: db.url(),
         window: Duration::from_secs(15 * 60 + 30),
+        leeway: Duration::from_secs(30),
         stale_after: stale,
         require_session: true,
         tls: proto_shared::postgres_tls::Tls::Plain,
@@ -368,15 +382,22 @@ async fn a_revoked_session_is_refused_even_when_remembered_and_the_users_other_s
 #[tokio::test]
 async fn a_user_revocation_refuses_every_token_issued_before_it_and_none_after() {
     let db = AuthDb::create().await;
-    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    // A one-second leeway, so that "after" needs no half-minute wait: a user revocation
+    // also refuses tokens issued up to a leeway after it (an issuer clock ahead).
+    let gateway = gateway_with(RevocationConfig {
+        leeway: Duration::from_secs(1),
+        ..revocation(&db, Duration::from_secs(30))
+    })
+    .await;
     let before = token(&gateway, "bob", "s1", -5);
     let other_session = token(&gateway, "bob", "s2", -1);
     assert_eq!(get(&gateway, "bob", &before).await.0, 200);
     db.revoke("user", "bob").await;
     until_status(&gateway, "bob", &before, 401).await;
     assert_eq!(get(&gateway, "bob", &other_session).await.0, 401);
-    // Signed in again (or unbanned) after: a token issued after the revocation's second.
-    let after = token(&gateway, "bob", "s3", 2);
+    // Signed in again (or unbanned) after: a token issued past the revocation's second and
+    // the leeway.
+    let after = token(&gateway, "bob", "s3", 3);
     assert_eq!(get(&gateway, "bob", &after).await.0, 200);
     assert_eq!(
         get(&gateway, "alice", &token(&gateway, "alice", "s4", -5))
@@ -407,6 +428,33 @@ async fn a_gateway_started_after_a_revocation_loads_it_before_serving() {
     assert_eq!(
         metric(&gateway, "gateway_revocation_entries").await,
         Some(1.0)
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_gateway_loads_every_revocation_whose_tokens_it_would_still_accept() {
+    // Dora's session ended 950 s ago, later than the 930 s a token may live. A token minted
+    // just before that by an issuer whose clock ran 25 s ahead says it was issued 925 s ago,
+    // lives the whole window and is accepted for 5 s more plus the leeway: the gateway must
+    // still know that its session ended (it loaded only the last 930 s before).
+    let db = AuthDb::create().await;
+    db.revoked_ago("session", "ended", 950.0).await;
+    let gateway = gateway_on(&db, Duration::from_secs(30)).await;
+    let minted = |sid: &str| {
+        let key = gateway.issuer.key(Algorithm::EdDsa);
+        let mut claims: Value = gateway.issuer.claims("dora");
+        let iat = claims["iat"].as_i64().unwrap() - 925;
+        claims["iat"] = json!(iat);
+        claims["exp"] = json!(iat + 930);
+        claims["sid"] = json!(sid);
+        key.mint(&key.header(), &claims)
+    };
+    assert_eq!(get(&gateway, "dora", &minted("ended")).await.0, 401);
+    assert_eq!(
+        get(&gateway, "dora", &minted("another")).await.0,
+        200,
+        "the same token for a session that did not end is served"
     );
     db.drop().await;
 }
