@@ -27,6 +27,8 @@ pub enum GatewayError {
     BadHost,
     #[error("method not allowed")]
     MethodNotAllowed,
+    #[error("the method is not relayed (CONNECT, TRACE)")]
+    MethodNotRelayed,
     #[error("request body too large")]
     BodyTooLarge,
     #[error("request headers too large")]
@@ -60,6 +62,7 @@ impl GatewayError {
             Self::BadPath => "bad_path",
             Self::BadHost => "bad_host",
             Self::MethodNotAllowed => "method_not_allowed",
+            Self::MethodNotRelayed => "method_not_relayed",
             Self::BodyTooLarge => "body_too_large",
             Self::HeadersTooLarge => "headers_too_large",
             Self::MalformedHead => "malformed_head",
@@ -88,6 +91,8 @@ impl GatewayError {
             Self::TargetTooLong => StatusCode::URI_TOO_LONG,
             Self::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            // 501, not 405: refused for every resource, so there is no `Allow` list to give.
+            Self::MethodNotRelayed => StatusCode::NOT_IMPLEMENTED,
             Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Self::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
@@ -134,6 +139,9 @@ impl GatewayError {
             Self::BadPath => "Bad request: path contains dot segments",
             Self::BadHost => "Bad request: missing, repeated or invalid Host header",
             Self::MethodNotAllowed => "Method Not Allowed",
+            Self::MethodNotRelayed => {
+                "Not implemented: the gateway does not relay CONNECT or TRACE"
+            }
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",
             Self::MalformedHead => "Bad request: the request head is malformed",

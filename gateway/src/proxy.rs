@@ -427,6 +427,13 @@ impl Proxy {
             Route::Public(upstream) => upstream,
             Route::Api => &parts.tasks_service,
         };
+        // CONNECT asks for a tunnel and TRACE echoes the request back, with what the gateway
+        // added on the way: neither is a call to the API or to Better Auth. A CONNECT with a
+        // path target was signed and relayed, and hyper then held a 2xx answer as a tunnel
+        // the server never opens, so the client got nothing at all.
+        if matches!(*head.method(), Method::CONNECT | Method::TRACE) {
+            return Err(GatewayError::MethodNotRelayed);
+        }
 
         // Limits: refuse at once, before any work that the refusal would waste. Every
         // request in flight counts (the gateway's own endpoints too, which are never refused
