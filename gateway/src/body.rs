@@ -159,6 +159,37 @@ impl<G: Unpin> Body for Guarded<G> {
     }
 }
 
+/// An upstream's answer without its trailers. hyper relays trailer fields to an HTTP/2 client
+/// as they came, past the filter every response head goes through (the request id, CORS and
+/// hop-by-hop rules); the lean engine and HTTP/1.1 drop them, and so does this.
+#[derive(Debug)]
+pub struct WithoutTrailers<B>(pub B);
+
+impl<B: Body + Unpin> Body for WithoutTrailers<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        loop {
+            match std::task::ready!(Pin::new(&mut self.0).poll_frame(cx)) {
+                Some(Ok(frame)) if frame.is_trailers() => continue,
+                other => return Poll::Ready(other),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}
+
 /// True when `error`, or anything it wraps, is a `T` ([`BodyTooLarge`], [`ClientBodyFailed`]).
 pub fn caused_by<T: std::error::Error + 'static>(
     error: &(dyn std::error::Error + 'static),

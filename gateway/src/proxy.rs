@@ -25,7 +25,10 @@ pub use forwarding::Forwarding;
 
 use crate::{
     auth::{AuthError, Authenticator, LastToken, Verified},
-    body::{caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody},
+    body::{
+        caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody,
+        WithoutTrailers,
+    },
     config::Limits,
     cors::{Cors, Preflight},
     error::GatewayError,
@@ -248,9 +251,12 @@ impl Proxy {
             return Err(GatewayError::UpstreamUnavailable);
         }
         prepare_response(head.status, &mut head.headers);
+        // The answer is the gateway's, in its own version: an HTTP/1.0 upstream's would have
+        // hyper write an unframed HTTP/1.0 answer to an HTTP/1.1 client and close.
+        head.version = http::Version::HTTP_11;
         Ok(Response::from_parts(
             head,
-            body.map_err(Into::into).boxed_unsync(),
+            WithoutTrailers(body).map_err(Into::into).boxed_unsync(),
         ))
     }
 

@@ -332,21 +332,32 @@ async fn a_chunked_answer_is_rechunked_without_extensions_or_trailers() {
 }
 
 /// A body the upstream ends by closing reaches the client in chunks, whole, and the client's
-/// connection carries on (on both engines: hyper's path re-chunks it too).
+/// connection carries on, on both engines, and from an HTTP/1.0 upstream too (hyper's path
+/// had relayed its version, so the client read an unframed HTTP/1.0 answer and lost the
+/// connection).
 #[tokio::test]
 async fn a_close_delimited_answer_is_relayed_whole_in_chunks_and_the_client_connection_stays() {
     let body = "0123456789".repeat(10 * 1024); // 100 KiB: many reads
-    let answer = format!("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}");
-    let scripted = ScriptedUpstream::start(move |_| Reply::Close(answer.clone().into())).await;
-    let gateway = gateway_before(&scripted).await;
-    let mut connection = RawConnection::open(gateway.address).await;
-    for _ in 0..2 {
-        let response = expect_ok(&mut connection, &get("/api/raw/until-close")).await;
-        assert_eq!(response.header("transfer-encoding"), Some("chunked"));
-        assert_eq!(response.header("connection"), None);
-        assert_eq!(response.header("content-length"), None);
-        assert_eq!(response.body.len(), body.len());
-        assert!(response.body == body, "the body arrived altered");
+    for version in ["HTTP/1.1", "HTTP/1.0"] {
+        let answer = format!("{version} 200 OK\r\nContent-Type: text/plain\r\n\r\n{body}");
+        let scripted = ScriptedUpstream::start(move |_| Reply::Close(answer.clone().into())).await;
+        for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+            let gateway = gateway_before_on(&scripted, engine).await;
+            let mut connection = RawConnection::open(gateway.address).await;
+            for _ in 0..2 {
+                let response = expect_ok(&mut connection, &get("/api/raw/until-close")).await;
+                let context = format!("{version} upstream, {engine:?}");
+                assert_eq!(
+                    response.header("transfer-encoding"),
+                    Some("chunked"),
+                    "{context}"
+                );
+                assert_eq!(response.header("connection"), None, "{context}");
+                assert_eq!(response.header("content-length"), None, "{context}");
+                assert_eq!(response.body.len(), body.len(), "{context}");
+                assert!(response.body == body, "{context}: the body arrived altered");
+            }
+        }
     }
 }
 

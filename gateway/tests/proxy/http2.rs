@@ -46,6 +46,63 @@ async fn an_http2_prior_knowledge_client_is_proxied() {
     assert_eq!(missing.status(), 404);
 }
 
+#[tokio::test]
+async fn an_upstreams_trailers_never_reach_an_http2_client() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A public upstream whose chunked answer ends in trailers that would forge the request
+    // id, open CORS, set a cookie and leak an internal field.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let upstream = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the gateway sent the head");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        stream
+            .write_all(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntrailer: x-secret\r\n\
+                  transfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                  5\r\nhello\r\n0\r\nx-secret: internal\r\nx-request-id: forged\r\n\
+                  access-control-allow-origin: *\r\nset-cookie: a=b\r\n\r\n",
+            )
+            .await
+            .unwrap();
+    });
+    let gateway = spawn_gateway_with(|s| {
+        s.public_routes =
+            vec![gateway::request::PublicRoute::parse(&format!("/api/auth/={upstream}")).unwrap()];
+    })
+    .await;
+    let stream = TcpStream::connect(gateway.address).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(gateway.url("/api/auth/x"))
+        .body(Empty::<Bytes>::new())
+        .unwrap();
+    let response = tokio::time::timeout(GUARD, sender.send_request(request))
+        .await
+        .expect("an answer")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let collected = tokio::time::timeout(GUARD, response.into_body().collect())
+        .await
+        .expect("the whole body")
+        .unwrap();
+    assert_eq!(
+        collected.trailers(),
+        None,
+        "the upstream's trailers were relayed"
+    );
+    assert_eq!(collected.to_bytes(), "hello");
+}
+
 // ---------------------------------------------------------------------------------------
 // Time limits, which hyper's HTTP/2 server does not have of its own (`server/idle.rs`)
 // ---------------------------------------------------------------------------------------
