@@ -28,30 +28,40 @@ export function tokenExpiry(token) {
  * Keeps the JWT that `fetchToken` returns until `refreshBeforeSeconds` before its `exp`, and
  * asks again only then (or when told the token was refused). Concurrent callers share one
  * request. Held in memory only: never in localStorage, where any script on the page could
- * read it.
+ * read it. `clear()` forgets it for good: a request already under way when it is called
+ * neither fills the cache again nor answers a caller that asks after it (else the token of a
+ * user who just signed out could be handed to the next one).
  */
 export function tokenSource(fetchToken, { refreshBeforeSeconds = 10, now = () => Date.now() } = {}) {
   let cached = null; // { token, expiresAtMs }
   let pending = null;
+  let generation = 0; // moved on by clear()
   const fresh = () => cached && cached.expiresAtMs - refreshBeforeSeconds * 1000 > now();
   return {
     /** The token to send, fetching one when there is none or it is about to expire. */
     async get({ forceRefresh = false } = {}) {
       if (!forceRefresh && fresh()) return cached.token;
-      pending ??= (async () => {
-        try {
-          const token = await fetchToken();
-          cached = token ? { token, expiresAtMs: tokenExpiry(token) * 1000 } : null;
-          return token ?? null;
-        } finally {
-          pending = null;
-        }
-      })();
+      if (!pending) {
+        const started = generation;
+        // Started on the next tick, so that `pending` is set before anything below runs.
+        const request = Promise.resolve()
+          .then(() => fetchToken())
+          .then((token) => {
+            if (started === generation) cached = token ? { token, expiresAtMs: tokenExpiry(token) * 1000 } : null;
+            return token ?? null;
+          })
+          .finally(() => {
+            if (pending === request) pending = null;
+          });
+        pending = request;
+      }
       return pending;
     },
-    /** Forgets the token (on sign-out). */
+    /** Forgets the token, and any request for one still under way (on sign-out, or another user). */
     clear() {
+      generation++;
       cached = null;
+      pending = null;
     },
   };
 }

@@ -60,6 +60,37 @@ test("a 401 gets one retry with a fresh token; a second 401 is signed out", asyn
   await assert.rejects(refused(new Request("http://api.test/x")), SignedOutError);
 });
 
+test("clear() forgets a token request under way: it neither fills the cache nor answers later callers", async () => {
+  const users = ["alice", "bob"];
+  let release;
+  const tokens = tokenSource(async () => {
+    const sub = users.shift();
+    if (sub === "alice") await new Promise((r) => (release = r)); // alice's request is slow
+    return `h.${Buffer.from(JSON.stringify({ sub, exp: Date.now() / 1000 + 600 })).toString("base64url")}.s`;
+  });
+  const sub = (token) => JSON.parse(Buffer.from(token.split(".")[1], "base64url")).sub;
+  const before = tokens.get(); // alice, signed in
+  await new Promise((r) => setImmediate(r));
+  tokens.clear(); // alice signs out while her token request is under way; bob signs in
+  const after = tokens.get();
+  release();
+  assert.equal(sub(await before), "alice", "the caller from before gets what it asked for");
+  assert.equal(sub(await after), "bob", "a caller after clear() gets a token of its own");
+  assert.equal(sub(await tokens.get()), "bob", "and alice's late answer did not fill the cache");
+});
+
+test("a token source whose fetch throws at once is asked again next time", async () => {
+  let calls = 0;
+  const tokens = tokenSource(() => {
+    calls++;
+    if (calls === 1) throw new Error("token endpoint down");
+    return jwt(Date.now() / 1000 + 600);
+  });
+  await assert.rejects(tokens.get(), /token endpoint down/);
+  assert.ok(await tokens.get());
+  assert.equal(calls, 2);
+});
+
 test("no token at all is signed out, without calling the API", async () => {
   let called = false;
   const fetch = authorizedFetch(tokenSource(async () => null), async () => {
