@@ -2,7 +2,7 @@
 // The signed-in experience in the browser: Better Auth sign-up/in/out and the task list
 // (create, rename, toggle, delete, filter, sort, pages), every call through the gateway with
 // the typed client. Errors are shown as sentences (errorMessage), never as raw JSON.
-import { useCallback, useEffect, useMemo, useState, type FormEvent } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState, type FormEvent } from "react";
 import { errorMessage, pageInfo, SignedOutError, type Task } from "@better-auth-bridge/tasks-client";
 import { makeAuthClient, type AuthClient } from "@/lib/auth-client";
 import { makeTasksApi, type TasksApi } from "@/lib/tasks";
@@ -20,18 +20,34 @@ export function TasksApp({ apiBase }: { apiBase: string }) {
 
 function Mounted({ apiBase }: { apiBase: string }) {
   const auth = useMemo(() => makeAuthClient(apiBase), [apiBase]);
-  const api = useMemo(() => makeTasksApi(apiBase, auth), [apiBase, auth]);
   const session = auth.useSession();
+  const user = session.data?.user;
+  const userId = user?.id;
+  // One client, and so one token cache, per signed-in user: another tab may sign out and in
+  // as someone else, and the last user's token must not be sent for the next one.
+  const api = useMemo(() => makeTasksApi(apiBase, auth), [apiBase, auth, userId]);
   const [message, setMessage] = useState<string | null>(null);
 
+  // `session` is a new object on every refetch (and on every window focus): depending on it
+  // would make a new `signedOut`, a new `load`, and another load after each refetch, which is
+  // an endless loop of token requests if the API keeps refusing a live session's token.
+  const refetch = useRef(session.refetch);
+  refetch.current = session.refetch;
   const signedOut = useCallback(async () => {
     api.tokens.clear();
-    await session.refetch();
+    const { data } = await auth.getSession();
+    if (data?.user) {
+      // Better Auth says the session lives, yet the API refused its token twice: the gateway
+      // and Better Auth disagree (the issuer URL, the keys, revocation settings). Loading again
+      // would be refused again; say so instead.
+      setMessage("You are signed in, but the task API refused your token. The gateway's configuration needs a look.");
+      return;
+    }
+    await refetch.current();
     setMessage("You are signed out. Sign in again.");
-  }, [api, session]);
+  }, [api, auth]);
 
   if (session.isPending) return <p className="muted">Checking your session…</p>;
-  const user = session.data?.user;
   return (
     <>
       {message && (
@@ -46,8 +62,10 @@ function Mounted({ apiBase }: { apiBase: string }) {
             <button
               id="signout"
               onClick={async () => {
-                await auth.signOut();
-                await signedOut();
+                const { error } = await auth.signOut();
+                // Refused (an origin Better Auth does not trust, say): still signed in.
+                if (error) setMessage(`Could not sign out: ${error.message ?? error.statusText}`);
+                else await signedOut();
               }}
             >
               Sign out

@@ -10,11 +10,20 @@ export interface TasksApi {
   tokens: TokenSource;
 }
 
+/**
+ * The task API for one signed-in user. Make a new one when the user changes (another tab may
+ * sign out and in as someone else): its token cache belongs to the user it was made for.
+ */
 export function makeTasksApi(apiBase: string, auth: AuthClient): TasksApi {
   const tokens = tokenSource(async () => {
-    // GET /api/auth/token with the session cookie; an error (401) means signed out.
+    // GET /api/auth/token with the session cookie. Only a 401 means signed out; anything else
+    // (Better Auth down, rate-limited) is a failure to show, not a reason to sign anyone out.
     const { data, error } = await auth.token();
-    return error || !data ? null : data.token;
+    if (error) {
+      if (error.status === 401) return null;
+      throw new Error(`Better Auth answered ${error.status} to a token request`);
+    }
+    return data?.token ?? null;
   });
   const client = createTasksClient({
     baseUrl: apiBase,
