@@ -204,6 +204,12 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
     #[arg(long, env = "SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Seconds to keep accepting after SIGTERM or SIGINT, with `/readyz` saying not ready,
+    /// before draining: load balancers (Kubernetes' endpoints, kube-proxy, an ingress) take a
+    /// few seconds to stop sending a stopping pod new connections, which would be refused
+    /// meanwhile. At most 300.
+    #[arg(long, env = "SHUTDOWN_DELAY_SECS", default_value_t = 0)]
+    pub shutdown_delay_secs: u64,
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
@@ -318,6 +324,8 @@ pub struct Limits {
     /// Client connections open at once (`connection/cap.rs` says what happens at it).
     pub max_connections: usize,
     pub shutdown_grace: Duration,
+    /// How long the gateway keeps accepting, not ready, after it is asked to stop.
+    pub shutdown_delay: Duration,
 }
 
 impl Limits {
@@ -565,6 +573,12 @@ impl Config {
         if self.max_concurrent_requests == 0 {
             return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
         }
+        if self.shutdown_delay_secs > MAX_SHUTDOWN_DELAY_SECS {
+            return Err(invalid(
+                "SHUTDOWN_DELAY_SECS",
+                format!("must be at most {MAX_SHUTDOWN_DELAY_SECS}"),
+            ));
+        }
         let max_connections = max_connections(self.max_connections, open_file_limit())?;
         Ok(Limits {
             max_body_bytes: self.max_body_bytes,
@@ -578,9 +592,14 @@ impl Config {
             max_concurrent_requests: self.max_concurrent_requests,
             max_connections,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay_secs),
         })
     }
 }
+
+/// The largest `SHUTDOWN_DELAY_SECS`: a few seconds is what load balancers need; minutes
+/// would be a typo that holds every rollout up.
+const MAX_SHUTDOWN_DELAY_SECS: u64 = 300;
 
 /// The largest `JWT_LEEWAY_SECS`: the bound of tasks-service's `IDENTITY_MAX_SKEW_SECS`.
 const MAX_LEEWAY_SECS: u64 = 300;

@@ -57,7 +57,8 @@ pub struct ProxyParts {
     pub metrics: Metrics,
     pub limits: Limits,
     pub forward_authorization: bool,
-    /// Cancelled when the gateway starts draining; `/readyz` then says not ready.
+    /// Cancelled when the gateway is asked to stop (`SHUTDOWN_DELAY_SECS` before it drains,
+    /// and at the latest when draining starts); `/readyz` then says not ready.
     pub draining: CancellationToken,
 }
 

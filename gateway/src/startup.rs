@@ -47,7 +47,10 @@ pub struct Application {
     proxy: Proxy,
     limits: Limits,
     http1_engine: Http1Engine,
+    /// Cancelled when draining starts: connections close once their answer is sent.
     draining: CancellationToken,
+    /// Cancelled when asked to stop: `/readyz` says not ready (a child of `draining`).
+    stopping: CancellationToken,
     background: CancellationToken,
 }
 
@@ -82,6 +85,9 @@ impl Application {
         let authenticator =
             Authenticator::start(settings.auth.clone(), &mut registry, background.clone());
         let draining = CancellationToken::new();
+        // Not ready from the stop signal on, while still accepting for SHUTDOWN_DELAY_SECS;
+        // a child, so that draining always says not ready too.
+        let stopping = draining.child_token();
         let signer = Signer::new(&settings.identity_keys, settings.identity_audience.clone());
         let upstream_probe = UpstreamProbe::start(
             &settings.tasks_service,
@@ -102,7 +108,7 @@ impl Application {
             metrics,
             limits: settings.limits,
             forward_authorization: settings.forward_authorization,
-            draining: draining.clone(),
+            draining: stopping.clone(),
         });
         Ok(Self {
             listeners,
@@ -114,6 +120,7 @@ impl Application {
             limits: settings.limits,
             http1_engine: settings.http1_engine,
             draining,
+            stopping,
             background,
         })
     }
@@ -134,6 +141,7 @@ impl Application {
         tracing::info!(address = %self.address, admin = %self.admin_address, "gateway listening");
         // One shutdown for both listeners: the public one's future fires it for the admin one.
         let stop = CancellationToken::new();
+        let (stopping, delay) = (self.stopping, self.limits.shutdown_delay);
         let public = workers::serve(
             self.listeners,
             self.proxy,
@@ -141,7 +149,11 @@ impl Application {
             self.http1_engine,
             self.draining,
             async {
-                shutdown.await;
+                let not_ready = async {
+                    shutdown.await;
+                    stopping.cancel();
+                };
+                proto_shared::shutdown::delayed(not_ready, delay).await;
                 stop.cancel();
             },
         );

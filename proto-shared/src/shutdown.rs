@@ -2,6 +2,21 @@
 //! SIGINT (Ctrl-C), whichever comes first. Tests never use it; they pass their own future to
 //! `run_until_stopped`.
 
+/// Completes `delay` after `stop` does, saying so: the process keeps serving meanwhile
+/// (`SHUTDOWN_DELAY_SECS`). An orchestrator sends SIGTERM as it starts taking the instance
+/// out of its load balancers, and they take a few seconds to stop sending it new connections,
+/// which a process that had stopped accepting would refuse.
+pub async fn delayed(stop: impl std::future::Future<Output = ()>, delay: std::time::Duration) {
+    stop.await;
+    if !delay.is_zero() {
+        tracing::info!(
+            delay_secs = delay.as_secs(),
+            "stopping: still accepting for SHUTDOWN_DELAY_SECS"
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
 /// Completes when the process is asked to stop.
 pub async fn signal() {
     let interrupt = async {

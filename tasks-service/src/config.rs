@@ -153,6 +153,17 @@ pub struct Config {
     )]
     pub shutdown_grace_secs: u64,
 
+    /// How long to keep accepting after SIGTERM or SIGINT before draining, in seconds: the
+    /// gateway beside it may still open connections while it drains, and load balancers take
+    /// a few seconds to let go of a stopping pod. 0 to 300.
+    #[arg(
+        long,
+        env = "SHUTDOWN_DELAY_SECS",
+        value_name = "SHUTDOWN_DELAY_SECS",
+        default_value_t = 0
+    )]
+    pub shutdown_delay_secs: u64,
+
     /// How long a client may take to send a request head, counted from when its connection
     /// opens or its last response was sent, in seconds: a silent, slow or idle connection is
     /// closed after it.
@@ -225,6 +236,7 @@ pub struct Settings {
     pub max_body_bytes: u64,
     pub header_read_timeout: Duration,
     pub shutdown_grace: Duration,
+    pub shutdown_delay: Duration,
 }
 
 fn check(ok: bool, variable: &'static str, problem: &str) -> Result<(), ConfigError> {
@@ -294,6 +306,11 @@ impl Config {
             "SHUTDOWN_GRACE_SECS",
             "must be 1 to 3600 seconds",
         )?;
+        check(
+            self.shutdown_delay_secs <= 300,
+            "SHUTDOWN_DELAY_SECS",
+            "must be 0 to 300 seconds",
+        )?;
         let pg_config = self
             .database_url
             .pg_config()
@@ -332,6 +349,7 @@ impl Config {
             max_body_bytes: self.max_body_bytes,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            shutdown_delay: Duration::from_secs(self.shutdown_delay_secs),
         })
     }
 
@@ -459,6 +477,12 @@ mod tests {
                 .to_string();
             assert!(error.starts_with("HEADER_READ_TIMEOUT_SECS: "), "{error}");
         }
+        let error = parse(&["--identity-keys", KEYS, "--shutdown-delay-secs", "301"])
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.starts_with("SHUTDOWN_DELAY_SECS: "), "{error}");
 
         let error = parse(&["--identity-keys", KEYS, "--db-pool-size", "many"]).unwrap_err();
         assert!(error.to_string().contains("DB_POOL_SIZE"), "{error}");
@@ -501,6 +525,10 @@ mod tests {
             table.contains("IDENTITY_ACCEPT_V1\toptional\tfalse\n"),
             "{table}"
         );
-        assert_eq!(table.lines().count(), 18, "{table}");
+        assert!(
+            table.contains("SHUTDOWN_DELAY_SECS\toptional\t0\n"),
+            "{table}"
+        );
+        assert_eq!(table.lines().count(), 19, "{table}");
     }
 }

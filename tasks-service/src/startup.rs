@@ -108,6 +108,7 @@ impl Application {
             max_body_bytes: settings.max_body_bytes,
             header_read_timeout: settings.header_read_timeout,
             shutdown_grace: settings.shutdown_grace,
+            shutdown_delay: settings.shutdown_delay,
         };
         Ok(Self { listeners, state })
     }
@@ -142,7 +143,7 @@ pub async fn run(listeners: Listeners, state: AppState, shutdown: impl Future<Ou
         metrics,
         state.header_read_timeout,
         state.shutdown_grace,
-        shutdown,
+        proto_shared::shutdown::delayed(shutdown, state.shutdown_delay),
     )
     .await;
     state.store.pool().close();

@@ -21,6 +21,8 @@ pub struct AppState {
     pub header_read_timeout: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// How long the service keeps accepting after it is asked to stop.
+    pub shutdown_delay: Duration,
 }
 
 /// The shared state, for handlers.

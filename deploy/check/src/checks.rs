@@ -18,7 +18,7 @@ mod workload;
 
 use links::{compose_rules, service_rules, socket_rules, url_rules};
 pub use workload::{admin_listen_of, listen_of, ADMIN_LISTEN};
-use workload::{placement_rules, probe_rules, required_probe_rules, workload_rules};
+use workload::{placement_rules, probe_rules, required_probe_rules, stop_rules, workload_rules};
 
 /// In a pod these binaries listen on loopback only: the gateway sidecar is their one client.
 pub const LOOPBACK_ONLY_IN_POD: &[&str] = &["tasks-service"];
@@ -123,6 +123,9 @@ pub fn check_all(manifests: &Manifests, binaries: &BTreeMap<String, EnvList>) ->
         }
         if w.complete || w.placement == Placement::Image {
             required_probe_rules(w, &mut report);
+        }
+        if let Some(&grace) = manifests.cluster.stop_grace.get(&w.group) {
+            stop_rules(w, env, grace, &mut report);
         }
         url_rules(w, manifests, &listens, &mut report);
         socket_rules(w, manifests, &mut report);

@@ -28,6 +28,9 @@ pub struct Cluster {
     pub secret_keys: BTreeMap<String, Vec<String>>,
     /// `(origin, secret, key)` for every `secretKeyRef`.
     pub secret_refs: Vec<(String, String, String)>,
+    /// `terminationGracePeriodSeconds` of each complete Deployment (Kubernetes' 30 when
+    /// unset), by group: how long its containers get between SIGTERM and SIGKILL.
+    pub stop_grace: BTreeMap<String, u64>,
 }
 
 /// A Service: what it selects and which ports it targets.
@@ -73,6 +76,12 @@ impl Cluster {
         if complete {
             let labels = string_map(yaml::at(doc, &["spec", "template", "metadata", "labels"]));
             self.pod_labels.insert(group.clone(), labels);
+            let grace = yaml::at(
+                doc,
+                &["spec", "template", "spec", "terminationGracePeriodSeconds"],
+            );
+            self.stop_grace
+                .insert(group.clone(), grace.and_then(Value::as_u64).unwrap_or(30));
         }
         for container in yaml::seq_at(doc, &["spec", "template", "spec", "containers"]) {
             let cname = yaml::str_at(container, &["name"]).unwrap_or("<unnamed>");

@@ -14,7 +14,7 @@ use deploy_check::{
 fn lists() -> BTreeMap<String, EnvList> {
     let parse = |text: &str| EnvList::parse(text).unwrap();
     BTreeMap::from([
-        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nADMIN_LISTEN\toptional\t127.0.0.1:9090\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\nRUST_LOG\toptional\tinfo\n")),
+        ("gateway".into(), parse("GATEWAY_LISTEN\toptional\t127.0.0.1:8080\nADMIN_LISTEN\toptional\t127.0.0.1:9090\nTASKS_SERVICE_URL\toptional\thttp://127.0.0.1:8081\nIDENTITY_KEYS\trequired\t\nLOG_FORMAT\toptional\tpretty\nRUST_LOG\toptional\tinfo\nSHUTDOWN_GRACE_SECS\toptional\t30\nSHUTDOWN_DELAY_SECS\toptional\t0\n")),
         ("tasks-service".into(), parse("TASKS_LISTEN\toptional\t127.0.0.1:8081\nTASKS_SOCKET\toptional\t\nDATABASE_URL\toptional\tpostgres://x\nIDENTITY_KEYS\trequired\t\nRUST_LOG\toptional\tinfo\n")),
     ])
 }
@@ -228,6 +228,24 @@ stringData: { IDENTITY_KEYS: REPLACE-ME }
 #[test]
 fn the_sample_deployment_is_clean() {
     assert_eq!(problems_for_k8s(K8S), Vec::<String>::new());
+}
+
+#[test]
+fn a_stop_longer_than_the_pods_termination_grace_is_reported() {
+    // Kubernetes' default 30 s, and a gateway that drains for 30 s after a 5 s delay.
+    let delayed = K8S.replace(
+        "            - { name: GATEWAY_LISTEN, value: \"0.0.0.0:8080\" }\n",
+        "            - { name: GATEWAY_LISTEN, value: \"0.0.0.0:8080\" }\n            - { name: SHUTDOWN_DELAY_SECS, value: \"5\" }\n",
+    );
+    assert_one(
+        &problems_for_k8s(&delayed),
+        "SHUTDOWN_DELAY_SECS + SHUTDOWN_GRACE_SECS = 5 + 30 s to stop, longer than the pod's terminationGracePeriodSeconds (30)",
+    );
+    let given_time = delayed.replace(
+        "      containers:\n",
+        "      terminationGracePeriodSeconds: 40\n      containers:\n",
+    );
+    assert_eq!(problems_for_k8s(&given_time), Vec::<String>::new());
 }
 
 #[test]

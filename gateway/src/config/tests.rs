@@ -41,7 +41,7 @@ fn each_token_setting_can_be_set_on_its_own() {
 
 #[test]
 fn refusals_name_the_variable_to_fix() {
-    let cases: [(&[&str], &str); 11] = [
+    let cases: [(&[&str], &str); 12] = [
         (&[], "JWKS_URL"),
         (&["--jwks-url=https://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
         (
@@ -97,6 +97,10 @@ fn refusals_name_the_variable_to_fix() {
                 "--jwks-unknown-kid-cooldown-secs=0",
             ],
             "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
+        ),
+        (
+            &["--better-auth-url=https://a", "--shutdown-delay-secs=301"],
+            "SHUTDOWN_DELAY_SECS",
         ),
     ];
     for (args, variable) in cases {
@@ -183,7 +187,8 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("REVOCATION_STALE_SECS\toptional\t30\n"));
     assert!(listing.contains("REVOCATION_REQUIRE_SID\toptional\ttrue\n"));
     assert!(listing.contains("REVOCATION_DATABASE_CA_FILE\toptional\t\n"));
-    assert_eq!(listing.lines().count(), 38, "{listing}");
+    assert!(listing.contains("SHUTDOWN_DELAY_SECS\toptional\t0\n"));
+    assert_eq!(listing.lines().count(), 39, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.contains("RUNTIME_LAYOUT\toptional\tshared\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));

@@ -209,6 +209,7 @@ fn limits() -> Limits {
         max_concurrent_requests: 64,
         max_connections: 1024,
         shutdown_grace: Duration::from_secs(1),
+        shutdown_delay: Duration::ZERO,
     }
 }
 

@@ -78,6 +78,7 @@ pub fn test_limits() -> Limits {
         max_concurrent_requests: 64,
         max_connections: 1024,
         shutdown_grace: Duration::from_secs(5),
+        shutdown_delay: Duration::ZERO,
     }
 }
 

@@ -42,6 +42,31 @@ async fn an_in_flight_request_finishes_after_shutdown_begins() {
 }
 
 #[tokio::test]
+async fn a_stopping_gateway_says_not_ready_but_accepts_and_serves_for_its_delay() {
+    let mut gateway =
+        spawn_gateway_with(|s| s.limits.shutdown_delay = Duration::from_secs(2)).await;
+    let stopped = gateway.shut_down();
+    // Load balancers are still letting go of the pod: a new connection is served, while
+    // /readyz tells them to stop sending more.
+    let fresh = reqwest::Client::builder().no_proxy().build().unwrap();
+    let ready = fresh.get(gateway.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 503);
+    let listed = fresh
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(gateway.token("alice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    assert!(!stopped.is_finished(), "stopped before its delay was over");
+    gateway.wait_until_not_accepting().await;
+    tokio::time::timeout(Duration::from_secs(10), stopped)
+        .await
+        .expect("the gateway stops once the delay is over and it has drained")
+        .unwrap();
+}
+
+#[tokio::test]
 async fn readyz_says_shutting_down_once_draining_has_begun() {
     let mut gateway = spawn_gateway().await;
     let mut connection = RawConnection::open(gateway.address).await;

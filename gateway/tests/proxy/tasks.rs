@@ -80,6 +80,7 @@ impl TasksService {
             max_body_bytes: 64 * 1024,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
+            shutdown_delay: Duration::ZERO,
         };
         let app = tasks_service::Application::build(settings)
             .await

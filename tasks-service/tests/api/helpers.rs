@@ -57,6 +57,7 @@ pub fn test_settings(database_url: &str) -> Settings {
         max_body_bytes: 64 * 1024,
         header_read_timeout: Duration::from_secs(10),
         shutdown_grace: Duration::from_secs(10),
+        shutdown_delay: Duration::ZERO,
     }
 }
 

@@ -291,3 +291,24 @@ async fn shutdown_stops_after_the_grace_period_even_if_a_request_stalls() {
     );
     drop(stream);
 }
+
+#[tokio::test]
+async fn a_stopping_service_keeps_accepting_for_its_shutdown_delay() {
+    let mut app = spawn_app_with(ADMIN_URL, |settings| {
+        settings.shutdown_delay = Duration::from_secs(2);
+    })
+    .await;
+    app.signal_shutdown();
+    // The gateway beside it may still open a connection while load balancers let go of the
+    // pod: a fresh one is answered, and the service signs nobody in on the way.
+    let fresh = reqwest::Client::new();
+    let health = fresh.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let unsigned = fresh.get(app.url("/api/alice/tasks")).send().await.unwrap();
+    assert_eq!(unsigned.status(), 401);
+    app.stop().await;
+    assert!(
+        tokio::net::TcpStream::connect(app.addr).await.is_err(),
+        "no longer accepting once the delay is over"
+    );
+}

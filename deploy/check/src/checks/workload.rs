@@ -179,6 +179,35 @@ fn value_of(w: &Workload, env: &EnvList, name: &str) -> Result<String, String> {
     }
 }
 
+/// A container of a pod must be done stopping before the kubelet kills it: after SIGTERM the
+/// binaries keep accepting for `SHUTDOWN_DELAY_SECS`, then drain for up to
+/// `SHUTDOWN_GRACE_SECS`; a pod's `terminationGracePeriodSeconds` (`grace`) shorter than both
+/// cuts requests off mid-answer at every rollout.
+pub(super) fn stop_rules(
+    w: &Workload,
+    env: &EnvList,
+    grace: u64,
+    report: &mut impl FnMut(&str, String),
+) {
+    const DELAY: &str = "SHUTDOWN_DELAY_SECS";
+    const DRAIN: &str = "SHUTDOWN_GRACE_SECS";
+    let secs = |name: &str| -> Option<u64> {
+        env.get(name)?;
+        value_of(w, env, name).ok()?.parse().ok()
+    };
+    let Some(drain) = secs(DRAIN) else { return };
+    let delay = secs(DELAY).unwrap_or(0);
+    if delay + drain > grace {
+        report(
+            &w.origin,
+            format!(
+                "may take {DELAY} + {DRAIN} = {delay} + {drain} s to stop, longer than the pod's \
+                 terminationGracePeriodSeconds ({grace}): the kubelet would kill it mid-drain"
+            ),
+        );
+    }
+}
+
 pub(super) fn placement_rules(
     w: &Workload,
     binary: &str,
