@@ -4,6 +4,10 @@
 
 use std::{
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
 };
 
@@ -51,6 +55,8 @@ pub struct LimitedBody<B> {
     inner: Option<B>,
     remaining: u64,
     limit: u64,
+    /// Set while the last poll waited for the client ([`LimitedBody::watch_client`]).
+    awaiting_client: Option<Arc<AtomicBool>>,
 }
 
 impl<B> LimitedBody<B> {
@@ -60,7 +66,17 @@ impl<B> LimitedBody<B> {
             inner: Some(inner),
             remaining: limit,
             limit,
+            awaiting_client: None,
         }
+    }
+
+    /// A flag that is set while whoever sends this body waits for the client to send more of
+    /// it, so that a deadline passing then can be told apart (the client's delay, not the
+    /// upstream's). Made on demand: a body read whole before it is sent never waits.
+    pub fn watch_client(&mut self) -> Arc<AtomicBool> {
+        self.awaiting_client
+            .get_or_insert_with(|| Arc::new(AtomicBool::new(false)))
+            .clone()
     }
 
     /// A body with nothing in it, for a request sent again.
@@ -69,6 +85,7 @@ impl<B> LimitedBody<B> {
             inner: None,
             remaining: 0,
             limit: 0,
+            awaiting_client: None,
         }
     }
 }
@@ -89,7 +106,11 @@ where
         let Some(inner) = &mut this.inner else {
             return Poll::Ready(None);
         };
-        match Pin::new(inner).poll_frame(cx) {
+        let polled = Pin::new(inner).poll_frame(cx);
+        if let Some(awaiting) = &this.awaiting_client {
+            awaiting.store(polled.is_pending(), Ordering::Relaxed);
+        }
+        match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;

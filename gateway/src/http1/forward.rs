@@ -4,7 +4,12 @@
 //!
 //! Not for: what the client gets back (`respond.rs`).
 
-use std::{io, pin::Pin, time::Instant};
+use std::{
+    io,
+    pin::Pin,
+    sync::atomic::{AtomicBool, Ordering},
+    time::Instant,
+};
 
 use bytes::Buf;
 use http::Method;
@@ -83,13 +88,22 @@ impl Connection<'_> {
         let connect_timeout = crate::upstream::connect_timeout(limits.upstream_timeout);
         let sent = Instant::now();
         let bodiless = *body_left == 0;
+        // Set while the exchange waits for the client's body: a deadline that passes then is
+        // the client's delay (408), not the upstream's (504), and no upstream alarm.
+        let awaiting_client = AtomicBool::new(false);
         let exchange = async {
             let mut connection =
                 upstream::checkout(&mut self.upstreams, self.parked, upstream, connect_timeout)
                     .await?;
             loop {
                 match self
-                    .send(&mut connection, head, forwarding, body_left)
+                    .send(
+                        &mut connection,
+                        head,
+                        forwarding,
+                        body_left,
+                        &awaiting_client,
+                    )
                     .await
                 {
                     Ok(head) => return Ok(Answer::Upstream(head, connection, sent)),
@@ -113,8 +127,15 @@ impl Connection<'_> {
             .reset(tokio::time::Instant::from_std(sent) + limits.upstream_timeout);
         let result = tokio::select! {
             biased;
-            result = exchange => result,
-            () = deadline => return Err(GatewayError::UpstreamTimeout),
+            result = exchange => Some(result),
+            () = deadline => None,
+        };
+        let Some(result) = result else {
+            return Err(if awaiting_client.load(Ordering::Relaxed) {
+                GatewayError::BodyTimeout
+            } else {
+                GatewayError::UpstreamTimeout
+            });
         };
         match result {
             Ok(answer) => Ok(answer),
@@ -148,6 +169,7 @@ impl Connection<'_> {
         head: &RequestHead,
         forwarding: &Forwarding,
         body_left: &mut u64,
+        awaiting_client: &AtomicBool,
     ) -> Result<ResponseHead, SendError> {
         self.out.clear();
         head::write_request(&mut self.out, head, forwarding, &connection.host);
@@ -158,7 +180,10 @@ impl Connection<'_> {
         *body_left -= buffered as u64;
         connection.io.stream.write_all(&self.out).await?;
         while *body_left > 0 {
-            match self.client.read_buf(&mut self.buf).await {
+            awaiting_client.store(true, Ordering::Relaxed);
+            let read = self.client.read_buf(&mut self.buf).await;
+            awaiting_client.store(false, Ordering::Relaxed);
+            match read {
                 Ok(0) | Err(_) => return Err(SendError::ClientBody),
                 Ok(_) => {}
             }

@@ -4,7 +4,7 @@
 //! the upstream timeout is 504, a body cut off at `MAX_BODY_BYTES` is 413, and a client body
 //! that breaks off or is malformed is 400.
 
-use std::time::Duration;
+use std::{sync::atomic::Ordering, time::Duration};
 
 use http::{header, request, Request, Response, Uri, Version};
 use hyper::body::{Body, Incoming};
@@ -40,14 +40,23 @@ impl Forwarder {
         &self,
         upstream: &Upstream,
         mut parts: request::Parts,
-        body: UpstreamBody,
+        mut body: UpstreamBody,
         dedicated: &Dedicated,
     ) -> Result<Response<Incoming>, GatewayError> {
         parts.version = Version::HTTP_11;
         parts.uri = origin_form(&parts.uri)?;
+        // A deadline that passes while the client's body is awaited is the client's delay.
+        let awaiting_client = (!body.is_end_stream()).then(|| body.watch_client());
         let request = Request::from_parts(parts, body);
         let exchange = self.send(dedicated, upstream, request);
         match tokio::time::timeout(self.timeout, exchange).await {
+            Err(_elapsed)
+                if awaiting_client
+                    .as_ref()
+                    .is_some_and(|waiting| waiting.load(Ordering::Relaxed)) =>
+            {
+                Err(GatewayError::BodyTimeout)
+            }
             Err(_elapsed) => Err(GatewayError::UpstreamTimeout),
             Ok(Ok(response)) => Ok(response),
             Ok(Err(error)) if caused_by::<BodyTooLarge>(&*error) => Err(GatewayError::BodyTooLarge),

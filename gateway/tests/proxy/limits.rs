@@ -246,6 +246,39 @@ async fn a_signed_body_that_stops_arriving_gets_408_within_the_upstream_timeout(
     }
 }
 
+/// A streamed (public) body that stops arriving is the client's delay too: 408, counted as a
+/// body timeout, not a 504 that blames (and alarms about) the upstream, on either engine.
+#[tokio::test]
+async fn a_streamed_body_that_stops_arriving_gets_408_not_an_upstream_timeout() {
+    for engine in [Http1Engine::Lean, Http1Engine::Hyper] {
+        let gateway = spawn_gateway_with(|s| {
+            s.http1_engine = engine;
+            s.limits.upstream_timeout = Duration::from_millis(400);
+        })
+        .await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        connection
+            .write(
+                "POST /api/auth/sign-in/email HTTP/1.1\r\nHost: gw\r\n\
+                 Content-Type: application/json\r\nContent-Length: 20\r\n\r\n{\"email\":",
+            )
+            .await;
+        let response = tokio::time::timeout(Duration::from_secs(5), connection.read_response())
+            .await
+            .unwrap_or_else(|_| panic!("{engine:?}: no answer to a stalled body"));
+        assert_eq!(response.status, 408, "{engine:?}: {response:?}");
+        let metrics = gateway.metrics().await;
+        assert!(
+            metrics.contains(r#"reason="body_timeout"} 1"#),
+            "{engine:?}: {metrics}"
+        );
+        assert!(
+            !metrics.contains("upstream_timeout"),
+            "{engine:?}: {metrics}"
+        );
+    }
+}
+
 /// The in-flight gauge is the count the concurrency cap reads: a request that left it raised
 /// would shrink the cap for good. After answers of every kind (forwarded, refused before and
 /// after authentication, at the cap, the gateway's own), on both engines, it is back at 0,
