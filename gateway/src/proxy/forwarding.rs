@@ -4,7 +4,7 @@
 //! gateway's own headers, the signed identity last, are added after the client's. One rule
 //! ([`Forwarding`]) decides which client lines travel, whichever engine writes them.
 
-use http::{header, request, HeaderName, HeaderValue};
+use http::{header, request, HeaderMap, HeaderName, HeaderValue, Version};
 use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
 
 use crate::request::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
@@ -173,6 +173,29 @@ impl Forwarding {
         for (name, value) in own {
             head.headers.insert(name, value);
         }
+        if head.version == Version::HTTP_2 {
+            join_cookies(&mut head.headers);
+        }
+    }
+}
+
+/// RFC 9113 §8.2.3: an HTTP/2 client may send each cookie pair as a field of its own, and
+/// they must be joined with "; " before the request travels on as HTTP/1.1, where a server
+/// expects one `Cookie` line (many read only the first).
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut values = headers.get_all(header::COOKIE).iter();
+    if values.next().is_none() || values.next().is_none() {
+        return;
+    }
+    let joined = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect::<Vec<_>>()
+        .join(&b"; "[..]);
+    // Each part was a valid value, and "; " is too.
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
     }
 }
 

@@ -47,6 +47,27 @@ async fn an_http2_prior_knowledge_client_is_proxied() {
 }
 
 #[tokio::test]
+async fn an_http2_clients_cookie_fields_reach_the_upstream_as_one_line() {
+    let gateway = spawn_gateway().await;
+    let http2 = reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let response = http2
+        .get(gateway.url("/api/auth/get-session"))
+        .header("cookie", "session=abc")
+        .header("cookie", "theme=dark")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = gateway.upstream.only();
+    let cookies: Vec<_> = seen.headers.get_all("cookie").iter().collect();
+    assert_eq!(cookies, ["session=abc; theme=dark"]);
+}
+
+#[tokio::test]
 async fn an_upstreams_trailers_never_reach_an_http2_client() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A public upstream whose chunked answer ends in trailers that would forge the request
