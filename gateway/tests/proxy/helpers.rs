@@ -302,3 +302,26 @@ pub async fn readyz(gateway: &TestGateway) -> (u16, serde_json::Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap())
 }
+
+/// An upstream for one request, scripted byte for byte: it reads the request head (not the
+/// body), writes `answer` and closes. Returns its URL and a signal sent once it has answered.
+pub async fn answering_once(answer: Vec<u8>) -> (String, oneshot::Receiver<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (answered, answered_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        let mut seen = Vec::new();
+        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+            let mut chunk = [0; 4096];
+            let n = stream.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "the gateway sent the head");
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        stream.write_all(&answer).await.unwrap();
+        drop(stream);
+        let _ = answered.send(());
+    });
+    (url, answered_rx)
+}

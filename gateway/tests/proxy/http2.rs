@@ -11,18 +11,23 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 
 use crate::{
-    helpers::{spawn_gateway, spawn_gateway_with, TestGateway},
+    helpers::{answering_once, spawn_gateway, spawn_gateway_with, TestGateway},
     raw,
 };
+
+/// A client that speaks HTTP/2 from its first byte (prior knowledge, cleartext).
+fn http2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}
 
 #[tokio::test]
 async fn an_http2_prior_knowledge_client_is_proxied() {
     let gateway = spawn_gateway().await;
-    let http2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let http2 = http2_client();
     let response = http2
         .get(gateway.url("/api/alice/tasks?x=1"))
         .bearer_auth(gateway.token("alice"))
@@ -49,11 +54,7 @@ async fn an_http2_prior_knowledge_client_is_proxied() {
 #[tokio::test]
 async fn an_http2_clients_cookie_fields_reach_the_upstream_as_one_line() {
     let gateway = spawn_gateway().await;
-    let http2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let http2 = http2_client();
     let response = http2
         .get(gateway.url("/api/auth/get-session"))
         .header("cookie", "session=abc")
@@ -69,30 +70,16 @@ async fn an_http2_clients_cookie_fields_reach_the_upstream_as_one_line() {
 
 #[tokio::test]
 async fn an_upstreams_trailers_never_reach_an_http2_client() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     // A public upstream whose chunked answer ends in trailers that would forge the request
     // id, open CORS, set a cookie and leak an internal field.
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let upstream = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut seen = Vec::new();
-        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            let mut chunk = [0; 4096];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "the gateway sent the head");
-            seen.extend_from_slice(&chunk[..n]);
-        }
-        stream
-            .write_all(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntrailer: x-secret\r\n\
-                  transfer-encoding: chunked\r\nconnection: close\r\n\r\n\
-                  5\r\nhello\r\n0\r\nx-secret: internal\r\nx-request-id: forged\r\n\
-                  access-control-allow-origin: *\r\nset-cookie: a=b\r\n\r\n",
-            )
-            .await
-            .unwrap();
-    });
+    let (upstream, _answered) = answering_once(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntrailer: x-secret\r\n\
+          transfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+          5\r\nhello\r\n0\r\nx-secret: internal\r\nx-request-id: forged\r\n\
+          access-control-allow-origin: *\r\nset-cookie: a=b\r\n\r\n"
+            .to_vec(),
+    )
+    .await;
     let gateway = spawn_gateway_with(|s| {
         s.public_routes =
             vec![gateway::request::PublicRoute::parse(&format!("/api/auth/={upstream}")).unwrap()];

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use gateway::{config::Http1Engine, request::PublicRoute, upstream::Upstream};
 
-use crate::helpers::{assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with};
+use crate::helpers::{
+    answering_once, assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with,
+};
 
 /// A local port with nothing listening on it.
 async fn closed_port() -> String {
@@ -88,31 +90,13 @@ async fn after_a_timeout_the_next_request_does_not_wait_on_the_stuck_upstream_co
 /// An upstream that answers 422 as soon as it has read the request head, as tasks-service does
 /// for a bad path before it reads the body, and then closes without reading the rest.
 async fn upstream_answering_before_the_body() -> (String, tokio::sync::oneshot::Receiver<()>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let (answered, answered_rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let (mut stream, _) = listener.accept().await.unwrap();
-        let mut seen = Vec::new();
-        while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-            let mut chunk = [0; 4096];
-            let n = stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "the gateway sent the head");
-            seen.extend_from_slice(&chunk[..n]);
-        }
-        let body = br#"{"detail":[{"type":"int_parsing","loc":["path","task_id"],"msg":"bad"}]}"#;
-        let head = format!(
-            "HTTP/1.1 422 Unprocessable Entity\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n",
-            body.len()
-        );
-        stream.write_all(head.as_bytes()).await.unwrap();
-        stream.write_all(body).await.unwrap();
-        drop(stream);
-        let _ = answered.send(());
-    });
-    (url, answered_rx)
+    let body = r#"{"detail":[{"type":"int_parsing","loc":["path","task_id"],"msg":"bad"}]}"#;
+    let answer = format!(
+        "HTTP/1.1 422 Unprocessable Entity\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    answering_once(answer.into_bytes()).await
 }
 
 #[tokio::test]
