@@ -27,7 +27,7 @@ pub enum GatewayError {
     BadHost,
     #[error("method not allowed")]
     MethodNotAllowed,
-    #[error("the method is not relayed (CONNECT, TRACE)")]
+    #[error("CONNECT is not relayed")]
     MethodNotRelayed,
     #[error("request body too large")]
     BodyTooLarge,
@@ -139,9 +139,7 @@ impl GatewayError {
             Self::BadPath => "Bad request: path contains dot segments",
             Self::BadHost => "Bad request: missing, repeated or invalid Host header",
             Self::MethodNotAllowed => "Method Not Allowed",
-            Self::MethodNotRelayed => {
-                "Not implemented: the gateway does not relay CONNECT or TRACE"
-            }
+            Self::MethodNotRelayed => "Not implemented: the gateway does not relay CONNECT",
             Self::BodyTooLarge => "Request body too large",
             Self::HeadersTooLarge => "Request header fields too large",
             Self::MalformedHead => "Bad request: the request head is malformed",

@@ -434,11 +434,12 @@ impl Proxy {
             Route::Public(upstream) => upstream,
             Route::Api => &parts.tasks_service,
         };
-        // CONNECT asks for a tunnel and TRACE echoes the request back, with what the gateway
-        // added on the way: neither is a call to the API or to Better Auth. A CONNECT with a
-        // path target was signed and relayed, and hyper then held a 2xx answer as a tunnel
-        // the server never opens, so the client got nothing at all.
-        if matches!(*head.method(), Method::CONNECT | Method::TRACE) {
+        // CONNECT asks for a tunnel, which is no call to the API or to Better Auth. One with a
+        // path target was signed and relayed, and hyper then held a 2xx answer as a tunnel the
+        // server never opens, so the client got nothing at all. (Other methods the API does
+        // not serve, TRACE among them, go on to be answered 405 with its `Allow`, as FastAPI
+        // answers them.)
+        if *head.method() == Method::CONNECT {
             return Err(GatewayError::MethodNotRelayed);
         }
 
