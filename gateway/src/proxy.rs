@@ -59,7 +59,7 @@ pub struct ProxyParts {
     pub forward_authorization: bool,
     /// Cancelled when the gateway is asked to stop (`SHUTDOWN_DELAY_SECS` before it drains,
     /// and at the latest when draining starts); `/readyz` then says not ready.
-    pub draining: CancellationToken,
+    pub stopping: CancellationToken,
 }
 
 /// The request handler. Cheap to clone.
@@ -122,11 +122,6 @@ impl Proxy {
     /// The gateway's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.parts.metrics
-    }
-
-    /// Cancelled when the gateway starts draining.
-    pub fn draining(&self) -> &CancellationToken {
-        &self.parts.draining
     }
 
     /// Handles one request from `client` through hyper, start to finish, forwarding over the
@@ -526,7 +521,7 @@ impl Proxy {
         let parts = &*self.parts;
         let response = match route {
             Route::Healthz => health::healthz(),
-            Route::Readyz if parts.draining.is_cancelled() => {
+            Route::Readyz if parts.stopping.is_cancelled() => {
                 health::readyz(Readiness::ShuttingDown)
             }
             Route::Readyz if !parts.authenticator.is_ready() => {

@@ -108,7 +108,7 @@ impl Application {
             metrics,
             limits: settings.limits,
             forward_authorization: settings.forward_authorization,
-            draining: stopping.clone(),
+            stopping: stopping.clone(),
         });
         Ok(Self {
             listeners,
