@@ -130,10 +130,15 @@ count_gateway() {
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
-  count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${tokens[@]}"
+  local counted
+  counted=$(count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${tokens[@]}")
   local refused; refused=$(gateway_refused)
   kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
   ((refused == 0)) || { say "the gateway answered $refused requests with another status than 200 ($*): no figure"; exit 1; }
+  # Printed only once this gateway has exited: the caller reads this line and starts the next
+  # one on the same port, which an exiting gateway still held (a race that left the next one
+  # unbound, and a callgrind process running after the script had failed).
+  echo "$counted"
 }
 say "counting the gateway"
 read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N < <(count_gateway ONE_TOKEN)
