@@ -32,7 +32,9 @@ function Mounted({ apiBase }: { apiBase: string }) {
   // would make a new `signedOut`, a new `load`, and another load after each refetch, which is
   // an endless loop of token requests if the API keeps refusing a live session's token.
   const refetch = useRef(session.refetch);
-  refetch.current = session.refetch;
+  useEffect(() => {
+    refetch.current = session.refetch;
+  });
   const signedOut = useCallback(async () => {
     api.tokens.clear();
     const { data } = await auth.getSession();
