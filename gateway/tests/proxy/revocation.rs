@@ -261,11 +261,25 @@ async fn gateway_starting(config: RevocationConfig) -> TestGateway {
 
 /// A token for `sub` in session `sid`, issued `iat_offset` seconds from now.
 fn token(gateway: &TestGateway, sub: &str, sid: &str, iat_offset: i64) -> String {
+    token_living(gateway, sub, sid, iat_offset, None)
+}
+
+/// The same, living `lifetime` seconds from its `iat` when given (else the issuer's `exp`).
+fn token_living(
+    gateway: &TestGateway,
+    sub: &str,
+    sid: &str,
+    iat_offset: i64,
+    lifetime: Option<i64>,
+) -> String {
     let issuer = &gateway.issuer;
     let key = issuer.key(Algorithm::EdDsa);
     let mut claims: Value = issuer.claims(sub);
     let iat = claims["iat"].as_i64().unwrap() + iat_offset;
     claims["iat"] = json!(iat);
+    if let Some(lifetime) = lifetime {
+        claims["exp"] = json!(iat + lifetime);
+    }
     claims["sid"] = json!(sid);
     key.mint(&key.header(), &claims)
 }
@@ -441,15 +455,7 @@ async fn a_gateway_loads_every_revocation_whose_tokens_it_would_still_accept() {
     let db = AuthDb::create().await;
     db.revoked_ago("session", "ended", 950.0).await;
     let gateway = gateway_on(&db, Duration::from_secs(30)).await;
-    let minted = |sid: &str| {
-        let key = gateway.issuer.key(Algorithm::EdDsa);
-        let mut claims: Value = gateway.issuer.claims("dora");
-        let iat = claims["iat"].as_i64().unwrap() - 925;
-        claims["iat"] = json!(iat);
-        claims["exp"] = json!(iat + 930);
-        claims["sid"] = json!(sid);
-        key.mint(&key.header(), &claims)
-    };
+    let minted = |sid: &str| token_living(&gateway, "dora", sid, -925, Some(930));
     assert_eq!(get(&gateway, "dora", &minted("ended")).await.0, 401);
     assert_eq!(
         get(&gateway, "dora", &minted("another")).await.0,
