@@ -85,16 +85,11 @@ async fn an_upstreams_trailers_never_reach_an_http2_client() {
             vec![gateway::request::PublicRoute::parse(&format!("/api/auth/={upstream}")).unwrap()];
     })
     .await;
-    let stream = TcpStream::connect(gateway.address).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
+    let mut connection = Http2Connection::open(&gateway).await;
     let request = http::Request::get(gateway.url("/api/auth/x"))
         .body(Empty::<Bytes>::new())
         .unwrap();
-    let response = tokio::time::timeout(GUARD, sender.send_request(request))
+    let response = tokio::time::timeout(GUARD, connection.sender.send_request(request))
         .await
         .expect("an answer")
         .unwrap();
