@@ -325,3 +325,12 @@ pub async fn answering_once(answer: Vec<u8>) -> (String, oneshot::Receiver<()>) 
     });
     (url, answered_rx)
 }
+
+/// A client that speaks HTTP/2 from its first byte (prior knowledge, cleartext).
+pub fn http2_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap()
+}

@@ -11,18 +11,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::{io::AsyncWriteExt, net::TcpStream, task::JoinHandle};
 
 use crate::{
-    helpers::{answering_once, spawn_gateway, spawn_gateway_with, TestGateway},
+    helpers::{answering_once, http2_client, spawn_gateway, spawn_gateway_with, TestGateway},
     raw,
 };
-
-/// A client that speaks HTTP/2 from its first byte (prior knowledge, cleartext).
-fn http2_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn an_http2_prior_knowledge_client_is_proxied() {

@@ -11,7 +11,8 @@ use tokio::sync::oneshot;
 
 use crate::{
     helpers::{
-        readyz, spawn_gateway_with, start_gateway, TestGateway, ALLOWED_ORIGIN, IDENTITY_KEYS,
+        http2_client, readyz, spawn_gateway_with, start_gateway, TestGateway, ALLOWED_ORIGIN,
+        IDENTITY_KEYS,
     },
     support::issuer::Issuer,
 };
@@ -303,11 +304,7 @@ async fn over_a_unix_socket_the_probe_the_api_and_isolation_all_hold() {
     let created = create(&gateway, "alice", json!({"title": "by socket"})).await;
     let id = created["id"].as_i64().unwrap();
     // HTTP/2 from the client: hyper's engine, and its own upstream connections.
-    let http2 = reqwest::Client::builder()
-        .no_proxy()
-        .http2_prior_knowledge()
-        .build()
-        .unwrap();
+    let http2 = http2_client();
     for client in [&gateway.http, &http2] {
         let listed = client
             .get(gateway.url("/api/alice/tasks"))
