@@ -70,6 +70,10 @@ impl Fetcher {
             .timeout(config.fetch_timeout)
             // A redirect could send us to a host the operator never configured.
             .redirect(reqwest::redirect::Policy::none())
+            // Nor may a proxy named in the environment (`HTTP_PROXY`, `ALL_PROXY`) stand
+            // between the gateway and its keys: over plain http (a loopback issuer) it
+            // could publish a key of its own and mint tokens for any user.
+            .no_proxy()
             .build()?;
         Ok(Self {
             client,

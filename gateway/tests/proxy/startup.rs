@@ -146,3 +146,36 @@ fn the_log_filter_flag_is_rust_log_as_in_tasks_service() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("--rust-log <RUST_LOG>"), "{help}");
 }
+
+/// A proxy named in the environment never stands between the gateway and its key set: over
+/// plain http it could publish a key of its own. The key fetch reaches the issuer's own
+/// address; a listener in `HTTP_PROXY` and `ALL_PROXY` sees no connection.
+#[test]
+fn the_key_fetch_ignores_proxies_named_in_the_environment() {
+    let issuer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    proxy.set_nonblocking(true).unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let issuer_url = format!("http://{}", issuer.local_addr().unwrap());
+    let (mut child, _lines) = start(&[
+        ("BETTER_AUTH_URL", &issuer_url),
+        ("HTTP_PROXY", &proxy_url),
+        ("http_proxy", &proxy_url),
+        ("ALL_PROXY", &proxy_url),
+    ]);
+    // The first fetch at start: wait for it where the issuer listens (the test's deadline is
+    // the accept's own: a gateway that sent it to the proxy leaves this accept waiting).
+    let (accepted, received) = mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = accepted.send(issuer.accept().map(|(socket, _)| socket));
+    });
+    let fetched = received.recv_timeout(Duration::from_secs(10));
+    let through_proxy = proxy.accept().is_ok();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        fetched.is_ok_and(|socket| socket.is_ok()),
+        "the key fetch never reached the issuer (through the proxy: {through_proxy})"
+    );
+    assert!(!through_proxy, "the key fetch went through HTTP_PROXY");
+}
