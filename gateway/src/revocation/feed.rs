@@ -9,8 +9,11 @@
 //! round, not N² deliveries) and expects that notification back by the next ping: a silent
 //! connection is caught, and so is one that answers queries but never delivers
 //! notifications (a transaction-pooling proxy such as PgBouncer runs `LISTEN` on whichever
-//! server connection it lends, so nothing comes back). While it is down,
-//! `Revocations::health` counts from the loss.
+//! server connection it lends, so nothing comes back). A connection counts as up only once
+//! its first ping has come back: loading the window proves that queries work, not that
+//! revocations will arrive, and a deaf connection taken as up would clear the loss clock at
+//! every reconnection and never fail closed. While it is down, `Revocations::health` counts
+//! from the loss.
 
 use std::{pin::pin, time::Duration};
 
@@ -129,7 +132,7 @@ pub(super) async fn run(revocations: Revocations, shutdown: CancellationToken) {
 }
 
 /// One connection's life: listen, load, then apply notifications until it fails.
-/// Sets `loaded` once the load has been applied.
+/// Sets `loaded` (and marks the set loaded) once the first ping has come back.
 async fn listen(revocations: &Revocations, loaded: &mut bool) -> FeedError {
     match listen_inner(revocations, loaded).await {
         Ok(never) => match never {},
@@ -146,10 +149,10 @@ async fn listen_inner(
         mut received,
         ping_channel,
         connection_id,
+        entries,
     } = tokio::time::timeout(SETUP_TIMEOUT, set_up(revocations))
         .await
         .map_err(|_| FeedError::Stalled(SETUP_TIMEOUT))??;
-    *loaded = true;
 
     let mut pings = 0u64;
     let mut awaited: Option<String> = None;
@@ -166,6 +169,13 @@ async fn listen_inner(
                     Some(Notice::Ping(id)) => {
                         if awaited.as_deref() == Some(id.as_str()) {
                             awaited = None;
+                            if !*loaded {
+                                // Notifications arrive: from here the set is what the
+                                // database says, and stays so while pings come back.
+                                *loaded = true;
+                                revocations.loaded(unix_now());
+                                tracing::info!(entries, "revocation feed loaded and listening");
+                            }
                         }
                     }
                     None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
@@ -200,10 +210,12 @@ struct Listening {
     ping_channel: String,
     /// Part of every ping's id.
     connection_id: String,
+    /// Rows loaded.
+    entries: usize,
 }
 
-/// Connects, checks what the login may do, listens, and loads the window into the set
-/// (marking it loaded). Bounded by `SETUP_TIMEOUT` at its caller.
+/// Connects, checks what the login may do, listens, and loads the window into the set (not
+/// yet marking it loaded: its first ping does). Bounded by `SETUP_TIMEOUT` at its caller.
 async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     let config = revocations.config();
     let mut pg = postgres_tls::parse_url(&config.database_url)
@@ -264,13 +276,12 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
         });
         revocations.apply(revoked, unix_now());
     }
-    revocations.loaded(unix_now());
-    tracing::info!(entries = count, "revocation feed loaded and listening");
     Ok(Listening {
         client,
         received,
         ping_channel,
         connection_id,
+        entries: count,
     })
 }
 
