@@ -37,6 +37,8 @@ fn reference(encoded: &str) -> Result<String, UserIdError> {
         Err(UserIdError::TooLong)
     } else if raw.chars().any(char::is_control) {
         Err(UserIdError::ControlCharacter)
+    } else if raw == "." || raw == ".." {
+        Err(UserIdError::DotSegment)
     } else {
         Ok(raw)
     }

@@ -2,14 +2,18 @@
 //!
 //! A user id travels in three places: the JWT, the URL path (`/api/{user_id}/tasks`) and the
 //! [`crate::headers::USER_ID`] header. In paths and headers it is percent-encoded so that any
-//! id Better Auth or another issuer might mint survives the trip byte for byte.
+//! id Better Auth or another issuer might mint survives the trip byte for byte, with one
+//! exception: `.` and `..` are dot segments, which URL parsers (reqwest's WHATWG one among
+//! them, also when written `%2E%2E`) normalise away and the gateway refuses, so no path can
+//! carry them and they are not user ids.
 
 use std::{fmt, sync::Arc};
 
 use serde::{Deserialize, Serialize};
 
-/// A user id: 1 to 255 bytes of UTF-8 with no control characters. Shared, not copied, when
-/// cloned: a gateway hands the id a token proved to every request that token comes with.
+/// A user id: 1 to 255 bytes of UTF-8 with no control characters, other than `.` and `..`
+/// (see [`UserIdError::DotSegment`]). Shared, not copied, when cloned: a gateway hands the id
+/// a token proved to every request that token comes with.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserId(Arc<str>);
 
@@ -24,6 +28,11 @@ pub enum UserIdError {
     ControlCharacter,
     #[error("user id is not valid percent-encoded UTF-8")]
     BadEncoding,
+    /// Exactly `.` or `..`: a URL path segment that clients normalise away (`/api/../tasks`
+    /// is sent as `/tasks`, `%2E%2E` included) and the gateway refuses, so such a user could
+    /// never be served. `...` and ids that merely contain dots are ordinary segments.
+    #[error("user id cannot be . or ..: no URL path can carry it")]
+    DotSegment,
 }
 
 impl UserId {
@@ -40,6 +49,9 @@ impl UserId {
         }
         if raw.chars().any(char::is_control) {
             return Err(UserIdError::ControlCharacter);
+        }
+        if raw == "." || raw == ".." {
+            return Err(UserIdError::DotSegment);
         }
         Ok(Self(raw.into()))
     }
@@ -171,6 +183,34 @@ mod tests {
     }
 
     #[test]
+    fn rejects_dot_segments() {
+        for dots in [".", ".."] {
+            assert_eq!(UserId::parse(dots), Err(UserIdError::DotSegment), "{dots}");
+        }
+        assert_eq!(
+            UserIdError::DotSegment.to_string(),
+            "user id cannot be . or ..: no URL path can carry it"
+        );
+        // Written escaped, as a path or header would carry them: refused once decoded.
+        for encoded in ["%2E", "%2e%2E", ".%2E", "%2E."] {
+            assert_eq!(
+                UserId::from_encoded(encoded),
+                Err(UserIdError::DotSegment),
+                "{encoded}"
+            );
+        }
+        // Not dot segments: three or more dots, or dots with anything else.
+        for fine in ["...", "....", ".a", "a.", "a..b", ". ", " .."] {
+            let id = UserId::parse(fine).unwrap();
+            assert_eq!(
+                UserId::from_encoded(&id.to_path_segment()),
+                Ok(id),
+                "{fine}"
+            );
+        }
+    }
+
+    #[test]
     fn decodes_paths_and_rejects_bad_escapes() {
         assert_eq!(UserId::from_encoded("a%20b").unwrap().as_str(), "a b");
         assert_eq!(UserId::from_encoded("%"), Err(UserIdError::BadEncoding));
@@ -205,7 +245,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn encodings_round_trip(raw in "[^\\p{Cc}]{1,60}") {
+        fn encodings_round_trip(
+            raw in "[^\\p{Cc}]{1,60}".prop_filter("a dot segment", |s| s != "." && s != ".."),
+        ) {
             let id = UserId::parse(&raw).unwrap();
             prop_assert_eq!(&UserId::from_encoded(&id.to_path_segment()).unwrap(), &id);
             let header = id.to_header_value();

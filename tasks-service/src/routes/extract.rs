@@ -193,7 +193,9 @@ fn check_path_user(raw_user: &str, verified: UserId) -> Result<UserId, ApiError>
         let kind = match e {
             UserIdError::Empty => "string_too_short",
             UserIdError::TooLong => "string_too_long",
-            UserIdError::ControlCharacter | UserIdError::BadEncoding => "value_error",
+            UserIdError::ControlCharacter | UserIdError::BadEncoding | UserIdError::DotSegment => {
+                "value_error"
+            }
         };
         ApiError::Validation(vec![FieldError::new(
             &["path", "user_id"],
