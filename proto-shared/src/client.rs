@@ -11,6 +11,14 @@
 //! client.complete(&user, task.id, Some(true)).await?;
 //! # Ok(()) }
 //! ```
+//!
+//! The client never follows a redirect: each request carries a fresh credential (and body)
+//! that anyone it reaches can present to tasks-service once, so it goes to the base URL and
+//! nowhere else; a 3xx answer is a [`ClientError::Api`]. Every request has a deadline
+//! ([`CONNECT_TIMEOUT`], [`REQUEST_TIMEOUT`]), and idle connections are dropped before the
+//! service would close them ([`POOL_IDLE_TIMEOUT`]).
+
+use std::time::Duration;
 
 use http::{header, Method, StatusCode};
 use serde::{de::DeserializeOwned, Serialize};
@@ -26,13 +34,31 @@ pub enum ClientError {
     /// The service answered with an error status and a `{"detail": ...}` body.
     #[error("the task API answered {status}")]
     Api { status: StatusCode, body: ErrorBody },
-    /// The request did not complete, or the response was not what the API promises.
+    /// The request did not complete (a timeout among them: [`reqwest::Error::is_timeout`]),
+    /// the response was not what the API promises, or the HTTP client could not be built.
     #[error("calling the task API failed: {0}")]
     Transport(#[from] reqwest::Error),
     /// The base URL is not `scheme://host[:port]`.
     #[error("the task API base URL must be scheme://host[:port] with no path: {0}")]
     BaseUrl(String),
 }
+
+/// Longest wait for a connection to the service to open.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Longest a request may take, from connecting until the response body is read, unless
+/// [`TasksClient::with_request_timeout`] sets another. A credential is fresh for 30 s by
+/// default (tasks-service's `IDENTITY_MAX_SKEW_SECS`), so a request still on its way after
+/// that is refused anyway; without a deadline, a service that accepts and never answers
+/// would hold the caller forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long an idle connection is kept for reuse. tasks-service closes a keep-alive
+/// connection on which no request head arrives within `HEADER_READ_TIMEOUT_SECS` (10 s by
+/// default); a request sent on a pooled connection just as the service closes it fails
+/// (`IncompleteMessage`). Dropping idle connections well before that avoids the race. It
+/// comes back if the service is run with `HEADER_READ_TIMEOUT_SECS` of 5 or less.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Filters and paging for [`TasksClient::list`]; `None` leaves the service's default.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -49,17 +75,26 @@ pub struct TasksClient {
     http: reqwest::Client,
     origin: String,
     signer: Signer,
+    request_timeout: Duration,
 }
 
 impl TasksClient {
-    /// A client for the service at `base_url` (e.g. `http://127.0.0.1:8081`).
+    /// A client for the service at `base_url` (e.g. `http://127.0.0.1:8081`). Proxies named
+    /// in the environment (`HTTP_PROXY`, `ALL_PROXY`) are not used: a proxy on the way to an
+    /// in-cluster service would see each credential before the service spends it.
     pub fn new(base_url: &str, signer: Signer) -> Result<Self, ClientError> {
-        Self::with_http_client(reqwest::Client::new(), base_url, signer)
+        Self::with_client_builder(reqwest::Client::builder().no_proxy(), base_url, signer)
     }
 
-    /// Same as [`TasksClient::new`], reusing a configured `reqwest::Client`.
-    pub fn with_http_client(
-        http: reqwest::Client,
+    /// Same as [`TasksClient::new`], with the HTTP client built from `builder` (TLS roots, a
+    /// user agent, a resolver, a proxy...). Set on top of whatever the builder says: no
+    /// redirects, [`CONNECT_TIMEOUT`] and [`POOL_IDLE_TIMEOUT`]. Each request's total timeout
+    /// is [`REQUEST_TIMEOUT`] (or [`TasksClient::with_request_timeout`]'s), which replaces a
+    /// `timeout` set on the builder; its `read_timeout`, if any, still applies. Proxies are
+    /// the builder's choice: reqwest's default reads them from the environment
+    /// (`no_proxy()` turns that off, as [`TasksClient::new`] does).
+    pub fn with_client_builder(
+        builder: reqwest::ClientBuilder,
         base_url: &str,
         signer: Signer,
     ) -> Result<Self, ClientError> {
@@ -70,11 +105,29 @@ impl TasksClient {
             return Err(ClientError::BaseUrl(base_url.to_owned()));
         }
         let origin = url.origin().ascii_serialization();
+        let http = builder
+            // reqwest keeps custom headers when a redirect leaves the host: following one
+            // would hand the unspent credential (and the body it signs) to whoever `Location`
+            // names.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build()?;
         Ok(Self {
             http,
             origin,
             signer,
+            request_timeout: REQUEST_TIMEOUT,
         })
+    }
+
+    /// The same client with another total timeout per request (connecting included) than
+    /// [`REQUEST_TIMEOUT`]: shorter for a caller with a tighter deadline of its own. Longer
+    /// buys nothing once the credential has gone stale at the service.
+    #[must_use]
+    pub fn with_request_timeout(mut self, timeout: Duration) -> Self {
+        self.request_timeout = timeout;
+        self
     }
 
     /// `GET /api/{user_id}/tasks`.
@@ -171,6 +224,7 @@ impl TasksClient {
         let mut request = self
             .http
             .request(method, format!("{}{path_and_query}", self.origin))
+            .timeout(self.request_timeout)
             .header(crate::headers::USER_ID, identity.user_id)
             .header(crate::headers::IDENTITY_CREDENTIAL, identity.credential);
         if let Some(json) = json {
@@ -182,7 +236,8 @@ impl TasksClient {
     }
 }
 
-/// Passes a success through; turns an error status into [`ClientError::Api`].
+/// Passes a success through; turns any other status into [`ClientError::Api`], a redirect
+/// (3xx, never followed) included.
 async fn check(response: reqwest::Response) -> Result<reqwest::Response, ClientError> {
     let status = response.status();
     if status.is_success() {
