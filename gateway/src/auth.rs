@@ -29,7 +29,7 @@ pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 #[cfg(test)]
 pub(crate) use claims::unexpired;
 
-use crate::jwks::{JwksCache, JwksConfig, KeySet};
+use crate::jwks::{JwksCache, JwksConfig, KeySet, VerifyingKey};
 use crate::revocation::{self, FeedHealth, Refusal, RevocationConfig, Revocations, TokenFacts};
 use claims::ClaimRules;
 use jwt::Jws;
@@ -288,19 +288,24 @@ impl Authenticator {
         let jws = Jws::parse(token, &inner.algorithms).inspect_err(|err| {
             tracing::debug!(reason = err.reason(), "token refused before key lookup");
         })?;
-        let key = match keys.find(&jws.kid, jws.alg) {
-            Some(key) => key.clone(),
+        let key = match verifying_key(&jws, &keys) {
+            Ok(key) => key,
             // The kid is known but no key of that name fits the alg: a refetch cannot help.
-            None if keys.has_kid(&jws.kid) => return Err(refused(&jws, AuthError::UnknownKey)),
-            None => inner
-                .jwks
-                .refresh_for_unknown_kid()
-                .await
-                .and_then(|keys| keys.find(&jws.kid, jws.alg).cloned())
-                .ok_or_else(|| refused(&jws, AuthError::UnknownKey))?,
+            Err(AuthError::UnknownKey) if keys.has_kid(&jws.kid) => {
+                return Err(refused(&jws, AuthError::UnknownKey))
+            }
+            // An unknown kid, or no key under it verifies the signature: the key may have
+            // been published or replaced since the last fetch. One early fetch, through the
+            // unknown-kid gate (at most one per cooldown, however many tokens ask), then
+            // once more against the new set. Refusals are never cached: a token refused
+            // here is judged afresh next time.
+            Err(first) => match inner.jwks.refresh_for_unknown_kid().await {
+                Some(fresh) if !Arc::ptr_eq(&fresh, &keys) => {
+                    verifying_key(&jws, &fresh).map_err(|err| refused(&jws, err))?
+                }
+                _ => return Err(refused(&jws, first)),
+            },
         };
-        jws.verify_signature(&key)
-            .map_err(|err| refused(&jws, err))?;
         claims::check_type(jws.typ.as_deref()).map_err(|err| refused(&jws, err))?;
         let payload = jws.payload().map_err(|err| refused(&jws, err))?;
         let verified = inner
@@ -359,6 +364,20 @@ impl Authenticator {
                 self.inner.rules.leeway,
             )
     }
+}
+
+/// The key that verifies the token's signature, among those under its `kid` that fit its
+/// `alg` (an issuer may publish several under one `kid`). `UnknownKey` when none fits,
+/// `BadSignature` when none verifies.
+fn verifying_key(jws: &Jws<'_>, keys: &KeySet) -> Result<Arc<VerifyingKey>, AuthError> {
+    let mut refusal = AuthError::UnknownKey;
+    for key in keys.candidates(&jws.kid, jws.alg) {
+        match jws.verify_signature(key) {
+            Ok(()) => return Ok(key.clone()),
+            Err(err) => refusal = err,
+        }
+    }
+    Err(refusal)
 }
 
 /// Logs a refusal with what identifies the key, never the token.

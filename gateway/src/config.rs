@@ -79,7 +79,9 @@ pub struct Config {
     /// longest a token from a newly published key waits (or is refused) before it is fetched.
     #[arg(long, env = "JWKS_UNKNOWN_KID_COOLDOWN_SECS", default_value_t = 3)]
     pub jwks_unknown_kid_cooldown_secs: u64,
-    /// How long the last good key set keeps serving while the issuer fails.
+    /// How long the last good key set keeps serving while the issuer fails, counted from when
+    /// its refresh was due (or from the first failed fetch, if later): a healthy issuer never
+    /// makes keys unavailable. 0: no grace once a due refresh has failed.
     #[arg(long, env = "JWKS_STALE_IF_ERROR_SECS", default_value_t = 86_400)]
     pub jwks_stale_if_error_secs: u64,
     /// Number of verified tokens remembered.
@@ -461,6 +463,7 @@ impl Config {
                     "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
                     self.jwks_unknown_kid_cooldown_secs,
                 )?,
+                // Any value, 0 included (see its doc comment and `jwks.rs`).
                 stale_if_error: Duration::from_secs(self.jwks_stale_if_error_secs),
                 ..defaults
             },

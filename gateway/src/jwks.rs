@@ -10,6 +10,14 @@
 //! arrive, and a key published at any moment is fetched within one cooldown of the first token
 //! that names it: bots cannot push an honest rotation out. A bounded number of requests wait
 //! for the fetch that answers them; everyone else keeps reading the current set meanwhile.
+//! A token whose signature no key under its (known) `kid` verifies asks through the same gate:
+//! the key may have been replaced under the same name.
+//!
+//! A set serves until stale-if-error has passed since the refresh that should have replaced
+//! it was due, or since the first fetch that failed after that: never because of its age
+//! alone, so a healthy issuer never makes keys unavailable, whatever the refresh interval or
+//! `max-age`. The bound is kept with the set (`Current::usable_until`) and checked against
+//! the monotonic clock: one comparison per request.
 //! Why this replaces jwks-client-rs: see `specs/research.md`.
 
 mod fetch;
@@ -48,7 +56,10 @@ pub struct JwksConfig {
     /// At most one fetch per this period is caused by tokens with unknown `kid`s; also the
     /// longest a newly published key can go unfetched once a token names it.
     pub unknown_kid_cooldown: Duration,
-    /// How long the last good key set keeps serving while the issuer fails.
+    /// How long the last good key set keeps serving while the issuer fails, counted from when
+    /// the refresh that should have replaced it was due (or from its first failed fetch, if
+    /// later). A healthy issuer never makes keys unavailable; zero: no grace at all once a
+    /// due refresh has failed.
     pub stale_if_error: Duration,
     /// Connect and total timeouts of one fetch.
     pub connect_timeout: Duration,
@@ -114,11 +125,46 @@ const UNKNOWN_KID_MAX_WAIT: Duration = Duration::from_secs(2);
 /// arrives with the fetch already due, and the client's retry passes).
 pub const MAX_UNKNOWN_KID_WAITERS: usize = 64;
 
-/// The last good key set and when it was fetched.
+/// Slack on top of the fetch timeout for the refresh due at [`Current::due_at`] to end: past
+/// it, with no failure reported, the refresher is taken to have stopped (a last resort: a
+/// refresher that runs always ends a fetch within its timeout, and reports a failure).
+const LATE_REFRESH_SLACK: Duration = Duration::from_secs(5);
+
+/// The last good key set, when it was fetched, and until when it may serve.
 #[derive(Debug, Clone)]
 struct Current {
     keys: Arc<KeySet>,
     fetched_at: Instant,
+    /// When the refresh that should replace it is due (the refresh interval, or the issuer's
+    /// `max-age` within bounds, after `fetched_at`); `None`: too far off to represent.
+    due_at: Option<Instant>,
+    /// Whether a fetch has failed since this set was fetched.
+    failed: bool,
+    /// Past this instant the set no longer serves; `None`: never (a bound too far off to
+    /// represent). Stale-if-error counted from the later of `due_at` and the first failed
+    /// fetch; with no failure, from when the due refresh must have ended.
+    usable_until: Option<Instant>,
+}
+
+impl Current {
+    fn usable_at(&self, now: Instant) -> bool {
+        self.usable_until.is_none_or(|until| now <= until)
+    }
+}
+
+/// What the cache serves, as the refresher's failure warning tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Serving {
+    /// No key set was ever loaded.
+    Nothing,
+    /// The last good set, fetched `age` ago, is past the stale-if-error bound.
+    Expired { age: Duration },
+    /// The last good set, fetched `age` ago, still serves, for `left` more at most (`None`:
+    /// without limit).
+    Stale {
+        age: Duration,
+        left: Option<Duration>,
+    },
 }
 
 /// Bookkeeping of early fetches caused by unknown `kid`s.
@@ -156,7 +202,7 @@ pub struct JwksCache {
     shared: Arc<Shared>,
 }
 
-/// No key set has been loaded, or the last good one is older than the stale-if-error bound.
+/// No key set has been loaded, or the last good one is past the stale-if-error bound.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("no usable key set")]
 pub struct KeysUnavailable;
@@ -196,31 +242,33 @@ impl JwksCache {
         }
     }
 
-    /// The current key set, unless none is loaded or it has gone stale.
+    /// The current key set, unless none is loaded or it is past the stale-if-error bound.
     pub fn current(&self) -> Result<Arc<KeySet>, KeysUnavailable> {
         self.with_current(Arc::clone)
     }
 
-    /// `read` applied to the current key set, unless none is loaded or it has gone stale,
-    /// without taking a reference to it: what a request that only checks a key needs.
+    /// `read` applied to the current key set, unless none is loaded or it is past the
+    /// stale-if-error bound, without taking a reference to it: what a request that only
+    /// checks a key needs.
     pub fn with_current<R>(
         &self,
         read: impl FnOnce(&Arc<KeySet>) -> R,
     ) -> Result<R, KeysUnavailable> {
         let current = self.shared.current.load();
         let current = current.as_ref().ok_or(KeysUnavailable)?;
-        if current.fetched_at.elapsed() > self.shared.config.stale_if_error {
+        if !current.usable_at(Instant::now()) {
             return Err(KeysUnavailable);
         }
         Ok(read(&current.keys))
     }
 
-    /// True once a key set is loaded and not older than the stale-if-error bound.
+    /// True once a key set is loaded and not past the stale-if-error bound.
     pub fn is_ready(&self) -> bool {
         self.with_current(|_| ()).is_ok()
     }
 
-    /// Called for a token whose `kid` is not in the current set. Asks for an early fetch: at
+    /// Called for a token whose `kid` is not in the current set, or whose signature no key
+    /// under its `kid` verifies (the key may have been replaced). Asks for an early fetch: at
     /// once, or if one was asked for within the cooldown, at the cooldown's end (one trailing
     /// fetch for everyone who asks meanwhile). Waits for the fetch that answers it, bounded,
     /// and returns the set as it then is. Returns at once with the current set when
@@ -277,13 +325,79 @@ impl JwksCache {
         shared.wake_refresher.notify_one();
     }
 
-    fn store(&self, keys: KeySet) {
+    /// Swaps in a freshly fetched set, whose own refresh is due `refresh_in` from now.
+    fn store(&self, keys: KeySet, refresh_in: Duration) {
+        let config = &self.shared.config;
         let keys = Arc::new(keys);
         self.shared.metrics.keys.set(keys.len() as i64);
+        let now = Instant::now();
+        // `checked_add`: a bound of u64::MAX seconds is a valid setting, "never".
+        let due_at = now.checked_add(refresh_in);
+        let usable_until = due_at
+            .and_then(|due| due.checked_add(config.fetch_timeout))
+            .and_then(|end| end.checked_add(LATE_REFRESH_SLACK))
+            .and_then(|end| end.checked_add(config.stale_if_error));
         self.shared.current.store(Some(Arc::new(Current {
             keys,
-            fetched_at: Instant::now(),
+            fetched_at: now,
+            due_at,
+            failed: false,
+            usable_until,
         })));
+    }
+
+    /// Notes a failed fetch: the first since the current set was fetched starts its
+    /// stale-if-error clock, from then or from when its refresh was due, whichever is later
+    /// (an early fetch failing before then does not shorten it). Returns what is served now.
+    fn fetch_failed(&self) -> Serving {
+        let now = Instant::now();
+        let Some(current) = self.shared.current.load_full() else {
+            return Serving::Nothing;
+        };
+        let current = if current.failed {
+            current
+        } else {
+            // A refresh never due (`None`) never lets the set go stale.
+            let from_failure = current
+                .due_at
+                .and_then(|due| due.max(now).checked_add(self.shared.config.stale_if_error));
+            let usable_until = match (current.usable_until, from_failure) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let updated = Arc::new(Current {
+                failed: true,
+                usable_until,
+                ..Current::clone(&current)
+            });
+            // The refresher is the only writer: nothing was swapped in meanwhile.
+            self.shared.current.store(Some(updated.clone()));
+            updated
+        };
+        let age = now.saturating_duration_since(current.fetched_at);
+        if current.usable_at(now) {
+            Serving::Stale {
+                age,
+                left: current
+                    .usable_until
+                    .map(|until| until.saturating_duration_since(now)),
+            }
+        } else {
+            Serving::Expired { age }
+        }
+    }
+
+    /// How long the current set may still serve: `None` when none does (none was loaded,
+    /// or it is past the bound), `Some(Duration::MAX)` when it serves without limit.
+    fn usable_for(&self) -> Option<Duration> {
+        let now = Instant::now();
+        let current = self.shared.current.load();
+        let current = current.as_ref().filter(|current| current.usable_at(now))?;
+        Some(
+            current
+                .usable_until
+                .map_or(Duration::MAX, |until| until.saturating_duration_since(now)),
+        )
     }
 
     fn age(&self) -> Option<Duration> {

@@ -125,9 +125,19 @@ impl KeySet {
         self.by_kid.contains_key(kid)
     }
 
-    /// The key named `kid` that may verify `alg`.
-    pub fn find(&self, kid: &str, alg: Algorithm) -> Option<&Arc<VerifyingKey>> {
-        self.by_kid.get(kid)?.iter().find(|key| key.accepts(alg))
+    /// Every key named `kid` that may verify `alg`, in the order published. An issuer may
+    /// publish several under one `kid` (during a rotation that keeps the name): a token is
+    /// valid if any of them verifies it.
+    pub fn candidates<'a>(
+        &'a self,
+        kid: &str,
+        alg: Algorithm,
+    ) -> impl Iterator<Item = &'a Arc<VerifyingKey>> + 'a {
+        self.by_kid
+            .get(kid)
+            .into_iter()
+            .flatten()
+            .filter(move |key| key.accepts(alg))
     }
 
     /// Whether the key that verified a cached token is still published, unchanged.

@@ -60,7 +60,8 @@ pub fn register(registry: &mut Registry, cache: &JwksCache) {
     );
     registry.register(
         "jwks_unknown_kid_fetches",
-        "Early JWKS fetches asked for by tokens naming an unknown key id (at most one per cooldown)",
+        "Early JWKS fetches asked for by tokens naming an unknown key id, or one whose keys do \
+         not verify them (a key replaced under its id): at most one per cooldown",
         m.unknown_kid_fetches.clone(),
     );
     registry.register(

@@ -178,7 +178,11 @@ async fn jwks_entries_not_meant_for_signatures_are_ignored() {
 #[tokio::test]
 async fn a_tampered_or_foreign_signature_is_refused() {
     let issuer = Issuer::start().await;
-    let auth = TestAuth::ready(config(&issuer)).await;
+    // Each refusal asks for one fetch through the unknown-kid gate (the key may have been
+    // replaced) and waits for it, trailing at the cooldown's end: keep that short here.
+    let mut config = config(&issuer);
+    config.jwks.unknown_kid_cooldown = std::time::Duration::from_millis(20);
+    let auth = TestAuth::ready(config).await;
     for alg in Algorithm::ALL {
         let token = issuer.token(alg);
         // Another subject under the original signature.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use gateway::auth::{Algorithm, AuthConfig, AuthError, LastToken};
 
 use crate::helpers::{config, TestAuth};
-use crate::support::issuer::{Behaviour, Issuer};
+use crate::support::issuer::{Behaviour, Issuer, SigningKey};
 use crate::support::logs::Captured;
 
 /// Polls `condition` every 5 ms until it holds (10 s deadline).
@@ -102,6 +102,76 @@ async fn a_key_replaced_under_the_same_kid_invalidates_cached_tokens() {
 }
 
 #[tokio::test]
+async fn a_key_replaced_under_the_same_kid_is_fetched_for_its_first_token() {
+    let issuer = Issuer::start().await;
+    // The default refresh interval (5 min): only the token can cause the fetch.
+    let mut config = config(&issuer);
+    config.jwks.unknown_kid_cooldown = Duration::from_millis(200);
+    let auth = TestAuth::ready(config).await;
+    let old = issuer.key(Algorithm::EdDsa);
+    let old_token = issuer.token(Algorithm::EdDsa);
+    assert!(auth.check(&old_token).await.is_ok());
+
+    issuer.remove_key(&old.kid);
+    let new = SigningKey::generate_with_kid(Algorithm::EdDsa, old.kid.clone());
+    issuer.publish(new.clone());
+    let new_token = new.mint(&new.header(), &issuer.claims("user-2"));
+    // No key under its kid verifies it: one early fetch, then verified against the new set.
+    assert!(
+        auth.check(&new_token).await.is_ok(),
+        "accepted on first sight"
+    );
+    assert_eq!(issuer.fetches(), 2);
+    // That fetch withdrew the old key, cached token or not.
+    assert_eq!(auth.check(&old_token).await, Err(AuthError::BadSignature));
+}
+
+#[tokio::test]
+async fn every_key_published_under_one_kid_is_tried() {
+    let first = SigningKey::generate_with_kid(Algorithm::EdDsa, "shared");
+    let second = SigningKey::generate_with_kid(Algorithm::EdDsa, "shared");
+    let issuer = Issuer::start_with_keys(vec![first.clone(), second.clone()]).await;
+    let auth = TestAuth::ready(config(&issuer)).await;
+    assert_eq!(auth.metric("gateway_jwks_keys"), 2.0);
+    for (i, key) in [&first, &second].into_iter().enumerate() {
+        let token = key.mint(&key.header(), &issuer.claims(&format!("user-{i}")));
+        assert!(auth.check(&token).await.is_ok(), "key {i}");
+    }
+    assert_eq!(issuer.fetches(), 1, "no fetch was needed");
+}
+
+#[tokio::test]
+async fn a_refused_signature_is_judged_afresh_once_its_key_is_published() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.jwks.unknown_kid_cooldown = Duration::from_millis(200);
+    let auth = TestAuth::ready(config).await;
+    let old = issuer.key(Algorithm::EdDsa);
+    let next = SigningKey::generate_with_kid(Algorithm::EdDsa, old.kid.clone());
+    let token = next.mint(&next.header(), &issuer.claims("user-1"));
+    let mut connection = LastToken::default();
+    // Signed by a key the issuer has not published yet: refused after one early fetch.
+    assert_eq!(
+        auth.check_on(&token, &mut connection).await,
+        Err(AuthError::BadSignature)
+    );
+    assert_eq!(issuer.fetches(), 2);
+
+    // Now it is, under the same kid. Neither the verified-token cache nor the connection
+    // remembered the refusal: the token asks for another fetch (trailing, at the cooldown's
+    // end) and passes.
+    issuer.remove_key(&old.kid);
+    issuer.publish(next.clone());
+    assert!(auth.check_on(&token, &mut connection).await.is_ok());
+    assert_eq!(issuer.fetches(), 3);
+    let hits = auth.metric("gateway_token_cache_hits_total");
+    assert!(auth.check_on(&token, &mut connection).await.is_ok());
+    assert!(auth.check(&token).await.is_ok());
+    assert_eq!(auth.metric("gateway_token_cache_hits_total"), hits + 2.0);
+    assert_eq!(issuer.fetches(), 3, "and remembered since");
+}
+
+#[tokio::test]
 async fn an_empty_key_set_is_valid_and_refuses_with_401() {
     let issuer = Issuer::start().await;
     issuer.publish_empty();
@@ -149,6 +219,26 @@ async fn the_last_good_keys_serve_while_the_issuer_fails_then_expire() {
     issuer.set_behaviour(Behaviour::Serve);
     auth.wait_ready(true).await;
     assert!(auth.check(&token).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_healthy_issuer_keeps_keys_available_whatever_the_stale_if_error_bound() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    // Counted from each fetch, stale-if-error shorter than the refresh interval made the
+    // keys unavailable for most of every interval, and 0 made them never available.
+    config.jwks.refresh_interval = Duration::from_millis(300);
+    config.jwks.stale_if_error = Duration::ZERO;
+    let auth = TestAuth::ready(config).await;
+    let token = issuer.token(Algorithm::EdDsa);
+    // Through four refreshes: always ready, never a 503.
+    let fetches = issuer.fetches();
+    while issuer.fetches() < fetches + 4 {
+        assert!(auth.auth.is_ready(), "after {} fetches", issuer.fetches());
+        assert!(auth.check(&token).await.is_ok());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(auth.metric("gateway_jwks_fetch_failures_total"), 0.0);
 }
 
 #[tokio::test]

@@ -1,6 +1,8 @@
 //! Tokens naming a `kid` the cache does not know: a flood costs one fetch and valid tokens
 //! keep working meanwhile; at most one fetch per cooldown, the one after the first trailing
-//! at the cooldown's end; a rotated-in key is accepted on first sight.
+//! at the cooldown's end; a rotated-in key is accepted on first sight. Forged signatures
+//! under a known `kid` (which may ask for a fetch too, the key may have been replaced) go
+//! through the same gate.
 
 use std::time::Duration;
 
@@ -131,4 +133,58 @@ async fn a_rotated_key_is_picked_up_without_restart() {
     assert_eq!(issuer.fetches(), 2);
     // The old key was withdrawn by the same fetch, cached or not.
     assert_eq!(auth.check(&old).await, Err(AuthError::UnknownKey));
+}
+
+#[tokio::test]
+async fn forged_signatures_under_a_known_kid_cost_one_fetch_per_cooldown() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    let cooldown = Duration::from_millis(300);
+    config.jwks.unknown_kid_cooldown = cooldown;
+    let auth = TestAuth::ready(config).await;
+    let kid = issuer.key(Algorithm::Es256).kid;
+    // Known kid, signature of sevens: no published key verifies it.
+    let forged: Vec<String> = (0..2_000)
+        .map(|i| {
+            let header = json!({"alg": "ES256", "kid": kid, "typ": "JWT"});
+            let claims = issuer.claims(&format!("user-{i}"));
+            format!(
+                "{}.{}.{}",
+                b64(header.to_string()),
+                b64(claims.to_string()),
+                b64([7u8; 64])
+            )
+        })
+        .collect();
+
+    // At once: one early fetch for all of them, a bounded number waiting for it.
+    let results = join_all(forged.iter().map(|token| auth.check(token))).await;
+    assert!(results.iter().all(|r| *r == Err(AuthError::BadSignature)));
+    assert_eq!(issuer.fetches(), 2, "one fetch for the whole flood");
+    assert_eq!(auth.metric("gateway_jwks_unknown_kid_fetches_total"), 1.0);
+    assert_eq!(
+        auth.metric("gateway_jwks_unknown_kid_refused_total"),
+        (2_000 - gateway::jwks::MAX_UNKNOWN_KID_WAITERS) as f64
+    );
+
+    // Kept up: at most one fetch per cooldown, valid tokens unaffected.
+    let valid = issuer.token(Algorithm::Es256);
+    let started = tokio::time::Instant::now();
+    let fetches = issuer.fetches();
+    let mut rounds = 0;
+    while started.elapsed() < Duration::from_millis(1_500) {
+        let batch = &forged[rounds * 20 % 2_000..][..20];
+        let results = join_all(batch.iter().map(|token| auth.check(token))).await;
+        assert!(results.iter().all(|r| *r == Err(AuthError::BadSignature)));
+        assert!(auth.check(&valid).await.is_ok());
+        rounds += 1;
+    }
+    let elapsed = started.elapsed();
+    let fetched = issuer.fetches() - fetches;
+    // One per cooldown, plus one trailing fetch asked for at the end and already started.
+    let bound = (elapsed.as_millis() / cooldown.as_millis()) as usize + 1;
+    assert!(
+        (1..=bound).contains(&fetched),
+        "{fetched} fetches in {elapsed:?} with a {cooldown:?} cooldown"
+    );
 }
