@@ -17,10 +17,10 @@ pub mod set;
 
 use std::{
     sync::{
-        atomic::{AtomicBool, AtomicI64, Ordering},
-        Arc, RwLock,
+        atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering},
+        Arc, OnceLock, RwLock,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use prometheus_client::{
@@ -116,6 +116,17 @@ struct FeedState {
     loaded_at: AtomicI64,
     /// When the feed was last lost; 0 while it is up (or before the first load).
     lost_at: AtomicI64,
+    /// The same moment on the monotonic clock ([`monotonic_ms`]; 0 while up): how long the
+    /// feed has been lost is the longer of the two clocks' counts, so a wall clock set back
+    /// during an outage cannot stretch the stale bound.
+    lost_at_ms: AtomicU64,
+}
+
+/// Milliseconds since the first call, on a clock that never steps back (never 0).
+fn monotonic_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    let elapsed = EPOCH.get_or_init(Instant::now).elapsed();
+    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX) + 1
 }
 
 #[derive(Debug, Default)]
@@ -274,11 +285,20 @@ impl Revocations {
         match state.lost_at.load(Ordering::Acquire) {
             0 => FeedHealth::Up,
             lost => {
-                let for_secs = now - lost;
-                if for_secs > self.shared.config.stale_after.as_secs() as i64 {
+                let by_monotonic = monotonic_ms()
+                    .saturating_sub(state.lost_at_ms.load(Ordering::Acquire))
+                    .min(i64::MAX as u64) as i64;
+                let lost_for_ms = now
+                    .saturating_sub(lost)
+                    .saturating_mul(1000)
+                    .max(by_monotonic);
+                let stale_after_ms = self.shared.config.stale_after.as_millis();
+                if i128::from(lost_for_ms) > stale_after_ms as i128 {
                     FeedHealth::Down
                 } else {
-                    FeedHealth::Degraded { for_secs }
+                    FeedHealth::Degraded {
+                        for_secs: lost_for_ms / 1000,
+                    }
                 }
             }
         }
@@ -313,6 +333,7 @@ impl Revocations {
     fn loaded(&self, now: i64) {
         let state = &self.shared.state;
         state.lost_at.store(0, Ordering::Release);
+        state.lost_at_ms.store(0, Ordering::Release);
         state.loaded_at.store(now.max(1), Ordering::Release);
         self.shared.metrics.feed_up.set(1);
     }
@@ -323,6 +344,8 @@ impl Revocations {
         // Only the first loss counts from when it happened; reconnection attempts that fail
         // do not move it.
         if state.lost_at.load(Ordering::Acquire) == 0 {
+            // The monotonic moment first: a reader that sees `lost_at` set finds it too.
+            state.lost_at_ms.store(monotonic_ms(), Ordering::Release);
             state.lost_at.store(now.max(1), Ordering::Release);
             self.shared.metrics.losses.inc();
         }
@@ -398,6 +421,22 @@ mod tests {
         );
         r.loaded(1_050);
         assert_eq!(r.check(t, 1_051), Ok(()));
+    }
+
+    #[test]
+    fn a_wall_clock_set_back_during_a_loss_does_not_stretch_the_bound() {
+        let r = Revocations::new(RevocationConfig {
+            stale_after: Duration::ZERO,
+            ..revocations().config().clone()
+        });
+        r.loaded(1_000);
+        r.lost(1_010);
+        // Some time passes, and the wall clock is set back two minutes: by it the feed was
+        // lost in the future, which the monotonic clock's count outweighs.
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(r.health(890), FeedHealth::Down);
+        r.loaded(1_020);
+        assert_eq!(r.health(890), FeedHealth::Up);
     }
 
     #[test]
