@@ -41,7 +41,9 @@ impl fmt::Debug for KeyId {
     }
 }
 
-/// Why `IDENTITY_KEYS` was refused. Never names a secret, only positions and key ids.
+/// Why `IDENTITY_KEYS` was refused. Names entries by position alone, never by text taken from
+/// the setting: a secret holding a `,` (which the format does not allow) splits into entries,
+/// and what reads as the next entry's key id is then part of that secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KeyRingError {
     #[error("no keys given; expected key_id:secret[,key_id:secret...]")]
@@ -50,15 +52,20 @@ pub enum KeyRingError {
     MissingSeparator { position: usize },
     #[error("entry {position} has an invalid key id (1 to 64 of A-Z a-z 0-9 . _ -)")]
     BadKeyId { position: usize },
-    #[error("the secret of key {key_id} is {len} bytes; at least {min} are required", min = KeyRing::MIN_SECRET_LEN)]
-    SecretTooShort { key_id: String, len: usize },
-    #[error("key id {key_id} appears twice")]
-    DuplicateKeyId { key_id: String },
     #[error(
-        "the secret of key {key_id} was published in this project's deploy/.env.example, so \
-         anyone can sign with it; make a new one (deploy/new-env.sh, or openssl rand -base64 32)"
+        "the secret of entry {position} is {len} bytes; at least {min} are required (and no \
+         secret may hold a ',', which separates entries)",
+        min = KeyRing::MIN_SECRET_LEN
     )]
-    PublishedSecret { key_id: String },
+    SecretTooShort { position: usize, len: usize },
+    #[error("entry {position} repeats the key id of an earlier entry")]
+    DuplicateKeyId { position: usize },
+    #[error(
+        "the secret of entry {position} was published in this project's deploy/.env.example, \
+         so anyone can sign with it; make a new one (deploy/new-env.sh, or openssl rand -base64 \
+         32)"
+    )]
+    PublishedSecret { position: usize },
 }
 
 /// Every accepted key, and which one signs. `Debug` shows key ids only.
@@ -122,20 +129,16 @@ impl FromStr for KeyRing {
             let key_id = KeyId::parse(raw_id.trim()).ok_or(KeyRingError::BadKeyId { position })?;
             if secret.len() < Self::MIN_SECRET_LEN {
                 return Err(KeyRingError::SecretTooShort {
-                    key_id: key_id.to_string(),
+                    position,
                     len: secret.len(),
                 });
             }
             if Self::PUBLISHED_SECRETS.contains(&secret) {
-                return Err(KeyRingError::PublishedSecret {
-                    key_id: key_id.to_string(),
-                });
+                return Err(KeyRingError::PublishedSecret { position });
             }
             let key = hmac::Key::new(hmac::HMAC_SHA256, secret.as_bytes());
             if keys.insert(key_id.clone(), key).is_some() {
-                return Err(KeyRingError::DuplicateKeyId {
-                    key_id: key_id.to_string(),
-                });
+                return Err(KeyRingError::DuplicateKeyId { position });
             }
             signing.get_or_insert(key_id);
         }
@@ -192,8 +195,21 @@ mod tests {
             format!("k:{SECRET},k:{SECRET}")
                 .parse::<KeyRing>()
                 .unwrap_err(),
-            KeyRingError::DuplicateKeyId { key_id: "k".into() }
+            KeyRingError::DuplicateKeyId { position: 2 }
         );
+        // A secret with a ',' in it: the rest reads as an entry whose "key id" is part of the
+        // secret, which no message may repeat.
+        let split = format!("k:{SECRET},Hunter2-part-of-secret:tail")
+            .parse::<KeyRing>()
+            .unwrap_err();
+        assert_eq!(
+            split,
+            KeyRingError::SecretTooShort {
+                position: 2,
+                len: 4
+            }
+        );
+        assert!(!split.to_string().contains("Hunter2"), "{split}");
     }
 
     #[test]
@@ -202,12 +218,7 @@ mod tests {
         let refused = format!("new:{SECRET},{old}")
             .parse::<KeyRing>()
             .unwrap_err();
-        assert_eq!(
-            refused,
-            KeyRingError::PublishedSecret {
-                key_id: "ci".into()
-            }
-        );
+        assert_eq!(refused, KeyRingError::PublishedSecret { position: 2 });
         assert!(!refused.to_string().contains("INSECURE"), "{refused}");
         // Today's template: a placeholder refused as too short, whatever a copy names its key.
         let template = include_str!("../../../deploy/.env.example")

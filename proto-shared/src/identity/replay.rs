@@ -26,11 +26,25 @@ pub(crate) enum Refusal {
     Expired,
 }
 
-/// Shared by every clone of a verifier.
-#[derive(Debug, Clone)]
+/// Shared by every clone of a verifier. `Debug` shows its capacity and how many nonces it
+/// holds, never the nonces: up to a million of them, printed under the lock every request
+/// needs, would make one debug line of a state that holds it a stall.
+#[derive(Clone)]
 pub(crate) struct ReplaySet {
     inner: Arc<Mutex<Seen>>,
     capacity: usize,
+}
+
+impl std::fmt::Debug for ReplaySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut shown = f.debug_struct("ReplaySet");
+        shown.field("capacity", &self.capacity);
+        // Not waited for: a debug line is no reason to hold up a request.
+        if let Ok(seen) = self.inner.try_lock() {
+            shown.field("remembered", &seen.nonces.len());
+        }
+        shown.finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -168,5 +182,13 @@ mod tests {
                 prop_assert!(set.len() <= capacity);
             }
         }
+    }
+
+    #[test]
+    fn debug_shows_how_many_nonces_not_which() {
+        let set = ReplaySet::new(4);
+        set.remember(0xfeed_beef, 100, 10).unwrap();
+        let shown = format!("{set:?}");
+        assert_eq!(shown, "ReplaySet { capacity: 4, remembered: 1, .. }");
     }
 }

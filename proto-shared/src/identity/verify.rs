@@ -17,7 +17,8 @@ use super::{
 use crate::{headers, UserId};
 
 /// Checks credentials against every key of a ring, for one audience. Cheap to clone; clones
-/// share one memory of spent nonces. `Debug` shows key ids only.
+/// share one memory of spent nonces. `Debug` shows key ids and how many nonces are
+/// remembered, never a secret or a nonce.
 #[derive(Debug, Clone)]
 pub struct Verifier {
     ring: KeyRing,
