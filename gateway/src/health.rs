@@ -62,7 +62,8 @@ pub fn readyz(readiness: Readiness) -> Response<Full<Bytes>> {
             StatusCode::SERVICE_UNAVAILABLE,
             &ErrorBody::message(
                 "Not ready: tasks-service refuses the gateway's identity credential \
-                 (IDENTITY_KEYS or IDENTITY_AUDIENCE differ between the two)",
+                 (IDENTITY_KEYS or IDENTITY_AUDIENCE differ between the two, or their clocks \
+                 disagree by more than IDENTITY_MAX_SKEW_SECS)",
             ),
         ),
         Readiness::ShuttingDown => json_response(

@@ -203,7 +203,9 @@ impl UpstreamProbe {
                     key_id = %signer.key_id(),
                     audience = %signer.audience(),
                     "tasks-service refuses the gateway's identity credential: IDENTITY_KEYS or \
-                     IDENTITY_AUDIENCE differ between the two; not ready until they agree"
+                     IDENTITY_AUDIENCE differ between the two, or their clocks disagree by more \
+                     than IDENTITY_MAX_SKEW_SECS (tasks-service logs the reason); not ready \
+                     until they agree"
                 ),
                 _ => {
                     tracing::info!(%upstream, "tasks-service accepts the gateway's identity credential")
