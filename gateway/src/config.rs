@@ -540,7 +540,7 @@ impl Config {
             database_url: url.to_owned(),
             window,
             leeway,
-            stale_after: Duration::from_secs(self.revocation_stale_secs),
+            stale_after: at_most_a_day("REVOCATION_STALE_SECS", self.revocation_stale_secs)?,
             require_session: self.revocation_require_sid,
             tls,
         }))
@@ -570,8 +570,20 @@ impl Config {
     }
 
     fn limits(&self) -> Result<Limits, ConfigError> {
-        if self.max_header_bytes < 1024 {
-            return Err(invalid("MAX_HEADER_BYTES", "must be at least 1024"));
+        if !(1024..=MAX_HEADER_BYTES).contains(&self.max_header_bytes) {
+            return Err(invalid(
+                "MAX_HEADER_BYTES",
+                format!("must be between 1024 and {MAX_HEADER_BYTES}"),
+            ));
+        }
+        if self.max_body_bytes > MAX_BODY_BYTES {
+            return Err(invalid(
+                "MAX_BODY_BYTES",
+                format!(
+                    "must be at most {MAX_BODY_BYTES} (a signed body is held whole, once per \
+                     request in flight)"
+                ),
+            ));
         }
         if self.max_concurrent_requests == 0 {
             return Err(invalid("MAX_CONCURRENT_REQUESTS", "must be at least 1"));
@@ -594,7 +606,7 @@ impl Config {
             upstream_timeout: positive_secs("UPSTREAM_TIMEOUT_SECS", self.upstream_timeout_secs)?,
             max_concurrent_requests: self.max_concurrent_requests,
             max_connections,
-            shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
+            shutdown_grace: at_most_a_day("SHUTDOWN_GRACE_SECS", self.shutdown_grace_secs)?,
             shutdown_delay: Duration::from_secs(self.shutdown_delay_secs),
         })
     }
@@ -603,6 +615,16 @@ impl Config {
 /// The largest `SHUTDOWN_DELAY_SECS`: a few seconds is what load balancers need; minutes
 /// would be a typo that holds every rollout up.
 const MAX_SHUTDOWN_DELAY_SECS: u64 = 300;
+
+/// The longest any duration setting may be: a day. More is a typo, and the request path adds
+/// these to the clock, where one near `u64::MAX` seconds would overflow and panic.
+const MAX_DURATION_SECS: u64 = 86_400;
+
+/// The largest `MAX_HEADER_BYTES`: 1 MiB (a connection's read buffer is twice it).
+const MAX_HEADER_BYTES: usize = 1024 * 1024;
+
+/// The largest `MAX_BODY_BYTES`: 64 MiB, held whole for every signed request in flight.
+const MAX_BODY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// The largest `JWT_LEEWAY_SECS`: the bound of tasks-service's `IDENTITY_MAX_SKEW_SECS`.
 const MAX_LEEWAY_SECS: u64 = 300;
@@ -639,9 +661,21 @@ fn max_connections(set: Option<usize>, file_limit: Option<u64>) -> Result<usize,
     }
 }
 
+/// A duration setting of 1 second to a day.
 fn positive_secs(variable: &'static str, secs: u64) -> Result<Duration, ConfigError> {
     if secs == 0 {
         return Err(invalid(variable, "must be at least 1 second"));
+    }
+    at_most_a_day(variable, secs)
+}
+
+/// A duration setting of at most a day ([`MAX_DURATION_SECS`]).
+fn at_most_a_day(variable: &'static str, secs: u64) -> Result<Duration, ConfigError> {
+    if secs > MAX_DURATION_SECS {
+        return Err(invalid(
+            variable,
+            format!("must be at most {MAX_DURATION_SECS} seconds (a day)"),
+        ));
     }
     Ok(Duration::from_secs(secs))
 }

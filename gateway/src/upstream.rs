@@ -48,6 +48,20 @@ impl Upstream {
         if let Some(path) = raw.trim().strip_prefix(UNIX_PREFIX) {
             return Self::unix(raw, path);
         }
+        // Checked first, so that no message below echoes a password: a user or password would
+        // go nowhere but into `Host` (the gateway logs in to no upstream) and into logs.
+        let after_scheme = raw.trim().split_once("://").map_or(raw, |(_, rest)| rest);
+        if after_scheme
+            .split(['/', '?', '#'])
+            .next()
+            .is_some_and(|authority| authority.contains('@'))
+        {
+            return Err(
+                "carries a user or password (user:password@), which an upstream URL \
+                        cannot use; give http://host:port"
+                    .into(),
+            );
+        }
         let uri: http::Uri = raw
             .trim()
             .parse()

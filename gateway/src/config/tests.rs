@@ -366,3 +366,69 @@ fn credentials_in_a_refused_url_are_not_echoed() {
         assert!(error.to_string().contains("***@"), "{error}");
     }
 }
+
+#[test]
+fn durations_and_sizes_past_their_bounds_are_refused_by_name_not_a_panic_later() {
+    let huge = u64::MAX.to_string();
+    let day_and_a_second = (MAX_DURATION_SECS + 1).to_string();
+    let durations = [
+        "HEADER_READ_TIMEOUT_SECS",
+        "IDLE_TIMEOUT_SECS",
+        "UPSTREAM_TIMEOUT_SECS",
+        "JWKS_REFRESH_SECS",
+        "JWKS_UNKNOWN_KID_COOLDOWN_SECS",
+        "SHUTDOWN_GRACE_SECS",
+        "REVOCATION_STALE_SECS",
+    ]
+    .map(|variable| (variable, day_and_a_second.clone()));
+    let sizes = [
+        ("MAX_HEADER_BYTES", (MAX_HEADER_BYTES + 1).to_string()),
+        ("MAX_BODY_BYTES", (MAX_BODY_BYTES + 1).to_string()),
+    ];
+    for (variable, over) in durations.into_iter().chain(sizes) {
+        for value in [&huge, &over] {
+            let flag = format!(
+                "--{}={value}",
+                variable.to_ascii_lowercase().replace('_', "-")
+            );
+            let mut config = parse(&["--better-auth-url=https://auth.local", &flag]);
+            config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+            let error = config.validate().unwrap_err();
+            assert_eq!(error.variable, variable, "{value}: {error}");
+        }
+    }
+    // The largest values allowed still start.
+    let mut config = parse(&[
+        "--better-auth-url=https://auth.local",
+        "--upstream-timeout-secs=86400",
+        "--max-header-bytes=1048576",
+        "--max-body-bytes=67108864",
+    ]);
+    config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+    assert!(config.validate().is_ok());
+}
+
+#[test]
+fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
+    for (args, variable) in [
+        (
+            &["--tasks-service-url=http://svc:hunter2@127.0.0.1:8081"][..],
+            "TASKS_SERVICE_URL",
+        ),
+        (
+            &["--tasks-service-url=http://svc:hunter2@127.0.0.1:8081/x"][..],
+            "TASKS_SERVICE_URL",
+        ),
+        (
+            &["--public-routes=/api/auth/=http://ba:hunter2@127.0.0.1:3000"][..],
+            "PUBLIC_ROUTES",
+        ),
+    ] {
+        let mut args = args.to_vec();
+        args.push("--better-auth-url=https://auth.local");
+        let error = parse(&args).validate().unwrap_err();
+        assert_eq!(error.variable, variable, "{args:?}: {error}");
+        assert!(!error.to_string().contains("hunter2"), "{error}");
+        assert!(error.to_string().contains("user or password"), "{error}");
+    }
+}
