@@ -63,14 +63,17 @@ impl Application {
             settings.runtime_layout,
             settings.worker_threads,
         )
-        .await?;
+        .await
+        .map_err(|error| cannot_listen("GATEWAY_LISTEN", settings.listen, error))?;
         let address = listeners.local_addr()?;
         tracing::info!(
             layout = ?settings.runtime_layout,
             workers = settings.worker_threads,
             "runtime layout"
         );
-        let admin_listener = TcpListener::bind(settings.admin_listen).await?;
+        let admin_listener = TcpListener::bind(settings.admin_listen)
+            .await
+            .map_err(|error| cannot_listen("ADMIN_LISTEN", settings.admin_listen, error))?;
         let admin_address = admin_listener.local_addr()?;
         for variable in &settings.insecure_http {
             tracing::warn!(
@@ -167,4 +170,13 @@ impl Application {
         self.background.cancel();
         tracing::info!("gateway stopped");
     }
+}
+
+/// A bind error that says which setting and address it was: "address in use" alone does not
+/// tell the public listener from the admin one.
+fn cannot_listen(variable: &str, address: std::net::SocketAddr, error: io::Error) -> io::Error {
+    io::Error::new(
+        error.kind(),
+        format!("{variable}: cannot listen on {address}: {error}"),
+    )
 }

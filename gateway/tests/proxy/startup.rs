@@ -179,3 +179,19 @@ fn the_key_fetch_ignores_proxies_named_in_the_environment() {
     );
     assert!(!through_proxy, "the key fetch went through HTTP_PROXY");
 }
+
+/// A listener that cannot be opened is named by its variable and address: "address in use"
+/// alone does not say whether the public or the admin listener collided.
+#[test]
+fn a_taken_address_is_reported_with_the_variable_that_asked_for_it() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    for variable in ["GATEWAY_LISTEN", "ADMIN_LISTEN"] {
+        let (code, stderr) = refused(&[(variable, &address)]);
+        assert_eq!(code, Some(1), "{variable}: {stderr}");
+        assert!(
+            stderr.contains(&format!("{variable}: cannot listen on {address}")),
+            "{variable}: {stderr}"
+        );
+    }
+}
