@@ -200,7 +200,9 @@ pub struct Config {
     pub max_concurrent_requests: usize,
     /// Client connections open at once on the public listener. At the cap, the connection
     /// idle between requests the longest is closed to make room; if none is idle, the new
-    /// connection is closed unanswered. Unset: half the open-file limit, less a reserve.
+    /// connection is closed unanswered. Unset: half the open-file limit (raised to the hard
+    /// limit at start), less a reserve, and at most one per 32 KiB of the container's memory
+    /// limit; logged at start.
     #[arg(long, env = "MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
@@ -594,7 +596,8 @@ impl Config {
                 format!("must be at most {MAX_SHUTDOWN_DELAY_SECS}"),
             ));
         }
-        let max_connections = max_connections(self.max_connections, open_file_limit())?;
+        let max_connections =
+            max_connections(self.max_connections, open_file_limit(), memory_limit())?;
         Ok(Limits {
             max_body_bytes: self.max_body_bytes,
             max_header_bytes: self.max_header_bytes,
@@ -639,12 +642,62 @@ fn open_file_limit() -> Option<u64> {
     rustix::process::getrlimit(rustix::process::Resource::Nofile).current
 }
 
-/// `MAX_CONNECTIONS`, or its default under `file_limit`: each client connection holds its
-/// socket and, while it uses one, a socket to its upstream (the HTTP/1.1 engines keep one per
-/// connection), so half of what the reserve leaves. A set value above the file limit could
-/// never be reached: `accept` would fail first, with no policy, so it is refused.
-fn max_connections(set: Option<usize>, file_limit: Option<u64>) -> Result<usize, ConfigError> {
+/// Raises the soft open-file limit to the hard one, as nginx's `worker_rlimit_nofile` and Go's
+/// runtime do: the soft limit is often a login shell's or systemd's 1024, where the default
+/// `MAX_CONNECTIONS` would be 384. Call before [`Config::validate`], which reads the limit.
+/// Returns the limit now in force (`None`: none).
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        // Refused (a platform whose hard limit exceeds what it lets a process set): the soft
+        // limit stays, and the default follows it.
+        let _ = setrlimit(Resource::Nofile, raised);
+    }
+    open_file_limit()
+}
+
+/// The memory the process's cgroup (its container) may use, if it has a limit: cgroup v2's
+/// `memory.max`, else v1's `memory.limit_in_bytes` (which says "none" with a huge number).
+fn memory_limit() -> Option<u64> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()?
+            .trim()
+            .parse::<u64>()
+            .ok()
+    };
+    read("/sys/fs/cgroup/memory.max")
+        .or_else(|| read("/sys/fs/cgroup/memory/memory.limit_in_bytes").filter(|&n| n < 1 << 62))
+}
+
+/// Memory budgeted per client connection for the default `MAX_CONNECTIONS` under a memory
+/// limit: an idle connection costs ~9 KiB in the process, a busy one its buffers, its upstream
+/// connection and both sockets' kernel buffers, which a container's limit counts too. Without
+/// this bound a container's open-file limit (often 1,048,576) made the default half a million
+/// connections, and a flood of them an out-of-memory kill long before the cap would shed.
+const MEMORY_PER_CONNECTION: u64 = 32 * 1024;
+
+/// `MAX_CONNECTIONS`, or its default under `file_limit` and `memory_limit`: each client
+/// connection holds its socket and, while it uses one, a socket to its upstream (the HTTP/1.1
+/// engines keep one per connection), so half of what the reserve leaves, and no more than
+/// the memory limit holds at [`MEMORY_PER_CONNECTION`]. A set value above the file limit
+/// could never be reached: `accept` would fail first, with no policy, so it is refused; a set
+/// value is not held to the memory budget, which is only an estimate.
+fn max_connections(
+    set: Option<usize>,
+    file_limit: Option<u64>,
+    memory_limit: Option<u64>,
+) -> Result<usize, ConfigError> {
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let by_memory = memory_limit.map_or(usize::MAX, |bytes| {
+        as_usize((bytes / MEMORY_PER_CONNECTION).max(1))
+    });
+    let default = |by_files: usize| Ok(by_files.min(by_memory));
     match (set, file_limit) {
         (Some(0), _) => Err(invalid("MAX_CONNECTIONS", "must be at least 1")),
         (Some(set), Some(limit)) if set as u64 > limit => Err(invalid(
@@ -655,9 +708,9 @@ fn max_connections(set: Option<usize>, file_limit: Option<u64>) -> Result<usize,
             ),
         )),
         (Some(set), _) => Ok(set),
-        (None, Some(limit)) => Ok(as_usize((limit.saturating_sub(RESERVED_FILES) / 2).max(1))),
+        (None, Some(limit)) => default(as_usize((limit.saturating_sub(RESERVED_FILES) / 2).max(1))),
         // No file limit: still a bound, so that memory is.
-        (None, None) => Ok(100_000),
+        (None, None) => default(100_000),
     }
 }
 

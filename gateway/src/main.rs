@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         }
     };
     proto_shared::telemetry::init(config.log_format, &config.rust_log);
+    config::raise_open_file_limit();
     let settings = match config.validate() {
         Ok(settings) => settings,
         Err(error) => {

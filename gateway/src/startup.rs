@@ -69,7 +69,8 @@ impl Application {
         tracing::info!(
             layout = ?settings.runtime_layout,
             workers = settings.worker_threads,
-            "runtime layout"
+            max_connections = settings.limits.max_connections,
+            "runtime layout and connection cap"
         );
         let admin_listener = TcpListener::bind(settings.admin_listen)
             .await

@@ -270,11 +270,28 @@ fn the_revocation_feed_speaks_tls_when_its_url_asks_and_a_ca_file_needs_tls() {
 #[test]
 fn max_connections_defaults_from_the_file_limit_and_is_checked_against_it() {
     // Half of what the reserve leaves: a client socket and an upstream socket each.
-    assert_eq!(max_connections(None, Some(20_000)).unwrap(), 9_872);
-    assert_eq!(max_connections(None, Some(100)).unwrap(), 1);
-    assert_eq!(max_connections(Some(3), Some(20_000)).unwrap(), 3);
+    assert_eq!(max_connections(None, Some(20_000), None).unwrap(), 9_872);
+    assert_eq!(max_connections(None, Some(100), None).unwrap(), 1);
+    assert_eq!(max_connections(Some(3), Some(20_000), None).unwrap(), 3);
+    // A container's: a million files, 256 MiB of memory. The memory bounds the default, not a
+    // value the operator sets.
+    let mib = 1024 * 1024;
+    assert_eq!(
+        max_connections(None, Some(1_048_576), Some(256 * mib)).unwrap(),
+        8_192
+    );
+    assert_eq!(max_connections(None, None, Some(256 * mib)).unwrap(), 8_192);
+    assert_eq!(
+        max_connections(None, Some(20_000), Some(64 * 1024 * mib)).unwrap(),
+        9_872
+    );
+    assert_eq!(
+        max_connections(Some(50_000), Some(1_048_576), Some(256 * mib)).unwrap(),
+        50_000
+    );
+    assert_eq!(max_connections(None, Some(1_048_576), Some(1)).unwrap(), 1);
     for (set, problem) in [(0, "at least 1"), (20_001, "open-file limit (20000)")] {
-        let error = max_connections(Some(set), Some(20_000)).unwrap_err();
+        let error = max_connections(Some(set), Some(20_000), None).unwrap_err();
         assert_eq!(error.variable, "MAX_CONNECTIONS");
         assert!(error.to_string().contains(problem), "{error}");
     }

@@ -195,3 +195,57 @@ fn a_taken_address_is_reported_with_the_variable_that_asked_for_it() {
         );
     }
 }
+
+/// Started under a soft open-file limit of 1024 (a login shell's, systemd's default), the
+/// gateway raises it to the hard limit before it derives its connection cap from it, and
+/// logs the cap: under 1024 it would be 384.
+#[test]
+fn the_soft_open_file_limit_is_raised_before_the_connection_cap_is_derived() {
+    let hard: u64 = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "ulimit -Hn"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .parse()
+    .unwrap_or(u64::MAX); // "unlimited"
+    assert!(
+        hard > 2048,
+        "this test needs a hard open-file limit above 2048 (ulimit -Hn says {hard})"
+    );
+    let mut child = Command::new("sh")
+        .args(["-c", "ulimit -Sn 1024 && exec \"$0\"", BINARY])
+        .env_clear()
+        .env("IDENTITY_KEYS", crate::helpers::IDENTITY_KEYS)
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
+        .env("BETTER_AUTH_URL", "http://127.0.0.1:9")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let cap = stderr
+        .lines()
+        .map_while(Result::ok)
+        .find(|line| line.contains("connection cap"))
+        .and_then(|line| {
+            let after = line.split("\"max_connections\":").nth(1)?;
+            after
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse::<u64>()
+                .ok()
+        });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let cap = cap.expect("the gateway logs its connection cap at start");
+    assert!(
+        cap > (1024 - 256) / 2,
+        "the cap ({cap}) follows the soft limit of 1024, not the hard one ({hard})"
+    );
+}
