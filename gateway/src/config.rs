@@ -507,12 +507,8 @@ impl Config {
             ));
         }
         // Never echo the URL: it may hold a password.
-        let pg = postgres_tls::parse_url(url).map_err(|_| {
-            invalid(
-                "REVOCATION_DATABASE_URL",
-                "is not a PostgreSQL URL (postgres://user@host:port/database)",
-            )
-        })?;
+        let pg = postgres_tls::parse_url(url)
+            .map_err(|problem| invalid("REVOCATION_DATABASE_URL", problem))?;
         let cas = match &self.revocation_database_ca_file {
             // Fail closed: naming a CA file says the operator expects TLS.
             Some(_) if !postgres_tls::wants_tls(&pg) => {

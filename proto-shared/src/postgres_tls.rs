@@ -90,25 +90,105 @@ pub enum TlsError {
     CaWithoutTls,
 }
 
-/// Reads a PostgreSQL URL. `sslmode=verify-ca|verify-full` are read as `require`: with TLS on,
-/// the server certificate and host name are always verified. The error never repeats the URL,
+/// Why [`parse_url`] refuses `sslmode=prefer` and `sslmode=allow`.
+const PREFER_REFUSED: &str = "sslmode=prefer and sslmode=allow are refused: prefer/allow would \
+     fall back to plain text without a word: use sslmode=require (or verify-full) for TLS, or \
+     sslmode=disable";
+
+/// Why [`parse_url`] refuses an `@` where a host is read.
+const UNENCODED_AT: &str = "holds an @ that is not percent-encoded, so the host would be read \
+     from the middle of the password (or user name): percent-encode the password (@ is %40)";
+
+/// The URL forms tokio-postgres reads as URLs; anything else is `key=value` pairs.
+const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
+
+/// Reads a PostgreSQL URL (or `key=value` connection string). The error never repeats the URL,
 /// which may hold a password.
+///
+/// TLS is on or off, never "maybe":
+/// - `sslmode=require`, and `verify-full`/`verify-ca` read as `require`: TLS, and with TLS on
+///   the server certificate and host name are always verified.
+/// - `sslmode=disable`, or no `sslmode` at all: plain TCP. The returned config then says
+///   [`SslMode::Disable`], not tokio-postgres's default `prefer`.
+/// - `sslmode=prefer` and `sslmode=allow` are refused. libpq's `prefer` tries TLS first and
+///   falls back to plain text, so an operator copying a `psql` URL expects TLS; with one
+///   connector per URL here it would be plain text, or on a TLS connector a silent fallback.
+///   Either way the choice belongs in the URL: `require` or `disable`.
+///
+/// A host holding `@` (or more than one `@` before the host) is refused too: a password with
+/// an unencoded `@` is split at its first `@`, and the rest of the password would become the
+/// host, shown in every message that names where the database is.
 pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
-    raw.replace("sslmode=verify-full", "sslmode=require")
+    if ats_before_host(raw) > 1 {
+        return Err(UNENCODED_AT.to_owned());
+    }
+    let normalized = raw
+        .replace("sslmode=verify-full", "sslmode=require")
         .replace("sslmode=verify-ca", "sslmode=require")
+        // tokio-postgres knows no `allow`; read it as the `prefer` it would fall back like.
+        .replace("sslmode=allow", "sslmode=prefer");
+    let config = with_disable_first(&normalized)
         .parse::<tokio_postgres::Config>()
-        .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))
+        .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
+    let at_in_host = config.get_hosts().iter().any(|host| match host {
+        tokio_postgres::config::Host::Tcp(name) => name.contains('@'),
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => false,
+    });
+    if at_in_host {
+        return Err(UNENCODED_AT.to_owned());
+    }
+    // `sslmode=disable` goes first, so only an `sslmode` the URL itself names after it can
+    // leave `prefer`.
+    if config.get_ssl_mode() == SslMode::Prefer {
+        return Err(PREFER_REFUSED.to_owned());
+    }
+    Ok(config)
 }
 
-/// Whether a URL read by [`parse_url`] asks for TLS.
+/// How many `@` a URL holds between its scheme and the end of its host (the first `/` or
+/// `?`): more than one is a password or user name with an unencoded `@`.
+fn ats_before_host(raw: &str) -> usize {
+    let Some(rest) = URL_SCHEMES
+        .iter()
+        .find_map(|scheme| raw.strip_prefix(scheme))
+    else {
+        return 0;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    authority.matches('@').count()
+}
+
+/// `raw` with `sslmode=disable` as its first parameter, so that a URL naming no `sslmode`
+/// reads as `disable` while one naming it keeps its own (a later parameter wins). Finds the
+/// query as tokio-postgres does: the credentials run to the first `@`, the query starts at
+/// the first `?` after them.
+fn with_disable_first(raw: &str) -> String {
+    let Some(scheme) = URL_SCHEMES.iter().find(|scheme| raw.starts_with(*scheme)) else {
+        return format!("sslmode=disable {raw}");
+    };
+    let rest = &raw[scheme.len()..];
+    let after_credentials = rest.find('@').map_or(0, |at| at + 1);
+    match rest[after_credentials..].find('?') {
+        Some(question) => {
+            let query = scheme.len() + after_credentials + question + 1;
+            format!("{}sslmode=disable&{}", &raw[..query], &raw[query..])
+        }
+        None => format!("{raw}?sslmode=disable"),
+    }
+}
+
+/// Whether a URL read by [`parse_url`] asks for TLS (`sslmode=require`, `verify-full` or
+/// `verify-ca`).
 pub fn wants_tls(config: &tokio_postgres::Config) -> bool {
     config.get_ssl_mode() == SslMode::Require
 }
 
 impl Tls {
     /// rustls (aws-lc-rs) for `sslmode=require`, verifying the server against `cas` when given,
-    /// else the webpki roots; plain TCP otherwise (`prefer` then falls back to plain, as libpq
-    /// does against a server without TLS).
+    /// else the webpki roots; plain TCP otherwise: `sslmode=disable` or no sslmode at all.
+    /// (Unlike libpq's `prefer`, which tries TLS first: [`parse_url`] refuses `prefer` and
+    /// `allow` rather than quietly speaking plain text for them.)
     pub fn for_config(
         config: &tokio_postgres::Config,
         cas: Option<&TrustedCas>,
@@ -203,5 +283,97 @@ mod tests {
             let error = TrustedCas::from_pem_file(&file.0).unwrap_err();
             assert!(error.contains(expected), "{contents:?}: {error}");
         }
+    }
+
+    #[test]
+    fn sslmode_prefer_or_allow_is_refused_without_echoing_the_url() {
+        for url in [
+            "postgres://u:pw@db.internal/tasks?sslmode=prefer",
+            "postgres://u:pw@db.internal/tasks?sslmode=allow",
+            "postgresql://u:pw@db.internal/tasks?connect_timeout=5&sslmode=prefer",
+            // The last sslmode wins, as in libpq.
+            "postgres://u:pw@db.internal/tasks?sslmode=require&sslmode=prefer",
+            // Percent-encoded, as tokio-postgres decodes it.
+            "postgres://u:pw@db.internal/tasks?ssl%6Dode=prefer",
+            "host=db.internal user=u password=pw dbname=tasks sslmode=prefer",
+            "host=db.internal user=u password=pw dbname=tasks sslmode=allow",
+        ] {
+            let error = parse_url(url).unwrap_err();
+            assert!(
+                error.contains("would fall back to plain text without a word")
+                    && error.contains("sslmode=require")
+                    && error.contains("sslmode=disable"),
+                "{url}: {error}"
+            );
+            for part in ["pw", "db.internal", "tasks"] {
+                assert!(!error.contains(part), "{url}: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn no_sslmode_means_plain_text_as_disable() {
+        for url in [
+            "postgres://postgres@127.0.0.1/tasks",
+            "postgres://u:pw@db:5432/tasks?connect_timeout=5",
+            "postgres://db",
+            "postgres://db?dbname=tasks",
+            "host=db user=u dbname=tasks",
+            "postgres://h/db?sslmode=disable",
+        ] {
+            let config = config(url);
+            assert_eq!(config.get_ssl_mode(), SslMode::Disable, "{url}");
+            assert!(!wants_tls(&config), "{url}");
+            let tls = Tls::for_config(&config, None).unwrap();
+            assert!(matches!(tls, Tls::Plain), "{url}");
+        }
+        // A password holding `?` or `/` (legal before the @) still reads as written.
+        for (url, password, dbname, timeout) in [
+            ("postgres://u:p?x/y@db/tasks", "p?x/y", "tasks", None),
+            (
+                "postgres://u:p?x@db/tasks?connect_timeout=7",
+                "p?x",
+                "tasks",
+                Some(7),
+            ),
+        ] {
+            let config = config(url);
+            assert_eq!(config.get_password(), Some(password.as_bytes()), "{url}");
+            assert_eq!(config.get_dbname(), Some(dbname), "{url}");
+            assert_eq!(
+                config.get_connect_timeout().map(|t| t.as_secs()),
+                timeout,
+                "{url}"
+            );
+            assert_eq!(config.get_ssl_mode(), SslMode::Disable, "{url}");
+        }
+    }
+
+    #[test]
+    fn an_unencoded_at_in_the_password_is_refused_without_echoing_the_url() {
+        for url in [
+            "postgres://app:S3cret@Pw@127.0.0.1:5999/tasks",
+            "postgresql://app:S3cret@Pw@127.0.0.1/tasks?sslmode=require",
+            // A `/` in the password hides the first @ from the authority: the host still
+            // holds the second.
+            "postgres://app:S3/cret@Pw@127.0.0.1/tasks",
+            "postgres://app@S3cret:Pw@127.0.0.1/tasks",
+            "host=Pw@127.0.0.1 user=app dbname=tasks",
+        ] {
+            let error = parse_url(url).unwrap_err();
+            assert!(
+                error.contains("percent-encode the password (@ is %40)"),
+                "{url}: {error}"
+            );
+            for part in ["S3", "cret", "Pw", "127.0.0.1", "tasks", "app"] {
+                assert!(!error.contains(part), "{url}: {error}");
+            }
+        }
+        let config = config("postgres://app:S3cret%40Pw@127.0.0.1:5999/tasks");
+        assert_eq!(config.get_password(), Some(&b"S3cret@Pw"[..]));
+        assert_eq!(
+            config.get_hosts(),
+            [tokio_postgres::config::Host::Tcp("127.0.0.1".into())]
+        );
     }
 }

@@ -212,16 +212,25 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
     for (url, problem) in [
         ("", "is empty; unset it to run without revocation"),
         ("   ", "is empty; unset it to run without revocation"),
-        ("not a url at all ::", "is not a PostgreSQL URL"),
+        ("not a url at all ::", "not a valid PostgreSQL URL"),
         (
             "postgres://gateway:pw@auth-db/x?sslmode=bogus",
-            "is not a PostgreSQL URL",
+            "not a valid PostgreSQL URL",
+        ),
+        (
+            "postgres://gateway:pw@auth-db/x?sslmode=prefer",
+            "would fall back to plain text",
+        ),
+        (
+            "postgres://gateway:p@w@auth-db/x",
+            "percent-encode the password",
         ),
     ] {
         let error = with(url).unwrap_err();
         assert_eq!(error.variable, "REVOCATION_DATABASE_URL");
         assert!(error.to_string().contains(problem), "{error}");
         assert!(!error.to_string().contains("pw@"), "{error}");
+        assert!(!error.to_string().contains("auth-db"), "{error}");
     }
 }
 

@@ -81,9 +81,23 @@ async fn a_ca_file_without_a_tls_sslmode_is_refused_at_start_naming_both_variabl
     let cluster = PrivateCluster::start_with_tls();
     let ca_file = cluster.ca_file();
     let cas = TrustedCas::from_pem_file(&ca_file).expect("the test CA loads");
+    // `prefer` is refused before the CA file is looked at: it would fall back to plain text.
+    let prefer = tls_url(&cluster, "postgres", "prefer");
+    let config = Config::try_parse_from([
+        "tasks-service",
+        "--identity-keys",
+        GATEWAY_KEY,
+        "--database-url",
+        &prefer,
+        "--database-ca-file",
+        ca_file.to_str().unwrap(),
+    ])
+    .unwrap();
+    let message = config.validate().unwrap_err().to_string();
+    assert!(message.starts_with("DATABASE_URL:"), "{message}");
+    assert!(message.contains("sslmode=prefer"), "{message}");
     for url in [
         tls_url(&cluster, "postgres", "disable"),
-        tls_url(&cluster, "postgres", "prefer"),
         format!("postgres://postgres@localhost:{}/postgres", cluster.port()),
     ] {
         let config = Config::try_parse_from([
