@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use gateway::{config, Application, Config};
 use proto_shared::shutdown;
 
@@ -25,7 +26,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    proto_shared::telemetry::init(config.log_format, &config.rust_log);
+    let default_log_filter =
+        proto_shared::telemetry::default_filter(&Config::command()).unwrap_or_default();
+    if let Err(problem) =
+        proto_shared::telemetry::init(config.log_format, &config.rust_log, &default_log_filter)
+    {
+        eprintln!("gateway: invalid configuration: {problem}");
+        return ExitCode::from(2);
+    }
     config::raise_open_file_limit();
     let settings = match config.validate() {
         Ok(settings) => settings,

@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use clap::CommandFactory;
 use proto_shared::shutdown;
 use proto_shared::telemetry;
 use tasks_service::{config, Application, Config};
@@ -26,7 +27,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format, &config.log_filter);
+    let default_log_filter = telemetry::default_filter(&Config::command()).unwrap_or_default();
+    if let Err(problem) =
+        telemetry::init(config.log_format, &config.log_filter, &default_log_filter)
+    {
+        eprintln!("tasks-service: invalid configuration: {problem}");
+        return ExitCode::from(2);
+    }
     config.warn_about_weakened_checks();
     let app = match Application::build(settings).await {
         Ok(app) => app,

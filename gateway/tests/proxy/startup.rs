@@ -249,3 +249,19 @@ fn the_soft_open_file_limit_is_raised_before_the_connection_cap_is_derived() {
         "the cap ({cap}) follows the soft limit of 1024, not the hard one ({hard})"
     );
 }
+
+#[test]
+fn a_log_filter_that_would_hide_the_logs_stops_the_gateway_at_start() {
+    for (filter, directive) in [
+        ("verbose", "\"verbose\""),
+        ("gateway=verbose", "\"gateway=verbose\""),
+    ] {
+        let (code, stderr) = refused(&[("RUST_LOG", filter)]);
+        assert_eq!(code, Some(2), "{filter}: {stderr}");
+        assert!(
+            stderr.contains("invalid configuration: RUST_LOG: "),
+            "{stderr}"
+        );
+        assert!(stderr.contains(directive), "{stderr}");
+    }
+}

@@ -92,7 +92,8 @@ fn lets_tokio_postgres_debug(filter: &str) -> bool {
         let (target, verbose) = match directive.rsplit_once('=') {
             Some((target, level)) => match verbose_level(level) {
                 Some(verbose) => (target, verbose),
-                // EnvFilter refuses the whole filter over it and falls back to its default.
+                // Not a level: the binaries refuse such a filter at start
+                // (`proto_shared::telemetry`), so it never decides what is logged.
                 None => continue,
             },
             None => match verbose_level(directive) {
