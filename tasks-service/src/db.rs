@@ -97,10 +97,29 @@ pub async fn connect_direct(
     }
 }
 
+/// TCP keepalive on pooled connections: the first probe after this long without traffic...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+/// ...then one every this long...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and the connection is dropped after this many unanswered.
+const KEEPALIVE_RETRIES: u32 = 3;
+/// How long data sent may go unacknowledged (`TCP_USER_TIMEOUT`) before the kernel drops the
+/// connection: bounds a request written to a peer that vanished (failover, blackholed network).
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The pool. Every new connection gets the statement timeout and, if its login role could
 /// bypass row-level security, `SET ROLE tasks_rls`; a connection that still could is refused.
+///
+/// The kernel gives up on a dead peer within about half a minute: TCP keepalive probes after
+/// [`KEEPALIVE_IDLE`] (tokio-postgres' default is two hours) and [`TCP_USER_TIMEOUT`] for
+/// unacknowledged writes, each unless `DATABASE_URL` sets it (`keepalives_idle`,
+/// `keepalives_interval`, `keepalives_retries`, `tcp_user_timeout`). A socket that stays up
+/// but unanswered (a hung server, a proxy that stopped forwarding) is for the store's
+/// operation timeout to catch: it closes such a connection rather than returning it to the
+/// pool (see `store.rs`).
 pub fn build_pool(mut config: tokio_postgres::Config, tls: Tls, settings: &DbSettings) -> Pool {
     config.connect_timeout(settings.connect_timeout);
+    detect_dead_peers(&mut config);
     // Fast recycling only checks the socket: `Clean` would run DISCARD ALL and drop the role.
     let manager_config = ManagerConfig {
         recycling_method: RecyclingMethod::Fast,
@@ -130,6 +149,23 @@ pub fn build_pool(mut config: tokio_postgres::Config, tls: Tls, settings: &DbSet
         }))
         .build()
         .expect("a runtime and a manager are set")
+}
+
+/// Keepalive and `TCP_USER_TIMEOUT` as [`build_pool`] describes, where the URL set none.
+fn detect_dead_peers(config: &mut tokio_postgres::Config) {
+    // tokio-postgres cannot say whether the idle time was set, only what it is: its default.
+    if config.get_keepalives_idle() == tokio_postgres::Config::new().get_keepalives_idle() {
+        config.keepalives_idle(KEEPALIVE_IDLE);
+    }
+    if config.get_keepalives_interval().is_none() {
+        config.keepalives_interval(KEEPALIVE_INTERVAL);
+    }
+    if config.get_keepalives_retries().is_none() {
+        config.keepalives_retries(KEEPALIVE_RETRIES);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(TCP_USER_TIMEOUT);
+    }
 }
 
 enum SessionError {
@@ -180,5 +216,35 @@ mod tests {
             .unwrap();
         let shown = format!("{url:?}");
         assert_eq!(shown, "DatabaseUrl(db.example:6543/app)");
+    }
+
+    #[test]
+    fn pooled_connections_give_up_on_a_dead_peer_in_seconds() {
+        let mut config: tokio_postgres::Config = "postgres://user@db.example/app".parse().unwrap();
+        detect_dead_peers(&mut config);
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), KEEPALIVE_IDLE);
+        assert_eq!(config.get_keepalives_interval(), Some(KEEPALIVE_INTERVAL));
+        assert_eq!(config.get_keepalives_retries(), Some(KEEPALIVE_RETRIES));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&TCP_USER_TIMEOUT));
+    }
+
+    #[test]
+    fn dead_peer_settings_in_the_url_are_kept() {
+        let mut config: tokio_postgres::Config = "postgres://user@db.example/app\
+            ?keepalives_idle=60&keepalives_interval=7&keepalives_retries=9&tcp_user_timeout=45"
+            .parse()
+            .unwrap();
+        detect_dead_peers(&mut config);
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(config.get_keepalives_retries(), Some(9));
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(45))
+        );
     }
 }

@@ -1,5 +1,15 @@
 //! `/healthz` (the process answers), `/readyz` (the database answers) and `/metrics`.
 //! None needs an identity: they reveal nothing about any user.
+//!
+//! Liveness, `/healthz`: 200 whenever the process serves HTTP, whatever the database does;
+//! restarting the pod would not bring the database back.
+//!
+//! Readiness, `/readyz`: 200 when this instance can serve requests, 503 when it cannot
+//! (Kubernetes then stops routing to it). 200 when a pooled connection answers `SELECT 1`
+//! now, and also when the pool is merely busy, every connection it may open being open and
+//! in use by requests: taking a busy pod out of the Service would only push its load onto
+//! the others. 503 on a connect or query error, a probe timeout, or no connection at all
+//! (see [`crate::store::Store::readiness`] for why busy cannot mask a dead database for long).
 
 use http::{header, HeaderValue, StatusCode};
 use proto_shared::ErrorBody;
@@ -9,6 +19,7 @@ use crate::{
     error::json_response,
     metrics::PoolUse,
     state::{with_state, AppState},
+    store::Readiness,
 };
 
 /// The three operational endpoints.
@@ -28,8 +39,13 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn readyz(state: AppState) -> Response {
-    match state.store.ping().await {
-        Ok(()) => json_response(StatusCode::OK, &serde_json::json!({"status": "ready"})),
+    match state.store.readiness().await {
+        Ok(readiness) => {
+            if readiness == Readiness::Busy {
+                tracing::debug!("ready: every pooled connection is in use");
+            }
+            json_response(StatusCode::OK, &serde_json::json!({"status": "ready"}))
+        }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
             json_response(

@@ -2,9 +2,12 @@
 //! that first sets `app.user_id` (the row-level-security setting) and then runs one statement
 //! that is also scoped by `WHERE user_id = $1`: isolation twice over.
 
-use std::time::Duration;
+use std::{
+    ops::{Deref, DerefMut},
+    time::Duration,
+};
 
-use deadpool_postgres::{Pool, PoolError};
+use deadpool_postgres::{ClientWrapper, Object, Pool, PoolError, Status, TimeoutType};
 use proto_shared::{SortOrder, StatusFilter, Task, TaskId, UserId};
 use tokio_postgres::{error::SqlState, types::ToSql, IsolationLevel, Row};
 
@@ -72,6 +75,46 @@ fn list_sql(sort: SortOrder) -> &'static str {
     }
 }
 
+/// Runs `$attempt`, an expression of a future using `$client: &mut ClientWrapper`, on a pooled
+/// connection, the whole (the wait for a connection included) bounded by the operation
+/// timeout, after which the connection is closed, not reused ([`Lease`]). A macro rather than
+/// a function taking a closure: a future borrowing the closure's argument cannot be named in
+/// a bound, and async closures' futures are not found `Send` here (higher-ranked lifetimes).
+///
+/// If the attempt fails with SQLSTATE 0A000, which is how PostgreSQL refuses a prepared
+/// statement whose result type a schema change altered ("cached plan must not change result
+/// type", for good, on every connection that cached it), the connection's statement cache is
+/// emptied and the attempt runs once more, preparing afresh. Running it again is safe because
+/// the failed attempt changed nothing: every operation prepares outside any transaction (Parse
+/// and Describe change no data) and runs its statements inside one explicit transaction
+/// ([`list_on`], [`scoped_on`]), and a 0A000 is an error response from the server (never an
+/// I/O error, whose outcome would be unknown). A statement that errs aborts its transaction,
+/// which then cannot commit: the attempt returns before `commit` and the dropped transaction
+/// sends ROLLBACK; had COMMIT itself been refused, nothing would have been committed either.
+/// The stale-plan error itself is raised when the statement is bound, before it runs. Other
+/// 0A000 errors are retried too (the message follows the server's locale, so only the code is
+/// matched): harmless, they fail again.
+macro_rules! run {
+    ($store:expr, |$client:ident| $attempt:expr) => {{
+        let store: &Store = $store;
+        let work = async {
+            let mut lease = Lease::new(store.pool.get().await.map_err(pool_error)?);
+            let $client: &mut ClientWrapper = &mut lease;
+            let mut outcome = $attempt.await;
+            if outcome.as_ref().is_err_and(is_stale_plan) {
+                tracing::info!("a cached statement's result type changed: preparing it afresh");
+                $client.statement_cache.clear();
+                outcome = $attempt.await;
+            }
+            lease.release();
+            outcome.map_err(db_error)
+        };
+        tokio::time::timeout(store.op_timeout, work)
+            .await
+            .unwrap_or_else(|_| Err(StoreError::Unavailable("operation timed out".into())))
+    }};
+}
+
 impl Store {
     /// A store over `pool`; each operation gives up (503) after `op_timeout`.
     pub fn new(pool: Pool, op_timeout: Duration) -> Self {
@@ -93,43 +136,7 @@ impl Store {
             StatusFilter::Pending => Some(false),
             StatusFilter::Completed => Some(true),
         };
-        let work = async {
-            let mut client = self.pool.get().await.map_err(pool_error)?;
-            let scope = client.prepare_cached(SET_SCOPE).await.map_err(db_error)?;
-            let page = client
-                .prepare_cached(list_sql(params.sort))
-                .await
-                .map_err(db_error)?;
-            let count = client.prepare_cached(COUNT_SQL).await.map_err(db_error)?;
-            let tx = client
-                .build_transaction()
-                .isolation_level(IsolationLevel::RepeatableRead)
-                .read_only(true)
-                .start()
-                .await
-                .map_err(db_error)?;
-            let user_id = user.as_str();
-            let scope_params: [&(dyn ToSql + Sync); 1] = [&user_id];
-            let page_params: [&(dyn ToSql + Sync); 4] =
-                [&user_id, &completed, &params.limit, &params.offset];
-            let count_params: [&(dyn ToSql + Sync); 2] = [&user_id, &completed];
-            // As in `scoped`: try_join polls in order, so set_config is written first and
-            // both reads run scoped; if it fails the transaction refuses the rest.
-            let (_, rows, total) = tokio::try_join!(
-                tx.execute(&scope, &scope_params),
-                tx.query(&page, &page_params),
-                tx.query_one(&count, &count_params),
-            )
-            .map_err(db_error)?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(Page {
-                tasks: rows.iter().map(task).collect(),
-                total: total.get(0),
-            })
-        };
-        tokio::time::timeout(self.op_timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("operation timed out".into())))
+        run!(self, |client| list_on(client, user, completed, params))
     }
 
     /// `POST /api/{user_id}/tasks`. Returns once the row is committed.
@@ -221,16 +228,63 @@ impl Store {
         Ok(!rows.is_empty())
     }
 
-    /// One round trip through the pool, for `/readyz`: bounded by [`READY_TIMEOUT`] so a
-    /// probe never outwaits its caller.
+    /// One round trip through the pool, bounded by [`READY_TIMEOUT`] so a probe never
+    /// outwaits its caller. Any failure is an error, a pool that is merely busy included
+    /// (start-up uses this: an idle pool that cannot reach the database must not start).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        tokio::time::timeout(READY_TIMEOUT.min(self.op_timeout), async {
-            let client = self.pool.get().await.map_err(pool_error)?;
-            client.simple_query("SELECT 1").await.map_err(db_error)?;
+        self.ping_within(self.pool.timeouts().wait)
+            .await
+            .map_err(PingError::into_store_error)
+    }
+
+    /// For `/readyz`: whether this instance can serve requests. [`Readiness::Busy`] when every
+    /// connection the pool may open is open and in use (checked first, or found by a wait for
+    /// one timing out while connections are in use): the database answered each of them, and
+    /// each is held by an operation bounded by the operation timeout, after which a connection
+    /// that stopped answering is closed rather than reused ([`Lease`]). So busy does not hide
+    /// a dead database for longer than that timeout: the next probe then finds no connection,
+    /// or one that fails. Anything else must be a fresh round trip: a connect or query error,
+    /// a probe timeout, or no connection at all (the wait timed out while none is open, every
+    /// slot taken by connects under way) is not ready.
+    pub async fn readiness(&self) -> Result<Readiness, StoreError> {
+        if saturated(&self.pool.status()) {
+            return Ok(Readiness::Busy);
+        }
+        // Wait for a connection at most half the probe's budget, leaving the rest for the
+        // connect and the query, so that a wait timing out is told apart from the rest.
+        let budget = READY_TIMEOUT.min(self.op_timeout);
+        match self.ping_within(Some(budget / 2)).await {
+            Ok(()) => Ok(Readiness::Ready),
+            Err(PingError::Busy) if self.pool.status().size > 0 => Ok(Readiness::Busy),
+            Err(e) => Err(e.into_store_error()),
+        }
+    }
+
+    /// `SELECT 1` on a pooled connection, waiting at most `wait` for one; the whole bounded
+    /// by [`READY_TIMEOUT`] (and the operation timeout).
+    async fn ping_within(&self, wait: Option<Duration>) -> Result<(), PingError> {
+        let mut timeouts = self.pool.timeouts();
+        timeouts.wait = wait;
+        let work = async {
+            let client = match self.pool.timeout_get(&timeouts).await {
+                Ok(client) => Lease::new(client),
+                Err(PoolError::Timeout(TimeoutType::Wait)) => return Err(PingError::Busy),
+                Err(e) => return Err(PingError::Failed(pool_error(e))),
+            };
+            client
+                .simple_query("SELECT 1")
+                .await
+                .map_err(|e| PingError::Failed(db_error(e)))?;
+            client.release();
             Ok(())
-        })
-        .await
-        .unwrap_or_else(|_| Err(StoreError::Unavailable("ping timed out".into())))
+        };
+        tokio::time::timeout(READY_TIMEOUT.min(self.op_timeout), work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(PingError::Failed(StoreError::Unavailable(
+                    "ping timed out".into(),
+                )))
+            })
     }
 
     /// Runs `sql` in a transaction scoped to `user` and commits before returning its rows.
@@ -240,28 +294,151 @@ impl Store {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        let work = async {
-            let mut client = self.pool.get().await.map_err(pool_error)?;
-            let scope = client.prepare_cached(SET_SCOPE).await.map_err(db_error)?;
-            let statement = client.prepare_cached(sql).await.map_err(db_error)?;
-            let user_param: [&(dyn ToSql + Sync); 1] = [&user.as_str()];
-            let tx = client.transaction().await.map_err(db_error)?;
-            // Pipelined: try_join polls the set_config future first, which writes its message
-            // before the statement's, so both go out in one round trip and run in that order.
-            // If set_config fails the transaction is aborted and PostgreSQL refuses the
-            // statement; it can never run unscoped. (And unscoped, the policy shows nothing.)
-            let (_, rows) = tokio::try_join!(
-                tx.execute(&scope, &user_param),
-                tx.query(&statement, params)
-            )
-            .map_err(db_error)?;
-            tx.commit().await.map_err(db_error)?;
-            Ok(rows)
-        };
-        tokio::time::timeout(self.op_timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("operation timed out".into())))
+        run!(self, |client| scoped_on(client, user, sql, params))
     }
+}
+
+/// What [`Store::readiness`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Readiness {
+    /// A connection answered a round trip just now.
+    Ready,
+    /// Every connection the pool may open is open and in use by a request.
+    Busy,
+}
+
+/// Every connection the pool may hold exists and is in use.
+fn saturated(status: &Status) -> bool {
+    status.size > 0 && status.size >= status.max_size && status.available == 0
+}
+
+/// Why a ping did not succeed: no connection freed up in time, or anything else.
+enum PingError {
+    Busy,
+    Failed(StoreError),
+}
+
+impl PingError {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Self::Busy => StoreError::Unavailable("no pooled connection free".into()),
+            Self::Failed(e) => e,
+        }
+    }
+}
+
+/// A pooled connection lent to one operation. [`Lease::release`] returns it to the pool once
+/// the operation finished; dropped before that (the operation timed out, or its request was
+/// abandoned mid-way), it is taken out of the pool and closed instead. What it was waiting for
+/// may never come (a peer that went silent: failover, network blackhole, hung server), and
+/// `RecyclingMethod::Fast`, which only asks whether the socket is closed, would hand it out
+/// again and again, each time costing a request its whole timeout.
+struct Lease(Option<Object>);
+
+impl Lease {
+    fn new(client: Object) -> Self {
+        Self(Some(client))
+    }
+
+    /// Back to the pool for the next operation.
+    fn release(mut self) {
+        drop(self.0.take());
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take() {
+            tracing::warn!("a pooled connection was abandoned mid-operation: closing it");
+            // Detached from the pool (which may then open a new one); dropping the wrapper
+            // aborts the connection task, which closes the socket.
+            drop(Object::take(client));
+        }
+    }
+}
+
+impl Deref for Lease {
+    type Target = ClientWrapper;
+
+    fn deref(&self) -> &ClientWrapper {
+        self.0.as_ref().expect("present until released or dropped")
+    }
+}
+
+impl DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut ClientWrapper {
+        self.0.as_mut().expect("present until released or dropped")
+    }
+}
+
+/// PostgreSQL's refusal of a cached statement whose result type changed (see `run!`).
+fn is_stale_plan(error: &tokio_postgres::Error) -> bool {
+    error.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED)
+}
+
+/// One attempt at [`Store::list`]: both statements go out pipelined behind the scope in one
+/// round trip, in one repeatable-read snapshot.
+async fn list_on(
+    client: &mut ClientWrapper,
+    user: &UserId,
+    completed: Option<bool>,
+    params: &ListParams,
+) -> Result<Page, tokio_postgres::Error> {
+    let scope = client.prepare_cached(SET_SCOPE).await?;
+    let page = client.prepare_cached(list_sql(params.sort)).await?;
+    let count = client.prepare_cached(COUNT_SQL).await?;
+    let tx = client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let user_id = user.as_str();
+    let scope_params: [&(dyn ToSql + Sync); 1] = [&user_id];
+    let page_params: [&(dyn ToSql + Sync); 4] =
+        [&user_id, &completed, &params.limit, &params.offset];
+    let count_params: [&(dyn ToSql + Sync); 2] = [&user_id, &completed];
+    // As in `scoped_on`: biased, try_join polls in order, so set_config is written first and
+    // both reads run scoped; if it fails the transaction refuses the rest, and the first
+    // statement that failed is the error returned.
+    let (_, rows, total) = tokio::try_join!(
+        biased;
+        tx.execute(&scope, &scope_params),
+        tx.query(&page, &page_params),
+        tx.query_one(&count, &count_params),
+    )?;
+    tx.commit().await?;
+    Ok(Page {
+        tasks: rows.iter().map(task).collect(),
+        total: total.get(0),
+    })
+}
+
+/// One attempt at [`Store::scoped`].
+async fn scoped_on(
+    client: &mut ClientWrapper,
+    user: &UserId,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Result<Vec<Row>, tokio_postgres::Error> {
+    let scope = client.prepare_cached(SET_SCOPE).await?;
+    let statement = client.prepare_cached(sql).await?;
+    let user_param: [&(dyn ToSql + Sync); 1] = [&user.as_str()];
+    let tx = client.transaction().await?;
+    // Pipelined: try_join polls the set_config future first, which writes its message before
+    // the statement's, so both go out in one round trip and run in that order. If set_config
+    // fails the transaction is aborted and PostgreSQL refuses the statement; it can never run
+    // unscoped. (And unscoped, the policy shows nothing.) `biased`: polled in this order every
+    // time, not rotated, so when both answers are in, the error returned is the first
+    // statement's (the cause), not the "transaction is aborted" (25P02) that follows it; that
+    // one would hide a 503 (a statement timeout) or a stale plan (see `run!`) as a 500.
+    let (_, rows) = tokio::try_join!(
+        biased;
+        tx.execute(&scope, &user_param),
+        tx.query(&statement, params)
+    )?;
+    tx.commit().await?;
+    Ok(rows)
 }
 
 fn task(row: &Row) -> Task {

@@ -13,6 +13,7 @@ mod migrations;
 mod operations;
 mod outage;
 mod paging;
+mod pool;
 mod property;
 mod read;
 mod rls;
