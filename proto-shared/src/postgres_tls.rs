@@ -119,7 +119,7 @@ const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 /// an unencoded `@` is split at its first `@`, and the rest of the password would become the
 /// host, shown in every message that names where the database is.
 pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
-    if ats_before_host(raw) > 1 {
+    if misplaced_at(raw) {
         return Err(UNENCODED_AT.to_owned());
     }
     let normalized = raw
@@ -146,17 +146,25 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
     Ok(config)
 }
 
-/// How many `@` a URL holds between its scheme and the end of its host (the first `/` or
-/// `?`): more than one is a password or user name with an unencoded `@`.
-fn ats_before_host(raw: &str) -> usize {
+/// Whether a URL holds an `@` that tokio-postgres would read in the wrong place. It takes the
+/// credentials to run to the first `@` anywhere, so a second `@` before the query (a password
+/// or user name holding one, even past a `/`: `app:S3/cret@Pw@host`, `app:S3cret@Pw/x@host`)
+/// means part of the password was read as the host or the database, and a user name holding
+/// a `/` or `?` (`host/db?password=p@x`) means the host and query were read as credentials. A
+/// password may hold `/` and `?`: it is read as written.
+fn misplaced_at(raw: &str) -> bool {
     let Some(rest) = URL_SCHEMES
         .iter()
         .find_map(|scheme| raw.strip_prefix(scheme))
     else {
-        return 0;
+        return false;
     };
-    let authority = rest.split(['/', '?']).next().unwrap_or_default();
-    authority.matches('@').count()
+    let Some((credentials, after)) = rest.split_once('@') else {
+        return false;
+    };
+    let before_query = after.split('?').next().unwrap_or_default();
+    let user = credentials.split(':').next().unwrap_or_default();
+    user.contains(['/', '?']) || before_query.contains('@')
 }
 
 /// `raw` with `sslmode=disable` as its first parameter, so that a URL naming no `sslmode`
@@ -359,6 +367,13 @@ mod tests {
             "postgres://app:S3/cret@Pw@127.0.0.1/tasks",
             "postgres://app@S3cret:Pw@127.0.0.1/tasks",
             "host=Pw@127.0.0.1 user=app dbname=tasks",
+            // A `/` after the first @: the rest of the password would be the host, the real
+            // host part of the database name.
+            "postgres://app:S3cret@Pw/x@127.0.0.1:5999/tasks",
+            "postgres://app:S3/cret@Pw/x@127.0.0.1:5999/tasks",
+            // An @ in the query, with no credentials before it: the query would be read as
+            // the user name.
+            "postgres://127.0.0.1/tasks?user=app&password=S3cret@Pw",
         ] {
             let error = parse_url(url).unwrap_err();
             assert!(
@@ -369,6 +384,9 @@ mod tests {
                 assert!(!error.contains(part), "{url}: {error}");
             }
         }
+        // An @ in a query value after the host is where it is read: kept.
+        let named = config("postgres://app:S3cret@127.0.0.1/tasks?application_name=a@b");
+        assert_eq!(named.get_application_name(), Some("a@b"));
         let config = config("postgres://app:S3cret%40Pw@127.0.0.1:5999/tasks");
         assert_eq!(config.get_password(), Some(&b"S3cret@Pw"[..]));
         assert_eq!(
