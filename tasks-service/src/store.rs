@@ -77,7 +77,8 @@ fn list_sql(sort: SortOrder) -> &'static str {
 
 /// Runs `$attempt`, an expression of a future using `$client: &mut ClientWrapper`, on a pooled
 /// connection, the whole (the wait for a connection included) bounded by the operation
-/// timeout, after which the connection is closed, not reused ([`Lease`]). A macro rather than
+/// timeout; a connection that did not answer within it is closed, not reused
+/// ([`Lease::discard`]). A macro rather than
 /// a function taking a closure: a future borrowing the closure's argument cannot be named in
 /// a bound, and async closures' futures are not found `Send` here (higher-ranked lifetimes).
 ///
@@ -97,21 +98,39 @@ fn list_sql(sort: SortOrder) -> &'static str {
 macro_rules! run {
     ($store:expr, |$client:ident| $attempt:expr) => {{
         let store: &Store = $store;
-        let work = async {
-            let mut lease = Lease::new(store.pool.get().await.map_err(pool_error)?);
-            let $client: &mut ClientWrapper = &mut lease;
-            let mut outcome = $attempt.await;
-            if outcome.as_ref().is_err_and(is_stale_plan) {
+        let deadline = tokio::time::Instant::now() + store.op_timeout;
+        async {
+            let client = tokio::time::timeout_at(deadline, store.pool.get())
+                .await
+                .map_err(|_| timed_out())?
+                .map_err(pool_error)?;
+            let mut lease = Lease(client);
+            // The lease is borrowed for one attempt at a time, so that a timed-out one can
+            // still be discarded.
+            let mut outcome = {
+                let $client: &mut ClientWrapper = &mut lease;
+                tokio::time::timeout_at(deadline, $attempt).await
+            };
+            if outcome
+                .as_ref()
+                .is_ok_and(|o| o.as_ref().is_err_and(is_stale_plan))
+            {
                 tracing::info!("a cached statement's result type changed: preparing it afresh");
-                $client.statement_cache.clear();
-                outcome = $attempt.await;
+                lease.statement_cache.clear();
+                outcome = {
+                    let $client: &mut ClientWrapper = &mut lease;
+                    tokio::time::timeout_at(deadline, $attempt).await
+                };
             }
-            lease.release();
-            outcome.map_err(db_error)
-        };
-        tokio::time::timeout(store.op_timeout, work)
-            .await
-            .unwrap_or_else(|_| Err(StoreError::Unavailable("operation timed out".into())))
+            match outcome {
+                Ok(outcome) => outcome.map_err(db_error),
+                Err(_) => {
+                    lease.discard();
+                    Err(timed_out())
+                }
+            }
+        }
+        .await
     }};
 }
 
@@ -265,26 +284,22 @@ impl Store {
     async fn ping_within(&self, wait: Option<Duration>) -> Result<(), PingError> {
         let mut timeouts = self.pool.timeouts();
         timeouts.wait = wait;
-        let work = async {
-            let client = match self.pool.timeout_get(&timeouts).await {
-                Ok(client) => Lease::new(client),
-                Err(PoolError::Timeout(TimeoutType::Wait)) => return Err(PingError::Busy),
-                Err(e) => return Err(PingError::Failed(pool_error(e))),
-            };
-            client
-                .simple_query("SELECT 1")
-                .await
-                .map_err(|e| PingError::Failed(db_error(e)))?;
-            client.release();
-            Ok(())
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT.min(self.op_timeout);
+        let ping_timed_out = || PingError::Failed(StoreError::Unavailable("ping timed out".into()));
+        let client = match tokio::time::timeout_at(deadline, self.pool.timeout_get(&timeouts)).await
+        {
+            Err(_) => return Err(ping_timed_out()),
+            Ok(Ok(client)) => Lease(client),
+            Ok(Err(PoolError::Timeout(TimeoutType::Wait))) => return Err(PingError::Busy),
+            Ok(Err(e)) => return Err(PingError::Failed(pool_error(e))),
         };
-        tokio::time::timeout(READY_TIMEOUT.min(self.op_timeout), work)
-            .await
-            .unwrap_or_else(|_| {
-                Err(PingError::Failed(StoreError::Unavailable(
-                    "ping timed out".into(),
-                )))
-            })
+        match tokio::time::timeout_at(deadline, client.simple_query("SELECT 1")).await {
+            Ok(answer) => answer.map(drop).map_err(|e| PingError::Failed(db_error(e))),
+            Err(_) => {
+                client.discard();
+                Err(ping_timed_out())
+            }
+        }
     }
 
     /// Runs `sql` in a transaction scoped to `user` and commits before returning its rows.
@@ -327,33 +342,21 @@ impl PingError {
     }
 }
 
-/// A pooled connection lent to one operation. [`Lease::release`] returns it to the pool once
-/// the operation finished; dropped before that (the operation timed out, or its request was
-/// abandoned mid-way), it is taken out of the pool and closed instead. What it was waiting for
-/// may never come (a peer that went silent: failover, network blackhole, hung server), and
+/// A pooled connection lent to one operation, back to the pool when dropped: a request
+/// abandoned mid-operation leaves it fit for the next (tokio-postgres reads and drops the
+/// answers nobody waits for, and a dropped transaction queues its ROLLBACK first). One that
+/// did not answer within its deadline is [`Lease::discard`]ed instead: what it waits for may
+/// never come (a peer gone silent: failover, network blackhole, hung server), and
 /// `RecyclingMethod::Fast`, which only asks whether the socket is closed, would hand it out
 /// again and again, each time costing a request its whole timeout.
-struct Lease(Option<Object>);
+struct Lease(Object);
 
 impl Lease {
-    fn new(client: Object) -> Self {
-        Self(Some(client))
-    }
-
-    /// Back to the pool for the next operation.
-    fn release(mut self) {
-        drop(self.0.take());
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        if let Some(client) = self.0.take() {
-            tracing::warn!("a pooled connection was abandoned mid-operation: closing it");
-            // Detached from the pool (which may then open a new one); dropping the wrapper
-            // aborts the connection task, which closes the socket.
-            drop(Object::take(client));
-        }
+    /// Takes the connection out of the pool (which may then open a new one) and closes it:
+    /// dropping the detached wrapper aborts its connection task, which closes the socket.
+    fn discard(self) {
+        tracing::warn!("a pooled connection did not answer within its deadline: closing it");
+        drop(Object::take(self.0));
     }
 }
 
@@ -361,14 +364,19 @@ impl Deref for Lease {
     type Target = ClientWrapper;
 
     fn deref(&self) -> &ClientWrapper {
-        self.0.as_ref().expect("present until released or dropped")
+        &self.0
     }
 }
 
 impl DerefMut for Lease {
     fn deref_mut(&mut self) -> &mut ClientWrapper {
-        self.0.as_mut().expect("present until released or dropped")
+        &mut self.0
     }
+}
+
+/// What an operation that ran out of time answers (503).
+fn timed_out() -> StoreError {
+    StoreError::Unavailable("operation timed out".into())
 }
 
 /// PostgreSQL's refusal of a cached statement whose result type changed (see `run!`).
