@@ -124,7 +124,7 @@ pub struct Config {
     pub revocation_database_ca_file: Option<std::path::PathBuf>,
     /// The longest an API token lives, in seconds (Better Auth's JWT expiration): revocations
     /// are remembered this long plus JWT_LEEWAY_SECS, and a token whose life (`iat` to
-    /// `exp`) is longer than that, or that has no `iat`, is refused.
+    /// `exp`) is longer than that, or that has no `iat`, is refused. At most 30 days.
     #[arg(long, env = "REVOCATION_TOKEN_LIFETIME_SECS", default_value_t = 900)]
     pub revocation_token_lifetime_secs: u64,
     /// How long the gateway keeps serving after losing the revocation feed, in seconds,
@@ -201,8 +201,8 @@ pub struct Config {
     /// Client connections open at once on the public listener. At the cap, the connection
     /// idle between requests the longest is closed to make room; if none is idle, the new
     /// connection is closed unanswered. Unset: half the open-file limit (raised to the hard
-    /// limit at start), less a reserve, and at most one per 32 KiB of the container's memory
-    /// limit; logged at start.
+    /// limit at start), less a reserve, and at most one per 64 KiB of the container's memory
+    /// limit less 64 MiB; logged at start.
     #[arg(long, env = "MAX_CONNECTIONS")]
     pub max_connections: Option<usize>,
     /// Seconds in-flight requests get to finish after SIGTERM or SIGINT.
@@ -217,7 +217,8 @@ pub struct Config {
     /// `json` or `pretty`.
     #[arg(long, env = "LOG_FORMAT", default_value = "pretty")]
     pub log_format: LogFormat,
-    /// Log filter, e.g. `info,gateway=debug`.
+    /// Log filter, e.g. `info,gateway=debug` (a bare word must be a level or one of this
+    /// project's crates; anything else stops the gateway at start: write `hyper=trace`).
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     pub rust_log: String,
     /// Print `NAME<TAB>required|optional<TAB>default` for every variable read, then exit.
@@ -526,14 +527,15 @@ impl Config {
         };
         let tls = Tls::for_config(&pg, cas.as_ref())
             .map_err(|e| invalid("REVOCATION_DATABASE_URL", e.to_string()))?;
-        let lifetime = positive_secs(
-            "REVOCATION_TOKEN_LIFETIME_SECS",
-            self.revocation_token_lifetime_secs,
-        )?;
-        // Checked: a lifetime near u64::MAX seconds would overflow the sum and panic.
-        let window = lifetime
-            .checked_add(leeway)
-            .ok_or_else(|| invalid("REVOCATION_TOKEN_LIFETIME_SECS", "is too large"))?;
+        let lifetime = self.revocation_token_lifetime_secs;
+        if !(1..=MAX_TOKEN_LIFETIME_SECS).contains(&lifetime) {
+            return Err(invalid(
+                "REVOCATION_TOKEN_LIFETIME_SECS",
+                format!("must be between 1 and {MAX_TOKEN_LIFETIME_SECS} seconds (30 days)"),
+            ));
+        }
+        // Bounded above, so the sum cannot overflow.
+        let window = Duration::from_secs(lifetime) + leeway;
         Ok(Some(RevocationConfig {
             database_url: url.to_owned(),
             window,
@@ -619,6 +621,10 @@ const MAX_SHUTDOWN_DELAY_SECS: u64 = 300;
 /// these to the clock, where one near `u64::MAX` seconds would overflow and panic.
 const MAX_DURATION_SECS: u64 = 86_400;
 
+/// The largest `REVOCATION_TOKEN_LIFETIME_SECS`: 30 days, beyond any session a token stands
+/// for (Better Auth's JWTs live 15 minutes by default; its sessions 7 days).
+const MAX_TOKEN_LIFETIME_SECS: u64 = 30 * 86_400;
+
 /// The largest `MAX_HEADER_BYTES`: 1 MiB (a connection's read buffer is twice it).
 const MAX_HEADER_BYTES: usize = 1024 * 1024;
 
@@ -672,16 +678,23 @@ fn memory_limit() -> Option<u64> {
 }
 
 /// Memory budgeted per client connection for the default `MAX_CONNECTIONS` under a memory
-/// limit: an idle connection costs ~9 KiB in the process, a busy one its buffers, its upstream
-/// connection and both sockets' kernel buffers, which a container's limit counts too. Without
-/// this bound a container's open-file limit (often 1,048,576) made the default half a million
-/// connections, and a flood of them an out-of-memory kill long before the cap would shed.
-const MEMORY_PER_CONNECTION: u64 = 32 * 1024;
+/// limit: an idle connection costs ~9 KiB on the lean engine but 50–70 KB on hyper's (HTTP/2
+/// with prior knowledge, or a request the lean engine hands over; `specs/spec.md`), and a busy
+/// one its buffers, its upstream connection and both sockets' kernel buffers, which a
+/// container's limit counts too. Without this bound a container's open-file limit (often
+/// 1,048,576) made the default half a million connections, and a flood of them an
+/// out-of-memory kill long before the cap would shed.
+const MEMORY_PER_CONNECTION: u64 = 64 * 1024;
+
+/// Memory kept aside from connections under a memory limit, for everything else the process
+/// holds (the token cache, the revocation set, the runtime): 64 MiB, or half a smaller limit.
+const MEMORY_RESERVE: u64 = 64 * 1024 * 1024;
 
 /// `MAX_CONNECTIONS`, or its default under `file_limit` and `memory_limit`: each client
 /// connection holds its socket and, while it uses one, a socket to its upstream (the HTTP/1.1
 /// engines keep one per connection), so half of what the reserve leaves, and no more than
-/// the memory limit holds at [`MEMORY_PER_CONNECTION`]. A set value above the file limit
+/// the memory limit holds at [`MEMORY_PER_CONNECTION`] after [`MEMORY_RESERVE`]. A set value
+/// above the file limit
 /// could never be reached: `accept` would fail first, with no policy, so it is refused; a set
 /// value is not held to the memory budget, which is only an estimate.
 fn max_connections(
@@ -691,7 +704,8 @@ fn max_connections(
 ) -> Result<usize, ConfigError> {
     let as_usize = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
     let by_memory = memory_limit.map_or(usize::MAX, |bytes| {
-        as_usize((bytes / MEMORY_PER_CONNECTION).max(1))
+        let for_connections = bytes - MEMORY_RESERVE.min(bytes / 2);
+        as_usize((for_connections / MEMORY_PER_CONNECTION).max(1))
     });
     let default = |by_files: usize| Ok(by_files.min(by_memory));
     match (set, file_limit) {

@@ -285,11 +285,14 @@ fn max_connections_defaults_from_the_file_limit_and_is_checked_against_it() {
     // A container's: a million files, 256 MiB of memory. The memory bounds the default, not a
     // value the operator sets.
     let mib = 1024 * 1024;
+    // (256 - 64) MiB at 64 KiB each.
     assert_eq!(
         max_connections(None, Some(1_048_576), Some(256 * mib)).unwrap(),
-        8_192
+        3_072
     );
-    assert_eq!(max_connections(None, None, Some(256 * mib)).unwrap(), 8_192);
+    assert_eq!(max_connections(None, None, Some(256 * mib)).unwrap(), 3_072);
+    // A limit under twice the reserve keeps half of it.
+    assert_eq!(max_connections(None, None, Some(64 * mib)).unwrap(), 512);
     assert_eq!(
         max_connections(None, Some(20_000), Some(64 * 1024 * mib)).unwrap(),
         9_872
@@ -410,6 +413,10 @@ fn durations_and_sizes_past_their_bounds_are_refused_by_name_not_a_panic_later()
     let sizes = [
         ("MAX_HEADER_BYTES", (MAX_HEADER_BYTES + 1).to_string()),
         ("MAX_BODY_BYTES", (MAX_BODY_BYTES + 1).to_string()),
+        (
+            "REVOCATION_TOKEN_LIFETIME_SECS",
+            (MAX_TOKEN_LIFETIME_SECS + 1).to_string(),
+        ),
     ];
     for (variable, over) in durations.into_iter().chain(sizes) {
         for value in [&huge, &over] {
@@ -429,6 +436,8 @@ fn durations_and_sizes_past_their_bounds_are_refused_by_name_not_a_panic_later()
         "--upstream-timeout-secs=86400",
         "--max-header-bytes=1048576",
         "--max-body-bytes=67108864",
+        // A week-long token (Better Auth's `expirationTime: "7d"`) with revocation on.
+        "--revocation-token-lifetime-secs=604800",
     ]);
     config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
     assert!(config.validate().is_ok());
