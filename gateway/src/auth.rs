@@ -204,7 +204,8 @@ impl Authenticator {
         }
     }
 
-    /// True once a key set has been loaded and is not older than the stale-if-error bound.
+    /// True once a key set has been loaded and is not past the stale-if-error bound (counted
+    /// from when its refresh was due, or its first failed fetch after that).
     pub fn is_ready(&self) -> bool {
         self.inner.jwks.is_ready()
     }

@@ -285,9 +285,12 @@ impl Revocations {
         match state.lost_at.load(Ordering::Acquire) {
             0 => FeedHealth::Up,
             lost => {
-                let by_monotonic = monotonic_ms()
-                    .saturating_sub(state.lost_at_ms.load(Ordering::Acquire))
-                    .min(i64::MAX as u64) as i64;
+                // 0: `loaded` is clearing the loss under us (it clears `lost_at` first); the wall
+                // clock's count alone decides this once.
+                let by_monotonic = match state.lost_at_ms.load(Ordering::Acquire) {
+                    0 => 0,
+                    since => monotonic_ms().saturating_sub(since).min(i64::MAX as u64) as i64,
+                };
                 let lost_for_ms = now
                     .saturating_sub(lost)
                     .saturating_mul(1000)

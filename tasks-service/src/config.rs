@@ -184,7 +184,9 @@ pub struct Config {
     )]
     pub log_format: LogFormat,
 
-    /// Log filter (tracing EnvFilter syntax). tokio_postgres logs server NOTICEs at info.
+    /// Log filter (tracing EnvFilter syntax; a bare word must be a level or one of this
+    /// project's crates, anything else stops the service at start: write `hyper=trace`).
+    /// tokio_postgres logs server NOTICEs at info.
     #[arg(
         long = "rust-log",
         env = "RUST_LOG",

@@ -233,7 +233,14 @@ async fn a_healthy_issuer_keeps_keys_available_whatever_the_stale_if_error_bound
     let token = issuer.token(Algorithm::EdDsa);
     // Through four refreshes: always ready, never a 503.
     let fetches = issuer.fetches();
+    // Four refreshes take 1.2 s; a refresher that stopped fails this rather than hangs it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while issuer.fetches() < fetches + 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {} refreshes in 10 s",
+            issuer.fetches() - fetches
+        );
         assert!(auth.auth.is_ready(), "after {} fetches", issuer.fetches());
         assert!(auth.check(&token).await.is_ok());
         tokio::time::sleep(Duration::from_millis(5)).await;

@@ -97,7 +97,7 @@ async fn the_client_receives_the_first_chunk_before_the_upstream_sends_the_last(
 async fn a_64_mib_body_streams_up_and_back_intact() {
     const CHUNK: usize = 256 * 1024;
     const CHUNKS: usize = 256; // 64 MiB
-    let gateway = spawn_gateway_with(|s| s.limits.max_body_bytes = 128 * 1024 * 1024).await;
+    let gateway = spawn_gateway_with(|s| s.limits.max_body_bytes = 64 * 1024 * 1024).await;
     let (sender, body) = channel_body();
     let feeder = tokio::spawn(async move {
         for i in 0..CHUNKS {
