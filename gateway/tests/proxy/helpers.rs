@@ -149,7 +149,15 @@ async fn start_gateway_before(
         admin_address,
         issuer,
         upstream,
-        http: reqwest::Client::builder().no_proxy().build().unwrap(),
+        // Idle connections are dropped well before the test gateway's 1 s header-read
+        // timeout closes them: else a request sent on one just as the gateway closes it is
+        // reset (the keep-alive race every HTTP/1.1 client has), which a flood of requests
+        // on a loaded machine hit once in a CI run.
+        http: reqwest::Client::builder()
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_millis(500))
+            .build()
+            .unwrap(),
         shutdown: Some(shutdown),
         server: Some(server),
     }
