@@ -86,6 +86,36 @@ pub async fn admin_client(admin_url: &str) -> tokio_postgres::Client {
     client
 }
 
+/// Waits until `sessions` sessions of the database `observer` is connected to wait on a lock,
+/// failing with `what` after `within`.
+pub async fn until_waiting_on_locks(
+    observer: &tokio_postgres::Client,
+    sessions: i64,
+    within: Duration,
+    what: &str,
+) {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let blocked: i64 = observer
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if blocked == sessions {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what} never waited on the lock ({blocked} of {sessions} did)"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// `admin_url` with its database name replaced.
 pub fn url_for(admin_url: &str, db_name: &str) -> String {
     let (base, _) = admin_url.rsplit_once('/').expect("URL has a database");
@@ -152,6 +182,24 @@ impl TestApp {
     /// An unsigned request.
     pub fn raw(&self, method: Method, path_and_query: &str) -> reqwest::RequestBuilder {
         self.http.request(method, self.url(path_and_query))
+    }
+
+    /// Polls `/readyz` until it answers `status`, failing with `what` after `within`.
+    pub async fn until_readyz(&self, status: u16, within: Duration, what: &str) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let answered = self
+                .raw(Method::GET, "/readyz")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            if answered == status {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{what}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The Prometheus text `/metrics` serves right now.

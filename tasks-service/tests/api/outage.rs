@@ -47,23 +47,8 @@ async fn database_stopped_and_restarted_under_the_running_service() {
 
     cluster.pg_ctl_start();
     // The service recovers by itself: poll readiness with a deadline.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let status = app
-            .raw(Method::GET, "/readyz")
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == 200 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "not ready 30 s after restart"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.until_readyz(200, Duration::from_secs(30), "not ready 30 s after restart")
+        .await;
     for i in 0..3 {
         acknowledged.push(alice.create_titled(&format!("after {i}")).await);
     }

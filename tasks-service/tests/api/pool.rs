@@ -14,7 +14,9 @@ use tokio::{
     task::JoinSet,
 };
 
-use crate::helpers::{admin_client, spawn_app_on, spawn_app_with, url_for, TestApp, ADMIN_URL};
+use crate::helpers::{
+    admin_client, spawn_app_on, spawn_app_with, until_waiting_on_locks, url_for, TestApp, ADMIN_URL,
+};
 
 /// A TCP proxy to the machine's PostgreSQL that can freeze every connection it carries: it
 /// then forwards nothing more on them, either way, but keeps their sockets open, as a peer
@@ -291,26 +293,7 @@ async fn a_pool_busy_with_requests_waiting_on_a_lock_is_still_ready() {
         waiting.spawn(async move { request.send().await.unwrap().status() });
     }
     let observer = admin_client(&db_url).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let blocked: i64 = observer
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if blocked == 2 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the two updates never waited on the lock ({blocked} did)"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_waiting_on_locks(&observer, 2, Duration::from_secs(20), "the two updates").await;
     let status = app.state.store.pool().status();
     assert_eq!((status.size, status.available), (2, 0), "{status:?}");
 
@@ -358,23 +341,12 @@ async fn a_pool_busy_on_a_silent_database_turns_unready_within_the_operation_tim
     // time out their connections are closed, and a probe finds no connection that answers
     // (within its own 2 s). A second of slack on top, for a busy test machine.
     let bound = Duration::from_millis(2_300) + tasks_service::store::READY_TIMEOUT;
-    let deadline = tokio::time::Instant::now() + bound + Duration::from_secs(1);
-    loop {
-        let status = app
-            .raw(Method::GET, "/readyz")
-            .send()
-            .await
-            .unwrap()
-            .status();
-        if status == 503 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "still ready {bound:?} (and a second) after the database went silent"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.until_readyz(
+        503,
+        bound + Duration::from_secs(1),
+        &format!("still ready {bound:?} (and a second) after the database went silent"),
+    )
+    .await;
     while let Some(status) = waiting.join_next().await {
         assert_eq!(status.unwrap(), 503);
     }

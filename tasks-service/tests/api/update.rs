@@ -3,7 +3,9 @@
 use http::Method;
 use serde_json::json;
 
-use crate::helpers::{admin_client, spawn_app, spawn_app_with, url_for, Answer, ADMIN_URL};
+use crate::helpers::{
+    admin_client, spawn_app, spawn_app_with, until_waiting_on_locks, url_for, Answer, ADMIN_URL,
+};
 
 #[tokio::test]
 async fn put_is_a_partial_update_that_bumps_updated_at() {
@@ -178,26 +180,7 @@ async fn updated_at_never_goes_back_when_writes_to_a_task_wait_on_each_other() {
             Answer::from(response).await
         }
     });
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        let blocked: i64 = watcher
-            .query_one(
-                "SELECT count(*) FROM pg_stat_activity \
-                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
-                &[],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if blocked == 1 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the PUT never waited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    until_waiting_on_locks(&watcher, 1, std::time::Duration::from_secs(10), "the PUT").await;
     // The other write commits first, later than the waiting one began.
     let first: chrono::DateTime<chrono::Utc> = other
         .query_one(
