@@ -14,16 +14,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_gateway");
 /// A gateway process with `env` on top of a minimal valid configuration.
 fn start(env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
     let mut command = Command::new(BINARY);
-    command
-        .env_clear()
-        .env("IDENTITY_KEYS", crate::helpers::IDENTITY_KEYS)
-        .env("GATEWAY_LISTEN", "127.0.0.1:0")
-        .env("ADMIN_LISTEN", "127.0.0.1:0")
-        // Nothing listens there: the key fetch fails at once, which these tests ignore.
-        .env("BETTER_AUTH_URL", "http://127.0.0.1:9")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+    configured(&mut command);
     for (name, value) in env {
         command.env(name, value);
     }
@@ -38,6 +29,21 @@ fn start(env: &[(&str, &str)]) -> (Child, mpsc::Receiver<String>) {
         }
     });
     (child, received)
+}
+
+/// `command` (the gateway, or a shell that execs it) with a minimal valid configuration and
+/// nothing else from the test's environment, its JSON logs on a pipe.
+fn configured(command: &mut Command) {
+    command
+        .env_clear()
+        .env("IDENTITY_KEYS", crate::helpers::IDENTITY_KEYS)
+        .env("GATEWAY_LISTEN", "127.0.0.1:0")
+        .env("ADMIN_LISTEN", "127.0.0.1:0")
+        // Nothing listens there: the key fetch fails at once, which these tests ignore.
+        .env("BETTER_AUTH_URL", "http://127.0.0.1:9")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
 }
 
 /// Runs a gateway that must refuse to start: its exit code and stderr.
@@ -216,18 +222,10 @@ fn the_soft_open_file_limit_is_raised_before_the_connection_cap_is_derived() {
         hard > 2048,
         "this test needs a hard open-file limit above 2048 (ulimit -Hn says {hard})"
     );
-    let mut child = Command::new("sh")
-        .args(["-c", "ulimit -Sn 1024 && exec \"$0\"", BINARY])
-        .env_clear()
-        .env("IDENTITY_KEYS", crate::helpers::IDENTITY_KEYS)
-        .env("GATEWAY_LISTEN", "127.0.0.1:0")
-        .env("ADMIN_LISTEN", "127.0.0.1:0")
-        .env("BETTER_AUTH_URL", "http://127.0.0.1:9")
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new("sh");
+    command.args(["-c", "ulimit -Sn 1024 && exec \"$0\"", BINARY]);
+    configured(&mut command);
+    let mut child = command.spawn().unwrap();
     let stderr = BufReader::new(child.stderr.take().unwrap());
     let cap = stderr
         .lines()
