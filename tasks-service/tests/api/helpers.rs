@@ -116,6 +116,15 @@ pub async fn until_waiting_on_locks(
     }
 }
 
+/// The task ids of a list answer's body, in its order.
+pub fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .expect("a JSON array")
+        .iter()
+        .map(|t| t["id"].as_i64().unwrap())
+        .collect()
+}
+
 /// `admin_url` with its database name replaced.
 pub fn url_for(admin_url: &str, db_name: &str) -> String {
     let (base, _) = admin_url.rsplit_once('/').expect("URL has a database");

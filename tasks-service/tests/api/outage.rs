@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::{
     cluster::PrivateCluster,
-    helpers::{admin_client, spawn_app, spawn_app_with, Answer, ADMIN_URL},
+    helpers::{admin_client, ids, spawn_app, spawn_app_with, Answer, ADMIN_URL},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -55,16 +55,10 @@ async fn database_stopped_and_restarted_under_the_running_service() {
 
     // Every task whose create returned 201 is still there; none of the 503s were stored.
     let listed = alice.list("?limit=500").await;
-    let mut ids: Vec<i64> = listed
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect();
-    ids.sort_unstable();
+    let mut listed_ids = ids(&listed.body);
+    listed_ids.sort_unstable();
     acknowledged.sort_unstable();
-    assert_eq!(ids, acknowledged);
+    assert_eq!(listed_ids, acknowledged);
     drop(app);
     drop(cluster);
 }

@@ -15,7 +15,8 @@ use tokio::{
 };
 
 use crate::helpers::{
-    admin_client, spawn_app_on, spawn_app_with, until_waiting_on_locks, url_for, TestApp, ADMIN_URL,
+    admin_client, ids, spawn_app_on, spawn_app_with, until_waiting_on_locks, url_for, TestApp,
+    ADMIN_URL,
 };
 
 /// A TCP proxy to the machine's PostgreSQL that can freeze every connection it carries: it
@@ -247,15 +248,9 @@ async fn a_column_type_change_does_not_break_cached_statements() {
 
     // A retried write was applied once: the two tasks from before, nothing else.
     let listed = alice.list("").await;
-    let mut ids: Vec<i64> = listed
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect();
-    ids.sort_unstable();
-    assert_eq!(ids, [first, second]);
+    let mut listed_ids = ids(&listed.body);
+    listed_ids.sort_unstable();
+    assert_eq!(listed_ids, [first, second]);
     assert_eq!(listed.headers["x-total-count"], "2");
 }
 

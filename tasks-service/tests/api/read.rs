@@ -1,16 +1,8 @@
 //! GET /api/{user_id}/tasks (filters, sorts, paging) and GET /api/{user_id}/tasks/{id}.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::helpers::spawn_app;
-
-fn ids(list: &Value) -> Vec<i64> {
-    list.as_array()
-        .expect("a JSON array")
-        .iter()
-        .map(|t| t["id"].as_i64().unwrap())
-        .collect()
-}
+use crate::helpers::{ids, spawn_app};
 
 #[tokio::test]
 async fn an_empty_list_is_an_empty_array() {
