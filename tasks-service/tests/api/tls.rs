@@ -81,36 +81,31 @@ async fn a_ca_file_without_a_tls_sslmode_is_refused_at_start_naming_both_variabl
     let cluster = PrivateCluster::start_with_tls();
     let ca_file = cluster.ca_file();
     let cas = TrustedCas::from_pem_file(&ca_file).expect("the test CA loads");
+    // Why the configuration with `url` and the CA file is refused.
+    let refusal = |url: &str| {
+        Config::try_parse_from([
+            "tasks-service",
+            "--identity-keys",
+            GATEWAY_KEY,
+            "--database-url",
+            url,
+            "--database-ca-file",
+            ca_file.to_str().unwrap(),
+        ])
+        .unwrap()
+        .validate()
+        .unwrap_err()
+        .to_string()
+    };
     // `prefer` is refused before the CA file is looked at: it would fall back to plain text.
-    let prefer = tls_url(&cluster, "postgres", "prefer");
-    let config = Config::try_parse_from([
-        "tasks-service",
-        "--identity-keys",
-        GATEWAY_KEY,
-        "--database-url",
-        &prefer,
-        "--database-ca-file",
-        ca_file.to_str().unwrap(),
-    ])
-    .unwrap();
-    let message = config.validate().unwrap_err().to_string();
+    let message = refusal(&tls_url(&cluster, "postgres", "prefer"));
     assert!(message.starts_with("DATABASE_URL:"), "{message}");
     assert!(message.contains("sslmode=prefer"), "{message}");
     for url in [
         tls_url(&cluster, "postgres", "disable"),
         format!("postgres://postgres@localhost:{}/postgres", cluster.port()),
     ] {
-        let config = Config::try_parse_from([
-            "tasks-service",
-            "--identity-keys",
-            GATEWAY_KEY,
-            "--database-url",
-            &url,
-            "--database-ca-file",
-            ca_file.to_str().unwrap(),
-        ])
-        .unwrap();
-        let message = config.validate().unwrap_err().to_string();
+        let message = refusal(&url);
         assert!(message.starts_with("DATABASE_CA_FILE:"), "{url}: {message}");
         assert!(message.contains("DATABASE_URL"), "{url}: {message}");
 
