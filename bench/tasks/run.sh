@@ -42,8 +42,9 @@ cleanup() {
 trap cleanup EXIT
 
 # IDENTITY_ACCEPT_V1: the v1 rows below measure the credential as it was, in the same run.
+# IDENTITY_REPLAY_PER_USER: one user is the whole load here, so its share is the whole memory.
 IDENTITY_KEYS="$KEY" DATABASE_URL="$ADMIN/$DB" TASKS_LISTEN="127.0.0.1:$PORT" \
-  IDENTITY_ACCEPT_V1=true RUST_LOG=warn DB_POOL_SIZE=16 "$BIN" &
+  IDENTITY_ACCEPT_V1=true IDENTITY_REPLAY_PER_USER=1000000 RUST_LOG=warn DB_POOL_SIZE=16 "$BIN" &
 SERVICE_PID=$!
 
 for _ in $(seq 1 100); do

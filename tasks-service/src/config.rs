@@ -88,7 +88,7 @@ pub struct Config {
     )]
     pub identity_accept_v1: bool,
 
-    /// Most credentials remembered at once to refuse their replay (about 40 bytes each);
+    /// Most credentials remembered at once to refuse their replay (about 60 bytes each);
     /// when full, new credentials are refused with 503 until old ones expire.
     #[arg(
         long,
@@ -97,6 +97,16 @@ pub struct Config {
         default_value_t = Verifier::DEFAULT_REPLAY_CAPACITY
     )]
     pub identity_replay_capacity: usize,
+
+    /// Most of those credentials any one user may hold at once; past it, that user's
+    /// requests are refused with 429 until its old ones expire, and no one else's are.
+    /// Default: a hundredth of IDENTITY_REPLAY_CAPACITY.
+    #[arg(
+        long,
+        env = "IDENTITY_REPLAY_PER_USER",
+        value_name = "IDENTITY_REPLAY_PER_USER"
+    )]
+    pub identity_replay_per_user: Option<usize>,
 
     /// Most database connections held at once.
     #[arg(
@@ -274,6 +284,13 @@ impl Config {
             "IDENTITY_REPLAY_CAPACITY",
             "must be 1 to 100000000",
         )?;
+        if let Some(per_user) = self.identity_replay_per_user {
+            check(
+                (1..=self.identity_replay_capacity).contains(&per_user),
+                "IDENTITY_REPLAY_PER_USER",
+                "must be 1 to IDENTITY_REPLAY_CAPACITY",
+            )?;
+        }
         if let Some(path) = &self.socket {
             check(
                 !path.as_os_str().is_empty() && path.as_os_str().len() <= MAX_SOCKET_PATH,
@@ -345,9 +362,15 @@ impl Config {
                 acquire_timeout: Duration::from_millis(self.db_acquire_timeout_ms),
                 statement_timeout: Duration::from_millis(self.db_statement_timeout_ms),
             },
-            verifier: Verifier::new(ring, skew, audience)
-                .accept_v1(self.identity_accept_v1)
-                .replay_capacity(self.identity_replay_capacity),
+            verifier: {
+                let verifier = Verifier::new(ring, skew, audience)
+                    .accept_v1(self.identity_accept_v1)
+                    .replay_capacity(self.identity_replay_capacity);
+                match self.identity_replay_per_user {
+                    Some(per_user) => verifier.replay_per_user(per_user),
+                    None => verifier,
+                }
+            },
             max_body_bytes: self.max_body_bytes,
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             shutdown_grace: Duration::from_secs(self.shutdown_grace_secs),
@@ -426,6 +449,26 @@ mod tests {
         assert_eq!(settings.listen.to_string(), "127.0.0.1:8081");
         assert_eq!(settings.max_body_bytes, 65536);
         assert_eq!(settings.header_read_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn a_users_share_of_the_replay_memory_defaults_to_a_hundredth_and_fits_inside_it() {
+        let share = |args: &[&str]| {
+            let mut all = vec!["--identity-keys", KEYS];
+            all.extend_from_slice(args);
+            parse(&all)
+                .unwrap()
+                .validate()
+                .map(|settings| settings.verifier.replay_share())
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(share(&[]), Ok(10_000));
+        assert_eq!(share(&["--identity-replay-capacity", "2000"]), Ok(20));
+        assert_eq!(share(&["--identity-replay-per-user", "5"]), Ok(5));
+        for refused in ["0", "1000001"] {
+            let error = share(&["--identity-replay-per-user", refused]).unwrap_err();
+            assert!(error.starts_with("IDENTITY_REPLAY_PER_USER:"), "{error}");
+        }
     }
 
     #[test]
@@ -531,6 +574,6 @@ mod tests {
             table.contains("SHUTDOWN_DELAY_SECS\toptional\t0\n"),
             "{table}"
         );
-        assert_eq!(table.lines().count(), 19, "{table}");
+        assert_eq!(table.lines().count(), 20, "{table}");
     }
 }

@@ -42,6 +42,8 @@ impl ApiError {
             // The verifier's memory of spent credentials is full: its limit, not the caller's
             // fault, and the request may succeed once old credentials expire.
             Self::BadCredential(IdentityError::ReplayCapacity) => StatusCode::SERVICE_UNAVAILABLE,
+            // This user holds its share of that memory: its own rate, which waiting mends.
+            Self::BadCredential(IdentityError::UserShareFull) => StatusCode::TOO_MANY_REQUESTS,
             Self::NotAuthenticated | Self::BadCredential(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TaskNotFound => StatusCode::NOT_FOUND,
@@ -62,6 +64,9 @@ impl ApiError {
             Self::BadCredential(IdentityError::ReplayCapacity) => {
                 ErrorBody::message("Service unavailable")
             }
+            Self::BadCredential(IdentityError::UserShareFull) => {
+                ErrorBody::message("Too many requests")
+            }
             Self::BadCredential(_) => ErrorBody::message("Not authenticated"),
             Self::Forbidden => ErrorBody::message("Not authorized to access this user's tasks"),
             Self::TaskNotFound => ErrorBody::message("Task not found"),
@@ -81,10 +86,21 @@ impl ApiError {
             }
         };
         let mut response = json_response(self.status(), &body);
-        if self.status() == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match self.status() {
+            StatusCode::UNAUTHORIZED => {
+                response
+                    .headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            // The user's oldest credentials expire one by one as it keeps sending, so room
+            // comes back within a second for a steady sender; a retry that finds none is
+            // refused again before it spends anything.
+            StatusCode::TOO_MANY_REQUESTS => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         response
     }

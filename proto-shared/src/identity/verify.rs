@@ -34,7 +34,7 @@ pub struct Verifier {
 
 /// Why a request's identity was refused. Each one means the claimed id is never used: 401,
 /// except [`IdentityError::ReplayCapacity`], which is the verifier's limit, not the caller's
-/// fault (503).
+/// fault (503), and [`IdentityError::UserShareFull`], which is the user's own rate (429).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum IdentityError {
     #[error("a user id was sent without a credential")]
@@ -65,6 +65,8 @@ pub enum IdentityError {
     Replayed,
     #[error("too many fresh credentials to remember another")]
     ReplayCapacity,
+    #[error("this user spent its share of the fresh credentials remembered at once")]
+    UserShareFull,
 }
 
 impl IdentityError {
@@ -85,6 +87,7 @@ impl IdentityError {
             Self::BodyMismatch => "body_mismatch",
             Self::Replayed => "replayed",
             Self::ReplayCapacity => "replay_capacity",
+            Self::UserShareFull => "user_share_full",
         }
     }
 }
@@ -120,6 +123,11 @@ impl Verifier {
     /// Default number of fresh credentials remembered at once (see [`Verifier::replay_capacity`]).
     pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
+    /// Default share of the memory one user may hold: this fraction of its capacity (see
+    /// [`Verifier::replay_per_user`]). Filling the whole memory then takes this many users
+    /// sending at once; one user at its share is refused alone.
+    pub const DEFAULT_USERS_TO_FILL: usize = 100;
+
     /// Accepts v2 credentials for `audience` from any key in `ring` whose timestamp is
     /// within `max_skew_secs` of the verifier's clock, either way, each once, and none signed
     /// before now (see [`Verifier::remembering_since`]).
@@ -129,7 +137,10 @@ impl Verifier {
             max_skew_secs: i64::from(max_skew_secs),
             audience,
             accept_v1: false,
-            replay: ReplaySet::new(Self::DEFAULT_REPLAY_CAPACITY),
+            replay: ReplaySet::new(
+                Self::DEFAULT_REPLAY_CAPACITY,
+                Self::DEFAULT_REPLAY_CAPACITY / Self::DEFAULT_USERS_TO_FILL,
+            ),
             remembers_since: unix_now(),
         }
     }
@@ -152,10 +163,27 @@ impl Verifier {
     }
 
     /// Remembers at most `capacity` fresh credentials; past that, new ones are refused
-    /// ([`IdentityError::ReplayCapacity`]) until old ones expire.
+    /// ([`IdentityError::ReplayCapacity`]) until old ones expire. One user's share becomes
+    /// `capacity / DEFAULT_USERS_TO_FILL` (at least 1) unless [`Verifier::replay_per_user`]
+    /// sets it after this.
     pub fn replay_capacity(mut self, capacity: usize) -> Self {
-        self.replay = ReplaySet::new(capacity);
+        self.replay = ReplaySet::new(capacity, capacity / Self::DEFAULT_USERS_TO_FILL);
         self
+    }
+
+    /// Remembers at most `per_user` fresh credentials of any one user (at least 1, at most
+    /// the capacity); past that, that user's new ones are refused
+    /// ([`IdentityError::UserShareFull`]) until its old ones expire, and everyone else's are
+    /// still accepted. Without it, one user sending as fast as it can would fill the memory
+    /// and have everyone refused.
+    pub fn replay_per_user(mut self, per_user: usize) -> Self {
+        self.replay = ReplaySet::new(self.replay.capacity(), per_user);
+        self
+    }
+
+    /// The most fresh credentials of one user remembered at once.
+    pub fn replay_share(&self) -> usize {
+        self.replay.per_user()
     }
 
     /// The audience this verifier accepts.
@@ -272,10 +300,11 @@ impl Verifier {
             return Err(IdentityError::BodyMismatch);
         }
         self.replay
-            .remember(nonce.as_u128(), expires, now)
+            .remember(nonce.as_u128(), &vouched.user, expires, now)
             .map_err(|refusal| match refusal {
                 Refusal::Seen => IdentityError::Replayed,
                 Refusal::Full => IdentityError::ReplayCapacity,
+                Refusal::UserShareFull => IdentityError::UserShareFull,
                 Refusal::Expired => IdentityError::Stale,
             })?;
         Ok(vouched.user)
@@ -519,7 +548,7 @@ mod tests {
     fn a_full_replay_memory_refuses_rather_than_forgets() {
         let v = verifier().replay_capacity(1);
         let first = signed(GW, Method::GET, "/", "u1", NOW);
-        let second = signed(GW, Method::GET, "/", "u1", NOW);
+        let second = signed(GW, Method::GET, "/", "u2", NOW);
         assert!(v.verify(&Method::GET, "/", &first, b"", NOW).is_ok());
         assert_eq!(
             v.verify(&Method::GET, "/", &second, b"", NOW),
@@ -528,6 +557,39 @@ mod tests {
         assert_eq!(
             v.verify(&Method::GET, "/", &first, b"", NOW),
             Err(IdentityError::Replayed)
+        );
+    }
+
+    #[test]
+    fn one_user_spending_fast_is_refused_alone() {
+        let v = verifier().replay_capacity(10).replay_per_user(2);
+        let spend = |user: &str| {
+            let headers = signed(GW, Method::GET, "/", user, NOW);
+            v.verify(&Method::GET, "/", &headers, b"", NOW)
+        };
+        assert!(spend("mallory").is_ok());
+        assert!(spend("mallory").is_ok());
+        assert_eq!(spend("mallory"), Err(IdentityError::UserShareFull));
+        assert_eq!(
+            spend("alice").map(|user| user.map(|u| u.to_string())),
+            Ok(Some("alice".to_owned()))
+        );
+        // Once the first two expire, mallory has room again.
+        let later = signed(GW, Method::GET, "/", "mallory", NOW + 31);
+        assert!(v.verify(&Method::GET, "/", &later, b"", NOW + 31).is_ok());
+    }
+
+    #[test]
+    fn a_users_share_defaults_to_a_hundredth_of_the_memory() {
+        assert_eq!(verifier().replay_share(), 10_000);
+        assert_eq!(verifier().replay_capacity(5_000).replay_share(), 50);
+        assert_eq!(verifier().replay_capacity(50).replay_share(), 1);
+        assert_eq!(
+            verifier()
+                .replay_capacity(50)
+                .replay_per_user(7)
+                .replay_share(),
+            7
         );
     }
 

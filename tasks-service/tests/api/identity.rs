@@ -400,6 +400,34 @@ async fn a_captured_credential_cannot_be_replayed_re_aimed_or_given_another_body
 }
 
 #[tokio::test]
+async fn one_user_spending_credentials_fast_is_told_to_wait_and_no_one_else_is() {
+    let app = spawn_app_with(ADMIN_URL, |s| {
+        s.verifier = s.verifier.clone().replay_per_user(3);
+    })
+    .await;
+    let mallory = app.user("mallory");
+    for _ in 0..3 {
+        assert_eq!(mallory.list("").await.status, 200);
+    }
+    let refused = app
+        .signed(Method::GET, "/api/mallory/tasks", "mallory")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.headers()["retry-after"], "1");
+    let refused = Answer::from(refused).await;
+    assert_eq!(refused.detail(), "Too many requests");
+    // Everyone else still gets in: one user cannot spend the memory that guards them all.
+    assert_eq!(app.user("alice").list("").await.status, 200);
+    assert!(app.user("bob").create_titled("mine").await > 0);
+
+    let counted = r#"tasks_identity_refusals_total{reason="user_share_full"} 1"#;
+    let metrics = app.metrics_text().await;
+    assert!(metrics.contains(counted), "missing {counted} in\n{metrics}");
+}
+
+#[tokio::test]
 async fn v1_credentials_are_refused_unless_allowed_for_an_upgrade_and_then_counted() {
     let strict = spawn_app().await;
     let lenient = spawn_app_with(ADMIN_URL, |s| {
