@@ -1,6 +1,7 @@
 //! The process's stop signal, alike in both binaries: SIGTERM (what orchestrators send) or
-//! SIGINT (Ctrl-C), whichever comes first. Tests never use it; they pass their own future to
-//! `run_until_stopped`.
+//! SIGINT (Ctrl-C), whichever comes first. A second one, while the first is still being
+//! honoured (the shutdown delay, then draining), ends the process at once. Tests never use
+//! it; they pass their own future to `run_until_stopped`.
 
 /// Completes `delay` after `stop` does, saying so: the process keeps serving meanwhile
 /// (`SHUTDOWN_DELAY_SECS`). An orchestrator sends SIGTERM as it starts taking the instance
@@ -17,8 +18,20 @@ pub async fn delayed(stop: impl std::future::Future<Output = ()>, delay: std::ti
     }
 }
 
-/// Completes when the process is asked to stop.
+/// Completes when the process is asked to stop. From then on, a second SIGINT or SIGTERM
+/// exits at once (status 128 + the signal's number) without waiting for requests in flight:
+/// what an operator who pressed Ctrl-C twice, or an orchestrator that gave up, asked for.
 pub async fn signal() {
+    first_of_two().await;
+    tokio::spawn(async {
+        let code = first_of_two().await;
+        tracing::warn!("second stop signal: exiting without finishing requests in flight");
+        std::process::exit(code);
+    });
+}
+
+/// Completes when SIGINT or SIGTERM arrives, with the exit status that stands for it.
+async fn first_of_two() -> i32 {
     let interrupt = async {
         if let Err(error) = tokio::signal::ctrl_c().await {
             tracing::error!(%error, "cannot listen for SIGINT");
@@ -40,7 +53,13 @@ pub async fn signal() {
     #[cfg(not(unix))]
     let terminate = std::future::pending::<()>();
     tokio::select! {
-        () = interrupt => tracing::info!("SIGINT received"),
-        () = terminate => tracing::info!("SIGTERM received"),
+        () = interrupt => {
+            tracing::info!("SIGINT received");
+            128 + 2
+        }
+        () = terminate => {
+            tracing::info!("SIGTERM received");
+            128 + 15
+        }
     }
 }

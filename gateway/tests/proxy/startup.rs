@@ -263,3 +263,44 @@ fn a_log_filter_that_would_hide_the_logs_stops_the_gateway_at_start() {
         assert!(stderr.contains(directive), "{stderr}");
     }
 }
+
+/// The first stop signal is honoured slowly on purpose (`SHUTDOWN_DELAY_SECS`, then
+/// draining); a second one, from an operator pressing Ctrl-C again or an orchestrator that
+/// gave up, ends the process at once.
+#[test]
+fn a_second_stop_signal_ends_the_gateway_at_once() {
+    let (mut child, lines) = start(&[("SHUTDOWN_DELAY_SECS", "300")]);
+    let until_logged = |needle: &str| {
+        lines
+            .iter()
+            .find(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("the gateway never logged {needle:?}"))
+    };
+    until_logged("gateway listening");
+    let pid = child.id().to_string();
+    let signal = |name: &str| {
+        let sent = Command::new("kill").args([name, &pid]).status().unwrap();
+        assert!(sent.success());
+    };
+    signal("-TERM");
+    until_logged("still accepting for SHUTDOWN_DELAY_SECS");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the first signal waits"
+    );
+    signal("-INT");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("a second signal left the gateway running out its 300 s delay");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    until_logged("second stop signal");
+}
