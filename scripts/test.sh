@@ -5,7 +5,7 @@
 # Better Auth server (schemathesis against the contract, headless Chromium driving the demo
 # page and the Next.js example, revocation at two gateway replicas; then again with the
 # gateway's per-core runtime layout and reaching tasks-service over its Unix socket,
-# E2E_RUNTIME_LAYOUT=per-core E2E_TASKS_SOCKET=1), the stack in
+# E2E_RUNTIME_LAYOUT=per-core E2E_WORKER_THREADS=2 E2E_TASKS_SOCKET=1), the stack in
 # containers (scripts/test-containers.sh) and every fuzz target briefly on its seed corpus
 # (scripts/fuzz.sh, FUZZ_SECONDS each, default 20). Closes with the totals and each phase's
 # time.
@@ -92,12 +92,12 @@ if ((run_cargo)); then
 fi
 
 if ((everything)); then
-  # The end-to-end suite once more with the gateway on its other runtime layout (issue 17;
-  # the run above used the default, `shared`) and on tasks-service's Unix socket, as the
-  # Kubernetes pod runs it (the run above used TCP): neither may change anything a browser,
-  # a client or the service can see.
-  log "e2e suite with the gateway's per-core layout, over tasks-service's Unix socket"
-  E2E_RUNTIME_LAYOUT=per-core E2E_TASKS_SOCKET=1 cargo test -p e2e --no-fail-fast 2>&1 | tee -a "$output" || status=$?
+  # The end-to-end suite once more with the gateway on its other runtime layout, two
+  # workers (issue 17; the run above used the defaults: on two CPUs, one single-threaded
+  # worker) and on tasks-service's Unix socket, as the Kubernetes pod runs it (the run above
+  # used TCP): neither may change anything a browser, a client or the service can see.
+  log "e2e suite with the gateway's per-core layout (2 workers), over tasks-service's Unix socket"
+  E2E_RUNTIME_LAYOUT=per-core E2E_WORKER_THREADS=2 E2E_TASKS_SOCKET=1 cargo test -p e2e --no-fail-fast 2>&1 | tee -a "$output" || status=$?
   phase_done "e2e, per-core layout, Unix socket"
 
   # A crate that only verifies credentials takes proto-shared without features: it must build

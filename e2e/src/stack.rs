@@ -212,9 +212,13 @@ impl Stack {
             ("LOG_FORMAT".into(), "json".into()),
         ];
         // scripts/test.sh runs the suite once more with the gateway on another runtime
-        // layout: how its workers share the load must change nothing anyone can see.
+        // layout and worker count: how its workers share the load must change nothing
+        // anyone can see.
         if let Ok(layout) = std::env::var("E2E_RUNTIME_LAYOUT") {
             gateway_env.push(("RUNTIME_LAYOUT".into(), layout));
+        }
+        if let Ok(workers) = std::env::var("E2E_WORKER_THREADS") {
+            gateway_env.push(("WORKER_THREADS".into(), workers));
         }
         if let Some(feed) = &options.revocation {
             let role = feed.role.as_deref().unwrap_or("postgres");

@@ -467,3 +467,21 @@ fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
         assert!(error.to_string().contains("user or password"), "{error}");
     }
 }
+
+#[test]
+fn a_sidecar_takes_half_the_cpus_as_workers_unless_told() {
+    for (cpus, workers) in [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)] {
+        assert_eq!(default_workers(cpus), workers, "{cpus} CPUs");
+    }
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let defaulted = parse(&["--better-auth-url", "http://127.0.0.1:3000"]).validate();
+    assert_eq!(defaulted.unwrap().worker_threads, default_workers(cpus));
+    let set = parse(&[
+        "--better-auth-url",
+        "http://127.0.0.1:3000",
+        "--worker-threads",
+        "3",
+    ])
+    .validate();
+    assert_eq!(set.unwrap().worker_threads, 3);
+}
