@@ -24,9 +24,11 @@
 #
 # Usage: bench/e2e/share.sh
 #   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100
-#        LAYOUTS="shared per-core" (a gateway per runtime layout, each measured in the same run;
-#          an entry <name>=<gateway binary> is another build, or a wrapper that execs one,
-#          in its default layout, to A/B a change in one run)
+#        LAYOUTS="default per-core" (a gateway per entry, each measured in the same run:
+#          `default` is the gateway in its defaults (half the CPUs as workers, at least one);
+#          a runtime layout runs one worker per CPU, as nginx's `auto`, and <layout>:<n> n
+#          workers; an entry <name>=<gateway binary> is another build, or a wrapper that execs
+#          one, in its defaults, to A/B a change in one run)
 #        TRANSPORTS="unix tcp"
 #        NGINX=1
 # Needs PostgreSQL on 127.0.0.1:5432 (trust auth, user postgres). Prints figures; asserts nothing.
@@ -101,7 +103,7 @@ cut -d' ' -f1 "$THROUGH" >"$DIRECT"
 SERVICE_PID=${PIDS[0]}
 # One gateway per runtime layout, all up for the whole run (an idle one costs nothing
 # measurable); each label's proxy processes, for the CPU figures.
-read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
+read -r -a LAYOUTS <<<"${LAYOUTS:-default per-core}"
 read -r -a TRANSPORTS <<<"${TRANSPORTS:-unix tcp}"
 # upstream <transport>: how a proxy reaches tasks-service over it; suffix <transport>: its labels' ending.
 upstream() { if [ "$1" = unix ]; then echo "unix:$SERVICE_SOCKET"; else echo "$SERVICE_PORT"; fi; }
@@ -112,8 +114,14 @@ for layout in "${LAYOUTS[@]}"; do
   for transport in "${TRANSPORTS[@]}"; do
     port=$(free_port) admin=$(free_port) name=gateway-${layout%%=*}$(suffix "$transport")
     GATEWAYS+=("$name")
-    gateway=$BIN/gateway settings=(RUNTIME_LAYOUT="$layout")
-    if [[ $layout == *=* ]]; then gateway=${layout#*=} settings=(); fi
+    gateway=$BIN/gateway settings=()
+    if [[ $layout == *=* ]]; then
+      gateway=${layout#*=}
+    elif [[ $layout != default ]]; then
+      workers=$(nproc)
+      [[ $layout == *:* ]] && workers=${layout#*:}
+      settings=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$workers")
+    fi
     tasks_url=$(upstream "$transport")
     [ "$transport" = tcp ] && tasks_url=http://127.0.0.1:$tasks_url
     env "${settings[@]}" GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" \

@@ -12,11 +12,12 @@
 #
 # Unpinned (issue 17), reported beside the pinned figures: every process free to use every
 # CPU, as a sidecar shares its pod's cores with the service and the load; wrk with 2 threads,
-# nginx with one worker per CPU (`worker_processes auto`), the gateway with its default
-# workers (one per CPU) in each runtime layout of $LAYOUTS (`RUNTIME_LAYOUT`; an entry
-# `<layout>:<n>` sets WORKER_THREADS=n as well, e.g. "shared:1" for one thread), the same
-# upstream, warm token cache; each gateway run paired with an nginx run as above, and nginx
-# paired with itself for the noise floor.
+# nginx with one worker per CPU (`worker_processes auto`), the gateway as each entry of
+# $LAYOUTS says: `default`, its defaults (half the CPUs as workers, at least one); a layout
+# (`RUNTIME_LAYOUT`) with one worker per CPU as nginx has, or `<layout>:<n>` with n
+# (WORKER_THREADS), e.g. "shared:1" for one thread; the same upstream, warm token cache;
+# each gateway run paired with an nginx run as above, and nginx paired with itself for the
+# noise floor.
 #
 # Fairness: wrk runs with 1 thread and the same connection count everywhere; wrk and the
 # upstream share CPU $LOAD_CPU, the proxy under test (nginx with 1 worker, or the gateway,
@@ -33,9 +34,9 @@
 # Usage: bench/gateway/run.sh
 #   env: DURATION=8s WARMUP=2s CONNECTIONS=64 REPEATS=3 TOKENS=50000 ALGORITHMS="EdDSA ES256 RS256"
 #        LOAD_CPU=0 PROXY_CPU=1 BASE_PORT=19100 PRIORITY=-10
-#        SCENARIOS="pinned unpinned" LAYOUTS="shared per-core"
+#        SCENARIOS="pinned unpinned" LAYOUTS="default per-core"
 #        (a LAYOUTS entry may also be <name>=<path to a gateway binary>: that build, in its
-#        default layout, measured in the same run, e.g. LAYOUTS="per-core before=/tmp/gateway")
+#        defaults, measured in the same run, e.g. LAYOUTS="default before=/tmp/gateway")
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -53,10 +54,12 @@ UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSU
 # nginx of the unpinned scenario, one worker per CPU.
 UNPINNED_NGINX_PORT=$((BASE_PORT + 5))
 read -r -a SCENARIOS <<<"${SCENARIOS:-pinned unpinned}"
-read -r -a LAYOUTS <<<"${LAYOUTS:-shared per-core}"
+read -r -a LAYOUTS <<<"${LAYOUTS:-default per-core}"
 wants() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
 # The label of an unpinned gateway run: u-gateway-<layout>, or u-gateway-<name> for name=binary.
 layout_label() { echo "u-gateway-${1%%=*}"; }
+# The workers of a <layout>[:<n>] entry: n, or one per CPU the script may use, as nginx's `auto`.
+layout_workers() { if [[ $1 == *:* ]]; then echo "${1#*:}"; else nproc; fi; }
 # The gateway serves /metrics on its admin listener only.
 ADMIN_PORT=$((BASE_PORT + 4))
 read -r -a ALGORITHMS <<<"${ALGORITHMS:-EdDSA ES256 RS256}"
@@ -294,15 +297,14 @@ if wants unpinned; then
   NGINX_LABEL=u-nginx
   paired "u-nginx-again" "$NGINX_WORKER" "$NGINX_URL" -s "$HERE/report.lua"
   for layout in "${LAYOUTS[@]}"; do
-    # An entry is a layout, optionally with a worker count ("per-core:2", "shared:1"), or
-    # <name>=<gateway binary>: another build in its default layout, to A/B a change in one run.
+    # An entry is `default`, a layout, optionally with a worker count ("per-core:2",
+    # "shared:1"), or <name>=<gateway binary>: another build in its defaults, to A/B a change
+    # in one run.
+    GATEWAY_ENV=()
     if [[ $layout == *=* ]]; then
       GATEWAY_BIN=${layout#*=}
-      GATEWAY_ENV=()
-    else
-      workers=0
-      [[ $layout == *:* ]] && workers=${layout#*:}
-      GATEWAY_ENV=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$workers")
+    elif [[ $layout != default ]]; then
+      GATEWAY_ENV=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$(layout_workers "$layout")")
     fi
     start_gateway 100000
     GATEWAY_BIN=""
@@ -357,7 +359,7 @@ fi
 
 if wants unpinned; then
   echo
-  echo "Unpinned (every process free to use CPUs $ALL_CPUS, as in a pod): wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, nginx worker_processes auto, the gateway's default WORKER_THREADS, warm cache (${ALGORITHMS[0]}); median of $REPEATS"
+  echo "Unpinned (every process free to use CPUs $ALL_CPUS, as in a pod): wrk -t$WRK_THREADS -c$CONNECTIONS -d$DURATION, nginx worker_processes auto, the gateway in its defaults (u-gateway-default) or as its row names, one worker per CPU unless a count is given, warm cache (${ALGORITHMS[0]}); median of $REPEATS"
   printf '%-28s %12s %10s %10s %14s\n' scenario "requests/s" "p50 ms" "p99 ms" "server CPU us/req"
   grep '^u-' "$RESULTS" | while read -r label rps p50 p99 cpu; do
     printf '%-28s %12.0f %10.3f %10.3f %14.1f\n' "$label" "$rps" "$p50" "$p99" "$cpu"
