@@ -46,23 +46,30 @@ fn configured(command: &mut Command) {
         .stderr(Stdio::piped());
 }
 
-/// Runs a gateway that must refuse to start: its exit code and stderr.
-fn refused(env: &[(&str, &str)]) -> (Option<i32>, String) {
-    let (mut child, lines) = start(env);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
+/// The process's exit status once it exits within `within`; else it is killed and `None`.
+fn exited_within(child: &mut Child, within: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = std::time::Instant::now() + within;
+    loop {
         if let Some(status) = child.try_wait().unwrap() {
-            break status;
+            return Some(status);
         }
         if std::time::Instant::now() > deadline {
             child.kill().unwrap();
             child.wait().unwrap();
-            panic!(
-                "the gateway started with {env:?}: {:?}",
-                lines.try_iter().collect::<Vec<_>>()
-            );
+            return None;
         }
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Runs a gateway that must refuse to start: its exit code and stderr.
+fn refused(env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let (mut child, lines) = start(env);
+    let Some(status) = exited_within(&mut child, Duration::from_secs(10)) else {
+        panic!(
+            "the gateway started with {env:?}: {:?}",
+            lines.try_iter().collect::<Vec<_>>()
+        );
     };
     // The reader thread ends when the process's stderr closes.
     let stderr: Vec<String> = lines.iter().collect();
@@ -289,18 +296,8 @@ fn a_second_stop_signal_ends_the_gateway_at_once() {
         "the first signal waits"
     );
     signal("-INT");
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            panic!("a second signal left the gateway running out its 300 s delay");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = exited_within(&mut child, Duration::from_secs(10))
+        .expect("a second signal left the gateway running out its 300 s delay");
     assert_eq!(status.code(), Some(130));
     until_logged("second stop signal");
 }
