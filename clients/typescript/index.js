@@ -113,10 +113,11 @@ export function pageInfo(response) {
 
 /**
  * A sentence a person can read for a failed call: the fields and messages of a 422, "signed
- * out" for 401, "try again" for 503, else the API's `detail`.
+ * out" for 401, "slow down" for 429, "try again" for 503, else the API's `detail`.
  */
 export function errorMessage(status, body) {
   if (status === 401) return "You are signed out. Sign in again.";
+  if (status === 429) return "Too many requests in a short time. Wait a moment and try again.";
   if (status === 503) return "The service is busy or briefly unavailable. Try again in a moment.";
   const detail = body && typeof body === "object" ? body.detail : undefined;
   if (status === 422 && Array.isArray(detail)) {

@@ -119,5 +119,6 @@ test("errors read as sentences", () => {
   assert.equal(errorMessage(422, body), "title: String should have at least 1 character");
   assert.match(errorMessage(401, {}), /signed out/);
   assert.match(errorMessage(503, {}), /Try again/);
+  assert.match(errorMessage(429, { detail: "Too many requests" }), /Wait a moment/);
   assert.equal(errorMessage(404, { detail: "Task not found" }), "Task not found");
 });
