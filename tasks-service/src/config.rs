@@ -88,7 +88,7 @@ pub struct Config {
     )]
     pub identity_accept_v1: bool,
 
-    /// Most credentials remembered at once to refuse their replay (about 60 bytes each);
+    /// Most credentials remembered at once to refuse their replay (about 70 bytes each);
     /// when full, new credentials are refused with 503 until old ones expire.
     #[arg(
         long,
@@ -100,7 +100,8 @@ pub struct Config {
 
     /// Most of those credentials any one user may hold at once; past it, that user's
     /// requests are refused with 429 until its old ones expire, and no one else's are.
-    /// Default: a hundredth of IDENTITY_REPLAY_CAPACITY.
+    /// Default: a hundredth of IDENTITY_REPLAY_CAPACITY, at least 100 (or all of a smaller
+    /// one).
     #[arg(
         long,
         env = "IDENTITY_REPLAY_PER_USER",
@@ -463,7 +464,7 @@ mod tests {
                 .map_err(|e| e.to_string())
         };
         assert_eq!(share(&[]), Ok(10_000));
-        assert_eq!(share(&["--identity-replay-capacity", "2000"]), Ok(20));
+        assert_eq!(share(&["--identity-replay-capacity", "20000"]), Ok(200));
         assert_eq!(share(&["--identity-replay-per-user", "5"]), Ok(5));
         for refused in ["0", "1000001"] {
             let error = share(&["--identity-replay-per-user", refused]).unwrap_err();

@@ -43,7 +43,9 @@ impl ApiError {
             // fault, and the request may succeed once old credentials expire.
             Self::BadCredential(IdentityError::ReplayCapacity) => StatusCode::SERVICE_UNAVAILABLE,
             // This user holds its share of that memory: its own rate, which waiting mends.
-            Self::BadCredential(IdentityError::UserShareFull) => StatusCode::TOO_MANY_REQUESTS,
+            Self::BadCredential(IdentityError::UserShareFull { .. }) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             Self::NotAuthenticated | Self::BadCredential(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::TaskNotFound => StatusCode::NOT_FOUND,
@@ -64,7 +66,7 @@ impl ApiError {
             Self::BadCredential(IdentityError::ReplayCapacity) => {
                 ErrorBody::message("Service unavailable")
             }
-            Self::BadCredential(IdentityError::UserShareFull) => {
+            Self::BadCredential(IdentityError::UserShareFull { .. }) => {
                 ErrorBody::message("Too many requests")
             }
             Self::BadCredential(_) => ErrorBody::message("Not authenticated"),
@@ -86,21 +88,15 @@ impl ApiError {
             }
         };
         let mut response = json_response(self.status(), &body);
-        match self.status() {
-            StatusCode::UNAUTHORIZED => {
-                response
-                    .headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-            }
-            // The user's oldest credentials expire one by one as it keeps sending, so room
-            // comes back within a second for a steady sender; a retry that finds none is
-            // refused again before it spends anything.
-            StatusCode::TOO_MANY_REQUESTS => {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-            }
-            _ => {}
+        if self.status() == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Self::BadCredential(IdentityError::UserShareFull { retry_after_secs }) = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
         }
         response
     }

@@ -26,6 +26,9 @@ pub struct Verifier {
     audience: Audience,
     accept_v1: bool,
     replay: ReplaySet,
+    /// One user's share of `replay` when set by [`Verifier::replay_per_user`], kept so that
+    /// a capacity set after it does not reset it.
+    replay_share: Option<usize>,
     /// Unix second from which `replay` knows every spent nonce: its memory is the process's,
     /// so a credential signed before it began may have been spent by a process before this
     /// one (a restart within its freshness window).
@@ -66,7 +69,11 @@ pub enum IdentityError {
     #[error("too many fresh credentials to remember another")]
     ReplayCapacity,
     #[error("this user spent its share of the fresh credentials remembered at once")]
-    UserShareFull,
+    UserShareFull {
+        /// When to try again: the freshness window, by the end of which the user's oldest
+        /// credentials have expired (unless they were dated ahead of the clock).
+        retry_after_secs: u32,
+    },
 }
 
 impl IdentityError {
@@ -87,7 +94,7 @@ impl IdentityError {
             Self::BodyMismatch => "body_mismatch",
             Self::Replayed => "replayed",
             Self::ReplayCapacity => "replay_capacity",
-            Self::UserShareFull => "user_share_full",
+            Self::UserShareFull { .. } => "user_share_full",
         }
     }
 }
@@ -124,9 +131,19 @@ impl Verifier {
     pub const DEFAULT_REPLAY_CAPACITY: usize = 1_000_000;
 
     /// Default share of the memory one user may hold: this fraction of its capacity (see
-    /// [`Verifier::replay_per_user`]). Filling the whole memory then takes this many users
+    /// [`Verifier::replay_per_user`]), and never less than [`Self::MIN_DEFAULT_SHARE`] (or the
+    /// whole of a smaller memory). Filling the whole memory then takes this many users
     /// sending at once; one user at its share is refused alone.
     pub const DEFAULT_USERS_TO_FILL: usize = 100;
+
+    /// The least default share: a small memory still lets each user send a page's worth of
+    /// requests at once.
+    pub const MIN_DEFAULT_SHARE: usize = 100;
+
+    /// One user's share of a memory of `capacity` unless set.
+    fn default_share(capacity: usize) -> usize {
+        (capacity / Self::DEFAULT_USERS_TO_FILL).max(Self::MIN_DEFAULT_SHARE.min(capacity))
+    }
 
     /// Accepts v2 credentials for `audience` from any key in `ring` whose timestamp is
     /// within `max_skew_secs` of the verifier's clock, either way, each once, and none signed
@@ -139,8 +156,9 @@ impl Verifier {
             accept_v1: false,
             replay: ReplaySet::new(
                 Self::DEFAULT_REPLAY_CAPACITY,
-                Self::DEFAULT_REPLAY_CAPACITY / Self::DEFAULT_USERS_TO_FILL,
+                Self::default_share(Self::DEFAULT_REPLAY_CAPACITY),
             ),
+            replay_share: None,
             remembers_since: unix_now(),
         }
     }
@@ -163,11 +181,14 @@ impl Verifier {
     }
 
     /// Remembers at most `capacity` fresh credentials; past that, new ones are refused
-    /// ([`IdentityError::ReplayCapacity`]) until old ones expire. One user's share becomes
-    /// `capacity / DEFAULT_USERS_TO_FILL` (at least 1) unless [`Verifier::replay_per_user`]
-    /// sets it after this.
+    /// ([`IdentityError::ReplayCapacity`]) until old ones expire. One user's share is what
+    /// [`Verifier::replay_per_user`] set (held to the capacity), else a hundredth of the
+    /// capacity, at least [`Self::MIN_DEFAULT_SHARE`] or the whole of a smaller memory.
     pub fn replay_capacity(mut self, capacity: usize) -> Self {
-        self.replay = ReplaySet::new(capacity, capacity / Self::DEFAULT_USERS_TO_FILL);
+        let share = self
+            .replay_share
+            .unwrap_or_else(|| Self::default_share(capacity));
+        self.replay = ReplaySet::new(capacity, share);
         self
     }
 
@@ -177,6 +198,7 @@ impl Verifier {
     /// still accepted. Without it, one user sending as fast as it can would fill the memory
     /// and have everyone refused.
     pub fn replay_per_user(mut self, per_user: usize) -> Self {
+        self.replay_share = Some(per_user);
         self.replay = ReplaySet::new(self.replay.capacity(), per_user);
         self
     }
@@ -304,7 +326,9 @@ impl Verifier {
             .map_err(|refusal| match refusal {
                 Refusal::Seen => IdentityError::Replayed,
                 Refusal::Full => IdentityError::ReplayCapacity,
-                Refusal::UserShareFull => IdentityError::UserShareFull,
+                Refusal::UserShareFull => IdentityError::UserShareFull {
+                    retry_after_secs: u32::try_from(self.max_skew_secs).unwrap_or(u32::MAX),
+                },
                 Refusal::Expired => IdentityError::Stale,
             })?;
         Ok(vouched.user)
@@ -569,7 +593,12 @@ mod tests {
         };
         assert!(spend("mallory").is_ok());
         assert!(spend("mallory").is_ok());
-        assert_eq!(spend("mallory"), Err(IdentityError::UserShareFull));
+        assert_eq!(
+            spend("mallory"),
+            Err(IdentityError::UserShareFull {
+                retry_after_secs: 30
+            })
+        );
         assert_eq!(
             spend("alice").map(|user| user.map(|u| u.to_string())),
             Ok(Some("alice".to_owned()))
@@ -582,15 +611,17 @@ mod tests {
     #[test]
     fn a_users_share_defaults_to_a_hundredth_of_the_memory() {
         assert_eq!(verifier().replay_share(), 10_000);
-        assert_eq!(verifier().replay_capacity(5_000).replay_share(), 50);
-        assert_eq!(verifier().replay_capacity(50).replay_share(), 1);
-        assert_eq!(
-            verifier()
-                .replay_capacity(50)
-                .replay_per_user(7)
-                .replay_share(),
-            7
-        );
+        assert_eq!(verifier().replay_capacity(50_000).replay_share(), 500);
+        // Never less than a page's worth, nor more than the memory holds.
+        assert_eq!(verifier().replay_capacity(5_000).replay_share(), 100);
+        assert_eq!(verifier().replay_capacity(50).replay_share(), 50);
+        // A share that was set holds whichever builder comes last.
+        for v in [
+            verifier().replay_capacity(5_000).replay_per_user(7),
+            verifier().replay_per_user(7).replay_capacity(5_000),
+        ] {
+            assert_eq!(v.replay_share(), 7);
+        }
     }
 
     #[test]

@@ -43,7 +43,8 @@ impl Identified {
 
 /// The user the gateway (or an in-cluster caller) vouched for with a valid credential, and
 /// the body it vouched for. No identity at all: 401 "Not authenticated"; a refused
-/// credential: 401 (503 when the replay memory is full), logged and counted. The head is
+/// credential: 401 (429 when its user holds its share of the replay memory, 503 when the
+/// memory is full), logged and counted. The head is
 /// judged before any body byte is read; the body, waited for no longer than the credential
 /// stays fresh, is then checked against the signed digest, and only then is the credential
 /// spent.
@@ -78,7 +79,13 @@ where
     B: Buf,
 {
     let refused = |error: IdentityError| {
-        tracing::warn!(reason = error.reason(), "identity credential refused");
+        if let IdentityError::UserShareFull { .. } = error {
+            // A signed-in user sending too fast, through the gateway: thousands a second of
+            // these would flood the log. The metric counts every one.
+            tracing::debug!(reason = error.reason(), "identity credential refused");
+        } else {
+            tracing::warn!(reason = error.reason(), "identity credential refused");
+        }
         state.metrics.record_identity_refusal(error.reason());
         ApiError::BadCredential(error)
     };
