@@ -1,7 +1,7 @@
 //! The process's stop signal, alike in both binaries: SIGTERM (what orchestrators send) or
-//! SIGINT (Ctrl-C), whichever comes first. A second one, while the first is still being
-//! honoured (the shutdown delay, then draining), ends the process at once. Tests never use
-//! it; they pass their own future to `run_until_stopped`.
+//! SIGINT (Ctrl-C), whichever comes first. A second one, a second or more after the first
+//! and while it is still being honoured (the shutdown delay, then draining), ends the
+//! process at once. Tests never use it; they pass their own future to `run_until_stopped`.
 
 /// Completes `delay` after `stop` does, saying so: the process keeps serving meanwhile
 /// (`SHUTDOWN_DELAY_SECS`). An orchestrator sends SIGTERM as it starts taking the instance
@@ -19,47 +19,74 @@ pub async fn delayed(stop: impl std::future::Future<Output = ()>, delay: std::ti
 }
 
 /// Completes when the process is asked to stop. From then on, a second SIGINT or SIGTERM
-/// exits at once (status 128 + the signal's number) without waiting for requests in flight:
-/// what an operator who pressed Ctrl-C twice, or an orchestrator that gave up, asked for.
+/// that comes at least [`SECOND_SIGNAL_AFTER`] after the first exits at once (status 128 +
+/// the signal's number) without waiting for requests in flight: what an operator who pressed
+/// Ctrl-C twice, or an orchestrator that gave up, asked for. One that comes sooner is taken
+/// for the same request delivered twice (Ctrl-C reaches a whole process group, and a wrapper
+/// may forward it as SIGTERM as well).
+#[cfg(unix)]
 pub async fn signal() {
-    first_of_two().await;
-    tokio::spawn(async {
-        let code = first_of_two().await;
-        tracing::warn!("second stop signal: exiting without finishing requests in flight");
-        std::process::exit(code);
+    use tokio::signal::unix::{signal, SignalKind};
+    // Both listeners made once, before the first signal, and kept: a signal that arrives
+    // between the first and the wait for a second is held by them, not lost.
+    let listen = |kind: SignalKind, name: &str| match signal(kind) {
+        Ok(listener) => Some(listener),
+        Err(error) => {
+            tracing::error!(%error, "cannot listen for {name}");
+            None
+        }
+    };
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let mut terminate = listen(SignalKind::terminate(), "SIGTERM");
+    next_signal(&mut interrupt, &mut terminate).await;
+    let first = std::time::Instant::now();
+    tokio::spawn(async move {
+        loop {
+            let code = next_signal(&mut interrupt, &mut terminate).await;
+            if first.elapsed() >= SECOND_SIGNAL_AFTER {
+                tracing::warn!("second stop signal: exiting without finishing requests in flight");
+                std::process::exit(code);
+            }
+        }
     });
 }
 
-/// Completes when SIGINT or SIGTERM arrives, with the exit status that stands for it.
-async fn first_of_two() -> i32 {
-    let interrupt = async {
-        if let Err(error) = tokio::signal::ctrl_c().await {
-            tracing::error!(%error, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+/// How long after the first stop signal a second one ends the process at once.
+pub const SECOND_SIGNAL_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The next SIGINT or SIGTERM, logged, with the exit status that stands for it; a signal
+/// nobody could listen for never comes.
+#[cfg(unix)]
+async fn next_signal(
+    interrupt: &mut Option<tokio::signal::unix::Signal>,
+    terminate: &mut Option<tokio::signal::unix::Signal>,
+) -> i32 {
+    async fn recv(listener: &mut Option<tokio::signal::unix::Signal>) {
+        match listener {
+            Some(listener) => {
+                listener.recv().await;
             }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
+            None => std::future::pending().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
+    }
     tokio::select! {
-        () = interrupt => {
+        () = recv(interrupt) => {
             tracing::info!("SIGINT received");
             128 + 2
         }
-        () = terminate => {
+        () = recv(terminate) => {
             tracing::info!("SIGTERM received");
             128 + 15
         }
     }
+}
+
+/// Completes when the process is asked to stop (Ctrl-C).
+#[cfg(not(unix))]
+pub async fn signal() {
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        tracing::error!(%error, "cannot listen for Ctrl-C");
+        std::future::pending::<()>().await;
+    }
+    tracing::info!("Ctrl-C received");
 }
