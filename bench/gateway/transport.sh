@@ -52,7 +52,8 @@ for transport in tcp unix; do
   next_port=$((next_port + 2))
   upstream=http://127.0.0.1:$UP_PORT
   [ "$transport" = unix ] && upstream=unix:$SOCKET
-  GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" TASKS_SERVICE_URL="$upstream" \
+  # A worker per CPU, as nginx's `auto` beside it: the transport is what differs here.
+  WORKER_THREADS=$(nproc) GATEWAY_LISTEN="127.0.0.1:$port" ADMIN_LISTEN="127.0.0.1:$admin" TASKS_SERVICE_URL="$upstream" \
     BETTER_AUTH_URL="$ISSUER" IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" \
     RUST_LOG=warn LOG_FORMAT=json "$BIN/gateway" 2>"$TMP/$label.log" &
   PIDS+=($!)

@@ -349,7 +349,7 @@ export interface components {
                 "application/json": components["schemas"]["ValidationErrorBody"];
             };
         };
-        /** @description This user holds its share of the credentials tasks-service remembers to refuse their replay (IDENTITY_REPLAY_PER_USER): it sent more requests within the credentials' freshness window than its share allows. Only this user is refused; retry after Retry-After seconds. */
+        /** @description This user holds its share of the credentials tasks-service remembers to refuse their replay (IDENTITY_REPLAY_PER_USER): it sent more requests within the credentials' freshness window than its share allows. Only this user is refused; retry after Retry-After seconds (the credentials' freshness window, by the end of which its oldest ones have expired). */
         TooManyRequests: {
             headers: {
                 "Retry-After"?: number;
