@@ -108,24 +108,21 @@ impl ReplaySet {
         if seen.nonces.contains(&nonce) {
             return Err(Refusal::Seen);
         }
+        // One lookup: the user's count, and the copy of its id the set already holds.
+        let (user, held) = match seen.by_user.get_key_value(user) {
+            Some((kept, &held)) => (kept.clone(), held),
+            None => (user.clone(), 0),
+        };
         // The user's own share first: one user at its share is told to slow down even when
         // the whole set is full as well, since waiting is what both call for.
-        if seen
-            .by_user
-            .get(user)
-            .is_some_and(|&held| held >= self.per_user)
-        {
+        if held >= self.per_user {
             return Err(Refusal::UserShareFull);
         }
         if seen.nonces.len() >= self.capacity {
             return Err(Refusal::Full);
         }
         seen.nonces.insert(nonce);
-        let user = match seen.by_user.get_key_value(user) {
-            Some((held, _)) => held.clone(),
-            None => user.clone(),
-        };
-        *seen.by_user.entry(user.clone()).or_default() += 1;
+        seen.by_user.insert(user.clone(), held + 1);
         seen.by_expiry
             .entry(expires)
             .or_default()
