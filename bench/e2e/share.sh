@@ -35,8 +35,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-# For nginx_conf (the one nginx configuration the benchmarks use); the helpers below replace
-# its others.
+# For nginx_conf (the one nginx configuration the benchmarks use) and layout_workers; the
+# helpers below replace its others.
 # shellcheck source=bench/gateway/common.sh
 source "$ROOT/bench/gateway/common.sh"
 
@@ -118,9 +118,7 @@ for layout in "${LAYOUTS[@]}"; do
     if [[ $layout == *=* ]]; then
       gateway=${layout#*=}
     elif [[ $layout != default ]]; then
-      workers=$(nproc)
-      [[ $layout == *:* ]] && workers=${layout#*:}
-      settings=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$workers")
+      settings=(RUNTIME_LAYOUT="${layout%%:*}" WORKER_THREADS="$(layout_workers "$layout")")
     fi
     tasks_url=$(upstream "$transport")
     [ "$transport" = tcp ] && tasks_url=http://127.0.0.1:$tasks_url

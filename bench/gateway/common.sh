@@ -110,3 +110,7 @@ INSERT INTO auth_revocation (kind, subject)
 SQL
 }
 drop_database() { psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE $1 WITH (FORCE)" >/dev/null; }
+
+# The workers of a LAYOUTS entry <layout>[:<n>] (run.sh, share.sh): n, or one per CPU the
+# script may use, as nginx's `auto`.
+layout_workers() { if [[ $1 == *:* ]]; then echo "${1#*:}"; else nproc; fi; }

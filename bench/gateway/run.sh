@@ -58,8 +58,6 @@ read -r -a LAYOUTS <<<"${LAYOUTS:-default per-core}"
 wants() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
 # The label of an unpinned gateway run: u-gateway-<layout>, or u-gateway-<name> for name=binary.
 layout_label() { echo "u-gateway-${1%%=*}"; }
-# The workers of a <layout>[:<n>] entry: n, or one per CPU the script may use, as nginx's `auto`.
-layout_workers() { if [[ $1 == *:* ]]; then echo "${1#*:}"; else nproc; fi; }
 # The gateway serves /metrics on its admin listener only.
 ADMIN_PORT=$((BASE_PORT + 4))
 read -r -a ALGORITHMS <<<"${ALGORITHMS:-EdDSA ES256 RS256}"
