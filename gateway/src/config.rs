@@ -177,9 +177,9 @@ pub struct Config {
     pub http1_engine: Http1Engine,
     /// Tokio worker threads; 0 means half the CPUs available to the process (affinity and
     /// cgroup quota included: under a CPU limit of its own, half of that), at least one: a
-    /// sidecar shares the machine's cores with the service it guards. With one, the runtime is single-threaded. A gateway with cores of its own, or
-    /// in front of an upstream that does little per request, wants one per CPU and
-    /// RUNTIME_LAYOUT=per-core.
+    /// sidecar shares the machine's cores with the service it guards. With one, the runtime
+    /// is single-threaded. A gateway with cores of its own, or in front of an upstream that
+    /// does little per request, wants one per CPU and RUNTIME_LAYOUT=per-core.
     #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
     /// How two or more workers share the load (with one, every layout is the same
