@@ -245,6 +245,8 @@ pub enum RuntimeLayout {
     Shared,
     /// One current-thread runtime per worker, each accepting on its own listener.
     PerCore,
+    /// As `PerCore`, with connections moved between workers by load, between requests.
+    Balanced,
     /// One current-thread runtime per worker, all accepting from one shared listener.
     PerCoreSharedAccept,
 }

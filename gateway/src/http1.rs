@@ -47,7 +47,7 @@ use self::{
 };
 use crate::{
     auth::LastToken,
-    connection::{Replay, Slot},
+    connection::{Handoff, Replay, Slot},
     proxy::{Proxy, Step},
     request::ClientAddr,
 };
@@ -70,9 +70,10 @@ const OUT_CAPACITY: usize = 4 * 1024;
 /// tenth more CPU per request (`specs/research.md`, "Idle connections").
 const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
-/// Serves the HTTP/1.1 connection `io` until it ends (`None`) or reaches a request outside
-/// the engine's subset (`Some`: the connection, with the unread bytes, for hyper). `slot`
-/// hears when the connection is idle, and asks it to close (shed or draining).
+/// Serves the HTTP/1.1 connection `io` until it ends, reaches a request outside the engine's
+/// subset (the connection, with the unread bytes, for hyper) or, between requests, is to move
+/// to the worker `handoff` names (`connection/handoff.rs`). `slot` hears when the connection
+/// is idle, and asks it to close (shed or draining).
 ///
 /// A connection alternates between two states. In use, it is a boxed [`Connection`] with its
 /// buffers, timers and the state of the exchange in flight; after `RELEASE_AFTER` without a
@@ -86,7 +87,8 @@ pub fn serve<'p>(
     peer: &'p ClientAddr,
     slot: &'p Slot,
     parked: &'p Parked,
-) -> impl Future<Output = Option<Replay>> + Send + 'p {
+    handoff: Option<&'p Handoff>,
+) -> impl Future<Output = Outcome> + Send + 'p {
     let (prefix, client) = io.into_parts();
     // Not an `async fn` itself: its arguments would keep their room in every idle
     // connection's task beside what `serve_from` keeps.
@@ -97,7 +99,20 @@ pub fn serve<'p>(
         peer,
         slot,
         parked,
+        handoff,
     )
+}
+
+/// How the lean engine's part of a connection ended ([`serve`]).
+#[derive(Debug)]
+pub enum Outcome {
+    /// The connection is over.
+    Closed,
+    /// The next request is hyper's: the connection, with every byte read so far.
+    ForHyper(Replay),
+    /// Between requests, with nothing of the next one read, the connection leaves for the
+    /// worker of this index.
+    Leaving(tokio::net::TcpStream, usize),
 }
 
 /// [`serve`], from a connection `idle` and the bytes that `arrived` on it.
@@ -108,19 +123,39 @@ async fn serve_from(
     peer: &ClientAddr,
     slot: &Slot,
     parked: &Parked,
-) -> Option<Replay> {
+    handoff: Option<&Handoff>,
+) -> Outcome {
     loop {
-        let in_use = Connection::new(proxy, peer, slot, parked, idle, arrived).in_use();
+        let in_use = Connection::new(proxy, peer, slot, parked, handoff, idle, arrived).in_use();
         let until = match in_use.await {
             InUse::Idle(rested, until) => {
                 idle = rested;
                 until
             }
-            InUse::Closed => return None,
-            InUse::NotOurs(rest) => return Some(rest),
+            InUse::Closed => return Outcome::Closed,
+            InUse::NotOurs(rest) => return Outcome::ForHyper(rest),
+            InUse::Leaving(client, to) => return Outcome::Leaving(client, to),
         };
-        arrived = idle.wait(until, slot).await?;
+        let Some(woke) = idle.wait(until, slot).await else {
+            return Outcome::Closed;
+        };
+        // Woken by bytes not yet read: as good a time to move as after a request.
+        if woke.is_empty() {
+            if let Some(to) = leaving(handoff, slot) {
+                return Outcome::Leaving(idle.client, to);
+            }
+        }
+        arrived = woke;
     }
+}
+
+/// The worker a connection between requests should move to, if its worker has an order
+/// standing and the connection is not closing.
+fn leaving(handoff: Option<&Handoff>, slot: &Slot) -> Option<usize> {
+    if slot.closing().is_cancelled() {
+        return None;
+    }
+    handoff?.take_order()
 }
 
 /// What a connection keeps while it waits for its next request: its socket. Its upstream
@@ -162,6 +197,8 @@ enum InUse {
     Closed,
     /// The next request is hyper's: the connection, with every byte read so far.
     NotOurs(Replay),
+    /// Between requests: the connection moves to the worker of this index.
+    Leaving(tokio::net::TcpStream, usize),
 }
 
 /// The most a request head may take before hyper gets to refuse it (431). hyper's own read
@@ -176,8 +213,10 @@ struct Connection<'p> {
     proxy: &'p Proxy,
     peer: &'p ClientAddr,
     slot: &'p Slot,
-    /// Where its upstream connections go when it goes idle.
+    /// Where its upstream connections go when it goes idle or leaves.
     parked: &'p Parked,
+    /// Its worker's handoff, in the `balanced` layout: whether it should move.
+    handoff: Option<&'p Handoff>,
     client: tokio::net::TcpStream,
     /// Bytes read from the client and not yet used; taken when the first bytes are readable.
     buf: BytesMut,
@@ -239,6 +278,7 @@ impl<'p> Connection<'p> {
         peer: &'p ClientAddr,
         slot: &'p Slot,
         parked: &'p Parked,
+        handoff: Option<&'p Handoff>,
         idle: Idle,
         arrived: BytesMut,
     ) -> Self {
@@ -247,6 +287,7 @@ impl<'p> Connection<'p> {
             peer,
             slot,
             parked,
+            handoff,
             client: idle.client,
             buf: arrived,
             out: Vec::new(),
@@ -295,6 +336,13 @@ impl<'p> Connection<'p> {
                 }
             };
             match self.exchange(head, timers.upstream.as_mut()).await {
+                Ok(Next::KeepAlive) if self.buf.is_empty() => {
+                    if let Some(to) = leaving(self.handoff, slot) {
+                        upstream::park(self.parked, self.upstreams);
+                        return InUse::Leaving(self.client, to);
+                    }
+                    self.trim_buffer();
+                }
                 Ok(Next::KeepAlive) => self.trim_buffer(),
                 Ok(Next::Close { linger }) => {
                     self.close(linger).await;

@@ -1,10 +1,14 @@
 //! The gateway's own Prometheus metrics: requests by route class and status, refusals by
 //! reason, upstream latency, requests in flight, open and shed client connections, and
-//! answers cut short by the stall limit. The JWKS and token-cache metrics are
+//! answers cut short by the stall limit; in the `balanced` layout, each worker's connections
+//! and busy share, and connections moved between workers. The JWKS and token-cache metrics are
 //! registered by `auth.rs` in the same registry. Labels are fixed words, never raw paths or
 //! user input, so a client cannot grow the series count.
 
-use std::{ops::Range, sync::Arc, sync::OnceLock};
+use std::{
+    ops::Range,
+    sync::{atomic::AtomicU64, Arc, OnceLock},
+};
 
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -38,6 +42,12 @@ pub struct UpstreamLabels {
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ShedLabels {
     pub reason: &'static str,
+}
+
+/// Which worker of the `balanced` layout, by index (0 runs the admin listener too).
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WorkerLabels {
+    pub worker: usize,
 }
 
 /// Why an answer was cut short: it made no progress for the stall limit
@@ -82,6 +92,9 @@ pub struct Metrics {
     in_flight: Gauge,
     connections_open: Gauge,
     connections_shed: Family<ShedLabels, Counter>,
+    connections_moved: Counter,
+    worker_connections: Family<WorkerLabels, Gauge>,
+    worker_busy: Family<WorkerLabels, Gauge<f64, AtomicU64>>,
     /// By [`Stalled`], in its order; every reason exposed from the start, at zero.
     stalled: [Counter; Stalled::ALL.len()],
     resolved: Arc<Resolved>,
@@ -117,6 +130,9 @@ impl Metrics {
             in_flight: Gauge::default(),
             connections_open: Gauge::default(),
             connections_shed: Family::default(),
+            connections_moved: Counter::default(),
+            worker_connections: Family::default(),
+            worker_busy: Family::default(),
             stalled: Stalled::ALL.map(|reason| {
                 stalled.get_or_create_owned(&StalledLabels {
                     reason: reason.as_str(),
@@ -162,6 +178,23 @@ impl Metrics {
             metrics.connections_shed.clone(),
         );
         registry.register(
+            "connections_moved",
+            "Client connections moved to another worker between requests (RUNTIME_LAYOUT=balanced)",
+            metrics.connections_moved.clone(),
+        );
+        registry.register(
+            "worker_connections",
+            "HTTP/1.1 client connections each worker serves (RUNTIME_LAYOUT=balanced), as last \
+             seen by the balancer",
+            metrics.worker_connections.clone(),
+        );
+        registry.register(
+            "worker_busy_ratio",
+            "Share of the balancer's last tick each worker spent running tasks \
+             (RUNTIME_LAYOUT=balanced)",
+            metrics.worker_busy.clone(),
+        );
+        registry.register(
             "answers_cut",
             "Answers cut short after making no progress for the stall limit, by reason \
              (client_stalled: the client read nothing the gateway wrote, its connection \
@@ -187,6 +220,20 @@ impl Metrics {
         self.connections_shed
             .get_or_create(&ShedLabels { reason })
             .inc();
+    }
+
+    /// Counts a client connection moved to another worker.
+    pub fn connection_moved(&self) {
+        self.connections_moved.inc();
+    }
+
+    /// Records how worker `worker` stood at the balancer's last tick.
+    pub fn worker_load(&self, worker: usize, busy: f64, connections: usize) {
+        let labels = WorkerLabels { worker };
+        self.worker_busy.get_or_create(&labels).set(busy);
+        self.worker_connections
+            .get_or_create(&labels)
+            .set(i64::try_from(connections).unwrap_or(i64::MAX));
     }
 
     /// Counts one answered request.

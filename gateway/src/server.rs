@@ -31,25 +31,42 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use crate::{
     body::Guarded,
     config::{Http1Engine, Limits},
-    connection::{first_bytes, Busy, Connections, Replay, Slot},
-    http1,
+    connection::{
+        first_bytes, Admitted, Busy, Connections, Handoff, Handoffs, Inbox, Moved, Replay, Slot,
+    },
+    http1::{self, Outcome},
     proxy::{self, Dedicated, Proxy},
     request::ClientAddr,
 };
 
-/// Serves `proxy` on `listener` until `shutdown` completes, then drains. `draining` is
-/// cancelled as soon as draining starts (so `/readyz` turns 503). `connections` counts the
-/// open client connections against `MAX_CONNECTIONS`: one count shared by every listener's
-/// loop (`workers.rs`), so the cap holds for the process.
+/// What every worker's accept loop shares (`workers.rs`).
+#[derive(Debug, Clone)]
+pub struct Shared {
+    pub proxy: Proxy,
+    pub limits: Limits,
+    pub http1_engine: Http1Engine,
+    /// Cancelled as soon as draining starts (so `/readyz` turns 503).
+    pub draining: CancellationToken,
+    /// The open client connections, counted against `MAX_CONNECTIONS`: one count for every
+    /// listener's loop, so that the cap holds for the process.
+    pub connections: Arc<Connections>,
+}
+
+/// Serves `shared.proxy` on `listener` until `shutdown` completes, then drains. `balanced`:
+/// this worker's part in the `balanced` layout, if that is the layout.
 pub async fn serve(
     listener: TcpListener,
-    proxy: Proxy,
-    limits: Limits,
-    http1_engine: Http1Engine,
-    draining: CancellationToken,
-    connections: Arc<Connections>,
+    shared: Shared,
+    balanced: Option<Balanced>,
     shutdown: impl Future<Output = ()>,
 ) {
+    let Shared {
+        proxy,
+        limits,
+        http1_engine,
+        draining,
+        connections,
+    } = shared;
     let mut http1 = auto::Builder::new(TokioExecutor::new());
     http1
         .http1()
@@ -98,6 +115,30 @@ pub async fn serve(
         AbortOnDropHandle::new(tokio::spawn(crate::allocator::give_back_while_running()));
     tokio::pin!(shutdown);
 
+    let (worker, mut inbox) = match balanced {
+        Some(Balanced {
+            handoffs,
+            index,
+            inbox,
+        }) => {
+            handoffs.worker(index).running_here();
+            (Some(Worker { handoffs, index }), Some(inbox))
+        }
+        None => (None, None),
+    };
+    let client = |client: ClientAddr, admitted: Admitted| Client {
+        hyper: Hyper {
+            builders: builders.clone(),
+            proxy: proxy.clone(),
+            watcher: graceful.watcher(),
+        },
+        client,
+        admitted,
+        parked: parked.clone(),
+        worker: worker.clone(),
+        http1_engine,
+    };
+
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -109,6 +150,14 @@ pub async fn serve(
                     continue;
                 }
             },
+            Some(moved) = next_moved(&mut inbox) => {
+                let Moved { stream, client: peer, admitted } = moved;
+                // from_std registers the socket with this worker's reactor.
+                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                    tokio::spawn(client(peer, admitted).serve(Replay::new(Vec::new(), stream), false));
+                }
+                continue;
+            }
             () = &mut shutdown => break,
         };
         // At the cap, the longest-idle connection is asked to close to make room; with none
@@ -118,52 +167,147 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let hyper = Hyper {
-            builders: builders.clone(),
-            proxy: proxy.clone(),
-            watcher: graceful.watcher(),
-        };
-        let client = ClientAddr::new(peer);
-        let parked = parked.clone();
         // What this task holds is held by every idle connection: only what it needs, the
         // rest derived (the limits from the proxy, the peer from the client address).
-        let mut io = Replay::new(Vec::new(), stream);
-        tokio::spawn(async move {
+        let io = Replay::new(Vec::new(), stream);
+        tokio::spawn(client(ClientAddr::new(peer), admitted).serve(io, true));
+    }
+
+    drop(listener);
+    draining.cancel();
+    // Connections already on their way here are served (they hear that the gateway drains);
+    // any sent later go back to where they were.
+    if let Some(inbox) = &mut inbox {
+        inbox.close();
+        while let Ok(Moved {
+            stream,
+            client: peer,
+            admitted,
+        }) = inbox.try_recv()
+        {
+            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
+                tokio::spawn(client(peer, admitted).serve(Replay::new(Vec::new(), stream), false));
+            }
+        }
+    }
+    tracing::info!(connections = graceful.count(), "draining");
+    match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("all connections drained"),
+        Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+    }
+}
+
+/// A worker's part in the `balanced` layout (`workers/balance.rs`): every worker's handoff,
+/// its own index, and the inbox of connections other workers send it.
+#[derive(Debug)]
+pub struct Balanced {
+    pub handoffs: Arc<Handoffs>,
+    pub index: usize,
+    pub inbox: Inbox,
+}
+
+/// The worker a connection's task runs on, in the `balanced` layout.
+#[derive(Debug, Clone)]
+struct Worker {
+    handoffs: Arc<Handoffs>,
+    index: usize,
+}
+
+/// Waits for the next connection another worker sends; never, without an inbox.
+async fn next_moved(inbox: &mut Option<Inbox>) -> Option<Moved> {
+    match inbox {
+        Some(inbox) => inbox.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// One client connection's task: what it holds of its accept loop.
+struct Client {
+    hyper: Hyper,
+    client: ClientAddr,
+    /// Its place under `MAX_CONNECTIONS`, given up when the task ends, unless it moves.
+    admitted: Admitted,
+    /// This worker's upstream connections that no client connection holds.
+    parked: Arc<http1::Parked>,
+    worker: Option<Worker>,
+    http1_engine: Http1Engine,
+}
+
+impl Client {
+    /// Serves the connection `io` until it ends or moves to another worker: from its first
+    /// bytes if it was just accepted (`fresh`), else from its next request (it is HTTP/1.1,
+    /// and the lean engine served it where it was).
+    async fn serve(self, mut io: Replay, fresh: bool) {
+        let Self {
+            hyper,
+            mut client,
+            mut admitted,
+            parked,
+            worker,
+            http1_engine,
+        } = self;
+        if fresh {
             // The auto builder waits without limit for the bytes that tell HTTP/1 from
             // HTTP/2; read them here under the header-read timeout instead.
             let header_read_timeout = hyper.proxy.limits().header_read_timeout;
             if !first_bytes::read(&mut io, header_read_timeout).await {
                 return;
             }
-            let slot = admitted.slot();
-            // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
-            // meanwhile makes the drain wait for this connection too.
-            // A connection the lean engine hands over is mid-request: busy until hyper has
-            // begun that request, so that it cannot be shed in between.
-            let (io, handover) = if http1_engine == Http1Engine::Lean && !io.is_http2() {
-                match http1::serve(io, &hyper.proxy, &client, slot, &parked).await {
-                    Some(rest) => {
+        }
+        // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
+        // meanwhile makes the drain wait for this connection too.
+        // A connection the lean engine hands over is mid-request: busy until hyper has
+        // begun that request, so that it cannot be shed in between.
+        let (io, handover) = if http1_engine == Http1Engine::Lean && !io.is_http2() {
+            let handoff = worker
+                .as_ref()
+                .map(|worker| worker.handoffs.worker(worker.index));
+            let counted = handoff.map(Handoff::count);
+            let served = loop {
+                let slot = admitted.slot();
+                match http1::serve(io, &hyper.proxy, &client, slot, &parked, handoff).await {
+                    Outcome::Closed => return,
+                    Outcome::ForHyper(rest) => {
                         slot.idle(std::time::Instant::now());
-                        (rest, Some(slot.begin()))
+                        break (rest, Some(slot.begin()));
                     }
-                    None => return,
+                    Outcome::Leaving(stream, to) => {
+                        let Some(worker) = &worker else { return };
+                        // Off this worker's reactor; the other registers it with its own.
+                        let Ok(stream) = stream.into_std() else {
+                            return;
+                        };
+                        let moved = Moved {
+                            stream,
+                            client,
+                            admitted,
+                        };
+                        let back = match worker.handoffs.send(to, moved) {
+                            Ok(()) => {
+                                hyper.proxy.metrics().connection_moved();
+                                return;
+                            }
+                            // That worker has stopped: the connection stays here.
+                            Err(back) => back,
+                        };
+                        let Ok(stream) = tokio::net::TcpStream::from_std(back.stream) else {
+                            return;
+                        };
+                        (io, client, admitted) =
+                            (Replay::new(Vec::new(), stream), back.client, back.admitted);
+                    }
                 }
-            } else {
-                (io, None)
             };
-            // Boxed: hyper's connection state would otherwise sit in every connection's task,
-            // the lean engine's idle ones included, whether hyper serves it or not.
-            Box::pin(hyper.serve(io, client, slot.clone(), handover)).await;
-            drop(admitted);
-        });
-    }
-
-    drop(listener);
-    draining.cancel();
-    tracing::info!(connections = graceful.count(), "draining");
-    match tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("all connections drained"),
-        Err(_) => tracing::warn!("shutdown grace period over; closing remaining connections"),
+            drop(counted);
+            served
+        } else {
+            (io, None)
+        };
+        let slot = admitted.slot().clone();
+        // Boxed: hyper's connection state would otherwise sit in every connection's task,
+        // the lean engine's idle ones included, whether hyper serves it or not.
+        Box::pin(hyper.serve(io, client, slot, handover)).await;
+        drop(admitted);
     }
 }
 

@@ -1,29 +1,35 @@
-//! The thread-per-core layout (`RUNTIME_LAYOUT=per-core`, issue 17; the default is `shared`):
-//! `WORKER_THREADS` workers, each a current-thread Tokio runtime on a thread of its own
-//! accepting on a listener of its own, all bound to the same address with `SO_REUSEPORT` so
-//! the kernel spreads connections across them, the way nginx's and Pingora's workers run.
-//! A connection then lives and dies on the worker that accepted it: no work stealing, no
-//! cross-thread wake-ups, no shared run queue. The main thread's runtime is worker 0 and also
-//! runs the admin listener and the background tasks (key refresh, revocation feed, upstream
-//! probe). `per-core-shared-accept` gives every worker a descriptor of one listener instead,
-//! so whichever is awake accepts; it measured worse (specs/research.md).
+//! The thread-per-core layouts (issue 17; the default is `shared`): `WORKER_THREADS` workers,
+//! each a current-thread Tokio runtime on a thread of its own accepting on a listener of its
+//! own, all bound to the same address with `SO_REUSEPORT` so the kernel spreads connections
+//! across them, the way nginx's and Pingora's workers run: no work stealing, no cross-thread
+//! wake-ups, no shared run queue. The main thread's runtime is worker 0 and also runs the
+//! admin listener and the background tasks (key refresh, revocation feed, upstream probe).
+//!
+//! - `per-core`: a connection lives and dies on the worker that accepted it.
+//! - `balanced`: the same, except that a balancer (`workers/balance.rs`) moves connections
+//!   between workers between their requests: all to worker 0 while the load fits there, spread
+//!   again when a worker is saturated (`connection/handoff.rs` carries them).
+//! - `per-core-shared-accept` gives every worker a descriptor of one listener instead, so
+//!   whichever is awake accepts; it measured worse (specs/research.md).
 //!
 //! Everything else is shared as in the `shared` layout: the `Proxy` (token cache, key set,
 //! revocation set, metrics, concurrency limit) is `Arc`-shared and thread-safe, and every
 //! worker drains on the same shutdown and cancels the same `draining` token for `/readyz`.
 //! This file only binds and starts workers; what a worker does is `server::serve`.
 
+mod balance;
+
 use std::{future::Future, io, net::SocketAddr, thread};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::{net::TcpListener, sync::oneshot};
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 
 use crate::{
     config::{Http1Engine, Limits, RuntimeLayout},
-    connection::Connections,
+    connection::{Connections, Handoffs},
     proxy::Proxy,
-    server,
+    server::{self, Balanced, Shared},
 };
 
 /// The accept backlog of each listener: Tokio's own default for `TcpListener::bind`.
@@ -34,12 +40,15 @@ const BACKLOG: i32 = 1024;
 pub struct Listeners {
     first: TcpListener,
     workers: Vec<std::net::TcpListener>,
+    /// Whether connections move between the workers (`balanced`).
+    balanced: bool,
 }
 
 impl Listeners {
     /// Binds `address` for `workers` workers. The `shared` layout, or a single worker,
-    /// binds one plain listener as before; `per-core` binds `workers` listeners sharing the
-    /// address through `SO_REUSEPORT` (port 0: the first picks the port, the rest join it);
+    /// binds one plain listener as before; `per-core` and `balanced` bind `workers` listeners
+    /// sharing the address through `SO_REUSEPORT` (port 0: the first picks the port, the rest
+    /// join it);
     /// `per-core-shared-accept` one listener with a descriptor per worker.
     /// Must run inside a Tokio runtime.
     pub async fn bind(
@@ -52,6 +61,7 @@ impl Listeners {
             return Ok(Self {
                 first,
                 workers: Vec::new(),
+                balanced: false,
             });
         }
         let (first, workers) = if layout == RuntimeLayout::PerCoreSharedAccept {
@@ -70,7 +80,11 @@ impl Listeners {
             (first, workers)
         };
         let first = TcpListener::from_std(first)?;
-        Ok(Self { first, workers })
+        Ok(Self {
+            first,
+            workers,
+            balanced: layout == RuntimeLayout::Balanced,
+        })
     }
 
     /// The address bound (the kernel's choice of port when 0 was asked for).
@@ -84,7 +98,7 @@ impl Listeners {
 pub fn main_runtime_threads(layout: RuntimeLayout, workers: usize) -> usize {
     match layout {
         RuntimeLayout::Shared => workers,
-        RuntimeLayout::PerCore | RuntimeLayout::PerCoreSharedAccept => 1,
+        RuntimeLayout::PerCore | RuntimeLayout::Balanced | RuntimeLayout::PerCoreSharedAccept => 1,
     }
 }
 
@@ -122,11 +136,42 @@ pub async fn serve(
         draining.clone(),
         proxy.metrics().clone(),
     );
+    let shared = Shared {
+        proxy,
+        limits,
+        http1_engine,
+        draining,
+        connections,
+    };
+    // In the `balanced` layout, worker i's part (0 is this runtime's), and the balancer,
+    // which runs here for as long as this does.
+    let mut balanced: Vec<Option<Balanced>> = Vec::new();
+    let mut _balancer = None;
+    if listeners.balanced {
+        let (handoffs, inboxes) = Handoffs::new(listeners.workers.len() + 1);
+        _balancer = Some(AbortOnDropHandle::new(tokio::spawn(balance::run(
+            handoffs.clone(),
+            shared.proxy.metrics().clone(),
+        ))));
+        balanced = inboxes
+            .into_iter()
+            .enumerate()
+            .map(|(index, inbox)| {
+                Some(Balanced {
+                    handoffs: handoffs.clone(),
+                    index,
+                    inbox,
+                })
+            })
+            .collect();
+    }
+    let mut balanced = balanced.into_iter();
+    let first_balanced = balanced.next().flatten();
     let mut finished = Vec::with_capacity(listeners.workers.len());
     for (index, listener) in listeners.workers.into_iter().enumerate() {
         let (done, finished_rx) = oneshot::channel::<()>();
-        let (proxy, draining, stop) = (proxy.clone(), draining.clone(), stop.clone());
-        let connections = connections.clone();
+        let (shared, stop) = (shared.clone(), stop.clone());
+        let balanced = balanced.next().flatten();
         let spawned = thread::Builder::new()
             .name(format!("gateway-worker-{}", index + 1))
             .spawn(move || {
@@ -149,16 +194,7 @@ pub async fn serve(
                     match TcpListener::from_std(listener) {
                         Ok(listener) => {
                             let stopped = stop.cancelled_owned();
-                            server::serve(
-                                listener,
-                                proxy,
-                                limits,
-                                http1_engine,
-                                draining,
-                                connections,
-                                stopped,
-                            )
-                            .await;
+                            server::serve(listener, shared, balanced, stopped).await;
                         }
                         Err(error) => tracing::error!(%error, "worker cannot use its listener"),
                     }
@@ -176,16 +212,7 @@ pub async fn serve(
         shutdown.await;
         stop.cancel();
     };
-    server::serve(
-        listeners.first,
-        proxy,
-        limits,
-        http1_engine,
-        draining,
-        connections,
-        stopping,
-    )
-    .await;
+    server::serve(listeners.first, shared, first_balanced, stopping).await;
     for worker in finished {
         let _ = worker.await;
     }

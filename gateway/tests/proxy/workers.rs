@@ -1,18 +1,28 @@
 //! Several workers behave as one gateway, in every runtime layout: the thread-per-core ones
-//! (`RUNTIME_LAYOUT=per-core`, each worker accepting on its own `SO_REUSEPORT` listener, and
-//! `per-core-shared-accept`, all accepting from one) and the work-stealing default (`shared`,
-//! on a multi-threaded runtime as in production): every listener is served, the token cache
-//! and metrics are shared, and shutdown drains every worker.
+//! (`RUNTIME_LAYOUT=per-core`, each worker accepting on its own `SO_REUSEPORT` listener;
+//! `balanced`, the same with connections moved between workers by load; and
+//! `per-core-shared-accept`, all accepting from one) and the work-stealing one (`shared`, on a
+//! multi-threaded runtime as in production): every listener is served, the token cache and
+//! metrics are shared, and shutdown drains every worker. In the `balanced` layout, connections
+//! gather on one worker while the load is light and spread when it saturates, every request
+//! answered, for its own user, across the moves.
 
 use std::time::Duration;
 
 use gateway::config::RuntimeLayout;
 
-use crate::helpers::{spawn_gateway_with, TestGateway};
+use crate::{
+    helpers::{spawn_gateway_with, TestGateway},
+    raw::RawConnection,
+};
 
 const WORKERS: usize = 4;
 
-const LAYOUTS: [RuntimeLayout; 2] = [RuntimeLayout::PerCore, RuntimeLayout::PerCoreSharedAccept];
+const LAYOUTS: [RuntimeLayout; 3] = [
+    RuntimeLayout::PerCore,
+    RuntimeLayout::Balanced,
+    RuntimeLayout::PerCoreSharedAccept,
+];
 
 async fn gateway_with_workers(layout: RuntimeLayout) -> TestGateway {
     spawn_gateway_with(|s| {
@@ -124,4 +134,145 @@ async fn shutdown_drains_every_worker(layout: RuntimeLayout) {
         .await
         .expect("the gateway stops once every worker drained")
         .unwrap();
+}
+
+/// A kept-alive connection of one user: requests its own tasks, one at a time.
+struct UserConnection {
+    user: String,
+    token: String,
+    connection: RawConnection,
+}
+
+impl UserConnection {
+    async fn open(gateway: &TestGateway, user: String) -> Self {
+        Self {
+            token: gateway.token(&user),
+            connection: RawConnection::open(gateway.address).await,
+            user,
+        }
+    }
+
+    /// One request on the connection; its answer must be 200.
+    async fn request(&mut self) {
+        let request = format!(
+            "GET /api/{}/tasks HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer {}\r\n\r\n",
+            self.user, self.token
+        );
+        self.connection.write(request).await;
+        let response =
+            tokio::time::timeout(Duration::from_secs(10), self.connection.read_response())
+                .await
+                .unwrap_or_else(|_| panic!("{}: no answer within 10 s", self.user));
+        assert_eq!(response.status, 200, "{}: {response:?}", self.user);
+    }
+}
+
+/// The connections worker `worker` serves, as the balancer last saw them.
+async fn on_worker(gateway: &TestGateway, worker: usize) -> f64 {
+    let series = format!("gateway_worker_connections{{worker=\"{worker}\"}}");
+    gateway.metric(&series).await.unwrap_or(0.0)
+}
+
+/// Every request the upstream saw carried the identity of the user whose path it asked for:
+/// no request took another connection's identity across a move.
+fn every_request_was_its_own_users(gateway: &TestGateway, requests: usize) {
+    let seen = gateway.upstream.seen();
+    assert_eq!(seen.len(), requests);
+    for request in seen {
+        let user = request.target.split('/').nth(2).unwrap();
+        assert_eq!(request.headers["x-user-id"], user, "{}", request.target);
+    }
+}
+
+/// Keeps a light load coming on `connections`, a round of one request each at a time, until
+/// worker 0 serves them all (a connection moves between two of its requests). Returns how
+/// many requests that took.
+async fn gather(gateway: &TestGateway, connections: &mut [UserConnection]) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let mut requests = 0;
+    loop {
+        for connection in connections.iter_mut() {
+            connection.request().await;
+            requests += 1;
+        }
+        if on_worker(gateway, 0).await == connections.len() as f64 {
+            return requests;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the connections did not gather on worker 0 in 20 s:\n{}",
+            gateway.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn user_connections(gateway: &TestGateway, count: usize) -> Vec<UserConnection> {
+    let mut connections = Vec::new();
+    for i in 0..count {
+        connections.push(UserConnection::open(gateway, format!("user{i}")).await);
+    }
+    connections
+}
+
+#[tokio::test]
+async fn light_load_gathers_every_connection_on_one_worker_and_each_is_still_served() {
+    let gateway = gateway_with_workers(RuntimeLayout::Balanced).await;
+    // The kernel spreads 16 connections over 4 listeners (all on worker 0: a chance of 4^-16).
+    let mut connections = user_connections(&gateway, 16).await;
+    let mut requests = gather(&gateway, &mut connections).await;
+    for worker in 1..WORKERS {
+        assert_eq!(on_worker(&gateway, worker).await, 0.0, "worker {worker}");
+    }
+    let moved = gateway.metric("gateway_connections_moved_total").await;
+    assert!(moved.is_some_and(|moved| moved >= 1.0), "{moved:?}");
+    // Served where they now are, each as its own user.
+    for connection in &mut connections {
+        connection.request().await;
+        requests += 1;
+    }
+    every_request_was_its_own_users(&gateway, requests);
+}
+
+#[tokio::test]
+async fn a_saturated_worker_hands_connections_to_an_idle_one() {
+    let gateway = spawn_gateway_with(|s| {
+        s.runtime_layout = RuntimeLayout::Balanced;
+        s.worker_threads = 2;
+    })
+    .await;
+    let mut connections = user_connections(&gateway, 8).await;
+    let mut requests = gather(&gateway, &mut connections).await;
+    // Now every connection is on worker 0, which is this test's runtime: with eight clients
+    // on it, each sending its next request as soon as its answer is in, it is saturated and
+    // worker 1 idle. Only a move can give worker 1 a connection.
+    let enough = tokio_util::sync::CancellationToken::new();
+    let clients: Vec<_> = connections
+        .into_iter()
+        .map(|mut connection| {
+            let enough = enough.clone();
+            tokio::spawn(async move {
+                let mut requests = 0;
+                while !enough.is_cancelled() {
+                    connection.request().await;
+                    requests += 1;
+                }
+                requests
+            })
+        })
+        .collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while on_worker(&gateway, 1).await == 0.0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no connection moved to worker 1 in 30 s:\n{}",
+            gateway.metrics().await
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    enough.cancel();
+    for client in clients {
+        requests += client.await.unwrap();
+    }
+    every_request_was_its_own_users(&gateway, requests);
 }
