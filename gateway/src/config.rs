@@ -175,25 +175,25 @@ pub struct Config {
         hide_possible_values = true
     )]
     pub http1_engine: Http1Engine,
-    /// Tokio worker threads; 0 means half the CPUs available to the process (affinity and
-    /// cgroup quota included: under a CPU limit of its own, half of that), at least one: a
-    /// sidecar shares the machine's cores with the service it guards. With one, the runtime
-    /// is single-threaded. A gateway with cores of its own, or in front of an upstream that
-    /// does little per request, wants one per CPU and RUNTIME_LAYOUT=per-core.
+    /// Tokio worker threads; 0 means one per CPU available to the process (affinity and
+    /// cgroup quota included), as nginx's `worker_processes auto`. With one, the runtime is
+    /// single-threaded. In the default layout they cost nothing while the load fits on one:
+    /// it gathers there.
     #[arg(long, env = "WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
     /// How two or more workers share the load (with one, every layout is the same
-    /// single-threaded runtime): `shared` (one work-stealing runtime, one listener, so a
-    /// worker that is descheduled does not hold up its connections), `per-core` (one
-    /// single-threaded runtime and `SO_REUSEPORT` listener per worker, the way nginx's
-    /// workers run: cheaper per request for a gateway with cores of its own, with a worker
-    /// per CPU) or `per-core-shared-accept` (the same, one listener, which leaves a burst of
-    /// new connections mostly to the worker awake for it). See `workers.rs`.
+    /// single-threaded runtime): `balanced` (one single-threaded runtime and `SO_REUSEPORT`
+    /// listener per worker, as nginx's workers run, with connections moved between workers
+    /// between requests: all to one while the load fits there, the way a sidecar beside its
+    /// service costs least, spread when that one is saturated), `per-core` (the same without
+    /// moves: a connection stays on the worker that accepted it), `shared` (one work-stealing
+    /// runtime, one listener) or `per-core-shared-accept` (per-core, one listener). See
+    /// `workers.rs`.
     #[arg(
         long,
         env = "RUNTIME_LAYOUT",
         value_enum,
-        default_value = "shared",
+        default_value = "balanced",
         hide_possible_values = true
     )]
     pub runtime_layout: RuntimeLayout,
@@ -238,15 +238,15 @@ pub enum Http1Engine {
     Hyper,
 }
 
-/// How the worker threads share connections (issue 17).
+/// How the worker threads share connections (issue 17; `workers.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeLayout {
-    /// One multi-threaded (work-stealing) runtime accepting on one listener.
-    Shared,
-    /// One current-thread runtime per worker, each accepting on its own listener.
-    PerCore,
     /// As `PerCore`, with connections moved between workers by load, between requests.
     Balanced,
+    /// One current-thread runtime per worker, each accepting on its own listener.
+    PerCore,
+    /// One multi-threaded (work-stealing) runtime accepting on one listener.
+    Shared,
     /// One current-thread runtime per worker, all accepting from one shared listener.
     PerCoreSharedAccept,
 }
@@ -392,7 +392,7 @@ impl Config {
             limits,
             http1_engine: self.http1_engine,
             worker_threads: match self.worker_threads {
-                0 => default_workers(std::thread::available_parallelism().map_or(1, usize::from)),
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
                 threads => threads,
             },
             runtime_layout: self.runtime_layout,
@@ -727,16 +727,6 @@ fn max_connections(
         // No file limit: still a bound, so that memory is.
         (None, None) => default(100_000),
     }
-}
-
-/// The workers a gateway runs unless `WORKER_THREADS` says: half of the `cpus` it may use,
-/// at least one. A sidecar shares its CPUs with the service it guards, whose share of a
-/// request is about nine times the gateway's, so its work is best done with as few wake-ups
-/// as it can: on two CPUs, one worker served 0.93 of direct throughput end to end where two
-/// served 0.86, and cost a sixth less CPU per request (`specs/research.md`, "One worker
-/// beside the service").
-fn default_workers(cpus: usize) -> usize {
-    (cpus / 2).max(1)
 }
 
 /// A duration setting of 1 second to a day.

@@ -1,4 +1,4 @@
-//! The thread-per-core layouts (issue 17; the default is `shared`): `WORKER_THREADS` workers,
+//! The thread-per-core layouts (issue 17; the default is `balanced`): `WORKER_THREADS` workers,
 //! each a current-thread Tokio runtime on a thread of its own accepting on a listener of its
 //! own, all bound to the same address with `SO_REUSEPORT` so the kernel spreads connections
 //! across them, the way nginx's and Pingora's workers run: no work stealing, no cross-thread

@@ -190,7 +190,7 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("SHUTDOWN_DELAY_SECS\toptional\t0\n"));
     assert_eq!(listing.lines().count(), 39, "{listing}");
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
-    assert!(listing.contains("RUNTIME_LAYOUT\toptional\tshared\n"));
+    assert!(listing.contains("RUNTIME_LAYOUT\toptional\tbalanced\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));
 }
 
@@ -469,19 +469,23 @@ fn an_upstream_url_with_a_user_or_password_is_refused_without_echoing_it() {
 }
 
 #[test]
-fn a_sidecar_takes_half_the_cpus_as_workers_unless_told() {
-    for (cpus, workers) in [(1, 1), (2, 1), (3, 1), (4, 2), (16, 8)] {
-        assert_eq!(default_workers(cpus), workers, "{cpus} CPUs");
-    }
+fn a_gateway_runs_a_worker_per_cpu_balanced_unless_told() {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
-    let defaulted = parse(&["--better-auth-url", "http://127.0.0.1:3000"]).validate();
-    assert_eq!(defaulted.unwrap().worker_threads, default_workers(cpus));
+    let defaulted = parse(&["--better-auth-url", "http://127.0.0.1:3000"])
+        .validate()
+        .unwrap();
+    assert_eq!(defaulted.worker_threads, cpus);
+    assert_eq!(defaulted.runtime_layout, RuntimeLayout::Balanced);
     let set = parse(&[
         "--better-auth-url",
         "http://127.0.0.1:3000",
         "--worker-threads",
         "3",
+        "--runtime-layout",
+        "shared",
     ])
-    .validate();
-    assert_eq!(set.unwrap().worker_threads, 3);
+    .validate()
+    .unwrap();
+    assert_eq!(set.worker_threads, 3);
+    assert_eq!(set.runtime_layout, RuntimeLayout::Shared);
 }

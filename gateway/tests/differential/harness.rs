@@ -140,7 +140,7 @@ impl Side {
             limits: limits(),
             http1_engine: engine,
             worker_threads: 1,
-            runtime_layout: RuntimeLayout::Shared,
+            runtime_layout: RuntimeLayout::Balanced,
             insecure_http: Vec::new(),
         };
         let application = Application::build(settings).await.expect("gateway builds");

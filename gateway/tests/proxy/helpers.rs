@@ -101,7 +101,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         worker_threads: 1,
         // The default layout; one worker, so that tests capturing the test thread's logs or
         // pausing its clock see every connection (workers.rs runs several).
-        runtime_layout: RuntimeLayout::Shared,
+        runtime_layout: RuntimeLayout::Balanced,
         insecure_http: Vec::new(),
     }
 }
