@@ -11,4 +11,4 @@ mod handoff;
 
 pub use cap::{Admitted, Busy, Connections, Slot};
 pub use first_bytes::Replay;
-pub use handoff::{Counted, Handoff, Handoffs, Inbox, Moved};
+pub use handoff::{Counted, Handoff, Handoffs, Inbox, Moved, OwnHandoff};

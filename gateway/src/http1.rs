@@ -47,13 +47,28 @@ use self::{
 };
 use crate::{
     auth::LastToken,
-    connection::{Handoff, Replay, Slot},
+    connection::{Counted, Handoff, OwnHandoff, Replay, Slot},
     proxy::{Proxy, Step},
     request::ClientAddr,
 };
 
 pub use head::BadResponse;
 pub use upstream::Parked;
+
+/// What the lean engine's connections on one worker share.
+#[derive(Debug, Default)]
+pub struct Local {
+    /// Upstream connections that no client connection of this worker holds.
+    pub parked: Parked,
+    /// In the `balanced` layout, this worker's handoff: whether a connection should move.
+    pub handoff: Option<OwnHandoff>,
+}
+
+impl Local {
+    fn handoff(&self) -> Option<&Handoff> {
+        self.handoff.as_ref().map(OwnHandoff::get)
+    }
+}
 
 /// What a closing connection reads and discards at most, so that the client's unread body
 /// does not turn the close into a reset that destroys the answer before it is read.
@@ -72,7 +87,7 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// Serves the HTTP/1.1 connection `io` until it ends, reaches a request outside the engine's
 /// subset (the connection, with the unread bytes, for hyper) or, between requests, is to move
-/// to the worker `handoff` names (`connection/handoff.rs`). `slot` hears when the connection
+/// to the worker its worker's handoff names (`connection/handoff.rs`). `slot` hears when the connection
 /// is idle, and asks it to close (shed or draining).
 ///
 /// A connection alternates between two states. In use, it is a boxed [`Connection`] with its
@@ -86,8 +101,7 @@ pub fn serve<'p>(
     proxy: &'p Proxy,
     peer: &'p ClientAddr,
     slot: &'p Slot,
-    parked: &'p Parked,
-    handoff: Option<&'p Handoff>,
+    local: &'p Local,
 ) -> impl Future<Output = Outcome> + Send + 'p {
     let (prefix, client) = io.into_parts();
     // Not an `async fn` itself: its arguments would keep their room in every idle
@@ -98,8 +112,7 @@ pub fn serve<'p>(
         proxy,
         peer,
         slot,
-        parked,
-        handoff,
+        local,
     )
 }
 
@@ -122,11 +135,10 @@ async fn serve_from(
     proxy: &Proxy,
     peer: &ClientAddr,
     slot: &Slot,
-    parked: &Parked,
-    handoff: Option<&Handoff>,
+    local: &Local,
 ) -> Outcome {
     loop {
-        let in_use = Connection::new(proxy, peer, slot, parked, handoff, idle, arrived).in_use();
+        let in_use = Connection::new(proxy, peer, slot, local, idle, arrived).in_use();
         let until = match in_use.await {
             InUse::Idle(rested, until) => {
                 idle = rested;
@@ -141,7 +153,7 @@ async fn serve_from(
         };
         // Woken by bytes not yet read: as good a time to move as after a request.
         if woke.is_empty() {
-            if let Some(to) = leaving(handoff, slot) {
+            if let Some(to) = leaving(local.handoff(), slot) {
                 return Outcome::Leaving(idle.client, to);
             }
         }
@@ -217,6 +229,8 @@ struct Connection<'p> {
     parked: &'p Parked,
     /// Its worker's handoff, in the `balanced` layout: whether it should move.
     handoff: Option<&'p Handoff>,
+    /// Counts it among its worker's connections in use, for the balancer.
+    _counted: Option<Counted<'p>>,
     client: tokio::net::TcpStream,
     /// Bytes read from the client and not yet used; taken when the first bytes are readable.
     buf: BytesMut,
@@ -277,17 +291,18 @@ impl<'p> Connection<'p> {
         proxy: &'p Proxy,
         peer: &'p ClientAddr,
         slot: &'p Slot,
-        parked: &'p Parked,
-        handoff: Option<&'p Handoff>,
+        local: &'p Local,
         idle: Idle,
         arrived: BytesMut,
     ) -> Self {
+        let handoff = local.handoff();
         Self {
             proxy,
             peer,
             slot,
-            parked,
+            parked: &local.parked,
             handoff,
+            _counted: handoff.map(Handoff::count),
             client: idle.client,
             buf: arrived,
             out: Vec::new(),

@@ -32,7 +32,7 @@ use crate::{
     body::Guarded,
     config::{Http1Engine, Limits},
     connection::{
-        first_bytes, Admitted, Busy, Connections, Handoff, Handoffs, Inbox, Moved, Replay, Slot,
+        first_bytes, Admitted, Busy, Connections, Handoffs, Inbox, Moved, OwnHandoff, Replay, Slot,
     },
     http1::{self, Outcome},
     proxy::{self, Dedicated, Proxy},
@@ -107,26 +107,25 @@ pub async fn serve(
         http2: http2.http2_only(),
     });
     let graceful = GracefulShutdown::new();
-    // This loop's upstream connections that no client connection holds.
-    let parked = Arc::new(http1::Parked::default());
     // Memory the connections of this loop free goes back to the system while it is quiet;
     // for as long as this loop runs, however it ends.
     let _give_back =
         AbortOnDropHandle::new(tokio::spawn(crate::allocator::give_back_while_running()));
     tokio::pin!(shutdown);
 
-    let (worker, mut inbox) = match balanced {
+    let (handoff, mut inbox) = match balanced {
         Some(Balanced {
             handoffs,
             index,
             inbox,
-        }) => {
-            handoffs.worker(index).running_here();
-            (Some(Worker { handoffs, index }), Some(inbox))
-        }
+        }) => (Some(OwnHandoff::new(handoffs, index)), Some(inbox)),
         None => (None, None),
     };
-    let client = |client: ClientAddr, admitted: Admitted| Client {
+    let local = Arc::new(http1::Local {
+        parked: http1::Parked::default(),
+        handoff,
+    });
+    let client = |client: ClientAddr, admitted: Admitted, fresh: bool| Client {
         hyper: Hyper {
             builders: builders.clone(),
             proxy: proxy.clone(),
@@ -134,9 +133,9 @@ pub async fn serve(
         },
         client,
         admitted,
-        parked: parked.clone(),
-        worker: worker.clone(),
+        local: local.clone(),
         http1_engine,
+        fresh,
     };
 
     loop {
@@ -154,7 +153,7 @@ pub async fn serve(
                 let Moved { stream, client: peer, admitted } = moved;
                 // from_std registers the socket with this worker's reactor.
                 if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                    tokio::spawn(client(peer, admitted).serve(Replay::new(Vec::new(), stream), false));
+                    tokio::spawn(client(peer, admitted, false).serve(Replay::new(Vec::new(), stream)));
                 }
                 continue;
             }
@@ -170,7 +169,7 @@ pub async fn serve(
         // What this task holds is held by every idle connection: only what it needs, the
         // rest derived (the limits from the proxy, the peer from the client address).
         let io = Replay::new(Vec::new(), stream);
-        tokio::spawn(client(ClientAddr::new(peer), admitted).serve(io, true));
+        tokio::spawn(client(ClientAddr::new(peer), admitted, true).serve(io));
     }
 
     drop(listener);
@@ -186,7 +185,7 @@ pub async fn serve(
         }) = inbox.try_recv()
         {
             if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                tokio::spawn(client(peer, admitted).serve(Replay::new(Vec::new(), stream), false));
+                tokio::spawn(client(peer, admitted, false).serve(Replay::new(Vec::new(), stream)));
             }
         }
     }
@@ -206,13 +205,6 @@ pub struct Balanced {
     pub inbox: Inbox,
 }
 
-/// The worker a connection's task runs on, in the `balanced` layout.
-#[derive(Debug, Clone)]
-struct Worker {
-    handoffs: Arc<Handoffs>,
-    index: usize,
-}
-
 /// Waits for the next connection another worker sends; never, without an inbox.
 async fn next_moved(inbox: &mut Option<Inbox>) -> Option<Moved> {
     match inbox {
@@ -227,87 +219,83 @@ struct Client {
     client: ClientAddr,
     /// Its place under `MAX_CONNECTIONS`, given up when the task ends, unless it moves.
     admitted: Admitted,
-    /// This worker's upstream connections that no client connection holds.
-    parked: Arc<http1::Parked>,
-    worker: Option<Worker>,
+    /// What it shares with the other connections of its worker.
+    local: Arc<http1::Local>,
     http1_engine: Http1Engine,
+    /// Just accepted, rather than moved here from another worker (then it is HTTP/1.1, and
+    /// the lean engine served it there).
+    fresh: bool,
 }
 
 impl Client {
     /// Serves the connection `io` until it ends or moves to another worker: from its first
-    /// bytes if it was just accepted (`fresh`), else from its next request (it is HTTP/1.1,
-    /// and the lean engine served it where it was).
-    async fn serve(self, mut io: Replay, fresh: bool) {
-        let Self {
-            hyper,
-            mut client,
-            mut admitted,
-            parked,
-            worker,
-            http1_engine,
-        } = self;
-        if fresh {
-            // The auto builder waits without limit for the bytes that tell HTTP/1 from
-            // HTTP/2; read them here under the header-read timeout instead.
-            let header_read_timeout = hyper.proxy.limits().header_read_timeout;
-            if !first_bytes::read(&mut io, header_read_timeout).await {
-                return;
+    /// bytes if it was just accepted, else from its next request.
+    // A plain `fn` around an `async move` block, fields used in place: an `async fn`'s
+    // arguments would keep a second copy's room in the future (hundreds of bytes), and every
+    // idle connection's task is this future.
+    #[allow(clippy::manual_async_fn)]
+    fn serve(mut self, mut io: Replay) -> impl Future<Output = ()> + Send {
+        async move {
+            if self.fresh {
+                // The auto builder waits without limit for the bytes that tell HTTP/1 from
+                // HTTP/2; read them here under the header-read timeout instead.
+                let header_read_timeout = self.hyper.proxy.limits().header_read_timeout;
+                if !first_bytes::read(&mut io, header_read_timeout).await {
+                    return;
+                }
             }
-        }
-        // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
-        // meanwhile makes the drain wait for this connection too.
-        // A connection the lean engine hands over is mid-request: busy until hyper has
-        // begun that request, so that it cannot be shed in between.
-        let (io, handover) = if http1_engine == Http1Engine::Lean && !io.is_http2() {
-            let handoff = worker
-                .as_ref()
-                .map(|worker| worker.handoffs.worker(worker.index));
-            let counted = handoff.map(Handoff::count);
-            let served = loop {
-                let slot = admitted.slot();
-                match http1::serve(io, &hyper.proxy, &client, slot, &parked, handoff).await {
-                    Outcome::Closed => return,
-                    Outcome::ForHyper(rest) => {
-                        slot.idle(std::time::Instant::now());
-                        break (rest, Some(slot.begin()));
-                    }
-                    Outcome::Leaving(stream, to) => {
-                        let Some(worker) = &worker else { return };
-                        // Off this worker's reactor; the other registers it with its own.
-                        let Ok(stream) = stream.into_std() else {
-                            return;
-                        };
-                        let moved = Moved {
-                            stream,
-                            client,
-                            admitted,
-                        };
-                        let back = match worker.handoffs.send(to, moved) {
-                            Ok(()) => {
-                                hyper.proxy.metrics().connection_moved();
+            // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
+            // meanwhile makes the drain wait for this connection too.
+            // A connection the lean engine hands over is mid-request: busy until hyper has
+            // begun that request, so that it cannot be shed in between.
+            let (io, handover) = if self.http1_engine == Http1Engine::Lean && !io.is_http2() {
+                loop {
+                    let slot = self.admitted.slot();
+                    match http1::serve(io, &self.hyper.proxy, &self.client, slot, &self.local).await
+                    {
+                        Outcome::Closed => return,
+                        Outcome::ForHyper(rest) => {
+                            slot.idle(std::time::Instant::now());
+                            break (rest, Some(slot.begin()));
+                        }
+                        Outcome::Leaving(stream, to) => {
+                            let Some(handoff) = &self.local.handoff else {
                                 return;
-                            }
-                            // That worker has stopped: the connection stays here.
-                            Err(back) => back,
-                        };
-                        let Ok(stream) = tokio::net::TcpStream::from_std(back.stream) else {
-                            return;
-                        };
-                        (io, client, admitted) =
-                            (Replay::new(Vec::new(), stream), back.client, back.admitted);
+                            };
+                            // Off this worker's reactor; the other registers it with its own.
+                            let Ok(stream) = stream.into_std() else {
+                                return;
+                            };
+                            let moved = Moved {
+                                stream,
+                                client: self.client,
+                                admitted: self.admitted,
+                            };
+                            let back = match handoff.send(to, moved) {
+                                Ok(()) => {
+                                    self.hyper.proxy.metrics().connection_moved();
+                                    return;
+                                }
+                                // That worker has stopped: the connection stays here.
+                                Err(back) => back,
+                            };
+                            let Ok(stream) = tokio::net::TcpStream::from_std(back.stream) else {
+                                return;
+                            };
+                            (io, self.client, self.admitted) =
+                                (Replay::new(Vec::new(), stream), back.client, back.admitted);
+                        }
                     }
                 }
+            } else {
+                (io, None)
             };
-            drop(counted);
-            served
-        } else {
-            (io, None)
-        };
-        let slot = admitted.slot().clone();
-        // Boxed: hyper's connection state would otherwise sit in every connection's task,
-        // the lean engine's idle ones included, whether hyper serves it or not.
-        Box::pin(hyper.serve(io, client, slot, handover)).await;
-        drop(admitted);
+            let slot = self.admitted.slot().clone();
+            // Boxed: hyper's connection state would otherwise sit in every connection's task,
+            // the lean engine's idle ones included, whether hyper serves it or not.
+            Box::pin(self.hyper.serve(io, self.client, slot, handover)).await;
+            drop(self.admitted);
+        }
     }
 }
 

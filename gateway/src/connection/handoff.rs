@@ -48,7 +48,8 @@ pub struct Handoff {
     /// The standing order: connections still to give away (high 32 bits) and the worker to
     /// give them to (low 32 bits), one word so that a connection reads both at once. Zero: none.
     order: AtomicU64,
-    /// Lean-engine connections this worker serves now: the ones that may move.
+    /// Lean-engine connections in use on this worker now: the ones that carry its load, and
+    /// may move.
     connections: AtomicUsize,
     inbox: mpsc::UnboundedSender<Moved>,
     /// This worker's runtime, for the balancer to read how busy it is; set once it runs.
@@ -58,10 +59,38 @@ pub struct Handoff {
 /// What a worker's accept loop takes moved connections from.
 pub type Inbox = mpsc::UnboundedReceiver<Moved>;
 
-/// Counts a connection on its worker while it is held: dropped when the connection closes or
-/// leaves.
+/// Counts a connection in use on its worker while it is held: dropped when the connection
+/// goes idle, closes or leaves.
 #[derive(Debug)]
 pub struct Counted<'h>(&'h Handoff);
+
+/// One worker's own handoff, owned: every worker's, and which is this worker's.
+#[derive(Debug)]
+pub struct OwnHandoff {
+    handoffs: Arc<Handoffs>,
+    index: usize,
+}
+
+impl OwnHandoff {
+    /// Worker `index`'s handoff among `handoffs`; records that it runs on the calling runtime.
+    ///
+    /// # Panics
+    /// If there is no such worker.
+    pub fn new(handoffs: Arc<Handoffs>, index: usize) -> Self {
+        handoffs.worker(index).running_here();
+        Self { handoffs, index }
+    }
+
+    /// This worker's handoff.
+    pub fn get(&self) -> &Handoff {
+        self.handoffs.worker(self.index)
+    }
+
+    /// Sends `moved` to worker `to` ([`Handoffs::send`]).
+    pub fn send(&self, to: usize, moved: Moved) -> Result<(), Moved> {
+        self.handoffs.send(to, moved)
+    }
+}
 
 impl Handoffs {
     /// Handoffs for `workers` workers, with each worker's inbox, in the same order.
@@ -115,7 +144,7 @@ impl Handoff {
     }
 
     /// Records the runtime this worker runs on; call from that runtime, once.
-    pub fn running_here(&self) {
+    fn running_here(&self) {
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             let _ = self.runtime.set(handle);
         }
@@ -132,7 +161,7 @@ impl Handoff {
         )
     }
 
-    /// Lean-engine connections this worker serves now.
+    /// Lean-engine connections in use on this worker now (a request within the last second).
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
