@@ -164,10 +164,12 @@ async fn serve_from(
 /// The worker a connection between requests should move to, if its worker has an order
 /// standing and the connection is not closing.
 fn leaving(handoff: Option<&Handoff>, slot: &Slot) -> Option<usize> {
+    // The order first: one atomic load, where asking the token takes its lock.
+    let handoff = handoff.filter(|handoff| handoff.has_order())?;
     if slot.closing().is_cancelled() {
         return None;
     }
-    handoff?.take_order()
+    handoff.take_order()
 }
 
 /// What a connection keeps while it waits for its next request: its socket. Its upstream

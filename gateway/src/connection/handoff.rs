@@ -184,6 +184,11 @@ impl Handoff {
         self.order.store(word, Ordering::Relaxed);
     }
 
+    /// Whether this worker has an order standing: one atomic load.
+    pub fn has_order(&self) -> bool {
+        self.order.load(Ordering::Relaxed) >> 32 != 0
+    }
+
     /// For a connection between requests: the worker it should move to, if this worker has
     /// an order standing (which it then counts down). One atomic load when there is none.
     pub fn take_order(&self) -> Option<usize> {
@@ -220,10 +225,13 @@ mod tests {
         let (handoffs, _inboxes) = Handoffs::new(3);
         let worker = handoffs.worker(1);
         assert_eq!(worker.take_order(), None);
+        assert!(!worker.has_order());
         worker.order(2, 2);
+        assert!(worker.has_order());
         assert_eq!(worker.take_order(), Some(2));
         assert_eq!(worker.take_order(), Some(2));
         assert_eq!(worker.take_order(), None);
+        assert!(!worker.has_order());
         // A new order replaces the old; an order to itself, or of none, cancels.
         worker.order(5, 0);
         worker.order(1, 1);
