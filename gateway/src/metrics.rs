@@ -184,8 +184,8 @@ impl Metrics {
         );
         registry.register(
             "worker_connections",
-            "HTTP/1.1 client connections each worker serves (RUNTIME_LAYOUT=balanced), as last \
-             seen by the balancer",
+            "HTTP/1.1 client connections in use on each worker (a request within the last \
+             second; RUNTIME_LAYOUT=balanced), as last seen by the balancer",
             metrics.worker_connections.clone(),
         );
         registry.register(

@@ -137,6 +137,14 @@ pub async fn serve(
         http1_engine,
         fresh,
     };
+    // Serves a connection another worker sent here, from its next request.
+    let adopt = |moved: Moved| {
+        // from_std registers the socket with this worker's reactor.
+        if let Ok(stream) = tokio::net::TcpStream::from_std(moved.stream) {
+            let io = Replay::new(Vec::new(), stream);
+            tokio::spawn(client(moved.client, moved.admitted, false).serve(io));
+        }
+    };
 
     loop {
         let (stream, peer) = tokio::select! {
@@ -150,11 +158,7 @@ pub async fn serve(
                 }
             },
             Some(moved) = next_moved(&mut inbox) => {
-                let Moved { stream, client: peer, admitted } = moved;
-                // from_std registers the socket with this worker's reactor.
-                if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                    tokio::spawn(client(peer, admitted, false).serve(Replay::new(Vec::new(), stream)));
-                }
+                adopt(moved);
                 continue;
             }
             () = &mut shutdown => break,
@@ -178,15 +182,8 @@ pub async fn serve(
     // any sent later go back to where they were.
     if let Some(inbox) = &mut inbox {
         inbox.close();
-        while let Ok(Moved {
-            stream,
-            client: peer,
-            admitted,
-        }) = inbox.try_recv()
-        {
-            if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                tokio::spawn(client(peer, admitted, false).serve(Replay::new(Vec::new(), stream)));
-            }
+        while let Ok(moved) = inbox.try_recv() {
+            adopt(moved);
         }
     }
     tracing::info!(connections = graceful.count(), "draining");

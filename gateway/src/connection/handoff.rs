@@ -4,7 +4,8 @@
 //! (`workers/balance.rs` decides; this file carries out).
 //!
 //! Each worker has a [`Handoff`]: an order (how many of its connections to give away, and to
-//! which worker), the count of connections it serves, and an inbox. The lean HTTP/1.1 engine
+//! which worker), the count of its connections in use (a request within the last second: the
+//! ones that carry its load), and an inbox. The lean HTTP/1.1 engine
 //! asks [`Handoff::take_order`] when a connection is between requests with not one byte of
 //! the next request read (`http1.rs`); the accept loop (`server.rs`) then takes the socket off
 //! this worker's reactor and sends it, with the client's address and its place under

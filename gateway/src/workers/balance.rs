@@ -40,7 +40,8 @@ pub const MIN_GAP: f64 = 0.25;
 pub struct Load {
     /// Share of the tick its runtime ran tasks (may exceed 1 for a runtime of several threads).
     pub busy: f64,
-    /// Connections it serves that may move.
+    /// Its connections in use (a request within the last second): the ones that carry its
+    /// load, and may move.
     pub connections: usize,
 }
 

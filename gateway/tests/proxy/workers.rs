@@ -167,7 +167,7 @@ impl UserConnection {
     }
 }
 
-/// The connections worker `worker` serves, as the balancer last saw them.
+/// The connections in use on worker `worker`, as the balancer last saw them.
 async fn on_worker(gateway: &TestGateway, worker: usize) -> f64 {
     let series = format!("gateway_worker_connections{{worker=\"{worker}\"}}");
     gateway.metric(&series).await.unwrap_or(0.0)
