@@ -28,6 +28,7 @@ use tokio_util::{sync::CancellationToken, task::AbortOnDropHandle};
 use crate::{
     config::{Http1Engine, Limits, RuntimeLayout},
     connection::{Connections, Handoffs},
+    metrics::Metrics,
     proxy::Proxy,
     server::{self, Balanced, Shared},
 };
@@ -143,35 +144,21 @@ pub async fn serve(
         draining,
         connections,
     };
-    // In the `balanced` layout, worker i's part (0 is this runtime's), and the balancer,
-    // which runs here for as long as this does.
-    let mut balanced: Vec<Option<Balanced>> = Vec::new();
-    let mut _balancer = None;
-    if listeners.balanced {
-        let (handoffs, inboxes) = Handoffs::new(listeners.workers.len() + 1);
-        _balancer = Some(AbortOnDropHandle::new(tokio::spawn(balance::run(
-            handoffs.clone(),
-            shared.proxy.metrics().clone(),
-        ))));
-        balanced = inboxes
-            .into_iter()
-            .enumerate()
-            .map(|(index, inbox)| {
-                Some(Balanced {
-                    handoffs: handoffs.clone(),
-                    index,
-                    inbox,
-                })
-            })
-            .collect();
-    }
-    let mut balanced = balanced.into_iter();
-    let first_balanced = balanced.next().flatten();
+    // In the `balanced` layout, each worker's part, in worker order (0 is this runtime's), and
+    // the balancer, which runs here for as long as this does.
+    let (parts, _balancer) = if listeners.balanced {
+        let (parts, balancer) = balanced_parts(listeners.workers.len() + 1, shared.proxy.metrics());
+        (parts, Some(balancer))
+    } else {
+        (Vec::new(), None)
+    };
+    let mut parts = parts.into_iter();
+    let first_part = parts.next();
     let mut finished = Vec::with_capacity(listeners.workers.len());
     for (index, listener) in listeners.workers.into_iter().enumerate() {
         let (done, finished_rx) = oneshot::channel::<()>();
         let (shared, stop) = (shared.clone(), stop.clone());
-        let balanced = balanced.next().flatten();
+        let balanced = parts.next();
         let spawned = thread::Builder::new()
             .name(format!("gateway-worker-{}", index + 1))
             .spawn(move || {
@@ -212,8 +199,25 @@ pub async fn serve(
         shutdown.await;
         stop.cancel();
     };
-    server::serve(listeners.first, shared, first_balanced, stopping).await;
+    server::serve(listeners.first, shared, first_part, stopping).await;
     for worker in finished {
         let _ = worker.await;
     }
+}
+
+/// The `balanced` layout's parts for `workers` workers, in worker order, and its balancer,
+/// started on the calling runtime, which runs until the handle is dropped.
+fn balanced_parts(workers: usize, metrics: &Metrics) -> (Vec<Balanced>, AbortOnDropHandle<()>) {
+    let (handoffs, inboxes) = Handoffs::new(workers);
+    let balancer = tokio::spawn(balance::run(handoffs.clone(), metrics.clone()));
+    let parts = inboxes
+        .into_iter()
+        .enumerate()
+        .map(|(index, inbox)| Balanced {
+            handoffs: handoffs.clone(),
+            index,
+            inbox,
+        })
+        .collect();
+    (parts, AbortOnDropHandle::new(balancer))
 }
