@@ -99,12 +99,22 @@ impl Drop for Process {
     }
 }
 
-/// A port that was free a moment ago. The OS hands out ephemeral ports in sequence, so a
-/// collision with another test between here and the child's bind is very unlikely; if it
-/// happens, the child fails to bind and `wait_ready` reports it with the log.
+/// A port that was free a moment ago. A collision with another test between here and the
+/// child's bind is unlikely; if it happens, the child fails to bind and `wait_ready` reports
+/// it with the log. For several ports at once, [`free_ports`].
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind a free port")
-        .port()
+    free_ports(1)[0]
+}
+
+/// `count` ports that were free a moment ago, all different: each stays bound until all are
+/// picked, since the OS may hand out a port it has just had back (two `free_port` calls in
+/// a row once gave the same port, and the second child of a test could not bind).
+pub fn free_ports(count: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..count)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+        .collect();
+    listeners
+        .iter()
+        .map(|listener| listener.local_addr().expect("a bound address").port())
+        .collect()
 }

@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use crate::process::{free_port, Process};
+use crate::process::{free_port, free_ports, Process};
 
 /// What varies between end-to-end scenarios.
 #[derive(Debug, Clone)]
@@ -124,10 +124,9 @@ impl Stack {
             create_database(&auth_db).await;
         }
 
-        let [auth_port, tasks_port, demo_port] = [(); 3].map(|()| free_port());
-        let gateway_ports: Vec<u16> = (0..options.gateway_replicas.max(1))
-            .map(|_| free_port())
-            .collect();
+        let mut ports = free_ports(3 + options.gateway_replicas.max(1));
+        let gateway_ports = ports.split_off(3);
+        let [auth_port, tasks_port, demo_port] = [ports[0], ports[1], ports[2]];
         let auth_url = format!("http://127.0.0.1:{auth_port}");
         let auth_database_url = format!("postgres://postgres@127.0.0.1:5432/{auth_db}");
         let tasks_url = format!("http://127.0.0.1:{tasks_port}");

@@ -7,7 +7,7 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use e2e::{
-    process::{free_port, Process},
+    process::{free_ports, Process},
     stack::{node, repo_root, RevocationFeed, Stack, StackOptions},
 };
 
@@ -40,7 +40,8 @@ async fn the_nextjs_example_works_same_origin_and_cross_origin_in_headless_chrom
         app.join(".next/BUILD_ID").is_file(),
         "the example is not built: run `npm run build` in examples/nextjs (scripts/test.sh does)"
     );
-    let [same_port, cross_port] = [(); 2].map(|()| free_port());
+    let ports = free_ports(2);
+    let (same_port, cross_port) = (ports[0], ports[1]);
     let same = format!("http://127.0.0.1:{same_port}");
     let cross = format!("http://127.0.0.1:{cross_port}");
     let mut options = StackOptions::new("EdDSA");

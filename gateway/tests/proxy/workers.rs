@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use gateway::config::RuntimeLayout;
+use gateway::config::{Http1Engine, RuntimeLayout};
 
 use crate::{
     helpers::{spawn_gateway_with, TestGateway},
@@ -136,6 +136,17 @@ async fn shutdown_drains_every_worker(layout: RuntimeLayout) {
         .unwrap();
 }
 
+/// A gateway of `workers` workers in the balanced layout, on the lean engine: the connections
+/// that move are the lean engine's (in the hyper suite too).
+async fn balanced_gateway(workers: usize) -> TestGateway {
+    spawn_gateway_with(|s| {
+        s.runtime_layout = RuntimeLayout::Balanced;
+        s.worker_threads = workers;
+        s.http1_engine = Http1Engine::Lean;
+    })
+    .await
+}
+
 /// A kept-alive connection of one user: requests its own tasks, one at a time.
 struct UserConnection {
     user: String,
@@ -234,7 +245,7 @@ async fn user_connections(gateway: &TestGateway, count: usize) -> Vec<UserConnec
 
 #[tokio::test]
 async fn light_load_gathers_every_connection_on_one_worker_and_each_is_still_served() {
-    let gateway = gateway_with_workers(RuntimeLayout::Balanced).await;
+    let gateway = balanced_gateway(WORKERS).await;
     // The kernel spreads 16 connections over 4 listeners (all on worker 0: a chance of 4^-16).
     let mut connections = user_connections(&gateway, 16).await;
     let mut requests = gather(&gateway, WORKERS, &mut connections).await;
@@ -250,11 +261,7 @@ async fn light_load_gathers_every_connection_on_one_worker_and_each_is_still_ser
 
 #[tokio::test]
 async fn a_saturated_worker_hands_connections_to_an_idle_one() {
-    let gateway = spawn_gateway_with(|s| {
-        s.runtime_layout = RuntimeLayout::Balanced;
-        s.worker_threads = 2;
-    })
-    .await;
+    let gateway = balanced_gateway(2).await;
     let mut connections = user_connections(&gateway, 8).await;
     let mut requests = gather(&gateway, 2, &mut connections).await;
     // Now every connection is on worker 0, which is this test's runtime: with eight clients
