@@ -87,8 +87,8 @@ const RELEASE_AFTER: Duration = Duration::from_secs(1);
 
 /// Serves the HTTP/1.1 connection `io` until it ends, reaches a request outside the engine's
 /// subset (the connection, with the unread bytes, for hyper) or, between requests, is to move
-/// to the worker its worker's handoff names (`connection/handoff.rs`). `slot` hears when the connection
-/// is idle, and asks it to close (shed or draining).
+/// to the worker its worker's handoff names (`connection/handoff.rs`). `slot` hears when the
+/// connection is idle, and asks it to close (shed or draining).
 ///
 /// A connection alternates between two states. In use, it is a boxed [`Connection`] with its
 /// buffers, timers and the state of the exchange in flight; after `RELEASE_AFTER` without a
@@ -229,10 +229,9 @@ struct Connection<'p> {
     slot: &'p Slot,
     /// Where its upstream connections go when it goes idle or leaves.
     parked: &'p Parked,
-    /// Its worker's handoff, in the `balanced` layout: whether it should move.
-    handoff: Option<&'p Handoff>,
-    /// Counts it among its worker's connections in use, for the balancer.
-    _counted: Option<Counted<'p>>,
+    /// Its worker's handoff, in the `balanced` layout: whether it should move. Held, it
+    /// counts the connection among its worker's connections in use, for the balancer.
+    handoff: Option<Counted<'p>>,
     client: tokio::net::TcpStream,
     /// Bytes read from the client and not yet used; taken when the first bytes are readable.
     buf: BytesMut,
@@ -297,14 +296,12 @@ impl<'p> Connection<'p> {
         idle: Idle,
         arrived: BytesMut,
     ) -> Self {
-        let handoff = local.handoff();
         Self {
             proxy,
             peer,
             slot,
             parked: &local.parked,
-            handoff,
-            _counted: handoff.map(Handoff::count),
+            handoff: local.handoff().map(Handoff::count),
             client: idle.client,
             buf: arrived,
             out: Vec::new(),
@@ -353,14 +350,20 @@ impl<'p> Connection<'p> {
                 }
             };
             match self.exchange(head, timers.upstream.as_mut()).await {
-                Ok(Next::KeepAlive) if self.buf.is_empty() => {
-                    if let Some(to) = leaving(self.handoff, slot) {
+                Ok(Next::KeepAlive) => {
+                    // Only with nothing of the next request read may the connection move.
+                    let handoff = self.handoff.as_ref().map(Counted::handoff);
+                    let moving = if self.buf.is_empty() {
+                        leaving(handoff, slot)
+                    } else {
+                        None
+                    };
+                    if let Some(to) = moving {
                         upstream::park(self.parked, self.upstreams);
                         return InUse::Leaving(self.client, to);
                     }
                     self.trim_buffer();
                 }
-                Ok(Next::KeepAlive) => self.trim_buffer(),
                 Ok(Next::Close { linger }) => {
                     self.close(linger).await;
                     return InUse::Closed;

@@ -211,6 +211,13 @@ impl Handoff {
     }
 }
 
+impl<'h> Counted<'h> {
+    /// The handoff of the worker it is counted on.
+    pub fn handoff(&self) -> &'h Handoff {
+        self.0
+    }
+}
+
 impl Drop for Counted<'_> {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
