@@ -24,8 +24,8 @@
 #
 # Usage: bench/e2e/share.sh
 #   env: SECONDS_PER_RUN=8 WARMUP_SECONDS=2 CONCURRENCY=32 REPEATS=5 USERS=100
-#        LAYOUTS="default per-core" (a gateway per entry, each measured in the same run:
-#          `default` is the gateway in its defaults (half the CPUs as workers, at least one);
+#        LAYOUTS="default shared:1" (a gateway per entry, each measured in the same run:
+#          `default` is the gateway in its defaults (the balanced layout, a worker per CPU);
 #          a runtime layout runs one worker per CPU, as nginx's `auto`, and <layout>:<n> n
 #          workers; an entry <name>=<gateway binary> is another build, or a wrapper that execs
 #          one, in its defaults, to A/B a change in one run)
@@ -103,7 +103,7 @@ cut -d' ' -f1 "$THROUGH" >"$DIRECT"
 SERVICE_PID=${PIDS[0]}
 # One gateway per runtime layout, all up for the whole run (an idle one costs nothing
 # measurable); each label's proxy processes, for the CPU figures.
-read -r -a LAYOUTS <<<"${LAYOUTS:-default per-core}"
+read -r -a LAYOUTS <<<"${LAYOUTS:-default shared:1}"
 read -r -a TRANSPORTS <<<"${TRANSPORTS:-unix tcp}"
 # upstream <transport>: how a proxy reaches tasks-service over it; suffix <transport>: its labels' ending.
 upstream() { if [ "$1" = unix ]; then echo "unix:$SERVICE_SOCKET"; else echo "$SERVICE_PORT"; fi; }

@@ -13,7 +13,7 @@
 # Unpinned (issue 17), reported beside the pinned figures: every process free to use every
 # CPU, as a sidecar shares its pod's cores with the service and the load; wrk with 2 threads,
 # nginx with one worker per CPU (`worker_processes auto`), the gateway as each entry of
-# $LAYOUTS says: `default`, its defaults (half the CPUs as workers, at least one); a layout
+# $LAYOUTS says: `default`, its defaults (the balanced layout, a worker per CPU); a layout
 # (`RUNTIME_LAYOUT`) with one worker per CPU as nginx has, or `<layout>:<n>` with n
 # (WORKER_THREADS), e.g. "shared:1" for one thread; the same upstream, warm token cache;
 # each gateway run paired with an nginx run as above, and nginx paired with itself for the
@@ -34,7 +34,7 @@
 # Usage: bench/gateway/run.sh
 #   env: DURATION=8s WARMUP=2s CONNECTIONS=64 REPEATS=3 TOKENS=50000 ALGORITHMS="EdDSA ES256 RS256"
 #        LOAD_CPU=0 PROXY_CPU=1 BASE_PORT=19100 PRIORITY=-10
-#        SCENARIOS="pinned unpinned" LAYOUTS="default per-core"
+#        SCENARIOS="pinned unpinned" LAYOUTS="default per-core shared:1"
 #        (a LAYOUTS entry may also be <name>=<path to a gateway binary>: that build, in its
 #        defaults, measured in the same run, e.g. LAYOUTS="default before=/tmp/gateway")
 set -euo pipefail
@@ -54,7 +54,7 @@ UP_PORT=$BASE_PORT NGINX_PORT=$((BASE_PORT + 1)) GW_PORT=$((BASE_PORT + 2)) ISSU
 # nginx of the unpinned scenario, one worker per CPU.
 UNPINNED_NGINX_PORT=$((BASE_PORT + 5))
 read -r -a SCENARIOS <<<"${SCENARIOS:-pinned unpinned}"
-read -r -a LAYOUTS <<<"${LAYOUTS:-default per-core}"
+read -r -a LAYOUTS <<<"${LAYOUTS:-default per-core shared:1}"
 wants() { [[ " ${SCENARIOS[*]} " == *" $1 "* ]]; }
 # The label of an unpinned gateway run: u-gateway-<layout>, or u-gateway-<name> for name=binary.
 layout_label() { echo "u-gateway-${1%%=*}"; }
