@@ -137,12 +137,18 @@ pub async fn serve(
         http1_engine,
         fresh,
     };
-    // Serves a connection another worker sent here, from its next request.
+    // Serves a connection another worker sent here, from its next request. Counted as moved
+    // here, once it has arrived, rather than where it was sent from.
     let adopt = |moved: Moved| {
         // from_std registers the socket with this worker's reactor.
-        if let Ok(stream) = tokio::net::TcpStream::from_std(moved.stream) {
-            let io = Replay::new(Vec::new(), stream);
-            tokio::spawn(client(moved.client, moved.admitted, false).serve(io));
+        match tokio::net::TcpStream::from_std(moved.stream) {
+            Ok(stream) => {
+                proxy.metrics().connection_moved();
+                let io = Replay::new(Vec::new(), stream);
+                tokio::spawn(client(moved.client, moved.admitted, false).serve(io));
+            }
+            // The client sees its connection close with no answer, as when the cap sheds it.
+            Err(error) => tracing::warn!(%error, "a connection moved here cannot be served"),
         }
     };
 
@@ -179,10 +185,12 @@ pub async fn serve(
     drop(listener);
     draining.cancel();
     // Connections already on their way here are served (they hear that the gateway drains);
-    // any sent later go back to where they were.
+    // any sent later go back to where they were. `recv`, not `try_recv`: a send under way as
+    // the inbox closes has its place already, and `try_recv` would call the inbox empty
+    // before it lands, leaving that connection unserved; `recv` waits for it, then ends.
     if let Some(inbox) = &mut inbox {
         inbox.close();
-        while let Ok(moved) = inbox.try_recv() {
+        while let Some(moved) = inbox.recv().await {
             adopt(moved);
         }
     }
@@ -269,10 +277,7 @@ impl Client {
                                 admitted: self.admitted,
                             };
                             let back = match handoff.send(to, moved) {
-                                Ok(()) => {
-                                    self.hyper.proxy.metrics().connection_moved();
-                                    return;
-                                }
+                                Ok(()) => return,
                                 // That worker has stopped: the connection stays here.
                                 Err(back) => back,
                             };
