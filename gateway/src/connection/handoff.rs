@@ -162,6 +162,12 @@ impl Handoff {
         )
     }
 
+    /// Whether this worker takes connections: false once it has stopped (its inbox is
+    /// closed) or if it never started.
+    pub fn takes_connections(&self) -> bool {
+        !self.inbox.is_closed()
+    }
+
     /// Lean-engine connections in use on this worker now (a request within the last second).
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
@@ -174,10 +180,12 @@ impl Handoff {
     }
 
     /// Orders this worker to give `count` of its connections to worker `to`, replacing any
-    /// order it had; `count` 0 (or `to` itself) cancels.
+    /// order it had; `count` 0 (or `to` itself) cancels. A count past `u32::MAX` stands for
+    /// as many as it has (`balance::ALL`): no worker holds that many.
     pub fn order(&self, count: usize, to: usize) {
-        let word = match (u32::try_from(count), u32::try_from(to)) {
-            (Ok(count), Ok(to)) if count > 0 && to as usize != self.index => {
+        let count = u32::try_from(count).unwrap_or(u32::MAX);
+        let word = match u32::try_from(to) {
+            Ok(to) if count > 0 && to as usize != self.index => {
                 (u64::from(count) << 32) | u64::from(to)
             }
             _ => 0,
@@ -247,6 +255,11 @@ mod tests {
         worker.order(5, 0);
         worker.order(0, 2);
         assert_eq!(worker.take_order(), None);
+        // More than the word holds stands for all of them.
+        worker.order(usize::MAX, 2);
+        for _ in 0..1000 {
+            assert_eq!(worker.take_order(), Some(2));
+        }
     }
 
     #[test]
@@ -278,6 +291,7 @@ mod tests {
             stream,
             admitted: connections.admit().unwrap(),
         };
+        assert!(!handoffs.worker(1).takes_connections());
         let back = handoffs.send(1, moved).expect_err("worker 1 has stopped");
         assert!(handoffs.send(7, back).is_err(), "no worker 7");
     }

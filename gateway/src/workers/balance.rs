@@ -8,7 +8,8 @@
 //! process of the machine, it needs a worker per CPU, as nginx has. Measured on two CPUs, no
 //! fixed count served both (`specs/research.md`, "One worker beside the service"). So:
 //! - **gather**: while the workers together have been busy less than `GATHER_BELOW` of one
-//!   CPU for `QUIET_TICKS` ticks in a row, every connection moves to worker 0;
+//!   CPU for `QUIET_TICKS` ticks in a row, every connection moves to worker 0 (at its next
+//!   request, however long it waits for it);
 //! - **spread**: when a worker has been busy more than `SPREAD_ABOVE` of its tick, and
 //!   another at least `MIN_GAP` less, enough of its connections move to the least busy one
 //!   to even them out, assuming its connections are alike.
@@ -53,6 +54,9 @@ pub struct Order {
     pub count: usize,
 }
 
+/// An order's count for every connection the worker has, however many.
+pub const ALL: usize = usize::MAX;
+
 /// The balancer's memory between ticks.
 #[derive(Debug, Default)]
 pub struct Balance {
@@ -71,15 +75,15 @@ impl Balance {
             self.quiet = 0;
         }
         if self.quiet >= QUIET_TICKS {
-            return loads
-                .iter()
-                .enumerate()
-                .skip(1)
-                .filter(|(_, load)| load.connections > 0)
-                .map(|(from, load)| Order {
+            // Every connection, not just those in use now: one that waits longer than a
+            // second between requests is in use only while a request is under way, when a
+            // tick seldom falls, so an order sized by the count in use would leave it where it
+            // is. A standing order moves it as it wakes for its next request.
+            return (1..loads.len())
+                .map(|from| Order {
                     from,
                     to: 0,
-                    count: load.connections,
+                    count: ALL,
                 })
                 .collect();
         }
@@ -116,19 +120,18 @@ pub async fn run(handoffs: Arc<Handoffs>, metrics: Metrics) {
     let mut balance = Balance::default();
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut last: Option<(Instant, Vec<Duration>)> = None;
+    let mut last: Option<(Instant, Vec<Option<Duration>>)> = None;
     loop {
         ticks.tick().await;
         let now = Instant::now();
-        // Until every worker runs, nothing to compare.
-        let Some(busy) = handoffs
+        // How long each worker has been busy, if it takes part: its runtime runs and it takes
+        // connections. One that could not start, or has stopped, is left out rather than
+        // holding every other worker still.
+        let busy: Vec<Option<Duration>> = handoffs
             .workers()
             .iter()
-            .map(|worker| worker.busy_total())
-            .collect::<Option<Vec<_>>>()
-        else {
-            continue;
-        };
+            .map(|worker| worker.busy_total().filter(|_| worker.takes_connections()))
+            .collect();
         let Some((then, before)) = last.replace((now, busy.clone())) else {
             continue;
         };
@@ -136,16 +139,20 @@ pub async fn run(handoffs: Arc<Handoffs>, metrics: Metrics) {
         if elapsed <= 0.0 {
             continue;
         }
-        let loads: Vec<Load> = handoffs
+        let taking_part: Vec<(usize, Load)> = handoffs
             .workers()
             .iter()
             .zip(busy.iter().zip(&before))
-            .map(|(worker, (busy, before))| Load {
-                busy: busy.saturating_sub(*before).as_secs_f64() / elapsed,
-                connections: worker.connections(),
+            .filter_map(|(worker, (busy, before))| {
+                let busy = busy.as_ref()?.saturating_sub(*before.as_ref()?);
+                let load = Load {
+                    busy: busy.as_secs_f64() / elapsed,
+                    connections: worker.connections(),
+                };
+                Some((worker.index(), load))
             })
             .collect();
-        let orders = balance.plan(&loads);
+        let orders = plan_for(&mut balance, &taking_part);
         for worker in handoffs.workers() {
             let order = orders.iter().find(|order| order.from == worker.index());
             match order {
@@ -154,12 +161,27 @@ pub async fn run(handoffs: Arc<Handoffs>, metrics: Metrics) {
             }
         }
         if !orders.is_empty() {
-            tracing::debug!(?loads, ?orders, "moving connections between workers");
+            tracing::debug!(?taking_part, ?orders, "moving connections between workers");
         }
-        for (worker, load) in loads.iter().enumerate() {
-            metrics.worker_load(worker, load.busy, load.connections);
+        for (worker, load) in &taking_part {
+            metrics.worker_load(*worker, load.busy, load.connections);
         }
     }
+}
+
+/// [`Balance::plan`] for the workers taking part, each given as its index and load (worker 0
+/// first, when it takes part: gathering is onto the first): the orders, by worker index.
+fn plan_for(balance: &mut Balance, taking_part: &[(usize, Load)]) -> Vec<Order> {
+    let loads: Vec<Load> = taking_part.iter().map(|(_, load)| *load).collect();
+    balance
+        .plan(&loads)
+        .into_iter()
+        .map(|order| Order {
+            from: taking_part[order.from].0,
+            to: taking_part[order.to].0,
+            count: order.count,
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -179,13 +201,22 @@ mod tests {
         for _ in 1..QUIET_TICKS {
             assert_eq!(balance.plan(&quiet), vec![]);
         }
+        // Every other worker gives all its connections, those not in use now too (worker 2
+        // has none in use: its connections move as they wake).
         assert_eq!(
             balance.plan(&quiet),
-            vec![Order {
-                from: 1,
-                to: 0,
-                count: 4
-            }]
+            vec![
+                Order {
+                    from: 1,
+                    to: 0,
+                    count: ALL
+                },
+                Order {
+                    from: 2,
+                    to: 0,
+                    count: ALL
+                }
+            ]
         );
         // One busy tick starts the count again.
         assert_eq!(
@@ -193,6 +224,44 @@ mod tests {
             vec![]
         );
         assert_eq!(balance.plan(&quiet), vec![]);
+    }
+
+    #[test]
+    fn a_worker_that_does_not_take_part_is_never_sent_connections() {
+        let mut balance = Balance::default();
+        // Worker 1 is left out (it never started): worker 0 spreads to worker 2, the only
+        // other one taking part, and gathering takes from worker 2 alone.
+        let taking_part = [
+            (
+                0,
+                Load {
+                    busy: 0.95,
+                    connections: 10,
+                },
+            ),
+            (
+                2,
+                Load {
+                    busy: 0.1,
+                    connections: 2,
+                },
+            ),
+        ];
+        let orders = plan_for(&mut balance, &taking_part);
+        assert_eq!(orders.len(), 1);
+        assert_eq!((orders[0].from, orders[0].to), (0, 2));
+        let quiet = taking_part.map(|(index, load)| (index, Load { busy: 0.0, ..load }));
+        for _ in 1..QUIET_TICKS {
+            plan_for(&mut balance, &quiet);
+        }
+        assert_eq!(
+            plan_for(&mut balance, &quiet),
+            vec![Order {
+                from: 2,
+                to: 0,
+                count: ALL
+            }]
+        );
     }
 
     #[test]
@@ -235,11 +304,10 @@ mod tests {
     fn gathered_load_does_not_spread_again_and_spread_load_does_not_gather() {
         let mut balance = Balance::default();
         // What gathering yields: one worker busy as much as both were, under GATHER_BELOW.
+        // Nothing leaves worker 0 (the others' standing order to gather is all there is).
         for _ in 0..10 {
-            assert_eq!(
-                balance.plan(&loads(&[(GATHER_BELOW * 0.9, 64), (0.0, 0)])),
-                vec![]
-            );
+            let orders = balance.plan(&loads(&[(GATHER_BELOW * 0.9, 64), (0.0, 0)]));
+            assert!(orders.iter().all(|order| order.to == 0), "{orders:?}");
         }
         // What spreading yields: two workers busy half as much as one was, over it together.
         for _ in 0..10 {

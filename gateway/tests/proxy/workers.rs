@@ -212,6 +212,16 @@ async fn gather(
     workers: usize,
     connections: &mut [UserConnection],
 ) -> usize {
+    gather_pausing(gateway, workers, connections, Duration::from_millis(100)).await
+}
+
+/// [`gather`], with `pause` between rounds.
+async fn gather_pausing(
+    gateway: &TestGateway,
+    workers: usize,
+    connections: &mut [UserConnection],
+    pause: Duration,
+) -> usize {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let mut gathered = vec![0.0; workers];
     gathered[0] = connections.len() as f64;
@@ -221,6 +231,9 @@ async fn gather(
             connection.request().await;
             requests += 1;
         }
+        // Two of the balancer's ticks (50 ms), so that the count it last published is of
+        // this round.
+        tokio::time::sleep(Duration::from_millis(120)).await;
         if in_use(gateway, workers).await == gathered {
             return requests;
         }
@@ -231,7 +244,7 @@ async fn gather(
         );
         // Light: a few milliseconds of work a round, far under half a CPU even when the
         // machine is busy and this test's worker is descheduled often.
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(pause).await;
     }
 }
 
@@ -256,6 +269,23 @@ async fn light_load_gathers_every_connection_on_one_worker_and_each_is_still_ser
         connection.request().await;
         requests += 1;
     }
+    every_request_was_its_own_users(&gateway, requests);
+}
+
+#[tokio::test]
+async fn connections_that_wait_over_a_second_between_requests_gather_too() {
+    let gateway = balanced_gateway(WORKERS).await;
+    let mut connections = user_connections(&gateway, 8).await;
+    // Longer than a connection stays in use after its request (a second): between two
+    // requests each goes idle, and it can move only as it wakes for the next one. With the
+    // gather order sized by the connections in use, which is none by then, they stayed put.
+    let requests = gather_pausing(
+        &gateway,
+        WORKERS,
+        &mut connections,
+        Duration::from_millis(1300),
+    )
+    .await;
     every_request_was_its_own_users(&gateway, requests);
 }
 
