@@ -7,7 +7,8 @@
 //! - `.../first-chunk`: reports the first body bytes as they arrive, then counts the rest;
 //! - `.../drip`: sends one response chunk, then the rest once the test releases it;
 //! - anything else: reads the whole body, answers 200 JSON with hop-by-hop and CORS headers
-//!   of its own (which the gateway must not pass on).
+//!   of its own (which the gateway must not pass on), and with `x-seen-target` and
+//!   `x-seen-user`: the target and the user id it was given.
 
 use std::{
     net::SocketAddr,
@@ -248,8 +249,17 @@ async fn answer(
         }
     }
     let body_len = seen.body_len;
+    // What this answer is for, so that a client can tell it got its own: the target and the
+    // identity the upstream was given.
+    let target = seen.target.clone();
+    let user = seen.headers.get("x-user-id").cloned();
     shared.seen.lock().unwrap().push(seen);
-    Response::builder()
+    let mut response = Response::builder();
+    if let Some(user) = user {
+        response = response.header("x-seen-user", user);
+    }
+    response
+        .header("x-seen-target", target)
         .header("content-type", "application/json")
         .header("connection", "x-upstream-private")
         .header("x-upstream-private", "secret")

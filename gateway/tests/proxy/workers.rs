@@ -175,6 +175,25 @@ impl UserConnection {
                 .await
                 .unwrap_or_else(|_| panic!("{}: no answer within 10 s", self.user));
         assert_eq!(response.status, 200, "{}: {response:?}", self.user);
+        // The answer to this connection's own request, made for its own user.
+        let header = |name: &str| {
+            response
+                .headers
+                .iter()
+                .find(|(sent, _)| sent == name)
+                .map(|(_, value)| value.as_str())
+        };
+        let target = format!("/api/{}/tasks", self.user);
+        assert_eq!(
+            header("x-seen-target"),
+            Some(target.as_str()),
+            "{response:?}"
+        );
+        assert_eq!(
+            header("x-seen-user"),
+            Some(self.user.as_str()),
+            "{response:?}"
+        );
     }
 }
 
