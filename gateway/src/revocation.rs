@@ -27,8 +27,9 @@ use prometheus_client::{
     metrics::{counter::Counter, gauge::Gauge},
     registry::Registry,
 };
-use proto_shared::postgres_tls::Tls;
+use proto_shared::postgres_tls::{self, Tls};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 pub use set::{Kind, RevocationSet};
 
@@ -208,7 +209,14 @@ impl Revocations {
              them, only a ban of the user; refused unless REVOCATION_REQUIRE_SID=false",
             metrics.without_session.clone(),
         );
-        tokio::spawn(feed::run(revocations.clone(), shutdown));
+        // Every line the feed logs names the database it listens to (never its login). At
+        // the error level so that no filter keeps the span while letting its lines through.
+        let database = postgres_tls::parse_url(&revocations.config().database_url).map_or_else(
+            |_| "(unparsable URL)".to_owned(),
+            |pg| postgres_tls::redacted(&pg),
+        );
+        let span = tracing::error_span!("revocation_feed", database = %database);
+        tokio::spawn(feed::run(revocations.clone(), shutdown).instrument(span));
         revocations
     }
 

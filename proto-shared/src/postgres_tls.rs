@@ -102,6 +102,20 @@ const UNENCODED_AT: &str = "holds an @ that is not percent-encoded, so the host 
 /// The URL forms tokio-postgres reads as URLs; anything else is `key=value` pairs.
 const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
+/// Where `config` points, as `host:port/dbname`, safe to log: no user, no password, no
+/// option (the first host and port, as a connection tries first).
+pub fn redacted(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
+        None => "localhost".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let db = config.get_dbname().unwrap_or("(default)");
+    format!("{host}:{port}/{db}")
+}
+
 /// Reads a PostgreSQL URL (or `key=value` connection string). The error never repeats the URL,
 /// which may hold a password.
 ///
@@ -224,6 +238,18 @@ impl Tls {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn the_redacted_form_names_the_server_and_database_and_nothing_secret() {
+        let config = parse_url(
+            "postgres://gateway:hunter2@auth-db:6543/better_auth?sslmode=disable&options=-c%20x",
+        )
+        .unwrap();
+        assert_eq!(redacted(&config), "auth-db:6543/better_auth");
+        let bare = parse_url("host=/run/postgresql").unwrap();
+        assert_eq!(redacted(&bare), "/run/postgresql:5432/(default)");
+    }
+
     use super::*;
 
     fn config(url: &str) -> tokio_postgres::Config {

@@ -46,17 +46,7 @@ impl DatabaseUrl {
     /// `host:port/dbname`, safe to log.
     pub fn redacted(&self) -> String {
         match self.pg_config() {
-            Ok(config) => {
-                let host = match config.get_hosts().first() {
-                    Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
-                    #[cfg(unix)]
-                    Some(tokio_postgres::config::Host::Unix(path)) => path.display().to_string(),
-                    None => "localhost".to_owned(),
-                };
-                let port = config.get_ports().first().copied().unwrap_or(5432);
-                let db = config.get_dbname().unwrap_or("(default)");
-                format!("{host}:{port}/{db}")
-            }
+            Ok(config) => proto_shared::postgres_tls::redacted(&config),
             Err(_) => "(unparsable URL)".to_owned(),
         }
     }

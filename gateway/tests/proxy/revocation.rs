@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::{
     helpers::{readyz, spawn_gateway_with, start_gateway, TestGateway},
-    support::issuer::Issuer,
+    support::{issuer::Issuer, logs::Captured},
 };
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -467,6 +467,9 @@ async fn a_gateway_loads_every_revocation_whose_tokens_it_would_still_accept() {
 
 #[tokio::test]
 async fn revocations_made_while_the_feed_was_cut_are_all_applied_once_it_is_back() {
+    // A current-thread runtime (tokio::test's default): the feed's task logs on this thread.
+    let captured = Captured::default();
+    let _guard = captured.install("gateway=warn");
     let db = AuthDb::create().await;
     let gateway = gateway_on(&db, Duration::from_secs(30)).await;
     let tokens: Vec<String> = (0..5)
@@ -502,6 +505,23 @@ async fn revocations_made_while_the_feed_was_cut_are_all_applied_once_it_is_back
         metric(&gateway, "gateway_revocation_feed_losses_total").await,
         Some(1.0)
     );
+    // The operator reads which database the feed lost (never its login).
+    let logs = captured.text();
+    let lost: Value = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| {
+            line["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("revocation feed lost"))
+        })
+        .unwrap_or_else(|| panic!("no feed-lost line in:\n{logs}"));
+    assert_eq!(
+        lost["span"]["database"],
+        format!("127.0.0.1:5432/{}", db.name),
+        "{lost}"
+    );
+    assert!(!logs.contains("postgres@"), "{logs}");
     db.drop().await;
 }
 
