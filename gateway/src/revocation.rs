@@ -211,10 +211,7 @@ impl Revocations {
         );
         // Every line the feed logs names the database it listens to (never its login). At
         // the error level so that no filter keeps the span while letting its lines through.
-        let database = postgres_tls::parse_url(&revocations.config().database_url).map_or_else(
-            |_| "(unparsable URL)".to_owned(),
-            |pg| postgres_tls::redacted(&pg),
-        );
+        let database = postgres_tls::redacted(&revocations.config().database_url);
         let span = tracing::error_span!("revocation_feed", database = %database);
         tokio::spawn(feed::run(revocations.clone(), shutdown).instrument(span));
         revocations

@@ -102,9 +102,12 @@ const UNENCODED_AT: &str = "holds an @ that is not percent-encoded, so the host 
 /// The URL forms tokio-postgres reads as URLs; anything else is `key=value` pairs.
 const URL_SCHEMES: [&str; 2] = ["postgres://", "postgresql://"];
 
-/// Where `config` points, as `host:port/dbname`, safe to log: no user, no password, no
-/// option (the first host and port, as a connection tries first).
-pub fn redacted(config: &tokio_postgres::Config) -> String {
+/// Where the PostgreSQL URL `raw` points, as `host:port/dbname`, safe to log: no user, no
+/// password, no option (the first host and port, as a connection tries first).
+pub fn redacted(raw: &str) -> String {
+    let Ok(config) = parse_url(raw) else {
+        return "(unparsable URL)".to_owned();
+    };
     let host = match config.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
         #[cfg(unix)]
@@ -238,19 +241,26 @@ impl Tls {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
 
     #[test]
     fn the_redacted_form_names_the_server_and_database_and_nothing_secret() {
-        let config = parse_url(
-            "postgres://gateway:hunter2@auth-db:6543/better_auth?sslmode=disable&options=-c%20x",
-        )
-        .unwrap();
-        assert_eq!(redacted(&config), "auth-db:6543/better_auth");
-        let bare = parse_url("host=/run/postgresql").unwrap();
-        assert_eq!(redacted(&bare), "/run/postgresql:5432/(default)");
+        assert_eq!(
+            redacted(
+                "postgres://gateway:hunter2@auth-db:6543/better_auth?sslmode=disable&options=-c%20x"
+            ),
+            "auth-db:6543/better_auth"
+        );
+        assert_eq!(
+            redacted("host=/run/postgresql"),
+            "/run/postgresql:5432/(default)"
+        );
+        // Never a piece of what could not be read.
+        assert_eq!(
+            redacted("postgres://gateway:hun@ter2@auth-db/db"),
+            "(unparsable URL)"
+        );
     }
-
-    use super::*;
 
     fn config(url: &str) -> tokio_postgres::Config {
         parse_url(url).unwrap()
