@@ -9,10 +9,12 @@
 //! now, and also when the pool is merely busy, every connection it may open being open and
 //! in use by requests: taking a busy pod out of the Service would only push its load onto
 //! the others. 503 on a connect or query error, a probe timeout, or no connection at all
-//! (see [`crate::store::Store::readiness`] for why busy cannot mask a dead database for long).
+//! (see [`crate::store::Store::readiness`] for why busy cannot mask a dead database for long),
+//! and while the system clock is behind the one the memory of spent credentials judges by
+//! by more than the allowed skew (it stepped back), when every credential would be refused.
 
 use http::{header, HeaderValue, StatusCode};
-use proto_shared::ErrorBody;
+use proto_shared::{identity::unix_now, ErrorBody};
 use warp::{filters::BoxedFilter, reply::Response, Filter};
 
 use crate::{
@@ -39,6 +41,20 @@ pub fn routes(state: AppState) -> BoxedFilter<(Response,)> {
 }
 
 async fn readyz(state: AppState) -> Response {
+    // A clock that stepped back past the allowed skew has every credential refused until it
+    // catches up: other instances serve meanwhile.
+    if let Some(behind_secs) = state.verifier.clock_behind(unix_now()) {
+        tracing::warn!(
+            behind_secs,
+            "not ready: the system clock is behind the latest time credentials were checked \
+             at by more than IDENTITY_MAX_SKEW_SECS; every credential is refused until it \
+             catches up"
+        );
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &ErrorBody::message("Service unavailable"),
+        );
+    }
     match state.store.readiness().await {
         Ok(readiness) => {
             if readiness == Readiness::Busy {

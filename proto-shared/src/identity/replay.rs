@@ -140,6 +140,11 @@ impl ReplaySet {
         self.capacity
     }
 
+    /// The latest clock any caller brought (Unix seconds): the clock the set judges by.
+    pub(crate) fn latest(&self) -> i64 {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner()).latest
+    }
+
     /// How many nonces are remembered now.
     pub(crate) fn len(&self) -> usize {
         self.inner

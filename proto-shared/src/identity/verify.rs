@@ -213,6 +213,16 @@ impl Verifier {
         &self.audience
     }
 
+    /// How far `now` (Unix seconds) is behind the clock the memory of spent credentials
+    /// judges by, when that is more than the allowed skew: the system clock stepped back,
+    /// and every fresh credential is refused as expired until it catches up (the memory's
+    /// clock never goes back, or a spent nonce could be forgotten early and spent again).
+    /// `None` while credentials can be accepted.
+    pub fn clock_behind(&self, now: i64) -> Option<i64> {
+        let behind = self.replay.latest() - now;
+        (behind > self.max_skew_secs).then_some(behind)
+    }
+
     /// How many spent nonces are remembered now.
     pub fn remembered(&self) -> usize {
         self.replay.len()
@@ -433,6 +443,24 @@ mod tests {
             );
         }
         assert_eq!(v.remembered(), 2);
+    }
+
+    #[test]
+    fn a_clock_that_stepped_back_past_the_skew_is_told_while_it_refuses_everything() {
+        let v = verifier();
+        assert_eq!(v.clock_behind(NOW), None, "nothing seen yet");
+        // A credential checked at NOW + 100 moves the memory's clock there.
+        let later = signed(GW, Method::GET, "/", "u1", NOW + 100);
+        assert!(v.verify(&Method::GET, "/", &later, b"", NOW + 100).is_ok());
+        // Back by the skew or less: still accepted, and not reported.
+        assert_eq!(v.clock_behind(NOW + 70), None);
+        // Back by more: a credential fresh by that clock is refused, and that is told.
+        assert_eq!(v.clock_behind(NOW + 50), Some(50));
+        let fresh = signed(GW, Method::GET, "/", "u1", NOW + 50);
+        assert_eq!(
+            v.verify(&Method::GET, "/", &fresh, b"", NOW + 50),
+            Err(IdentityError::Stale)
+        );
     }
 
     #[test]

@@ -633,3 +633,41 @@ async fn a_credential_spent_before_a_restart_is_refused_after_it() {
         "toggled once only"
     );
 }
+
+#[tokio::test]
+async fn a_clock_that_stepped_back_past_the_skew_is_unready_until_it_catches_up() {
+    // The memory of spent credentials has judged one at 40 s from now, past the 30 s skew:
+    // to this instance, its clock has stepped back by that much.
+    let ahead = unix_now() + 40;
+    let app = spawn_app_with(ADMIN_URL, |settings| {
+        let mut headers = http::HeaderMap::new();
+        Signer::new(&ring(GATEWAY_KEY), Audience::default())
+            .sign(
+                &Method::GET,
+                "/",
+                &UserId::parse("alice").unwrap(),
+                BodyDigest::EMPTY,
+                ahead,
+            )
+            .insert_into(&mut headers);
+        settings
+            .verifier
+            .verify(&Method::GET, "/", &headers, b"", ahead)
+            .unwrap();
+    })
+    .await;
+    let ready = answer(app.raw(Method::GET, "/readyz")).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    // Every fresh credential is refused meanwhile: the instance is rightly out of rotation.
+    let refused = answer(app.signed(Method::GET, "/api/alice/tasks", "alice")).await;
+    assert_eq!(refused.status, 401, "{refused:?}");
+    // Once the clock is within the skew again (in about 10 s), ready and serving.
+    app.until_readyz(
+        200,
+        std::time::Duration::from_secs(30),
+        "not ready once the clock caught up",
+    )
+    .await;
+    let served = answer(app.signed(Method::GET, "/api/alice/tasks", "alice")).await;
+    assert_eq!(served.status, 200, "{served:?}");
+}
