@@ -50,10 +50,7 @@ async fn readyz(state: AppState) -> Response {
              at by more than IDENTITY_MAX_SKEW_SECS; every credential is refused until it \
              catches up"
         );
-        return json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &ErrorBody::message("Service unavailable"),
-        );
+        return not_ready();
     }
     match state.store.readiness().await {
         Ok(readiness) => {
@@ -64,12 +61,17 @@ async fn readyz(state: AppState) -> Response {
         }
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
-            json_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &ErrorBody::message("Service unavailable"),
-            )
+            not_ready()
         }
     }
+}
+
+/// `/readyz`'s one answer for not ready, whatever the reason (the log says which).
+fn not_ready() -> Response {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &ErrorBody::message("Service unavailable"),
+    )
 }
 
 fn metrics(state: AppState) -> Response {
