@@ -3,7 +3,8 @@
 
 use http::Method;
 
-use super::credential::{digest_text, nonce_text, Credential};
+use super::credential::{BindingText, Credential};
+use super::Binding;
 use crate::UserId;
 
 /// The string a credential signs, on the stack when it fits (as that of any ordinary request
@@ -53,8 +54,7 @@ impl Canonical {
     }
 
     /// Appends a line break and `field`.
-    fn line(&mut self, field: &str) {
-        let field = field.as_bytes();
+    fn line(&mut self, field: &[u8]) {
         let end = self.len + 1 + field.len();
         if self.spilled.is_empty() && end <= INLINE {
             self.inline[self.len] = b'\n';
@@ -88,26 +88,39 @@ pub struct Statement<'a> {
 /// No field can hold a newline (methods and request targets cannot; user ids, key ids and
 /// audiences are validated; the rest is digits and base64url), so the string is unambiguous.
 pub fn canonical_string(statement: &Statement<'_>, credential: &Credential<'_>) -> Canonical {
+    let binding = credential.binding.as_ref().map(Binding::text);
+    canonical_with(statement, credential, binding.as_ref())
+}
+
+/// [`canonical_string`], with the binding's text already encoded (`binding` is
+/// [`Binding::text`] of the credential's binding): a signer writes the same text into the
+/// header, and encodes it once for both.
+pub(crate) fn canonical_with(
+    statement: &Statement<'_>,
+    credential: &Credential<'_>,
+    binding: Option<&BindingText<'_>>,
+) -> Canonical {
+    debug_assert_eq!(binding.is_some(), credential.binding.is_some());
     // Built by hand rather than with `format!` (and the number with itoa): this runs for
     // every signed and every verified request, and the formatting machinery costs more than
     // the HMAC.
     let mut digits = itoa::Buffer::new();
     let common = [
-        statement.method.as_str(),
-        statement.target,
-        statement.user.as_str(),
-        digits.format(credential.timestamp),
-        credential.key_id,
+        statement.method.as_str().as_bytes(),
+        statement.target.as_bytes(),
+        statement.user.as_str().as_bytes(),
+        digits.format(credential.timestamp).as_bytes(),
+        credential.key_id.as_bytes(),
     ];
     let mut canonical = Canonical::starting_with(credential.version().as_str());
     for field in common {
         canonical.line(field);
     }
-    if let Some(binding) = &credential.binding {
+    if let Some(binding) = binding {
         for field in [
-            binding.audience,
-            nonce_text(&binding.nonce).as_str(),
-            digest_text(&binding.body_digest).as_str(),
+            binding.audience.as_bytes(),
+            binding.nonce.as_bytes(),
+            binding.body_digest.as_bytes(),
         ] {
             canonical.line(field);
         }

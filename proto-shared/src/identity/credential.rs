@@ -166,24 +166,50 @@ impl<'a> Credential<'a> {
         common + bound
     }
 
-    /// Appends the header's text to `out`: the inverse of [`Credential::parse`].
-    pub fn write(&self, out: &mut String) {
-        out.push_str(self.version().as_str());
-        out.push_str(";kid=");
-        out.push_str(self.key_id);
-        out.push_str(";ts=");
-        out.push_str(itoa::Buffer::new().format(self.timestamp));
-        if let Some(binding) = &self.binding {
-            out.push_str(";aud=");
-            out.push_str(binding.audience);
-            out.push_str(";nonce=");
-            out.push_str(nonce_text(&binding.nonce).as_str());
-            out.push_str(";bd=");
-            out.push_str(digest_text(&binding.body_digest).as_str());
-        }
-        out.push_str(";sig=");
-        out.push_str(encode::<HASH_TEXT>(&self.signature).as_str());
+    /// Appends the header's text (ASCII) to `out`: the inverse of [`Credential::parse`].
+    pub fn write(&self, out: &mut Vec<u8>) {
+        self.write_with(self.binding.as_ref().map(Binding::text).as_ref(), out);
     }
+
+    /// [`Credential::write`], with the binding's text already encoded (`binding` is
+    /// [`Binding::text`] of this credential's binding): a signer encodes it once for both the
+    /// canonical string and the header.
+    pub(crate) fn write_with(&self, binding: Option<&BindingText<'_>>, out: &mut Vec<u8>) {
+        debug_assert_eq!(binding.is_some(), self.binding.is_some());
+        out.extend_from_slice(self.version().as_str().as_bytes());
+        out.extend_from_slice(b";kid=");
+        out.extend_from_slice(self.key_id.as_bytes());
+        out.extend_from_slice(b";ts=");
+        out.extend_from_slice(itoa::Buffer::new().format(self.timestamp).as_bytes());
+        if let Some(binding) = binding {
+            out.extend_from_slice(b";aud=");
+            out.extend_from_slice(binding.audience.as_bytes());
+            out.extend_from_slice(b";nonce=");
+            out.extend_from_slice(binding.nonce.as_bytes());
+            out.extend_from_slice(b";bd=");
+            out.extend_from_slice(binding.body_digest.as_bytes());
+        }
+        out.extend_from_slice(b";sig=");
+        out.extend_from_slice(encode::<HASH_TEXT>(&self.signature).as_bytes());
+    }
+}
+
+impl<'a> Binding<'a> {
+    /// The binding's fields as they are written in the header and signed.
+    pub(crate) fn text(&self) -> BindingText<'a> {
+        BindingText {
+            audience: self.audience,
+            nonce: encode(&self.nonce.0),
+            body_digest: digest_text(&self.body_digest),
+        }
+    }
+}
+
+/// A [`Binding`]'s fields as text, encoded once for both places that need them.
+pub(crate) struct BindingText<'a> {
+    pub(crate) audience: &'a str,
+    pub(crate) nonce: Encoded<NONCE_TEXT>,
+    pub(crate) body_digest: Encoded<HASH_TEXT>,
 }
 
 /// Decimal Unix seconds: digits only (no sign, no spaces, no leading zero, which `write`
@@ -225,14 +251,15 @@ pub(crate) fn encode<const L: usize>(bytes: &[u8]) -> Encoded<L> {
 pub(crate) struct Encoded<const L: usize>([u8; L]);
 
 impl<const L: usize> Encoded<L> {
+    /// The text's bytes, all ASCII: the signer writes them without checking them as UTF-8.
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    #[cfg(test)]
     pub(crate) fn as_str(&self) -> &str {
         std::str::from_utf8(&self.0).expect("base64 is ASCII")
     }
-}
-
-/// The text of a nonce, as signed.
-pub(crate) fn nonce_text(nonce: &Nonce) -> Encoded<NONCE_TEXT> {
-    encode(&nonce.0)
 }
 
 /// The text of a body digest, as signed. That of no body, what most requests have, is kept.
@@ -272,6 +299,13 @@ mod tests {
     const SIG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const NONCE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
+    /// What [`Credential::write`] writes, as text (it writes ASCII alone).
+    fn written(credential: &Credential<'_>) -> String {
+        let mut bytes = Vec::new();
+        credential.write(&mut bytes);
+        String::from_utf8(bytes).expect("a credential's text is ASCII")
+    }
+
     #[test]
     fn both_versions_parse_and_write_back() {
         let texts = [
@@ -280,9 +314,7 @@ mod tests {
         ];
         for text in &texts {
             let credential = Credential::parse(text).unwrap_or_else(|| panic!("{text}"));
-            let mut written = String::new();
-            credential.write(&mut written);
-            assert_eq!(&written, text);
+            assert_eq!(&written(&credential), text);
         }
         assert_eq!(v2(&texts[0]).unwrap().version(), Version::V1);
         assert_eq!(v2(&texts[1]).unwrap().version(), Version::V2);
@@ -332,8 +364,7 @@ mod tests {
         #[test]
         fn whatever_parses_writes_back_to_itself(text in "v[12];kid=[a-z.]{0,3};ts=[0-9+-]{0,4};(aud=[a-z;]{0,3};nonce=[A-Za-z0-9_-]{20,23};bd=[A-Za-z0-9_-]{42,44};)?sig=[A-Za-z0-9_-]{42,44}") {
             if let Some(credential) = Credential::parse(&text) {
-                let mut written = String::new();
-                credential.write(&mut written);
+                let written = written(&credential);
                 prop_assert_eq!(written.len(), credential.text_len());
                 prop_assert_eq!(written, text);
             }
@@ -357,8 +388,7 @@ mod tests {
                 }),
                 signature,
             };
-            let mut text = String::new();
-            credential.write(&mut text);
+            let text = written(&credential);
             prop_assert_eq!(text.len(), credential.text_len());
             prop_assert_eq!(Credential::parse(&text), Some(credential));
         }

@@ -7,7 +7,7 @@ use aws_lc_rs::{hmac, rand::SecureRandom};
 use http::{HeaderMap, HeaderValue, Method};
 
 use super::{
-    canonical_string, Audience, Binding, BodyDigest, Credential, KeyId, KeyRing, Nonce, Statement,
+    canonical::canonical_with, Audience, Binding, BodyDigest, Credential, KeyId, KeyRing, Nonce, Statement,
 };
 use crate::{headers, UserId};
 
@@ -142,15 +142,17 @@ impl Signer {
             target: path_and_query,
             user: user_id,
         };
+        // Encoded once, for the string signed and the header both.
+        let binding = credential.binding.as_ref().map(Binding::text);
         let tag = hmac::sign(
             &self.key,
-            canonical_string(&statement, &credential).as_bytes(),
+            canonical_with(&statement, &credential, binding.as_ref()).as_bytes(),
         );
         credential.signature = tag.as_ref().try_into().expect("HMAC-SHA256 is 32 bytes");
         // Exactly as long as the text, so that the header value takes it over as it is:
         // neither a copy nor a second allocation to share it.
-        let mut text = String::with_capacity(credential.text_len());
-        credential.write(&mut text);
+        let mut text = Vec::with_capacity(credential.text_len());
+        credential.write_with(binding.as_ref(), &mut text);
         HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
             .expect("key ids, audiences, digits and base64url are valid header text")
     }
