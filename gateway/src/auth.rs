@@ -319,6 +319,7 @@ impl Authenticator {
                 verified: verified.clone(),
                 kid: key.kid.clone(),
                 fingerprint: key.fingerprint,
+                published_in: key.published_in,
             },
         );
         if let Some(cached) = cached {
@@ -358,7 +359,7 @@ impl Authenticator {
     /// published, and the token's `exp` has not passed. The one judgement for an entry from
     /// the cache or from the connection.
     fn still_holds(&self, keys: &KeySet, cached: &CachedToken) -> bool {
-        keys.still_has(&cached.kid, &cached.fingerprint)
+        keys.still_has(&cached.kid, &cached.fingerprint, cached.published_in)
             && claims::unexpired(
                 cached.verified.expires_at as f64,
                 claims::now(),

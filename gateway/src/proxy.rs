@@ -487,8 +487,9 @@ impl Proxy {
         head: &impl ClientHead,
         last_token: &mut LastToken,
     ) -> Result<Verified, GatewayError> {
+        let segment = api_user_segment(head.path());
         // `/api/` and `/api//tasks` name no user at all: no such route, whoever asks.
-        if api_user_segment(head.path()) == Some("") {
+        if segment == Some("") {
             return Err(GatewayError::NotFound);
         }
         // Two credentials are refused, not chosen between: another hop might pick the other.
@@ -502,7 +503,7 @@ impl Proxy {
             .authenticator
             .authenticate_on(first, last_token)
             .await?;
-        if let Some(segment) = api_user_segment(head.path()) {
+        if let Some(segment) = segment {
             if !verified.user_id.is_encoded_as(segment) {
                 return Err(GatewayError::ForbiddenUser);
             }

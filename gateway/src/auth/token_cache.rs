@@ -29,6 +29,8 @@ pub struct CachedToken {
     pub verified: Verified,
     pub kid: Arc<str>,
     pub fingerprint: KeyFingerprint,
+    /// The key set that published the key ([`crate::jwks::KeySet::still_has`]).
+    pub published_in: u64,
 }
 
 /// The bounded cache and its hit/miss counters. Cheap to clone.

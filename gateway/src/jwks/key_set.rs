@@ -6,6 +6,7 @@
 //! here, once, from its type and curve; the JWK's own `alg`, `use` and `key_ops` only narrow it.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use aws_lc_rs::digest;
@@ -64,6 +65,8 @@ pub struct VerifyingKey {
     pub alg: Option<Algorithm>,
     pub material: KeyMaterial,
     pub fingerprint: KeyFingerprint,
+    /// The [`KeySet::generation`] of the set that published it.
+    pub published_in: u64,
 }
 
 impl VerifyingKey {
@@ -78,7 +81,13 @@ impl VerifyingKey {
 pub struct KeySet {
     by_kid: HashMap<Arc<str>, Vec<Arc<VerifyingKey>>>,
     len: usize,
+    /// Which parse made it: unique in the process (0 only for the empty default set). A
+    /// verification made with one of its keys still holds while it is current, with no lookup.
+    generation: u64,
 }
+
+/// The last [`KeySet::generation`] handed out.
+static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Why a fetched body is not a usable key set.
 #[derive(Debug, thiserror::Error)]
@@ -99,7 +108,10 @@ impl KeySet {
                 max: max_keys,
             });
         }
-        let mut set = KeySet::default();
+        let mut set = KeySet {
+            generation: GENERATIONS.fetch_add(1, Ordering::Relaxed) + 1,
+            ..KeySet::default()
+        };
         let mut skipped = 0;
         for raw in doc.keys {
             // Each key is parsed on its own: one odd key must not discard the others.
@@ -107,7 +119,8 @@ impl KeySet {
                 .ok()
                 .and_then(RawJwk::into_key)
             {
-                Some(key) => {
+                Some(mut key) => {
+                    key.published_in = set.generation;
                     set.len += 1;
                     set.by_kid
                         .entry(key.kid.clone())
@@ -140,11 +153,14 @@ impl KeySet {
             .filter(move |key| key.accepts(alg))
     }
 
-    /// Whether the key that verified a cached token is still published, unchanged.
-    pub fn still_has(&self, kid: &str, fingerprint: &KeyFingerprint) -> bool {
-        self.by_kid
-            .get(kid)
-            .is_some_and(|keys| keys.iter().any(|key| &key.fingerprint == fingerprint))
+    /// Whether the key that verified a cached token is still published, unchanged: at once
+    /// if this is the set that published it (`published_in`), else looked up.
+    pub fn still_has(&self, kid: &str, fingerprint: &KeyFingerprint, published_in: u64) -> bool {
+        (published_in == self.generation && self.generation != 0)
+            || self
+                .by_kid
+                .get(kid)
+                .is_some_and(|keys| keys.iter().any(|key| &key.fingerprint == fingerprint))
     }
 
     /// Number of usable keys.
@@ -234,6 +250,8 @@ impl RawJwk {
             alg,
             material,
             fingerprint: fingerprint(kind, &public),
+            // Set by the set that takes it in.
+            published_in: 0,
         })
     }
 }
@@ -258,4 +276,36 @@ fn fingerprint(kind: KeyKind, public: &[u8]) -> KeyFingerprint {
     let mut out = [0u8; 32];
     out.copy_from_slice(ctx.finish().as_ref());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 8037's example Ed25519 public key, under `kid`.
+    fn jwks(kid: &str) -> Vec<u8> {
+        format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}]}}"#
+        )
+        .into_bytes()
+    }
+
+    /// A verification made with a key holds at once in the set that published it, by lookup
+    /// in a later set that publishes the same key, and nowhere else.
+    #[test]
+    fn a_key_is_still_had_where_it_is_published_and_only_there() {
+        let (first, _) = KeySet::parse(&jwks("k1"), 8).unwrap();
+        let key = first.candidates("k1", Algorithm::EdDsa).next().unwrap().clone();
+        assert_ne!(key.published_in, 0);
+        assert!(first.still_has("k1", &key.fingerprint, key.published_in));
+
+        let (again, _) = KeySet::parse(&jwks("k1"), 8).unwrap();
+        assert_ne!(again.generation, first.generation);
+        assert!(again.still_has("k1", &key.fingerprint, key.published_in));
+
+        let (renamed, _) = KeySet::parse(&jwks("k2"), 8).unwrap();
+        assert!(!renamed.still_has("k1", &key.fingerprint, key.published_in));
+        assert!(!renamed.still_has("k1", &key.fingerprint, 0));
+        assert!(!KeySet::default().still_has("k1", &key.fingerprint, 0));
+    }
 }

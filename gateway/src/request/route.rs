@@ -167,7 +167,11 @@ pub fn has_dot_segment(path: &str) -> bool {
 /// The user id segment of `/api/{user_id}/...`, still percent-encoded.
 pub fn api_user_segment(path: &str) -> Option<&str> {
     let rest = path.strip_prefix(API_PREFIX)?;
-    Some(rest.split('/').next().unwrap_or(rest))
+    // A byte search: `split('/')`'s char searcher cost more than the rest of the check.
+    Some(match rest.bytes().position(|byte| byte == b'/') {
+        Some(end) => &rest[..end],
+        None => rest,
+    })
 }
 
 #[cfg(test)]
