@@ -1,6 +1,8 @@
 //! Response heads: an upstream's answer, parsed with its body framing, and the part of it the
 //! client may see written out at once.
 
+use std::mem::MaybeUninit;
+
 use http::{Method, StatusCode, Version};
 
 use super::{decimal, write_status_line, Parsed, MAX_HEADERS};
@@ -61,9 +63,15 @@ pub fn parse_response(
     method: &Method,
     out: &mut Vec<u8>,
 ) -> Result<Parsed<ResponseHead>, BadResponse> {
-    let mut lines = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut response = httparse::Response::new(&mut lines);
-    let len = match response.parse(buf)? {
+    // Uninitialised, as for a request (`request.rs`); the default configuration is the one
+    // `Response::parse` uses.
+    let mut lines = [MaybeUninit::uninit(); MAX_HEADERS];
+    let mut response = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut response,
+        buf,
+        &mut lines,
+    )? {
         httparse::Status::Complete(len) => len,
         httparse::Status::Partial => return Ok(Parsed::Partial),
     };
