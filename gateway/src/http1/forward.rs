@@ -6,7 +6,6 @@
 
 use std::{
     io,
-    pin::Pin,
     sync::atomic::{AtomicBool, Ordering},
     time::Instant,
 };
@@ -14,12 +13,10 @@ use std::{
 use bytes::Buf;
 use http::Method;
 use proto_shared::BodyDigest;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    time::Sleep,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
+    deadline::Deadline,
     head::{self, Parsed, RequestHead, ResponseHead},
     take_len,
     upstream::{self, UpstreamConnection},
@@ -64,7 +61,7 @@ impl Connection<'_> {
         exchange: &Exchange,
         forwarding: &mut Forwarding,
         body_left: &mut u64,
-        mut deadline: Pin<&mut Sleep>,
+        deadline: &mut Deadline<'_>,
     ) -> Result<Answer, GatewayError> {
         let limits = self.proxy.limits();
         if self.proxy.signs(exchange) {
@@ -73,13 +70,11 @@ impl Connection<'_> {
                 // to set, which would cost a clock read and a timer move per request.
                 self.buffer_body(*body_left).await?
             } else {
-                deadline
-                    .as_mut()
-                    .reset(tokio::time::Instant::now() + limits.upstream_timeout);
+                deadline.set(tokio::time::Instant::now() + limits.upstream_timeout);
                 tokio::select! {
                     biased;
                     read = self.buffer_body(*body_left) => read?,
-                    () = deadline.as_mut() => return Err(GatewayError::BodyTimeout),
+                    () = deadline.due() => return Err(GatewayError::BodyTimeout),
                 }
             };
             self.proxy.sign(exchange, forwarding, head, body);
@@ -121,14 +116,12 @@ impl Connection<'_> {
                 }
             }
         };
-        deadline
-            .as_mut()
-            // The same instant as `sent`: one clock read serves the deadline and the latency.
-            .reset(tokio::time::Instant::from_std(sent) + limits.upstream_timeout);
+        // The same instant as `sent`: one clock read serves the deadline and the latency.
+        deadline.set(tokio::time::Instant::from_std(sent) + limits.upstream_timeout);
         let result = tokio::select! {
             biased;
             result = exchange => Some(result),
-            () = deadline => None,
+            () = deadline.due() => None,
         };
         let Some(result) = result else {
             return Err(if awaiting_client.load(Ordering::Relaxed) {

@@ -295,7 +295,11 @@ mod tests {
     #[test]
     fn a_key_is_still_had_where_it_is_published_and_only_there() {
         let (first, _) = KeySet::parse(&jwks("k1"), 8).unwrap();
-        let key = first.candidates("k1", Algorithm::EdDsa).next().unwrap().clone();
+        let key = first
+            .candidates("k1", Algorithm::EdDsa)
+            .next()
+            .unwrap()
+            .clone();
         assert_ne!(key.published_in, 0);
         assert!(first.still_has("k1", &key.fingerprint, key.published_in));
 

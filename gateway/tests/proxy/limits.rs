@@ -140,6 +140,34 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_rea
     );
 }
 
+/// The idle timeout counts from the connection's last request, not its first: each request
+/// moves it on (the engine moves its timer only when it fires early, `http1/deadline.rs`).
+#[tokio::test]
+async fn the_idle_timeout_counts_from_the_last_request() {
+    let gateway = spawn_gateway_with(|s| s.limits.idle_timeout = Duration::from_secs(3)).await;
+    let mut connection = RawConnection::open(gateway.address).await;
+    let request = "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n";
+    connection.write(request).await;
+    assert_eq!(connection.read_response().await.status, 200);
+    // Within the first request's release (1 s), so the connection stays in use with the
+    // timers it had for the first request.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let last = tokio::time::Instant::now();
+    connection.write(request).await;
+    assert_eq!(connection.read_response().await.status, 200);
+    assert!(
+        raw::closed_within(&mut connection.stream, Duration::from_secs(10)).await,
+        "the idle connection was still open after 10 s"
+    );
+    let lifetime = last.elapsed();
+    // Timers never fire early: closed about 2.2 s after the last request means the first
+    // request's deadline closed it.
+    assert!(
+        lifetime >= Duration::from_secs(3),
+        "closed {lifetime:?} after the last request, idle timeout 3 s"
+    );
+}
+
 #[tokio::test]
 async fn on_connections_hyper_serves_idle_time_counts_against_the_header_read_timeout() {
     // hyper 1 starts its header-read timer as soon as it waits for the next head, and has no

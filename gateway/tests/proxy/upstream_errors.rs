@@ -4,8 +4,11 @@ use std::time::Duration;
 
 use gateway::{config::Http1Engine, request::PublicRoute, upstream::Upstream};
 
-use crate::helpers::{
-    answering_once, assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with,
+use crate::{
+    helpers::{
+        answering_once, assert_upstream_unavailable, detail, spawn_gateway, spawn_gateway_with,
+    },
+    raw::RawConnection,
 };
 
 /// A local port with nothing listening on it.
@@ -44,6 +47,34 @@ async fn an_upstream_that_does_not_answer_in_time_is_504() {
     assert_eq!(
         detail(response).await,
         "Gateway timeout: upstream did not answer in time"
+    );
+}
+
+/// On a kept-alive connection, each request's upstream timeout counts from that request:
+/// an earlier request's deadline (which the engine's timer may still hold, `http1/deadline.rs`)
+/// does not cut a later one short.
+#[tokio::test]
+async fn the_upstream_timeout_counts_from_each_request_on_a_kept_alive_connection() {
+    let gateway = spawn_gateway().await; // upstream timeout: 1 s
+    let mut connection = RawConnection::open(gateway.address).await;
+    connection
+        .write("GET /api/auth/session HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await;
+    assert_eq!(connection.read_response().await.status, 200);
+    // The first request's deadline falls 0.3 s into the second's wait.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let sent = tokio::time::Instant::now();
+    connection
+        .write("GET /api/auth/hang HTTP/1.1\r\nHost: gw\r\n\r\n")
+        .await;
+    let response = tokio::time::timeout(Duration::from_secs(10), connection.read_response())
+        .await
+        .expect("the upstream timeout must bound the wait");
+    assert_eq!(response.status, 504);
+    let waited = sent.elapsed();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "504 after {waited:?}, upstream timeout 1 s"
     );
 }
 
