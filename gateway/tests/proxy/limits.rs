@@ -142,9 +142,14 @@ async fn an_idle_keep_alive_connection_lasts_the_idle_timeout_not_the_header_rea
 
 /// The idle timeout counts from the connection's last request, not its first: each request
 /// moves it on (the engine moves its timer only when it fires early, `http1/deadline.rs`).
+/// The lean engine's: hyper has no idle timeout of its own (the test after this).
 #[tokio::test]
 async fn the_idle_timeout_counts_from_the_last_request() {
-    let gateway = spawn_gateway_with(|s| s.limits.idle_timeout = Duration::from_secs(3)).await;
+    let gateway = spawn_gateway_with(|s| {
+        s.http1_engine = Http1Engine::Lean;
+        s.limits.idle_timeout = Duration::from_secs(3);
+    })
+    .await;
     let mut connection = RawConnection::open(gateway.address).await;
     let request = "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n";
     connection.write(request).await;
