@@ -7,7 +7,8 @@ use aws_lc_rs::{hmac, rand::SecureRandom};
 use http::{HeaderMap, HeaderValue, Method};
 
 use super::{
-    canonical::canonical_with, Audience, Binding, BodyDigest, Credential, KeyId, KeyRing, Nonce, Statement,
+    canonical::canonical_with, Audience, Binding, BodyDigest, Credential, KeyId, KeyRing, Nonce,
+    Statement,
 };
 use crate::{headers, UserId};
 
