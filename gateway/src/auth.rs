@@ -34,7 +34,7 @@ use crate::revocation::{self, FeedHealth, Refusal, RevocationConfig, Revocations
 use claims::ClaimRules;
 use jwt::Jws;
 pub use token_cache::LastToken;
-use token_cache::{CachedToken, TokenCache};
+use token_cache::{CachedToken, TokenCache, TokenHash};
 
 /// Everything token verification needs, built by `config.rs` from env and flags.
 #[derive(Debug, Clone)]
@@ -285,7 +285,22 @@ impl Authenticator {
             inner.tokens.remove(&hash);
         }
         inner.tokens.record(false);
+        // Boxed: the long way's state (the parsed token, a wait for a key fetch) would
+        // otherwise be part of every request's future, which each caller moves on every
+        // request of a kept-alive connection (`specs/research.md`, "Futures that move").
+        Box::pin(self.verify_afresh(token, hash, keys, last)).await
+    }
 
+    /// Verifies a token the cache does not hold: signature, key (fetched early if unknown),
+    /// claims; caches and remembers what it proved.
+    async fn verify_afresh(
+        &self,
+        token: &str,
+        hash: TokenHash,
+        keys: Arc<KeySet>,
+        last: &mut LastToken,
+    ) -> Result<Verified, AuthError> {
+        let inner = &*self.inner;
         let jws = Jws::parse(token, &inner.algorithms).inspect_err(|err| {
             tracing::debug!(reason = err.reason(), "token refused before key lookup");
         })?;

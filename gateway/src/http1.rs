@@ -35,7 +35,7 @@ use std::{
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{HeaderMap, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     time::Sleep,
@@ -291,6 +291,17 @@ enum Next {
     },
 }
 
+impl Next {
+    /// After an answer: close (lingering if so) when the exchange asked to, else keep alive.
+    fn after(close: bool, linger: bool) -> Self {
+        if close {
+            Self::Close { linger }
+        } else {
+            Self::KeepAlive
+        }
+    }
+}
+
 /// Who answers a request.
 enum Answer {
     Gateway(Response<Full<Bytes>>),
@@ -523,13 +534,23 @@ impl<'p> Connection<'p> {
             body_left = 0;
         }
         let close = close || body_left > 0 || self.slot.closing().is_cancelled();
+        let linger = body_left > 0;
+        // Each answer's head is made here, and only the sending awaited: the exchange's
+        // bookkeeping ends with the head, and is then no part of the futures that wait on
+        // the client or the upstream.
         match answer {
             Answer::Gateway(response) => {
-                self.answer(exchange, response, close, body_left > 0).await
+                let (parts, body) = response.into_parts();
+                let body = match body.collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(never) => match never {},
+                };
+                let guard = self.answer_head(exchange, parts, &body, close);
+                self.write_answer(guard, close, linger).await
             }
             Answer::Upstream(head, upstream, sent) => {
-                self.relay(exchange, head, upstream, sent, close, body_left > 0)
-                    .await
+                let guard = self.relay_head(exchange, &head, sent, close);
+                self.relay(guard, head, upstream, close, linger).await
             }
         }
     }

@@ -110,7 +110,8 @@ impl Connection<'_> {
                             bodiless,
                         ) =>
                     {
-                        connection = upstream::connect(upstream, connect_timeout).await?;
+                        connection =
+                            Box::pin(upstream::connect(upstream, connect_timeout)).await?;
                     }
                     Err(error) => return Err(error),
                 }

@@ -11,9 +11,8 @@ use std::{
     time::{Instant, SystemTime, UNIX_EPOCH},
 };
 
-use bytes::{Buf, Bytes};
-use http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use bytes::Buf;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
@@ -25,24 +24,22 @@ use super::{
 };
 use crate::{
     metrics::Stalled,
-    proxy::{Exchange, Proxy},
+    proxy::{Exchange, Proxy, ResponseGuard},
 };
 
 impl Connection<'_> {
-    /// Writes the gateway's own answer.
-    pub(super) async fn answer(
+    /// Puts the gateway's own answer, head and `body`, in `self.out`, and ends the exchange's
+    /// bookkeeping ([`Proxy::finish`]); [`Connection::write_answer`] sends it. The two halves
+    /// apart so that the exchange (and the response's parts) are no part of the future that
+    /// waits on the client (`specs/research.md`, "Futures that move").
+    pub(super) fn answer_head(
         &mut self,
         exchange: Exchange,
-        response: Response<Full<Bytes>>,
+        mut parts: http::response::Parts,
+        body: &[u8],
         close: bool,
-        linger: bool,
-    ) -> io::Result<Next> {
+    ) -> ResponseGuard {
         let head_only = *exchange.method() == Method::HEAD;
-        let (mut parts, body) = response.into_parts();
-        let body = match body.collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(never) => match never {},
-        };
         if body_allowed(parts.status) {
             parts
                 .headers
@@ -56,8 +53,18 @@ impl Connection<'_> {
         self.out.clear();
         head::write_response(&mut self.out, parts.status, &parts.headers);
         if !head_only && body_allowed(parts.status) {
-            self.out.extend_from_slice(&body);
+            self.out.extend_from_slice(body);
         }
+        guard
+    }
+
+    /// Sends the answer [`Connection::answer_head`] put in `self.out`.
+    pub(super) async fn write_answer(
+        &mut self,
+        guard: ResponseGuard,
+        close: bool,
+        linger: bool,
+    ) -> io::Result<Next> {
         within(
             self.proxy,
             Stalled::Client,
@@ -65,28 +72,20 @@ impl Connection<'_> {
         )
         .await?;
         drop(guard);
-        Ok(if close {
-            Next::Close { linger }
-        } else {
-            Next::KeepAlive
-        })
+        Ok(Next::after(close, linger))
     }
 
-    /// Writes the upstream's answer, head then body, and keeps the upstream connection when
-    /// the exchange left it clean. `self.out` already holds the head's status line and the
-    /// upstream's header lines (`forward.rs`); the engine's and the request steps' own
-    /// headers follow them. With `linger`, the client's body is still unread (an upstream
-    /// that answered before reading it): the close drains it first, as for the gateway's own
-    /// answers, so that it does not reset the answer away.
-    pub(super) async fn relay(
+    /// Decorates the upstream's answer with the engine's and the request steps' own headers,
+    /// after the status line and upstream header lines `self.out` already holds
+    /// (`forward.rs`), and ends the exchange's bookkeeping ([`Proxy::finish`]), the upstream
+    /// having answered a request sent at `sent`. [`Connection::relay`] sends it and the body.
+    pub(super) fn relay_head(
         &mut self,
         exchange: Exchange,
-        head: ResponseHead,
-        mut upstream: UpstreamConnection,
+        head: &ResponseHead,
         sent: Instant,
         close: bool,
-        linger: bool,
-    ) -> io::Result<Next> {
+    ) -> ResponseGuard {
         let proxy = self.proxy;
         proxy.upstream_latency(&exchange, sent);
         let headers = &mut self.extra_headers;
@@ -102,7 +101,22 @@ impl Connection<'_> {
         finish_head(headers, close, head.dated);
         let guard = proxy.finish(exchange, head.status, headers);
         head::write_headers(&mut self.out, headers);
+        guard
+    }
 
+    /// Writes the upstream's answer, its head ([`Connection::relay_head`]) then its body, and
+    /// keeps the upstream connection when the exchange left it clean. With `linger`, the
+    /// client's body is still unread (an upstream that answered before reading it): the close
+    /// drains it first, as for the gateway's own answers, so that it does not reset the
+    /// answer away.
+    pub(super) async fn relay(
+        &mut self,
+        guard: ResponseGuard,
+        head: ResponseHead,
+        mut upstream: UpstreamConnection,
+        close: bool,
+        linger: bool,
+    ) -> io::Result<Next> {
         let body = match head.framing {
             Framing::Empty => self.write_out().await,
             Framing::Length(len) => self.relay_length(&mut upstream, len).await,
@@ -123,11 +137,7 @@ impl Connection<'_> {
         if !head.close && head.framing != Framing::UntilClose {
             self.upstreams.put_back(upstream);
         }
-        Ok(if close {
-            Next::Close { linger }
-        } else {
-            Next::KeepAlive
-        })
+        Ok(Next::after(close, linger))
     }
 
     /// Writes `self.out` to the client, within the stall limit.

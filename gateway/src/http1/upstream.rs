@@ -52,7 +52,9 @@ pub async fn checkout(
             connection.io.buf.reserve(READ_BUFFER);
             Ok(connection)
         }
-        _ => connect(upstream, connect_timeout).await,
+        // Boxed, as every wait for a new connection is: rare on kept-alive connections, and
+        // the connect's state would otherwise be part of every request's future.
+        _ => Box::pin(connect(upstream, connect_timeout)).await,
     }
 }
 
