@@ -110,8 +110,7 @@ impl Connection<'_> {
                             bodiless,
                         ) =>
                     {
-                        connection =
-                            Box::pin(upstream::connect(upstream, connect_timeout)).await?;
+                        connection = Box::pin(upstream::connect(upstream, connect_timeout)).await?;
                     }
                     Err(error) => return Err(error),
                 }
