@@ -254,8 +254,9 @@ fuzz_target!(|data: &[u8]| {
             !is(&dashed, "transfer-encoding"),
             "a Transfer-Encoding went upstream"
         );
+        // A name that reads as Content-Length once dashed must be Content-Length itself.
         assert!(
-            !(is(&dashed, "content-length") && !is(name, "content-length")),
+            !is(&dashed, "content-length") || is(name, "content-length"),
             "a Content_Length went upstream"
         );
         assert!(
