@@ -251,8 +251,8 @@ struct Connection<'p> {
 }
 
 /// A connection's timers, each registered once per time in use and moved later as it goes on:
-/// moving a tokio timer later is an atomic store, where a fresh timer per wait would cost a
-/// timer-wheel insertion and removal on every request. The same goes for the draining signal.
+/// moving a tokio timer later needs no timer-wheel work, where a fresh timer per wait would
+/// cost an insertion and a removal on every request. The same goes for the draining signal.
 /// They live in the boxed in-use state, so an idle connection has none of them.
 ///
 /// The timers whose deadline every request moves (`idle`, `release`, `upstream`) are moved
@@ -346,7 +346,8 @@ impl<'p> Connection<'p> {
     async fn serve(mut self) -> InUse {
         let (proxy, slot) = (self.proxy, self.slot);
         let limits = proxy.limits();
-        // Each at a deadline no later than any its first request can note (`Deadline`).
+        // The `Deadline`s' timers start no later than any deadline their first request can
+        // note; `head` is reset when a head starts arriving.
         let idle = tokio::time::sleep(limits.idle_timeout);
         let head = tokio::time::sleep(limits.header_read_timeout);
         let upstream = tokio::time::sleep(limits.upstream_timeout);
@@ -458,7 +459,7 @@ impl<'p> Connection<'p> {
                 if head_started {
                     timers.head.as_mut().await;
                 } else {
-                    timers.idle.due().await;
+                    timers.idle.wait().await;
                 }
             };
             let read = tokio::select! {
@@ -473,7 +474,7 @@ impl<'p> Connection<'p> {
                         None => return Err(Ended::Closed),
                     }
                 }
-                () = timers.release.due(), if may_release => return Err(Ended::Idle),
+                () = timers.release.wait(), if may_release => return Err(Ended::Idle),
                 () = deadline => return Err(Ended::Closed),
             };
             if !matches!(read, Ok(n) if n > 0) {

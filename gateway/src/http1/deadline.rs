@@ -8,14 +8,14 @@ use tokio::time::{Instant, Sleep};
 
 /// A timer moved later only when it fires early (`Timers` in `http1.rs` says why): `timer`
 /// is never set past `due`, the deadline the connection last noted, so it fires at `due` or
-/// before, and [`Deadline::due`] waits on from there if it was before.
+/// before, and [`Deadline::wait`] waits on from there if it was before.
 pub(super) struct Deadline<'t> {
     timer: Pin<&'t mut Sleep>,
     pub(super) due: Instant,
 }
 
 impl<'t> Deadline<'t> {
-    /// `timer`, registered at `due`.
+    /// A deadline at `timer`'s own.
     pub(super) fn new(timer: Pin<&'t mut Sleep>) -> Self {
         let due = timer.deadline();
         Self { timer, due }
@@ -32,7 +32,7 @@ impl<'t> Deadline<'t> {
     }
 
     /// Waits until the deadline noted has passed.
-    pub(super) async fn due(&mut self) {
+    pub(super) async fn wait(&mut self) {
         loop {
             self.timer.as_mut().await;
             if Instant::now() >= self.due {

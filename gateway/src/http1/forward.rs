@@ -74,7 +74,7 @@ impl Connection<'_> {
                 tokio::select! {
                     biased;
                     read = self.buffer_body(*body_left) => read?,
-                    () = deadline.due() => return Err(GatewayError::BodyTimeout),
+                    () = deadline.wait() => return Err(GatewayError::BodyTimeout),
                 }
             };
             self.proxy.sign(exchange, forwarding, head, body);
@@ -121,7 +121,7 @@ impl Connection<'_> {
         let result = tokio::select! {
             biased;
             result = exchange => Some(result),
-            () = deadline.due() => None,
+            () = deadline.wait() => None,
         };
         let Some(result) = result else {
             return Err(if awaiting_client.load(Ordering::Relaxed) {

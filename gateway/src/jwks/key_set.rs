@@ -282,16 +282,20 @@ fn fingerprint(kind: KeyKind, public: &[u8]) -> KeyFingerprint {
 mod tests {
     use super::*;
 
-    /// RFC 8037's example Ed25519 public key, under `kid`.
+    /// RFC 8037's example Ed25519 public key (RFC 8032's first test key), under `kid`.
     fn jwks(kid: &str) -> Vec<u8> {
-        format!(
-            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}}]}}"#
-        )
-        .into_bytes()
+        jwks_with(kid, "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo")
+    }
+
+    /// The Ed25519 public key `x` (base64url) under `kid`.
+    fn jwks_with(kid: &str, x: &str) -> Vec<u8> {
+        format!(r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","kid":"{kid}","x":"{x}"}}]}}"#)
+            .into_bytes()
     }
 
     /// A verification made with a key holds at once in the set that published it, by lookup
-    /// in a later set that publishes the same key, and nowhere else.
+    /// in a later set that publishes the same key, and nowhere else: not where another key
+    /// took its kid, nor where it is gone.
     #[test]
     fn a_key_is_still_had_where_it_is_published_and_only_there() {
         let (first, _) = KeySet::parse(&jwks("k1"), 8).unwrap();
@@ -306,6 +310,15 @@ mod tests {
         let (again, _) = KeySet::parse(&jwks("k1"), 8).unwrap();
         assert_ne!(again.generation, first.generation);
         assert!(again.still_has("k1", &key.fingerprint, key.published_in));
+
+        // RFC 8032's second test key under the same kid: another key.
+        let (replaced, _) = KeySet::parse(
+            &jwks_with("k1", "PUAXw-hDiVqStwqnTRt-vJyYLM8uxJaMwM1V8Sr0Zgw"),
+            8,
+        )
+        .unwrap();
+        assert_eq!(replaced.len(), 1);
+        assert!(!replaced.still_has("k1", &key.fingerprint, key.published_in));
 
         let (renamed, _) = KeySet::parse(&jwks("k2"), 8).unwrap();
         assert!(!renamed.still_has("k1", &key.fingerprint, key.published_in));

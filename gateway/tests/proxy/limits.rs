@@ -154,9 +154,9 @@ async fn the_idle_timeout_counts_from_the_last_request() {
     let request = "GET /healthz HTTP/1.1\r\nHost: gw\r\n\r\n";
     connection.write(request).await;
     assert_eq!(connection.read_response().await.status, 200);
-    // Within the first request's release (1 s), so the connection stays in use with the
+    // Well within the first request's release (1 s), so the connection stays in use with the
     // timers it had for the first request.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let last = tokio::time::Instant::now();
     connection.write(request).await;
     assert_eq!(connection.read_response().await.status, 200);
@@ -165,10 +165,10 @@ async fn the_idle_timeout_counts_from_the_last_request() {
         "the idle connection was still open after 10 s"
     );
     let lifetime = last.elapsed();
-    // Timers never fire early: closed about 2.2 s after the last request means the first
-    // request's deadline closed it.
+    // Timers never fire early: closed about 2.5 s after the last request means the first
+    // request's deadline closed it. A slow machine can only add to the time.
     assert!(
-        lifetime >= Duration::from_secs(3),
+        (Duration::from_secs(3)..Duration::from_secs(8)).contains(&lifetime),
         "closed {lifetime:?} after the last request, idle timeout 3 s"
     );
 }

@@ -1,5 +1,6 @@
-//! The one function that builds the string a credential signs. Signer and verifier both call
-//! it, so they cannot drift apart.
+//! The one function that builds the string a credential signs ([`canonical_with`]; the
+//! verifier reaches it through [`canonical_string`]), so signer and verifier cannot drift
+//! apart.
 
 use http::Method;
 

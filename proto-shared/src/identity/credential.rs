@@ -166,7 +166,8 @@ impl<'a> Credential<'a> {
         common + bound
     }
 
-    /// Appends the header's text (ASCII) to `out`: the inverse of [`Credential::parse`].
+    /// Appends the header's text to `out`, as bytes (UTF-8: the fields' text and ASCII): the
+    /// inverse of [`Credential::parse`].
     pub fn write(&self, out: &mut Vec<u8>) {
         self.write_with(self.binding.as_ref().map(Binding::text).as_ref(), out);
     }
@@ -299,11 +300,11 @@ mod tests {
     const SIG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const NONCE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
-    /// What [`Credential::write`] writes, as text (it writes ASCII alone).
+    /// What [`Credential::write`] writes, as text (its fields' text and ASCII).
     fn written(credential: &Credential<'_>) -> String {
         let mut bytes = Vec::new();
         credential.write(&mut bytes);
-        String::from_utf8(bytes).expect("a credential's text is ASCII")
+        String::from_utf8(bytes).expect("a credential written from text is text")
     }
 
     #[test]
