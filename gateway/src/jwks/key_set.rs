@@ -117,10 +117,9 @@ impl KeySet {
             // Each key is parsed on its own: one odd key must not discard the others.
             match serde_json::from_value::<RawJwk>(raw)
                 .ok()
-                .and_then(RawJwk::into_key)
+                .and_then(|raw| raw.into_key(set.generation))
             {
-                Some(mut key) => {
-                    key.published_in = set.generation;
+                Some(key) => {
                     set.len += 1;
                     set.by_kid
                         .entry(key.kid.clone())
@@ -196,7 +195,8 @@ struct RawJwk {
 }
 
 impl RawJwk {
-    fn into_key(self) -> Option<VerifyingKey> {
+    /// The key, for the set of generation `published_in`; `None` when unusable.
+    fn into_key(self, published_in: u64) -> Option<VerifyingKey> {
         // Kid-less keys are useless: tokens without a kid are refused (see auth::jwt).
         let kid = self.kid.filter(|kid| !kid.is_empty())?;
         if self.use_.as_deref().is_some_and(|use_| use_ != "sig") {
@@ -250,8 +250,7 @@ impl RawJwk {
             alg,
             material,
             fingerprint: fingerprint(kind, &public),
-            // Set by the set that takes it in.
-            published_in: 0,
+            published_in,
         })
     }
 }
