@@ -166,12 +166,16 @@ impl Connection<'_> {
     ) -> Result<ResponseHead, SendError> {
         self.out.clear();
         head::write_request(&mut self.out, head, forwarding, &connection.host);
-        // Whatever of the body has arrived travels with the head, in one write.
+        // Whatever of the body has arrived travels with the head, in one (vectored) write.
         let buffered = take_len(*body_left, self.buf.len());
-        self.out.extend_from_slice(&self.buf[..buffered]);
+        let mut head_and_body = Buf::chain(self.out.as_slice(), &self.buf[..buffered]);
+        connection
+            .io
+            .stream
+            .write_all_buf(&mut head_and_body)
+            .await?;
         self.buf.advance(buffered);
         *body_left -= buffered as u64;
-        connection.io.stream.write_all(&self.out).await?;
         while *body_left > 0 {
             awaiting_client.store(true, Ordering::Relaxed);
             let read = self.client.read_buf(&mut self.buf).await;

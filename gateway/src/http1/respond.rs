@@ -151,6 +151,19 @@ impl Connection<'_> {
         .map_err(Relay::Client)
     }
 
+    /// Writes `self.out` and then `body` to the client, within the stall limit: one vectored
+    /// write where the socket takes both, so the body is not copied behind the head first.
+    async fn write_out_then(&mut self, body: &[u8]) -> Result<(), Relay> {
+        let mut both = Buf::chain(self.out.as_slice(), body);
+        within(
+            self.proxy,
+            Stalled::Client,
+            self.client.write_all_buf(&mut both),
+        )
+        .await
+        .map_err(Relay::Client)
+    }
+
     /// Writes `bytes` to the client, within the stall limit.
     async fn write_client(&mut self, bytes: &[u8]) -> Result<(), Relay> {
         within(self.proxy, Stalled::Client, self.client.write_all(bytes))
@@ -182,10 +195,9 @@ impl Connection<'_> {
     ) -> Result<(), Relay> {
         let mut left = len;
         let buffered = take_len(left, upstream.io.buf.len());
-        self.out.extend_from_slice(&upstream.io.buf[..buffered]);
+        self.write_out_then(&upstream.io.buf[..buffered]).await?;
         upstream.io.buf.advance(buffered);
         left -= buffered as u64;
-        self.write_out().await?;
         while left > 0 {
             self.read_more(upstream).await?;
             let take = take_len(left, upstream.io.buf.len());
