@@ -20,7 +20,7 @@ use super::{
     head::{self, Parsed, RequestHead, ResponseHead},
     take_len,
     upstream::{self, UpstreamConnection},
-    Answer, BadResponse, Connection,
+    write_head_and_body, Answer, BadResponse, Connection,
 };
 use crate::{
     error::GatewayError,
@@ -166,14 +166,14 @@ impl Connection<'_> {
     ) -> Result<ResponseHead, SendError> {
         self.out.clear();
         head::write_request(&mut self.out, head, forwarding, &connection.host);
-        // Whatever of the body has arrived travels with the head, in one (vectored) write.
+        // Whatever of the body has arrived travels with the head, in one write.
         let buffered = take_len(*body_left, self.buf.len());
-        let mut head_and_body = Buf::chain(self.out.as_slice(), &self.buf[..buffered]);
-        connection
-            .io
-            .stream
-            .write_all_buf(&mut head_and_body)
-            .await?;
+        write_head_and_body(
+            &mut connection.io.stream,
+            &mut self.out,
+            &self.buf[..buffered],
+        )
+        .await?;
         self.buf.advance(buffered);
         *body_left -= buffered as u64;
         while *body_left > 0 {

@@ -13,17 +13,14 @@ use std::{
 
 use bytes::Buf;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
-};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
     chunked,
     head::{self, Framing, ResponseHead},
     take_len,
     upstream::UpstreamConnection,
-    Connection, Next,
+    write_head_and_body, Connection, Next,
 };
 use crate::{
     metrics::Stalled,
@@ -145,18 +142,29 @@ impl Connection<'_> {
 
     /// Writes `self.out` to the client, within the stall limit.
     async fn write_out(&mut self) -> Result<(), Relay> {
-        write_both(self.proxy, &mut self.client, &self.out, &[]).await
+        within(
+            self.proxy,
+            Stalled::Client,
+            self.client.write_all(&self.out),
+        )
+        .await
+        .map_err(Relay::Client)
     }
 
-    /// Writes `self.out` and then `body` to the client, within the stall limit, the body not
-    /// copied behind the head first.
+    /// Writes `self.out` and then `body` to the client, within the stall limit, in one
+    /// system call where the socket takes them ([`write_head_and_body`]).
     async fn write_out_then(&mut self, body: &[u8]) -> Result<(), Relay> {
-        write_both(self.proxy, &mut self.client, &self.out, body).await
+        let write = write_head_and_body(&mut self.client, &mut self.out, body);
+        within(self.proxy, Stalled::Client, write)
+            .await
+            .map_err(Relay::Client)
     }
 
     /// Writes `bytes` to the client, within the stall limit.
     async fn write_client(&mut self, bytes: &[u8]) -> Result<(), Relay> {
-        write_both(self.proxy, &mut self.client, bytes, &[]).await
+        within(self.proxy, Stalled::Client, self.client.write_all(bytes))
+            .await
+            .map_err(Relay::Client)
     }
 
     /// Reads more of the upstream's answer, within the stall limit; `Ok(0)` is its end.
@@ -234,20 +242,6 @@ impl Connection<'_> {
         }
         self.write_client(chunked::LAST_CHUNK).await
     }
-}
-
-/// Writes `first` then `second` to `client` within the stall limit: one vectored write
-/// where the socket takes both.
-async fn write_both(
-    proxy: &Proxy,
-    client: &mut TcpStream,
-    first: &[u8],
-    second: &[u8],
-) -> Result<(), Relay> {
-    let mut both = Buf::chain(first, second);
-    within(proxy, Stalled::Client, client.write_all_buf(&mut both))
-        .await
-        .map_err(Relay::Client)
 }
 
 /// Which side failed while a body was relayed.
