@@ -205,10 +205,11 @@ async fn the_credential_covers_the_body_the_upstream_receives_on_both_engines() 
         // the lean engine hands over), then none, on one connection.
         let length_framed = r#"{"title":"by length"}"#;
         connection
-            .write(format!(
-                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{length_framed}",
-                length_framed.len()
+            .write(raw::post_with_token(
+                "/api/alice/tasks",
+                &token,
+                "application/json",
+                length_framed,
             ))
             .await;
         assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
@@ -289,10 +290,11 @@ async fn a_signed_body_larger_than_a_send_buffer_reaches_the_upstream_whole_on_b
         let token = gateway.token("alice");
         let mut connection = raw::RawConnection::open(gateway.address).await;
         connection
-            .write(format!(
-                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
+            .write(raw::post_with_token(
+                "/api/alice/tasks",
+                &token,
+                "text/plain",
+                &body,
             ))
             .await;
         assert_eq!(connection.read_response().await.status, 200, "{engine:?}");

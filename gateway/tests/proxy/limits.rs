@@ -268,10 +268,11 @@ async fn a_signed_body_that_stops_arriving_gets_408_within_the_upstream_timeout(
         let mut connection = RawConnection::open(gateway.address).await;
         let body = r#"{"title":"buy milk"}"#;
         connection
-            .write(format!(
-                "POST /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
-                 Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
+            .write(raw::post_with_token(
+                "/api/alice/tasks",
+                &token,
+                "application/json",
+                body,
             ))
             .await;
         assert_eq!(connection.read_response().await.status, 200, "{engine:?}");

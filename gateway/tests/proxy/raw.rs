@@ -78,6 +78,16 @@ pub async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
 /// How long [`RawConnection`] waits for bytes it expects before the test fails.
 const READ_GUARD: Duration = Duration::from_secs(5);
 
+/// A POST of `body` (framed by its length) to `path` with `token` as its bearer token, as the
+/// bytes a client writes.
+pub fn post_with_token(path: &str, token: &str, content_type: &str, body: &str) -> String {
+    format!(
+        "POST {path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// One kept-alive connection: requests are written as given, responses read one at a time by
 /// their own framing (`Content-Length`, chunked, or until close), so several exchanges, or
 /// pipelined ones, can share it. `S` is a `TcpStream`, or just its read half.
