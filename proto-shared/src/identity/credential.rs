@@ -172,6 +172,15 @@ impl<'a> Credential<'a> {
         self.write_with(self.binding.as_ref().map(Binding::text).as_ref(), out);
     }
 
+    /// The header's text as a `String`: what [`Credential::write`] appends, for a caller
+    /// that wants text (a test, a fuzz target, a client whose header API takes `&str`).
+    pub fn to_text(&self) -> String {
+        let mut bytes = Vec::with_capacity(self.text_len());
+        self.write(&mut bytes);
+        // Every byte written is ASCII or a field's text, and the fields are `&str`.
+        String::from_utf8(bytes).expect("a credential's text is UTF-8")
+    }
+
     /// [`Credential::write`], with the binding's text already encoded (`binding` is
     /// [`Binding::text`] of this credential's binding): a signer encodes it once for both the
     /// canonical string and the header.
@@ -300,13 +309,6 @@ mod tests {
     const SIG: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const NONCE: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
-    /// What [`Credential::write`] writes, as text (its fields' text and ASCII).
-    fn written(credential: &Credential<'_>) -> String {
-        let mut bytes = Vec::new();
-        credential.write(&mut bytes);
-        String::from_utf8(bytes).expect("a credential written from text is text")
-    }
-
     #[test]
     fn both_versions_parse_and_write_back() {
         let texts = [
@@ -315,7 +317,7 @@ mod tests {
         ];
         for text in &texts {
             let credential = Credential::parse(text).unwrap_or_else(|| panic!("{text}"));
-            assert_eq!(&written(&credential), text);
+            assert_eq!(&credential.to_text(), text);
         }
         assert_eq!(v2(&texts[0]).unwrap().version(), Version::V1);
         assert_eq!(v2(&texts[1]).unwrap().version(), Version::V2);
@@ -365,7 +367,7 @@ mod tests {
         #[test]
         fn whatever_parses_writes_back_to_itself(text in "v[12];kid=[a-z.]{0,3};ts=[0-9+-]{0,4};(aud=[a-z;]{0,3};nonce=[A-Za-z0-9_-]{20,23};bd=[A-Za-z0-9_-]{42,44};)?sig=[A-Za-z0-9_-]{42,44}") {
             if let Some(credential) = Credential::parse(&text) {
-                let written = written(&credential);
+                let written = credential.to_text();
                 prop_assert_eq!(written.len(), credential.text_len());
                 prop_assert_eq!(written, text);
             }
@@ -389,7 +391,7 @@ mod tests {
                 }),
                 signature,
             };
-            let text = written(&credential);
+            let text = credential.to_text();
             prop_assert_eq!(text.len(), credential.text_len());
             prop_assert_eq!(Credential::parse(&text), Some(credential));
         }
