@@ -7,12 +7,13 @@ pub fn parse_task_id(raw: &str) -> Result<TaskId, Vec<FieldError>> {
     let loc = ["path", "task_id"];
     match parse_int(raw) {
         IntParse::Value(id) if id > 0 => Ok(id),
-        IntParse::Value(_) => Err(vec![FieldError::new(
+        IntParse::Value(_) | IntParse::BelowRange => Err(vec![FieldError::new(
             &loc,
             "greater_than",
             "Input should be greater than 0",
         )]),
-        IntParse::TooLarge => Err(vec![too_large(&loc)]),
+        // Ids are PostgreSQL `bigint`s: none lies beyond that.
+        IntParse::AboveRange => Err(vec![at_most(&loc, i64::MAX)]),
         IntParse::NotAnInteger => Err(vec![not_an_integer(&loc)]),
     }
 }
@@ -90,9 +91,12 @@ impl ListParams {
     }
 }
 
+/// An integer's text, read: its value, or on which side of the 64-bit range it lies (pydantic
+/// reads any size, so it reports such a number against the field's own bound, and so do we).
 enum IntParse {
     Value(i64),
-    TooLarge,
+    AboveRange,
+    BelowRange,
     NotAnInteger,
 }
 
@@ -102,25 +106,21 @@ fn parse_int(raw: &str) -> IntParse {
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return IntParse::NotAnInteger;
     }
-    raw.parse::<i64>()
-        .map_or(IntParse::TooLarge, IntParse::Value)
+    match raw.parse::<i64>() {
+        Ok(value) => IntParse::Value(value),
+        // Only its size can fail a text of digits now.
+        Err(_) if raw.starts_with('-') => IntParse::BelowRange,
+        Err(_) => IntParse::AboveRange,
+    }
 }
 
 fn bounded(name: &str, raw: &str, min: i64, max: i64) -> Result<i64, FieldError> {
     let loc = ["query", name];
     match parse_int(raw) {
-        IntParse::Value(v) if v < min => Err(FieldError::new(
-            &loc,
-            "greater_than_equal",
-            format!("Input should be greater than or equal to {min}"),
-        )),
-        IntParse::Value(v) if v > max => Err(FieldError::new(
-            &loc,
-            "less_than_equal",
-            format!("Input should be less than or equal to {max}"),
-        )),
-        IntParse::Value(v) => Ok(v),
-        IntParse::TooLarge => Err(too_large(&loc)),
+        IntParse::Value(v) if (min..=max).contains(&v) => Ok(v),
+        IntParse::Value(v) if v < min => Err(at_least(&loc, min)),
+        IntParse::BelowRange => Err(at_least(&loc, min)),
+        IntParse::Value(_) | IntParse::AboveRange => Err(at_most(&loc, max)),
         IntParse::NotAnInteger => Err(not_an_integer(&loc)),
     }
 }
@@ -133,11 +133,19 @@ fn not_an_integer(loc: &[&str]) -> FieldError {
     )
 }
 
-fn too_large(loc: &[&str]) -> FieldError {
+fn at_least(loc: &[&str], min: i64) -> FieldError {
+    FieldError::new(
+        loc,
+        "greater_than_equal",
+        format!("Input should be greater than or equal to {min}"),
+    )
+}
+
+fn at_most(loc: &[&str], max: i64) -> FieldError {
     FieldError::new(
         loc,
         "less_than_equal",
-        format!("Input should be less than or equal to {}", i64::MAX),
+        format!("Input should be less than or equal to {max}"),
     )
 }
 
@@ -166,6 +174,7 @@ mod tests {
             ("1.5", "int_parsing"),
             ("", "int_parsing"),
             ("9223372036854775808", "less_than_equal"),
+            ("-99999999999999999999", "greater_than"),
         ] {
             let errors = parse_task_id(raw).unwrap_err();
             assert_eq!(errors[0].kind, kind, "{raw:?}");
@@ -207,5 +216,40 @@ mod tests {
         );
         let errors = ListParams::from_query("limit=501").unwrap_err();
         assert_eq!(errors[0].kind, "less_than_equal");
+    }
+
+    /// pydantic reads an integer of any size and judges it by the field's own bounds, so a
+    /// number beyond 64 bits is reported against those, not against the 64-bit range.
+    #[test]
+    fn integers_beyond_64_bits_are_judged_by_the_fields_bounds() {
+        for (query, kind, msg) in [
+            (
+                "limit=99999999999999999999",
+                "less_than_equal",
+                "Input should be less than or equal to 500",
+            ),
+            (
+                "limit=-99999999999999999999",
+                "greater_than_equal",
+                "Input should be greater than or equal to 1",
+            ),
+            (
+                "offset=-99999999999999999999",
+                "greater_than_equal",
+                "Input should be greater than or equal to 0",
+            ),
+            (
+                "offset=99999999999999999999",
+                "less_than_equal",
+                "Input should be less than or equal to 9223372036854775807",
+            ),
+        ] {
+            let errors = ListParams::from_query(query).unwrap_err();
+            assert_eq!(
+                (errors[0].kind.as_str(), errors[0].msg.as_str()),
+                (kind, msg),
+                "{query}"
+            );
+        }
     }
 }
