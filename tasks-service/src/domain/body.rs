@@ -33,7 +33,7 @@ pub enum Completion {
 impl NewTask {
     /// Parses a create body; `title` is required, `description` may be absent or null.
     pub fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>> {
-        let object = object(body)?;
+        let object = required_object(body)?;
         let mut errors = Vec::new();
         let title = match object.get("title") {
             None => {
@@ -61,7 +61,7 @@ impl NewTask {
 impl TaskChanges {
     /// Parses an update body; every field is optional.
     pub fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>> {
-        let object = object(body)?;
+        let object = required_object(body)?;
         let mut errors = Vec::new();
         let mut changes = Self::default();
         if let Some(value) = object.get("title") {
@@ -87,12 +87,12 @@ impl TaskChanges {
 }
 
 impl Completion {
-    /// An empty body toggles; `{"completed": bool}` sets; `{}` or `{"completed": null}` toggle.
+    /// No body (empty, or JSON `null`) toggles; `{"completed": bool}` sets; `{}` or
+    /// `{"completed": null}` toggle.
     pub fn from_json(body: &[u8]) -> Result<Self, Vec<FieldError>> {
-        if body.iter().all(u8::is_ascii_whitespace) {
+        let Some(object) = object(body)? else {
             return Ok(Self::Toggle);
-        }
-        let object = object(body)?;
+        };
         match object.get("completed") {
             None | Some(Value::Null) => Ok(Self::Toggle),
             Some(value) => boolean(value)
@@ -102,17 +102,22 @@ impl Completion {
     }
 }
 
-/// The body as a JSON object, or the single error FastAPI would give for it.
-fn object(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+/// The body as a JSON object, or the single error FastAPI would give for it: `missing`
+/// when there is none.
+fn required_object(body: &[u8]) -> Result<Map<String, Value>, Vec<FieldError>> {
+    object(body)?.ok_or_else(|| vec![FieldError::new(&["body"], "missing", "Field required")])
+}
+
+/// The body as a JSON object; `None` when there is none: empty, or JSON `null`, which
+/// FastAPI takes for an absent body (a required one is `missing`, an optional one its
+/// default). Otherwise the single error FastAPI would give for it.
+fn object(body: &[u8]) -> Result<Option<Map<String, Value>>, Vec<FieldError>> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(vec![FieldError::new(
-            &["body"],
-            "missing",
-            "Field required",
-        )]);
+        return Ok(None);
     }
     match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Object(map)) => Ok(Some(map)),
+        Ok(Value::Null) => Ok(None),
         Ok(_) => Err(vec![FieldError::new(
             &["body"],
             "model_attributes_type",
@@ -190,7 +195,9 @@ mod tests {
     fn bodies_that_are_not_objects_are_refused() {
         for (body, kind) in [
             (&b""[..], "missing"),
+            (b" null ", "missing"),
             (b"[1]", "model_attributes_type"),
+            (b"\"a\"", "model_attributes_type"),
             (b"{\"title\":", "json_invalid"),
         ] {
             let errors = NewTask::from_json(body).unwrap_err();
@@ -206,6 +213,8 @@ mod tests {
         );
         let clear = TaskChanges::from_json(br#"{"description":null}"#).unwrap();
         assert_eq!(clear.description, Some(None));
+        let none = TaskChanges::from_json(b"null").unwrap_err();
+        assert_eq!(kinds(none), [("body".into(), "missing".into())]);
         let bad = TaskChanges::from_json(br#"{"completed":"yes"}"#).unwrap_err();
         assert_eq!(kinds(bad), [("body.completed".into(), "bool_type".into())]);
     }
@@ -213,6 +222,7 @@ mod tests {
     #[test]
     fn completion_toggles_unless_told() {
         assert_eq!(Completion::from_json(b"").unwrap(), Completion::Toggle);
+        assert_eq!(Completion::from_json(b"null").unwrap(), Completion::Toggle);
         assert_eq!(Completion::from_json(b"{}").unwrap(), Completion::Toggle);
         assert_eq!(
             Completion::from_json(br#"{"completed":true}"#).unwrap(),

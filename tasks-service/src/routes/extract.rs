@@ -150,15 +150,23 @@ pub async fn authorize_task(
     Ok((user, id))
 }
 
-/// [`authorize_task`], then the body as `T`.
+/// [`authorize_task`], then the body as `T`. A bad task id and a bad body are reported
+/// together, path first, as FastAPI lists every field it could not validate.
 pub async fn authorize_task_with<T: JsonBody>(
     raw_user: String,
     raw_id: String,
     who: Identified,
 ) -> Result<(UserId, TaskId, T), Rejection> {
     let body = parse_body(&who);
-    let (user, id) = authorize_task(raw_user, raw_id, who).await?;
-    Ok((user, id, body?))
+    let user = check_path_user(&raw_user, who.user)?;
+    match (parse_task_id(&raw_id), body) {
+        (Ok(id), body) => Ok((user, id, body?)),
+        (Err(mut errors), Err(ApiError::Validation(body_errors))) => {
+            errors.extend(body_errors);
+            Err(ApiError::Validation(errors).into())
+        }
+        (Err(errors), _) => Err(ApiError::Validation(errors).into()),
+    }
 }
 
 /// A request body the task endpoints take as JSON.

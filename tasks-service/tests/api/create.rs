@@ -140,6 +140,13 @@ async fn empty_body_is_422_missing() {
         answer.field_errors(),
         [("body".to_owned(), "missing".to_owned())]
     );
+    // FastAPI takes a JSON `null` body for no body at all.
+    let answer = app.user("alice").create(serde_json::Value::Null).await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(
+        answer.field_errors(),
+        [("body".to_owned(), "missing".to_owned())]
+    );
 }
 
 #[tokio::test]

@@ -82,6 +82,23 @@ async fn put_validates_like_create() {
 }
 
 #[tokio::test]
+async fn a_bad_task_id_and_a_bad_body_are_reported_together() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let answer = alice
+        .send(Method::PUT, &alice.path("/abc"), Some(json!({"title": 5})))
+        .await;
+    assert_eq!(answer.status, 422);
+    assert_eq!(
+        answer.field_errors(),
+        [
+            ("path.task_id".to_owned(), "int_parsing".to_owned()),
+            ("body.title".to_owned(), "string_type".to_owned())
+        ]
+    );
+}
+
+#[tokio::test]
 async fn patch_complete_toggles_without_a_body_and_sets_with_one() {
     let app = spawn_app().await;
     let alice = app.user("alice");
@@ -98,6 +115,11 @@ async fn patch_complete_toggles_without_a_body_and_sets_with_one() {
         alice.complete(id, Some(json!({}))).await.body["completed"],
         false,
         "{{}} toggles"
+    );
+    assert_eq!(
+        alice.complete(id, Some(json!(null))).await.body["completed"],
+        true,
+        "a JSON null body is no body, as FastAPI takes it: it toggles"
     );
     let answer = alice.complete(id, Some(json!({"completed": "no"}))).await;
     assert_eq!(answer.status, 422);
