@@ -134,7 +134,9 @@ impl Connection<'_> {
             }
             Err(Relay::Client(error)) => return Err(error),
         }
-        if !head.close && head.framing != Framing::UntilClose {
+        // Bytes beyond the answer's framing are an upstream out of step with its
+        // connection: whatever it sends next could be read as another client's answer.
+        if !head.close && head.framing != Framing::UntilClose && upstream.io.buf.is_empty() {
             self.upstreams.put_back(upstream);
         }
         Ok(Next::after(close, linger))

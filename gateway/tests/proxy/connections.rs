@@ -205,7 +205,7 @@ async fn the_cap_counts_the_connections_of_every_worker() {
 /// Longer than the lean engine waits (`RELEASE_AFTER` in `http1.rs`, 1 s) before an idle
 /// connection lets go of its buffers and its upstream connection; the slack is for a loaded
 /// machine. If it were too short the test would fail, not pass.
-const PAST_RELEASE: Duration = Duration::from_millis(2500);
+pub const PAST_RELEASE: Duration = Duration::from_millis(2500);
 
 /// The request `user` sends for their own tasks, with a token of theirs.
 fn tasks_of(gateway: &TestGateway, user: &str) -> String {

@@ -22,6 +22,7 @@ use tokio::{
 };
 
 use crate::{
+    connections::PAST_RELEASE,
     helpers::{
         assert_upstream_unavailable, spawn_gateway, spawn_gateway_before, spawn_gateway_with,
         TestGateway, ALLOWED_ORIGIN,
@@ -292,6 +293,34 @@ async fn an_http2_preface_after_an_http1_request_is_not_served_as_http2() {
 // ---------------------------------------------------------------------------------------
 // Upstream answer framing, through an upstream that writes raw bytes
 // ---------------------------------------------------------------------------------------
+
+/// An upstream that sends more than its answer frames is out of step with its connection:
+/// the surplus, or what it sends later, would be read as the next answer on it. The
+/// connection is not kept, not even by way of an idle client connection parking it for
+/// another client (`http1/upstream.rs`), which used to drop the surplus and hand the
+/// connection on.
+#[tokio::test]
+async fn an_upstream_connection_that_sent_more_than_its_answer_is_not_reused() {
+    let scripted = ScriptedUpstream::start(|_| {
+        Reply::Keep(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokXX".to_vec())
+    })
+    .await;
+    let gateway = gateway_before(&scripted).await;
+    let mut alice = RawConnection::open(gateway.address).await;
+    let response = expect_ok(&mut alice, &get("/api/raw/a")).await;
+    assert_eq!(response.body, "ok");
+
+    // Alice's connection goes idle and lets go of its upstream connections.
+    tokio::time::sleep(PAST_RELEASE).await;
+    let mut bob = RawConnection::open(gateway.address).await;
+    let response = expect_ok(&mut bob, &get("/api/raw/b")).await;
+    assert_eq!(response.body, "ok");
+    assert_eq!(
+        scripted.connections(),
+        [0, 1],
+        "bob's request went over the connection that had sent too much"
+    );
+}
 
 const CHUNKED_WITH_EXTRAS: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
     Content-Type: text/plain\r\n\r\n\
