@@ -29,6 +29,9 @@ pub struct StackOptions {
     pub extra_origins: Vec<String>,
     /// How many gateway replicas share the Better Auth server and tasks-service.
     pub gateway_replicas: usize,
+    /// Better Auth's rate limits (`RATE_LIMIT`), off unless a scenario is about them: the
+    /// other scenarios sign in more often than its limit on sign-in allows.
+    pub auth_rate_limit: bool,
     /// Point every replica's revocation feed (`REVOCATION_DATABASE_URL`) at Better Auth's
     /// database, as the given role (`None`: `postgres`).
     pub revocation: Option<RevocationFeed>,
@@ -68,6 +71,7 @@ impl StackOptions {
             demo: false,
             extra_origins: Vec::new(),
             gateway_replicas: 1,
+            auth_rate_limit: false,
             revocation: None,
             better_auth_script: "server.mjs",
             before_gateways: None,
@@ -150,7 +154,10 @@ impl Stack {
             .env("DATABASE_URL", &auth_database_url)
             .env("JWT_ALG", options.alg)
             .env("JWT_EXPIRATION", options.jwt_expiration)
-            .env("RATE_LIMIT", "off")
+            .env(
+                "RATE_LIMIT",
+                if options.auth_rate_limit { "on" } else { "off" },
+            )
             .env(
                 "TRUSTED_ORIGINS",
                 std::iter::once(&demo_url)

@@ -2,7 +2,10 @@
 //! signs users up and in over HTTP; their JWTs drive all six endpoints through the gateway
 //! into tasks-service, for every algorithm Better Auth can sign with.
 
-use std::time::{Duration, Instant};
+use std::{
+    net::IpAddr,
+    time::{Duration, Instant},
+};
 
 use e2e::{
     api::Api,
@@ -10,7 +13,7 @@ use e2e::{
     scenarios::{expect, two_users_drive_all_six_endpoints_and_stay_isolated},
     stack::{Stack, StackOptions},
 };
-use reqwest::{Method, StatusCode};
+use reqwest::{header, Method, StatusCode};
 use serde_json::json;
 
 macro_rules! for_every_algorithm {
@@ -235,6 +238,61 @@ async fn a_signed_out_user_gets_no_token_until_signing_in_again() {
     assert_eq!(
         list.body[0]["title"], "kept",
         "the user's tasks survive signing out"
+    );
+}
+
+/// Better Auth limits sign-in attempts per client address (3 in 10 s), the address it reads
+/// in the gateway's `X-Forwarded-For`: a client that names a new address on every attempt is
+/// still the one client the gateway saw, and a client that names an address of its own (as
+/// one behind a forward proxy does) is not counted with others. Clients connect from
+/// different loopback addresses, which the gateway sees as different peers.
+#[tokio::test(flavor = "multi_thread")]
+async fn better_auths_sign_in_limit_counts_the_clients_the_gateway_saw() {
+    let mut options = StackOptions::new("EdDSA");
+    options.auth_rate_limit = true;
+    let stack = Stack::start("sign-in-limit", options).await;
+    let from = |address: &str| {
+        reqwest::Client::builder()
+            .local_address(address.parse::<IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let attempt = |client: &reqwest::Client, forwarded_for: String| {
+        client
+            .post(format!("{}/api/auth/sign-in/email", stack.gateway_url))
+            .header(header::ORIGIN, &stack.gateway_url)
+            .header("x-forwarded-for", forwarded_for)
+            .json(&json!({"email": "nobody@example.test", "password": "not-the-password"}))
+            .send()
+    };
+
+    let mallory = from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for n in 1..=4 {
+        let response = attempt(&mallory, format!("198.51.100.{n}")).await.unwrap();
+        statuses.push(response.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS
+        ],
+        "a new X-Forwarded-For on each attempt got past the limit\n{}",
+        stack.logs()
+    );
+    let alice = from("127.0.0.3");
+    let status = attempt(&alice, "203.0.113.7".to_owned())
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "a client of its own was counted with another\n{}",
+        stack.logs()
     );
 }
 

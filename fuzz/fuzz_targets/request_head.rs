@@ -17,6 +17,7 @@
 
 use gateway::fuzzing::{
     parse_request, write_request, ClientAddr, ClientHead, Forwarding, Parsed, RequestHead,
+    TrustedProxies,
 };
 use http::HeaderValue;
 use libfuzzer_sys::fuzz_target;
@@ -38,11 +39,15 @@ const IDENTITY: [&str; 10] = [
     "remote-user",
     "x-authenticated-user",
 ];
-const SET_BY_GATEWAY: [&str; 4] = [
+/// The gateway's own headers, and the client's address as other headers spell it (the
+/// gateway states it in `X-Forwarded-For` alone).
+const SET_BY_GATEWAY: [&str; 6] = [
     "x-forwarded-for",
     "x-forwarded-proto",
     "x-forwarded-host",
     "x-request-id",
+    "forwarded",
+    "x-real-ip",
 ];
 const UPSTREAM_HOST: &str = "upstream.internal:8081";
 
@@ -170,7 +175,7 @@ fuzz_target!(|data: &[u8]| {
 
     let client = ClientAddr::new("192.0.2.7:40000".parse().unwrap());
     let id = RequestId::from_value(Some(b"fuzz-request"));
-    let forwarding = Forwarding::new(&head, &client, &id, false);
+    let forwarding = Forwarding::new(&head, &client, &TrustedProxies::default(), &id, false);
     let mut out = Vec::new();
     write_request(
         &mut out,
@@ -222,6 +227,16 @@ fuzz_target!(|data: &[u8]| {
     }
     expected_own.push(b"x-request-id");
     assert_eq!(own_names, expected_own);
+    // No proxy is trusted here: the client's address is the peer's, whatever it sent.
+    let forwarded_for = own
+        .iter()
+        .find(|(name, _)| is(name, "x-forwarded-for"))
+        .map(|(_, value)| *value);
+    assert_eq!(
+        forwarded_for,
+        Some(&b"192.0.2.7"[..]),
+        "a client's X-Forwarded-For was believed"
+    );
     // One framing: the length the engine read, as a plain number, or none.
     let lengths: Vec<&[u8]> = got
         .iter()

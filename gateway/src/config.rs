@@ -15,7 +15,7 @@ use proto_shared::{
 use crate::{
     auth::{Algorithm, AuthConfig},
     jwks::{loggable_url, JwksConfig},
-    request::PublicRoute,
+    request::{PublicRoute, TrustedProxies},
     revocation::RevocationConfig,
     upstream::Upstream,
 };
@@ -142,6 +142,14 @@ pub struct Config {
     /// Browser origins allowed to call the API with credentials, comma separated.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Vec<String>,
+    /// Addresses and networks (`10.0.0.0/8`, `fd00::/8`, `192.0.2.1`) of the proxies in front
+    /// of the gateway, comma separated: only from these is a client's `X-Forwarded-For`
+    /// believed (back to the first address not among them), which upstreams such as Better
+    /// Auth read as the client's address. Unset: none, right when clients reach the gateway
+    /// directly; behind an ingress or load balancer, list it, or every client shares its
+    /// address (and Better Auth's per-address rate limits).
+    #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<String>,
     /// Pass the client's Authorization header to protected upstreams.
     #[arg(long, env = "FORWARD_AUTHORIZATION", action = ArgAction::Set, default_value = "false")]
     pub forward_authorization: bool,
@@ -310,6 +318,7 @@ pub struct Settings {
     /// Zero: no probe.
     pub identity_probe_interval: Duration,
     pub cors_allowed_origins: Vec<String>,
+    pub trusted_proxies: TrustedProxies,
     pub forward_authorization: bool,
     pub limits: Limits,
     pub http1_engine: Http1Engine,
@@ -373,6 +382,9 @@ impl Config {
             )
         })?;
         let cors_allowed_origins = self.cors_origins()?;
+        let trusted_proxies =
+            TrustedProxies::parse(self.trusted_proxies.iter().map(String::as_str))
+                .map_err(|problem| invalid("TRUSTED_PROXIES", problem))?;
         let limits = self.limits()?;
         if self.admin_listen == self.listen && self.listen.port() != 0 {
             return Err(invalid("ADMIN_LISTEN", "must differ from GATEWAY_LISTEN"));
@@ -388,6 +400,7 @@ impl Config {
             identity_audience,
             identity_probe_interval: Duration::from_secs(self.identity_probe_secs),
             cors_allowed_origins,
+            trusted_proxies,
             forward_authorization: self.forward_authorization,
             limits,
             http1_engine: self.http1_engine,

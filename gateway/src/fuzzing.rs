@@ -9,4 +9,4 @@ pub use crate::auth::fuzzing::*;
 pub use crate::auth::{Algorithm, AuthError};
 pub use crate::http1::fuzzing::*;
 pub use crate::proxy::Forwarding;
-pub use crate::request::{ClientAddr, ClientHead};
+pub use crate::request::{ClientAddr, ClientHead, TrustedProxies};

@@ -36,7 +36,7 @@ use crate::{
     metrics::{InFlight, Metrics},
     request::{
         api_user_segment, has_dot_segment, has_valid_host, prepare_response,
-        settle_response_framing, ClientAddr, ClientHead, Route, RouteClass, Router,
+        settle_response_framing, ClientAddr, ClientHead, Route, RouteClass, Router, TrustedProxies,
     },
     revocation::FeedHealth,
     upstream::Upstream,
@@ -57,6 +57,8 @@ pub struct ProxyParts {
     pub metrics: Metrics,
     pub limits: Limits,
     pub forward_authorization: bool,
+    /// Whose `X-Forwarded-For` is believed (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
     /// Cancelled when the gateway is asked to stop (`SHUTDOWN_DELAY_SECS` before it drains,
     /// and at the latest when draining starts); `/readyz` then says not ready.
     pub stopping: CancellationToken,
@@ -475,7 +477,13 @@ impl Proxy {
         };
 
         let keep_authorization = user.is_none() || parts.forward_authorization;
-        let forwarding = Forwarding::new(head, client, &exchange.request_id, keep_authorization);
+        let forwarding = Forwarding::new(
+            head,
+            client,
+            &parts.trusted_proxies,
+            &exchange.request_id,
+            keep_authorization,
+        );
         // Signed by the engine through `Proxy::sign` once the body is known.
         exchange.user = user;
         Ok(Step::Forward(upstream, forwarding))

@@ -112,6 +112,7 @@ impl Application {
             metrics,
             limits: settings.limits,
             forward_authorization: settings.forward_authorization,
+            trusted_proxies: settings.trusted_proxies.clone(),
             stopping: stopping.clone(),
         });
         Ok(Self {

@@ -41,7 +41,7 @@ fn each_token_setting_can_be_set_on_its_own() {
 
 #[test]
 fn refusals_name_the_variable_to_fix() {
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 13] = [
         (&[], "JWKS_URL"),
         (&["--jwks-url=https://k", "--jwt-issuer=i"], "JWT_AUDIENCE"),
         (
@@ -65,6 +65,13 @@ fn refusals_name_the_variable_to_fix() {
                 "--cors-allowed-origins=app.example",
             ],
             "CORS_ALLOWED_ORIGINS",
+        ),
+        (
+            &[
+                "--better-auth-url=https://a",
+                "--trusted-proxies=10.0.0.0/8,ingress.internal",
+            ],
+            "TRUSTED_PROXIES",
         ),
         (
             &[
@@ -188,7 +195,8 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("REVOCATION_REQUIRE_SID\toptional\ttrue\n"));
     assert!(listing.contains("REVOCATION_DATABASE_CA_FILE\toptional\t\n"));
     assert!(listing.contains("SHUTDOWN_DELAY_SECS\toptional\t0\n"));
-    assert_eq!(listing.lines().count(), 39, "{listing}");
+    assert_eq!(listing.lines().count(), 40, "{listing}");
+    assert!(listing.contains("TRUSTED_PROXIES\toptional\t\n"));
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.contains("RUNTIME_LAYOUT\toptional\tbalanced\n"));
     assert!(listing.lines().all(|line| line.split('\t').count() == 3));

@@ -7,11 +7,14 @@
 use http::{header, request, HeaderMap, HeaderName, HeaderValue, Version};
 use proto_shared::{headers::is_identity_header, IdentityHeaders, RequestId};
 
-use crate::request::{connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead};
+use crate::request::{
+    connection_may_drop, is_hop_by_hop, list_items, ClientAddr, ClientHead, TrustedProxies,
+};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 
 /// What the gateway does to a request head on its way upstream, decided by the request
 /// steps: which of the client's header lines travel on (one rule, which the lean engine
@@ -41,21 +44,29 @@ static REQUEST_ID: HeaderName = proto_shared::headers::REQUEST_ID;
 static USER_ID: HeaderName = proto_shared::headers::USER_ID;
 static IDENTITY_CREDENTIAL: HeaderName = proto_shared::headers::IDENTITY_CREDENTIAL;
 
-/// The headers the gateway sets on every forwarded request, besides the identity ones: a
-/// client's are dropped, so the gateway's replace them, never add to them.
-static SET_BY_GATEWAY: [&HeaderName; 4] = [
+static FORWARDED: HeaderName = header::FORWARDED;
+static REAL_IP: HeaderName = X_REAL_IP;
+
+/// The headers the gateway sets on every forwarded request, besides the identity ones, and
+/// the other spellings of the client's address (`Forwarded`, `X-Real-IP`), which the gateway
+/// states in `X-Forwarded-For` alone (`request/forwarded_for.rs`): a client's are dropped,
+/// so the gateway's replace them, never add to them.
+static SET_BY_GATEWAY: [&HeaderName; 6] = [
     &FORWARDED_FOR,
     &FORWARDED_PROTO,
     &FORWARDED_HOST,
     &REQUEST_ID,
+    &FORWARDED,
+    &REAL_IP,
 ];
 
 impl Forwarding {
     /// How `head`, from `client`, is to be forwarded: its `Authorization` header travels on
-    /// only when `keep_authorization`.
+    /// only when `keep_authorization`; its `X-Forwarded-For` is believed as `proxies` say.
     pub fn new(
         head: &impl ClientHead,
         client: &ClientAddr,
+        proxies: &TrustedProxies,
         request_id: &RequestId,
         keep_authorization: bool,
     ) -> Self {
@@ -65,7 +76,7 @@ impl Forwarding {
                 .value(header::CONTENT_LENGTH)
                 .and_then(crate::request::decimal_length)
                 .map(HeaderValue::from),
-            forwarded_for: forwarded_for(head, client),
+            forwarded_for: proxies.forwarded_for(head.values(X_FORWARDED_FOR), client),
             request_id: request_id.header_value().clone(),
             identity: None,
         }
@@ -199,26 +210,6 @@ fn join_cookies(headers: &mut HeaderMap) {
     }
 }
 
-/// The `X-Forwarded-For` value: the client's address appended to any chain it sent.
-fn forwarded_for(head: &impl ClientHead, client: &ClientAddr) -> HeaderValue {
-    let mut chain = Vec::new();
-    for sent in head.values(X_FORWARDED_FOR) {
-        // A value that is not text is left out of the chain, as it was never a hop.
-        let text = sent
-            .iter()
-            .all(|&byte| byte == b'\t' || (b' '..=b'~').contains(&byte));
-        if text && !sent.is_empty() {
-            chain.extend_from_slice(sent);
-            chain.extend_from_slice(b", ");
-        }
-    }
-    if chain.is_empty() {
-        return client.forwarded_for().clone();
-    }
-    chain.extend_from_slice(client.forwarded_for().as_bytes());
-    HeaderValue::from_bytes(&chain).unwrap_or_else(|_| client.forwarded_for().clone())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -232,10 +223,19 @@ mod tests {
         request.body(()).unwrap().into_parts().0
     }
 
-    fn forward(mut head: request::Parts, keep_authorization: bool) -> HeaderMap {
+    fn forward(head: request::Parts, keep_authorization: bool) -> HeaderMap {
+        forward_from(head, keep_authorization, &TrustedProxies::default())
+    }
+
+    /// As forwarded from a client at 10.0.0.7, with `proxies` trusted.
+    fn forward_from(
+        mut head: request::Parts,
+        keep_authorization: bool,
+        proxies: &TrustedProxies,
+    ) -> HeaderMap {
         let id = RequestId::from_value(Some(b"req-1"));
         let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
-        Forwarding::new(&head, &client, &id, keep_authorization).apply(&mut head);
+        Forwarding::new(&head, &client, proxies, &id, keep_authorization).apply(&mut head);
         head.headers
     }
 
@@ -264,10 +264,33 @@ mod tests {
         );
         assert_eq!(headers[X_FORWARDED_PROTO], "http");
         assert_eq!(headers[proto_shared::headers::REQUEST_ID], "req-1");
-        assert_eq!(headers[X_FORWARDED_FOR], "1.2.3.4, 10.0.0.7");
+        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.7");
         assert_eq!(headers.get_all(X_FORWARDED_HOST).iter().count(), 1);
         assert_eq!(headers[X_FORWARDED_HOST], "gw.example");
         assert_eq!(headers[header::CONTENT_TYPE], "application/json");
+    }
+
+    /// The client's address travels in one header, the gateway's: a client's `Forwarded`
+    /// and `X-Real-IP` never do, and its `X-Forwarded-For` is believed only from a trusted
+    /// proxy (`request/forwarded_for.rs` has the chain's rules).
+    #[test]
+    fn the_clients_address_is_the_gateways_to_state() {
+        let lines = [
+            ("x-forwarded-for", "1.2.3.4"),
+            ("forwarded", "for=1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x_real_ip", "1.2.3.4"),
+        ];
+        let untrusted = forward(head(&lines), false);
+        let proxies = TrustedProxies::parse(["10.0.0.0/8"]).unwrap();
+        let trusted = forward_from(head(&lines), false, &proxies);
+        for (headers, forwarded_for) in [(untrusted, "10.0.0.7"), (trusted, "1.2.3.4")] {
+            assert_eq!(headers.get_all(X_FORWARDED_FOR).iter().count(), 1);
+            assert_eq!(headers[X_FORWARDED_FOR], forwarded_for);
+            for dropped in ["forwarded", "x-real-ip", "x_real_ip"] {
+                assert!(headers.get(dropped).is_none(), "{dropped} travelled");
+            }
+        }
     }
 
     #[test]
@@ -337,7 +360,8 @@ mod tests {
         ]);
         let id = RequestId::generate();
         let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
-        let mut forwarding = Forwarding::new(&head, &client, &id, false);
+        let mut forwarding =
+            Forwarding::new(&head, &client, &TrustedProxies::default(), &id, false);
         forwarding.sign(IdentityHeaders {
             user_id: HeaderValue::from_static("alice"),
             credential: HeaderValue::from_static("v1;sig"),

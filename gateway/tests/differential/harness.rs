@@ -7,7 +7,7 @@ use std::{net::SocketAddr, time::Duration};
 use gateway::{
     auth::Algorithm,
     config::{Http1Engine, Limits, RuntimeLayout, Settings},
-    request::PublicRoute,
+    request::{PublicRoute, TrustedProxies},
     upstream::Upstream,
     Application,
 };
@@ -136,6 +136,7 @@ impl Side {
             identity_audience: Audience::default(),
             identity_probe_interval: Duration::ZERO,
             cors_allowed_origins: vec!["https://app.example".to_owned()],
+            trusted_proxies: TrustedProxies::default(),
             forward_authorization: false,
             limits: limits(),
             http1_engine: engine,

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, time::Duration};
 use gateway::{
     auth::Algorithm,
     config::{Http1Engine, Limits, RuntimeLayout, Settings},
-    request::PublicRoute,
+    request::{PublicRoute, TrustedProxies},
     upstream::Upstream,
     Application,
 };
@@ -95,6 +95,7 @@ pub fn test_settings(issuer: &Issuer, upstream: &EchoUpstream) -> Settings {
         identity_audience: Audience::default(),
         identity_probe_interval: Duration::ZERO,
         cors_allowed_origins: vec![ALLOWED_ORIGIN.to_owned()],
+        trusted_proxies: TrustedProxies::default(),
         forward_authorization: false,
         limits: test_limits(),
         http1_engine: ENGINE,

@@ -5,7 +5,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use proto_shared::RequestId;
 
 use super::*;
-use crate::request::ClientAddr;
+use crate::request::{ClientAddr, TrustedProxies};
 
 fn request(raw: &str) -> Parsed<RequestHead> {
     parse(raw.as_bytes())
@@ -190,7 +190,7 @@ fn heads_are_written_as_http_1_1() {
     };
     let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
     let id = RequestId::from_value(Some(b"r1"));
-    let forwarding = Forwarding::new(&head, &client, &id, false);
+    let forwarding = Forwarding::new(&head, &client, &TrustedProxies::default(), &id, false);
     let mut out = Vec::new();
     write_request(
         &mut out,
