@@ -29,8 +29,10 @@ CREATE INDEX IF NOT EXISTS auth_revocation_revoked_at ON auth_revocation (revoke
 -- Every new row is announced: {"kind": ..., "subject": ..., "at": <whole epoch seconds>}.
 -- `at` is floored, so a user-wide revocation also covers tokens issued in its own second
 -- (iat is whole seconds too): refusing a token a few hundred milliseconds too young is the
--- safe side. Now and then the same trigger prunes rows older than a day; gateways only load
--- the last minutes (the longest token lifetime plus leeway).
+-- safe side. Now and then the same trigger prunes rows older than 33 days: a gateway loads
+-- the revocations of the longest token lifetime plus three leeways (minutes by default), and
+-- its settings keep that within 33 days (REVOCATION_TOKEN_LIFETIME_SECS at most 30 days,
+-- JWT_LEEWAY_SECS at most 300 s), so no row is pruned while a token it ended is accepted.
 CREATE OR REPLACE FUNCTION auth_revocation_announce() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -43,7 +45,7 @@ BEGIN
     )::text
   );
   IF NEW.id % 256 = 0 THEN
-    DELETE FROM auth_revocation WHERE revoked_at < clock_timestamp() - interval '1 day';
+    DELETE FROM auth_revocation WHERE revoked_at < clock_timestamp() - interval '33 days';
   END IF;
   RETURN NULL;
 END
@@ -54,7 +56,10 @@ CREATE TRIGGER auth_revocation_announce
   AFTER INSERT ON auth_revocation
   FOR EACH ROW EXECUTE FUNCTION auth_revocation_announce();
 
--- A session row gone, for whatever reason: its tokens (claim `sid`) are refused.
+-- A session row gone, for whatever reason: its tokens (claim `sid`) are refused. Not for a
+-- session that expired more than 33 days ago: every token it issued is past what any gateway
+-- accepts (above), and the first clean-up of expired sessions (Better Auth deletes them only
+-- when it looks one up) must not announce years of them to every gateway.
 CREATE OR REPLACE FUNCTION auth_revocation_session_ended() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
@@ -66,17 +71,30 @@ $$;
 DROP TRIGGER IF EXISTS auth_revocation_session_ended ON "session";
 CREATE TRIGGER auth_revocation_session_ended
   AFTER DELETE ON "session"
-  FOR EACH ROW EXECUTE FUNCTION auth_revocation_session_ended();
+  FOR EACH ROW
+  WHEN (OLD."expiresAt" > clock_timestamp() - interval '33 days')
+  EXECUTE FUNCTION auth_revocation_session_ended();
 
 -- A user deleted or banned: every token of that user (claim `sub`) issued up to now is
--- refused, whatever issued it (a token without `sid` included).
+-- refused, whatever issued it (a token without `sid` included). Their sessions end too, or
+-- a ban written to the row alone would leave them minting new tokens (the admin plugin
+-- checks `banned` only when a session is made; a deleted user's sessions go by cascade), and
+-- so do the sessions they opened as someone else (the admin plugin's impersonation: the
+-- session is the other user's, `impersonatedBy` names this one).
 CREATE OR REPLACE FUNCTION auth_revocation_user_ended() RETURNS trigger
 LANGUAGE plpgsql AS $$
+DECLARE
+  ended text := CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END;
 BEGIN
-  IF TG_OP = 'DELETE' THEN
-    INSERT INTO auth_revocation (kind, subject) VALUES ('user', OLD.id);
-  ELSE
-    INSERT INTO auth_revocation (kind, subject) VALUES ('user', NEW.id);
+  INSERT INTO auth_revocation (kind, subject) VALUES ('user', ended);
+  IF TG_OP <> 'DELETE' THEN
+    DELETE FROM "session" WHERE "userId" = ended;
+  END IF;
+  IF EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = '"session"'::regclass AND attname = 'impersonatedBy' AND NOT attisdropped
+  ) THEN
+    EXECUTE 'DELETE FROM "session" WHERE "impersonatedBy" = $1' USING ended;
   END IF;
   RETURN NULL;
 END

@@ -104,9 +104,12 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
             .await,
     );
 
-    // A ban written straight to the user row (another tool, a console): the same trigger.
-    // Setting it again is no new ban and announces nothing.
+    // A ban written straight to the user row (another tool, a console): the same trigger, and
+    // the user's sessions end with it, or they would go on minting tokens (the admin plugin
+    // checks `banned` only when a session is made). Setting it again is no new ban and
+    // announces nothing.
     let dave = Session::sign_up(auth, "dave").await;
+    let dave_sid = dave.session_id().await;
     for _ in 0..2 {
         db.execute(
             r#"UPDATE "user" SET banned = true WHERE id = $1"#,
@@ -115,7 +118,61 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
         .await
         .expect("ban by row");
     }
-    announced.extend(feed.expect(&[("user", &dave.user_id)], WAKE).await);
+    announced.extend(
+        feed.expect(&[("user", &dave.user_id), ("session", &dave_sid)], WAKE)
+            .await,
+    );
+    assert_eq!(
+        dave.try_token().await,
+        Err(reqwest::StatusCode::UNAUTHORIZED),
+        "a user banned in the row alone still gets tokens"
+    );
+
+    // An admin who opened a session as another user (impersonation: the session is Erin's,
+    // `impersonatedBy` names the admin) is banned: that session ends with the admin's own.
+    let erin = Session::sign_up(auth, "erin").await;
+    admin
+        .expect_post("admin/impersonate-user", json!({ "userId": erin.user_id }))
+        .await;
+    let impersonations: Vec<String> = db
+        .query(
+            r#"SELECT id FROM "session" WHERE "impersonatedBy" = $1"#,
+            &[&admin.user_id],
+        )
+        .await
+        .expect("read the impersonation")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(impersonations.len(), 1, "{impersonations:?}");
+    db.execute(
+        r#"UPDATE "user" SET banned = true WHERE id = $1"#,
+        &[&admin.user_id],
+    )
+    .await
+    .expect("ban the admin");
+    announced.extend(
+        feed.expect(
+            &[("user", &admin.user_id), ("session", &impersonations[0])],
+            WAKE,
+        )
+        .await,
+    );
+
+    // Sessions long expired (beyond any token lifetime a gateway accepts) are cleaned up
+    // without a word: a first clean-up can delete years of them.
+    let frank = Session::sign_up(auth, "frank").await;
+    let frank_sid = frank.session_id().await;
+    for statement in [
+        r#"UPDATE "session" SET "expiresAt" = now() - interval '40 days' WHERE id = $1"#,
+        r#"DELETE FROM "session" WHERE id = $1"#,
+    ] {
+        let changed = db
+            .execute(statement, &[&frank_sid])
+            .await
+            .expect("clean up an expired session");
+        assert_eq!(changed, 1, "{statement}");
+    }
 
     // Every announcement is a durable row, stamped now.
     let now = std::time::SystemTime::now()
@@ -140,4 +197,8 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
     }
     let daves = rows.iter().filter(|(_, s)| *s == dave.user_id).count();
     assert_eq!(daves, 1, "banning a banned user again records nothing");
+    assert!(
+        !rows.iter().any(|(_, s)| *s == frank_sid),
+        "a session expired 40 days ago was recorded"
+    );
 }

@@ -357,6 +357,27 @@ fn tokens_without_a_session_are_refused_unless_the_operator_says_otherwise() {
     assert!(with(&["--revocation-require-sid", "true"]));
 }
 
+/// `revocation.sql` prunes its rows, and skips sessions long expired, at a horizon that every
+/// gateway's window must fit in: past it, a gateway (re)started would load nothing for a
+/// revocation whose tokens it still accepts.
+#[test]
+fn the_longest_revocation_window_fits_in_what_revocation_sql_keeps() {
+    const HORIZON_DAYS: u64 = 33;
+    let sql = include_str!("../../../deploy/better-auth/revocation.sql");
+    let horizon = format!("interval '{HORIZON_DAYS} days'");
+    assert_eq!(
+        sql.matches(&horizon).count(),
+        2,
+        "the prune and the session trigger"
+    );
+    assert!(
+        !sql.contains("interval '1 day'"),
+        "a shorter horizon left in"
+    );
+    let longest = MAX_TOKEN_LIFETIME_SECS + 3 * MAX_LEEWAY_SECS;
+    assert!(longest < HORIZON_DAYS * 86_400);
+}
+
 #[test]
 fn a_token_lifetime_too_large_to_add_the_leeway_to_is_refused_not_a_panic() {
     let mut config = parse(&["--better-auth-url", "https://auth.local"]);
