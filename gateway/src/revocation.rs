@@ -213,8 +213,24 @@ impl Revocations {
         // the error level so that no filter keeps the span while letting its lines through.
         let database = postgres_tls::redacted(&revocations.config().database_url);
         let span = tracing::error_span!("revocation_feed", database = %database);
-        tokio::spawn(feed::run(revocations.clone(), shutdown).instrument(span));
+        let feed = tokio::spawn(feed::run(revocations.clone(), shutdown).instrument(span));
+        tokio::spawn(revocations.clone().watch(feed));
         revocations
+    }
+
+    /// Waits for the feed's task to end: it ends only at shutdown, so ending otherwise (a
+    /// panic) must not leave the set frozen with the health saying up. It counts as a lost
+    /// feed: protected requests get 503 once `REVOCATION_STALE_SECS` have passed.
+    async fn watch(self, feed: tokio::task::JoinHandle<()>) {
+        if let Err(error) = feed.await {
+            if error.is_panic() {
+                tracing::error!(
+                    "revocation feed stopped (it panicked); protected requests get 503 once \
+                     REVOCATION_STALE_SECS have passed"
+                );
+                self.lost(unix_now());
+            }
+        }
     }
 
     fn new(config: RevocationConfig) -> Self {
@@ -409,6 +425,24 @@ mod tests {
         assert!(shown.contains("window: 930s"), "{shown}");
         let shown = format!("{:?}", Revocations::new(config));
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_feed_that_panics_counts_as_lost() {
+        let r = revocations();
+        r.loaded(unix_now());
+        let feed = tokio::spawn(async { panic!("a feed bug") });
+        r.clone().watch(feed).await;
+        assert!(
+            matches!(r.health(unix_now()), FeedHealth::Degraded { .. }),
+            "{:?}",
+            r.health(unix_now())
+        );
+        // Ended by shutdown, as it should: nothing changes.
+        let r = revocations();
+        r.loaded(unix_now());
+        r.clone().watch(tokio::spawn(async {})).await;
+        assert_eq!(r.health(unix_now()), FeedHealth::Up);
     }
 
     #[test]

@@ -239,7 +239,7 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
             &[],
         )
         .await?
-        .get(0);
+        .try_get(0)?;
     revocations.login_privileged(privileged);
     if privileged {
         tracing::warn!(
@@ -270,10 +270,15 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     while let Some(batch) = rows.next().await {
         let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
         count += batch.len();
-        let revoked = batch.iter().filter_map(|row| {
-            let kind = Kind::parse(row.get::<_, &str>(0))?;
-            Some((kind, row.get::<_, &str>(1), row.get::<_, i64>(2)))
-        });
+        // A row that cannot be read fails the load (the feed is then lost and retried), never
+        // a panic: a set missing a revocation must not pass for a loaded one.
+        let mut revoked = Vec::with_capacity(batch.len());
+        for row in &batch {
+            let (kind, subject, at) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+            if let Some(kind) = Kind::parse(kind) {
+                revoked.push((kind, subject, at));
+            }
+        }
         revocations.apply(revoked, unix_now());
     }
     Ok(Listening {
