@@ -19,9 +19,12 @@ const ALLOWED_HEADERS: [&str; 5] = [
 const ALLOW_METHODS: HeaderValue = HeaderValue::from_static("GET, POST, PUT, PATCH, DELETE");
 const MAX_AGE: HeaderValue = HeaderValue::from_static("600");
 const TRUE: HeaderValue = HeaderValue::from_static("true");
-/// Response headers a cross-origin page may read: the request id, and a list's total and
-/// paging links (tasks-service's `X-Total-Count` and `Link`), which table components read.
-const EXPOSE: HeaderValue = HeaderValue::from_static("x-request-id, x-total-count, link");
+/// Response headers a cross-origin page may read: the request id, a list's total and paging
+/// links (tasks-service's `X-Total-Count` and `Link`), which table components read, and the
+/// JWT Better Auth's `get-session` answers with (`set-auth-jwt`, which Better Auth exposes
+/// itself; the gateway replaces every upstream's `Access-Control-*`, so it must name it too).
+const EXPOSE: HeaderValue =
+    HeaderValue::from_static("x-request-id, x-total-count, link, set-auth-jwt");
 const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
 const VARY_PREFLIGHT: HeaderValue =
     HeaderValue::from_static("Access-Control-Request-Method, Access-Control-Request-Headers");

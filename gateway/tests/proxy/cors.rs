@@ -90,7 +90,7 @@ async fn actual_responses_allow_listed_origins_only_and_always_vary_on_origin() 
     assert_eq!(listed.headers()["access-control-allow-credentials"], "true");
     assert_eq!(
         listed.headers()["access-control-expose-headers"],
-        "x-request-id, x-total-count, link"
+        "x-request-id, x-total-count, link, set-auth-jwt"
     );
     assert_eq!(vary(&listed), ["accept", "Origin"]);
 
