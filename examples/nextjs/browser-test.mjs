@@ -46,10 +46,17 @@ async function openUser(browser, appUrl, who) {
   page.on("console", (m) => consoleLines.push(`${who} console.${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => consoleLines.push(`${who} pageerror: ${e.message}`));
   const requests = [];
-  page.on("request", (r) => requests.push(r.url()));
+  // Task API calls that carried a cookie: the bearer token is their whole credential.
+  const withCookie = [];
+  page.on("request", (r) => {
+    requests.push(r.url());
+    if (/\/api\/[^/]+\/tasks/.test(r.url())) {
+      r.allHeaders().then((headers) => headers.cookie && withCookie.push(r.url()), () => {});
+    }
+  });
   pages.push([who, page]);
   await page.goto(appUrl);
-  return { page, requests };
+  return { page, requests, withCookie };
 }
 
 /** Waits until the task list finished its load after `before` (data-loads counts them). */
@@ -157,6 +164,7 @@ async function main() {
     assertEq(aliceToGateway, [], "requests to the gateway origin");
     assert(alice.requests.some((u) => u.startsWith(`${SAME}/api/auth/token`)), "the token came through the app's origin");
     assert(alice.requests.some((u) => u.startsWith(`${SAME}/api/${aliceId}/tasks`)), "tasks came through the app's origin");
+    assertEq(alice.withCookie, [], "task calls that sent the session cookie along");
 
     step = "alice's tasks, rendered on the server from her cookie";
     await alice.page.goto(`${SAME}/server`);
@@ -182,6 +190,7 @@ async function main() {
     step = "cross-origin mode: the browser called the gateway directly (CORS)";
     assert(bob.requests.some((u) => u.startsWith(`${GATEWAY}/api/auth/`)), "Better Auth through the gateway's origin");
     assert(bob.requests.some((u) => u.startsWith(`${GATEWAY}/api/${bobId}/tasks`)), "tasks on the gateway's origin");
+    assertEq(bob.withCookie, [], "task calls that sent the session cookie along");
 
     step = "bob's token cannot read alice's list";
     const status = await bob.page.evaluate(

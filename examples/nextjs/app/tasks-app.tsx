@@ -260,7 +260,16 @@ function TaskRow({
         type="checkbox"
         checked={task.completed}
         aria-label="done"
-        onChange={() => void change(() => api.client.PATCH("/api/{user_id}/tasks/{task_id}/complete", { params: { path } }))}
+        // The state wanted, not a toggle: a double click or a second tab sets it twice, the
+        // same way, instead of flipping it back.
+        onChange={() =>
+          void change(() =>
+            api.client.PATCH("/api/{user_id}/tasks/{task_id}/complete", {
+              params: { path },
+              body: { completed: !task.completed },
+            }),
+          )
+        }
       />
       {editing === null ? (
         <span className="title">{task.title}</span>

@@ -18,7 +18,10 @@ export async function tasksForRequest(): Promise<ServerTasks | null> {
   if (!cookie) return null;
   const fetchToken = async () => {
     const response = await fetch(`${gatewayUrl}/api/auth/token`, { headers: { cookie }, cache: "no-store" });
-    if (!response.ok) return null; // 401: no session (signed out, expired, or revoked)
+    // Only a 401 means no session (signed out, expired, or revoked); anything else (Better
+    // Auth down, rate-limited) is a failure to show, not a reason to call the user signed out.
+    if (response.status === 401) return null;
+    if (!response.ok) throw new Error(`Better Auth answered ${response.status} to a token request`);
     return ((await response.json()) as { token?: string }).token ?? null;
   };
   // One request's worth of caching: a page making several calls asks Better Auth once.

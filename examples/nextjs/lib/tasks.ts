@@ -25,10 +25,8 @@ export function makeTasksApi(apiBase: string, auth: AuthClient): TasksApi {
     }
     return data?.token ?? null;
   });
-  const client = createTasksClient({
-    baseUrl: apiBase,
-    tokens,
-    credentials: apiBase ? "omit" : "same-origin",
-  });
+  // No cookies, on either origin: the bearer token is the whole credential, and the session
+  // cookie (a week-long, whole-account credential) has no business reaching the task API.
+  const client = createTasksClient({ baseUrl: apiBase, tokens, credentials: "omit" });
   return { client, tokens };
 }
