@@ -13,8 +13,9 @@ export type TasksClient = Client<paths>;
 export declare class SignedOutError extends Error {}
 
 export interface TokenSource {
-  /** The cached JWT, or a fresh one when there is none, it nears `exp`, or `forceRefresh`. */
-  get(options?: { forceRefresh?: boolean }): Promise<string | null>;
+  /** The cached JWT, or a fresh one when there is none, it nears its end, or `forceRefresh`
+   * (with `refused`, the token the API refused: only if the cached one is still that). */
+  get(options?: { forceRefresh?: boolean; refused?: string }): Promise<string | null>;
   /** Forgets the token and any request for one under way (sign-out, another user). */
   clear(): void;
 }

@@ -13,15 +13,31 @@ export class SignedOutError extends Error {
   }
 }
 
-/** Seconds since the epoch at which a JWT expires, from its unverified payload, or 0. */
-export function tokenExpiry(token) {
+/** A JWT's `exp` and `iat` (seconds since the epoch) from its unverified payload; 0 for each
+ * that is missing or unreadable. */
+function tokenTimes(token) {
   try {
     const payload = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
-    const exp = JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), "="))).exp;
-    return typeof exp === "number" ? exp : 0;
+    const claims = JSON.parse(atob(payload.padEnd(payload.length + ((4 - (payload.length % 4)) % 4), "=")));
+    const seconds = (value) => (typeof value === "number" ? value : 0);
+    return { exp: seconds(claims.exp), iat: seconds(claims.iat) };
   } catch {
-    return 0;
+    return { exp: 0, iat: 0 };
   }
+}
+
+/** Seconds since the epoch at which a JWT expires, from its unverified payload, or 0. */
+export function tokenExpiry(token) {
+  return tokenTimes(token).exp;
+}
+
+/** When a token that arrives `nowMs` stops being worth sending: its lifetime (`exp - iat`)
+ * from its arrival, on this machine's clock, so that a clock running ahead of the issuer's
+ * still keeps it and one running behind does not keep it past its end; `exp` itself for a
+ * token without `iat`. */
+function expiresAtMs(token, nowMs) {
+  const { exp, iat } = tokenTimes(token);
+  return exp > iat && iat > 0 ? nowMs + (exp - iat) * 1000 : exp * 1000;
 }
 
 /**
@@ -38,16 +54,19 @@ export function tokenSource(fetchToken, { refreshBeforeSeconds = 10, now = () =>
   let generation = 0; // moved on by clear()
   const fresh = () => cached && cached.expiresAtMs - refreshBeforeSeconds * 1000 > now();
   return {
-    /** The token to send, fetching one when there is none or it is about to expire. */
-    async get({ forceRefresh = false } = {}) {
-      if (!forceRefresh && fresh()) return cached.token;
+    /** The token to send, fetching one when there is none or it is about to expire, or when
+     * `forceRefresh`; with `refused` (the token the API refused), only if the cached one is
+     * still that token: callers refused together refresh once. */
+    async get({ forceRefresh = false, refused } = {}) {
+      const replaced = refused !== undefined && cached?.token !== refused;
+      if ((!forceRefresh || replaced) && fresh()) return cached.token;
       if (!pending) {
         const started = generation;
         // Started on the next tick, so that `pending` is set before anything below runs.
         const request = Promise.resolve()
           .then(() => fetchToken())
           .then((token) => {
-            if (started === generation) cached = token ? { token, expiresAtMs: tokenExpiry(token) * 1000 } : null;
+            if (started === generation) cached = token ? { token, expiresAtMs: expiresAtMs(token, now()) } : null;
             return token ?? null;
           })
           .finally(() => {
@@ -74,15 +93,15 @@ export function tokenSource(fetchToken, { refreshBeforeSeconds = 10, now = () =>
 export function authorizedFetch(tokens, baseFetch = globalThis.fetch) {
   return async (request) => {
     const retry = request.clone();
-    const send = async (req, forceRefresh) => {
-      const token = await tokens.get({ forceRefresh });
+    const send = async (req, options) => {
+      const token = await tokens.get(options);
       if (!token) throw new SignedOutError();
       req.headers.set("authorization", `Bearer ${token}`);
-      return baseFetch(req);
+      return [token, await baseFetch(req)];
     };
-    const first = await send(request, false);
+    const [sent, first] = await send(request, {});
     if (first.status !== 401) return first;
-    const second = await send(retry, true);
+    const [, second] = await send(retry, { forceRefresh: true, refused: sent });
     if (second.status === 401) {
       tokens.clear();
       throw new SignedOutError();

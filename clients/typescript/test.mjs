@@ -60,6 +60,47 @@ test("a 401 gets one retry with a fresh token; a second 401 is signed out", asyn
   await assert.rejects(refused(new Request("http://api.test/x")), SignedOutError);
 });
 
+test("callers refused together refresh once", async () => {
+  let fetched = 0;
+  const tokens = tokenSource(async () => {
+    fetched++;
+    return jwt(Date.now() / 1000 + 600) + fetched;
+  });
+  const stale = await tokens.get();
+  // Three requests sent with the same token come back 401 at different times: the first
+  // refresh serves the others.
+  const fetch = authorizedFetch(tokens, async (req) => {
+    const status = req.headers.get("authorization") === `Bearer ${stale}` ? 401 : 200;
+    await new Promise((r) => setTimeout(r, status === 401 ? 5 + 10 * Math.random() : 0));
+    return new Response("[]", { status });
+  });
+  const answers = await Promise.all([1, 2, 3].map(() => fetch(new Request("http://api.test/x"))));
+  assert.deepEqual(answers.map((a) => a.status), [200, 200, 200]);
+  assert.equal(fetched, 2, "one token at first, one refresh for all three refusals");
+});
+
+test("a token is kept for its own lifetime, whatever this machine's clock says", async () => {
+  const issuerNow = 1_000_000_000;
+  let fetched = 0;
+  const token = () => {
+    fetched++;
+    const payload = { iat: issuerNow, exp: issuerNow + 900 };
+    return `h.${Buffer.from(JSON.stringify(payload)).toString("base64url")}.s`;
+  };
+  for (const skewSeconds of [-1200, 0, 1200]) {
+    fetched = 0;
+    let clock = (issuerNow + skewSeconds) * 1000;
+    const tokens = tokenSource(async () => token(), { now: () => clock });
+    await tokens.get();
+    clock += 800_000;
+    await tokens.get();
+    assert.equal(fetched, 1, `kept 800 s with the clock ${skewSeconds} s off`);
+    clock += 95_000;
+    await tokens.get();
+    assert.equal(fetched, 2, `refreshed near its end with the clock ${skewSeconds} s off`);
+  }
+});
+
 test("clear() forgets a token request under way: it neither fills the cache nor answers later callers", async () => {
   const users = ["alice", "bob"];
   let release;
