@@ -15,4 +15,8 @@ export function proxy(request: NextRequest) {
   return NextResponse.rewrite(new URL(`${pathname}${search}`, gatewayUrl));
 }
 
-export const config = { matcher: "/api/:path*" };
+// Only the paths the gateway serves: the app's own route handlers elsewhere under /api stay
+// the app's.
+export const config = {
+  matcher: ["/api/auth/:path*", "/api/:user_id/tasks", "/api/:user_id/tasks/:path*"],
+};
