@@ -49,7 +49,12 @@ function Mounted({ apiBase }: { apiBase: string }) {
     setMessage("You are signed out. Sign in again.");
   }, [api, auth]);
 
-  if (session.isPending) return <p className="muted">Checking your session…</p>;
+  // Only until the first answer: Better Auth refetches the session when the tab comes back,
+  // pending again while signed out, and unmounting the sign-in form then would lose what the
+  // user was typing.
+  const answered = useRef(false);
+  if (!session.isPending) answered.current = true;
+  if (session.isPending && !answered.current) return <p className="muted">Checking your session…</p>;
   return (
     <>
       {message && (
@@ -168,12 +173,16 @@ function TaskList({
     [onError, onSignedOut],
   );
 
+  // The last load asked for wins: a slower answer to an earlier filter or page must not
+  // overwrite a later one.
+  const latest = useRef(0);
   const load = useCallback(async () => {
+    const mine = ++latest.current;
     await run(async () => {
       const result = await api.client.GET("/api/{user_id}/tasks", {
         params: { path: { user_id: userId }, query: { status, sort, limit: PAGE_SIZE, offset } },
       });
-      if (result.data) {
+      if (result.data && mine === latest.current) {
         const info = pageInfo(result.response);
         setList({ tasks: result.data, total: info.total, next: offsetOf(info.next), prev: offsetOf(info.prev) });
       }
