@@ -15,7 +15,11 @@
 //! every reconnection and never fail closed. While it is down, `Revocations::health` counts
 //! from the loss.
 
-use std::{pin::pin, time::Duration};
+use std::{
+    future::Future,
+    pin::{pin, Pin},
+    time::Duration,
+};
 
 use futures_util::StreamExt;
 use proto_shared::postgres_tls::{self, Tls};
@@ -31,7 +35,8 @@ const CHANNEL: &str = "auth_revocation";
 /// How often the connection is proven to deliver notifications, and expired entries dropped;
 /// a ping's notification must be back by the next.
 const PING_EVERY: Duration = Duration::from_secs(2);
-const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a ping's query may go unanswered: until the next ping is due.
+const PING_TIMEOUT: Duration = PING_EVERY;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// The most a (re)connection may take from connecting to listening with the window loaded.
 /// `CONNECT_TIMEOUT` bounds only the socket's connect: a server (or a pooler, or a half-open
@@ -155,7 +160,15 @@ async fn listen_inner(
         .map_err(|_| FeedError::Stalled(SETUP_TIMEOUT))??;
 
     let mut pings = 0u64;
+    // The id of the ping whose notification has not come back yet, and the ping's query while
+    // it has not been answered: polled beside the notifications, so that neither waits on
+    // the other.
     let mut awaited: Option<String> = None;
+    let mut query: Option<PingQuery<'_>> = None;
+    // Whether a revocation came since the last tick: a burst of them (many sessions ended at
+    // once) can hold a ping's answer and its notification back past the next tick, and a
+    // connection that delivers revocations is neither silent nor deaf.
+    let mut heard = false;
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -164,7 +177,8 @@ async fn listen_inner(
                 let payload = payload.ok_or(FeedError::Closed)?;
                 match parse(&payload) {
                     Some(Notice::Revoked(kind, subject, at)) => {
-                        revocations.apply([(kind, subject.as_str(), at)], unix_now())
+                        revocations.apply([(kind, subject.as_str(), at)], unix_now());
+                        heard = true;
                     }
                     Some(Notice::Ping(id)) => {
                         if awaited.as_deref() == Some(id.as_str()) {
@@ -181,25 +195,40 @@ async fn listen_inner(
                     None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
                 }
             }
+            answered = async { query.as_mut().expect("polled only while a query is out").await }, if query.is_some() => {
+                query = None;
+                answered?;
+            }
             _ = ping.tick() => {
-                if awaited.is_some() {
-                    return Err(FeedError::Deaf(PING_EVERY));
+                let heard_since = std::mem::take(&mut heard);
+                if query.is_some() || awaited.is_some() {
+                    if heard_since {
+                        // Still delivering: wait on for the ping behind the revocations.
+                        continue;
+                    }
+                    return Err(if query.is_some() {
+                        FeedError::Silent(PING_TIMEOUT)
+                    } else {
+                        FeedError::Deaf(PING_EVERY)
+                    });
                 }
                 pings += 1;
                 let id = format!("{connection_id}-{pings}");
                 let payload = serde_json::json!({"kind": "ping", "subject": id, "at": 0}).to_string();
-                tokio::time::timeout(
-                    PING_TIMEOUT,
-                    client.execute("SELECT pg_notify($1, $2)", &[&ping_channel, &payload]),
-                )
-                .await
-                .map_err(|_| FeedError::Silent(PING_TIMEOUT))??;
+                let client = &client;
+                let channel = ping_channel.as_str();
+                query = Some(Box::pin(async move {
+                    client.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]).await
+                }));
                 awaited = Some(id);
                 revocations.expire(unix_now());
             }
         }
     }
 }
+
+/// A ping's query (`pg_notify` to the ping channel) while it is out, on the connection `'c`.
+type PingQuery<'c> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'c>>;
 
 /// A connection listening on its channels, with the window loaded.
 struct Listening {

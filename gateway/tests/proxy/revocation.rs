@@ -156,12 +156,13 @@ struct PgProxy {
 
 impl PgProxy {
     async fn start(deaf: bool) -> Self {
-        Self::start_with(deaf, 0).await
+        Self::start_with(deaf, 0, Duration::ZERO).await
     }
 
     /// Like [`PgProxy::start`], but the first `silent` connections are accepted and then
-    /// neither answered nor closed: a wedged pooler, or a path gone half-open.
-    async fn start_with(deaf: bool, silent: usize) -> Self {
+    /// neither answered nor closed (a wedged pooler, or a path gone half-open), and each
+    /// notification passed on `notification_delay` after the one before (a slow path).
+    async fn start_with(deaf: bool, silent: usize, notification_delay: Duration) -> Self {
         use std::sync::{atomic::Ordering, Arc};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -202,6 +203,9 @@ impl PgProxy {
                                 counted.fetch_add(1, Ordering::SeqCst);
                                 if deaf {
                                     continue;
+                                }
+                                if !notification_delay.is_zero() {
+                                    tokio::time::sleep(notification_delay).await;
                                 }
                             }
                             if to_client.write_all(&message).await.is_err() {
@@ -717,6 +721,47 @@ async fn listen(url: &str, channel: &str) -> tokio::sync::mpsc::UnboundedReceive
     received
 }
 
+/// Many sessions ended at once: their notifications take longer to arrive than the feed
+/// waits between pings, and its ping's answer comes behind them. A connection delivering
+/// revocations is not deaf: the feed stays up through the burst.
+#[tokio::test]
+async fn a_burst_of_revocations_slower_than_the_pings_keeps_the_feed_up() {
+    let db = AuthDb::create().await;
+    // 1,500 notifications at 4 ms each: 6 s, three ping intervals.
+    let proxy = PgProxy::start_with(false, 0, Duration::from_millis(4)).await;
+    let gateway = gateway_with(RevocationConfig {
+        database_url: proxy.url(&db.name),
+        ..revocation(&db, Duration::from_secs(30))
+    })
+    .await;
+    // As the triggers would for one statement ending 1,500 sessions.
+    db.client
+        .batch_execute(
+            "WITH revoked AS (
+               INSERT INTO auth_revocation (kind, subject)
+               SELECT 'session', 'burst-' || n FROM generate_series(1, 1500) AS n
+               RETURNING kind, subject, floor(extract(epoch FROM revoked_at))::bigint AS at)
+             SELECT count(pg_notify('auth_revocation',
+               json_build_object('kind', kind, 'subject', subject, 'at', at)::text))
+             FROM revoked",
+        )
+        .await
+        .unwrap();
+    until_metric_within(
+        &gateway,
+        "gateway_revocation_events_total",
+        |v| v >= 1500.0,
+        Duration::from_secs(30),
+    )
+    .await;
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_feed_losses_total").await,
+        Some(0.0),
+        "the feed was dropped as deaf while revocations were arriving"
+    );
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn each_replica_pings_where_only_it_listens() {
     let db = AuthDb::create().await;
@@ -819,7 +864,7 @@ async fn the_feed_speaks_tls_to_a_server_signed_by_the_configured_ca_and_refuses
 async fn a_database_that_accepts_and_then_says_nothing_is_given_up_on_and_tried_again() {
     let db = AuthDb::create().await;
     // The feed's first connection is accepted and never answered; later ones pass through.
-    let proxy = PgProxy::start_with(false, 1).await;
+    let proxy = PgProxy::start_with(false, 1, Duration::ZERO).await;
     let config = RevocationConfig {
         database_url: proxy.url(&db.name),
         ..revocation(&db, Duration::from_secs(1))
