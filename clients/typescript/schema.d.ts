@@ -81,9 +81,9 @@ export interface paths {
         head?: never;
         /**
          * Toggle completion, or set it
-         * @description No body (or an empty body, `{}`, or `{"completed": null}`) toggles. `{"completed":
-         *     true|false}` sets the state, so a retried request is idempotent. A non-empty body must
-         *     be `application/json`.
+         * @description No body (or an empty body, `null`, `{}`, or `{"completed": null}`) toggles.
+         *     `{"completed": true|false}` sets the state, so a retried request is idempotent. A
+         *     non-empty body must be `application/json`.
          */
         patch: operations["completeTask"];
         trace?: never;
@@ -628,7 +628,7 @@ export interface operations {
         };
         requestBody?: {
             content: {
-                "application/json": components["schemas"]["TaskComplete"];
+                "application/json": components["schemas"]["TaskComplete"] | null;
             };
         };
         responses: {
