@@ -14,6 +14,11 @@
 --   psql "$DATABASE_URL" -v ON_ERROR_STOP=1 -f revocation.sql
 -- Tables are found through the connection's search_path, like Better Auth finds them.
 --
+-- The triggers on Better Auth's tables are deferred to the commit: a revocation is stamped
+-- when its session or user is gone for every other connection, not when the DELETE ran. A
+-- transaction held open (a console's BEGIN; DELETE ...; COMMIT minutes later) still lets the
+-- session mint tokens until it commits, and the gateways remember the revocation from then.
+--
 -- The gateway reads this table (SELECT) and LISTENs; it writes nothing here.
 
 BEGIN;
@@ -69,8 +74,9 @@ END
 $$;
 
 DROP TRIGGER IF EXISTS auth_revocation_session_ended ON "session";
-CREATE TRIGGER auth_revocation_session_ended
+CREATE CONSTRAINT TRIGGER auth_revocation_session_ended
   AFTER DELETE ON "session"
+  DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW
   WHEN (OLD."expiresAt" > clock_timestamp() - interval '33 days')
   EXECUTE FUNCTION auth_revocation_session_ended();
@@ -101,8 +107,9 @@ END
 $$;
 
 DROP TRIGGER IF EXISTS auth_revocation_user_deleted ON "user";
-CREATE TRIGGER auth_revocation_user_deleted
+CREATE CONSTRAINT TRIGGER auth_revocation_user_deleted
   AFTER DELETE ON "user"
+  DEFERRABLE INITIALLY DEFERRED
   FOR EACH ROW EXECUTE FUNCTION auth_revocation_user_ended();
 
 -- `banned` exists only with Better Auth's admin plugin: the ban trigger is created when the
@@ -114,8 +121,9 @@ BEGIN
     SELECT 1 FROM pg_attribute
     WHERE attrelid = '"user"'::regclass AND attname = 'banned' AND NOT attisdropped
   ) THEN
-    EXECUTE 'CREATE TRIGGER auth_revocation_user_banned'
+    EXECUTE 'CREATE CONSTRAINT TRIGGER auth_revocation_user_banned'
       ' AFTER UPDATE OF banned ON "user"'
+      ' DEFERRABLE INITIALLY DEFERRED'
       ' FOR EACH ROW WHEN (NEW.banned IS TRUE AND OLD.banned IS DISTINCT FROM TRUE)'
       ' EXECUTE FUNCTION auth_revocation_user_ended()';
   END IF;

@@ -159,6 +159,35 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
         .await,
     );
 
+    // A session deleted in a transaction held open: the revocation is stamped at the commit,
+    // when the session is gone for everyone (until then it can still mint tokens), so the
+    // gateways remember it long enough for the last of them.
+    let gina = Session::sign_up(auth, "gina").await;
+    let gina_sid = gina.session_id().await;
+    let held = connect(&stack.auth_database_url).await;
+    held.batch_execute("BEGIN").await.expect("begin");
+    held.execute(r#"DELETE FROM "session" WHERE id = $1"#, &[&gina_sid])
+        .await
+        .expect("delete in a transaction");
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    let committed_at: f64 = held
+        .query_one("SELECT extract(epoch FROM clock_timestamp())::float8", &[])
+        .await
+        .expect("the time of the commit")
+        .get(0);
+    held.batch_execute("COMMIT").await.expect("commit");
+    let stamped = feed.expect(&[("session", &gina_sid)], WAKE).await;
+    let at = stamped
+        .iter()
+        .find(|a| a.subject == gina_sid)
+        .expect("gina's revocation")
+        .at;
+    assert!(
+        at as f64 >= committed_at.floor(),
+        "stamped at {at}, before the commit at {committed_at}"
+    );
+    announced.extend(stamped);
+
     // Sessions long expired (beyond any token lifetime a gateway accepts) are cleaned up
     // without a word: a first clean-up can delete years of them.
     let frank = Session::sign_up(auth, "frank").await;
