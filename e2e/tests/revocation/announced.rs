@@ -9,7 +9,7 @@ use e2e::{
 };
 use serde_json::json;
 
-use crate::helpers::{admin, session_token, WAKE};
+use crate::helpers::{admin, ban_by_row, session_token, WAKE};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
@@ -111,12 +111,7 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
     let dave = Session::sign_up(auth, "dave").await;
     let dave_sid = dave.session_id().await;
     for _ in 0..2 {
-        db.execute(
-            r#"UPDATE "user" SET banned = true WHERE id = $1"#,
-            &[&dave.user_id],
-        )
-        .await
-        .expect("ban by row");
+        ban_by_row(&db, &dave.user_id).await;
     }
     announced.extend(
         feed.expect(&[("user", &dave.user_id), ("session", &dave_sid)], WAKE)
@@ -145,12 +140,7 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
         .map(|row| row.get(0))
         .collect();
     assert_eq!(impersonations.len(), 1, "{impersonations:?}");
-    db.execute(
-        r#"UPDATE "user" SET banned = true WHERE id = $1"#,
-        &[&admin.user_id],
-    )
-    .await
-    .expect("ban the admin");
+    ban_by_row(&db, &admin.user_id).await;
     announced.extend(
         feed.expect(
             &[("user", &admin.user_id), ("session", &impersonations[0])],

@@ -9,7 +9,9 @@ use e2e::{
     stack::{RevocationFeed, Stack},
 };
 
-use crate::helpers::{feed_connections, replicated, tasks_of, wait_for_feed, TempRole, POLL_LIMIT};
+use crate::helpers::{
+    ban_by_row, feed_connections, replicated, tasks_of, wait_for_feed, TempRole, POLL_LIMIT,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn revocations_made_while_the_feed_is_cut_are_applied_once_it_is_back() {
@@ -64,12 +66,7 @@ async fn revocations_made_while_the_feed_is_cut_are_applied_once_it_is_back() {
     for (session, _) in &sessions {
         session.sign_out().await;
     }
-    db.execute(
-        r#"UPDATE "user" SET banned = true WHERE id = $1"#,
-        &[&bob.user_id],
-    )
-    .await
-    .expect("ban by row");
+    ban_by_row(&db, &bob.user_id).await;
     assert_eq!(
         feed_connections(&db, &role.0).await.1,
         0,

@@ -1,5 +1,6 @@
 //! What the revocation tests share: the promise and deadlines, a stack of replicas reading
-//! the feed, an admin, a session's raw token, and a PostgreSQL role of the test's own.
+//! the feed, an admin, a ban written to the user row, a session's raw token, and a
+//! PostgreSQL role of the test's own.
 
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,17 @@ pub fn replicated(replicas: usize) -> StackOptions {
 /// The user's task list: the protected route the tests poll.
 pub fn tasks_of(session: &Session) -> String {
     format!("/api/{}/tasks", session.user_id)
+}
+
+/// Bans `user_id` the way another tool or a console does: in the user row alone, no session
+/// deleted by Better Auth (the triggers of `revocation.sql` do the rest).
+pub async fn ban_by_row(db: &Client, user_id: &str) {
+    db.execute(
+        r#"UPDATE "user" SET banned = true WHERE id = $1"#,
+        &[&user_id],
+    )
+    .await
+    .expect("ban by row");
 }
 
 /// A user made an admin the way an operator makes the first one: `role` set in the database.

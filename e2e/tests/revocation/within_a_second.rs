@@ -11,7 +11,7 @@ use e2e::{
 };
 use serde_json::json;
 
-use crate::helpers::{admin, replicated, session_token, tasks_of, POLL_LIMIT, PROMISE};
+use crate::helpers::{admin, ban_by_row, replicated, session_token, tasks_of, POLL_LIMIT, PROMISE};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_way_a_session_ends_is_refused_at_both_replicas_within_a_second() {
@@ -139,12 +139,7 @@ async fn every_way_a_session_ends_is_refused_at_both_replicas_within_a_second() 
         let victim = Session::sign_up(auth, "row-banned").await;
         let (token, path) = (victim.token().await, tasks_of(&victim));
         assert_accepted_everywhere(&http, &gateways, &path, &token, "before the ban").await;
-        db.execute(
-            r#"UPDATE "user" SET banned = true WHERE id = $1"#,
-            &[&victim.user_id],
-        )
-        .await
-        .expect("ban by row");
+        ban_by_row(&db, &victim.user_id).await;
         let since = Instant::now();
         delays.extend(times_to_refusal(&http, &gateways, &path, &token, since, POLL_LIMIT).await);
         trials += 1;
