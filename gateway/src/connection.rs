@@ -9,6 +9,6 @@ mod cap;
 pub mod first_bytes;
 mod handoff;
 
-pub use cap::{Admitted, Busy, Connections, Slot};
+pub use cap::{Admitted, Busy, Connections, Slot, CLOSING_GRACE};
 pub use first_bytes::Replay;
 pub use handoff::{Counted, Handoff, Handoffs, Inbox, Moved, OwnHandoff};

@@ -33,6 +33,7 @@ use crate::{
     config::{Http1Engine, Limits},
     connection::{
         first_bytes, Admitted, Busy, Connections, Handoffs, Inbox, Moved, OwnHandoff, Replay, Slot,
+        CLOSING_GRACE,
     },
     http1::{self, Outcome},
     proxy::{self, Dedicated, Proxy},
@@ -245,7 +246,8 @@ impl Client {
                 // The auto builder waits without limit for the bytes that tell HTTP/1 from
                 // HTTP/2; read them here under the header-read timeout instead.
                 let header_read_timeout = self.hyper.proxy.limits().header_read_timeout;
-                if !first_bytes::read(&mut io, header_read_timeout).await {
+                let closing = self.admitted.slot().closing();
+                if !first_bytes::read(&mut io, header_read_timeout, closing).await {
                     return;
                 }
             }
@@ -393,25 +395,37 @@ impl Hyper {
                 let connection = builders.http1.serve_connection(TokioIo::new(io), service);
                 let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
-                Box::pin(until_closing(connection, slot.closing().clone()))
+                Box::pin(async move { until_closing(connection, &slot).await.unwrap_or(Ok(())) })
             }
         };
         proxy::drive(connection, drivers).await
     }
 }
 
-/// Drives an HTTP/1 `connection` until it ends, asking it to finish and close (hyper closes an
-/// idle one at once) when `closing` is cancelled: the gateway drains or shed it.
+/// Drives an HTTP/1 `connection` until it ends, asking it to finish and close when the
+/// slot's token is cancelled (the gateway drains, or shed it to make room), and dropping it
+/// (`None`) if, with no request in flight, it is still open `CLOSING_GRACE` later. hyper
+/// closes an idle connection at once, but not one with part of a request head read: that one
+/// would wait out the head-read timeout while no longer counted against the cap.
 async fn until_closing<C: idle::GracefulConnection + ?Sized>(
     mut connection: Pin<Box<C>>,
-    closing: CancellationToken,
-) -> C::Output {
+    slot: &Slot,
+) -> Option<C::Output> {
     tokio::select! {
         biased;
-        output = connection.as_mut() => output,
-        () = closing.cancelled() => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+        output = connection.as_mut() => return Some(output),
+        () = slot.closing().cancelled() => connection.as_mut().graceful_shutdown(),
+    }
+    loop {
+        tokio::select! {
+            biased;
+            output = connection.as_mut() => return Some(output),
+            () = tokio::time::sleep(CLOSING_GRACE) => {
+                if !slot.is_busy() {
+                    tracing::debug!("dropping an HTTP/1 connection that did not close in time");
+                    return None;
+                }
+            }
         }
     }
 }

@@ -24,6 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
+/// How long a connection asked to close (shed, or the gateway draining) may take to do so with
+/// nothing in flight: room for a GOAWAY or the rest of a request head already on its way. A
+/// shed connection no longer counts against the cap, so this bounds how far open sockets can
+/// exceed `MAX_CONNECTIONS`: by the connections accepted within it.
+pub const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// The open client connections of one listener.
 #[derive(Debug)]
 pub struct Connections {
@@ -156,6 +162,11 @@ impl Slot {
     /// is draining.
     pub fn closing(&self) -> &CancellationToken {
         &self.closing
+    }
+
+    /// Whether a request is in flight on the connection.
+    pub fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire) > 0
     }
 
     /// A request has started; the connection is busy until the guard is dropped.

@@ -14,6 +14,7 @@ use tokio::{
     io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf},
     net::TcpStream,
 };
+use tokio_util::sync::CancellationToken;
 
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -27,15 +28,21 @@ pub struct Replay {
 
 /// Reads into `io`, a connection with nothing read yet, until the bytes stop looking like
 /// the HTTP/2 preface or it is complete. False when the client closed, failed or was too
-/// slow: the connection is dropped without an answer. Borrows the connection rather than
-/// owning it, so that the caller's task does not keep room for both a socket and a `Replay`.
-pub async fn read(io: &mut Replay, timeout: Duration) -> bool {
+/// slow, or the connection was asked to close (`closing`: shed to make room, or the gateway
+/// draining) before it said what it speaks: the connection is dropped without an answer.
+/// Borrows the connection rather than owning it, so that the caller's task does not keep
+/// room for both a socket and a `Replay`.
+pub async fn read(io: &mut Replay, timeout: Duration, closing: &CancellationToken) -> bool {
     let mut prefix = vec![0; H2_PREFACE.len()];
     let mut filled = 0;
     let deadline = tokio::time::Instant::now() + timeout;
     while filled < H2_PREFACE.len() && prefix[..filled] == H2_PREFACE[..filled] {
         let read = tokio::time::timeout_at(deadline, io.stream.read(&mut prefix[filled..]));
-        match read.await {
+        let read = tokio::select! {
+            read = read => read,
+            () = closing.cancelled() => return false,
+        };
+        match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
             Ok(Ok(n)) => filled += n,
         }

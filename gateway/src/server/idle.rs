@@ -5,7 +5,9 @@
 //! A connection must start its first request within the header-read timeout and, after that,
 //! may sit with no request in flight for the idle timeout. Then it gets a graceful shutdown
 //! (GOAWAY: requests already started finish), and if it is still open, with nothing in
-//! flight, a header-read timeout later, it is dropped. Draining closes it the same way.
+//! flight, `CLOSING_GRACE` later, it is dropped: a client that does not answer the GOAWAY
+//! holds nothing open for long. Draining, and a shed to make room under the cap, close it the
+//! same way.
 //!
 //! Not for: HTTP/1, whose engines bound the head and the keep-alive wait themselves.
 
@@ -29,7 +31,7 @@ use hyper_util::server::conn::auto::{Connection, HttpServerConnExec};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::Limits;
+use crate::{config::Limits, connection::CLOSING_GRACE};
 
 /// What a connection's requests are doing, shared by its request handlers (which hyper runs
 /// as tasks of their own) and the task that watches the connection.
@@ -83,7 +85,9 @@ impl Activity {
             return None;
         }
         Some(match closing_since {
-            Some(since) => since.max(self.last_change()) + limits.header_read_timeout,
+            Some(since) => {
+                since.max(self.last_change()) + CLOSING_GRACE.min(limits.header_read_timeout)
+            }
             None if self.any_request.load(Ordering::Acquire) => {
                 self.last_change() + limits.idle_timeout
             }

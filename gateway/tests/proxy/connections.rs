@@ -154,6 +154,120 @@ async fn with_every_connection_mid_request(kept_alive: bool) {
     );
 }
 
+/// Opens `count` connections to a gateway capped at 2, each writing `opening` and nothing
+/// more, one admitted after the other, so that from the third on each makes the oldest room.
+async fn fill_the_cap_of_two(
+    gateway: &TestGateway,
+    opening: &[u8],
+    count: usize,
+) -> Vec<TcpStream> {
+    let mut connections = Vec::new();
+    for i in 0..count {
+        let mut stream = TcpStream::connect(gateway.address).await.expect("connect");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, opening)
+            .await
+            .expect("write");
+        connections.push(stream);
+        if i < 2 {
+            let open = (i + 1) as f64;
+            gateway
+                .wait_for_metric("gateway_connections_open", |v| v >= open)
+                .await;
+        } else {
+            let shed = (i - 1) as f64;
+            gateway
+                .wait_for_metric(r#"gateway_connections_shed_total{reason="idle"}"#, |v| {
+                    v >= shed
+                })
+                .await;
+        }
+    }
+    connections
+}
+
+/// A connection shed to make room stops counting against the cap at once, so it must close at
+/// once too, whatever it was waiting for: here, for the client's first bytes (the head-read
+/// timeout is 30 s). Otherwise open sockets would grow past `MAX_CONNECTIONS` by every
+/// connection accepted within a head-read timeout, each pushing out an idle client first.
+#[tokio::test]
+async fn shed_connections_that_sent_nothing_close_at_once() {
+    shed_connections_close_at_once(b"").await;
+}
+
+/// The same for HTTP/2 connections with no stream open: the GOAWAY goes out and the connection
+/// closes, whether or not the client answers it.
+#[tokio::test]
+async fn shed_http2_connections_close_at_once() {
+    // The preface and an empty SETTINGS frame.
+    shed_connections_close_at_once(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await;
+}
+
+async fn shed_connections_close_at_once(opening: &[u8]) {
+    let engine = ENGINE;
+    let gateway = gateway_capped_with(2, |settings| {
+        settings.limits.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let mut connections = fill_the_cap_of_two(&gateway, opening, 6).await;
+    for (i, connection) in connections.iter_mut().take(4).enumerate() {
+        assert!(
+            closed_within(connection, GUARD).await,
+            "{engine:?}: shed connection {i} still open"
+        );
+    }
+    gateway
+        .wait_for_metric("gateway_connections_open", |v| v == 2.0)
+        .await;
+    for connection in &mut connections[4..] {
+        assert!(!closed_within(connection, Duration::from_millis(100)).await);
+    }
+}
+
+/// A connection with part of a request head read: the lean engine counts it mid-request, so it
+/// is never shed and the newcomer is refused; hyper cannot tell it from an idle one, so it is
+/// shed, and then dropped unless its request begins within `CLOSING_GRACE` (hyper alone
+/// would wait out the 30 s head-read timeout).
+#[tokio::test]
+async fn a_connection_with_part_of_a_head_is_busy_on_the_lean_engine_and_shed_on_hyper() {
+    let engine = ENGINE;
+    let gateway = gateway_capped_with(2, |settings| {
+        settings.limits.header_read_timeout = Duration::from_secs(30);
+    })
+    .await;
+    let partial = b"GET /api/auth/session HTTP/1.1\r\nHo";
+    match engine {
+        Http1Engine::Lean => {
+            let mut started = Vec::new();
+            for _ in 0..2 {
+                let mut connection = RawConnection::open(gateway.address).await;
+                connection.write(partial).await;
+                started.push(connection);
+            }
+            gateway
+                .wait_for_metric("gateway_connections_open", |v| v == 2.0)
+                .await;
+            let mut refused = TcpStream::connect(gateway.address).await.expect("connect");
+            assert!(
+                closed_within(&mut refused, GUARD).await,
+                "the newcomer is refused"
+            );
+            for connection in &mut started {
+                connection.write("st: gw\r\n\r\n").await;
+                assert_eq!(connection.read_response().await.status, 200);
+            }
+        }
+        Http1Engine::Hyper => {
+            let mut connections = fill_the_cap_of_two(&gateway, partial, 4).await;
+            for connection in &mut connections[..2] {
+                assert!(closed_within(connection, GUARD).await, "shed and dropped");
+            }
+            gateway
+                .wait_for_metric("gateway_connections_open", |v| v == 2.0)
+                .await;
+        }
+    }
+}
+
 /// The cap is the process's, not each worker's: with four per-core workers, each accepting on
 /// its own listener, three idle connections fill a cap of three wherever they landed, and a
 /// fourth makes one of them close, whichever worker holds it. (Which one is the single-worker
