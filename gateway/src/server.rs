@@ -251,11 +251,15 @@ impl Client {
                     return;
                 }
             }
+            // Decided here, on the connection's first bytes, and only here: bytes the lean
+            // engine hands over after a request are HTTP/1.1 whatever they look like, a
+            // preface among them included (RFC 9113 §3.4: no upgrade mid-connection).
+            let http2 = io.is_http2();
             // The lean engine serves HTTP/1.1 until a request needs hyper. The watcher held
             // meanwhile makes the drain wait for this connection too.
             // A connection the lean engine hands over is mid-request: busy until hyper has
             // begun that request, so that it cannot be shed in between.
-            let (io, handover) = if self.http1_engine == Http1Engine::Lean && !io.is_http2() {
+            let (io, handover) = if self.http1_engine == Http1Engine::Lean && !http2 {
                 loop {
                     let slot = self.admitted.slot();
                     match http1::serve(io, &self.hyper.proxy, &self.client, slot, &self.local).await
@@ -297,7 +301,7 @@ impl Client {
             let slot = self.admitted.slot().clone();
             // Boxed: hyper's connection state would otherwise sit in every connection's task,
             // the lean engine's idle ones included, whether hyper serves it or not.
-            Box::pin(self.hyper.serve(io, self.client, slot, handover)).await;
+            Box::pin(self.hyper.serve(io, http2, self.client, slot, handover)).await;
             drop(self.admitted);
         }
     }
@@ -321,11 +325,21 @@ struct Hyper {
 }
 
 impl Hyper {
-    /// Serves `io` until it ends. `handover`: the lean engine's request in progress, busy
-    /// until hyper begins it.
-    async fn serve(self, io: Replay, client: ClientAddr, slot: Arc<Slot>, handover: Option<Busy>) {
+    /// Serves `io` until it ends, as HTTP/2 if `http2` (it opened with the preface), else as
+    /// HTTP/1. `handover`: the lean engine's request in progress, busy until hyper begins it.
+    async fn serve(
+        self,
+        io: Replay,
+        http2: bool,
+        client: ClientAddr,
+        slot: Arc<Slot>,
+        handover: Option<Busy>,
+    ) {
         let peer = client.addr();
-        if let Err(error) = self.serve_until_error(io, client, slot, handover).await {
+        if let Err(error) = self
+            .serve_until_error(io, http2, client, slot, handover)
+            .await
+        {
             tracing::debug!(%error, %peer, "connection ended with an error");
         }
     }
@@ -333,6 +347,7 @@ impl Hyper {
     async fn serve_until_error(
         self,
         io: Replay,
+        http2: bool,
         client: ClientAddr,
         slot: Arc<Slot>,
         handover: Option<Busy>,
@@ -348,7 +363,7 @@ impl Hyper {
         // HTTP/2 connections are also watched for idleness, which hyper does not bound.
         let (dedicated, drivers) = Dedicated::new();
         let dedicated = Arc::new(dedicated);
-        let activity = io.is_http2().then(idle::Activity::new);
+        let activity = http2.then(idle::Activity::new);
         let refusals_proxy = proxy.clone();
         let service = service_fn({
             let activity = activity.clone();

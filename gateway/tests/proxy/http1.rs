@@ -287,6 +287,23 @@ async fn an_http2_preface_after_an_http1_request_is_not_served_as_http2() {
             "{engine:?}: an HTTP/1.1 connection answered the HTTP/2 preface with {:?}",
             String::from_utf8_lossy(&answer)
         );
+
+        // The preface alone, in the same write as a request: what the lean engine hands on
+        // after the request is exactly the preface, and still not HTTP/2.
+        let mut connection = RawConnection::open(gateway.address).await;
+        connection
+            .write(format!(
+                "{}PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+                get("/api/auth/one")
+            ))
+            .await;
+        assert_eq!(connection.read_response().await.status, 200, "{engine:?}");
+        let answer = connection.read_some(10).await;
+        assert!(
+            answer.is_empty() || answer.starts_with(b"HTTP/1.1 4"),
+            "{engine:?}: the preface after a request in one write was answered with {:?}",
+            String::from_utf8_lossy(&answer)
+        );
     }
 }
 
