@@ -365,14 +365,18 @@ impl Hyper {
         let dedicated = Arc::new(dedicated);
         let activity = http2.then(idle::Activity::new);
         let refusals_proxy = proxy.clone();
+        // Which of hyper's writes can be its own refusals (HTTP/1 only; see `refusals.rs`).
+        let answers = Arc::new(refusals::Answers::default());
         let service = service_fn({
             let activity = activity.clone();
             let slot = slot.clone();
+            let answers = answers.clone();
             move |request| {
                 let proxy = proxy.clone();
                 let dedicated = dedicated.clone();
                 let client = client.clone();
                 let in_flight = activity.as_ref().map(idle::Activity::begin);
+                let answer = answers.begin();
                 let busy = slot.begin();
                 // std Mutex: never held across .await; taken once per request.
                 drop(handover.lock().unwrap_or_else(|e| e.into_inner()).take());
@@ -383,7 +387,7 @@ impl Hyper {
                     let response = response.map(|body| {
                         let body =
                             stall::BodyStall::wrap(body, limits.upstream_timeout, proxy.metrics());
-                        Guarded::wrap(body, (in_flight, busy))
+                        Guarded::wrap(body, (in_flight, busy, answer))
                     });
                     Ok::<_, Infallible>(response)
                 }
@@ -406,7 +410,7 @@ impl Hyper {
                     .unwrap_or(Ok(()))
             }),
             None => {
-                let io = refusals::Refusals::new(io, refusals_proxy);
+                let io = refusals::Refusals::new(io, refusals_proxy, answers);
                 let connection = builders.http1.serve_connection(TokioIo::new(io), service);
                 let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());

@@ -5,12 +5,22 @@
 //! the gateway's own refusal in their place: the JSON body, a request id, the refusal counted
 //! and logged like every other (`Proxy::refuse_unreadable`).
 //!
+//! Only a write made while no answer of the gateway's is on its way out can be hyper's
+//! refusal ([`Answers`]): hyper writes one only for a head it could not read, before any
+//! request reached the service. A frame of a relayed body that happens to read like a bare
+//! head, written on its own, is passed on as it is; replacing it would break the answer's
+//! framing and put the connection out of step.
+//!
 //! Not for: the gateway's own answers, which always carry a request id and so never look like
 //! hyper's; nor HTTP/2, whose errors are stream resets.
 
 use std::{
     io,
     pin::Pin,
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
     task::{Context, Poll},
 };
 
@@ -19,20 +29,66 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use crate::{error::GatewayError, proxy::Proxy};
 
+/// Whether hyper may be writing an answer of the gateway's on one connection: from the moment
+/// it hands a request to the service until a flush completes after that answer's body was
+/// dropped (hyper drops a body once its last frame is buffered, which may not be written yet).
+#[derive(Debug, Default)]
+pub struct Answers {
+    /// Answers whose body has not been dropped yet.
+    open: AtomicUsize,
+    /// A body was dropped since the last completed flush.
+    unflushed: AtomicBool,
+}
+
+/// Held by one answer, from the service's call until its body is dropped.
+#[derive(Debug)]
+pub struct Answer(Arc<Answers>);
+
+impl Answers {
+    /// An answer begins: hyper has handed a request to the service.
+    pub fn begin(self: &Arc<Self>) -> Answer {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        Answer(self.clone())
+    }
+
+    /// Whether every answer begun is out of hyper's hands: only then can a write be hyper's.
+    fn quiet(&self) -> bool {
+        self.open.load(Ordering::Acquire) == 0 && !self.unflushed.load(Ordering::Acquire)
+    }
+
+    /// A flush has completed: what hyper had buffered is written.
+    fn flushed(&self) {
+        if self.open.load(Ordering::Acquire) == 0 {
+            self.unflushed.store(false, Ordering::Release);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        // Before the count drops, so that a write seen between the two is not taken as quiet.
+        self.0.unflushed.store(true, Ordering::Release);
+        self.0.open.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// A client connection whose writes are watched for hyper's own refusals.
 pub struct Refusals<T> {
     io: T,
     proxy: Proxy,
+    answers: Arc<Answers>,
     /// The gateway's refusal, written in place of hyper's, and how much of it is out.
     pending: Vec<u8>,
     written: usize,
 }
 
 impl<T> Refusals<T> {
-    pub fn new(io: T, proxy: Proxy) -> Self {
+    /// `io`, whose answers (`answers`, begun by the service) are never taken for refusals.
+    pub fn new(io: T, proxy: Proxy, answers: Arc<Answers>) -> Self {
         Self {
             io,
             proxy,
+            answers,
             pending: Vec::new(),
             written: 0,
         }
@@ -84,7 +140,7 @@ impl<T: AsyncWrite + Unpin> Refusals<T> {
 
     /// Takes `buf` in place of hyper's refusal it is, if it is one: `true` when replaced.
     fn replace(&mut self, buf: &[u8]) -> bool {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || !self.answers.quiet() {
             return false;
         }
         let Some(error) = hyper_refusal(buf) else {
@@ -146,7 +202,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Refusals<T> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         std::task::ready!(self.poll_pending(cx))?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        std::task::ready!(Pin::new(&mut self.io).poll_flush(cx))?;
+        self.answers.flushed();
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -158,6 +216,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Refusals<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_out_of_hypers_hands_only_after_the_flush_that_follows_it() {
+        let answers = Arc::new(Answers::default());
+        assert!(answers.quiet(), "nothing begun");
+        let first = answers.begin();
+        answers.flushed();
+        assert!(!answers.quiet(), "its body not yet dropped");
+        let second = answers.begin();
+        drop(first);
+        answers.flushed();
+        assert!(!answers.quiet(), "the second still open");
+        drop(second);
+        assert!(!answers.quiet(), "its last frame may still be buffered");
+        answers.flushed();
+        assert!(answers.quiet());
+    }
 
     #[test]
     fn only_hypers_bare_refusals_are_recognised() {

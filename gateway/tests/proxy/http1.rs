@@ -339,6 +339,49 @@ async fn an_upstream_connection_that_sent_more_than_its_answer_is_not_reused() {
     );
 }
 
+/// hyper answers a head it cannot read with a bare head of its own, which the gateway
+/// replaces with its JSON refusal (`server/refusals.rs`). A frame of a relayed body that reads
+/// exactly like such a head, written on its own, is not one: it goes out unchanged, the
+/// answer's length holds, and the connection serves its next request in step. On both
+/// engines, and hyper's is the one that writes body frames as writes of their own.
+#[tokio::test]
+async fn a_body_frame_that_reads_like_a_bare_refusal_is_relayed_unchanged() {
+    const LOOKALIKE: &[u8] = b"HTTP/1.1 400 Bad Request\r\n\r\n";
+    let scripted = ScriptedUpstream::start(|_| {
+        Reply::Paced(vec![
+            b"HTTP/1.1 200 OK\r\nContent-Length: 32\r\n\r\nabcd".to_vec(),
+            LOOKALIKE.to_vec(),
+        ])
+    })
+    .await;
+    for engine in [Http1Engine::Hyper, Http1Engine::Lean] {
+        let gateway = gateway_before_on(&scripted, engine).await;
+        let mut connection = RawConnection::open(gateway.address).await;
+        // HTTP/1.0 keep-alive: served by hyper on either engine.
+        let request = "GET /api/raw/a HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n";
+        for _ in 0..2 {
+            connection.write(request).await;
+            let response = connection.read_response().await;
+            assert_eq!(response.status, 200, "{engine:?}");
+            assert_eq!(
+                response.wire,
+                [b"abcd".as_slice(), LOOKALIKE].concat(),
+                "{engine:?}"
+            );
+        }
+        // A real refusal on the same connection is still the gateway's.
+        connection
+            .write("GET /api/raw/a HTTP/1.1\r\nHost: gw\r\nBad Header\r\n\r\n")
+            .await;
+        let refusal = connection.read_response().await;
+        assert_eq!(refusal.status, 400, "{engine:?}");
+        assert!(
+            refusal.header("x-request-id").is_some(),
+            "{engine:?}: {refusal:?}"
+        );
+    }
+}
+
 const CHUNKED_WITH_EXTRAS: &[u8] = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\
     Content-Type: text/plain\r\n\r\n\
     5;name=value\r\nhello\r\n6 ; quoted=\"a;b\"\r\n world\r\n0\r\nX-Trailer: t\r\n\r\n";
@@ -1068,6 +1111,9 @@ enum Reply {
     Keep(Vec<u8>),
     /// Write these bytes (maybe none) and close the connection.
     Close(Vec<u8>),
+    /// Write each part in turn, a pause between, and wait for the next request: parts that
+    /// reach the gateway as reads of their own.
+    Paced(Vec<Vec<u8>>),
 }
 
 type Script = dyn Fn(&Arrival) -> Reply + Send + Sync;
@@ -1170,6 +1216,16 @@ async fn serve_script(
             Reply::Keep(bytes) => {
                 if stream.write_all(&bytes).await.is_err() {
                     return;
+                }
+            }
+            Reply::Paced(parts) => {
+                for (i, part) in parts.iter().enumerate() {
+                    if i > 0 {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    if stream.write_all(part).await.is_err() {
+                        return;
+                    }
                 }
             }
             Reply::Close(bytes) => {
