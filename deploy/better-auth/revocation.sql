@@ -30,6 +30,10 @@ CREATE TABLE IF NOT EXISTS auth_revocation (
   revoked_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS auth_revocation_revoked_at ON auth_revocation (revoked_at);
+-- A gateway looks up each announced revocation by its subject and applies what the row says,
+-- never the notification's own words: NOTIFY needs no privilege, so any login to this
+-- database could send one.
+CREATE INDEX IF NOT EXISTS auth_revocation_subject ON auth_revocation (subject);
 
 -- Every new row is announced: {"kind": ..., "subject": ..., "at": <whole epoch seconds>}.
 -- `at` is floored, so a user-wide revocation also covers tokens issued in its own second

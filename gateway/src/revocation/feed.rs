@@ -3,7 +3,14 @@
 //! (re)connects, then applies each notification as it arrives.
 //!
 //! `LISTEN` comes before the load, so a revocation committed in between is both loaded and
-//! notified (applying one twice changes nothing) and none falls between the two. A lost
+//! notified (applying one twice changes nothing) and none falls between the two.
+//!
+//! A notification is taken as news of a row, not as the revocation itself: its kind and
+//! subject are looked up in `auth_revocation` and what the table says is applied. `NOTIFY`
+//! needs no privilege, so any login to Better Auth's database (the gateways' read-only one
+//! included) could otherwise announce a sign-out that never happened, dated centuries ahead,
+//! and it would refuse that user at every replica until each restarted; the table only
+//! Better Auth's triggers write. A lost
 //! connection is retried with backoff (100 ms doubling to 2 s). Every `PING_EVERY` the feed
 //! notifies a channel only its own connection listens on (so N replicas cost N pings a
 //! round, not N² deliveries) and expects that notification back by the next ping: a silent
@@ -25,7 +32,7 @@ use futures_util::StreamExt;
 use proto_shared::postgres_tls::{self, Tls};
 use serde::Deserialize;
 use tokio::sync::mpsc;
-use tokio_postgres::{tls::MakeTlsConnect, AsyncMessage, Client, NoTls, Socket};
+use tokio_postgres::{tls::MakeTlsConnect, AsyncMessage, Client, NoTls, Row, Socket};
 use tokio_util::sync::CancellationToken;
 
 use super::{unix_now, Kind, Revocations};
@@ -54,18 +61,18 @@ const DEAF_RETRY: Duration = Duration::from_secs(30);
 const LOAD_BATCH: usize = 1024;
 
 /// One notification's payload, as `revocation.sql` writes it, or as a ping does (kind
-/// `ping`, the ping's id as subject).
+/// `ping`, the ping's id as subject). Its `at` is not read: the table's row dates it.
 #[derive(Debug, Deserialize)]
 struct Notified {
     kind: String,
     subject: String,
-    at: i64,
 }
 
 /// What a notification says.
 #[derive(Debug, PartialEq, Eq)]
 enum Notice {
-    Revoked(Kind, String, i64),
+    /// A row of this kind and subject was written: to be looked up.
+    Revoked(Kind, String),
     /// A ping: this connection's own, or (from a replica of an earlier version, which pinged
     /// on the shared channel) another's, which is ignored.
     Ping(String),
@@ -174,25 +181,38 @@ async fn listen_inner(
     loop {
         tokio::select! {
             payload = received.recv() => {
-                let payload = payload.ok_or(FeedError::Closed)?;
-                match parse(&payload) {
-                    Some(Notice::Revoked(kind, subject, at)) => {
-                        revocations.apply([(kind, subject.as_str(), at)], unix_now());
-                        heard = true;
-                    }
-                    Some(Notice::Ping(id)) => {
-                        if awaited.as_deref() == Some(id.as_str()) {
-                            awaited = None;
-                            if !*loaded {
-                                // Notifications arrive: from here the set is what the
-                                // database says, and stays so while pings come back.
-                                *loaded = true;
-                                revocations.loaded(unix_now());
-                                tracing::info!(entries, "revocation feed loaded and listening");
+                let mut payload = payload.ok_or(FeedError::Closed)?;
+                // Every notification already here, looked up together: a burst (many
+                // sessions ended at once) costs a query per batch, not per revocation.
+                let mut announced = Vec::new();
+                loop {
+                    match parse(&payload) {
+                        Some(Notice::Revoked(kind, subject)) => announced.push((kind, subject)),
+                        Some(Notice::Ping(id)) => {
+                            if awaited.as_deref() == Some(id.as_str()) {
+                                awaited = None;
+                                if !*loaded {
+                                    // Notifications arrive: from here the set is what the
+                                    // database says, and stays so while pings come back.
+                                    *loaded = true;
+                                    revocations.loaded(unix_now());
+                                    tracing::info!(entries, "revocation feed loaded and listening");
+                                }
                             }
                         }
+                        None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
                     }
-                    None => tracing::warn!("revocation feed: a notification that is not a revocation was ignored"),
+                    if announced.len() >= LOAD_BATCH {
+                        break;
+                    }
+                    match received.try_recv() {
+                        Ok(next) => payload = next,
+                        Err(_) => break,
+                    }
+                }
+                if !announced.is_empty() {
+                    look_up(&client, revocations, &announced).await?;
+                    heard = true;
                 }
             }
             answered = async { query.as_mut().expect("polled only while a query is out").await }, if query.is_some() => {
@@ -299,16 +319,7 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     while let Some(batch) = rows.next().await {
         let batch = batch.into_iter().collect::<Result<Vec<_>, _>>()?;
         count += batch.len();
-        // A row that cannot be read fails the load (the feed is then lost and retried), never
-        // a panic: a set missing a revocation must not pass for a loaded one.
-        let mut revoked = Vec::with_capacity(batch.len());
-        for row in &batch {
-            let (kind, subject, at) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
-            if let Some(kind) = Kind::parse(kind) {
-                revoked.push((kind, subject, at));
-            }
-        }
-        revocations.apply(revoked, unix_now());
+        revocations.apply(revoked(&batch)?, unix_now());
     }
     Ok(Listening {
         client,
@@ -317,6 +328,63 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
         connection_id,
         entries: count,
     })
+}
+
+/// The revocations `rows` hold (kind, subject, whole epoch seconds). A row that cannot be
+/// read fails the load or the lookup (the feed is then lost and retried), never a panic: a
+/// set missing a revocation must not pass for a loaded one.
+fn revoked(rows: &[Row]) -> Result<Vec<(Kind, &str, i64)>, tokio_postgres::Error> {
+    let mut revoked = Vec::with_capacity(rows.len());
+    for row in rows {
+        let (kind, subject, at) = (row.try_get(0)?, row.try_get(1)?, row.try_get(2)?);
+        if let Some(kind) = Kind::parse(kind) {
+            revoked.push((kind, subject, at));
+        }
+    }
+    Ok(revoked)
+}
+
+/// Applies what `auth_revocation` holds, within the window, for the kinds and subjects
+/// `announced`: each one's latest revocation. Announcements with no such row (a `NOTIFY`
+/// the triggers did not send) change nothing, and are logged.
+async fn look_up(
+    client: &Client,
+    revocations: &Revocations,
+    announced: &[(Kind, String)],
+) -> Result<(), FeedError> {
+    let kinds: Vec<&str> = announced.iter().map(|(kind, _)| kind.as_str()).collect();
+    let subjects: Vec<&str> = announced
+        .iter()
+        .map(|(_, subject)| subject.as_str())
+        .collect();
+    let window = revocations.config().remembered_for().as_secs_f64();
+    let rows = client
+        .query(
+            "SELECT r.kind, r.subject, floor(extract(epoch FROM max(r.revoked_at)))::bigint \
+             FROM auth_revocation r \
+             JOIN unnest($1::text[], $2::text[]) AS a(kind, subject) \
+               ON r.kind = a.kind AND r.subject = a.subject \
+             WHERE r.revoked_at > now() - $3 * interval '1 second' \
+             GROUP BY r.kind, r.subject",
+            &[&kinds, &subjects, &window],
+        )
+        .await?;
+    let found = revoked(&rows)?;
+    let distinct = kinds
+        .iter()
+        .zip(&subjects)
+        .collect::<std::collections::HashSet<_>>()
+        .len();
+    if found.len() < distinct {
+        tracing::warn!(
+            ignored = distinct - found.len(),
+            "revocation feed: announced revocations with no row in auth_revocation were \
+             ignored (something other than revocation.sql's triggers sends NOTIFY on \
+             auth_revocation)"
+        );
+    }
+    revocations.apply(found, unix_now());
+    Ok(())
 }
 
 /// Connects, and passes every notification's payload to the receiver, which closes when the
@@ -358,7 +426,6 @@ fn parse(payload: &str) -> Option<Notice> {
     Some(Notice::Revoked(
         Kind::parse(&notified.kind)?,
         notified.subject,
-        notified.at,
     ))
 }
 
@@ -370,15 +437,11 @@ mod tests {
     fn notifications_are_read_as_the_triggers_write_them() {
         assert_eq!(
             parse(r#"{"kind" : "session", "subject" : "abc", "at" : 1764000000}"#),
-            Some(Notice::Revoked(
-                Kind::Session,
-                "abc".to_owned(),
-                1_764_000_000
-            ))
+            Some(Notice::Revoked(Kind::Session, "abc".to_owned()))
         );
         assert_eq!(
             parse(r#"{"kind":"user","subject":"u1","at":1}"#),
-            Some(Notice::Revoked(Kind::User, "u1".to_owned(), 1))
+            Some(Notice::Revoked(Kind::User, "u1".to_owned()))
         );
         assert_eq!(
             parse(r#"{"kind":"ping","subject":"c0ffee-3","at":0}"#),
@@ -388,7 +451,7 @@ mod tests {
             "",
             "{}",
             r#"{"kind":"team","subject":"x","at":1}"#,
-            r#"{"kind":"user","subject":"x","at":"1"}"#,
+            r#"{"kind":"user","subject":1,"at":1}"#,
         ] {
             assert_eq!(parse(bad), None, "{bad}");
         }

@@ -32,6 +32,14 @@ impl Kind {
             _ => None,
         }
     }
+
+    /// The kind as the table and the feed write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Session => "session",
+            Self::User => "user",
+        }
+    }
 }
 
 /// The revocations still relevant, each with the second it happened (Unix seconds).

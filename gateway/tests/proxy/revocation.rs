@@ -426,6 +426,52 @@ async fn a_user_revocation_refuses_every_token_issued_before_it_and_none_after()
     db.drop().await;
 }
 
+/// `NOTIFY` needs no privilege: any login to Better Auth's database, the gateways' read-only
+/// one included, can announce a revocation. An announcement with no row behind it changes
+/// nothing (here one dated centuries ahead, which would have refused the user at every
+/// replica until each restarted), and one with a row is applied as the row dates it.
+#[tokio::test]
+async fn an_announcement_is_applied_as_the_table_has_it() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_with(RevocationConfig {
+        leeway: Duration::from_secs(1),
+        ..revocation(&db, Duration::from_secs(30))
+    })
+    .await;
+    let forge = |kind: &str, subject: &str| {
+        json!({"kind": kind, "subject": subject, "at": 9_000_000_000_000_000_000i64}).to_string()
+    };
+    let carol = token(&gateway, "carol", "c1", -5);
+    assert_eq!(get(&gateway, "carol", &carol).await.0, 200);
+    for payload in [forge("user", "carol"), forge("session", "c1")] {
+        db.client
+            .execute("SELECT pg_notify('auth_revocation', $1)", &[&payload])
+            .await
+            .unwrap();
+    }
+    // A real revocation behind them, on the same connection: once it is applied, so are the
+    // announcements before it.
+    let dave = token(&gateway, "dave", "d1", -5);
+    db.revoke("session", "d1").await;
+    until_status(&gateway, "dave", &dave, 401).await;
+    assert_eq!(get(&gateway, "carol", &carol).await.0, 200);
+
+    // Carol is banned now (the row), and someone announces it dated centuries ahead: her
+    // tokens issued before the ban are refused, and one issued after it is served.
+    db.revoked_ago("user", "carol", 0.0).await;
+    db.client
+        .execute(
+            "SELECT pg_notify('auth_revocation', $1)",
+            &[&forge("user", "carol")],
+        )
+        .await
+        .unwrap();
+    until_status(&gateway, "carol", &carol, 401).await;
+    let after = token(&gateway, "carol", "c2", 3);
+    assert_eq!(get(&gateway, "carol", &after).await.0, 200);
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn a_gateway_started_after_a_revocation_loads_it_before_serving() {
     let db = AuthDb::create().await;
