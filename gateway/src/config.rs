@@ -84,6 +84,12 @@ pub struct Config {
     /// makes keys unavailable. 0: no grace once a due refresh has failed.
     #[arg(long, env = "JWKS_STALE_IF_ERROR_SECS", default_value_t = 86_400)]
     pub jwks_stale_if_error_secs: u64,
+    /// The most keys a fetched key set may hold; a larger one is refused whole and the last
+    /// good set keeps serving. Better Auth publishes one key more than its grace period over
+    /// its rotation interval (721 rotating hourly with its default 30-day grace). The
+    /// response may hold 1 KiB a key (at least 64 KiB).
+    #[arg(long, env = "JWKS_MAX_KEYS", default_value_t = JwksConfig::DEFAULT_MAX_KEYS)]
+    pub jwks_max_keys: usize,
     /// Number of verified tokens remembered.
     #[arg(long, env = "TOKEN_CACHE_CAPACITY", default_value_t = 100_000)]
     pub token_cache_capacity: u64,
@@ -486,6 +492,8 @@ impl Config {
                 )?,
                 // Any value, 0 included (see its doc comment and `jwks.rs`).
                 stale_if_error: Duration::from_secs(self.jwks_stale_if_error_secs),
+                max_keys: self.jwks_max_keys()?,
+                max_response_bytes: JwksConfig::response_bytes_for(self.jwks_max_keys),
                 ..defaults
             },
             issuer,
@@ -496,6 +504,14 @@ impl Config {
             revocation: self.revocation_config(leeway)?,
         };
         Ok((auth, insecure_http))
+    }
+
+    /// `JWKS_MAX_KEYS`, bounded: at least one key, and at most 100,000 (a 100 MB response).
+    fn jwks_max_keys(&self) -> Result<usize, ConfigError> {
+        match self.jwks_max_keys {
+            1..=100_000 => Ok(self.jwks_max_keys),
+            _ => Err(invalid("JWKS_MAX_KEYS", "must be between 1 and 100000")),
+        }
     }
 
     /// `JWT_LEEWAY_SECS`, bounded: the spec promises a small leeway and tasks-service caps its

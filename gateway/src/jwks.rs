@@ -87,11 +87,25 @@ impl JwksConfig {
     pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Default total fetch timeout: 5 seconds.
     pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-    /// Default response size limit: 64 KiB (a JWKS of 100 RSA-4096 keys is about 75 KB;
-    /// Better Auth's holds one to a few keys of under 1 KB).
-    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = 64 * 1024;
-    /// Default key count limit: 32.
-    pub const DEFAULT_MAX_KEYS: usize = 32;
+    /// Default key count limit: 1,024. Better Auth keeps a rotated-out key published for
+    /// its grace period (30 days by default) and makes one every rotation interval, so its
+    /// set holds about grace ÷ interval + 1 keys: 31 rotating daily, 721 hourly. A set over
+    /// the limit is refused whole (the last good one keeps serving), so the limit must sit
+    /// above what the issuer publishes, never at it.
+    pub const DEFAULT_MAX_KEYS: usize = 1024;
+    /// Default response size limit: room for the default key count (1 MiB).
+    pub const DEFAULT_MAX_RESPONSE_BYTES: usize = Self::response_bytes_for(Self::DEFAULT_MAX_KEYS);
+
+    /// The response size limit for a set of up to `max_keys` keys: 1 KiB a key (an RSA-4096
+    /// JWK is about 750 bytes, an Ed25519 one about 150), and never under 64 KiB.
+    pub const fn response_bytes_for(max_keys: usize) -> usize {
+        let bytes = max_keys.saturating_mul(1024);
+        if bytes < 64 * 1024 {
+            64 * 1024
+        } else {
+            bytes
+        }
+    }
 
     /// The defaults above for the JWKS at `url`.
     pub fn for_url(url: impl Into<String>) -> Self {

@@ -195,7 +195,8 @@ fn the_env_listing_comes_from_clap_and_marks_identity_keys_required() {
     assert!(listing.contains("REVOCATION_REQUIRE_SID\toptional\ttrue\n"));
     assert!(listing.contains("REVOCATION_DATABASE_CA_FILE\toptional\t\n"));
     assert!(listing.contains("SHUTDOWN_DELAY_SECS\toptional\t0\n"));
-    assert_eq!(listing.lines().count(), 40, "{listing}");
+    assert!(listing.contains("JWKS_MAX_KEYS\toptional\t1024\n"));
+    assert_eq!(listing.lines().count(), 41, "{listing}");
     assert!(listing.contains("TRUSTED_PROXIES\toptional\t\n"));
     assert!(listing.contains("HTTP1_ENGINE\toptional\tlean\n"));
     assert!(listing.contains("RUNTIME_LAYOUT\toptional\tbalanced\n"));
@@ -337,6 +338,34 @@ fn the_leeway_is_at_most_300_seconds() {
         let error = with(secs).unwrap_err();
         assert_eq!(error.variable, "JWT_LEEWAY_SECS", "{secs}: {error}");
         assert!(error.to_string().contains("at most 300"), "{error}");
+    }
+}
+
+#[test]
+fn the_key_count_bound_sizes_the_response_bound_and_is_itself_bounded() {
+    let with = |keys: &str| {
+        parse(&[
+            "--better-auth-url=https://auth.local",
+            "--jwks-max-keys",
+            keys,
+        ])
+        .validate()
+    };
+    let defaults = parse(&["--better-auth-url=https://auth.local"])
+        .validate()
+        .unwrap();
+    assert_eq!(defaults.auth.jwks.max_keys, 1024);
+    assert_eq!(defaults.auth.jwks.max_response_bytes, 1024 * 1024);
+    let few = with("8").unwrap();
+    assert_eq!(few.auth.jwks.max_keys, 8);
+    assert_eq!(few.auth.jwks.max_response_bytes, 64 * 1024);
+    assert_eq!(
+        with("4096").unwrap().auth.jwks.max_response_bytes,
+        4 * 1024 * 1024
+    );
+    for keys in ["0", "100001"] {
+        let error = with(keys).unwrap_err();
+        assert_eq!(error.variable, "JWKS_MAX_KEYS", "{keys}: {error}");
     }
 }
 

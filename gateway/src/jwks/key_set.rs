@@ -94,7 +94,7 @@ static GENERATIONS: AtomicU64 = AtomicU64::new(0);
 pub enum KeySetError {
     #[error("not a JWKS document: {0}")]
     NotJwks(#[from] serde_json::Error),
-    #[error("{count} keys published, more than the limit of {max}")]
+    #[error("{count} keys published, more than the limit of {max} (JWKS_MAX_KEYS)")]
     TooManyKeys { count: usize, max: usize },
 }
 

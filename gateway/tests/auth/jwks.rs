@@ -283,6 +283,23 @@ async fn garbage_oversized_crowded_and_stalled_answers_keep_the_last_good_keys()
     .await;
 }
 
+/// Better Auth keeps a rotated-out key published for its grace period (30 days by default)
+/// and makes a new one every rotation interval: a set rotating hourly holds about 721 keys,
+/// the newest last. The default bounds take such a set whole, and the newest key verifies.
+#[tokio::test]
+async fn a_key_set_kept_through_better_auths_grace_period_is_taken_whole() {
+    let issuer = Issuer::start().await;
+    let first = issuer.keys().len();
+    for _ in 0..720 {
+        issuer.add_key(Algorithm::EdDsa);
+    }
+    let newest = issuer.add_key(Algorithm::EdDsa);
+    let auth = TestAuth::ready(config(&issuer)).await;
+    assert_eq!(auth.metric("gateway_jwks_keys"), (first + 721) as f64);
+    let token = newest.mint(&newest.header(), &issuer.claims("u1"));
+    assert!(auth.check(&token).await.is_ok());
+}
+
 #[tokio::test]
 async fn without_cache_control_the_configured_interval_applies() {
     let issuer = Issuer::start().await;
