@@ -68,15 +68,36 @@ async fn a_query_without_where_sees_only_the_scoped_users_rows() {
     assert_eq!(deleted, 0);
     tx.rollback().await.unwrap();
 
-    // With the setting unset (it is transaction-local), nothing is visible at all.
+    // With the setting unset (it is transaction-local), nothing is visible at all. On this
+    // connection, which has run a scoped transaction, it reads as '' rather than NULL: the
+    // policy then relies on no row having an empty user_id, which the table's check forbids.
     let tx = client.transaction().await.unwrap();
+    let setting: Option<String> = tx
+        .query_one("SELECT current_setting('app.user_id', true)", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(setting.as_deref(), Some(""));
     let visible: i64 = tx
         .query_one("SELECT count(*) FROM tasks", &[])
         .await
         .unwrap()
         .get(0);
     assert_eq!(visible, 0);
-    tx.rollback().await.unwrap();
+    // The policy's WITH CHECK would let '' = '' through: the table's check is what refuses.
+    let empty_owner = tx
+        .execute(
+            "INSERT INTO tasks (user_id, title) VALUES ('', 'nobody''s')",
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        empty_owner.code(),
+        Some(&SqlState::CHECK_VIOLATION),
+        "{empty_owner}"
+    );
+    drop(tx);
 }
 
 #[tokio::test]
