@@ -13,6 +13,11 @@
 //! body hands over at most [`MAX_HANDED`] bytes at a time, so that a client keeps its answer
 //! only by granting at least that much window per stall limit.
 //!
+//! An answer's last frame is handed without its last byte, which follows alone: hyper ends a
+//! stream's task as soon as it has queued the frame that ends the stream, so an answer that
+//! fits in one frame would otherwise sit queued with h2, untimed, while the client withholds
+//! window (one extra DATA frame of one byte per answer).
+//!
 //! A timer is armed only when a write or a body frame is pending, so an answer that goes out
 //! at once, as most do, costs no timer.
 
@@ -256,6 +261,13 @@ impl Body for BodyStall {
         };
         if data.len() > MAX_HANDED {
             stream.rest = data.split_off(MAX_HANDED);
+        } else if data.len() > 1 && inner.is_end_stream() {
+            // The answer's last frame goes without its last byte, which follows on its own.
+            // hyper queues a frame that does not end the stream and waits for window to
+            // cover it before asking for the next; one that ends the stream ends the
+            // stream's task at once, left queued with h2 and timed by nothing, its place
+            // among the requests in flight given back, while the client withholds window.
+            stream.rest = data.split_off(data.len() - 1);
         }
         stream.handed.given();
         Poll::Ready(Some(Ok(Frame::data(data))))

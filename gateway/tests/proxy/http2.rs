@@ -306,6 +306,33 @@ async fn an_http2_answer_held_back_by_a_withheld_window_is_reset() {
     assert!(!driver.is_finished(), "the connection was closed");
 }
 
+/// The same for answers that fit in one frame, on a connection whose client grants one byte
+/// of window and no more: hyper ends a stream's task once it has queued the frame that ends
+/// the stream, so each such answer used to sit queued with h2, untimed, its place among the
+/// requests in flight given back at once, while its memory stayed. Each is reset within the
+/// stall limit now, and counted.
+#[tokio::test]
+async fn small_http2_answers_held_back_by_a_withheld_window_are_reset_too() {
+    let gateway = spawn_gateway().await;
+    let (mut sender, driver) = narrow_window_connection(&gateway, 1).await;
+    let mut answers = Vec::new();
+    for _ in 0..4 {
+        answers.push(echo(&gateway, &mut sender, 8 * 1024).await);
+    }
+    let cut = r#"gateway_answers_cut_total{reason="window_withheld"}"#;
+    gateway.wait_for_metric(cut, |v| v == 4.0).await;
+    for answer in answers {
+        let body = tokio::time::timeout(GUARD, answer.into_body().collect())
+            .await
+            .expect("a reset stream ends its body");
+        assert!(body.is_err(), "a held-back answer came whole");
+    }
+    gateway
+        .wait_for_metric("gateway_in_flight_requests", |v| v == 0.0)
+        .await;
+    assert!(!driver.is_finished(), "the connection was closed");
+}
+
 /// The limit is on waiting, not on the whole answer: a client that widens its window a little
 /// at a time, each wait within the stall limit, gets its answer whole however long it takes.
 #[tokio::test]
