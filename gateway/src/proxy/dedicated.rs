@@ -54,12 +54,15 @@ impl Dedicated {
         (dedicated, receiver)
     }
 
-    /// Takes an idle connection to `upstream` out of the set if there is one.
+    /// Takes a connection to `upstream` ready for a request out of the set if there is one.
+    /// A connection is put back once its answer's head has come; one still carrying that
+    /// answer's body is not ready (an HTTP/2 client's other streams open their own rather
+    /// than wait behind it), and one that has closed is dropped.
     pub fn take(&self, upstream: &Upstream) -> Option<UpstreamConnection> {
         self.idle
             .lock()
             .unwrap_or_else(|poison| poison.into_inner())
-            .take(upstream)
+            .take_ready(upstream, SendRequest::is_ready, SendRequest::is_closed)
     }
 
     /// Returns a connection for the next request.

@@ -73,6 +73,26 @@ impl<T> Kept<T> {
         Some(self.idle.swap_remove(index))
     }
 
+    /// Takes the most recently kept connection to `upstream` that `ready` accepts, first
+    /// dropping those to it that `closed` says are done for. For a set shared by concurrent
+    /// requests (an HTTP/2 client's streams), where a connection is kept as soon as its
+    /// answer's head has come and may still be carrying that answer's body: a request must
+    /// not wait behind another's download for a connection it could open anew.
+    pub fn take_ready(
+        &mut self,
+        upstream: &Upstream,
+        ready: impl Fn(&T) -> bool,
+        closed: impl Fn(&T) -> bool,
+    ) -> Option<Connection<T>> {
+        self.idle
+            .retain(|kept| !(kept.is_for(upstream) && closed(&kept.io)));
+        let index = self
+            .idle
+            .iter()
+            .rposition(|kept| kept.is_for(upstream) && ready(&kept.io))?;
+        Some(self.idle.swap_remove(index))
+    }
+
     /// Keeps `connection` for a later request to its upstream. One that failed is simply
     /// never put back, so the next request makes a new one.
     pub fn put_back(&mut self, mut connection: Connection<T>) {

@@ -333,6 +333,39 @@ async fn small_http2_answers_held_back_by_a_withheld_window_are_reset_too() {
     assert!(!driver.is_finished(), "the connection was closed");
 }
 
+/// An HTTP/2 client's streams share its upstream connections, and one is kept for the next
+/// stream as soon as its answer's head has come. A stream must not be sent over one still
+/// carrying another stream's body (a download the client reads slowly, or not at all): it
+/// would wait behind it, here for the 30 s stall limit, while a new connection answers at
+/// once.
+#[tokio::test]
+async fn an_http2_stream_does_not_wait_behind_another_streams_download() {
+    let gateway = spawn_gateway_with(|s| s.limits.upstream_timeout = Duration::from_secs(30)).await;
+    let (mut sender, _driver) = narrow_window_connection(&gateway, 16 * 1024).await;
+    let download = echo(&gateway, &mut sender, 256 * 1024).await;
+    let request = http::Request::get(gateway.url("/api/auth/after"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let after = expect_ok(&mut sender, request).await;
+    let body = tokio::time::timeout(GUARD, after.into_body().collect())
+        .await
+        .expect("the second answer's body must come")
+        .unwrap();
+    assert!(!body.to_bytes().is_empty());
+    let peers: Vec<_> = gateway
+        .upstream
+        .seen()
+        .iter()
+        .map(|seen| seen.peer)
+        .collect();
+    assert_eq!(peers.len(), 2);
+    assert_ne!(
+        peers[0], peers[1],
+        "the second stream went over the busy connection"
+    );
+    drop(download);
+}
+
 /// The limit is on waiting, not on the whole answer: a client that widens its window a little
 /// at a time, each wait within the stall limit, gets its answer whole however long it takes.
 #[tokio::test]
