@@ -25,6 +25,8 @@ pub enum GatewayError {
     BadPath,
     #[error("the Host header is missing, repeated or not a host")]
     BadHost,
+    #[error("the Connection header is too long")]
+    ConnectionTooLong,
     #[error("method not allowed")]
     MethodNotAllowed,
     #[error("CONNECT is not relayed")]
@@ -61,6 +63,7 @@ impl GatewayError {
             Self::NotFound => "not_found",
             Self::BadPath => "bad_path",
             Self::BadHost => "bad_host",
+            Self::ConnectionTooLong => "connection_too_long",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::MethodNotRelayed => "method_not_relayed",
             Self::BodyTooLarge => "body_too_large",
@@ -85,9 +88,11 @@ impl GatewayError {
             Self::Auth(_) => StatusCode::UNAUTHORIZED,
             Self::ForbiddenUser | Self::CorsOriginNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
-            Self::BadPath | Self::BadHost | Self::IncompleteBody | Self::MalformedHead => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::BadPath
+            | Self::BadHost
+            | Self::ConnectionTooLong
+            | Self::IncompleteBody
+            | Self::MalformedHead => StatusCode::BAD_REQUEST,
             Self::TargetTooLong => StatusCode::URI_TOO_LONG,
             Self::VersionNotSupported => StatusCode::HTTP_VERSION_NOT_SUPPORTED,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -138,6 +143,7 @@ impl GatewayError {
             Self::NotFound => "Not Found",
             Self::BadPath => "Bad request: path contains dot segments",
             Self::BadHost => "Bad request: missing, repeated or invalid Host header",
+            Self::ConnectionTooLong => "Bad request: the Connection header is too long",
             Self::MethodNotAllowed => "Method Not Allowed",
             Self::MethodNotRelayed => "Not implemented: the gateway does not relay CONNECT",
             Self::BodyTooLarge => "Request body too large",

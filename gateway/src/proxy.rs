@@ -35,7 +35,7 @@ use crate::{
     health::{self, Readiness},
     metrics::{InFlight, Metrics},
     request::{
-        api_user_segment, has_dot_segment, has_valid_host, prepare_response,
+        api_user_segment, connection_too_long, has_dot_segment, has_valid_host, prepare_response,
         settle_response_framing, ClientAddr, ClientHead, Route, RouteClass, Router, TrustedProxies,
     },
     revocation::FeedHealth,
@@ -454,6 +454,9 @@ impl Proxy {
         }
         if !has_valid_host(head) {
             return Err(GatewayError::BadHost);
+        }
+        if connection_too_long(head) {
+            return Err(GatewayError::ConnectionTooLong);
         }
 
         match parts.cors.preflight(head) {

@@ -11,8 +11,9 @@ pub mod route;
 pub use client_head::ClientHead;
 pub use forwarded_for::TrustedProxies;
 pub use headers::{
-    connection_may_drop, decimal_length, has_valid_host, is_gateway_response_header, is_hop_by_hop,
-    list_items, prepare_response, relays_response_header, settle_response_framing, ClientAddr,
+    connection_may_drop, connection_too_long, decimal_length, has_valid_host,
+    is_gateway_response_header, is_hop_by_hop, list_items, prepare_response,
+    relays_response_header, settle_response_framing, ClientAddr,
 };
 pub use route::{
     api_user_segment, has_dot_segment, PublicRoute, Route, RouteClass, Router, API_PREFIX,

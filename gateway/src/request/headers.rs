@@ -187,6 +187,21 @@ pub fn list_items(value: &[u8]) -> impl Iterator<Item = &[u8]> {
         .filter(|item| !item.is_empty())
 }
 
+/// The most bytes a request's `Connection` header lines may hold in all. On the way upstream
+/// each header line is checked against every option they list (a header named there is
+/// dropped), so their length multiplies the work per line: a head of a hundred lines with a
+/// `Connection` header of thousands of options would cost milliseconds where a request costs
+/// microseconds. Real clients list one to three short options (`keep-alive`, `Upgrade`, `TE`).
+pub const MAX_CONNECTION_BYTES: usize = 256;
+
+/// Whether `head`'s `Connection` lines hold more than [`MAX_CONNECTION_BYTES`] in all.
+pub fn connection_too_long(head: &impl ClientHead) -> bool {
+    head.values(header::CONNECTION)
+        .map(<[u8]>::len)
+        .sum::<usize>()
+        > MAX_CONNECTION_BYTES
+}
+
 /// Whether `head` names its host as RFC 9112 §3.2 requires: an HTTP/1.1 request has exactly one
 /// `Host`, and that value, or an HTTP/2 request's `:authority`, is a host and an optional port
 /// (empty is allowed), with no user info, path or anything else. Other requests are refused

@@ -10,6 +10,41 @@ use crate::{
     raw,
 };
 
+/// Every header line going upstream is checked against each option `Connection` lists, so a
+/// `Connection` of thousands of options would make each request cost milliseconds: one longer
+/// than 256 bytes is refused before any work, with the gateway's own 400; a long but ordinary
+/// list of options still passes.
+#[tokio::test]
+async fn a_connection_header_of_thousands_of_options_is_refused() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("alice");
+    let request = |connection: &str| {
+        format!(
+            "GET /api/alice/tasks HTTP/1.1\r\nHost: gw.example\r\nAuthorization: Bearer {token}\r\n\
+             Connection: {connection}\r\n\r\n"
+        )
+    };
+    let mut connection = raw::RawConnection::open(gateway.address).await;
+    // 1,000 options, within the 8 KiB head the test gateway allows.
+    let options = (0..1000)
+        .map(|i| format!("x{i}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    connection.write(request(&options)).await;
+    let refused = connection.read_response().await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert!(
+        refused.body.contains("Connection header is too long"),
+        "{refused:?}"
+    );
+    assert!(refused.header("x-request-id").is_some());
+    assert!(gateway.upstream.seen().is_empty());
+
+    let ordinary = "keep-alive, Upgrade, TE, X-Private, X-Other-Private, HTTP2-Settings";
+    connection.write(request(ordinary)).await;
+    assert_eq!(connection.read_response().await.status, 200);
+}
+
 #[tokio::test]
 async fn hop_by_hop_and_connection_named_headers_do_not_reach_the_upstream() {
     let gateway = spawn_gateway().await;
