@@ -254,7 +254,8 @@ impl Revocations {
         if self.health(now) == FeedHealth::Down {
             return Err(Refusal::Unavailable);
         }
-        if token.session.is_none() {
+        // An empty `sid` names no session either: no sign-out could ever end it.
+        if token.session.is_none_or(str::is_empty) {
             // An issuer that leaves `sid` out (Better Auth's JWT plugin without the
             // `definePayload` step) makes sign-out a no-op here: refuse (the default) or at
             // least say so, rather than have revocation look on while doing half its job.
@@ -514,6 +515,8 @@ mod tests {
         strict.loaded(1_000);
         let bare = token("alice", None, 1_000, 1_900);
         assert_eq!(strict.check(bare, 1_000), Err(Refusal::NoSession));
+        let empty = token("alice", Some(""), 1_000, 1_900);
+        assert_eq!(strict.check(empty, 1_000), Err(Refusal::NoSession));
         // A feed that cannot be trusted says so first: 503, retry later, not 401.
         let unloaded = revocations();
         assert_eq!(unloaded.check(bare, 1_000), Err(Refusal::Unavailable));
@@ -527,7 +530,7 @@ mod tests {
         lenient.apply([(Kind::User, "alice", 1_010)], 1_010);
         assert_eq!(lenient.check(bare, 1_011), Err(Refusal::Revoked));
         // Every use is counted, refused or served.
-        assert_eq!(strict.shared.metrics.without_session.get(), 1);
+        assert_eq!(strict.shared.metrics.without_session.get(), 2);
         assert_eq!(lenient.shared.metrics.without_session.get(), 2);
     }
 
