@@ -44,7 +44,7 @@ pub use key_set::{KeySet, VerifyingKey};
 use metrics::JwksMetrics;
 
 /// How the key set is fetched and kept.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JwksConfig {
     /// e.g. `http://127.0.0.1:3000/api/auth/jwks`.
     pub url: String,
@@ -67,6 +67,37 @@ pub struct JwksConfig {
     /// Bounds on what a fetch may return.
     pub max_response_bytes: usize,
     pub max_keys: usize,
+}
+
+// By hand, with the URL shown without any credentials it holds (`https://user:pass@...`):
+// this struct is inside `Settings`, whose `Debug` a start-up or error log may print.
+impl std::fmt::Debug for JwksConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            url,
+            refresh_interval,
+            min_refresh_interval,
+            max_refresh_interval,
+            unknown_kid_cooldown,
+            stale_if_error,
+            connect_timeout,
+            fetch_timeout,
+            max_response_bytes,
+            max_keys,
+        } = self;
+        f.debug_struct("JwksConfig")
+            .field("url", &loggable_url(url))
+            .field("refresh_interval", refresh_interval)
+            .field("min_refresh_interval", min_refresh_interval)
+            .field("max_refresh_interval", max_refresh_interval)
+            .field("unknown_kid_cooldown", unknown_kid_cooldown)
+            .field("stale_if_error", stale_if_error)
+            .field("connect_timeout", connect_timeout)
+            .field("fetch_timeout", fetch_timeout)
+            .field("max_response_bytes", max_response_bytes)
+            .field("max_keys", max_keys)
+            .finish()
+    }
 }
 
 impl JwksConfig {

@@ -54,12 +54,23 @@ impl FetchError {
 }
 
 /// Fetches and parses the key set. Cheap to clone (reqwest pools connections).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Fetcher {
     client: reqwest::Client,
     url: String,
     max_response_bytes: usize,
     max_keys: usize,
+}
+
+// By hand: the URL without the credentials it may hold.
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("url", &loggable_url(&self.url))
+            .field("max_response_bytes", &self.max_response_bytes)
+            .field("max_keys", &self.max_keys)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Fetcher {
@@ -202,6 +213,15 @@ mod tests {
             loggable_url("user:secret@auth.example/jwks"),
             "***@auth.example/jwks"
         );
+        // Nor through the settings' or the fetcher's `Debug`, which start-up logs may print.
+        let config = JwksConfig::for_url("https://user:secret@auth.example/api/auth/jwks");
+        for shown in [
+            format!("{config:?}"),
+            format!("{:?}", Fetcher::new(&config).unwrap()),
+        ] {
+            assert!(!shown.contains("secret"), "{shown}");
+            assert!(shown.contains("***@auth.example"), "{shown}");
+        }
     }
 
     #[tokio::test]
