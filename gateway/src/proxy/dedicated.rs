@@ -44,6 +44,13 @@ pub struct Dedicated {
 }
 
 impl Dedicated {
+    /// The most upstream connections one client connection keeps between its requests. An
+    /// HTTP/1 client needs one; an HTTP/2 client's burst of streams opens as many as it has
+    /// at once (up to 128), and kept until the client left they would hold that many sockets
+    /// in the gateway and the upstream per client, past what the file budget allows for
+    /// (`MAX_CONNECTIONS`: two files a connection). A browser runs about six calls at once.
+    pub const KEEP_AT_MOST: usize = 8;
+
     /// An empty set, and the drivers its connections will need polled by the owning task.
     pub fn new() -> (Self, Drivers) {
         let (drivers, receiver) = mpsc::unbounded_channel();
@@ -65,12 +72,16 @@ impl Dedicated {
             .take_ready(upstream, SendRequest::is_ready, SendRequest::is_closed)
     }
 
-    /// Returns a connection for the next request.
+    /// Returns a connection for the next request, or closes it (once its answer is read) if
+    /// the set already holds [`Dedicated::KEEP_AT_MOST`].
     pub fn put_back(&self, connection: UpstreamConnection) {
-        self.idle
+        let mut idle = self
+            .idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-            .put_back(connection);
+            .unwrap_or_else(|poison| poison.into_inner());
+        if idle.len() < Self::KEEP_AT_MOST {
+            idle.put_back(connection);
+        }
     }
 
     /// Opens a new connection to `upstream` and hands its driver to the owning task.

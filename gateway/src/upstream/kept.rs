@@ -93,6 +93,16 @@ impl<T> Kept<T> {
         Some(self.idle.swap_remove(index))
     }
 
+    /// How many connections are kept, to any upstream.
+    pub fn len(&self) -> usize {
+        self.idle.len()
+    }
+
+    /// Whether none is kept.
+    pub fn is_empty(&self) -> bool {
+        self.idle.is_empty()
+    }
+
     /// Keeps `connection` for a later request to its upstream. One that failed is simply
     /// never put back, so the next request makes a new one.
     pub fn put_back(&mut self, mut connection: Connection<T>) {

@@ -366,6 +366,52 @@ async fn an_http2_stream_does_not_wait_behind_another_streams_download() {
     drop(download);
 }
 
+/// A burst of an HTTP/2 client's streams opens an upstream connection for each; once they
+/// are answered the client connection keeps no more than a few of them (eight) for its next
+/// requests, whatever the burst's size, and closes the rest, rather than hold them all
+/// until the client leaves.
+#[tokio::test]
+async fn an_http2_client_keeps_a_few_upstream_connections_after_a_burst() {
+    let gateway = spawn_gateway().await;
+    // Those the readiness checks left parked by the HTTP/1.1 engine.
+    let before = gateway.upstream.open_connections();
+    let client = http2_client();
+    let burst: Vec<_> = (0..20)
+        .map(|_| {
+            let request = client.get(gateway.url("/api/auth/hold")).send();
+            tokio::spawn(request)
+        })
+        .collect();
+    gateway.upstream.wait_for_arrivals(20).await;
+    gateway.upstream.release();
+    for answer in burst {
+        assert_eq!(answer.await.unwrap().unwrap().status(), 200);
+    }
+    gateway.upstream.wait_for_open_at_most(before + 8).await;
+    // The client connection is still up, and served over what it kept.
+    let again = client
+        .get(gateway.url("/api/auth/again"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+
+    // A connection not kept is closed only once its answer is read: long answers still
+    // streaming when the set is full arrive whole.
+    let downloads: Vec<_> = (0..20)
+        .map(|_| {
+            let request = client
+                .post(gateway.url("/api/auth/echo"))
+                .body(vec![b'x'; 256 * 1024])
+                .send();
+            tokio::spawn(async move { request.await?.bytes().await })
+        })
+        .collect();
+    for download in downloads {
+        assert_eq!(download.await.unwrap().unwrap().len(), 256 * 1024);
+    }
+}
+
 /// The limit is on waiting, not on the whole answer: a client that widens its window a little
 /// at a time, each wait within the stall limit, gets its answer whole however long it takes.
 #[tokio::test]

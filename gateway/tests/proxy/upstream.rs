@@ -53,6 +53,9 @@ struct Shared {
     arrivals: Mutex<usize>,
     release: Notify,
     first_chunk: Notify,
+    /// Connections open now, and a wake-up whenever one closes.
+    open: Mutex<usize>,
+    closed: Notify,
 }
 
 /// The running upstream; stops when dropped.
@@ -128,6 +131,26 @@ impl EchoUpstream {
         }
     }
 
+    /// How many connections to the upstream are open now.
+    pub fn open_connections(&self) -> usize {
+        *self.shared.open.lock().unwrap()
+    }
+
+    /// Waits (up to 10 s) until at most `n` connections to the upstream are open.
+    pub async fn wait_for_open_at_most(&self, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let notified = self.shared.closed.notified();
+            let open = *self.shared.open.lock().unwrap();
+            if open <= n {
+                return;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                panic!("{open} connections to the upstream still open, expected at most {n}");
+            }
+        }
+    }
+
     /// Lets every waiting `hold` or `drip` request finish.
     pub fn release(&self) {
         self.shared.release.notify_waiters();
@@ -150,7 +173,9 @@ async fn serve(mut listener: TestListener, shared: Arc<Shared>) {
             continue;
         };
         let shared = shared.clone();
+        *shared.open.lock().unwrap() += 1;
         tokio::spawn(async move {
+            let counted = shared.clone();
             let service = service_fn(move |request| {
                 let shared = shared.clone();
                 async move {
@@ -164,6 +189,8 @@ async fn serve(mut listener: TestListener, shared: Arc<Shared>) {
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
+            *counted.open.lock().unwrap() -= 1;
+            counted.closed.notify_waiters();
         });
     }
 }
