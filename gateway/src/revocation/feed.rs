@@ -172,6 +172,10 @@ async fn listen_inner(
     // the other.
     let mut awaited: Option<String> = None;
     let mut query: Option<PingQuery<'_>> = None;
+    // The lookup of announced revocations in the table while it is out, polled beside the
+    // rest the same way, and those announced meanwhile, looked up when it is back.
+    let mut lookup: Option<LookUp<'_>> = None;
+    let mut announced: Vec<(Kind, String)> = Vec::new();
     // Whether a revocation came since the last tick: a burst of them (many sessions ended at
     // once) can hold a ping's answer and its notification back past the next tick, and a
     // connection that delivers revocations is neither silent nor deaf.
@@ -184,7 +188,6 @@ async fn listen_inner(
                 let mut payload = payload.ok_or(FeedError::Closed)?;
                 // Every notification already here, looked up together: a burst (many
                 // sessions ended at once) costs a query per batch, not per revocation.
-                let mut announced = Vec::new();
                 loop {
                     match parse(&payload) {
                         Some(Notice::Revoked(kind, subject)) => announced.push((kind, subject)),
@@ -211,8 +214,17 @@ async fn listen_inner(
                     }
                 }
                 if !announced.is_empty() {
-                    look_up(&client, revocations, &announced).await?;
                     heard = true;
+                    if lookup.is_none() {
+                        lookup = Some(Box::pin(look_up(&client, revocations, std::mem::take(&mut announced))));
+                    }
+                }
+            }
+            looked_up = async { lookup.as_mut().expect("polled only while a lookup is out").await }, if lookup.is_some() => {
+                lookup = None;
+                looked_up?;
+                if !announced.is_empty() {
+                    lookup = Some(Box::pin(look_up(&client, revocations, std::mem::take(&mut announced))));
                 }
             }
             answered = async { query.as_mut().expect("polled only while a query is out").await }, if query.is_some() => {
@@ -221,16 +233,20 @@ async fn listen_inner(
             }
             _ = ping.tick() => {
                 let heard_since = std::mem::take(&mut heard);
-                if query.is_some() || awaited.is_some() {
-                    if heard_since {
-                        // Still delivering: wait on for the ping behind the revocations.
-                        continue;
-                    }
-                    return Err(if query.is_some() {
+                // A query (the ping's or a lookup) unanswered, or a ping's notification not
+                // back, since the last tick, with nothing heard meanwhile: the connection is
+                // silent or deaf. Still delivering revocations, it is neither.
+                let unanswered = query.is_some() || lookup.is_some();
+                if (unanswered || awaited.is_some()) && !heard_since {
+                    return Err(if unanswered {
                         FeedError::Silent(PING_TIMEOUT)
                     } else {
                         FeedError::Deaf(PING_EVERY)
                     });
+                }
+                if query.is_some() || awaited.is_some() {
+                    // Wait on for the ping behind the revocations.
+                    continue;
                 }
                 pings += 1;
                 let id = format!("{connection_id}-{pings}");
@@ -249,6 +265,9 @@ async fn listen_inner(
 
 /// A ping's query (`pg_notify` to the ping channel) while it is out, on the connection `'c`.
 type PingQuery<'c> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'c>>;
+
+/// A lookup of announced revocations ([`look_up`]) while it is out, on the connection `'c`.
+type LookUp<'c> = Pin<Box<dyn Future<Output = Result<(), FeedError>> + Send + 'c>>;
 
 /// A connection listening on its channels, with the window loaded.
 struct Listening {
@@ -347,10 +366,10 @@ fn revoked(rows: &[Row]) -> Result<Vec<(Kind, &str, i64)>, tokio_postgres::Error
 /// Applies what `auth_revocation` holds, within the window, for the kinds and subjects
 /// `announced`: each one's latest revocation. Announcements with no such row (a `NOTIFY`
 /// the triggers did not send) change nothing, and are logged.
-async fn look_up(
-    client: &Client,
-    revocations: &Revocations,
-    announced: &[(Kind, String)],
+async fn look_up<'c>(
+    client: &'c Client,
+    revocations: &'c Revocations,
+    announced: Vec<(Kind, String)>,
 ) -> Result<(), FeedError> {
     let kinds: Vec<&str> = announced.iter().map(|(kind, _)| kind.as_str()).collect();
     let subjects: Vec<&str> = announced

@@ -602,6 +602,41 @@ async fn a_feed_lost_past_its_bound_fails_closed_until_it_is_back() {
     db.drop().await;
 }
 
+/// A lookup of announced revocations that never comes back (here the table is locked, as a
+/// migration's `DROP TRIGGER` would lock it; a connection gone half-open looks the same)
+/// counts as a silent feed: lost, and past its bound failing closed, rather than a feed that
+/// looks up forever while its health says up.
+#[tokio::test]
+async fn a_lookup_that_never_comes_back_counts_as_a_lost_feed() {
+    let db = AuthDb::create().await;
+    let gateway = gateway_on(&db, Duration::from_secs(1)).await;
+    let token = token(&gateway, "erin", "s1", -5);
+    assert_eq!(get(&gateway, "erin", &token).await.0, 200);
+    let mut locker = connect(&db.url()).await;
+    let held = locker.transaction().await.unwrap();
+    held.batch_execute("LOCK TABLE auth_revocation IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    db.client
+        .execute(
+            "SELECT pg_notify('auth_revocation', $1)",
+            &[&json!({"kind": "session", "subject": "s9", "at": 0}).to_string()],
+        )
+        .await
+        .unwrap();
+    until_metric_within(
+        &gateway,
+        "gateway_revocation_feed_losses_total",
+        |v| v >= 1.0,
+        Duration::from_secs(10),
+    )
+    .await;
+    until_status(&gateway, "erin", &token, 503).await;
+    held.rollback().await.unwrap();
+    until_status(&gateway, "erin", &token, 200).await;
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn without_the_revocation_table_nothing_protected_is_served() {
     let db = AuthDb::create().await;
