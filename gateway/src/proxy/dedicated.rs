@@ -72,16 +72,15 @@ impl Dedicated {
             .take_ready(upstream, SendRequest::is_ready, SendRequest::is_closed)
     }
 
-    /// Returns a connection for the next request, or closes it (once its answer is read) if
-    /// the set already holds [`Dedicated::KEEP_AT_MOST`].
+    /// Keeps a connection for the next request. The set holds at most
+    /// [`Dedicated::KEEP_AT_MOST`]: closed ones are dropped, then the oldest is closed (once
+    /// its answer is read: hyper finishes a response before it closes a connection whose
+    /// sender is gone).
     pub fn put_back(&self, connection: UpstreamConnection) {
-        let mut idle = self
-            .idle
+        self.idle
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
-        if idle.len() < Self::KEEP_AT_MOST {
-            idle.put_back(connection);
-        }
+            .unwrap_or_else(|poison| poison.into_inner())
+            .put_back_within(connection, Self::KEEP_AT_MOST, SendRequest::is_closed);
     }
 
     /// Opens a new connection to `upstream` and hands its driver to the owning task.

@@ -90,17 +90,24 @@ impl<T> Kept<T> {
             .idle
             .iter()
             .rposition(|kept| kept.is_for(upstream) && ready(&kept.io))?;
-        Some(self.idle.swap_remove(index))
+        // In order: the oldest stays first, for `put_back_within` to close.
+        Some(self.idle.remove(index))
     }
 
-    /// How many connections are kept, to any upstream.
-    pub fn len(&self) -> usize {
-        self.idle.len()
-    }
-
-    /// Whether none is kept.
-    pub fn is_empty(&self) -> bool {
-        self.idle.is_empty()
+    /// Keeps `connection` as [`Kept::put_back`] does, in a set of at most `max`: those that
+    /// `closed` says are done for are dropped first, and if the set is still full, its
+    /// oldest connection (to any upstream) is closed to make room.
+    pub fn put_back_within(
+        &mut self,
+        connection: Connection<T>,
+        max: usize,
+        closed: impl Fn(&T) -> bool,
+    ) {
+        self.idle.retain(|kept| !closed(&kept.io));
+        if self.idle.len() >= max.max(1) {
+            self.idle.remove(0);
+        }
+        self.put_back(connection);
     }
 
     /// Keeps `connection` for a later request to its upstream. One that failed is simply
@@ -184,6 +191,46 @@ mod tests {
             kept.take(&a).is_none(),
             "a taken connection is out of the set"
         );
+    }
+
+    /// A kept connection as the tests see it: a name, whether it is ready, whether closed.
+    type Fake = (&'static str, bool, bool);
+
+    #[test]
+    fn the_newest_ready_connection_is_taken_and_closed_ones_are_dropped() {
+        let (a, b) = (upstream("http://a:1"), upstream("http://b:1"));
+        let mut kept: Kept<Fake> = Kept::default();
+        for io in [
+            ("old", true, false),
+            ("gone", false, true),
+            ("busy", false, false),
+        ] {
+            kept.put_back(Connection::new(&a, io));
+        }
+        kept.put_back(Connection::new(&b, ("to b", true, false)));
+        let (ready, closed) = (|io: &Fake| io.1, |io: &Fake| io.2);
+        let taken = kept.take_ready(&a, ready, closed).expect("a ready one");
+        assert_eq!(taken.io.0, "old", "the busy one is passed over");
+        assert!(kept.take_ready(&a, ready, closed).is_none());
+        // The closed one was dropped; the busy one and b's stay.
+        let left: Vec<_> = kept.idle.iter().map(|kept| kept.io.0).collect();
+        assert_eq!(left, ["busy", "to b"]);
+    }
+
+    #[test]
+    fn a_full_set_drops_closed_ones_then_closes_its_oldest() {
+        let a = upstream("http://a:1");
+        let closed = |io: &Fake| io.2;
+        let mut kept: Kept<Fake> = Kept::default();
+        for io in [("1", true, false), ("2", true, true), ("3", true, false)] {
+            kept.put_back(Connection::new(&a, io));
+        }
+        kept.put_back_within(Connection::new(&a, ("4", true, false)), 3, closed);
+        let left: Vec<_> = kept.idle.iter().map(|kept| kept.io.0).collect();
+        assert_eq!(left, ["1", "3", "4"], "the closed one made room");
+        kept.put_back_within(Connection::new(&a, ("5", true, false)), 3, closed);
+        let left: Vec<_> = kept.idle.iter().map(|kept| kept.io.0).collect();
+        assert_eq!(left, ["3", "4", "5"], "then the oldest");
     }
 
     /// What a client connection going idle hands over: one kept connection.
