@@ -166,7 +166,8 @@ pub struct Config {
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: usize,
     /// Seconds a client has to send a complete request head; for HTTP/2, to send its first
-    /// request, and to finish after the gateway has closed an idle connection.
+    /// request, and to finish after the gateway has closed an idle connection (one shed to
+    /// make room under `MAX_CONNECTIONS` gets half a second).
     #[arg(long, env = "HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
     /// Seconds a client connection may stay open with no request in flight (HTTP/2 and the

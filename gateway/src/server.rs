@@ -405,46 +405,111 @@ impl Hyper {
                 let connection = builders.http2.serve_connection(TokioIo::new(io), service);
                 let mut connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
-                idle::serve(connection.as_mut(), &activity, &limits, slot.closing())
+                idle::serve(connection.as_mut(), &activity, &limits, &slot)
                     .await
                     .unwrap_or(Ok(()))
             }),
             None => {
-                let io = refusals::Refusals::new(io, refusals_proxy, answers);
+                let io = refusals::Refusals::new(io, refusals_proxy, answers.clone());
                 let connection = builders.http1.serve_connection(TokioIo::new(io), service);
                 let connection: Pin<Box<dyn idle::GracefulConnection<Output = _> + Send>> =
                     Box::pin(connection.into_owned());
-                Box::pin(async move { until_closing(connection, &slot).await.unwrap_or(Ok(())) })
+                Box::pin(async move {
+                    let quiet = || !slot.is_busy() && answers.quiet();
+                    until_closing(connection, slot.closing(), quiet)
+                        .await
+                        .unwrap_or(Ok(()))
+                })
             }
         };
         proxy::drive(connection, drivers).await
     }
 }
 
-/// Drives an HTTP/1 `connection` until it ends, asking it to finish and close when the
-/// slot's token is cancelled (the gateway drains, or shed it to make room), and dropping it
-/// (`None`) if, with no request in flight, it is still open `CLOSING_GRACE` later. hyper
-/// closes an idle connection at once, but not one with part of a request head read: that one
-/// would wait out the head-read timeout while no longer counted against the cap.
+/// Drives an HTTP/1 `connection` until it ends, asking it to finish and close when `closing`
+/// is cancelled (the gateway drains, or shed it to make room), and dropping it (`None`) if it
+/// is still open `CLOSING_GRACE` after the last time it was found busy (`quiet` false: a
+/// request in flight, or an answer hyper has not finished writing). hyper closes an idle
+/// connection at once, but not one with part of a request head read: that one would wait out
+/// the head-read timeout, no longer counted against the cap.
 async fn until_closing<C: idle::GracefulConnection + ?Sized>(
     mut connection: Pin<Box<C>>,
-    slot: &Slot,
+    closing: &CancellationToken,
+    quiet: impl Fn() -> bool,
 ) -> Option<C::Output> {
     tokio::select! {
         biased;
         output = connection.as_mut() => return Some(output),
-        () = slot.closing().cancelled() => connection.as_mut().graceful_shutdown(),
+        () = closing.cancelled() => connection.as_mut().graceful_shutdown(),
     }
     loop {
         tokio::select! {
             biased;
             output = connection.as_mut() => return Some(output),
             () = tokio::time::sleep(CLOSING_GRACE) => {
-                if !slot.is_busy() {
+                if quiet() {
                     tracing::debug!("dropping an HTTP/1 connection that did not close in time");
                     return None;
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        future::Future,
+        pin::Pin,
+        sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        },
+        task::{Context, Poll},
+    };
+
+    use super::*;
+
+    /// A connection that never ends by itself, and notes being asked to.
+    struct Endless(Arc<AtomicBool>);
+
+    impl Future for Endless {
+        type Output = ();
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+            Poll::Pending
+        }
+    }
+
+    impl idle::GracefulConnection for Endless {
+        fn graceful_shutdown(self: Pin<&mut Self>) {
+            self.0.store(true, Ordering::Release);
+        }
+    }
+
+    /// Asked to close, a connection is dropped only once it has been quiet (no request in
+    /// flight, everything hyper was given written) for `CLOSING_GRACE`: an answer still
+    /// leaving, however slowly, is not cut.
+    #[tokio::test(start_paused = true)]
+    async fn a_closing_connection_is_dropped_only_once_quiet() {
+        let asked = Arc::new(AtomicBool::new(false));
+        let writing = Arc::new(AtomicBool::new(true));
+        let closing = CancellationToken::new();
+        let task = tokio::spawn({
+            let (asked, writing, closing) = (asked.clone(), writing.clone(), closing.clone());
+            async move {
+                let quiet = move || !writing.load(Ordering::Acquire);
+                until_closing(Box::pin(Endless(asked)), &closing, quiet).await
+            }
+        });
+        tokio::time::sleep(CLOSING_GRACE * 4).await;
+        assert!(!asked.load(Ordering::Acquire), "asked before closing");
+        closing.cancel();
+        tokio::time::sleep(CLOSING_GRACE * 10).await;
+        assert!(asked.load(Ordering::Acquire), "not asked to finish");
+        assert!(!task.is_finished(), "dropped while its answer was leaving");
+        writing.store(false, Ordering::Release);
+        tokio::time::sleep(CLOSING_GRACE * 2).await;
+        assert!(task.is_finished(), "kept once quiet");
+        assert_eq!(task.await.unwrap(), None, "dropped, not ended by itself");
     }
 }

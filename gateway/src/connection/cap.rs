@@ -14,7 +14,7 @@
 use std::{
     collections::HashMap,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::Instant,
@@ -24,10 +24,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::metrics::Metrics;
 
-/// How long a connection asked to close (shed, or the gateway draining) may take to do so with
-/// nothing in flight: room for a GOAWAY or the rest of a request head already on its way. A
-/// shed connection no longer counts against the cap, so this bounds how far open sockets can
-/// exceed `MAX_CONNECTIONS`: by the connections accepted within it.
+/// How long a connection shed to make room may take to close once nothing is in flight on it
+/// (and hyper has written all it was given): room for a GOAWAY, or for the rest of a request
+/// head already on its way. A shed connection no longer counts against the cap, so this bounds
+/// how far open sockets can exceed `MAX_CONNECTIONS`: by the connections accepted within it.
+/// (A connection closing because the gateway drains has the head-read timeout instead, and
+/// the drain's own grace period bounds the whole.)
 pub const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The open client connections of one listener.
@@ -60,6 +62,8 @@ pub struct Slot {
     /// Nanoseconds after `epoch` when the connection last became idle.
     idle_since: AtomicU64,
     closing: CancellationToken,
+    /// Asked to close to make room under the cap (rather than by the drain).
+    shed: AtomicBool,
 }
 
 /// Removes the connection from the registry and the open gauge when its task ends.
@@ -101,6 +105,7 @@ impl Connections {
                     return None;
                 };
                 let victim = registry.slots.remove(&victim).expect("just found");
+                victim.shed.store(true, Ordering::Release);
                 victim.closing.cancel();
                 self.metrics.connection_shed("idle");
                 self.log.shed("idle");
@@ -113,6 +118,7 @@ impl Connections {
                 busy: AtomicUsize::new(0),
                 idle_since: AtomicU64::new(0),
                 closing: self.draining.child_token(),
+                shed: AtomicBool::new(false),
             });
             slot.idle(Instant::now());
             registry.slots.insert(id, slot.clone());
@@ -162,6 +168,12 @@ impl Slot {
     /// is draining.
     pub fn closing(&self) -> &CancellationToken {
         &self.closing
+    }
+
+    /// Whether the connection was asked to close to make room under the cap: it no longer
+    /// counts against it, so it gets only [`CLOSING_GRACE`] to finish closing.
+    pub fn was_shed(&self) -> bool {
+        self.shed.load(Ordering::Acquire)
     }
 
     /// Whether a request is in flight on the connection.

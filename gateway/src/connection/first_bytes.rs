@@ -16,6 +16,8 @@ use tokio::{
 };
 use tokio_util::sync::CancellationToken;
 
+use super::CLOSING_GRACE;
+
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// A TCP stream with its first bytes already read and waiting to be read again.
@@ -28,19 +30,26 @@ pub struct Replay {
 
 /// Reads into `io`, a connection with nothing read yet, until the bytes stop looking like
 /// the HTTP/2 preface or it is complete. False when the client closed, failed or was too
-/// slow, or the connection was asked to close (`closing`: shed to make room, or the gateway
-/// draining) before it said what it speaks: the connection is dropped without an answer.
-/// Borrows the connection rather than owning it, so that the caller's task does not keep
-/// room for both a socket and a `Replay`.
+/// slow: the connection is dropped without an answer. Once the connection is asked to close
+/// (`closing`: shed to make room, or the gateway draining) it has at most `CLOSING_GRACE`
+/// left for its first bytes: a request already on its way is still served, a connection that
+/// says nothing no longer waits out the head-read timeout. Borrows the connection rather
+/// than owning it, so that the caller's task does not keep room for both a socket and a
+/// `Replay`.
 pub async fn read(io: &mut Replay, timeout: Duration, closing: &CancellationToken) -> bool {
     let mut prefix = vec![0; H2_PREFACE.len()];
     let mut filled = 0;
-    let deadline = tokio::time::Instant::now() + timeout;
+    let mut deadline = tokio::time::Instant::now() + timeout;
+    let mut asked_to_close = false;
     while filled < H2_PREFACE.len() && prefix[..filled] == H2_PREFACE[..filled] {
-        let read = tokio::time::timeout_at(deadline, io.stream.read(&mut prefix[filled..]));
         let read = tokio::select! {
-            read = read => read,
-            () = closing.cancelled() => return false,
+            biased;
+            read = tokio::time::timeout_at(deadline, io.stream.read(&mut prefix[filled..])) => read,
+            () = closing.cancelled(), if !asked_to_close => {
+                asked_to_close = true;
+                deadline = deadline.min(tokio::time::Instant::now() + CLOSING_GRACE);
+                continue;
+            }
         };
         match read {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,

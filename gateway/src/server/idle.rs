@@ -5,9 +5,9 @@
 //! A connection must start its first request within the header-read timeout and, after that,
 //! may sit with no request in flight for the idle timeout. Then it gets a graceful shutdown
 //! (GOAWAY: requests already started finish), and if it is still open, with nothing in
-//! flight, `CLOSING_GRACE` later, it is dropped: a client that does not answer the GOAWAY
-//! holds nothing open for long. Draining, and a shed to make room under the cap, close it the
-//! same way.
+//! flight, a header-read timeout later, it is dropped. Draining closes it the same way; a
+//! connection shed to make room under the cap gets `CLOSING_GRACE` rather than the header-read
+//! timeout, since it no longer counts against the cap.
 //!
 //! Not for: HTTP/1, whose engines bound the head and the keep-alive wait themselves.
 
@@ -29,9 +29,11 @@ use hyper::{
 };
 use hyper_util::server::conn::auto::{Connection, HttpServerConnExec};
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
-use crate::{config::Limits, connection::CLOSING_GRACE};
+use crate::{
+    config::Limits,
+    connection::{Slot, CLOSING_GRACE},
+};
 
 /// What a connection's requests are doing, shared by its request handlers (which hyper runs
 /// as tasks of their own) and the task that watches the connection.
@@ -80,13 +82,23 @@ impl Activity {
     /// When the connection, with nothing in flight, has been idle too long: to be asked to
     /// close or, once asked (`closing_since`), to be dropped. `None` while a request is in
     /// flight.
-    fn deadline(&self, closing_since: Option<Instant>, limits: &Limits) -> Option<Instant> {
+    fn deadline(
+        &self,
+        closing_since: Option<Instant>,
+        limits: &Limits,
+        shed: bool,
+    ) -> Option<Instant> {
         if self.in_flight.load(Ordering::Acquire) > 0 {
             return None;
         }
         Some(match closing_since {
             Some(since) => {
-                since.max(self.last_change()) + CLOSING_GRACE.min(limits.header_read_timeout)
+                let grace = if shed {
+                    CLOSING_GRACE.min(limits.header_read_timeout)
+                } else {
+                    limits.header_read_timeout
+                };
+                since.max(self.last_change()) + grace
             }
             None if self.any_request.load(Ordering::Acquire) => {
                 self.last_change() + limits.idle_timeout
@@ -126,19 +138,20 @@ where
 }
 
 /// Drives an HTTP/2 `connection` until it ends, asking it to close when it stays idle (see
-/// the module doc) or when `draining` is cancelled, and dropping it (`None`) if it does not
-/// finish in time after that.
+/// the module doc) or when its slot is asked to close (the drain, or a shed), and dropping it
+/// (`None`) if it does not finish in time after that.
 pub async fn serve<C: GracefulConnection + ?Sized>(
     mut connection: Pin<&mut C>,
     activity: &Activity,
     limits: &Limits,
-    draining: &CancellationToken,
+    slot: &Slot,
 ) -> Option<C::Output> {
+    let draining = slot.closing();
     // When the gateway asked the client to go away; from then on it may only finish.
     let mut closing_since: Option<Instant> = None;
     loop {
         let deadline = activity
-            .deadline(closing_since, limits)
+            .deadline(closing_since, limits, slot.was_shed())
             // Busy: look again later; a request ending moves the deadline anyway.
             .unwrap_or_else(|| Instant::now() + limits.header_read_timeout);
         tokio::select! {
@@ -151,7 +164,8 @@ pub async fn serve<C: GracefulConnection + ?Sized>(
             () = tokio::time::sleep_until(deadline) => {
                 // Requests may have come and gone while this slept: act on the deadline now.
                 let now = Instant::now();
-                if activity.deadline(closing_since, limits).is_none_or(|due| due > now) {
+                let due = activity.deadline(closing_since, limits, slot.was_shed());
+                if due.is_none_or(|due| due > now) {
                     continue;
                 }
                 if closing_since.is_some() {

@@ -51,8 +51,9 @@ impl Answers {
         Answer(self.clone())
     }
 
-    /// Whether every answer begun is out of hyper's hands: only then can a write be hyper's.
-    fn quiet(&self) -> bool {
+    /// Whether every answer begun is out of hyper's hands (written and flushed): only then
+    /// can a write be hyper's, and only then may a closing connection be dropped.
+    pub fn quiet(&self) -> bool {
         self.open.load(Ordering::Acquire) == 0 && !self.unflushed.load(Ordering::Acquire)
     }
 
