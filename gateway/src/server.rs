@@ -301,7 +301,11 @@ impl Client {
             let slot = self.admitted.slot().clone();
             // Boxed: hyper's connection state would otherwise sit in every connection's task,
             // the lean engine's idle ones included, whether hyper serves it or not.
-            Box::pin(self.hyper.serve(io, http2, self.client, slot, handover)).await;
+            let peer = self.client.addr();
+            let served = self.hyper.serve(io, http2, self.client, slot, handover);
+            if let Err(error) = Box::pin(served).await {
+                tracing::debug!(%error, %peer, "connection ended with an error");
+            }
             drop(self.admitted);
         }
     }
@@ -328,23 +332,6 @@ impl Hyper {
     /// Serves `io` until it ends, as HTTP/2 if `http2` (it opened with the preface), else as
     /// HTTP/1. `handover`: the lean engine's request in progress, busy until hyper begins it.
     async fn serve(
-        self,
-        io: Replay,
-        http2: bool,
-        client: ClientAddr,
-        slot: Arc<Slot>,
-        handover: Option<Busy>,
-    ) {
-        let peer = client.addr();
-        if let Err(error) = self
-            .serve_until_error(io, http2, client, slot, handover)
-            .await
-        {
-            tracing::debug!(%error, %peer, "connection ended with an error");
-        }
-    }
-
-    async fn serve_until_error(
         self,
         io: Replay,
         http2: bool,
