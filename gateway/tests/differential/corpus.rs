@@ -334,6 +334,22 @@ fn settled() -> Vec<Case> {
             .expect(json_refusal),
         Case::new("settled: a head over the read buffer gets the JSON refusal", format!("{PUBLIC}X-Huge: {}\r\n\r\n", "a".repeat(40_000)))
             .expect(json_refusal),
+        // Each forwarded line is checked against every option `Connection` lists.
+        Case::new("settled: a Connection header of a thousand options is refused", format!(
+            "{PUBLIC}Connection: {}\r\nContent-Length: 0\r\n\r\n",
+            (0..1000).map(|i| format!("x{i}")).collect::<Vec<_>>().join(",")
+        ))
+        .expect(json_refusal),
+        // RFC 9113 §3.4: no switch to HTTP/2 once a connection has spoken HTTP/1.1, even when
+        // what follows a request is exactly the preface.
+        Case::new("settled: the HTTP/2 preface after a request is not HTTP/2", "GET /api/auth/one HTTP/1.1\r\nHost: gw\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+            .expect(|o| {
+                let statuses: Vec<u16> = o.received.answers.iter().map(|a| a.status).collect();
+                match statuses.split_first() {
+                    Some((200, rest)) if rest.iter().all(|s| (400..600).contains(s)) && o.received.trailing.is_empty() => Ok(()),
+                    _ => Err(format!("statuses {statuses:?}, trailing {:?}", o.received.trailing)),
+                }
+            }),
     ]
 }
 
