@@ -403,7 +403,16 @@ impl Hyper {
                     Box::pin(connection.into_owned());
                 Box::pin(async move {
                     let quiet = || !slot.is_busy() && answers.quiet();
-                    until_closing(connection, slot.closing(), quiet)
+                    // As on HTTP/2 (`idle.rs`): a shed connection no longer counts against
+                    // the cap; a draining one may still finish the head it has begun.
+                    let grace = || {
+                        if slot.was_shed() {
+                            CLOSING_GRACE.min(limits.header_read_timeout)
+                        } else {
+                            limits.header_read_timeout
+                        }
+                    };
+                    until_closing(connection, slot.closing(), quiet, grace)
                         .await
                         .unwrap_or(Ok(()))
                 })
@@ -414,26 +423,29 @@ impl Hyper {
 }
 
 /// Drives an HTTP/1 `connection` until it ends, asking it to finish and close when `closing`
-/// is cancelled (the gateway drains, or shed it to make room), and dropping it (`None`) if it
-/// is still open `CLOSING_GRACE` after the last time it was found busy (`quiet` false: a
-/// request in flight, or an answer hyper has not finished writing). hyper closes an idle
-/// connection at once, but not one with part of a request head read: that one would wait out
-/// the head-read timeout, no longer counted against the cap.
+/// is cancelled (the gateway drains, or shed it to make room). From then on it is looked at
+/// every `grace` (as it is then), and dropped (`None`) the first time it is found `quiet`: no
+/// request in flight and nothing hyper was given left unwritten, so no answer is ever cut.
+/// hyper closes an idle connection at once, but not one with part of a request head read:
+/// that one would otherwise wait out the head-read timeout, even shed and no longer counted
+/// against the cap.
 async fn until_closing<C: idle::GracefulConnection + ?Sized>(
     mut connection: Pin<Box<C>>,
     closing: &CancellationToken,
     quiet: impl Fn() -> bool,
+    grace: impl Fn() -> Duration,
 ) -> Option<C::Output> {
     tokio::select! {
         biased;
         output = connection.as_mut() => return Some(output),
         () = closing.cancelled() => connection.as_mut().graceful_shutdown(),
     }
+    let grace = grace();
     loop {
         tokio::select! {
             biased;
             output = connection.as_mut() => return Some(output),
-            () = tokio::time::sleep(CLOSING_GRACE) => {
+            () = tokio::time::sleep(grace) => {
                 if quiet() {
                     tracing::debug!("dropping an HTTP/1 connection that did not close in time");
                     return None;
@@ -473,9 +485,9 @@ mod tests {
         }
     }
 
-    /// Asked to close, a connection is dropped only once it has been quiet (no request in
-    /// flight, everything hyper was given written) for `CLOSING_GRACE`: an answer still
-    /// leaving, however slowly, is not cut.
+    /// Asked to close, a connection is dropped only once it is found quiet (no request in
+    /// flight, everything hyper was given written) at one of its grace's ticks: an answer
+    /// still leaving, however slowly, is not cut.
     #[tokio::test(start_paused = true)]
     async fn a_closing_connection_is_dropped_only_once_quiet() {
         let asked = Arc::new(AtomicBool::new(false));
@@ -485,7 +497,8 @@ mod tests {
             let (asked, writing, closing) = (asked.clone(), writing.clone(), closing.clone());
             async move {
                 let quiet = move || !writing.load(Ordering::Acquire);
-                until_closing(Box::pin(Endless(asked)), &closing, quiet).await
+                let grace = || CLOSING_GRACE;
+                until_closing(Box::pin(Endless(asked)), &closing, quiet, grace).await
             }
         });
         tokio::time::sleep(CLOSING_GRACE * 4).await;

@@ -28,8 +28,9 @@ use crate::metrics::Metrics;
 /// (and hyper has written all it was given): room for a GOAWAY, or for the rest of a request
 /// head already on its way. A shed connection no longer counts against the cap, so this bounds
 /// how far open sockets can exceed `MAX_CONNECTIONS`: by the connections accepted within it.
-/// (A connection closing because the gateway drains has the head-read timeout instead, and
-/// the drain's own grace period bounds the whole.)
+/// (A connection with a request begun, closing because the gateway drains, has the head-read
+/// timeout instead, and the drain's own grace period bounds the whole; one that has sent
+/// nothing yet gets this grace for its first bytes either way.)
 pub const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The open client connections of one listener.
