@@ -1,6 +1,6 @@
 //! The revocation feed: one PostgreSQL connection to Better Auth's database that listens on
 //! `auth_revocation`, loads every revocation still within the window whenever it
-//! (re)connects, then applies each notification as it arrives.
+//! (re)connects, then applies what each notification announces as it arrives.
 //!
 //! `LISTEN` comes before the load, so a revocation committed in between is both loaded and
 //! notified (applying one twice changes nothing) and none falls between the two.
@@ -10,10 +10,12 @@
 //! needs no privilege, so any login to Better Auth's database (the gateways' read-only one
 //! included) could otherwise announce a sign-out that never happened, dated centuries ahead,
 //! and it would refuse that user at every replica until each restarted; the table only
-//! Better Auth's triggers write. A lost
-//! connection is retried with backoff (100 ms doubling to 2 s). Every `PING_EVERY` the feed
-//! notifies a channel only its own connection listens on (so N replicas cost N pings a
-//! round, not N² deliveries) and expects that notification back by the next ping: a silent
+//! Better Auth's triggers write. The lookup runs beside the notifications and the pings, and
+//! one left unanswered counts as a silent connection, as a ping's query does.
+//!
+//! A lost connection is retried with backoff (100 ms doubling to 2 s). Every `PING_EVERY`
+//! the feed notifies a channel only its own connection listens on (so N replicas cost N pings
+//! a round, not N² deliveries) and expects that notification back by the next ping: a silent
 //! connection is caught, and so is one that answers queries but never delivers
 //! notifications (a transaction-pooling proxy such as PgBouncer runs `LISTEN` on whichever
 //! server connection it lends, so nothing comes back). A connection counts as up only once
