@@ -94,6 +94,16 @@ impl AuthDb {
         row.get(0)
     }
 
+    /// A notification on the triggers' channel with no row behind it, as any login to the
+    /// database can send: `{"kind", "subject", "at"}`.
+    async fn announce(&self, kind: &str, subject: &str, at: i64) {
+        let payload = json!({"kind": kind, "subject": subject, "at": at}).to_string();
+        self.client
+            .execute("SELECT pg_notify('auth_revocation', $1)", &[&payload])
+            .await
+            .unwrap();
+    }
+
     /// A revocation made `secs` seconds ago, as the table holds it (no notification: only a
     /// gateway that loads the table learns of it).
     async fn revoked_ago(&self, kind: &str, subject: &str, secs: f64) {
@@ -249,6 +259,17 @@ async fn gateway_on(db: &AuthDb, stale: Duration) -> TestGateway {
     gateway_with(revocation(db, stale)).await
 }
 
+/// A gateway on `db` whose leeway is one second, so that a token issued "after" a user
+/// revocation needs no half-minute wait: such a revocation also refuses tokens issued up to
+/// a leeway after it (an issuer clock ahead).
+async fn gateway_with_a_leeway_of_one_second(db: &AuthDb) -> TestGateway {
+    gateway_with(RevocationConfig {
+        leeway: Duration::from_secs(1),
+        ..revocation(db, Duration::from_secs(30))
+    })
+    .await
+}
+
 /// A gateway with this revocation feed, once it is ready.
 async fn gateway_with(config: RevocationConfig) -> TestGateway {
     spawn_gateway_with(move |s| s.auth.revocation = Some(config)).await
@@ -400,13 +421,7 @@ async fn a_revoked_session_is_refused_even_when_remembered_and_the_users_other_s
 #[tokio::test]
 async fn a_user_revocation_refuses_every_token_issued_before_it_and_none_after() {
     let db = AuthDb::create().await;
-    // A one-second leeway, so that "after" needs no half-minute wait: a user revocation
-    // also refuses tokens issued up to a leeway after it (an issuer clock ahead).
-    let gateway = gateway_with(RevocationConfig {
-        leeway: Duration::from_secs(1),
-        ..revocation(&db, Duration::from_secs(30))
-    })
-    .await;
+    let gateway = gateway_with_a_leeway_of_one_second(&db).await;
     let before = token(&gateway, "bob", "s1", -5);
     let other_session = token(&gateway, "bob", "s2", -1);
     assert_eq!(get(&gateway, "bob", &before).await.0, 200);
@@ -433,22 +448,13 @@ async fn a_user_revocation_refuses_every_token_issued_before_it_and_none_after()
 #[tokio::test]
 async fn an_announcement_is_applied_as_the_table_has_it() {
     let db = AuthDb::create().await;
-    let gateway = gateway_with(RevocationConfig {
-        leeway: Duration::from_secs(1),
-        ..revocation(&db, Duration::from_secs(30))
-    })
-    .await;
-    let forge = |kind: &str, subject: &str| {
-        json!({"kind": kind, "subject": subject, "at": 9_000_000_000_000_000_000i64}).to_string()
-    };
+    let gateway = gateway_with_a_leeway_of_one_second(&db).await;
+    // Dated centuries ahead.
+    const AHEAD: i64 = 9_000_000_000_000_000_000;
     let carol = token(&gateway, "carol", "c1", -5);
     assert_eq!(get(&gateway, "carol", &carol).await.0, 200);
-    for payload in [forge("user", "carol"), forge("session", "c1")] {
-        db.client
-            .execute("SELECT pg_notify('auth_revocation', $1)", &[&payload])
-            .await
-            .unwrap();
-    }
+    db.announce("user", "carol", AHEAD).await;
+    db.announce("session", "c1", AHEAD).await;
     // A real revocation behind them, on the same connection: once it is applied, so are the
     // announcements before it.
     let dave = token(&gateway, "dave", "d1", -5);
@@ -459,13 +465,7 @@ async fn an_announcement_is_applied_as_the_table_has_it() {
     // Carol is banned now (the row), and someone announces it dated centuries ahead: her
     // tokens issued before the ban are refused, and one issued after it is served.
     db.revoked_ago("user", "carol", 0.0).await;
-    db.client
-        .execute(
-            "SELECT pg_notify('auth_revocation', $1)",
-            &[&forge("user", "carol")],
-        )
-        .await
-        .unwrap();
+    db.announce("user", "carol", AHEAD).await;
     until_status(&gateway, "carol", &carol, 401).await;
     let after = token(&gateway, "carol", "c2", 3);
     assert_eq!(get(&gateway, "carol", &after).await.0, 200);
@@ -617,13 +617,7 @@ async fn a_lookup_that_never_comes_back_counts_as_a_lost_feed() {
     held.batch_execute("LOCK TABLE auth_revocation IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
-    db.client
-        .execute(
-            "SELECT pg_notify('auth_revocation', $1)",
-            &[&json!({"kind": "session", "subject": "s9", "at": 0}).to_string()],
-        )
-        .await
-        .unwrap();
+    db.announce("session", "s9", 0).await;
     until_metric_within(
         &gateway,
         "gateway_revocation_feed_losses_total",

@@ -85,19 +85,20 @@ async fn a_query_without_where_sees_only_the_scoped_users_rows() {
         .get(0);
     assert_eq!(visible, 0);
     // The policy's WITH CHECK would let '' = '' through: the table's check is what refuses.
-    let empty_owner = tx
+    refused_insert(&tx, "", SqlState::CHECK_VIOLATION).await;
+    drop(tx);
+}
+
+/// Inserts a task owned by `owner` in `tx` and asserts PostgreSQL refuses it with `code`.
+async fn refused_insert(tx: &tokio_postgres::Transaction<'_>, owner: &str, code: SqlState) {
+    let error = tx
         .execute(
-            "INSERT INTO tasks (user_id, title) VALUES ('', 'nobody''s')",
-            &[],
+            "INSERT INTO tasks (user_id, title) VALUES ($1, 'planted')",
+            &[&owner],
         )
         .await
         .unwrap_err();
-    assert_eq!(
-        empty_owner.code(),
-        Some(&SqlState::CHECK_VIOLATION),
-        "{empty_owner}"
-    );
-    drop(tx);
+    assert_eq!(error.code(), Some(&code), "{owner:?}: {error}");
 }
 
 #[tokio::test]
@@ -108,18 +109,7 @@ async fn inserting_a_row_for_another_user_is_refused_by_with_check() {
     tx.execute("SELECT set_config('app.user_id', $1, true)", &[&"alice"])
         .await
         .unwrap();
-    let error = tx
-        .execute(
-            "INSERT INTO tasks (user_id, title) VALUES ('bob', 'planted')",
-            &[],
-        )
-        .await
-        .unwrap_err();
-    assert_eq!(
-        error.code(),
-        Some(&SqlState::INSUFFICIENT_PRIVILEGE),
-        "{error}"
-    );
+    refused_insert(&tx, "bob", SqlState::INSUFFICIENT_PRIVILEGE).await;
     drop(tx);
     assert_eq!(app.user("bob").list("").await.body, serde_json::json!([]));
 }
