@@ -35,8 +35,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-# For nginx_conf (the one nginx configuration the benchmarks use) and layout_workers; the
-# helpers below replace its others.
+# For nginx_conf (the one nginx configuration the benchmarks use), layout_workers and end_all;
+# the helpers below replace its others.
 # shellcheck source=bench/gateway/common.sh
 source "$ROOT/bench/gateway/common.sh"
 
@@ -63,9 +63,11 @@ LOADGEN=$BIN/examples/loadgen
 
 TMP=$(mktemp -d)
 PIDS=()
+# Every process started here is in $PIDS from its start; any other background job is ended too,
+# and one that ignores SIGTERM is killed after 5 s (end_all), so a failure stops the script promptly.
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # shellcheck disable=SC2046 # a list of pids
+  end_all "${PIDS[@]}" $(jobs -p)
   psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1 || true
   rm -rf "$TMP"
 }

@@ -11,16 +11,45 @@ build() {
 }
 
 # scratch: a temporary directory $TMP and a list $PIDS of background processes, both
-# cleaned up when the script exits.
+# cleaned up when the script exits, on every path: a process started in the background must
+# go into $PIDS at once (and out of it, with forget, once stopped and waited for), or a
+# failure would leave it running, and cleanup's wait for it would hang the script.
 scratch() {
   TMP=$(mktemp -d)
   PIDS=()
   trap cleanup EXIT
 }
 cleanup() {
-  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  # $PIDS, and any other background job of this shell still running.
+  # shellcheck disable=SC2046 # a list of pids
+  end_all "${PIDS[@]}" $(jobs -p)
   rm -rf "$TMP"
+}
+# forget <pid>: a process stopped and waited for, no longer cleanup's to end.
+forget() {
+  local kept=() pid
+  for pid in "${PIDS[@]}"; do [ "$pid" = "$1" ] || kept+=("$pid"); done
+  PIDS=("${kept[@]}")
+}
+# running <pid>: whether it runs still (a zombie, exited and not yet waited for, does not).
+running() {
+  local state
+  state=$(sed -n 's/.*) \(.\).*/\1/p' "/proc/$1/stat" 2>/dev/null) && [ -n "$state" ] && [ "$state" != Z ]
+}
+# end_all <pid>...: SIGTERM to each, up to 5 s for them to exit, then SIGKILL to any left, so
+# that a failing script exits promptly; then waits for those that are this shell's children.
+end_all() {
+  (($#)) || return 0
+  local pid left=()
+  for pid in "$@"; do kill "$pid" 2>/dev/null || true; done
+  for _ in $(seq 1 50); do
+    left=()
+    for pid in "$@"; do if running "$pid"; then left+=("$pid"); fi; done
+    ((${#left[@]})) || break
+    sleep 0.1
+  done
+  for pid in "${left[@]}"; do say "pid $pid still running 5 s after SIGTERM: SIGKILL"; kill -9 "$pid" 2>/dev/null || true; done
+  wait "$@" 2>/dev/null || true
 }
 
 # wait_for <url> [seconds]: until `curl <url>` answers 200 (default deadline 10 s).

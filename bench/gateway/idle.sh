@@ -88,7 +88,8 @@ TOKEN_FILE="$TMP/tokens/warm-EdDSA.txt"
 wait_for "http://127.0.0.1:$UP_PORT/"
 
 # --- the servers ----------------------------------------------------------------------------
-# start <server>: sets $SERVER_PID (the process whose RSS is read) and $SERVER_URL.
+# start <server>: sets $SERVER_PID (the process whose RSS is read) and $SERVER_URL; the server
+# is in $PIDS until stop, so that any failure ends it with the script.
 # nginx gets room for every connection (worker_connections counts client and upstream ones).
 nginx_conf "$TMP/nginx" "$NGINX_PORT" "$UP_PORT" "worker_rlimit_nofile $(ulimit -n);"
 sed -i "s/worker_connections [0-9]*/worker_connections $(( $(ulimit -n) - 64 ))/" "$TMP/nginx/nginx.conf"
@@ -97,6 +98,7 @@ start() {
     nginx)
       "${PINNED[@]}" "$PROXY_CPU" "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -e "$TMP/nginx/logs/error.log" &
       SERVER_MAIN=$!
+      PIDS+=("$SERVER_MAIN")
       SERVER_URL="http://127.0.0.1:$NGINX_PORT"
       wait_for "$SERVER_URL/"
       SERVER_PID=$(pgrep -P "$SERVER_MAIN" | head -1)
@@ -112,13 +114,14 @@ start() {
       IDENTITY_KEYS="bench:0123456789abcdef0123456789abcdef" RUST_LOG=warn LOG_FORMAT=json \
         "${PINNED[@]}" "$PROXY_CPU" "$BIN/gateway" 2>>"$TMP/gateway.log" &
       SERVER_MAIN=$!
+      PIDS+=("$SERVER_MAIN")
       SERVER_PID=$SERVER_MAIN
       SERVER_URL="http://127.0.0.1:$GW_PORT"
       wait_for "$SERVER_URL/readyz"
       ;;
   esac
 }
-stop() { kill "$SERVER_MAIN"; wait "$SERVER_MAIN" 2>/dev/null || true; }
+stop() { kill "$SERVER_MAIN"; wait "$SERVER_MAIN" 2>/dev/null || true; forget "$SERVER_MAIN"; }
 
 # active_rss: RSS in KB after one second of light traffic on 4 other connections and one
 # second more. The gateway's allocator (mimalloc) returns freed pages to the system lazily,
@@ -131,8 +134,10 @@ active_rss() {
   rss_kb "$SERVER_PID"
 }
 
-# idle_rss <server> <n>: "quiet active" RSS in KB of a fresh <server> holding <n> idle
-# connections: after $SETTLE seconds of quiet, then after light traffic (active_rss).
+# idle_rss <server> <n>: sets $RSS to "quiet active", the RSS in KB of a fresh <server>
+# holding <n> idle connections: after $SETTLE seconds of quiet, then after light traffic
+# (active_rss). Run in this shell, not in $(...): its failures must reach the EXIT trap,
+# which ends the server and the opener, and stop the script.
 idle_rss() {
   local server=$1 n=$2
   start "$server"
@@ -149,6 +154,7 @@ idle_rss() {
     H2=$h2 "${PINNED[@]}" "$LOAD_CPU" "$BIN/examples/idle_clients" "127.0.0.1:${SERVER_URL##*:}" "$n" \
       "$USER_PATH" "$TOKEN_FILE" <"$TMP/ctl" >"$TMP/opener.out" 2>"$TMP/opener.err" &
     local opener=$!
+    PIDS+=("$opener")
     exec 3>"$TMP/ctl"
     for _ in $(seq 1 1200); do grep -q '^opened' "$TMP/opener.out" && break; kill -0 "$opener" 2>/dev/null || break; sleep 0.05; done
     grep -q "^opened $n\$" "$TMP/opener.out" || { say "$server: opener failed: $(cat "$TMP/opener.err")"; exit 1; }
@@ -156,11 +162,12 @@ idle_rss() {
     rss="$(rss_kb "$SERVER_PID") $(active_rss)"
     echo >&3; exec 3>&-
     wait "$opener" || true
+    forget "$opener"
     local open; open=$(awk '/^still open/ { print $3 }' "$TMP/opener.out")
     [ "$open" = "$n" ] || { say "$server: only $open of $n connections still open; figure void"; exit 1; }
   fi
   stop
-  echo "$rss"
+  RSS=$rss
 }
 
 RESULTS="$TMP/rss"
@@ -168,9 +175,9 @@ RESULTS="$TMP/rss"
 [ "${MEMORY:-1}" = 1 ] || SERVERS=()
 for server in "${SERVERS[@]}"; do
   for n in "${COUNTS[@]}"; do
-    rss=$(idle_rss "$server" "$n")
-    echo "$server $n $rss" >>"$RESULTS"
-    say "$server: $n idle connections, RSS (quiet, active) $rss KB"
+    idle_rss "$server" "$n"
+    echo "$server $n $RSS" >>"$RESULTS"
+    say "$server: $n idle connections, RSS (quiet, active) $RSS KB"
   done
 done
 

@@ -103,7 +103,7 @@ wait_for "http://127.0.0.1:$NGINX_PORT/" 60
 wrk_requests() { awk '/requests in/ { n = $1 } END { print n + 0 }' "$TMP/wrk.out"; }
 say "counting nginx"
 read -r NGINX_IR NGINX_ALLOC NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$USER_PATH" wrk_requests)
-kill "$NGINX_PID"
+kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; forget "$NGINX_PID"
 
 # --- the gateway, one worker thread, under callgrind -------------------------------------------
 # Requests answered 200, and answered otherwise: a count over refusals (a 401 is far cheaper
@@ -116,9 +116,12 @@ gateway_refused() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
     | awk '/^gateway_requests_total.*route="api"/ && !/status="200"/ { s += $2 } END { print s + 0 }'
 }
-# count_gateway <tokens> [NAME=value...]: instructions per request of a gateway started with
-# these settings on top of the common ones, sent the wrk arguments of the array named
-# <tokens> (ONE_TOKEN or MANY_TOKENS).
+# count_gateway <tokens> [NAME=value...]: sets $COUNTED to the instructions, allocations and
+# requests of a gateway started with these settings on top of the common ones, sent the wrk
+# arguments of the array named <tokens> (ONE_TOKEN or MANY_TOKENS). Run in this shell, not in
+# $(...) or <(...): a failure must reach the EXIT trap, which ends the gateway under valgrind.
+# It returns once this gateway has exited: the next one starts on the same port, which an
+# exiting gateway still held.
 count_gateway() {
   local -n tokens=$1; shift
   env "$@" GATEWAY_LISTEN="127.0.0.1:$GW_PORT" ADMIN_LISTEN="127.0.0.1:$ADMIN_PORT" \
@@ -130,28 +133,26 @@ count_gateway() {
   GATEWAY_PID=$!
   PIDS+=($GATEWAY_PID)
   wait_for "http://127.0.0.1:$GW_PORT/readyz" 60
-  local counted
-  counted=$(count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${tokens[@]}")
+  COUNTED=$(count "$GATEWAY_PID" "http://127.0.0.1:$GW_PORT$USER_PATH" gateway_requests "${tokens[@]}")
   local refused; refused=$(gateway_refused)
-  kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true
+  kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true; forget "$GATEWAY_PID"
   ((refused == 0)) || { say "the gateway answered $refused requests with another status than 200 ($*): no figure"; exit 1; }
-  # Printed only once this gateway has exited: the caller reads this line and starts the next
-  # one on the same port, which an exiting gateway still held (a race that left the next one
-  # unbound, and a callgrind process running after the script had failed).
-  echo "$counted"
 }
 say "counting the gateway"
-read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N < <(count_gateway ONE_TOKEN)
+count_gateway ONE_TOKEN
+read -r GATEWAY_IR GATEWAY_ALLOC GATEWAY_N <<<"$COUNTED"
 say "counting the gateway with 100 tokens in turn"
-read -r MANY_IR MANY_ALLOC MANY_N < <(count_gateway MANY_TOKENS)
+count_gateway MANY_TOKENS
+read -r MANY_IR MANY_ALLOC MANY_N <<<"$COUNTED"
 
 # The same with revocation on: 100,000 revoked sessions loaded (none of them the token's).
 REVOCATION_DB="bench_revocation_$$"
 revocation_db "$REVOCATION_DB"
 say "counting the gateway with revocation on"
-read -r REVOKING_IR REVOKING_ALLOC REVOKING_N < <(count_gateway ONE_TOKEN \
+count_gateway ONE_TOKEN \
   REVOCATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$REVOCATION_DB" \
-  REVOCATION_TOKEN_LIFETIME_SECS=10800)
+  REVOCATION_TOKEN_LIFETIME_SECS=10800
+read -r REVOKING_IR REVOKING_ALLOC REVOKING_N <<<"$COUNTED"
 drop_database "$REVOCATION_DB"
 
 echo

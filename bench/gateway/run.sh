@@ -180,6 +180,7 @@ wait_for "http://127.0.0.1:$UP_PORT/"
 # --- the gateway --------------------------------------------------------------------------
 # start_gateway <token cache capacity> [HTTP/1.1 engine]
 # GATEWAY_ENV: extra NAME=value settings for the next start (revocation scenario).
+# In $PIDS while it runs: a failure (a run voided, no readiness) ends it with the script.
 GATEWAY_ENV=()
 start_gateway() {
   env "${GATEWAY_ENV[@]}" \
@@ -190,9 +191,10 @@ start_gateway() {
   RUST_LOG=warn LOG_FORMAT=json \
     "${PROXY[@]}" "${GATEWAY_BIN:-$BIN/gateway}" 2>"$TMP/gateway.log" &
   GATEWAY_PID=$!
+  PIDS+=("$GATEWAY_PID")
   wait_for "http://127.0.0.1:$GW_PORT/readyz"
 }
-stop_gateway() { kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true; }
+stop_gateway() { kill "$GATEWAY_PID"; wait "$GATEWAY_PID" 2>/dev/null || true; forget "$GATEWAY_PID"; }
 cache_counts() {
   curl -s "http://127.0.0.1:$ADMIN_PORT/metrics" \
     | awk '/^gateway_token_cache_hits_total/ { h = $2 } /^gateway_token_cache_misses_total/ { m = $2 } END { printf "hits=%d misses=%d", h, m }'
