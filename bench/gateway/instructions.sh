@@ -6,7 +6,9 @@
 #
 # Each proxy runs alone under callgrind; wrk warms it up, the counters are zeroed, wrk runs
 # again, and the instructions counted are divided by the requests answered in that window
-# (wrk's count for nginx, the gateway's own request counter for the gateway). The same window's
+# (wrk's count for nginx, the gateway's own request counter for the gateway); a window with any
+# request failed (nginx: wrk's report.lua; the gateway: an answer other than 200) gives no
+# figure, and stops the script. The same window's
 # calls into the allocator (malloc and friends for nginx, mimalloc's entry points for the
 # gateway), divided the same way, give the heap allocations per request.
 #
@@ -72,15 +74,16 @@ allocations() {
     END { print total + 0 }' "$1"
 }
 
-# count <pid> <url> <requests command> [wrk args...]: warm-up, zero, measured run, dump;
-# prints instructions and allocations per request. The requests command prints the count so far.
+# count <pid> <url> <requests command> [wrk args...]: warm-up, zero, measured run (wrk's
+# output in $TMP/wrk.out), dump; prints instructions and allocations per request. The requests
+# command prints the count so far. A generous timeout: everything runs slowly under valgrind.
 count() {
   local pid=$1 url=$2 requests=$3; shift 3
-  wrk -t1 -c"$CONNECTIONS" -d2s "$url" "$@" >/dev/null
+  wrk -t1 -c"$CONNECTIONS" -d2s --timeout 10s "$url" "$@" >/dev/null
   callgrind_control -z "$pid" >/dev/null 2>&1
   : >"$TMP/wrk.out"
   local before; before=$($requests)
-  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" "$url" "$@" >"$TMP/wrk.out"
+  wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --timeout 10s "$url" "$@" >"$TMP/wrk.out"
   local after; after=$($requests)
   callgrind_control -d "$pid" >/dev/null 2>&1
   sleep 1
@@ -102,7 +105,13 @@ wait_for "http://127.0.0.1:$NGINX_PORT/" 60
 # wrk's own count of the measured run: 0 before it, its count after.
 wrk_requests() { awk '/requests in/ { n = $1 } END { print n + 0 }' "$TMP/wrk.out"; }
 say "counting nginx"
-read -r NGINX_IR NGINX_ALLOC NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$USER_PATH" wrk_requests)
+read -r NGINX_IR NGINX_ALLOC NGINX_N < <(count "$NGINX_PID" "http://127.0.0.1:$NGINX_PORT$USER_PATH" wrk_requests \
+  -s "$ROOT/bench/gateway/report.lua")
+# wrk's count includes failed requests (a 502 from nginx is cheap): any voids the figure.
+NGINX_FAILED=$(awk '/^RESULT/ { print $5 }' "$TMP/wrk.out")
+[ "$NGINX_FAILED" = 0 ] || {
+  say "nginx: ${NGINX_FAILED:-an unknown number of} failed requests (not 2xx/3xx, socket errors, timeouts): no figure"; exit 1
+}
 kill "$NGINX_PID"; wait "$NGINX_PID" 2>/dev/null || true; forget "$NGINX_PID"
 
 # --- the gateway, one worker thread, under callgrind -------------------------------------------
