@@ -11,7 +11,9 @@
 # transports within seconds of each other, so the machine's drift falls on both.
 #
 # Usage: bench/gateway/transport.sh
-#   env: ROUNDS=8 DURATION=4s CONNECTIONS=32 BASE_PORT=19300 NGINX=1
+#   env: ROUNDS=8 DURATION=4s CONNECTIONS=32 BASE_PORT=19300 NGINX=1 TIMEOUT=5s
+#        (wrk's per-request timeout: a request that times out, fails, or is answered other
+#        than 2xx/3xx voids the run, and stops the script)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -20,6 +22,7 @@ DURATION=${DURATION:-4s}
 CONNECTIONS=${CONNECTIONS:-32}
 BASE_PORT=${BASE_PORT:-19300}
 NGINX=${NGINX:-1}
+TIMEOUT=${TIMEOUT:-5s}
 # shellcheck source=bench/gateway/common.sh
 source "$ROOT/bench/gateway/common.sh"
 for tool in wrk nginx; do
@@ -79,19 +82,21 @@ fi
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 busy() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
 # measure <label>: one wrk run; appends "req/s p99_ms proxy_us upstream_us machine_us" to $TMP/<label>.
+# Its figures from report.lua's RESULT line, as run.sh's; any failed request (an answer other
+# than 2xx/3xx, a connect, read or write error, a timeout) voids the run and stops the script.
 measure() {
   local label=$1 before after out
   # shellcheck disable=SC2086
   before="$(proc_ticks ${PROXY_PIDS[$label]}) $(proc_ticks "$UPSTREAM_PID") $(busy)"
-  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --latency -H "Authorization: Bearer $TOKEN" \
-    "http://127.0.0.1:${PORT[$label]}/api/$USER/tasks")
+  out=$(wrk -t2 -c"$CONNECTIONS" -d"$DURATION" --timeout "$TIMEOUT" -H "Authorization: Bearer $TOKEN" \
+    "http://127.0.0.1:${PORT[$label]}/api/$USER/tasks" -s "$ROOT/bench/gateway/report.lua")
   # shellcheck disable=SC2086
   after="$(proc_ticks ${PROXY_PIDS[$label]}) $(proc_ticks "$UPSTREAM_PID") $(busy)"
-  if grep -q "Non-2xx" <<<"$out"; then say "$label: non-2xx answers; figures not valid"; exit 1; fi
-  local requests rps p99
-  requests=$(awk '/requests in/ { print $1 }' <<<"$out")
-  rps=$(awk '/^Requests\/sec/ { print $2 }' <<<"$out")
-  p99=$(awk '$1 == "99%" { v = $2; if (v ~ /us$/) { sub(/us$/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms$/, "", v) } else if (v ~ /s$/) { sub(/s$/, "", v); v *= 1000 } print v }' <<<"$out")
+  local rps p99 failed requests
+  read -r rps _ p99 failed requests <<<"$(awk '/^RESULT/ { print $2, $3, $4, $5, $6 }' <<<"$out")"
+  if [ "${failed:-}" != 0 ] || [ "${requests:-0}" = 0 ]; then
+    say "$label: ${failed:-an unknown number of} failed requests of ${requests:-?}; figures not valid"; exit 1
+  fi
   echo "$before $after" | awk -v n="$requests" -v us="$TICK_US" -v rps="$rps" -v p99="$p99" \
     '{ printf "%.0f %.3f %.2f %.2f %.2f\n", rps, p99, ($4 - $1) * us / n, ($5 - $2) * us / n, ($6 - $3) * us / n }' \
     >>"$TMP/$label"
