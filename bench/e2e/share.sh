@@ -35,8 +35,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-# For nginx_conf (the one nginx configuration the benchmarks use), layout_workers and end_all;
-# the helpers below replace its others.
+# For nginx_conf (the one nginx configuration the benchmarks use), layout_workers, median and
+# end_all; the helpers below replace its others.
 # shellcheck source=bench/gateway/common.sh
 source "$ROOT/bench/gateway/common.sh"
 
@@ -193,7 +193,6 @@ run() {
        printf "%.1f %.1f %.1f %.1f %.2f %.2f %.2f\n", gw * us / n, ts * us / n, pg * us / n,
          (busy - gw - ts - pg) * us / n, busy / (busy + idle), sw / n, pre / n }' >>"$TMP/$label.cpu"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 DIRECT_URL="http://127.0.0.1:$SERVICE_PORT"
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)

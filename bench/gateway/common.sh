@@ -52,6 +52,12 @@ end_all() {
   wait "$@" 2>/dev/null || true
 }
 
+# median: the median of the numbers on stdin, one a line; of an even count, the mean of the
+# two middle ones.
+median() {
+  sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else if (NR) printf "%.6f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 # wait_for <url> [seconds]: until `curl <url>` answers 200 (default deadline 10 s).
 wait_for() {
   local url=$1 seconds=${2:-10}

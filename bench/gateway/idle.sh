@@ -74,7 +74,6 @@ if [ -n "${BIN:-}" ]; then say "using the binaries in $BIN"; else build; fi
 scratch
 
 rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 # --- the upstream and the issuer ---------------------------------------------------------
 "${PINNED[@]}" "$LOAD_CPU" "$BIN/examples/bench_upstream" "127.0.0.1:$UP_PORT" 2>/dev/null &

@@ -92,8 +92,6 @@ build
 scratch
 LOAD_AT_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 RESULTS="$TMP/results"
 : >"$RESULTS"
 TICK=$(getconf CLK_TCK)

@@ -101,8 +101,6 @@ measure() {
     '{ printf "%.0f %.3f %.2f %.2f %.2f\n", rps, p99, ($4 - $1) * us / n, ($5 - $2) * us / n, ($6 - $3) * us / n }' \
     >>"$TMP/$label"
 }
-median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-
 say "warming up"
 for label in "${LABELS[@]}"; do DURATION=1s measure "$label"; rm "$TMP/$label"; done
 say "measuring: $ROUNDS rounds of $DURATION per label, $CONNECTIONS connections"
