@@ -234,7 +234,8 @@ if wants pinned; then
   # --- (f) warm cache with revocation on: 100,000 revocations loaded -------------------------
   # The same load as (c), with the gateway listening to a PostgreSQL revocation feed holding
   # 100,000 revoked sessions (none of them the benchmark token's): what the per-request check
-  # and the set's memory cost. RSS is read after each run.
+  # and the set's memory cost. RSS is read once per gateway, with and without the set, as soon
+  # as it is ready (the set loaded: /readyz waits for the feed) and before any request.
   rss_kb() { awk '/^VmRSS/ { print $2 }' "/proc/$1/status"; }
   REVOCATION_DB="bench_revocation_$$"
   revocation_db "$REVOCATION_DB"
