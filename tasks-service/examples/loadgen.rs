@@ -5,7 +5,9 @@
 //! `loadgen db    DATABASE_URL USER SECONDS CONCURRENCY ROUNDS`
 //!
 //! `http` signs every request afresh (as the gateway does) and prints one row:
-//! `name  requests  req/s  p50_us  p99_us  errors`. With `LOADGEN_CREDENTIAL=v1` it signs v1
+//! `name  requests  req/s  p50_us  p99_us  errors`; requests, req/s and the percentiles
+//! count the successful requests only (`http`: 2xx; `db`: the user's 20 rows),
+//! `errors` the others. With `LOADGEN_CREDENTIAL=v1` it signs v1
 //! credentials (for a service with IDENTITY_ACCEPT_V1), so one run can compare v1 with v2;
 //! the row's name then ends in ` v1`. With `LOADGEN_USERS=<file>` (lines `user` or
 //! `user token`), `list` goes round those users, one per request; a user with a token is sent
@@ -249,8 +251,9 @@ async fn http(base: &str, key: &str, user: &str, scenario: &str, secs: u64, conc
                         }
                         _ => usage(),
                     };
-                    latencies.push(started.elapsed().as_micros() as u64);
-                    if !(200..300).contains(&status) {
+                    if (200..300).contains(&status) {
+                        latencies.push(started.elapsed().as_micros() as u64);
+                    } else {
                         errors += 1;
                     }
                 }
@@ -337,9 +340,11 @@ async fn db_variant(
                         .map(|(_, rows)| rows)
                     };
                     tx.commit().await.unwrap();
-                    latencies.push(started.elapsed().as_micros() as u64);
-                    if rows.map(|r| r.len()).unwrap_or(0) != 20 {
-                        errors += 1; // every variant must see exactly the user's 20 tasks
+                    // Every variant must see exactly the user's 20 tasks.
+                    if rows.map(|r| r.len()).unwrap_or(0) == 20 {
+                        latencies.push(started.elapsed().as_micros() as u64);
+                    } else {
+                        errors += 1;
                     }
                 }
                 (latencies, errors)
@@ -356,7 +361,8 @@ async fn db_variant(
     (all, errors)
 }
 
-/// Prints `name  requests  req/s  p50_us  p99_us  errors`.
+/// Prints `name  requests  req/s  p50_us  p99_us  errors`, `all` the successful requests'
+/// latencies.
 fn report(name: &str, secs: u64, mut all: Vec<u64>, errors: u64) {
     let name = if let Ok(label) = std::env::var("LOADGEN_LABEL") {
         label
