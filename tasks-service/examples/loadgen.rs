@@ -6,7 +6,7 @@
 //!
 //! `http` signs every request afresh (as the gateway does) and prints one row:
 //! `name  requests  req/s  p50_us  p99_us  errors`; requests, req/s and the percentiles
-//! count the successful requests only (`http`: 2xx; `db`: the user's 20 rows),
+//! (nearest rank) count the successful requests only (`http`: 2xx; `db`: the user's 20 rows),
 //! `errors` the others. With `LOADGEN_CREDENTIAL=v1` it signs v1
 //! credentials (for a service with IDENTITY_ACCEPT_V1), so one run can compare v1 with v2;
 //! the row's name then ends in ` v1`. With `LOADGEN_USERS=<file>` (lines `user` or
@@ -372,15 +372,19 @@ fn report(name: &str, secs: u64, mut all: Vec<u64>, errors: u64) {
         name.to_owned()
     };
     all.sort_unstable();
-    let pct = |p: f64| {
-        let index = ((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1));
-        all.get(index).copied().unwrap_or(0)
+    // Nearest rank: the smallest latency with at least `percent` % of them at or below it,
+    // the ceil(n * percent / 100)-th (integer arithmetic: no rounding pushes it a rank up).
+    let pct = |percent: usize| {
+        let rank = (all.len() * percent)
+            .div_ceil(100)
+            .clamp(1, all.len().max(1));
+        all.get(rank - 1).copied().unwrap_or(0)
     };
     println!(
         "{name}\t{}\t{:.0}\t{}\t{}\t{errors}",
         all.len(),
         all.len() as f64 / secs as f64,
-        pct(0.50),
-        pct(0.99)
+        pct(50),
+        pct(99)
     );
 }
