@@ -479,13 +479,13 @@ impl Proxy {
             _ => None,
         };
 
-        let keep_authorization = user.is_none() || parts.forward_authorization;
+        let keep_credentials = user.is_none() || parts.forward_authorization;
         let forwarding = Forwarding::new(
             head,
             client,
             &parts.trusted_proxies,
             &exchange.request_id,
-            keep_authorization,
+            keep_credentials,
         );
         // Signed by the engine through `Proxy::sign` once the body is known.
         exchange.user = user;

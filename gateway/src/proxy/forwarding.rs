@@ -23,7 +23,7 @@ const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 /// ([`Forwarding::own_headers`]). The upstream's `Host` is the engine's to add.
 #[derive(Debug)]
 pub struct Forwarding {
-    keep_authorization: bool,
+    keep_credentials: bool,
     /// The client's `Content-Length` as the number it parsed to, written in place of the
     /// client's spelling (`005` goes as `5`): the upstream reads the length the gateway
     /// framed the body by, with nothing left to read differently. `None` without one (or,
@@ -61,17 +61,18 @@ static SET_BY_GATEWAY: [&HeaderName; 6] = [
 ];
 
 impl Forwarding {
-    /// How `head`, from `client`, is to be forwarded: its `Authorization` header travels on
-    /// only when `keep_authorization`; its `X-Forwarded-For` is believed as `proxies` say.
+    /// How `head`, from `client`, is to be forwarded: its credentials (`Authorization` and
+    /// `Cookie`) travel on only when `keep_credentials`; its `X-Forwarded-For` is believed as
+    /// `proxies` say.
     pub fn new(
         head: &impl ClientHead,
         client: &ClientAddr,
         proxies: &TrustedProxies,
         request_id: &RequestId,
-        keep_authorization: bool,
+        keep_credentials: bool,
     ) -> Self {
         Self {
-            keep_authorization,
+            keep_credentials,
             content_length: head
                 .value(header::CONTENT_LENGTH)
                 .and_then(crate::request::decimal_length)
@@ -91,7 +92,10 @@ impl Forwarding {
     /// identity headers, hop-by-hop headers and those the head's `Connection` header names,
     /// the headers the gateway sets itself, `Host` (the upstream's own authority goes there;
     /// the client's travels on as `X-Forwarded-Host`), `Transfer-Encoding` (the engine frames
-    /// the body) and `Authorization` unless it is to be kept. `connection` tells whether the
+    /// the body), and `Authorization` and `Cookie` unless credentials are to be kept: behind
+    /// the gateway a protected upstream needs neither (the signed identity says who asks), and
+    /// Better Auth's session cookie outlives the token by days and mints new ones, so a
+    /// service that held it could act as the user long after the request. `connection` tells whether the
     /// head has a `Connection` header at all, so a head without one is not searched for it.
     ///
     /// `Content-Length` always travels ([`connection_may_drop`]): the body follows it, and
@@ -116,7 +120,7 @@ impl Forwarding {
             || is(&header::HOST)
             || is(&header::TRANSFER_ENCODING)
             || (self.content_length.is_some() && is(&header::CONTENT_LENGTH))
-            || (!self.keep_authorization && is(&header::AUTHORIZATION))
+            || (!self.keep_credentials && (is(&header::AUTHORIZATION) || is(&header::COOKIE)))
             || (connection
                 && connection_may_drop(name)
                 && head
@@ -223,19 +227,19 @@ mod tests {
         request.body(()).unwrap().into_parts().0
     }
 
-    fn forward(head: request::Parts, keep_authorization: bool) -> HeaderMap {
-        forward_from(head, keep_authorization, &TrustedProxies::default())
+    fn forward(head: request::Parts, keep_credentials: bool) -> HeaderMap {
+        forward_from(head, keep_credentials, &TrustedProxies::default())
     }
 
     /// As forwarded from a client at 10.0.0.7, with `proxies` trusted.
     fn forward_from(
         mut head: request::Parts,
-        keep_authorization: bool,
+        keep_credentials: bool,
         proxies: &TrustedProxies,
     ) -> HeaderMap {
         let id = RequestId::from_value(Some(b"req-1"));
         let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
-        Forwarding::new(&head, &client, proxies, &id, keep_authorization).apply(&mut head);
+        Forwarding::new(&head, &client, proxies, &id, keep_credentials).apply(&mut head);
         head.headers
     }
 

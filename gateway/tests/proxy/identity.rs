@@ -85,37 +85,39 @@ async fn each_request_on_a_kept_alive_connection_carries_its_own_tokens_user() {
 }
 
 #[tokio::test]
-async fn authorization_is_not_forwarded_to_the_api_by_default() {
+async fn neither_the_token_nor_the_session_cookie_is_forwarded_to_the_api_by_default() {
     let gateway = spawn_gateway().await;
     let response = gateway
         .http
         .get(gateway.url("/api/alice/tasks"))
         .bearer_auth(gateway.token("alice"))
+        // A same-origin page's fetch sends Better Auth's session cookie along, in any case.
+        .header("Cookie", "better-auth.session_token=abc.def")
+        .header("cOOkie", "theme=dark")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    assert!(gateway
-        .upstream
-        .only()
-        .headers
-        .get("authorization")
-        .is_none());
+    let seen = gateway.upstream.only();
+    assert!(seen.headers.get("authorization").is_none());
+    assert!(seen.headers.get("cookie").is_none(), "{:?}", seen.headers);
 }
 
 #[tokio::test]
-async fn authorization_is_forwarded_when_configured() {
+async fn the_token_and_the_cookie_are_forwarded_when_configured() {
     let gateway = spawn_gateway_with(|s| s.forward_authorization = true).await;
     let token = gateway.token("alice");
     gateway
         .http
         .get(gateway.url("/api/alice/tasks"))
         .bearer_auth(&token)
+        .header("Cookie", "better-auth.session_token=abc.def")
         .send()
         .await
         .unwrap();
     let seen = gateway.upstream.only();
     assert_eq!(seen.headers["authorization"], format!("Bearer {token}"));
+    assert_eq!(seen.headers["cookie"], "better-auth.session_token=abc.def");
 }
 
 #[tokio::test]
