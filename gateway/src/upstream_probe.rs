@@ -118,6 +118,9 @@ impl UpstreamProbe {
         );
         let mut client = reqwest::Client::builder()
             .no_proxy()
+            // A redirect would carry the signed identity to wherever it points (reqwest keeps
+            // custom headers across hosts) and let that host's answer stand for tasks-service's.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(5));
         if let Some(path) = &tasks_service.socket {
             client = client.unix_socket(path.clone());
@@ -175,6 +178,7 @@ impl UpstreamProbe {
                 .send()
                 .await;
             let verdict = match answer.as_ref().map(reqwest::Response::status) {
+                // A 3xx (followed by nothing) is inconclusive, below.
                 Ok(status) if status.is_success() => Verdict::Accepted,
                 Ok(StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Verdict::Refused,
                 Ok(status) => {

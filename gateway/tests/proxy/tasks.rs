@@ -392,3 +392,45 @@ async fn readiness_says_so_by_name_when_tasks_service_refuses_the_gateways_crede
     agreeing.wait_for_metric(unreachable, |v| v >= 2.0).await;
     assert_eq!(readyz(&agreeing).await.0, 200);
 }
+
+#[tokio::test]
+async fn the_probe_follows_no_redirect_with_its_signed_credential() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Where a redirect would send the probe: it answers 200 to anything.
+    let elsewhere = crate::upstream::EchoUpstream::start().await;
+    let redirect = format!(
+        "HTTP/1.1 302 Found\r\nlocation: {}/ok\r\ncontent-length: 0\r\n\r\n",
+        elsewhere.url()
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut chunk = [0; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = stream.write_all(redirect.as_bytes()).await;
+        }
+    });
+    let gateway = start_gateway(Issuer::start().await, |s| {
+        s.tasks_service = Upstream::parse(&url).unwrap();
+        s.identity_probe_interval = Duration::from_millis(50);
+    })
+    .await;
+    let inconclusive = r#"gateway_upstream_identity_probes_total{result="inconclusive"}"#;
+    gateway.wait_for_metric(inconclusive, |v| v >= 3.0).await;
+    assert!(
+        elsewhere.seen().is_empty(),
+        "the credential went to the redirect's target"
+    );
+    assert_eq!(
+        gateway.metric("gateway_upstream_identity").await,
+        Some(-1.0),
+        "a redirect says nothing about whether tasks-service accepts the credential"
+    );
+}
