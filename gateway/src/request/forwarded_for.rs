@@ -17,6 +17,11 @@ use ipnet::IpNet;
 
 use super::ClientAddr;
 
+/// The widest networks [`TrustedProxies::parse`] accepts, as prefix lengths: IPv4's widest
+/// private range is `10.0.0.0/8`, IPv6's `fc00::/7`.
+const MIN_PREFIX_LEN_V4: u8 = 8;
+const MIN_PREFIX_LEN_V6: u8 = 7;
+
 /// The networks whose `X-Forwarded-For` the gateway believes (`TRUSTED_PROXIES`): empty by
 /// default, which is right wherever clients reach the gateway directly.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -24,7 +29,9 @@ pub struct TrustedProxies(Vec<IpNet>);
 
 impl TrustedProxies {
     /// Parses entries such as `10.0.0.0/8`, `fd00::/8` or a single address; blank entries are
-    /// skipped.
+    /// skipped. A network wider than the widest private range is refused: `0.0.0.0/0` (or
+    /// half of it) would let any client name its own address, and with it escape Better
+    /// Auth's per-address limits on password guessing.
     pub fn parse<'a>(entries: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
         let mut networks = Vec::new();
         for entry in entries.into_iter().map(str::trim).filter(|e| !e.is_empty()) {
@@ -32,6 +39,18 @@ impl TrustedProxies {
                 .parse::<IpNet>()
                 .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
                 .map_err(|_| format!("{entry:?} is not an address or a network like 10.0.0.0/8"))?;
+            let widest = match network {
+                IpNet::V4(_) => MIN_PREFIX_LEN_V4,
+                IpNet::V6(_) => MIN_PREFIX_LEN_V6,
+            };
+            if network.prefix_len() < widest {
+                return Err(format!(
+                    "{entry:?} trusts every client on a /{} (anyone could choose the address \
+                     upstreams see); list the networks of the proxies in front of the gateway, \
+                     /{widest} or narrower",
+                    network.prefix_len()
+                ));
+            }
             networks.push(network.trunc());
         }
         Ok(Self(networks))
@@ -168,6 +187,15 @@ mod tests {
         for bad in ["10.0.0.0/33", "localhost", "10.0.0/8"] {
             assert!(TrustedProxies::parse([bad]).is_err(), "{bad}");
         }
+        // Networks that would let any client choose its address.
+        for everyone in ["0.0.0.0/0", "::/0", "0.0.0.0/1", "128.0.0.0/7", "8000::/1"] {
+            let refused = TrustedProxies::parse(["10.0.0.0/8", everyone]).unwrap_err();
+            assert!(
+                refused.contains("trusts every client"),
+                "{everyone}: {refused}"
+            );
+        }
+        assert!(TrustedProxies::parse(["10.0.0.0/8", "fc00::/7", "::1/128"]).is_ok());
         assert_eq!(
             TrustedProxies::parse([""; 2]),
             Ok(TrustedProxies::default())
