@@ -22,10 +22,22 @@ pub struct Signer {
 }
 
 /// The user-id header and its credential, ready to replace whatever a request carried.
-#[derive(Debug, Clone)]
+/// `Debug` shows the user only: an unspent credential is as good as the key for one request.
+/// The credential's value is marked sensitive too, so that `http`'s own `Debug` of a header
+/// map hides it and HTTP/2's header compression never indexes it.
+#[derive(Clone)]
 pub struct IdentityHeaders {
     pub user_id: HeaderValue,
     pub credential: HeaderValue,
+}
+
+impl std::fmt::Debug for IdentityHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityHeaders")
+            .field("user_id", &self.user_id)
+            .field("credential", &"<hidden>")
+            .finish()
+    }
 }
 
 /// Unique nonces without a system call per request, and without a count that the threads
@@ -154,8 +166,10 @@ impl Signer {
         // neither a copy nor a second allocation to share it.
         let mut text = Vec::with_capacity(credential.text_len());
         credential.write_with(binding.as_ref(), &mut text);
-        HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
-            .expect("key ids, audiences, digits and base64url are valid header text")
+        let mut value = HeaderValue::from_maybe_shared(bytes::Bytes::from(text))
+            .expect("key ids, audiences, digits and base64url are valid header text");
+        value.set_sensitive(true);
+        value
     }
 }
 
@@ -213,6 +227,27 @@ mod tests {
         let headers = signer.sign(&Method::GET, "/", user, BodyDigest::EMPTY, 1);
         let text = headers.credential.to_str().unwrap().to_owned();
         Credential::parse(&text).unwrap().binding.unwrap().nonce
+    }
+
+    #[test]
+    fn debug_never_shows_an_unspent_credential() {
+        let signer = Signer::new(&ring(), Audience::default());
+        let user = UserId::parse("u1").unwrap();
+        let headers = signer.sign(&Method::GET, "/", &user, BodyDigest::EMPTY, 1);
+        let credential = headers.credential.to_str().unwrap().to_owned();
+        let mut map = http::HeaderMap::new();
+        map.insert(
+            crate::headers::IDENTITY_CREDENTIAL,
+            headers.credential.clone(),
+        );
+        for shown in [format!("{headers:?}"), format!("{map:?}")] {
+            assert!(!shown.contains(&credential), "{shown}");
+            assert!(
+                !shown.contains(&credential[credential.len() - 20..]),
+                "{shown}"
+            );
+        }
+        assert!(format!("{headers:?}").contains("u1"));
     }
 
     #[test]
