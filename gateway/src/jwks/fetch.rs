@@ -167,13 +167,16 @@ fn sources<'a>(
     std::iter::successors(err.source(), |source| source.source())
 }
 
-/// `url` fit for a log line: any `user:password@` in it replaced by `***@`.
+/// `url` fit for a log line: everything between the scheme and the last `@` replaced by
+/// `***`. Not only the authority as a parser reads it: a password pasted unencoded may hold
+/// `/`, `?` or `#` (generated ones often hold `/`), and a parser then ends the authority
+/// early, so the mask would miss it. An `@` later in a path or query hides more than it
+/// must, which a log can afford.
 pub fn loggable_url(url: &str) -> String {
     // A value missing its scheme (a slip config.rs reports) may still start with credentials.
     let start = url.find("://").map_or(0, |at| at + "://".len());
     let rest = &url[start..];
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..authority_end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => format!("{}***{}", &url[..start], &rest[at..]),
         None => url.to_owned(),
     }
@@ -205,9 +208,14 @@ mod tests {
             loggable_url("https://user:secret@auth.example/api/auth/jwks"),
             "https://***@auth.example/api/auth/jwks"
         );
+        // Passwords with the characters that end an authority, pasted unencoded.
+        for password in ["ab/cd", "ab?cd", "ab#cd", "a@b/c"] {
+            let shown = loggable_url(&format!("https://gw:{password}@auth.example/jwks"));
+            assert_eq!(shown, "https://***@auth.example/jwks", "{password}");
+        }
         assert_eq!(
-            loggable_url("http://127.0.0.1:3000/jwks?x=a@b"),
-            "http://127.0.0.1:3000/jwks?x=a@b"
+            loggable_url("http://127.0.0.1:3000/jwks?x=1"),
+            "http://127.0.0.1:3000/jwks?x=1"
         );
         assert_eq!(
             loggable_url("user:secret@auth.example/jwks"),
