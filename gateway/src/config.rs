@@ -24,8 +24,10 @@ mod list_env;
 mod transport;
 pub use list_env::{env_listing, list_env_requested};
 
-/// Command-line flags and environment variables. `--help` shows the variable of each.
-#[derive(Debug, Clone, Parser)]
+/// Command-line flags and environment variables. `--help` shows the variable of each, and
+/// the value it has now except for settings that may carry a secret (`hide_env_values`).
+/// No `Debug`: the raw strings may hold a password; [`Settings`] is what start-up may show.
+#[derive(Clone, Parser)]
 #[command(name = "gateway", version, about = "Auth sidecar for the task API")]
 pub struct Config {
     /// Address to listen on.
@@ -40,15 +42,16 @@ pub struct Config {
     #[arg(
         long,
         env = "TASKS_SERVICE_URL",
-        default_value = "http://127.0.0.1:8081"
+        default_value = "http://127.0.0.1:8081",
+        hide_env_values = true
     )]
     pub tasks_service_url: String,
     /// Better Auth's base URL: sets the JWKS URL to $BETTER_AUTH_URL/api/auth/jwks and the
     /// issuer and audience to $BETTER_AUTH_URL unless they are set on their own.
-    #[arg(long, env = "BETTER_AUTH_URL")]
+    #[arg(long, env = "BETTER_AUTH_URL", hide_env_values = true)]
     pub better_auth_url: Option<String>,
     /// Where the issuer publishes its key set.
-    #[arg(long, env = "JWKS_URL")]
+    #[arg(long, env = "JWKS_URL", hide_env_values = true)]
     pub jwks_url: Option<String>,
     /// Allow an http:// JWKS URL and issuer on a host that is not loopback, for an issuer
     /// reached inside a private network; logged as a warning at start. Otherwise they must be
@@ -143,7 +146,12 @@ pub struct Config {
     #[arg(long, env = "REVOCATION_REQUIRE_SID", action = ArgAction::Set, default_value = "true")]
     pub revocation_require_sid: bool,
     /// Public path prefixes and their upstreams, `prefix=http://host:port`, comma separated.
-    #[arg(long, env = "PUBLIC_ROUTES", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "PUBLIC_ROUTES",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
     pub public_routes: Vec<String>,
     /// Browser origins allowed to call the API with credentials, comma separated.
     #[arg(long, env = "CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
@@ -153,10 +161,12 @@ pub struct Config {
     /// believed (back to the first address not among them), which upstreams such as Better
     /// Auth read as the client's address. Unset: none, right when clients reach the gateway
     /// directly; behind an ingress or load balancer, list it, or every client shares its
-    /// address (and Better Auth's per-address rate limits).
+    /// address (and Better Auth's per-address rate limits). Networks wider than a `/8` (IPv6
+    /// `/7`) are refused: they would let any client choose its address.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
-    /// Pass the client's Authorization header to protected upstreams.
+    /// Pass the client's credentials (its `Authorization` and `Cookie` headers) to protected
+    /// upstreams. Off: they see the signed identity alone, never a token or a session cookie.
     #[arg(long, env = "FORWARD_AUTHORIZATION", action = ArgAction::Set, default_value = "false")]
     pub forward_authorization: bool,
     /// Largest request body accepted, in bytes.
@@ -405,7 +415,11 @@ impl Config {
             auth,
             identity_keys,
             identity_audience,
-            identity_probe_interval: Duration::from_secs(self.identity_probe_secs),
+            // 0 turns the probe off; any other value is bounded as every duration is.
+            identity_probe_interval: at_most_a_day(
+                "IDENTITY_PROBE_SECS",
+                self.identity_probe_secs,
+            )?,
             cors_allowed_origins,
             trusted_proxies,
             forward_authorization: self.forward_authorization,
@@ -428,7 +442,7 @@ impl Config {
             .map(|url| url.trim().trim_end_matches('/'))
             .filter(|url| !url.is_empty());
         if let Some(base) = base {
-            check_http_url("BETTER_AUTH_URL", base)?;
+            check_http_url("BETTER_AUTH_URL", base, Credentials::Refused)?;
         }
         let missing = |variable: &'static str| {
             invalid(
@@ -442,7 +456,7 @@ impl Config {
             (None, Some(base)) => (JwksConfig::better_auth_url(base), "BETTER_AUTH_URL"),
             (None, None) => return Err(missing("JWKS_URL")),
         };
-        check_http_url(jwks_variable, &jwks_url)?;
+        check_http_url(jwks_variable, &jwks_url, Credentials::Allowed)?;
         let (issuer, issuer_variable) = match (&self.jwt_issuer, base) {
             (Some(issuer), _) if !issuer.trim().is_empty() => {
                 (issuer.trim().to_owned(), "JWT_ISSUER")
@@ -778,17 +792,64 @@ fn at_most_a_day(variable: &'static str, secs: u64) -> Result<Duration, ConfigEr
     Ok(Duration::from_secs(secs))
 }
 
-fn check_http_url(variable: &'static str, url: &str) -> Result<(), ConfigError> {
-    let ok = url.parse::<http::Uri>().is_ok_and(|uri| {
+fn check_http_url(
+    variable: &'static str,
+    url: &str,
+    credentials: Credentials,
+) -> Result<(), ConfigError> {
+    // Masked: the value may carry a `user:password@` that does not belong in a log.
+    let shown = || loggable_url(url);
+    let uri = url.parse::<http::Uri>().ok().filter(|uri| {
         matches!(uri.scheme_str(), Some("http" | "https")) && uri.authority().is_some()
     });
-    if ok {
-        Ok(())
-    } else {
-        // Masked: the value may carry a `user:password@` that does not belong in a log.
-        let url = loggable_url(url);
-        Err(invalid(variable, format!("{url:?} is not an http(s) URL")))
+    let Some(uri) = uri else {
+        return Err(invalid(
+            variable,
+            format!("{:?} is not an http(s) URL", shown()),
+        ));
+    };
+    // The URL is fetched by reqwest, which reads it with the `url` crate: where that reads
+    // another host (or none), the value is not what it looks like (`https://gw:ab/cd@auth`
+    // is host `gw` with port `ab` to `http::Uri`, an error to `url`), so it is refused here
+    // rather than failing, password and all, at every fetch.
+    let parsed = reqwest::Url::parse(url).ok();
+    let same_host = parsed.as_ref().is_some_and(|parsed| {
+        parsed
+            .host_str()
+            .zip(uri.host())
+            .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+    });
+    if !same_host {
+        return Err(invalid(
+            variable,
+            format!(
+                "{:?} does not read as one URL (percent-encode any '/', '?', '#' or '@' in a \
+                 user or password)",
+                shown()
+            ),
+        ));
     }
+    let has_credentials =
+        parsed.is_some_and(|parsed| !parsed.username().is_empty() || parsed.password().is_some());
+    if has_credentials && credentials == Credentials::Refused {
+        return Err(invalid(
+            variable,
+            format!(
+                "{:?} carries a user or password (user:password@); it names the issuer and \
+                 the audience, which tokens carry in the clear: give the URL without them \
+                 (JWKS_URL may carry them)",
+                shown()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a URL setting may carry a `user:password@`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Credentials {
+    Allowed,
+    Refused,
 }
 
 fn parse_algorithm(name: &str) -> Result<Algorithm, ConfigError> {

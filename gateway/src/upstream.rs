@@ -50,12 +50,9 @@ impl Upstream {
         }
         // Checked first, so that no message below echoes a password: a user or password would
         // go nowhere but into `Host` (the gateway logs in to no upstream) and into logs.
-        let after_scheme = raw.trim().split_once("://").map_or(raw, |(_, rest)| rest);
-        if after_scheme
-            .split(['/', '?', '#'])
-            .next()
-            .is_some_and(|authority| authority.contains('@'))
-        {
+        // Anywhere, not only in the authority as a parser reads it: a password holding `/`
+        // would end that early and be echoed below as part of a path. An origin has no `@`.
+        if raw.contains('@') {
             return Err(
                 "carries a user or password (user:password@), which an upstream URL \
                         cannot use; give http://host:port"
