@@ -62,7 +62,7 @@ pub struct TokenFacts<'a> {
 /// How revocations are fetched and how long they count.
 #[derive(Clone)]
 pub struct RevocationConfig {
-    /// Better Auth's database, e.g. `postgres://gateway@auth-db:5432/better_auth`.
+    /// Better Auth's database, e.g. `postgres://gateway@auth-db:5432/better_auth?sslmode=require`.
     pub database_url: String,
     /// The longest an API token may live (Better Auth's JWT expiration, 15 minutes by
     /// default, plus the leeway): a token whose `exp` is further than this from its `iat` is
@@ -200,7 +200,8 @@ impl Revocations {
         registry.register(
             "login_privileged",
             "1 while the feed's database login can do more than read auth_revocation (write \
-             it, bypass row-level security, or is a superuser)",
+             it, bypass row-level security, read Better Auth's sessions or accounts, or is a \
+             superuser)",
             metrics.login_privileged.clone(),
         );
         registry.register(

@@ -83,7 +83,23 @@ impl Application {
                  that is not loopback; safe only if the network in between is private"
             );
         }
+        if settings.auth.revocation.is_none() {
+            // Off is a choice (a Better Auth without the revocation SQL, a test stack), but
+            // also what a misspelt variable gives: said at every start, and shown as a gauge.
+            tracing::warn!(
+                "REVOCATION_DATABASE_URL is not set: a signed-out session's tokens keep working \
+                 until they expire; set it to Better Auth's database (deploy/better-auth/README.md)"
+            );
+        }
         let mut registry = Registry::default();
+        let revocation_enabled = prometheus_client::metrics::gauge::Gauge::<i64>::default();
+        revocation_enabled.set(i64::from(settings.auth.revocation.is_some()));
+        registry.register(
+            "gateway_revocation_enabled",
+            "1 when sign-out and bans end tokens at once (REVOCATION_DATABASE_URL set), 0 when \
+             tokens stay valid until they expire",
+            revocation_enabled,
+        );
         let metrics = Metrics::register(&mut registry);
         let background = CancellationToken::new();
         let authenticator =

@@ -299,12 +299,16 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     };
 
     // The feed only reads; a login that could also write the table (or bypass row-level
-    // security, or is a superuser) works, but puts far more than it needs in the gateway's
-    // hands: said at every connection, and shown as a gauge to alert on.
+    // security, or is a superuser, or can read Better Auth's sessions, whose tokens sign in,
+    // or its accounts' password hashes: the owner's login reused here, say) works, but puts
+    // far more than it needs in the gateway's hands: said at every connection, and shown as
+    // a gauge to alert on.
     let privileged: bool = client
         .query_one(
             "SELECT rolsuper OR rolbypassrls OR coalesce(has_table_privilege(\
              to_regclass('auth_revocation'), 'INSERT, UPDATE, DELETE, TRUNCATE'), false) \
+             OR coalesce(has_table_privilege(to_regclass('\"session\"'), 'SELECT'), false) \
+             OR coalesce(has_table_privilege(to_regclass('\"account\"'), 'SELECT'), false) \
              FROM pg_roles WHERE rolname = current_user",
             &[],
         )
@@ -313,9 +317,9 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     revocations.login_privileged(privileged);
     if privileged {
         tracing::warn!(
-            "REVOCATION_DATABASE_URL logs in as a role that can write auth_revocation or bypass \
-             row-level security; give the gateway a role with SELECT on auth_revocation only \
-             (deploy/better-auth/README.md)"
+            "REVOCATION_DATABASE_URL logs in as a role that can write auth_revocation, bypass \
+             row-level security or read Better Auth's sessions or accounts; give the gateway a \
+             role with SELECT on auth_revocation only (deploy/better-auth/README.md)"
         );
     }
     // This connection's pings: an id no other replica's connection shares, and a channel of

@@ -745,12 +745,26 @@ async fn tokens_without_a_session_are_served_and_counted_where_the_operator_allo
 }
 
 #[tokio::test]
+async fn a_gateway_without_a_feed_says_so_in_a_gauge() {
+    // A misspelt REVOCATION_DATABASE_URL looks like this: tokens outlive sign-out.
+    let gateway = spawn_gateway_with(|_| {}).await;
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_enabled").await,
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
 async fn a_feed_login_that_can_do_more_than_read_is_flagged() {
     let db = AuthDb::create().await;
     // The tests' superuser: flagged.
     let gateway = gateway_on(&db, Duration::from_secs(30)).await;
     let series = "gateway_revocation_login_privileged";
     assert_eq!(metric(&gateway, series).await, Some(1.0));
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_enabled").await,
+        Some(1.0)
+    );
     // The role the README asks for, SELECT on the table and nothing else: not flagged.
     let role = format!("gw_reader_{}", uuid::Uuid::new_v4().simple());
     db.client
@@ -763,9 +777,26 @@ async fn a_feed_login_that_can_do_more_than_read_is_flagged() {
         database_url: format!("postgres://{role}@127.0.0.1:5432/{}", db.name),
         ..revocation(&db, Duration::from_secs(30))
     };
-    let reader = gateway_with(config).await;
+    let reader = gateway_with(config.clone()).await;
     assert_eq!(metric(&reader, series).await, Some(0.0));
     drop((gateway, reader));
+    // The same role once it may also read Better Auth's sessions (tokens that sign in) or
+    // accounts (password hashes), as a reused owner login could: flagged.
+    for table in ["session", "account"] {
+        db.client
+            .batch_execute(&format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (id text); \
+                 GRANT SELECT ON \"{table}\" TO {role}"
+            ))
+            .await
+            .unwrap();
+        let reader = gateway_with(config.clone()).await;
+        assert_eq!(metric(&reader, series).await, Some(1.0), "{table}");
+        db.client
+            .batch_execute(&format!("REVOKE SELECT ON \"{table}\" FROM {role}"))
+            .await
+            .unwrap();
+    }
     db.drop().await;
     let _ = connect(ADMIN_URL)
         .await
