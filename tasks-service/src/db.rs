@@ -1,10 +1,18 @@
 //! Connections to PostgreSQL: the URL (a secret), TLS when the URL asks for it, the pool and
 //! the role every pooled connection runs as. Knows nothing about tasks.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{
+    fmt,
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{Client, NoTls};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
 pub use proto_shared::postgres_tls::{Tls, TlsError, TrustedCas};
 
@@ -94,8 +102,65 @@ const KEEPALIVE_RETRIES: u32 = 3;
 /// connection: bounds a request written to a peer that vanished (failover, blackholed network).
 const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// What the pool's connection set-up found about the login, for every transaction to repeat.
+///
+/// [`prepare_session`] sets the role and the timeouts for the session, once per pooled
+/// connection. Behind a transaction-mode pooler (PgBouncer, a managed database's `-pooler`
+/// host) a later transaction may run on a server connection that never saw those `SET`s: as
+/// a login that bypasses row-level security, and with no statement timeout. So when the login
+/// needed the switch, every transaction sets the role and the timeouts again, locally
+/// ([`SessionPins::local_settings`]), in the statement that already sets its scope. Shared by
+/// the pool (whose set-up records the need, for good) and the store (which reads it after
+/// taking a connection, so after the first set-up has run). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct SessionPins {
+    role_needed: Arc<AtomicBool>,
+    local_settings: Arc<str>,
+}
+
+impl SessionPins {
+    fn new(statement_timeout_ms: u128) -> Self {
+        // set_config(.., true) is SET LOCAL: `role` is checked as SET ROLE is (membership, or
+        // a superuser's session), and all three end with the transaction.
+        let local_settings = format!(
+            "set_config('role', '{RLS_ROLE}', true), \
+             set_config('statement_timeout', '{statement_timeout_ms}', true), \
+             set_config('idle_in_transaction_session_timeout', '{}', true)",
+            idle_in_transaction_ms(statement_timeout_ms)
+        );
+        Self {
+            role_needed: Arc::new(AtomicBool::new(false)),
+            local_settings: local_settings.into(),
+        }
+    }
+
+    /// Whether the login could bypass row-level security, so that every transaction must
+    /// switch to [`RLS_ROLE`] itself.
+    pub fn role_needed(&self) -> bool {
+        self.role_needed.load(Ordering::Acquire)
+    }
+
+    /// `set_config` calls, comma-separated for a `SELECT` list, that set for the current
+    /// transaction only what [`prepare_session`] set for the session: the role
+    /// [`RLS_ROLE`], `statement_timeout` and `idle_in_transaction_session_timeout`.
+    pub fn local_settings(&self) -> &str {
+        &self.local_settings
+    }
+
+    fn record_role_needed(&self) {
+        self.role_needed.store(true, Ordering::Release);
+    }
+}
+
+/// Idle-in-transaction gets twice the statement budget: a stuck request releases its locks.
+fn idle_in_transaction_ms(statement_timeout_ms: u128) -> u128 {
+    statement_timeout_ms * 2
+}
+
 /// The pool. Every new connection gets the statement timeout and, if its login role could
 /// bypass row-level security, `SET ROLE tasks_rls`; a connection that still could is refused.
+/// The [`SessionPins`] say whether the role was needed, for the store to set it again in
+/// every transaction.
 ///
 /// The kernel gives up on a dead peer within about half a minute: TCP keepalive probes after
 /// [`KEEPALIVE_IDLE`] (tokio-postgres' default is two hours) and [`TCP_USER_TIMEOUT`] for
@@ -104,7 +169,11 @@ const TCP_USER_TIMEOUT: Duration = Duration::from_secs(20);
 /// but unanswered (a hung server, a proxy that stopped forwarding) is for the store's
 /// operation timeout to catch: it closes such a connection rather than returning it to the
 /// pool (see `store.rs`).
-pub fn build_pool(mut config: tokio_postgres::Config, tls: Tls, settings: &DbSettings) -> Pool {
+pub fn build_pool(
+    mut config: tokio_postgres::Config,
+    tls: Tls,
+    settings: &DbSettings,
+) -> (Pool, SessionPins) {
     config.connect_timeout(settings.connect_timeout);
     detect_dead_peers(&mut config);
     // Fast recycling only checks the socket: `Clean` would run DISCARD ALL and drop the role.
@@ -116,15 +185,18 @@ pub fn build_pool(mut config: tokio_postgres::Config, tls: Tls, settings: &DbSet
         Tls::Rustls(tls) => Manager::from_config(config, tls, manager_config),
     };
     let statement_timeout_ms = settings.statement_timeout.as_millis();
-    Pool::builder(manager)
+    let pins = SessionPins::new(statement_timeout_ms);
+    let recorder = pins.clone();
+    let pool = Pool::builder(manager)
         .max_size(settings.pool_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(settings.acquire_timeout))
         .create_timeout(Some(settings.connect_timeout))
         .recycle_timeout(Some(settings.connect_timeout))
         .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+            let recorder = recorder.clone();
             Box::pin(async move {
-                prepare_session(client, statement_timeout_ms)
+                prepare_session(client, statement_timeout_ms, &recorder)
                     .await
                     .map_err(|e| match e {
                         SessionError::Db(e) => HookError::Backend(e),
@@ -135,7 +207,8 @@ pub fn build_pool(mut config: tokio_postgres::Config, tls: Tls, settings: &DbSet
             })
         }))
         .build()
-        .expect("a runtime and a manager are set")
+        .expect("a runtime and a manager are set");
+    (pool, pins)
 }
 
 /// Keepalive and `TCP_USER_TIMEOUT` as [`build_pool`] describes, where the URL set none.
@@ -166,29 +239,52 @@ impl From<tokio_postgres::Error> for SessionError {
     }
 }
 
-const BYPASSES_RLS: &str =
-    "SELECT current_user::text, rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = current_user";
+/// Whether the login (`session_user`, not `current_user`: behind a transaction-mode pooler this
+/// query may run on a server connection that another client's set-up left switched to
+/// [`RLS_ROLE`]) could bypass row-level security.
+const LOGIN_BYPASSES_RLS: &str =
+    "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user";
 
-async fn prepare_session(client: &Client, statement_timeout_ms: u128) -> Result<(), SessionError> {
-    // Idle-in-transaction gets twice the statement budget: a stuck request releases its locks.
+/// The switch and the proof that it took, sent as one simple-query message: one implicit
+/// transaction, so one server connection even behind a transaction-mode pooler.
+fn switch_and_check() -> String {
+    format!(
+        "SET ROLE {RLS_ROLE}; \
+         SELECT current_user, rolsuper OR rolbypassrls \
+         FROM pg_roles WHERE rolname = current_user"
+    )
+}
+
+async fn prepare_session(
+    client: &Client,
+    statement_timeout_ms: u128,
+    pins: &SessionPins,
+) -> Result<(), SessionError> {
     client
         .batch_execute(&format!(
             "SET statement_timeout = {statement_timeout_ms}; \
              SET idle_in_transaction_session_timeout = {}",
-            statement_timeout_ms * 2
+            idle_in_transaction_ms(statement_timeout_ms)
         ))
         .await?;
-    let row = client.query_one(BYPASSES_RLS, &[]).await?;
-    if !row.get::<_, bool>(1) {
+    let row = client.query_one(LOGIN_BYPASSES_RLS, &[]).await?;
+    if !row.get::<_, bool>(0) {
         return Ok(());
     }
-    client
-        .batch_execute(&format!("SET ROLE {RLS_ROLE}"))
-        .await?;
-    let row = client.query_one(BYPASSES_RLS, &[]).await?;
-    if row.get::<_, bool>(1) {
-        return Err(SessionError::CanBypassRls(row.get(0)));
+    let answer = client.simple_query(&switch_and_check()).await?;
+    let row = answer.iter().find_map(|message| match message {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    match row {
+        Some(row) if row.get(1) == Some("f") => {}
+        // Anything but a plain "cannot" is refused.
+        row => {
+            let role = row.and_then(|row| row.get(0)).unwrap_or(RLS_ROLE);
+            return Err(SessionError::CanBypassRls(role.to_owned()));
+        }
     }
+    pins.record_role_needed();
     Ok(())
 }
 

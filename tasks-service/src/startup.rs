@@ -90,11 +90,11 @@ impl Application {
             tracing::info!(?applied, "migrations applied");
         }
 
-        let pool = db::build_pool(pg_config, tls, &settings.db);
+        let (pool, pins) = db::build_pool(pg_config, tls, &settings.db);
         // Bounds a whole store call: waiting for a connection, then the statement.
         let op_timeout =
             settings.db.acquire_timeout + settings.db.statement_timeout + Duration::from_secs(1);
-        let store = Store::new(pool, op_timeout);
+        let store = Store::new(pool, pins, op_timeout);
         store.ping().await.map_err(|source| StartupError::Pool {
             target: target.clone(),
             source,

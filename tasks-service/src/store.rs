@@ -1,9 +1,11 @@
 //! Task storage. Every method takes the verified [`UserId`] and runs in its own transaction
-//! that first sets `app.user_id` (the row-level-security setting) and then runs one statement
-//! that is also scoped by `WHERE user_id = $1`: isolation twice over.
+//! that first sets `app.user_id` (the row-level-security setting; with the role and the
+//! timeouts, when the login could bypass the policy) and then runs one statement that is also
+//! scoped by `WHERE user_id = $1`: isolation twice over.
 
 use std::{
     ops::{Deref, DerefMut},
+    sync::Arc,
     time::Duration,
 };
 
@@ -11,7 +13,10 @@ use deadpool_postgres::{ClientWrapper, Object, Pool, PoolError, Status, TimeoutT
 use proto_shared::{SortOrder, StatusFilter, Task, TaskId, UserId};
 use tokio_postgres::{error::SqlState, types::ToSql, IsolationLevel, Row};
 
-use crate::domain::{Completion, ListParams, NewTask, TaskChanges};
+use crate::{
+    db::SessionPins,
+    domain::{Completion, ListParams, NewTask, TaskChanges},
+};
 
 /// Why the store could not answer. `Unavailable` is the database being away, too slow or
 /// unable to do the work for now (503, retry later); `Internal` is anything else (500, a bug
@@ -35,6 +40,10 @@ pub struct Page {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: Pool,
+    /// Whether each transaction must also switch role and set its timeouts locally.
+    pins: SessionPins,
+    /// [`SET_SCOPE`] with the pins' settings as further columns: one statement still.
+    scope_pinned: Arc<str>,
     /// Client-side bound on one whole operation: covers a peer that vanished without closing
     /// the socket, which neither the pool nor statement_timeout would notice.
     op_timeout: Duration,
@@ -43,6 +52,8 @@ pub struct Store {
 /// Longest a readiness probe waits for the database.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The first statement of every transaction: its user, for the policy. When the login could
+/// bypass row-level security, [`Store::scope_sql`] adds the role and the timeouts.
 const SET_SCOPE: &str = "SELECT set_config('app.user_id', $1, true)";
 const COLUMNS: &str = "id, user_id, title, description, completed, created_at, updated_at";
 
@@ -135,9 +146,30 @@ macro_rules! run {
 }
 
 impl Store {
-    /// A store over `pool`; each operation gives up (503) after `op_timeout`.
-    pub fn new(pool: Pool, op_timeout: Duration) -> Self {
-        Self { pool, op_timeout }
+    /// A store over `pool`, whose connection set-up records in `pins` whether the role must be
+    /// switched; each operation gives up (503) after `op_timeout`.
+    pub fn new(pool: Pool, pins: SessionPins, op_timeout: Duration) -> Self {
+        let scope_pinned = format!("{SET_SCOPE}, {}", pins.local_settings()).into();
+        Self {
+            pool,
+            pins,
+            scope_pinned,
+            op_timeout,
+        }
+    }
+
+    /// The statement that opens every transaction. Read after a connection was taken, so
+    /// after the pool's first connection set-up has found whether the login needs
+    /// [`crate::db::RLS_ROLE`]. If it does, the transaction switches to it (and sets its
+    /// timeouts) itself, in the same statement and round trip: behind a transaction-mode
+    /// pooler the server connection it runs on may never have seen the session's `SET ROLE`.
+    /// If not, the statement is the plain scope.
+    fn scope_sql(&self) -> &str {
+        if self.pins.role_needed() {
+            &self.scope_pinned
+        } else {
+            SET_SCOPE
+        }
     }
 
     /// The pool, for health checks and metrics.
@@ -155,7 +187,13 @@ impl Store {
             StatusFilter::Pending => Some(false),
             StatusFilter::Completed => Some(true),
         };
-        run!(self, |client| list_on(client, user, completed, params))
+        run!(self, |client| list_on(
+            client,
+            self.scope_sql(),
+            user,
+            completed,
+            params
+        ))
     }
 
     /// `POST /api/{user_id}/tasks`. Returns once the row is committed.
@@ -309,7 +347,13 @@ impl Store {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, StoreError> {
-        run!(self, |client| scoped_on(client, user, sql, params))
+        run!(self, |client| scoped_on(
+            client,
+            self.scope_sql(),
+            user,
+            sql,
+            params
+        ))
     }
 }
 
@@ -388,11 +432,12 @@ fn is_stale_plan(error: &tokio_postgres::Error) -> bool {
 /// round trip, in one repeatable-read snapshot.
 async fn list_on(
     client: &mut ClientWrapper,
+    scope_sql: &str,
     user: &UserId,
     completed: Option<bool>,
     params: &ListParams,
 ) -> Result<Page, tokio_postgres::Error> {
-    let scope = client.prepare_cached(SET_SCOPE).await?;
+    let scope = client.prepare_cached(scope_sql).await?;
     let page = client.prepare_cached(list_sql(params.sort)).await?;
     let count = client.prepare_cached(COUNT_SQL).await?;
     let tx = client
@@ -425,11 +470,12 @@ async fn list_on(
 /// One attempt at [`Store::scoped`].
 async fn scoped_on(
     client: &mut ClientWrapper,
+    scope_sql: &str,
     user: &UserId,
     sql: &str,
     params: &[&(dyn ToSql + Sync)],
 ) -> Result<Vec<Row>, tokio_postgres::Error> {
-    let scope = client.prepare_cached(SET_SCOPE).await?;
+    let scope = client.prepare_cached(scope_sql).await?;
     let statement = client.prepare_cached(sql).await?;
     let user_param: [&(dyn ToSql + Sync); 1] = [&user.as_str()];
     let tx = client.transaction().await?;

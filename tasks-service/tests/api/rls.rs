@@ -6,7 +6,9 @@ use tokio_postgres::error::SqlState;
 
 use crate::{
     cluster::PrivateCluster,
-    helpers::{admin_client, create_database, spawn_app, spawn_app_with, test_settings, url_for},
+    helpers::{
+        admin_client, create_database, spawn_app, spawn_app_with, test_settings, url_for, ADMIN_URL,
+    },
 };
 
 #[tokio::test]
@@ -136,4 +138,85 @@ async fn the_service_refuses_to_start_if_its_role_could_bypass_the_policy() {
         message.contains("can bypass row-level security"),
         "{message}"
     );
+}
+
+/// Behind a transaction-mode pooler (PgBouncer, a managed database's `-pooler` host) a request
+/// may run on a server connection that never ran the pool's session-level `SET ROLE` and
+/// `SET statement_timeout`. Simulated here on the one connection of a pool of one, reset to
+/// the login (a superuser) between requests: each request still runs as `tasks_rls` under
+/// the policy, with the statement timeout.
+#[tokio::test]
+async fn a_transaction_on_a_connection_that_lost_its_session_role_still_runs_under_the_policy() {
+    let app = spawn_app_with(ADMIN_URL, |settings| settings.db.pool_size = 1).await;
+    // Seams on this test's database only: columns the service never names, filled in by
+    // whoever inserts, and a policy that hides alice's row titled "hidden" from every read.
+    let admin = admin_client(&url_for(ADMIN_URL, &app.db_name)).await;
+    admin
+        .batch_execute(
+            "ALTER TABLE tasks ADD COLUMN seen_role TEXT DEFAULT current_user, \
+                 ADD COLUMN seen_timeout TEXT DEFAULT current_setting('statement_timeout'); \
+             CREATE POLICY hidden_from_reads ON tasks AS RESTRICTIVE FOR SELECT \
+                 USING (title <> 'hidden')",
+        )
+        .await
+        .unwrap();
+    let hidden: i64 = admin
+        .query_one(
+            "INSERT INTO tasks (user_id, title) VALUES ('alice', 'hidden') RETURNING id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+
+    // What a pooler may hand over: a server connection without the session's settings.
+    let client = app.state.store.pool().get().await.unwrap();
+    let pid: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    client
+        .batch_execute(
+            "RESET ROLE; RESET statement_timeout; RESET idle_in_transaction_session_timeout",
+        )
+        .await
+        .unwrap();
+    drop(client);
+
+    let alice = app.user("alice");
+    let created = alice.create_titled("visible").await;
+    let row = admin
+        .query_one(
+            "SELECT seen_role, seen_timeout FROM tasks WHERE id = $1",
+            &[&created],
+        )
+        .await
+        .unwrap();
+    let seen: (String, String) = (row.get(0), row.get(1));
+    assert_eq!(seen, ("tasks_rls".to_owned(), "3s".to_owned()));
+    let listed = alice.list("").await;
+    assert_eq!(listed.status, 200, "{listed:?}");
+    let titles: Vec<&str> = listed
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["visible"], "the policy is in force on reads");
+    assert_eq!(alice.get(hidden).await.status, 404);
+
+    // The requests ran on that very connection, and what they set ended with them.
+    let client = app.state.store.pool().get().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT pg_backend_pid(), current_user::text, current_setting('statement_timeout')",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), pid);
+    assert_eq!(row.get::<_, String>(1), "postgres");
+    assert_eq!(row.get::<_, String>(2), "0");
 }
