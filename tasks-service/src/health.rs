@@ -10,8 +10,10 @@
 //! in use by requests: taking a busy pod out of the Service would only push its load onto
 //! the others. 503 on a connect or query error, a probe timeout, or no connection at all
 //! (see [`crate::store::Store::readiness`] for why busy cannot mask a dead database for long),
-//! and while the system clock is behind the one the memory of spent credentials judges by
-//! by more than the allowed skew (it stepped back), when every credential would be refused.
+//! when row-level security on `tasks` is no longer enabled and forced or its policy is gone
+//! (an operator's `ALTER TABLE`: the second line of isolation lost), and while the system
+//! clock is behind the one the memory of spent credentials judges by by more than the
+//! allowed skew (it stepped back), when every credential would be refused.
 
 use http::{header, HeaderValue, StatusCode};
 use proto_shared::{identity::unix_now, ErrorBody};
@@ -53,6 +55,13 @@ async fn readyz(state: AppState) -> Response {
         return not_ready();
     }
     match state.store.readiness().await {
+        Ok(Readiness::Unguarded(lapse)) => {
+            tracing::error!(
+                reason = %lapse,
+                "not ready: row-level security on table tasks is not in force"
+            );
+            not_ready()
+        }
         Ok(readiness) => {
             if readiness == Readiness::Busy {
                 tracing::debug!("ready: every pooled connection is in use");

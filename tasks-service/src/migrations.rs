@@ -2,7 +2,9 @@
 //! under a transaction-scoped advisory lock so that several instances starting at once apply
 //! each file exactly once. Applied versions are recorded in `schema_migrations`.
 
-use tokio_postgres::Client;
+use std::fmt;
+
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 /// One migration: its version (order), name and SQL.
 #[derive(Debug, Clone, Copy)]
@@ -64,9 +66,110 @@ pub async fn run(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error>
     Ok(applied)
 }
 
+/// What the migrations set up for row-level security on `tasks` and an operator undid since
+/// (`ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY`, `DISABLE ROW LEVEL SECURITY`, `DROP
+/// POLICY`): the service's second line of isolation gone. At least one field is set.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct RowSecurityLapse {
+    pub table_missing: bool,
+    pub disabled: bool,
+    pub not_forced: bool,
+    pub policy_missing: bool,
+}
+
+impl fmt::Display for RowSecurityLapse {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.table_missing {
+            return f.write_str("table tasks is missing");
+        }
+        let problems = [
+            (
+                self.disabled,
+                "row-level security is disabled on table tasks \
+                 (ALTER TABLE tasks ENABLE ROW LEVEL SECURITY restores it)",
+            ),
+            (
+                self.not_forced,
+                "row-level security is not forced on table tasks, so the table's owner \
+                 bypasses it (ALTER TABLE tasks FORCE ROW LEVEL SECURITY restores it)",
+            ),
+            (
+                self.policy_missing,
+                "policy tasks_owner_only on table tasks is missing \
+                 (migration 0002_row_level_security creates it)",
+            ),
+        ];
+        let wrong: Vec<&str> = problems
+            .into_iter()
+            .filter_map(|(wrong, problem)| wrong.then_some(problem))
+            .collect();
+        f.write_str(&wrong.join("; "))
+    }
+}
+
+/// Whether `tasks` has row-level security enabled and forced and still has its policy, read
+/// from the catalog in one small simple query (one round trip, nothing prepared): cheap
+/// enough for every readiness probe. `Ok(None)` when all is in place.
+pub async fn row_security_lapse(
+    client: &Client,
+) -> Result<Option<RowSecurityLapse>, tokio_postgres::Error> {
+    // to_regclass resolves `tasks` by the search path, as the store's statements do.
+    const CHECK: &str = "SELECT c.relrowsecurity, c.relforcerowsecurity, EXISTS (\
+         SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tasks_owner_only'\
+         ) FROM pg_class c WHERE c.oid = to_regclass('tasks')";
+    let answer = client.simple_query(CHECK).await?;
+    let row = answer.iter().find_map(|message| match message {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    });
+    let lapse = match row {
+        None => RowSecurityLapse {
+            table_missing: true,
+            disabled: true,
+            not_forced: true,
+            policy_missing: true,
+        },
+        Some(row) => {
+            let no = |column: usize| row.get(column) != Some("t");
+            RowSecurityLapse {
+                table_missing: false,
+                disabled: no(0),
+                not_forced: no(1),
+                policy_missing: no(2),
+            }
+        }
+    };
+    let in_force = !(lapse.disabled || lapse.not_forced || lapse.policy_missing);
+    Ok((!in_force).then_some(lapse))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lapse_names_each_thing_undone_and_how_to_restore_it() {
+        let lapse = RowSecurityLapse {
+            table_missing: false,
+            disabled: false,
+            not_forced: true,
+            policy_missing: true,
+        };
+        let shown = lapse.to_string();
+        assert!(
+            shown.starts_with("row-level security is not forced on table tasks"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("ALTER TABLE tasks FORCE ROW LEVEL SECURITY"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("; policy tasks_owner_only on table tasks is missing"),
+            "{shown}"
+        );
+        assert!(!shown.contains("disabled"), "{shown}");
+    }
 
     #[test]
     fn versions_are_strictly_increasing() {

@@ -43,6 +43,14 @@ pub enum StartupError {
         target: String,
         source: tokio_postgres::Error,
     },
+    #[error(
+        "DATABASE_URL: refusing to serve from the database at {target} without its second line \
+         of isolation: {lapse}"
+    )]
+    RowSecurity {
+        target: String,
+        lapse: migrations::RowSecurityLapse,
+    },
     #[error("DATABASE_URL: pooled connections to {target} are unusable: {source}")]
     Pool { target: String, source: StoreError },
     #[error(transparent)]
@@ -58,6 +66,7 @@ pub struct Application {
 
 impl Application {
     /// Connects to the database (failing fast if it is unreachable), applies migrations,
+    /// checks that row-level security on `tasks` is still enabled, forced and has its policy,
     /// opens the pool and proves a pooled connection cannot bypass row-level security.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let target = settings.db.url.redacted();
@@ -85,9 +94,19 @@ impl Application {
                     target: target.clone(),
                     source,
                 })?;
+        // An operator may have undone what the migrations set up (they are not run again).
+        let lapse = migrations::row_security_lapse(&client)
+            .await
+            .map_err(|source| StartupError::Migrate {
+                target: target.clone(),
+                source,
+            })?;
         drop(client);
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
+        }
+        if let Some(lapse) = lapse {
+            return Err(StartupError::RowSecurity { target, lapse });
         }
 
         let (pool, pins) = db::build_pool(pg_config, tls, &settings.db);

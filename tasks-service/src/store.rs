@@ -16,6 +16,7 @@ use tokio_postgres::{error::SqlState, types::ToSql, IsolationLevel, Row};
 use crate::{
     db::SessionPins,
     domain::{Completion, ListParams, NewTask, TaskChanges},
+    migrations::{self, RowSecurityLapse},
 };
 
 /// Why the store could not answer. `Unavailable` is the database being away, too slow or
@@ -287,11 +288,14 @@ impl Store {
 
     /// One round trip through the pool, bounded by [`READY_TIMEOUT`] so a probe never
     /// outwaits its caller. Any failure is an error, a pool that is merely busy included
-    /// (start-up uses this: an idle pool that cannot reach the database must not start).
+    /// (start-up uses this: an idle pool that cannot reach the database must not start), and
+    /// so is row-level security found not in force.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.ping_within(self.pool.timeouts().wait)
-            .await
-            .map_err(PingError::into_store_error)
+        match self.ping_within(self.pool.timeouts().wait).await {
+            Ok(None) => Ok(()),
+            Ok(Some(lapse)) => Err(StoreError::Internal(lapse.to_string())),
+            Err(e) => Err(e.into_store_error()),
+        }
     }
 
     /// For `/readyz`: whether this instance can serve requests. [`Readiness::Busy`] when every
@@ -302,7 +306,9 @@ impl Store {
     /// a dead database for longer than that timeout: the next probe then finds no connection,
     /// or one that fails. Anything else must be a fresh round trip: a connect or query error,
     /// a probe timeout, or no connection at all (the wait timed out while none is open, every
-    /// slot taken by connects under way) is not ready.
+    /// slot taken by connects under way) is not ready. The round trip is the catalog check of
+    /// row-level security: a table that lost it is [`Readiness::Unguarded`], not ready (a busy
+    /// pool skips the check, as it skips the round trip, until a probe finds it idle).
     pub async fn readiness(&self) -> Result<Readiness, StoreError> {
         if saturated(&self.pool.status()) {
             return Ok(Readiness::Busy);
@@ -311,15 +317,21 @@ impl Store {
         // connect and the query, so that a wait timing out is told apart from the rest.
         let budget = READY_TIMEOUT.min(self.op_timeout);
         match self.ping_within(Some(budget / 2)).await {
-            Ok(()) => Ok(Readiness::Ready),
+            Ok(None) => Ok(Readiness::Ready),
+            Ok(Some(lapse)) => Ok(Readiness::Unguarded(lapse)),
             Err(PingError::Busy) if self.pool.status().size > 0 => Ok(Readiness::Busy),
             Err(e) => Err(e.into_store_error()),
         }
     }
 
-    /// `SELECT 1` on a pooled connection, waiting at most `wait` for one; the whole bounded
-    /// by [`READY_TIMEOUT`] (and the operation timeout).
-    async fn ping_within(&self, wait: Option<Duration>) -> Result<(), PingError> {
+    /// One round trip on a pooled connection, waiting at most `wait` for one; the whole bounded
+    /// by [`READY_TIMEOUT`] (and the operation timeout). The round trip is the catalog check
+    /// of row-level security on `tasks` ([`migrations::row_security_lapse`]): what it finds
+    /// amiss, if anything, is the answer.
+    async fn ping_within(
+        &self,
+        wait: Option<Duration>,
+    ) -> Result<Option<RowSecurityLapse>, PingError> {
         let mut timeouts = self.pool.timeouts();
         timeouts.wait = wait;
         let deadline = tokio::time::Instant::now() + READY_TIMEOUT.min(self.op_timeout);
@@ -331,8 +343,8 @@ impl Store {
             Ok(Err(PoolError::Timeout(TimeoutType::Wait))) => return Err(PingError::Busy),
             Ok(Err(e)) => return Err(PingError::Failed(pool_error(e))),
         };
-        match tokio::time::timeout_at(deadline, client.simple_query("SELECT 1")).await {
-            Ok(answer) => answer.map(drop).map_err(|e| PingError::Failed(db_error(e))),
+        match tokio::time::timeout_at(deadline, migrations::row_security_lapse(&client)).await {
+            Ok(answer) => answer.map_err(|e| PingError::Failed(db_error(e))),
             Err(_) => {
                 client.discard();
                 Err(ping_timed_out())
@@ -358,12 +370,14 @@ impl Store {
 }
 
 /// What [`Store::readiness`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Readiness {
-    /// A connection answered a round trip just now.
+    /// A connection answered a round trip just now, and row-level security is in force.
     Ready,
     /// Every connection the pool may open is open and in use by a request.
     Busy,
+    /// A connection answered, but row-level security on `tasks` is not in force (not ready).
+    Unguarded(RowSecurityLapse),
 }
 
 /// Every connection the pool may hold exists and is in use.

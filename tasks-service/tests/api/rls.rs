@@ -1,13 +1,18 @@
 //! The second line of isolation, tested on its own: row-level security on a pooled connection,
 //! with queries that deliberately forget `WHERE user_id`.
 
+use std::time::Duration;
+
+use http::Method;
+use serde_json::json;
 use tasks_service::Application;
 use tokio_postgres::error::SqlState;
 
 use crate::{
     cluster::PrivateCluster,
     helpers::{
-        admin_client, create_database, spawn_app, spawn_app_with, test_settings, url_for, ADMIN_URL,
+        admin_client, create_database, spawn_app, spawn_app_with, test_settings, url_for, Answer,
+        ADMIN_URL,
     },
 };
 
@@ -219,4 +224,83 @@ async fn a_transaction_on_a_connection_that_lost_its_session_role_still_runs_und
     assert_eq!(row.get::<_, i32>(0), pid);
     assert_eq!(row.get::<_, String>(1), "postgres");
     assert_eq!(row.get::<_, String>(2), "0");
+}
+
+/// Undoes what migration 0002 set up, as an operator might, on the database at `url`.
+async fn undo(url: &str, statements: &str) {
+    admin_client(url)
+        .await
+        .batch_execute(statements)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_service_refuses_to_start_once_row_level_security_is_not_in_force() {
+    let db_name = create_database(ADMIN_URL).await;
+    let url = url_for(ADMIN_URL, &db_name);
+    // A first start migrates.
+    drop(Application::build(test_settings(&url)).await.unwrap());
+
+    undo(&url, "ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY").await;
+    let error = Application::build(test_settings(&url))
+        .await
+        .expect_err("a table whose owner bypasses the policy is refused");
+    let message = error.to_string();
+    assert!(message.starts_with("DATABASE_URL:"), "{message}");
+    assert!(
+        message.contains("row-level security is not forced on table tasks"),
+        "{message}"
+    );
+    assert!(
+        message.contains("ALTER TABLE tasks FORCE ROW LEVEL SECURITY"),
+        "{message}"
+    );
+
+    undo(
+        &url,
+        "ALTER TABLE tasks FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY; \
+         DROP POLICY tasks_owner_only ON tasks",
+    )
+    .await;
+    let message = Application::build(test_settings(&url))
+        .await
+        .expect_err("a table without its policy is refused")
+        .to_string();
+    assert!(
+        message.contains("row-level security is disabled on table tasks"),
+        "{message}"
+    );
+    assert!(
+        message.contains("policy tasks_owner_only on table tasks is missing"),
+        "{message}"
+    );
+    assert!(!message.contains("not forced"), "{message}");
+
+    admin_client(ADMIN_URL)
+        .await
+        .batch_execute(&format!("DROP DATABASE {db_name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn readiness_fails_while_row_level_security_is_not_in_force() {
+    let app = spawn_app().await;
+    let url = url_for(ADMIN_URL, &app.db_name);
+    app.until_readyz(200, Duration::from_secs(5), "not ready at start")
+        .await;
+
+    undo(&url, "ALTER TABLE tasks NO FORCE ROW LEVEL SECURITY").await;
+    let ready = Answer::from(app.raw(Method::GET, "/readyz").send().await.unwrap()).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
+    assert_eq!(ready.body, json!({"detail": "Service unavailable"}));
+
+    undo(&url, "ALTER TABLE tasks FORCE ROW LEVEL SECURITY").await;
+    let ready = Answer::from(app.raw(Method::GET, "/readyz").send().await.unwrap()).await;
+    assert_eq!(ready.status, 200, "{ready:?}");
+
+    undo(&url, "DROP POLICY tasks_owner_only ON tasks").await;
+    let ready = Answer::from(app.raw(Method::GET, "/readyz").send().await.unwrap()).await;
+    assert_eq!(ready.status, 503, "{ready:?}");
 }
