@@ -95,6 +95,11 @@ const PREFER_REFUSED: &str = "sslmode=prefer and sslmode=allow are refused: pref
      fall back to plain text without a word: use sslmode=require (or verify-full) for TLS, or \
      sslmode=disable";
 
+/// Why [`parse_url`] refuses a URL to another machine that names no `sslmode`.
+const SSLMODE_UNSAID: &str = "reaches the database over the network but names no sslmode: \
+     add sslmode=require (or verify-full) for TLS, or sslmode=disable if the network in between \
+     is private (libpq would have tried TLS first; plain text must be asked for)";
+
 /// Why [`parse_url`] refuses an `@` where a host is read.
 const UNENCODED_AT: &str = "holds an @ that is not percent-encoded, so the host would be read \
      from the middle of the password (or user name): percent-encode the password (@ is %40)";
@@ -125,8 +130,11 @@ pub fn redacted(raw: &str) -> String {
 /// TLS is on or off, never "maybe":
 /// - `sslmode=require`, and `verify-full`/`verify-ca` read as `require`: TLS, and with TLS on
 ///   the server certificate and host name are always verified.
-/// - `sslmode=disable`, or no `sslmode` at all: plain TCP. The returned config then says
-///   [`SslMode::Disable`], not tokio-postgres's default `prefer`.
+/// - `sslmode=disable`: plain TCP. No `sslmode` at all reads the same where no one else is on
+///   the path (a Unix socket, `localhost`, a loopback address), and the returned config then
+///   says [`SslMode::Disable`], not tokio-postgres's default `prefer`; to any other host it is
+///   refused, since a `psql` URL without one means "TLS if the server offers it" and the
+///   operator would get plain text without a word.
 /// - `sslmode=prefer` and `sslmode=allow` are refused. libpq's `prefer` tries TLS first and
 ///   falls back to plain text, so an operator copying a `psql` URL expects TLS; with one
 ///   connector per URL here it would be plain text, or on a TLS connector a silent fallback.
@@ -144,7 +152,7 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
         .replace("sslmode=verify-ca", "sslmode=require")
         // tokio-postgres knows no `allow`; read it as the `prefer` it would fall back like.
         .replace("sslmode=allow", "sslmode=prefer");
-    let config = with_disable_first(&normalized)
+    let config = with_sslmode_first(&normalized, "disable")
         .parse::<tokio_postgres::Config>()
         .map_err(|e| format!("not a valid PostgreSQL URL: {e}"))?;
     let at_in_host = config.get_hosts().iter().any(|host| match host {
@@ -160,7 +168,30 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
     if config.get_ssl_mode() == SslMode::Prefer {
         return Err(PREFER_REFUSED.to_owned());
     }
+    // The URL names its mode when another mode put first changes nothing.
+    let named = with_sslmode_first(&normalized, "require")
+        .parse::<tokio_postgres::Config>()
+        .is_ok_and(|other| other.get_ssl_mode() == config.get_ssl_mode());
+    if !named && config.get_hosts().iter().any(is_over_the_network) {
+        return Err(SSLMODE_UNSAID.to_owned());
+    }
     Ok(config)
+}
+
+/// Whether a connection to `host` crosses a network someone else may be on: not a Unix
+/// socket, not `localhost`, not a loopback address.
+fn is_over_the_network(host: &tokio_postgres::config::Host) -> bool {
+    match host {
+        tokio_postgres::config::Host::Tcp(name) => {
+            let name = name.trim_start_matches('[').trim_end_matches(']');
+            !(name.eq_ignore_ascii_case("localhost")
+                || name
+                    .parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.to_canonical().is_loopback()))
+        }
+        #[cfg(unix)]
+        tokio_postgres::config::Host::Unix(_) => false,
+    }
 }
 
 /// Whether a URL holds an `@` that tokio-postgres would read in the wrong place. It takes the
@@ -184,22 +215,22 @@ fn misplaced_at(raw: &str) -> bool {
     user.contains(['/', '?']) || before_query.contains('@')
 }
 
-/// `raw` with `sslmode=disable` as its first parameter, so that a URL naming no `sslmode`
-/// reads as `disable` while one naming it keeps its own (a later parameter wins). Finds the
+/// `raw` with `sslmode={mode}` as its first parameter, so that a URL naming no `sslmode`
+/// reads as `mode` while one naming it keeps its own (a later parameter wins). Finds the
 /// query as tokio-postgres does: the credentials run to the first `@`, the query starts at
 /// the first `?` after them.
-fn with_disable_first(raw: &str) -> String {
+fn with_sslmode_first(raw: &str, mode: &str) -> String {
     let Some(scheme) = URL_SCHEMES.iter().find(|scheme| raw.starts_with(*scheme)) else {
-        return format!("sslmode=disable {raw}");
+        return format!("sslmode={mode} {raw}");
     };
     let rest = &raw[scheme.len()..];
     let after_credentials = rest.find('@').map_or(0, |at| at + 1);
     match rest[after_credentials..].find('?') {
         Some(question) => {
             let query = scheme.len() + after_credentials + question + 1;
-            format!("{}sslmode=disable&{}", &raw[..query], &raw[query..])
+            format!("{}sslmode={mode}&{}", &raw[..query], &raw[query..])
         }
-        None => format!("{raw}?sslmode=disable"),
+        None => format!("{raw}?sslmode={mode}"),
     }
 }
 
@@ -356,14 +387,15 @@ mod tests {
     }
 
     #[test]
-    fn no_sslmode_means_plain_text_as_disable() {
+    fn no_sslmode_means_plain_text_as_disable_where_no_one_else_is_on_the_path() {
         for url in [
             "postgres://postgres@127.0.0.1/tasks",
-            "postgres://u:pw@db:5432/tasks?connect_timeout=5",
-            "postgres://db",
-            "postgres://db?dbname=tasks",
-            "host=db user=u dbname=tasks",
+            "postgres://u:pw@localhost:5432/tasks?connect_timeout=5",
+            "postgres://[::1]/tasks",
+            "postgres://%2Frun%2Fpostgresql/tasks",
+            "host=/run/postgresql user=u dbname=tasks",
             "postgres://h/db?sslmode=disable",
+            "host=db user=u dbname=tasks sslmode=disable",
         ] {
             let config = config(url);
             assert_eq!(config.get_ssl_mode(), SslMode::Disable, "{url}");
@@ -371,11 +403,32 @@ mod tests {
             let tls = Tls::for_config(&config, None).unwrap();
             assert!(matches!(tls, Tls::Plain), "{url}");
         }
+    }
+
+    #[test]
+    fn no_sslmode_to_another_machine_is_refused_without_echoing_the_url() {
+        for url in [
+            "postgres://u:pw@db:5432/tasks?connect_timeout=5",
+            "postgres://u:pw@db.internal/tasks",
+            "postgres://u:pw@10.0.0.7/tasks?dbname=tasks",
+            "postgresql://u:pw@127.0.0.1,db.internal/tasks",
+            "host=db.internal user=u password=pw dbname=tasks",
+        ] {
+            let error = parse_url(url).unwrap_err();
+            assert!(error.contains("names no sslmode"), "{url}: {error}");
+            for part in ["pw", "db.internal", "10.0.0.7"] {
+                assert!(!error.contains(part), "{url}: {error}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_password_holding_query_characters_reads_as_written() {
         // A password holding `?` or `/` (legal before the @) still reads as written.
         for (url, password, dbname, timeout) in [
-            ("postgres://u:p?x/y@db/tasks", "p?x/y", "tasks", None),
+            ("postgres://u:p?x/y@localhost/tasks", "p?x/y", "tasks", None),
             (
-                "postgres://u:p?x@db/tasks?connect_timeout=7",
+                "postgres://u:p?x@localhost/tasks?connect_timeout=7",
                 "p?x",
                 "tasks",
                 Some(7),

@@ -33,7 +33,8 @@ pub struct Config {
     pub socket: Option<PathBuf>,
 
     /// PostgreSQL URL; `sslmode=require` (or verify-full) turns on TLS, verified against the
-    /// webpki roots or DATABASE_CA_FILE.
+    /// webpki roots or DATABASE_CA_FILE; to a host that is not loopback it must name its
+    /// `sslmode` (`disable` for plain text on a private network).
     #[arg(
         long,
         env = "DATABASE_URL",

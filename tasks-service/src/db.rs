@@ -294,7 +294,7 @@ mod tests {
 
     #[test]
     fn debug_never_shows_the_password() {
-        let url: DatabaseUrl = "postgres://user:hunter2@db.example:6543/app"
+        let url: DatabaseUrl = "postgres://user:hunter2@db.example:6543/app?sslmode=require"
             .parse()
             .unwrap();
         let shown = format!("{url:?}");

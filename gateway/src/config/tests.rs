@@ -214,7 +214,7 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
         config.revocation_database_url = Some(Secret(url.to_owned()));
         config.validate()
     };
-    let on = with("postgres://gateway:pw@auth-db:5432/better_auth").unwrap();
+    let on = with("postgres://gateway:pw@auth-db:5432/better_auth?sslmode=disable").unwrap();
     assert!(!format!("{on:?}").contains("pw@"), "{on:?}");
     let revocation = on.auth.revocation.expect("on");
     assert_eq!(revocation.window, std::time::Duration::from_secs(900 + 30));
@@ -235,6 +235,8 @@ fn a_revocation_database_is_optional_and_checked_without_echoing_it() {
             "postgres://gateway:p@w@auth-db/x",
             "percent-encode the password",
         ),
+        // To another machine the URL says whether it speaks TLS.
+        ("postgres://gateway:pw@auth-db/x", "names no sslmode"),
     ] {
         let error = with(url).unwrap_err();
         assert_eq!(error.variable, "REVOCATION_DATABASE_URL");
@@ -262,13 +264,16 @@ fn the_revocation_feed_speaks_tls_when_its_url_asks_and_a_ca_file_needs_tls() {
             "postgres://gateway:pw@ep-x.neon.tech/better_auth?sslmode=verify-full",
             true,
         ),
-        ("postgres://gateway:pw@auth-db/better_auth", false),
+        (
+            "postgres://gateway:pw@auth-db/better_auth?sslmode=disable",
+            false,
+        ),
     ] {
         let revocation = with(url, None).unwrap().auth.revocation.expect("on");
         assert_eq!(matches!(revocation.tls, Tls::Rustls(_)), tls, "{url}");
     }
     let error = with(
-        "postgres://gateway:pw@auth-db/x",
+        "postgres://gateway:pw@auth-db/x?sslmode=disable",
         Some("/etc/ssl/certs/ca.pem"),
     )
     .unwrap_err();
@@ -327,7 +332,8 @@ fn the_leeway_is_at_most_300_seconds() {
         let mut config = parse(&["--better-auth-url", "https://auth.local"]);
         config.jwt_leeway_secs = secs;
         // With revocation on, the leeway is also added to the token lifetime.
-        config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+        config.revocation_database_url =
+            Some("postgres://gateway@auth-db/x?sslmode=disable".into());
         config.validate()
     };
     assert_eq!(with(0).unwrap().auth.leeway, Duration::ZERO);
@@ -375,7 +381,10 @@ fn tokens_without_a_session_are_refused_unless_the_operator_says_otherwise() {
     let with = |extra: &[&str]| {
         let args = [
             &["--better-auth-url", "https://auth.local"][..],
-            &["--revocation-database-url", "postgres://gateway@auth-db/x"],
+            &[
+                "--revocation-database-url",
+                "postgres://gateway@auth-db/x?sslmode=disable",
+            ],
             extra,
         ]
         .concat();
@@ -411,7 +420,7 @@ fn the_longest_revocation_window_fits_in_what_revocation_sql_keeps() {
 #[test]
 fn a_token_lifetime_too_large_to_add_the_leeway_to_is_refused_not_a_panic() {
     let mut config = parse(&["--better-auth-url", "https://auth.local"]);
-    config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+    config.revocation_database_url = Some("postgres://gateway@auth-db/x?sslmode=disable".into());
     config.revocation_token_lifetime_secs = u64::MAX;
     let error = config.validate().unwrap_err();
     assert_eq!(error.variable, "REVOCATION_TOKEN_LIFETIME_SECS", "{error}");
@@ -528,7 +537,8 @@ fn durations_and_sizes_past_their_bounds_are_refused_by_name_not_a_panic_later()
                 variable.to_ascii_lowercase().replace('_', "-")
             );
             let mut config = parse(&["--better-auth-url=https://auth.local", &flag]);
-            config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+            config.revocation_database_url =
+                Some("postgres://gateway@auth-db/x?sslmode=disable".into());
             let error = config.validate().unwrap_err();
             assert_eq!(error.variable, variable, "{value}: {error}");
         }
@@ -542,7 +552,7 @@ fn durations_and_sizes_past_their_bounds_are_refused_by_name_not_a_panic_later()
         // A week-long token (Better Auth's `expirationTime: "7d"`) with revocation on.
         "--revocation-token-lifetime-secs=604800",
     ]);
-    config.revocation_database_url = Some("postgres://gateway@auth-db/x".into());
+    config.revocation_database_url = Some("postgres://gateway@auth-db/x?sslmode=disable".into());
     assert!(config.validate().is_ok());
 }
 
