@@ -18,10 +18,18 @@ mod workload;
 
 use links::{compose_rules, service_rules, socket_rules, url_rules};
 pub use workload::{admin_listen_of, listen_of, ADMIN_LISTEN};
-use workload::{placement_rules, probe_rules, required_probe_rules, stop_rules, workload_rules};
+use workload::{
+    placement_rules, probe_rules, required_probe_rules, stop_rules, user_rules, workload_rules,
+};
 
 /// In a pod these binaries listen on loopback only: the gateway sidecar is their one client.
 pub const LOOPBACK_ONLY_IN_POD: &[&str] = &["tasks-service"];
+/// In a pod these binaries need a user id no other container of the pod has: the gateway
+/// opens one `SO_REUSEPORT` listener per worker, and Linux admits into such a group any
+/// socket of the same user, which then gets a share of new connections. The containers
+/// share the pod's network namespace, so a sibling running as the same user could bind
+/// the gateway's address and read clients' bearer tokens and passwords.
+pub const OWN_USER_IN_POD: &[&str] = &["gateway"];
 /// In compose only these services publish ports on the host; the rest stay on the network.
 pub const PUBLISHED_IN_COMPOSE: &[&str] = &["gateway"];
 
@@ -126,6 +134,10 @@ pub fn check_all(manifests: &Manifests, binaries: &BTreeMap<String, EnvList>) ->
         }
         if let Some(&grace) = manifests.cluster.stop_grace.get(&w.group) {
             stop_rules(w, env, grace, &mut report);
+        }
+        if w.placement == Placement::Pod && w.complete && OWN_USER_IN_POD.contains(&binary.as_str())
+        {
+            user_rules(w, binary, manifests, &mut report);
         }
         url_rules(w, manifests, &listens, &mut report);
         socket_rules(w, manifests, &mut report);

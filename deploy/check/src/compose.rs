@@ -7,7 +7,7 @@
 use serde_norway::Value;
 
 use crate::{
-    workload::{Mount, Placement, Port, Probe, ProbeTarget, Workload},
+    workload::{numeric_user, Mount, Placement, Port, Probe, ProbeTarget, Workload},
     yaml::{self, interpolate_defaults, scalar},
 };
 
@@ -52,6 +52,10 @@ pub fn parse(file: &str, doc: &Value) -> Result<Vec<Service>, String> {
             ports: ports(service).map_err(|e| format!("{origin}: {e}"))?,
             probes: healthcheck(service).into_iter().collect(),
             mounts: mounts(service),
+            run_as_user: yaml::at(service, &["user"])
+                .and_then(scalar)
+                .as_deref()
+                .and_then(numeric_user),
             name: name.to_owned(),
             origin,
         };

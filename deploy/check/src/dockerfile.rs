@@ -1,5 +1,5 @@
 //! Reads the runtime stage of a `Dockerfile.<binary>` into a [`Workload`]: its `ENV`
-//! variables, `EXPOSE`d ports and `HEALTHCHECK`, so an image is held to the same rules as
+//! variables, `EXPOSE`d ports, `HEALTHCHECK` and `USER`, so an image is held to the same rules as
 //! the manifests that run it. Only the last stage counts: it is what ships.
 
 use std::collections::BTreeMap;
@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::{
     compose::command_target,
     probe,
-    workload::{Placement, Port, Probe, ProbeTarget, Workload},
+    workload::{numeric_user, Placement, Port, Probe, ProbeTarget, Workload},
 };
 
 /// Parses a Dockerfile's last stage; `binary` comes from the file name.
@@ -33,6 +33,7 @@ pub fn parse(file: &str, binary: &str, text: &str) -> Result<Workload, String> {
     let mut env = BTreeMap::new();
     let mut ports = Vec::new();
     let mut healthcheck = None;
+    let mut user = None;
     for (op, rest) in &instructions[last_from..] {
         match op.as_str() {
             "ENV" => {
@@ -56,6 +57,8 @@ pub fn parse(file: &str, binary: &str, text: &str) -> Result<Workload, String> {
                 }
             }
             "HEALTHCHECK" => healthcheck = Some(rest.clone()),
+            // The last USER wins; a name leaves the user unknown.
+            "USER" => user = numeric_user(rest),
             _ => {}
         }
     }
@@ -82,6 +85,7 @@ pub fn parse(file: &str, binary: &str, text: &str) -> Result<Workload, String> {
         probes,
         // Nothing is mounted into an image by itself.
         mounts: Vec::new(),
+        run_as_user: user,
     })
 }
 

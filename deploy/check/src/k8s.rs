@@ -83,6 +83,12 @@ impl Cluster {
             self.stop_grace
                 .insert(group.clone(), grace.and_then(Value::as_u64).unwrap_or(30));
         }
+        // The pod's user, which a container's own securityContext overrides.
+        let pod_user = yaml::at(
+            doc,
+            &["spec", "template", "spec", "securityContext", "runAsUser"],
+        )
+        .and_then(Value::as_u64);
         for container in yaml::seq_at(doc, &["spec", "template", "spec", "containers"]) {
             let cname = yaml::str_at(container, &["name"]).unwrap_or("<unnamed>");
             let origin = format!("{group} container {cname}");
@@ -149,6 +155,9 @@ impl Cluster {
                 ports,
                 probes,
                 mounts,
+                run_as_user: yaml::at(container, &["securityContext", "runAsUser"])
+                    .and_then(Value::as_u64)
+                    .or(pod_user),
             });
         }
         Ok(())

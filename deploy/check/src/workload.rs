@@ -47,6 +47,11 @@ pub struct Workload {
     pub probes: Vec<Probe>,
     /// Volumes mounted into the container: compose `volumes`, Kubernetes `volumeMounts`.
     pub mounts: Vec<Mount>,
+    /// The numeric user id the process runs as, when the manifest says: Kubernetes
+    /// `securityContext.runAsUser` of the container, else of the pod; compose `user:`;
+    /// Dockerfile `USER`. `None` when unset or given as a name (the image's user then
+    /// decides, which a manifest alone cannot tell).
+    pub run_as_user: Option<u64>,
 }
 
 /// A volume mounted into a container.
@@ -70,6 +75,12 @@ impl Workload {
             })
             .max_by_key(|m| m.path.len())
     }
+}
+
+/// The user id of a `user[:group]` as compose's `user:` and Dockerfile's `USER` write it;
+/// `None` for a name, which only the image's /etc/passwd resolves.
+pub fn numeric_user(spec: &str) -> Option<u64> {
+    spec.trim().split(':').next()?.parse().ok()
 }
 
 /// A port a manifest says the container listens on.
@@ -194,6 +205,14 @@ mod tests {
             urls_in("fetch('http://127.0.0.1:3000/healthz').then(r=>1)"),
             vec!["http://127.0.0.1:3000/healthz".to_string()]
         );
+    }
+
+    #[test]
+    fn reads_numeric_users_only() {
+        assert_eq!(numeric_user("65532:65532"), Some(65532));
+        assert_eq!(numeric_user(" 1000 "), Some(1000));
+        assert_eq!(numeric_user("postgres"), None);
+        assert_eq!(numeric_user("nonroot:nonroot"), None);
     }
 
     #[test]

@@ -192,6 +192,7 @@ spec:
   template:
     metadata: { labels: { app: api } }
     spec:
+      securityContext: { runAsUser: 65532, runAsGroup: 65532 }
       containers:
         - name: tasks-service
           image: ghcr.io/example/tasks-service:1
@@ -211,6 +212,7 @@ spec:
           ports: [{ name: http, containerPort: 8080 }]
           readinessProbe: { httpGet: { path: /readyz, port: http } }
           livenessProbe: { httpGet: { path: /healthz, port: http } }
+          securityContext: { runAsUser: 65533 }
 ---
 apiVersion: v1
 kind: Service
@@ -228,6 +230,55 @@ stringData: { IDENTITY_KEYS: REPLACE-ME }
 #[test]
 fn the_sample_deployment_is_clean() {
     assert_eq!(problems_for_k8s(K8S), Vec::<String>::new());
+}
+
+#[test]
+fn a_gateway_with_a_user_of_its_own_is_clean() {
+    assert!(K8S.contains("securityContext: { runAsUser: 65533 }"));
+    assert_eq!(problems_for_k8s(K8S), Vec::<String>::new());
+    // Its own user set on the container, none on the pod: the same.
+    let container_level = K8S
+        .replace("      securityContext: { runAsUser: 65532, runAsGroup: 65532 }\n", "")
+        .replace(
+            "          image: ghcr.io/example/tasks-service:1\n",
+            "          image: ghcr.io/example/tasks-service:1\n          securityContext: { runAsUser: 65532 }\n",
+        );
+    assert_eq!(problems_for_k8s(&container_level), Vec::<String>::new());
+}
+
+#[test]
+fn a_gateway_sharing_its_pods_user_is_reported() {
+    // The pod's user only: both containers run as 65532.
+    let shared = K8S.replace("          securityContext: { runAsUser: 65533 }\n", "");
+    assert_one(
+        &problems_for_k8s(&shared),
+        "container gateway: runs as user 65532, as does container tasks-service of the same pod",
+    );
+    assert_one(&problems_for_k8s(&shared), "SO_REUSEPORT");
+    // The same user given on each container.
+    let same = K8S.replace("runAsUser: 65533", "runAsUser: 65532");
+    assert_one(
+        &problems_for_k8s(&same),
+        "runs as user 65532, as does container tasks-service",
+    );
+    // No user anywhere: the image's to say, which the manifest cannot check.
+    let unnamed = shared.replace(
+        "      securityContext: { runAsUser: 65532, runAsGroup: 65532 }\n",
+        "",
+    );
+    assert_one(
+        &problems_for_k8s(&unnamed),
+        "container gateway: sets no runAsUser",
+    );
+    // The gateway's own, but its sibling's left to the image.
+    let sibling_unnamed = K8S.replace(
+        "      securityContext: { runAsUser: 65532, runAsGroup: 65532 }\n",
+        "",
+    );
+    assert_one(
+        &problems_for_k8s(&sibling_unnamed),
+        "cannot tell whether container tasks-service of the same pod runs as user 65533 too",
+    );
 }
 
 #[test]

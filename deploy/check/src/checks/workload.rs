@@ -1,12 +1,12 @@
 //! Rules about one workload on its own: the variables it sets, the address it listens on,
-//! the ports it declares and where its probes point.
+//! the ports it declares, where its probes point and the user it runs as.
 
 use crate::{
     env_list::EnvList,
     workload::{split_url, Listen, Placement, PortRef, ProbeTarget, Workload},
 };
 
-use super::{LOOPBACK_ONLY_IN_POD, PUBLISHED_IN_COMPOSE};
+use super::{Manifests, LOOPBACK_ONLY_IN_POD, PUBLISHED_IN_COMPOSE};
 
 pub(super) fn workload_rules(
     w: &Workload,
@@ -342,5 +342,56 @@ pub(super) fn required_probe_rules(w: &Workload, report: &mut impl FnMut(&str, S
     };
     for kind in needed.iter().filter(|k| !has(k)) {
         report(&w.origin, format!("has no {kind}"));
+    }
+}
+
+/// A binary of [`super::OWN_USER_IN_POD`] must run as a user id that the manifest names and
+/// that no other container of its pod runs as: Linux lets any socket of the same user join
+/// its `SO_REUSEPORT` listeners and take a share of their connections. A sibling whose user
+/// the manifest leaves to its image cannot be told apart, so that is reported too.
+pub(super) fn user_rules(
+    w: &Workload,
+    binary: &str,
+    m: &Manifests,
+    report: &mut impl FnMut(&str, String),
+) {
+    const WHY: &str = "it listens with SO_REUSEPORT, and Linux admits any socket of the same \
+                       user into its listeners, handing it a share of the clients' connections \
+                       (bearer tokens, passwords)";
+    let Some(user) = w.run_as_user else {
+        report(
+            &w.origin,
+            format!(
+                "sets no runAsUser (container or pod securityContext), so which user {binary} \
+                 runs as is the image's to say: give it a numeric user no other container of \
+                 the pod has; {WHY}"
+            ),
+        );
+        return;
+    };
+    let siblings = m.workloads().filter(|s| {
+        s.group == w.group && s.origin != w.origin && s.placement == Placement::Pod && s.complete
+    });
+    for sibling in siblings {
+        match sibling.run_as_user {
+            Some(other) if other == user => report(
+                &w.origin,
+                format!(
+                    "runs as user {user}, as does container {} of the same pod, which could \
+                     bind {binary}'s address: give {binary} a securityContext.runAsUser of its \
+                     own; {WHY}",
+                    sibling.name
+                ),
+            ),
+            Some(_) => {}
+            None => report(
+                &w.origin,
+                format!(
+                    "cannot tell whether container {} of the same pod runs as user {user} too \
+                     (it and the pod set no runAsUser): set one; {WHY}",
+                    sibling.name
+                ),
+            ),
+        }
     }
 }
