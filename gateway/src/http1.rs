@@ -150,7 +150,10 @@ async fn serve_from(
             InUse::NotOurs(rest) => return Outcome::ForHyper(rest),
             InUse::Leaving(client, to) => return Outcome::Leaving(client, to),
         };
-        let Some(woke) = idle.wait(until, slot).await else {
+        let counted = proxy.metrics().connection_idle();
+        let woke = idle.wait(until, slot).await;
+        drop(counted);
+        let Some(woke) = woke else {
             return Outcome::Closed;
         };
         // Woken by bytes not yet read: as good a time to move as after a request.

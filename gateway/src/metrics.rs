@@ -91,6 +91,7 @@ pub struct Metrics {
     upstream_latency: Family<UpstreamLabels, Histogram>,
     in_flight: Gauge,
     connections_open: Gauge,
+    connections_idle: Gauge,
     connections_shed: Family<ShedLabels, Counter>,
     connections_moved: Counter,
     worker_connections: Family<WorkerLabels, Gauge>,
@@ -129,6 +130,7 @@ impl Metrics {
             }),
             in_flight: Gauge::default(),
             connections_open: Gauge::default(),
+            connections_idle: Gauge::default(),
             connections_shed: Family::default(),
             connections_moved: Counter::default(),
             worker_connections: Family::default(),
@@ -170,6 +172,12 @@ impl Metrics {
             "connections_open",
             "Client connections open on the public listener",
             metrics.connections_open.clone(),
+        );
+        registry.register(
+            "connections_idle",
+            "HTTP/1.1 client connections waiting for their next request with their buffers \
+             and upstream connections given back (no request for a second; lean engine)",
+            metrics.connections_idle.clone(),
         );
         registry.register(
             "connections_shed",
@@ -282,6 +290,13 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Counts a client connection as idle (its buffers given back) until the returned guard
+    /// is dropped. Once per idle spell of a second or more, not per request.
+    pub fn connection_idle(&self) -> IdleConnection<'_> {
+        self.connections_idle.inc();
+        IdleConnection(&self.connections_idle)
+    }
+
     /// Marks a request in flight until the returned guard is dropped.
     pub fn in_flight(&self) -> InFlight {
         let before = self.in_flight.inc();
@@ -289,6 +304,17 @@ impl Metrics {
             gauge: self.in_flight.clone(),
             others: usize::try_from(before).unwrap_or(0),
         }
+    }
+}
+
+/// A client connection counted as idle ([`Metrics::connection_idle`]) until dropped, also
+/// when its task is dropped mid-wait (a shed connection is).
+#[derive(Debug)]
+pub struct IdleConnection<'m>(&'m Gauge);
+
+impl Drop for IdleConnection<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
     }
 }
 

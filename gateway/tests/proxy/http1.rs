@@ -22,7 +22,7 @@ use tokio::{
 };
 
 use crate::{
-    connections::PAST_RELEASE,
+    connections::wait_until_released,
     helpers::{
         assert_upstream_unavailable, spawn_gateway, spawn_gateway_before, spawn_gateway_with,
         TestGateway, ALLOWED_ORIGIN,
@@ -328,7 +328,7 @@ async fn an_upstream_connection_that_sent_more_than_its_answer_is_not_reused() {
     assert_eq!(response.body, "ok");
 
     // Alice's connection goes idle and lets go of its upstream connections.
-    tokio::time::sleep(PAST_RELEASE).await;
+    wait_until_released(&gateway, Http1Engine::Lean, 1).await;
     let mut bob = RawConnection::open(gateway.address).await;
     let response = expect_ok(&mut bob, &get("/api/raw/b")).await;
     assert_eq!(response.body, "ok");
