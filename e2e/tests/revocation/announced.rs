@@ -4,12 +4,28 @@
 
 use e2e::{
     better_auth::{decode_unverified, Session},
-    revocation::{connect, Listener},
+    revocation::{connect, Announcement, Listener, CHANNEL},
     stack::{Stack, StackOptions},
 };
 use serde_json::json;
+use tokio_postgres::Client;
 
 use crate::helpers::{admin, ban_by_row, session_token, WAKE};
+
+/// Everything `feed` was told before a marker that `db` sends on the channel now: NOTIFYs
+/// are delivered in commit order, so the announcements of every transaction `db` committed
+/// before are among them, and nothing needs waiting for beyond the marker itself.
+async fn announced_until_now(db: &Client, feed: &mut Listener) -> Vec<Announcement> {
+    let marker = uuid::Uuid::new_v4().to_string();
+    let payload = json!({ "kind": "marker", "subject": marker, "at": 0 }).to_string();
+    db.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])
+        .await
+        .expect("send the marker");
+    let mut seen = feed.expect(&[("marker", &marker)], WAKE).await;
+    let last = seen.pop().expect("the marker");
+    assert_eq!(last.subject, marker, "nothing follows the marker: {seen:?}");
+    seen
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
@@ -110,12 +126,21 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
     // announces nothing.
     let dave = Session::sign_up(auth, "dave").await;
     let dave_sid = dave.session_id().await;
-    for _ in 0..2 {
-        ban_by_row(&db, &dave.user_id).await;
+    ban_by_row(&db, &dave.user_id).await;
+    let banned = announced_until_now(&db, &mut feed).await;
+    for (kind, subject) in [("user", &dave.user_id), ("session", &dave_sid)] {
+        let times = banned
+            .iter()
+            .filter(|a| a.kind == kind && a.subject == *subject)
+            .count();
+        assert_eq!(times, 1, "{kind} {subject} announced once: {banned:?}");
     }
-    announced.extend(
-        feed.expect(&[("user", &dave.user_id), ("session", &dave_sid)], WAKE)
-            .await,
+    announced.extend(banned);
+    ban_by_row(&db, &dave.user_id).await;
+    let again = announced_until_now(&db, &mut feed).await;
+    assert!(
+        again.is_empty(),
+        "banning a banned user again announced {again:?}"
     );
     assert_eq!(
         dave.try_token().await,
@@ -192,6 +217,13 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
             .expect("clean up an expired session");
         assert_eq!(changed, 1, "{statement}");
     }
+    let cleaned = announced_until_now(&db, &mut feed).await;
+    assert!(
+        !cleaned
+            .iter()
+            .any(|a| a.subject == frank_sid || a.subject == frank.user_id),
+        "deleting a session expired 40 days ago announced {cleaned:?}"
+    );
 
     // Every announcement is a durable row, stamped now.
     let now = std::time::SystemTime::now()
