@@ -7,6 +7,7 @@
 use std::{path::Path, process::Command, time::Duration};
 
 use e2e::{
+    browser::{assert_png, remove_stale},
     process::{free_ports, Process},
     stack::{node, repo_root, RevocationFeed, Stack, StackOptions},
 };
@@ -64,6 +65,15 @@ async fn the_nextjs_example_works_same_origin_and_cross_origin_in_headless_chrom
     }
 
     let screenshots = repo_root().join("target/e2e/nextjs");
+    const SHOTS: [&str; 4] = [
+        "alice-same-origin.png",
+        "alice-server-rendered.png",
+        "bob-cross-origin.png",
+        "alice-signed-out.png",
+    ];
+    for shot in SHOTS {
+        remove_stale(&screenshots.join(shot));
+    }
     let output = tokio::task::spawn_blocking({
         let gateway = stack.gateway_url.clone();
         let screenshots = screenshots.clone();
@@ -92,12 +102,7 @@ async fn the_nextjs_example_works_same_origin_and_cross_origin_in_headless_chrom
         app_logs.join("\n"),
         stack.logs()
     );
-    for shot in [
-        "alice-same-origin.png",
-        "alice-server-rendered.png",
-        "bob-cross-origin.png",
-        "alice-signed-out.png",
-    ] {
-        assert!(screenshots.join(shot).is_file(), "no screenshot {shot}");
+    for shot in SHOTS {
+        assert_png(&screenshots.join(shot));
     }
 }
