@@ -28,12 +28,17 @@ export declare function tokenSource(
 export declare function authorizedFetch(
   tokens: TokenSource,
   baseFetch?: (request: Request) => Promise<Response>,
+  /** Sent with every request, whatever the Request says; default "omit" and "error". */
+  options?: { credentials?: RequestCredentials; redirect?: RequestRedirect },
 ): (request: Request) => Promise<Response>;
 export declare function createTasksClient(options: {
   baseUrl: string;
   tokens: TokenSource;
   fetch?: (request: Request) => Promise<Response>;
+  /** Default "omit": the session cookie never goes to the task API. */
   credentials?: RequestCredentials;
+  /** Default "error": a redirect is refused, so the token never follows one. */
+  redirect?: RequestRedirect;
 }): TasksClient;
 export declare function pageInfo(response: Response): {
   total: number | null;

@@ -85,12 +85,14 @@ export function tokenSource(fetchToken, { refreshBeforeSeconds = 10, now = () =>
   };
 }
 
-/**
- * A `fetch` that adds `Authorization: Bearer <token>` and, when the API answers 401, gets a
- * fresh token and tries once more: a token can expire or its key rotate between the check
- * here and the gateway's. A second 401, or no token at all, is a SignedOutError.
- */
-export function authorizedFetch(tokens, baseFetch = globalThis.fetch) {
+/** What every task call is sent with unless the caller says otherwise: no cookies (the bearer
+ * token is the whole credential; the week-long session cookie must not reach the task API,
+ * even when it shares the page's origin), and no following redirects (a token must never be
+ * carried to wherever a 3xx points; the Rust client refuses them too). */
+const TASK_REQUEST_DEFAULTS = Object.freeze({ credentials: "omit", redirect: "error" });
+
+/** The bearer-and-retry wrapper, sending each request as it was built. */
+function bearerFetch(tokens, baseFetch) {
   return async (request) => {
     const retry = request.clone();
     const send = async (req, options) => {
@@ -110,12 +112,33 @@ export function authorizedFetch(tokens, baseFetch = globalThis.fetch) {
   };
 }
 
-/** A typed client for the task API at `baseUrl` (the gateway; "" for the page's own origin). */
-export function createTasksClient({ baseUrl, tokens, fetch = globalThis.fetch, credentials }) {
+/**
+ * A `fetch` that adds `Authorization: Bearer <token>` and, when the API answers 401, gets a
+ * fresh token and tries once more: a token can expire or its key rotate between the check
+ * here and the gateway's. A second 401, or no token at all, is a SignedOutError. Every request
+ * goes out with `credentials: "omit"` and `redirect: "error"` (whatever the Request it is given
+ * says) unless `options` names others.
+ */
+export function authorizedFetch(tokens, baseFetch = globalThis.fetch, { credentials, redirect } = {}) {
+  const send = bearerFetch(tokens, baseFetch);
+  const init = {
+    credentials: credentials ?? TASK_REQUEST_DEFAULTS.credentials,
+    redirect: redirect ?? TASK_REQUEST_DEFAULTS.redirect,
+  };
+  return (request) => send(new Request(request, init));
+}
+
+/** A typed client for the task API at `baseUrl` (the gateway; "" for the page's own origin).
+ * Its calls omit cookies and refuse redirects unless `credentials` / `redirect` (here, or in
+ * one call's options) say otherwise. */
+export function createTasksClient({ baseUrl, tokens, fetch = globalThis.fetch, credentials, redirect }) {
   return createClient({
     baseUrl,
-    fetch: authorizedFetch(tokens, fetch),
-    ...(credentials ? { credentials } : {}),
+    // openapi-fetch builds each Request from these, then from the call's own options: a call
+    // may still choose, and the Request is sent as built.
+    fetch: bearerFetch(tokens, fetch),
+    credentials: credentials ?? TASK_REQUEST_DEFAULTS.credentials,
+    redirect: redirect ?? TASK_REQUEST_DEFAULTS.redirect,
   });
 }
 

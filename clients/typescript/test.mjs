@@ -1,8 +1,9 @@
 // Unit tests of the hand-written part (node --test): the token cache, the one retry after a
-// 401, and reading X-Total-Count / Link. The generated types are checked by check.mjs.
+// 401, what each request is sent with (no cookies, no redirects), and reading X-Total-Count /
+// Link. The generated types are checked by check.mjs.
 import assert from "node:assert/strict";
 import test from "node:test";
-import { authorizedFetch, errorMessage, pageInfo, SignedOutError, tokenSource } from "./index.js";
+import { authorizedFetch, createTasksClient, errorMessage, pageInfo, SignedOutError, tokenSource } from "./index.js";
 
 const jwt = (exp) => `h.${Buffer.from(JSON.stringify({ exp })).toString("base64url")}.s`;
 
@@ -140,6 +141,72 @@ test("no token at all is signed out, without calling the API", async () => {
   });
   await assert.rejects(fetch(new Request("http://api.test/x")), SignedOutError);
   assert.equal(called, false);
+});
+
+// The bearer token is the whole credential: the session cookie (fetch's default
+// "same-origin" sends it whenever the gateway shares the page's origin) must not go along, and
+// a redirect must not carry the token elsewhere (the Rust client refuses them too).
+const sentWith = (req) => ({ credentials: req.credentials, redirect: req.redirect });
+
+test("the typed client's calls omit cookies and refuse redirects, on the retry too", async () => {
+  const tokens = tokenSource(async () => jwt(Date.now() / 1000 + 600));
+  const seen = [];
+  const statuses = [401, 200];
+  const api = createTasksClient({
+    baseUrl: "http://api.test",
+    tokens,
+    fetch: async (req) => {
+      seen.push(sentWith(req));
+      return new Response("[]", { status: statuses.shift(), headers: { "content-type": "application/json" } });
+    },
+  });
+  const { response } = await api.GET("/api/{user_id}/tasks", { params: { path: { user_id: "u" } } });
+  assert.equal(response.status, 200);
+  assert.deepEqual(seen, [
+    { credentials: "omit", redirect: "error" },
+    { credentials: "omit", redirect: "error" },
+  ]);
+});
+
+test("the typed client still sends what a caller asks for explicitly", async () => {
+  const seen = [];
+  const fetch = async (req) => {
+    seen.push(sentWith(req));
+    return new Response("[]", { headers: { "content-type": "application/json" } });
+  };
+  const tokens = tokenSource(async () => jwt(Date.now() / 1000 + 600));
+  const path = { params: { path: { user_id: "u" } } };
+  const chosen = createTasksClient({ baseUrl: "http://api.test", tokens, fetch, credentials: "include", redirect: "manual" });
+  await chosen.GET("/api/{user_id}/tasks", path);
+  const plain = createTasksClient({ baseUrl: "http://api.test", tokens, fetch });
+  await plain.GET("/api/{user_id}/tasks", { ...path, credentials: "same-origin" });
+  assert.deepEqual(seen, [
+    { credentials: "include", redirect: "manual" },
+    { credentials: "same-origin", redirect: "error" },
+  ]);
+});
+
+test("authorizedFetch sends any Request without cookies and refusing redirects, body intact", async () => {
+  const tokens = tokenSource(async () => jwt(Date.now() / 1000 + 600));
+  const seen = [];
+  const statuses = [401, 200];
+  const fetch = authorizedFetch(tokens, async (req) => {
+    seen.push({ ...sentWith(req), body: await req.text() });
+    return new Response("[]", { status: statuses.shift() });
+  });
+  const request = new Request("http://api.test/x", { method: "POST", body: "{}", credentials: "include" });
+  assert.equal((await fetch(request)).status, 200);
+  assert.deepEqual(seen, [
+    { credentials: "omit", redirect: "error", body: "{}" },
+    { credentials: "omit", redirect: "error", body: "{}" },
+  ]);
+
+  const chosen = [];
+  const own = authorizedFetch(tokens, async (req) => (chosen.push(sentWith(req)), new Response("")), {
+    credentials: "same-origin",
+  });
+  await own(new Request("http://api.test/x"));
+  assert.deepEqual(chosen, [{ credentials: "same-origin", redirect: "error" }]);
 });
 
 test("page info reads the total and the next/prev links", () => {
