@@ -1,20 +1,28 @@
 // Tasks demo: Better Auth sign-up/sign-in (cookies, cross-origin) + a JWT from
 // the auth server, used as a Bearer token against the task API gateway.
 //
-// Query parameters: ?auth=<Better Auth base URL>&api=<gateway base URL>
+// Query parameters: ?auth=<Better Auth origin>&api=<gateway origin>, each accepted only as
+// http:// on 127.0.0.1, localhost or [::1] (origins.js says why); anything else falls back to
+// the default, with the reason in #origin-warning and the console.
 //
 // While an operation runs, <body data-busy="true">; afterwards "false",
 // <body data-ops> counts finished operations, and #status holds "ok" or the
 // last error ("<status> <detail>"), with data-ok="true|false" and
 // data-code="<http status>" (0 for network errors) for tests.
 
-const params = new URLSearchParams(location.search);
-const AUTH = (params.get("auth") || "http://127.0.0.1:3000").replace(/\/+$/, "");
-const API = (params.get("api") || "http://127.0.0.1:8080").replace(/\/+$/, "");
+import { demoOrigins } from "./origins.js";
+
+const { auth: AUTH, api: API, rejected } = demoOrigins(location.search);
 
 const $ = (sel) => document.querySelector(sel);
 $("#auth-url").textContent = AUTH;
 $("#api-url").textContent = API;
+if (rejected.length) {
+  const warning = $("#origin-warning");
+  warning.textContent = `Ignored from the address: ${rejected.join("; ")}.`;
+  warning.hidden = false;
+  for (const why of rejected) console.warn(`demo: ignored ${why}`);
+}
 
 let userId = null;
 let jwt = null; // { token, exp, alg, kid }

@@ -3,7 +3,8 @@
 //   AUTH_URL=http://127.0.0.1:3000 API_URL=http://127.0.0.1:8080 \
 //   DEMO_URL=http://127.0.0.1:5173/ SCREENSHOT=target/e2e/demo.png node browser-test.mjs
 //
-// Signs a random user up, signs out and in again (cross-origin cookies), checks
+// Checks first that a link naming a foreign gateway (?api=https://…) is refused, then
+// signs a random user up, signs out and in again (cross-origin cookies), checks
 // the JWT the page obtained (verified here against the auth server's JWKS),
 // then adds two tasks, toggles one, deletes the other, asserting the list after
 // each step, and saves a screenshot. AUTH_ONLY=1 stops after the auth part
@@ -94,11 +95,30 @@ async function main() {
   page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
   page.setDefaultTimeout(TIMEOUT);
 
+  step = "foreign origin in the link";
+  // A link may name only origins on this machine: another one is replaced by the default
+  // (and said so), and nothing is sent to it.
+  const foreign = new URL(pageUrl);
+  foreign.searchParams.set("api", "https://attacker.invalid");
+  const requested = [];
+  const record = (request) => requested.push(request.url());
+  page.on("request", record);
+  await page.goto(foreign.toString());
+  await page.waitForFunction(() => Number(document.body.dataset.ops || 0) >= 1);
+  page.off("request", record);
+  assert((await page.textContent("#api-url")) === "http://127.0.0.1:8080", "#api-url does not show the default for a foreign api=");
+  assert((await page.textContent("#auth-url")) === AUTH_URL, "a loopback auth= was not kept next to a foreign api=");
+  assert(await page.isVisible("#origin-warning"), "#origin-warning not shown for a foreign api=");
+  assert(!requested.some((u) => new URL(u).hostname === "attacker.invalid"), `a request went to the foreign origin: ${requested.join(", ")}`);
+  log(`foreign api= refused: "${(await page.textContent("#origin-warning")).trim()}"`);
+
   step = "open page";
   log(`opening ${pageUrl} (chromium ${context.browser()?.version() ?? "?"})`);
   await page.goto(pageUrl.toString());
   await page.waitForFunction(() => Number(document.body.dataset.ops || 0) >= 1); // initial session probe
   assert((await page.textContent("#auth-url")) === AUTH_URL, "#auth-url does not show AUTH_URL");
+  assert((await page.textContent("#api-url")) === API_URL, "#api-url does not show API_URL");
+  assert(!(await page.isVisible("#origin-warning")), "#origin-warning shown for loopback origins");
   assert((await page.textContent("#user-id")) === "", "#user-id should be empty before sign-in");
   await expectStatusOk();
 

@@ -9,7 +9,7 @@ const ROOT = fileURLToPath(new URL(".", import.meta.url));
 const PORT = Number.parseInt(process.env.DEMO_PORT || "5173", 10);
 const HOST = "127.0.0.1";
 // Only the page itself is served (not node_modules, tests or package files).
-const FILES = new Set(["index.html", "app.js"]);
+const FILES = new Set(["index.html", "app.js", "origins.js"]);
 const TYPES = {
   ".html": "text/html; charset=utf-8",
   ".js": "text/javascript; charset=utf-8",
