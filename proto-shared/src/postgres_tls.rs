@@ -172,7 +172,13 @@ pub fn parse_url(raw: &str) -> Result<tokio_postgres::Config, String> {
     let named = with_sslmode_first(&normalized, "require")
         .parse::<tokio_postgres::Config>()
         .is_ok_and(|other| other.get_ssl_mode() == config.get_ssl_mode());
-    if !named && config.get_hosts().iter().any(is_over_the_network) {
+    // `hostaddr`, where given, is where the connection goes (`host` then only names the
+    // server for TLS): judged as well, or `host=localhost hostaddr=10.0.0.7` would pass.
+    let addressed_elsewhere = config
+        .get_hostaddrs()
+        .iter()
+        .any(|ip| !ip.to_canonical().is_loopback());
+    if !named && (addressed_elsewhere || config.get_hosts().iter().any(is_over_the_network)) {
         return Err(SSLMODE_UNSAID.to_owned());
     }
     Ok(config)
@@ -396,6 +402,7 @@ mod tests {
             "host=/run/postgresql user=u dbname=tasks",
             "postgres://h/db?sslmode=disable",
             "host=db user=u dbname=tasks sslmode=disable",
+            "host=localhost hostaddr=127.0.0.1 user=u",
         ] {
             let config = config(url);
             assert_eq!(config.get_ssl_mode(), SslMode::Disable, "{url}");
@@ -413,6 +420,10 @@ mod tests {
             "postgres://u:pw@10.0.0.7/tasks?dbname=tasks",
             "postgresql://u:pw@127.0.0.1,db.internal/tasks",
             "host=db.internal user=u password=pw dbname=tasks",
+            // Where `hostaddr` sends it, whatever `host` says.
+            "hostaddr=10.0.0.7 user=u password=pw dbname=tasks",
+            "postgres://u:pw@localhost/tasks?hostaddr=10.0.0.7",
+            "host=/run/postgresql hostaddr=10.0.0.7 user=u",
         ] {
             let error = parse_url(url).unwrap_err();
             assert!(error.contains("names no sslmode"), "{url}: {error}");
