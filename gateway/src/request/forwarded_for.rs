@@ -18,9 +18,20 @@ use ipnet::IpNet;
 use super::ClientAddr;
 
 /// The widest networks [`TrustedProxies::parse`] accepts, as prefix lengths: IPv4's widest
-/// private range is `10.0.0.0/8`, IPv6's `fc00::/7`.
+/// private range is `10.0.0.0/8`; in IPv6 a `/32` is a whole provider's allocation, wide
+/// enough for any operator's own network, except within the private (`fc00::/7`) and
+/// link-local (`fe80::/10`) ranges, which may be listed whole.
 const MIN_PREFIX_LEN_V4: u8 = 8;
-const MIN_PREFIX_LEN_V6: u8 = 7;
+const MIN_PREFIX_LEN_V6: u8 = 32;
+
+/// Whether `network` lies within IPv6's private (`fc00::/7`) or link-local (`fe80::/10`)
+/// range.
+fn is_private_v6(network: ipnet::Ipv6Net) -> bool {
+    ["fc00::/7", "fe80::/10"]
+        .iter()
+        .filter_map(|range| range.parse::<ipnet::Ipv6Net>().ok())
+        .any(|range| range.contains(&network))
+}
 
 /// The networks whose `X-Forwarded-For` the gateway believes (`TRUSTED_PROXIES`): empty by
 /// default, which is right wherever clients reach the gateway directly.
@@ -41,6 +52,15 @@ impl TrustedProxies {
                 .map_err(|_| format!("{entry:?} is not an address or a network like 10.0.0.0/8"))?;
             let widest = match network {
                 IpNet::V4(_) => MIN_PREFIX_LEN_V4,
+                IpNet::V6(v6) if v6.addr().to_ipv4_mapped().is_some() => {
+                    // Matching reads a mapped client address as IPv4, which an IPv6
+                    // network never contains: such an entry would trust no one, silently.
+                    return Err(format!(
+                        "{entry:?} is an IPv4-mapped network; write it as IPv4 ({})",
+                        "e.g. 10.0.0.0/8"
+                    ));
+                }
+                IpNet::V6(v6) if is_private_v6(v6.trunc()) => 7,
                 IpNet::V6(_) => MIN_PREFIX_LEN_V6,
             };
             if network.prefix_len() < widest {
@@ -188,14 +208,33 @@ mod tests {
             assert!(TrustedProxies::parse([bad]).is_err(), "{bad}");
         }
         // Networks that would let any client choose its address.
-        for everyone in ["0.0.0.0/0", "::/0", "0.0.0.0/1", "128.0.0.0/7", "8000::/1"] {
+        for everyone in [
+            "0.0.0.0/0",
+            "::/0",
+            "0.0.0.0/1",
+            "128.0.0.0/7",
+            "8000::/1",
+            // A public /7 of IPv6 (most of two registries' space), and a whole /16.
+            "2600::/7",
+            "2a00::/16",
+        ] {
             let refused = TrustedProxies::parse(["10.0.0.0/8", everyone]).unwrap_err();
             assert!(
                 refused.contains("trusts every client"),
                 "{everyone}: {refused}"
             );
         }
-        assert!(TrustedProxies::parse(["10.0.0.0/8", "fc00::/7", "::1/128"]).is_ok());
+        assert!(TrustedProxies::parse([
+            "10.0.0.0/8",
+            "fc00::/7",
+            "fe80::/10",
+            "2001:db8::/32",
+            "::1/128"
+        ])
+        .is_ok());
+        // A mapped IPv4 network would match no client (they are read as IPv4).
+        let mapped = TrustedProxies::parse(["::ffff:10.0.0.0/104"]).unwrap_err();
+        assert!(mapped.contains("write it as IPv4"), "{mapped}");
         assert_eq!(
             TrustedProxies::parse([""; 2]),
             Ok(TrustedProxies::default())
