@@ -26,7 +26,8 @@ pub use list_env::{env_listing, list_env_requested};
 
 /// Command-line flags and environment variables. `--help` shows the variable of each, and
 /// the value it has now except for settings that may carry a secret (`hide_env_values`).
-/// No `Debug`: the raw strings may hold a password; [`Settings`] is what start-up may show.
+/// Its `Debug` shows no value: the raw strings may hold a password; [`Settings`] is what
+/// start-up may show.
 #[derive(Clone, Parser)]
 #[command(name = "gateway", version, about = "Auth sidecar for the task API")]
 pub struct Config {
@@ -781,6 +782,12 @@ fn positive_secs(variable: &'static str, secs: u64) -> Result<Duration, ConfigEr
     at_most_a_day(variable, secs)
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config").finish_non_exhaustive()
+    }
+}
+
 /// A duration setting of at most a day ([`MAX_DURATION_SECS`]).
 fn at_most_a_day(variable: &'static str, secs: u64) -> Result<Duration, ConfigError> {
     if secs > MAX_DURATION_SECS {
@@ -817,14 +824,14 @@ fn check_http_url(
         parsed
             .host_str()
             .zip(uri.host())
-            .is_some_and(|(a, b)| a.eq_ignore_ascii_case(b))
+            .is_some_and(|(a, b)| same_host_text(a, b))
     });
     if !same_host {
         return Err(invalid(
             variable,
             format!(
-                "{:?} does not read as one URL (percent-encode any '/', '?', '#' or '@' in a \
-                 user or password)",
+                "{:?} does not read as one URL: the parsers disagree on its host (percent-encode \
+                 any '/', '?', '#' or '@' in a user or password)",
                 shown()
             ),
         ));
@@ -843,6 +850,19 @@ fn check_http_url(
         ));
     }
     Ok(())
+}
+
+/// Whether two readings of a URL's host name the same host: the same text in any letter
+/// case, or the same address however written (`url` writes `[0:0::1]` as `[::1]`; `http::Uri`
+/// keeps the text). Shorthand IPv4 (`127.1`), which only `url` expands, is refused.
+fn same_host_text(a: &str, b: &str) -> bool {
+    let ip = |host: &str| {
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .ok()
+    };
+    a.eq_ignore_ascii_case(b) || ip(a).is_some_and(|a| Some(a) == ip(b))
 }
 
 /// Whether a URL setting may carry a `user:password@`.

@@ -487,6 +487,18 @@ fn credentials_in_a_refused_url_are_not_echoed() {
 }
 
 #[test]
+fn an_address_written_two_ways_is_one_host() {
+    for jwks in [
+        "http://[0:0:0:0:0:0:0:1]:3000/api/auth/jwks",
+        "http://[::ffff:127.0.0.1]:3000/api/auth/jwks",
+        "https://AUTH.example./api/auth/jwks",
+    ] {
+        let config = parse(&["--better-auth-url=https://a", &format!("--jwks-url={jwks}")]);
+        assert!(config.validate().is_ok(), "{jwks}");
+    }
+}
+
+#[test]
 fn help_shows_no_current_value_of_a_setting_that_may_hold_a_password() {
     // What `--help` prints for a variable set in the environment (clap's `env` feature):
     // `[env: JWKS_URL=...]` unless the setting hides its value.
