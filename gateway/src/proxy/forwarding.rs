@@ -345,15 +345,30 @@ mod tests {
     }
 
     #[test]
-    fn authorization_travels_only_when_kept() {
-        let lines = [("authorization", "Bearer t")];
-        assert_eq!(
-            forward(head(&lines), true)[header::AUTHORIZATION],
-            "Bearer t"
-        );
-        assert!(forward(head(&lines), false)
-            .get(header::AUTHORIZATION)
-            .is_none());
+    fn credentials_travel_only_when_kept() {
+        let lines = [
+            ("authorization", "Bearer t"),
+            ("cookie", "better-auth.session_token=s"),
+            ("cookie", "theme=dark"),
+        ];
+        let kept = forward(head(&lines), true);
+        assert_eq!(kept[header::AUTHORIZATION], "Bearer t");
+        assert_eq!(kept.get_all(header::COOKIE).iter().count(), 2);
+        let dropped = forward(head(&lines), false);
+        assert!(dropped.get(header::AUTHORIZATION).is_none());
+        assert!(dropped.get(header::COOKIE).is_none());
+        // The lean engine's rule, on raw names in any case.
+        let head = head(&[]);
+        let id = RequestId::generate();
+        let client = ClientAddr::new("10.0.0.7:5000".parse().unwrap());
+        let forwarding = Forwarding::new(&head, &client, &TrustedProxies::default(), &id, false);
+        for name in ["COOKIE", "CoOkIe", "Authorization", "AUTHORIZATION"] {
+            assert!(
+                !forwarding.forwards(&head, false, name.as_bytes()),
+                "{name}"
+            );
+        }
+        assert!(forwarding.forwards(&head, false, b"Accept"));
     }
 
     #[test]

@@ -91,15 +91,46 @@ async fn neither_the_token_nor_the_session_cookie_is_forwarded_to_the_api_by_def
         .http
         .get(gateway.url("/api/alice/tasks"))
         .bearer_auth(gateway.token("alice"))
-        // A same-origin page's fetch sends Better Auth's session cookie along, in any case.
+        // A same-origin page's fetch sends Better Auth's session cookie along.
         .header("Cookie", "better-auth.session_token=abc.def")
-        .header("cOOkie", "theme=dark")
+        .header("cookie", "theme=dark")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
     let seen = gateway.upstream.only();
     assert!(seen.headers.get("authorization").is_none());
+    assert!(seen.headers.get("cookie").is_none(), "{:?}", seen.headers);
+}
+
+/// The same, with the header's name in letter cases a client library would never send
+/// (reqwest lower-cases names), over HTTP/1.1 as written, and over HTTP/2 as separate
+/// `cookie` fields, on both engines.
+#[tokio::test]
+async fn a_cookie_in_any_spelling_or_split_over_http2_fields_stays_at_the_gateway() {
+    let gateway = spawn_gateway().await;
+    let token = gateway.token("alice");
+    let mut connection = crate::raw::RawConnection::open(gateway.address).await;
+    connection
+        .write(format!(
+            "GET /api/alice/tasks HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer {token}\r\n\
+             COOKIE: better-auth.session_token=abc.def\r\ncOoKiE: theme=dark\r\n\r\n"
+        ))
+        .await;
+    assert_eq!(connection.read_response().await.status, 200);
+    let seen = gateway.upstream.only();
+    assert!(seen.headers.get("cookie").is_none(), "{:?}", seen.headers);
+
+    let response = crate::helpers::http2_client()
+        .get(gateway.url("/api/alice/tasks"))
+        .bearer_auth(&token)
+        .header("cookie", "better-auth.session_token=abc.def")
+        .header("cookie", "theme=dark")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let seen = gateway.upstream.seen().pop().unwrap();
     assert!(seen.headers.get("cookie").is_none(), "{:?}", seen.headers);
 }
 
