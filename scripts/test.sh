@@ -101,8 +101,10 @@ fi
 frontend=$everything
 [[ " ${selection[*]:-} ${cargo_args[*]} " == *" e2e "* ]] && frontend=1
 if ((run_cargo && frontend)); then
-  log "TypeScript client: regenerate from the contract and compare; unit tests"
+  log "TypeScript client: regenerate from the contract and compare; unit tests (and the demo page's)"
   (cd clients/typescript && npm run --silent check && npm test --silent) || failed $?
+  # The demo page's own unit tests (which origins its address may name).
+  (cd deploy/demo && npm test --silent) || failed $?
   phase_done "TypeScript client"
 
   log "Next.js example: next build"

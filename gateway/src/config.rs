@@ -162,8 +162,9 @@ pub struct Config {
     /// believed (back to the first address not among them), which upstreams such as Better
     /// Auth read as the client's address. Unset: none, right when clients reach the gateway
     /// directly; behind an ingress or load balancer, list it, or every client shares its
-    /// address (and Better Auth's per-address rate limits). Networks wider than a `/8` (IPv6
-    /// `/7`) are refused: they would let any client choose its address.
+    /// address (and Better Auth's per-address rate limits). Networks wider than a `/8` are refused,
+    /// and in IPv6 wider than a `/32` outside `fc00::/7` and `fe80::/10`: they would let any
+    /// client choose its address.
     #[arg(long, env = "TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<String>,
     /// Pass the client's credentials (its `Authorization` and `Cookie` headers) to protected
