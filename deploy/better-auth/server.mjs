@@ -13,6 +13,7 @@ import { admin } from "better-auth/plugins/admin";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
 import { symmetricDecrypt } from "better-auth/crypto";
+import { sessionPayload } from "./payload.mjs";
 
 const { Pool, Client } = pg;
 
@@ -172,8 +173,9 @@ const jwtOptions = {
     // the baseURL (BETTER_AUTH_URL).
     expirationTime: JWT_EXPIRATION,
     // The plugin's default payload (the user row) plus the session id, so a gateway can
-    // refuse the tokens of a session that has ended (revocation.sql, issue 13).
-    definePayload: ({ user, session }) => ({ ...user, sid: session.id }),
+    // refuse the tokens of a session that has ended (revocation.sql, issue 13), less any
+    // column named like a registered claim (iat, exp, ...), which signJWT would obey.
+    definePayload: sessionPayload,
   },
 };
 

@@ -2,7 +2,7 @@
 // Auth with email/password and the JWT plugin on PostgreSQL, and nothing of this project's
 // server (no admin plugin, no revocation.sql applied at start). The e2e suite turns
 // revocation on for it the way README.md's "Revocation for an existing Better Auth app" says:
-// the one definePayload line below, and revocation.sql applied with psql.
+// the definePayload below, and revocation.sql applied with psql.
 //
 // Reads PORT, BETTER_AUTH_URL, BETTER_AUTH_SECRET and DATABASE_URL (the database must
 // exist); runs Better Auth's migrations at start, as `npx @better-auth/cli migrate` would.
@@ -12,6 +12,9 @@ import { betterAuth } from "better-auth";
 import { jwt } from "better-auth/plugins/jwt";
 import { toNodeHandler } from "better-auth/node";
 import { getMigrations } from "better-auth/db/migration";
+
+// Claims Better Auth sets itself; a user column of the same name would override them.
+const REGISTERED = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];
 
 const auth = betterAuth({
   baseURL: process.env.BETTER_AUTH_URL,
@@ -23,7 +26,10 @@ const auth = betterAuth({
   plugins: [
     jwt({
       jwt: {
-        definePayload: ({ user, session }) => ({ ...user, sid: session.id }),
+        definePayload: ({ user, session }) => ({
+          ...Object.fromEntries(Object.entries(user).filter(([name]) => !REGISTERED.includes(name))),
+          sid: session.id,
+        }),
       },
     }),
   ],
