@@ -345,6 +345,12 @@ const server = http.createServer(async (req, res) => {
         return handlePreflight(req, res, allowed);
       }
       if (!ready) return sendJson(res, 503, { status: "starting" });
+      // Better Auth marks only some endpoints no-store (get-session does; /token, which
+      // answers with the caller's JWT, does not), so a shared cache in front could hand one
+      // user's token to the next caller. Every response says no-store unless Better Auth
+      // sets its own Cache-Control, which replaces this one (toNodeHandler's setHeader).
+      // Not the JWKS: public, the same for everyone, and gateways read its max-age.
+      if (path !== "/api/auth/jwks") res.setHeader("Cache-Control", "no-store");
       return await authHandler(req, res);
     }
     return sendJson(res, 404, { status: "not_found" });

@@ -4,7 +4,8 @@
 //
 // Signs a random user up, signs in, gets a JWT from GET /api/auth/token and
 // from the `set-auth-jwt` header of GET /api/auth/get-session, fetches
-// /api/auth/jwks and verifies both tokens with jose against that JWKS.
+// /api/auth/jwks and verifies both tokens with jose against that JWKS. Both token responses
+// must say `Cache-Control: no-store`.
 //
 // Optional env:
 //   EXPECT_ALG            fail unless the tokens use this JWS alg
@@ -90,6 +91,11 @@ async function getTokens() {
   check(s.res.status === 200 && s.json?.user?.id, `GET /api/auth/get-session -> ${s.res.status} ${s.text}`);
   const headerJwt = s.res.headers.get("set-auth-jwt");
   check(headerJwt, "get-session response has no set-auth-jwt header");
+  // A user's token must never be kept by a shared cache and handed to the next caller.
+  for (const [label, r] of [["/token", t], ["get-session", s]]) {
+    const cacheControl = r.res.headers.get("cache-control") ?? "";
+    check(/(^|,)\s*no-store\s*(,|$)/i.test(cacheControl), `${label}: Cache-Control "${cacheControl}", not no-store`);
+  }
   return { tokenJwt: t.json.token, headerJwt, session: s.json };
 }
 
