@@ -2,7 +2,8 @@
 --
 -- Whenever a session ends (sign-out, revoke-session, revoke-sessions, revoke-other-sessions,
 -- an admin revoking or deleting, a password reset that revokes sessions, session expiry
--- clean-up) or a user is banned (admin plugin) or deleted, a trigger writes a durable row to
+-- clean-up) or a user is banned (admin plugin) or deleted, or an
+-- admin's impersonation loses its admin, a trigger writes a durable row to
 -- auth_revocation, and that row wakes every gateway listening on channel `auth_revocation`
 -- (NOTIFY is delivered when the transaction commits). Triggers rather than Better Auth hooks
 -- because every code path that removes a session row is covered, including ones a hook list
@@ -130,6 +131,69 @@ BEGIN
       ' DEFERRABLE INITIALLY DEFERRED'
       ' FOR EACH ROW WHEN (NEW.banned IS TRUE AND OLD.banned IS DISTINCT FROM TRUE)'
       ' EXECUTE FUNCTION auth_revocation_user_ended()';
+  END IF;
+END
+$$;
+
+-- An impersonation (admin plugin: a session of another user whose `impersonatedBy` names the
+-- admin) lives only as long as its admin is an admin and signed in. It ends, like any deleted
+-- session, when
+--   * the admin's last own live session ends (`impersonatedBy` NULL, not expired): revoking
+--     the admin's sessions, or their last sign-out. Signing out of one device while signed in
+--     on another keeps the impersonation, as it keeps that other session;
+--   * the admin's `role` changes in any way (a demotion; Better Auth's set-role writes the
+--     column and touches no session);
+--   * the admin is banned or deleted (auth_revocation_user_ended, above).
+-- Created with the plugin's columns (re-apply after enabling it), dropped otherwise. The
+-- partial index keeps the check cheap at every sign-out: it holds only impersonations.
+CREATE OR REPLACE FUNCTION auth_revocation_impersonator_signed_out() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (SELECT 1 FROM "session" WHERE "impersonatedBy" = OLD."userId")
+     AND NOT EXISTS (
+       SELECT 1 FROM "session"
+       WHERE "userId" = OLD."userId" AND "impersonatedBy" IS NULL
+         AND "expiresAt" > clock_timestamp()
+     ) THEN
+    DELETE FROM "session" WHERE "impersonatedBy" = OLD."userId";
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION auth_revocation_impersonator_role_changed() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  DELETE FROM "session" WHERE "impersonatedBy" = NEW.id;
+  RETURN NULL;
+END
+$$;
+
+DO $$
+BEGIN
+  EXECUTE 'DROP TRIGGER IF EXISTS auth_revocation_impersonator_signed_out ON "session"';
+  EXECUTE 'DROP TRIGGER IF EXISTS auth_revocation_impersonator_role_changed ON "user"';
+  IF EXISTS (
+    SELECT 1 FROM pg_attribute
+    WHERE attrelid = '"session"'::regclass AND attname = 'impersonatedBy' AND NOT attisdropped
+  ) THEN
+    EXECUTE 'CREATE INDEX IF NOT EXISTS auth_revocation_session_impersonated_by'
+      ' ON "session" ("impersonatedBy") WHERE "impersonatedBy" IS NOT NULL';
+    EXECUTE 'CREATE CONSTRAINT TRIGGER auth_revocation_impersonator_signed_out'
+      ' AFTER DELETE ON "session"'
+      ' DEFERRABLE INITIALLY DEFERRED'
+      ' FOR EACH ROW WHEN (OLD."impersonatedBy" IS NULL)'
+      ' EXECUTE FUNCTION auth_revocation_impersonator_signed_out()';
+    IF EXISTS (
+      SELECT 1 FROM pg_attribute
+      WHERE attrelid = '"user"'::regclass AND attname = 'role' AND NOT attisdropped
+    ) THEN
+      EXECUTE 'CREATE CONSTRAINT TRIGGER auth_revocation_impersonator_role_changed'
+        ' AFTER UPDATE OF role ON "user"'
+        ' DEFERRABLE INITIALLY DEFERRED'
+        ' FOR EACH ROW WHEN (OLD.role IS DISTINCT FROM NEW.role)'
+        ' EXECUTE FUNCTION auth_revocation_impersonator_role_changed()';
+    END IF;
   END IF;
 END
 $$;

@@ -253,3 +253,102 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
         "a session expired 40 days ago was recorded"
     );
 }
+
+/// The ids of the sessions `admin_id` opened as someone else (`impersonatedBy`).
+async fn impersonations_by(db: &Client, admin_id: &str) -> Vec<String> {
+    db.query(
+        r#"SELECT id FROM "session" WHERE "impersonatedBy" = $1"#,
+        &[&admin_id],
+    )
+    .await
+    .expect("read the impersonations")
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+/// An impersonation (a session of another user opened by an admin) lives only while its admin
+/// is signed in somewhere and keeps the same role: revoking the admin's own sessions, or
+/// demoting the admin with the admin plugin's set-role, ends it like any other session. Before,
+/// only a ban or deletion of the admin did, and the impersonation went on minting the other
+/// user's tokens for its hour.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_impersonation_ends_when_its_admin_is_signed_out_everywhere_or_demoted() {
+    let stack = Stack::start("revocation-impersonation", StackOptions::new("EdDSA")).await;
+    let auth = stack.auth_url.as_str();
+    let db = connect(&stack.auth_database_url).await;
+    let mut feed = Listener::start(&stack.auth_database_url).await;
+    let boss = admin(&stack, &db).await;
+
+    // Ann, an admin signed in on two devices, impersonates Erin from the first.
+    let ann = admin(&stack, &db).await;
+    let ann_sid = ann.session_id().await;
+    let ann_phone = Session::sign_in(auth, &ann.email).await;
+    let ann_phone_sid = ann_phone.session_id().await;
+    let erin = Session::sign_up(auth, "erin").await;
+    ann.expect_post("admin/impersonate-user", json!({ "userId": erin.user_id }))
+        .await;
+    let impersonation = impersonations_by(&db, &ann.user_id).await;
+    assert_eq!(impersonation.len(), 1, "{impersonation:?}");
+
+    // Signing out on the phone leaves her signed in on the first device: the impersonation
+    // stays, as that session does.
+    ann_phone.sign_out().await;
+    let signed_out = announced_until_now(&db, &mut feed).await;
+    assert!(
+        signed_out.iter().any(|a| a.subject == ann_phone_sid),
+        "{signed_out:?}"
+    );
+    assert!(
+        !signed_out.iter().any(|a| a.subject == impersonation[0]),
+        "one sign-out of two ended the impersonation: {signed_out:?}"
+    );
+    assert_eq!(impersonations_by(&db, &ann.user_id).await, impersonation);
+
+    // Another admin revokes Ann's sessions: her impersonation of Erin ends with them.
+    boss.expect_post(
+        "admin/revoke-user-sessions",
+        json!({ "userId": ann.user_id }),
+    )
+    .await;
+    feed.expect(
+        &[("session", &ann_sid), ("session", &impersonation[0])],
+        WAKE,
+    )
+    .await;
+    assert!(impersonations_by(&db, &ann.user_id).await.is_empty());
+
+    // Bob, an admin, impersonates Gus and is then demoted: the impersonation ends, Bob's own
+    // session does not.
+    let bob = admin(&stack, &db).await;
+    let bob_sid = bob.session_id().await;
+    let gus = Session::sign_up(auth, "gus").await;
+    bob.expect_post("admin/impersonate-user", json!({ "userId": gus.user_id }))
+        .await;
+    let impersonation = impersonations_by(&db, &bob.user_id).await;
+    assert_eq!(impersonation.len(), 1, "{impersonation:?}");
+    boss.expect_post(
+        "admin/set-role",
+        json!({ "userId": bob.user_id, "role": "user" }),
+    )
+    .await;
+    let demoted = announced_until_now(&db, &mut feed).await;
+    assert!(
+        demoted.iter().any(|a| a.subject == impersonation[0]),
+        "demoting the admin left the impersonation: {demoted:?}"
+    );
+    assert!(!demoted.iter().any(|a| a.subject == bob_sid), "{demoted:?}");
+    bob.token().await;
+
+    let rows: Vec<String> = db
+        .query(
+            "SELECT subject FROM auth_revocation WHERE kind = 'session'",
+            &[],
+        )
+        .await
+        .expect("read auth_revocation")
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(rows.contains(&impersonation[0]), "{rows:?}");
+}
