@@ -2,7 +2,7 @@
 --
 -- Whenever a session ends (sign-out, revoke-session, revoke-sessions, revoke-other-sessions,
 -- an admin revoking or deleting, a password reset that revokes sessions, session expiry
--- clean-up) or a user is banned (admin plugin) or deleted, or an
+-- clean-up, an UPDATE that expires it) or a user is banned (admin plugin) or deleted, or an
 -- admin's impersonation loses its admin, a trigger writes a durable row to
 -- auth_revocation, and that row wakes every gateway listening on channel `auth_revocation`
 -- (NOTIFY is delivered when the transaction commits). Triggers rather than Better Auth hooks
@@ -85,6 +85,60 @@ CREATE CONSTRAINT TRIGGER auth_revocation_session_ended
   FOR EACH ROW
   WHEN (OLD."expiresAt" > clock_timestamp() - interval '33 days')
   EXECUTE FUNCTION auth_revocation_session_ended();
+
+-- A session ended by expiring it rather than deleting it (`UPDATE "session" SET "expiresAt" =
+-- now()`; Better Auth does this with `preserveSessionInDatabase`): recorded like a deletion. Only
+-- an UPDATE that moves a live expiry earlier, to within a minute of now or before (a minute:
+-- room for the app's clock to run ahead of the database's when it writes its own "now"); a
+-- refresh moves it later, and natural expiry is no UPDATE at all. The WHEN runs at the UPDATE,
+-- the function at the commit: it records nothing if the transaction gave the session a future
+-- again, nor if it deleted the row (the deletion's trigger records that).
+CREATE OR REPLACE FUNCTION auth_revocation_session_expired() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  IF EXISTS (
+    SELECT 1 FROM "session"
+    WHERE id = NEW.id AND "expiresAt" <= clock_timestamp() + interval '1 minute'
+  ) THEN
+    INSERT INTO auth_revocation (kind, subject) VALUES ('session', NEW.id);
+  END IF;
+  RETURN NULL;
+END
+$$;
+
+DROP TRIGGER IF EXISTS auth_revocation_session_expired ON "session";
+CREATE CONSTRAINT TRIGGER auth_revocation_session_expired
+  AFTER UPDATE OF "expiresAt" ON "session"
+  DEFERRABLE INITIALLY DEFERRED
+  FOR EACH ROW
+  WHEN (NEW."expiresAt" < OLD."expiresAt"
+        AND OLD."expiresAt" > clock_timestamp()
+        AND NEW."expiresAt" <= clock_timestamp() + interval '1 minute')
+  EXECUTE FUNCTION auth_revocation_session_expired();
+
+-- TRUNCATE is refused on both tables: it fires no row trigger, so "log everyone out" by
+-- TRUNCATE would end every session and tell no gateway. Refused rather than recorded because
+-- a statement trigger cannot be deferred to the commit (the rows would be stamped at the
+-- TRUNCATE, too early for a transaction held open, see above) and because DELETE already does
+-- it all: `DELETE FROM "session"` records every session, `DELETE FROM "user"` every user.
+-- (A throw-away database reset on purpose: DROP TRIGGER first, or DELETE.)
+CREATE OR REPLACE FUNCTION auth_revocation_refuse_truncate() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'TRUNCATE of "%" would end sessions without recording them in auth_revocation', TG_TABLE_NAME
+    USING HINT = format('Use DELETE FROM %I: each row it removes is recorded, and gateways refuse its tokens.', TG_TABLE_NAME);
+END
+$$;
+
+DROP TRIGGER IF EXISTS auth_revocation_session_truncated ON "session";
+CREATE TRIGGER auth_revocation_session_truncated
+  BEFORE TRUNCATE ON "session"
+  FOR EACH STATEMENT EXECUTE FUNCTION auth_revocation_refuse_truncate();
+
+DROP TRIGGER IF EXISTS auth_revocation_user_truncated ON "user";
+CREATE TRIGGER auth_revocation_user_truncated
+  BEFORE TRUNCATE ON "user"
+  FOR EACH STATEMENT EXECUTE FUNCTION auth_revocation_refuse_truncate();
 
 -- A user deleted or banned: every token of that user (claim `sub`) issued up to now is
 -- refused, whatever issued it (a token without `sid` included). Their sessions end too, or

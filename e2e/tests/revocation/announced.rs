@@ -352,3 +352,74 @@ async fn an_impersonation_ends_when_its_admin_is_signed_out_everywhere_or_demote
         .collect();
     assert!(rows.contains(&impersonation[0]), "{rows:?}");
 }
+
+/// Two ways of ending sessions that fire no row-level DELETE trigger. Moving a session's
+/// expiry to now (Better Auth's `preserveSessionInDatabase` does) is recorded like a
+/// deletion, while moving it later (a refresh) is not. TRUNCATE, which would end every session
+/// and tell no gateway, is refused with a pointer to DELETE.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_ended_by_expiring_it_is_recorded_and_truncate_is_refused() {
+    let stack = Stack::start("revocation-expire", StackOptions::new("EdDSA")).await;
+    let auth = stack.auth_url.as_str();
+    let db = connect(&stack.auth_database_url).await;
+    let mut feed = Listener::start(&stack.auth_database_url).await;
+
+    let hal = Session::sign_up(auth, "hal").await;
+    let hal_sid = hal.session_id().await;
+    let ivy = Session::sign_up(auth, "ivy").await;
+    let ivy_sid = ivy.session_id().await;
+    let set_expiry =
+        r#"UPDATE "session" SET "expiresAt" = now() + $2::text::interval WHERE id = $1"#;
+    let changed = db
+        .execute(set_expiry, &[&ivy_sid, &"30 days"])
+        .await
+        .expect("refresh ivy's session");
+    assert_eq!(changed, 1);
+    let changed = db
+        .execute(set_expiry, &[&hal_sid, &"0 seconds"])
+        .await
+        .expect("expire hal's session");
+    assert_eq!(changed, 1);
+    let expired = announced_until_now(&db, &mut feed).await;
+    let hals = expired.iter().filter(|a| a.subject == hal_sid).count();
+    assert_eq!(hals, 1, "hal's expired session announced once: {expired:?}");
+    assert!(
+        !expired.iter().any(|a| a.subject == ivy_sid),
+        "a refresh announced {expired:?}"
+    );
+    let stored: i64 = db
+        .query_one(
+            "SELECT count(*) FROM auth_revocation WHERE kind = 'session' AND subject = $1",
+            &[&hal_sid],
+        )
+        .await
+        .expect("read auth_revocation")
+        .get(0);
+    assert_eq!(stored, 1);
+    assert_eq!(
+        hal.try_token().await,
+        Err(reqwest::StatusCode::UNAUTHORIZED),
+        "an expired session still mints tokens"
+    );
+
+    for statement in [r#"TRUNCATE "session""#, r#"TRUNCATE "user" CASCADE"#] {
+        let refused = db
+            .batch_execute(statement)
+            .await
+            .expect_err("TRUNCATE is refused");
+        let refused = refused.as_db_error().expect("refused by the database");
+        assert!(
+            refused
+                .hint()
+                .is_some_and(|hint| hint.contains("DELETE FROM")),
+            "{statement}: {refused:?}"
+        );
+    }
+    let sessions: i64 = db
+        .query_one(r#"SELECT count(*) FROM "session""#, &[])
+        .await
+        .expect("count sessions")
+        .get(0);
+    assert!(sessions >= 1, "the sessions are still there");
+    ivy.token().await;
+}
