@@ -10,5 +10,6 @@ mod announced;
 mod existing_app;
 mod feed_cut;
 mod helpers;
+mod payload;
 mod restart;
 mod within_a_second;
