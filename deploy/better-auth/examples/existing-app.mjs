@@ -45,6 +45,8 @@ http
       res.writeHead(200, { "content-type": "application/json" });
       return res.end('{"status":"ok"}');
     }
+    // The README's advice: /api/auth/token answers with the caller's JWT, never to be cached.
+    res.setHeader("Cache-Control", "no-store");
     return handler(req, res);
   })
   .listen(Number(process.env.PORT), "127.0.0.1", () => {
