@@ -207,16 +207,20 @@ async fn every_way_better_auth_ends_a_session_is_recorded_and_announced() {
     // without a word: a first clean-up can delete years of them.
     let frank = Session::sign_up(auth, "frank").await;
     let frank_sid = frank.session_id().await;
-    for statement in [
-        r#"UPDATE "session" SET "expiresAt" = now() - interval '40 days' WHERE id = $1"#,
-        r#"DELETE FROM "session" WHERE id = $1"#,
-    ] {
-        let changed = db
-            .execute(statement, &[&frank_sid])
-            .await
-            .expect("clean up an expired session");
-        assert_eq!(changed, 1, "{statement}");
-    }
+    // Forty days passing, not an UPDATE that ends a live session (that one is recorded, see
+    // below): in replica mode the triggers do not see it.
+    db.batch_execute(&format!(
+        r#"BEGIN; SET LOCAL session_replication_role = replica;
+           UPDATE "session" SET "expiresAt" = now() - interval '40 days' WHERE id = '{frank_sid}';
+           COMMIT"#
+    ))
+    .await
+    .expect("age a session by forty days");
+    let changed = db
+        .execute(r#"DELETE FROM "session" WHERE id = $1"#, &[&frank_sid])
+        .await
+        .expect("clean up an expired session");
+    assert_eq!(changed, 1, "the aged session was there to clean up");
     let cleaned = announced_until_now(&db, &mut feed).await;
     assert!(
         !cleaned

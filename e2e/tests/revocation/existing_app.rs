@@ -14,7 +14,14 @@ use crate::helpers::{replicated, tasks_of, TempRole, POLL_LIMIT};
 
 /// What README.md tells an existing app to do, read from the README itself.
 const README: &str = "deploy/better-auth/README.md";
-const DEFINE_PAYLOAD: &str = "definePayload: ({ user, session }) => ({ ...user, sid: session.id })";
+/// The README's `definePayload` (the user row less the registered claims, plus `sid`) and
+/// its `no-store` line, as the example app has them.
+const DEFINE_PAYLOAD: [&str; 4] = [
+    r#"const REGISTERED = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti"];"#,
+    "...Object.fromEntries(Object.entries(user).filter(([name]) => !REGISTERED.includes(name))),",
+    "sid: session.id,",
+    r#"res.setHeader("Cache-Control", "no-store");"#,
+];
 const GRANT: &str = "GRANT SELECT ON auth_revocation TO";
 
 #[tokio::test(flavor = "multi_thread")]
@@ -23,17 +30,15 @@ async fn an_existing_better_auth_app_gets_revocation_the_way_the_readme_says() {
     let readme = std::fs::read_to_string(root.join(README)).expect("read the README");
     let app = std::fs::read_to_string(root.join("deploy/better-auth/examples/existing-app.mjs"))
         .expect("read the example app");
-    for step in [
-        DEFINE_PAYLOAD,
+    for step in DEFINE_PAYLOAD.into_iter().chain([
         GRANT,
         "psql \"$DATABASE_URL\" -v ON_ERROR_STOP=1 -f revocation.sql",
-    ] {
+    ]) {
         assert!(readme.contains(step), "{README} no longer says {step:?}");
     }
-    assert!(
-        app.contains(DEFINE_PAYLOAD),
-        "the app uses the README's line"
-    );
+    for line in DEFINE_PAYLOAD {
+        assert!(app.contains(line), "the app uses the README's {line:?}");
+    }
 
     // The gateway reads as a role with only what the README grants.
     let role = TempRole::create("").await;
