@@ -31,6 +31,32 @@ pub fn full(body: Full<Bytes>) -> GatewayBody {
     body.map_err(|never| match never {}).boxed_unsync()
 }
 
+/// Reads `body` to its end into one buffer (trailers are dropped), for a body that must be
+/// whole before it travels (a signed request's: its digest is in the credential).
+///
+/// Not `BodyExt::collect`: that keeps every data frame as it came, so a body sent as a
+/// million one-byte chunks (or HTTP/2 DATA frames) held a million frames, each keeping alive
+/// the read buffer it was sliced from: about 40 times the body's size for as long as the
+/// client took to finish it. Here each frame is copied in and dropped at once, so what is
+/// held is the body's bytes, within the limit the caller's [`LimitedBody`] enforces.
+pub async fn read_whole<B>(mut body: B) -> Result<Bytes, B::Error>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    // The size hint's lower bound is what the client declared (a `Content-Length`), which
+    // the limit has already been checked against; never more than a first step up front.
+    const FIRST_STEP: u64 = 64 * 1024;
+    let mut whole = bytes::BytesMut::with_capacity(
+        usize::try_from(body.size_hint().lower().min(FIRST_STEP)).unwrap_or(0),
+    );
+    while let Some(frame) = body.frame().await {
+        if let Ok(data) = frame?.into_data() {
+            whole.extend_from_slice(&data);
+        }
+    }
+    Ok(whole.freeze())
+}
+
 /// The request body exceeded `MAX_BODY_BYTES` while streaming. Found again in the client's
 /// error chain to tell "client sent too much" (413) from "upstream failed" (502).
 #[derive(Debug, thiserror::Error)]
@@ -223,4 +249,72 @@ pub fn caused_by<T: std::error::Error + 'static>(
         current = error.source();
     }
     false
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::VecDeque, convert::Infallible, future::Future};
+
+    use super::*;
+
+    /// Data frames as a client sent them, then (with `end` false) a wait that never ends.
+    struct Frames {
+        frames: VecDeque<Bytes>,
+        end: bool,
+    }
+
+    impl Body for Frames {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+            match self.frames.pop_front() {
+                Some(data) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                None if self.end => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        }
+    }
+
+    /// One-byte frames, each a slice of a read buffer of its own (as hyper hands out pieces of
+    /// its read buffer), and those buffers.
+    fn one_byte_frames(n: usize) -> (VecDeque<Bytes>, Vec<Bytes>) {
+        let buffers: Vec<Bytes> = (0..n).map(|i| Bytes::from(vec![i as u8; 4096])).collect();
+        let frames = buffers.iter().map(|buffer| buffer.slice(..1)).collect();
+        (frames, buffers)
+    }
+
+    #[test]
+    fn a_body_of_tiny_frames_keeps_none_of_them_while_it_waits_for_the_rest() {
+        let (frames, mut buffers) = one_byte_frames(200);
+        let mut reading = Box::pin(read_whole(Frames { frames, end: false }));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // Every frame taken; the client has not finished.
+        assert!(reading.as_mut().poll(&mut cx).is_pending());
+        for buffer in &mut buffers {
+            // Held by the test alone: the reader copied its byte and let the frame go.
+            assert!(std::mem::take(buffer).is_unique());
+        }
+    }
+
+    #[test]
+    fn a_body_is_read_whole_in_order() {
+        let (frames, _buffers) = one_byte_frames(300);
+        let mut frames = frames;
+        frames.push_back(Bytes::from_static(b"tail"));
+        frames.push_front(Bytes::new());
+        let mut reading = Box::pin(read_whole(Frames { frames, end: true }));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Poll::Ready(Ok(whole)) = reading.as_mut().poll(&mut cx) else {
+            panic!("a finished body reads at once");
+        };
+        let expected: Vec<u8> = (0..300)
+            .map(|i| i as u8)
+            .chain(b"tail".iter().copied())
+            .collect();
+        assert_eq!(whole, expected);
+    }
 }

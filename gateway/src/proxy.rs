@@ -26,7 +26,7 @@ pub use forwarding::Forwarding;
 use crate::{
     auth::{AuthError, Authenticator, LastToken, Verified},
     body::{
-        caused_by, full, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody,
+        caused_by, full, read_whole, BodyTooLarge, GatewayBody, Guarded, LimitedBody, UpstreamBody,
         WithoutTrailers,
     },
     config::Limits,
@@ -209,13 +209,13 @@ impl Proxy {
             Bytes::new()
         } else {
             let limited = LimitedBody::new(body, limits.max_body_bytes);
-            match tokio::time::timeout(limits.upstream_timeout, limited.collect()).await {
+            match tokio::time::timeout(limits.upstream_timeout, read_whole(limited)).await {
                 Err(_elapsed) => return Err(GatewayError::BodyTimeout),
                 Ok(Err(error)) if caused_by::<BodyTooLarge>(&*error) => {
                     return Err(GatewayError::BodyTooLarge)
                 }
                 Ok(Err(_)) => return Err(GatewayError::IncompleteBody),
-                Ok(Ok(collected)) => collected.to_bytes(),
+                Ok(Ok(whole)) => whole,
             }
         };
         self.sign(exchange, forwarding, head, BodyDigest::of(&bytes));
