@@ -31,6 +31,9 @@ use crate::{
 
 /// A response head larger than this is refused as a bad upstream answer.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+/// The most room a signed body's read reserves ahead of the bytes that have come: the buffer
+/// grows by at most this much (or doubles, as `BytesMut` does) as the body arrives.
+const BODY_READ_STEP: usize = 64 * 1024;
 
 /// Why an exchange with an upstream failed.
 #[derive(Debug, thiserror::Error)]
@@ -145,8 +148,10 @@ impl Connection<'_> {
     async fn buffer_body(&mut self, len: u64) -> Result<BodyDigest, GatewayError> {
         // The caller checked `len` against MAX_BODY_BYTES, a usize-sized limit.
         let len = usize::try_from(len).map_err(|_| GatewayError::BodyTooLarge)?;
-        self.buf.reserve(len.saturating_sub(self.buf.len()));
         while self.buf.len() < len {
+            // Room for what is still to come, a step at a time: a head declaring the largest
+            // body allowed does not get it reserved before a byte of it arrives.
+            self.buf.reserve((len - self.buf.len()).min(BODY_READ_STEP));
             match self.client.read_buf(&mut self.buf).await {
                 Ok(0) | Err(_) => return Err(GatewayError::IncompleteBody),
                 Ok(_) => {}
