@@ -1,7 +1,8 @@
 //! What the differential suite asserts. `compare`: both engines gave the client the same
 //! status classes and sent the upstreams the same requests. `invariants`, for each engine on
 //! every input: a request reaches the task API only with the gateway's fresh credential for
-//! the token's user and at that user's path, no client identity header reaches any upstream,
+//! the token's user and at that user's path, and without the client's `Authorization` or
+//! `Cookie`; no client identity header reaches any upstream,
 //! nothing reaches the public upstream outside its prefix, the upstreams never see more
 //! requests than the client got answers, and the gateway never hangs.
 
@@ -117,6 +118,15 @@ pub fn invariants(observed: &Observed, side: &Side, case: &Case) -> Vec<String> 
             fail(format!(
                 "task API request with identity headers {identity:?}"
             ));
+        }
+        // The client's credentials stay at the gateway (`FORWARD_AUTHORIZATION` is off here):
+        // the signed identity alone says who asks.
+        if let Some((name, _)) = request
+            .headers
+            .iter()
+            .find(|(name, _)| name == "authorization" || name == "cookie")
+        {
+            fail(format!("task API request carried the client's {name:?}"));
         }
         let path = request.target.split('?').next().unwrap_or_default();
         let own = format!("/api/{USER}");

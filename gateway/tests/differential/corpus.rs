@@ -340,6 +340,15 @@ fn settled() -> Vec<Case> {
             (0..1000).map(|i| format!("x{i}")).collect::<Vec<_>>().join(",")
         ))
         .expect(json_refusal),
+        // Better Auth's session cookie, in spellings a browser never sends, beside the token:
+        // neither reaches the task API (the invariants check every case for it).
+        Case::new("settled: the session cookie stays at the gateway", format!(
+            "{API}COOKIE: better-auth.session_token=s\r\ncOoKiE: theme=dark\r\nContent-Length: 2\r\n\r\n{{}}"
+        ))
+        .expect(|o| match o.protected.first() {
+            Some(seen) if seen.headers.iter().all(|(n, _)| n != "cookie") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }),
         // RFC 9113 §3.4: no switch to HTTP/2 once a connection has spoken HTTP/1.1, even when
         // what follows a request is exactly the preface.
         Case::new("settled: the HTTP/2 preface after a request is not HTTP/2", "GET /api/auth/one HTTP/1.1\r\nHost: gw\r\n\r\nPRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
