@@ -12,7 +12,7 @@ use std::{
 };
 
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use tokio_postgres::{Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
 
 pub use proto_shared::postgres_tls::{Tls, TlsError, TrustedCas};
 
@@ -239,6 +239,14 @@ impl From<tokio_postgres::Error> for SessionError {
     }
 }
 
+/// The first row of a simple query's answer (the rest of it is command tags).
+pub(crate) fn first_row(answer: &[SimpleQueryMessage]) -> Option<&SimpleQueryRow> {
+    answer.iter().find_map(|message| match message {
+        SimpleQueryMessage::Row(row) => Some(row),
+        _ => None,
+    })
+}
+
 /// Whether the login (`session_user`, not `current_user`: behind a transaction-mode pooler this
 /// query may run on a server connection that another client's set-up left switched to
 /// [`RLS_ROLE`]) could bypass row-level security.
@@ -272,11 +280,7 @@ async fn prepare_session(
         return Ok(());
     }
     let answer = client.simple_query(&switch_and_check()).await?;
-    let row = answer.iter().find_map(|message| match message {
-        SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    });
-    match row {
+    match first_row(&answer) {
         Some(row) if row.get(1) == Some("f") => {}
         // Anything but a plain "cannot" is refused.
         row => {

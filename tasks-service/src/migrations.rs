@@ -4,7 +4,9 @@
 
 use std::fmt;
 
-use tokio_postgres::{Client, SimpleQueryMessage};
+use tokio_postgres::Client;
+
+use crate::db::first_row;
 
 /// One migration: its version (order), name and SQL.
 #[derive(Debug, Clone, Copy)]
@@ -118,11 +120,7 @@ pub async fn row_security_lapse(
          SELECT FROM pg_policy p WHERE p.polrelid = c.oid AND p.polname = 'tasks_owner_only'\
          ) FROM pg_class c WHERE c.oid = to_regclass('tasks')";
     let answer = client.simple_query(CHECK).await?;
-    let row = answer.iter().find_map(|message| match message {
-        SimpleQueryMessage::Row(row) => Some(row),
-        _ => None,
-    });
-    let lapse = match row {
+    let lapse = match first_row(&answer) {
         None => RowSecurityLapse {
             table_missing: true,
             disabled: true,
