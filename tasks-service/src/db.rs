@@ -12,7 +12,7 @@ use std::{
 };
 
 use deadpool_postgres::{HookError, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
+use tokio_postgres::{error::SqlState, Client, NoTls, SimpleQueryMessage, SimpleQueryRow};
 
 pub use proto_shared::postgres_tls::{Tls, TlsError, TrustedCas};
 
@@ -203,6 +203,11 @@ pub fn build_pool(
                         SessionError::CanBypassRls(role) => HookError::message(format!(
                             "database role {role} can bypass row-level security even after SET ROLE {RLS_ROLE}"
                         )),
+                        SessionError::MayNotSwitch => HookError::message(format!(
+                            "the database session can bypass row-level security (its login, or \
+                             the role it starts as) and its login may not SET ROLE {RLS_ROLE}: \
+                             log in as a role that cannot bypass it, or GRANT {RLS_ROLE} TO the login"
+                        )),
                     })
             })
         }))
@@ -231,6 +236,10 @@ fn detect_dead_peers(config: &mut tokio_postgres::Config) {
 enum SessionError {
     Db(tokio_postgres::Error),
     CanBypassRls(String),
+    /// The session could bypass the policy and its login may not `SET ROLE` [`RLS_ROLE`]: a
+    /// login that is not a superuser but starts as one (migration 0002 grants the role only
+    /// to the role it runs as).
+    MayNotSwitch,
 }
 
 impl From<tokio_postgres::Error> for SessionError {
@@ -247,11 +256,15 @@ pub(crate) fn first_row(answer: &[SimpleQueryMessage]) -> Option<&SimpleQueryRow
     })
 }
 
-/// Whether the login (`session_user`, not `current_user`: behind a transaction-mode pooler this
-/// query may run on a server connection that another client's set-up left switched to
-/// [`RLS_ROLE`]) could bypass row-level security.
-const LOGIN_BYPASSES_RLS: &str =
-    "SELECT rolsuper OR rolbypassrls FROM pg_roles WHERE rolname = session_user";
+/// Whether the login or the role its session starts as could bypass row-level security.
+///
+/// `session_user`, because behind a transaction-mode pooler this query may run on a server
+/// connection that another client's set-up left switched to [`RLS_ROLE`], which cannot; and
+/// `current_user` as well, because a session can start as a more privileged role than its
+/// login (`options=-c role=postgres` in the URL, `ALTER ROLE app SET role = ...`), and it is
+/// that role the statements run as. An answer of no row at all counts as "could" (fail closed).
+const LOGIN_BYPASSES_RLS: &str = "SELECT coalesce(bool_or(rolsuper OR rolbypassrls), true) \
+     FROM pg_roles WHERE rolname IN (session_user, current_user)";
 
 /// The switch and the proof that it took, sent as one simple-query message: one implicit
 /// transaction, so one server connection even behind a transaction-mode pooler.
@@ -279,7 +292,12 @@ async fn prepare_session(
     if !row.get::<_, bool>(0) {
         return Ok(());
     }
-    let answer = client.simple_query(&switch_and_check()).await?;
+    let answer = match client.simple_query(&switch_and_check()).await {
+        Err(e) if e.code() == Some(&SqlState::INSUFFICIENT_PRIVILEGE) => {
+            return Err(SessionError::MayNotSwitch);
+        }
+        answer => answer?,
+    };
     match first_row(&answer) {
         Some(row) if row.get(1) == Some("f") => {}
         // Anything but a plain "cannot" is refused.

@@ -11,8 +11,8 @@ use tokio_postgres::error::SqlState;
 use crate::{
     cluster::PrivateCluster,
     helpers::{
-        admin_client, create_database, spawn_app, spawn_app_with, test_settings, url_for, Answer,
-        ADMIN_URL,
+        admin_client, create_database, spawn_app, spawn_app_with, start_app, test_settings,
+        url_for, Answer, ADMIN_URL,
     },
 };
 
@@ -143,6 +143,69 @@ async fn the_service_refuses_to_start_if_its_role_could_bypass_the_policy() {
         message.contains("can bypass row-level security"),
         "{message}"
     );
+}
+
+/// A login that cannot bypass the policy may still start its sessions as a role that can
+/// (`options=-c role=...` in the URL, `ALTER ROLE ... SET role`), and the statements run as that
+/// role: it is the one judged. Without the membership to switch away from it the service refuses
+/// to start; with it, pooled connections run as `tasks_rls` and an unscoped query sees nothing.
+#[tokio::test]
+async fn a_login_that_starts_as_a_privileged_role_is_judged_by_that_role() {
+    let login = format!("tasks_login_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin_client(ADMIN_URL).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE ROLE {login} LOGIN NOSUPERUSER NOBYPASSRLS; GRANT postgres TO {login}"
+        ))
+        .await
+        .unwrap();
+    let db_name = create_database(ADMIN_URL).await;
+    let url = format!("postgres://{login}@127.0.0.1:5432/{db_name}?options=-c%20role%3Dpostgres");
+
+    let message = Application::build(test_settings(&url))
+        .await
+        .expect_err("a session that starts as a superuser and cannot switch is refused")
+        .to_string();
+    assert!(message.starts_with("DATABASE_URL:"), "{message}");
+    assert!(message.contains("may not SET ROLE tasks_rls"), "{message}");
+
+    admin
+        .batch_execute(&format!("GRANT tasks_rls TO {login}"))
+        .await
+        .unwrap();
+    let app = start_app(ADMIN_URL, db_name, &url, |_| {}).await;
+    for user in ["alice", "bob"] {
+        app.user(user).create_titled(user).await;
+    }
+    let mut client = app.state.store.pool().get().await.unwrap();
+    let tx = client.transaction().await.unwrap();
+    let row = tx
+        .query_one("SELECT current_user::text, count(*) FROM tasks", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "tasks_rls");
+    assert_eq!(
+        row.get::<_, i64>(1),
+        0,
+        "an unscoped query sees no one's rows"
+    );
+    drop(tx);
+    drop(client);
+    drop(app);
+    // The role owns nothing (its sessions created everything as postgres) and its grants go
+    // with it; the app's drop has ended its sessions with the database, but retry a moment in
+    // case the server has not yet let go of them.
+    for _ in 0..100 {
+        if admin
+            .batch_execute(&format!("DROP ROLE {login}"))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("role {login} could not be dropped");
 }
 
 /// Behind a transaction-mode pooler (PgBouncer, a managed database's `-pooler` host) a request
