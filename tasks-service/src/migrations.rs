@@ -34,6 +34,19 @@ pub const MIGRATIONS: &[Migration] = &[
 /// Advisory locks are per database, so instances on other databases do not wait.
 const LOCK_KEY: i64 = 0x7461_736b_735f_6d67; // "tasks_mg"
 
+/// The database's encoding where it is not UTF8, which the service refuses to start on: the
+/// table's checks count characters with `char_length` and match control characters by code
+/// point, as `Title::parse` does, which holds only in UTF8. Under `SQL_ASCII` a valid title of
+/// 200 accented letters counts 400 and `€` holds a byte the control-character check matches;
+/// under `LATIN1` most of Unicode cannot be stored at all: each would be a 500 per request.
+pub async fn encoding_not_utf8(client: &Client) -> Result<Option<String>, tokio_postgres::Error> {
+    let answer = client.simple_query("SHOW server_encoding").await?;
+    let encoding = first_row(&answer)
+        .and_then(|row| row.get(0))
+        .unwrap_or_default();
+    Ok((encoding != "UTF8").then(|| encoding.to_owned()))
+}
+
 /// Applies every migration not yet recorded, in one transaction; returns the versions applied.
 pub async fn run(client: &mut Client) -> Result<Vec<i32>, tokio_postgres::Error> {
     let tx = client.transaction().await?;

@@ -51,6 +51,11 @@ pub enum StartupError {
         target: String,
         lapse: migrations::RowSecurityLapse,
     },
+    #[error(
+        "DATABASE_URL: the database at {target} is encoded as {encoding}; tasks-service needs \
+         UTF8 (titles are checked as Unicode characters): create it with ENCODING 'UTF8'"
+    )]
+    Encoding { target: String, encoding: String },
     #[error("DATABASE_URL: pooled connections to {target} are unusable: {source}")]
     Pool { target: String, source: StoreError },
     #[error(transparent)]
@@ -65,7 +70,8 @@ pub struct Application {
 }
 
 impl Application {
-    /// Connects to the database (failing fast if it is unreachable), applies migrations,
+    /// Connects to the database (failing fast if it is unreachable), refuses one not encoded
+    /// in UTF8, applies migrations,
     /// checks that row-level security on `tasks` is still enabled, forced and has its policy,
     /// opens the pool and proves a pooled connection cannot bypass row-level security.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
@@ -87,6 +93,16 @@ impl Application {
                 target: target.clone(),
                 source,
             })?;
+        // Before anything is created in it.
+        let encoding = migrations::encoding_not_utf8(&client)
+            .await
+            .map_err(|source| StartupError::Migrate {
+                target: target.clone(),
+                source,
+            })?;
+        if let Some(encoding) = encoding {
+            return Err(StartupError::Encoding { target, encoding });
+        }
         let applied =
             migrations::run(&mut client)
                 .await

@@ -76,3 +76,43 @@ async fn the_owner_of_its_database_without_createrole_migrates_and_serves() {
         .await
         .unwrap();
 }
+
+/// The table's checks count characters as Unicode code points, which holds only in a UTF8
+/// database: on another encoding a valid title would be refused by the database (a 500), so the
+/// service refuses to start there, before creating anything in it.
+#[tokio::test]
+async fn a_database_not_encoded_in_utf8_is_refused_before_anything_is_created() {
+    let name = format!("tasks_test_{}", uuid::Uuid::new_v4().simple());
+    let admin = admin_client(ADMIN_URL).await;
+    admin
+        .batch_execute(&format!(
+            "CREATE DATABASE {name} ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' \
+             TEMPLATE template0"
+        ))
+        .await
+        .unwrap();
+    let url = url_for(ADMIN_URL, &name);
+
+    let message = Application::build(test_settings(&url))
+        .await
+        .expect_err("a SQL_ASCII database is refused")
+        .to_string();
+    assert!(message.starts_with("DATABASE_URL:"), "{message}");
+    assert!(message.contains("is encoded as SQL_ASCII"), "{message}");
+    assert!(message.contains("ENCODING 'UTF8'"), "{message}");
+    let tables: i64 = admin_client(&url)
+        .await
+        .query_one(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(tables, 0, "nothing was created");
+
+    admin
+        .batch_execute(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .await
+        .unwrap();
+}
