@@ -2,10 +2,12 @@
 
 use proto_shared::{FieldError, SortOrder, StatusFilter, TaskId};
 
-/// Parses the `{id}` path segment: a positive 64-bit integer.
+/// Parses the `{id}` path segment, still percent-encoded: a positive 64-bit integer. Decoded
+/// first, since FastAPI routes on the decoded path (`/tasks/%31` is task 1).
 pub fn parse_task_id(raw: &str) -> Result<TaskId, Vec<FieldError>> {
     let loc = ["path", "task_id"];
-    match parse_int(raw) {
+    let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+    match parse_int(&decoded) {
         IntParse::Value(id) if id > 0 => Ok(id),
         IntParse::Value(_) | IntParse::BelowRange => Err(vec![FieldError::new(
             &loc,

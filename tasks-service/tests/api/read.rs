@@ -126,6 +126,34 @@ async fn getting_a_missing_task_is_404() {
     assert_eq!(answer.detail(), "Task not found");
 }
 
+/// FastAPI matches its routes against the decoded path, so a task id spelled with escapes is
+/// that task, as every client that escapes more than it must expects.
+#[tokio::test]
+async fn a_task_id_spelled_with_percent_escapes_is_that_task() {
+    let app = spawn_app().await;
+    let alice = app.user("alice");
+    let id = alice.create_titled("escaped").await;
+    let spelled: String = id
+        .to_string()
+        .bytes()
+        .map(|d| format!("%{d:02X}"))
+        .collect();
+    let answer = alice
+        .send(http::Method::GET, &alice.path(&format!("/{spelled}")), None)
+        .await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.body["id"], id);
+    // Decoded, what is not an integer is still refused as one.
+    let answer = alice
+        .send(http::Method::GET, &alice.path("/%31%2E5"), None)
+        .await;
+    assert_eq!(answer.status, 422, "{answer:?}");
+    assert_eq!(
+        answer.field_errors(),
+        [("path.task_id".to_owned(), "int_parsing".to_owned())]
+    );
+}
+
 #[tokio::test]
 async fn task_ids_that_are_not_positive_integers_are_422() {
     let app = spawn_app().await;
