@@ -29,7 +29,7 @@ pub use claims::{SESSION_CACHE_AUDIENCE, SESSION_CACHE_TYP};
 #[cfg(test)]
 pub(crate) use claims::unexpired;
 
-use crate::jwks::{JwksCache, JwksConfig, KeySet, VerifyingKey};
+use crate::jwks::{JwksCache, JwksConfig, KeySet, KeysUnavailable, VerifyingKey};
 use crate::revocation::{self, FeedHealth, Refusal, RevocationConfig, Revocations, TokenFacts};
 use claims::ClaimRules;
 use jwt::Jws;
@@ -315,11 +315,14 @@ impl Authenticator {
             // unknown-kid gate (at most one per cooldown, however many tokens ask), then
             // once more against the new set. Refusals are never cached: a token refused
             // here is judged afresh next time.
-            Err(first) => match inner.jwks.refresh_for_unknown_kid().await {
-                Some(fresh) if !Arc::ptr_eq(&fresh, &keys) => {
+            Err(first) => match inner.jwks.refresh_for_unknown_kid(&keys).await {
+                Ok(fresh) if !Arc::ptr_eq(&fresh, &keys) => {
                     verifying_key(&jws, &fresh).map_err(|err| refused(&jws, err))?
                 }
-                _ => return Err(refused(&jws, first)),
+                Ok(_) => return Err(refused(&jws, first)),
+                // The set outlived its stale-if-error bound during the wait: as at the door,
+                // 503, not a 401 that would tell the client to drop a token it may keep.
+                Err(KeysUnavailable) => return Err(AuthError::KeysUnavailable),
             },
         };
         claims::check_type(jws.typ.as_deref()).map_err(|err| refused(&jws, err))?;

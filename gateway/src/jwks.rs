@@ -316,9 +316,18 @@ impl JwksCache {
     /// under its `kid` verifies (the key may have been replaced). Asks for an early fetch: at
     /// once, or if one was asked for within the cooldown, at the cooldown's end (one trailing
     /// fetch for everyone who asks meanwhile). Waits for the fetch that answers it, bounded,
-    /// and returns the set as it then is. Returns at once with the current set when
-    /// `MAX_UNKNOWN_KID_WAITERS` requests are already waiting.
-    pub async fn refresh_for_unknown_kid(&self) -> Option<Arc<KeySet>> {
+    /// and returns the set as it then is: no longer usable, if the issuer's outage outlasted
+    /// the stale-if-error bound meanwhile. Returns at once with the current set when
+    /// `MAX_UNKNOWN_KID_WAITERS` requests are already waiting, or when the set is no longer
+    /// `seen`, the one the caller looked in: a fetch answered it since.
+    pub async fn refresh_for_unknown_kid(
+        &self,
+        seen: &Arc<KeySet>,
+    ) -> Result<Arc<KeySet>, KeysUnavailable> {
+        let current = self.current()?;
+        if !Arc::ptr_eq(&current, seen) {
+            return Ok(current);
+        }
         let shared = &self.shared;
         let (target, due) = {
             // std Mutex: a few loads and stores, never held across `.await`.
@@ -348,14 +357,14 @@ impl JwksCache {
         };
         let Ok(_waiting) = shared.waiters.try_acquire() else {
             shared.metrics.unknown_kid_refused.inc();
-            return self.current().ok();
+            return self.current();
         };
         let mut completed = shared.completed.subscribe();
         let wait = due.saturating_duration_since(Instant::now())
             + UNKNOWN_KID_MAX_WAIT.min(shared.config.fetch_timeout);
         // A timeout or a closed channel both mean: answer with what we have.
         let _ = tokio::time::timeout(wait, completed.wait_for(|done| *done >= target)).await;
-        self.current().ok()
+        self.current()
     }
 
     /// At `due`, asks the refresher for fetch number `target`, unless a fetch started since

@@ -40,6 +40,12 @@ fn cache_with_fake_refresher(fetch_takes: Option<Duration>) -> JwksCache {
     cache
 }
 
+/// What a request does with a kid its set does not hold: asks, having looked in the current set.
+async fn ask(cache: &JwksCache) -> Result<Arc<KeySet>, super::KeysUnavailable> {
+    let seen = cache.current().expect("a set is loaded");
+    cache.refresh_for_unknown_kid(&seen).await
+}
+
 fn fetches(cache: &JwksCache) -> u64 {
     cache.shared.started.load(Ordering::SeqCst)
 }
@@ -48,12 +54,8 @@ fn fetches(cache: &JwksCache) -> u64 {
 async fn concurrent_unknown_kids_share_one_fetch_then_one_trailing_fetch_per_cooldown() {
     let cache = cache_with_fake_refresher(Some(Duration::from_millis(300)));
     let started = Instant::now();
-    let (a, b, c) = tokio::join!(
-        cache.refresh_for_unknown_kid(),
-        cache.refresh_for_unknown_kid(),
-        cache.refresh_for_unknown_kid(),
-    );
-    assert!(a.is_some() && b.is_some() && c.is_some());
+    let (a, b, c) = tokio::join!(ask(&cache), ask(&cache), ask(&cache),);
+    assert!(a.is_ok() && b.is_ok() && c.is_ok());
     assert_eq!(fetches(&cache), 1);
     assert_eq!(
         started.elapsed(),
@@ -65,11 +67,11 @@ async fn concurrent_unknown_kids_share_one_fetch_then_one_trailing_fetch_per_coo
     // every unknown kid that arrives meanwhile.
     tokio::time::advance(Duration::from_secs(28)).await;
     let before = Instant::now();
-    let (a, b) = tokio::join!(cache.refresh_for_unknown_kid(), async {
+    let (a, b) = tokio::join!(ask(&cache), async {
         tokio::time::advance(Duration::from_millis(500)).await;
-        cache.refresh_for_unknown_kid().await
+        ask(&cache).await
     });
-    assert!(a.is_some() && b.is_some());
+    assert!(a.is_ok() && b.is_ok());
     assert_eq!(fetches(&cache), 2, "one trailing fetch for both");
     // The cooldown ends 30 s after the first fetch was asked for; the fetch takes 300 ms.
     assert_eq!(
@@ -82,7 +84,7 @@ async fn concurrent_unknown_kids_share_one_fetch_then_one_trailing_fetch_per_coo
 
     // The next cooldown runs from the trailing fetch: its own trailing fetch 30 s on.
     let before = Instant::now();
-    assert!(cache.refresh_for_unknown_kid().await.is_some());
+    assert!(ask(&cache).await.is_ok());
     assert_eq!(fetches(&cache), 3);
     assert_eq!(before.elapsed(), Duration::from_secs(30));
 }
@@ -95,13 +97,11 @@ async fn a_steady_stream_of_unknown_kids_costs_one_fetch_per_cooldown() {
     let mut callers = Vec::new();
     for _ in 0..950 {
         let cache = cache.clone();
-        callers.push(tokio::spawn(async move {
-            cache.refresh_for_unknown_kid().await
-        }));
+        callers.push(tokio::spawn(async move { ask(&cache).await }));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     for caller in callers {
-        assert!(caller.await.unwrap().is_some());
+        assert!(caller.await.unwrap().is_ok());
     }
     // Fetches asked for at 0, 30, 60 and 90 s, then the last callers' trailing one at 120 s.
     assert_eq!(fetches(&cache), 5, "{:?}", started.elapsed());
@@ -113,17 +113,17 @@ async fn beyond_the_waiter_bound_an_unknown_kid_is_answered_at_once() {
     let waiting: Vec<_> = (0..super::MAX_UNKNOWN_KID_WAITERS)
         .map(|_| {
             let cache = cache.clone();
-            tokio::spawn(async move { cache.refresh_for_unknown_kid().await })
+            tokio::spawn(async move { ask(&cache).await })
         })
         .collect();
     // Let every waiter take its place.
     tokio::time::sleep(Duration::from_millis(1)).await;
     let before = Instant::now();
-    assert!(cache.refresh_for_unknown_kid().await.is_some());
+    assert!(ask(&cache).await.is_ok());
     assert_eq!(before.elapsed(), Duration::ZERO, "answered without waiting");
     assert_eq!(cache.shared.metrics.unknown_kid_refused.get(), 1);
     for waiter in waiting {
-        assert!(waiter.await.unwrap().is_some());
+        assert!(waiter.await.unwrap().is_ok());
     }
     assert_eq!(fetches(&cache), 1);
 }
@@ -133,13 +133,29 @@ async fn waiting_for_a_stalled_fetch_is_bounded() {
     let cache = cache_with_fake_refresher(None);
     let started = Instant::now();
     // The answer is the set as it is: the caller then refuses the unknown kid.
-    assert!(cache.refresh_for_unknown_kid().await.is_some());
+    assert!(ask(&cache).await.is_ok());
     assert_eq!(started.elapsed(), Duration::from_secs(2));
     // A second caller during the cooldown shares the still-pending fetch, bounded too.
     let again = Instant::now();
-    assert!(cache.refresh_for_unknown_kid().await.is_some());
+    assert!(ask(&cache).await.is_ok());
     assert_eq!(again.elapsed(), Duration::from_secs(2));
     assert_eq!(fetches(&cache), 1);
+}
+
+/// A request looks in the set, misses, then asks: if a fetch has swapped the set in between
+/// (a key rotation that many requests meet at once), the new set is its answer at once, with
+/// no fetch asked for and no wait for one.
+#[tokio::test(start_paused = true)]
+async fn a_caller_whose_set_was_replaced_since_it_looked_is_answered_at_once() {
+    let cache = cache_with_fake_refresher(Some(Duration::from_millis(300)));
+    let seen = cache.current().unwrap();
+    cache.store(KeySet::default(), REFRESH);
+    let before = Instant::now();
+    let answer = cache.refresh_for_unknown_kid(&seen).await.unwrap();
+    assert!(!Arc::ptr_eq(&answer, &seen), "the set as it now is");
+    assert_eq!(before.elapsed(), Duration::ZERO, "answered without waiting");
+    assert_eq!(fetches(&cache), 0);
+    assert_eq!(cache.shared.metrics.unknown_kid_fetches.get(), 0);
 }
 
 /// An issuer for the real refresher: up or down, answering after `takes`, with an optional
@@ -320,7 +336,7 @@ async fn a_failing_issuer_keeps_the_set_for_stale_if_error_after_its_refresh_was
     tokio::time::sleep_until(fetched_at + Duration::from_secs(1)).await;
     issuer.set_down(true);
     let fetches = issuer.fetches();
-    assert!(cache.refresh_for_unknown_kid().await.is_some());
+    assert!(ask(&cache).await.is_ok());
     assert_eq!(issuer.fetches(), fetches + 1, "an early fetch");
     assert_eq!(cache.shared.metrics.failures.get(), 1);
     // Still served up to its due refresh, and stale-if-error after: the due refresh, started

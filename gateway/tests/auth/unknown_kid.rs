@@ -90,6 +90,39 @@ async fn ten_thousand_unknown_kids_cost_one_fetch_while_valid_tokens_keep_workin
     assert_eq!(auth.metric("gateway_jwks_unknown_kid_fetches_total"), 2.0);
 }
 
+/// The issuer fails while an unknown kid waits for its fetch, and with it the set's last chance
+/// (no stale-if-error grace here): the answer is 503, keys unavailable, as for every token once
+/// the set is gone; not a 401 telling the client to throw away a token that may be good.
+#[tokio::test]
+async fn a_set_that_expires_while_an_unknown_kid_waits_answers_unavailable() {
+    let issuer = Issuer::start().await;
+    let mut config = config(&issuer);
+    config.jwks.refresh_interval = Duration::from_millis(200);
+    config.jwks.stale_if_error = Duration::ZERO;
+    config.jwks.fetch_timeout = Duration::from_secs(60);
+    let auth = std::sync::Arc::new(TestAuth::ready(config).await);
+    let (release, gate) = tokio::sync::watch::channel(false);
+    issuer.set_behaviour(Behaviour::HeldThenStatus(gate, 500));
+    // The due refresh is in flight, held: the set serves until it fails.
+    issuer.wait_for_fetches(2).await;
+    assert!(auth.auth.is_ready());
+
+    let asking = {
+        let auth = auth.clone();
+        let token = token_with_kid(&issuer, "rotated-in");
+        tokio::spawn(async move { auth.check(&token).await })
+    };
+    // Once it has asked for its fetch, the held refresh fails, and the set with it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while auth.metric("gateway_jwks_unknown_kid_fetches_total") < 1.0 {
+        assert!(tokio::time::Instant::now() < deadline, "never asked");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    release.send(true).unwrap();
+    assert_eq!(asking.await.unwrap(), Err(AuthError::KeysUnavailable));
+    assert!(!auth.auth.is_ready());
+}
+
 #[tokio::test]
 async fn after_the_cooldown_an_unknown_kid_may_fetch_again() {
     let issuer = Issuer::start().await;

@@ -54,6 +54,9 @@ pub enum Behaviour {
     /// Answers normally once the test releases the gate (sends `true`), so a test decides
     /// exactly how long a fetch stays in flight instead of guessing with a delay.
     Held(tokio::sync::watch::Receiver<bool>),
+    /// Holds the fetch like `Held`, then answers with this status: a fetch in flight that fails
+    /// when the test says.
+    HeldThenStatus(tokio::sync::watch::Receiver<bool>, u16),
 }
 
 struct State {
@@ -265,6 +268,15 @@ async fn serve(listener: TcpListener, state: Arc<Mutex<State>>, fetches: Arc<Ato
     }
 }
 
+/// `status` with a small JSON error body.
+fn failure(status: u16) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full(r#"{"message":"internal error"}"#))
+        .unwrap()
+}
+
 async fn answer(
     request: Request<hyper::body::Incoming>,
     state: &Mutex<State>,
@@ -282,12 +294,10 @@ async fn answer(
             let _ = gate.wait_for(|released| *released).await;
         }
         Behaviour::Stall => std::future::pending::<()>().await,
-        Behaviour::Status(status) => {
-            return Response::builder()
-                .status(status)
-                .header("content-type", "application/json")
-                .body(full(r#"{"message":"internal error"}"#))
-                .unwrap();
+        Behaviour::Status(status) => return failure(status),
+        Behaviour::HeldThenStatus(mut gate, status) => {
+            let _ = gate.wait_for(|released| *released).await;
+            return failure(status);
         }
         Behaviour::Garbage => {
             return Response::new(full("<html>not a key set</html>"));
