@@ -49,7 +49,7 @@ use self::{
 };
 use crate::{
     auth::LastToken,
-    connection::{Counted, Handoff, OwnHandoff, Replay, Slot},
+    connection::{Counted, Handoff, OwnHandoff, Replay, Slot, CLOSING_GRACE},
     proxy::{Proxy, Step},
     request::ClientAddr,
 };
@@ -430,6 +430,8 @@ impl<'p> Connection<'p> {
         timers.idle.set(now + limits.idle_timeout);
         timers.release.set(now + RELEASE_AFTER);
         let mut head_started = false;
+        // Whether a head begun before the connection was asked to close has heard of it.
+        let mut closing_heard = false;
         if self.buf.is_empty() {
             self.slot.idle(now.into_std());
         }
@@ -467,19 +469,35 @@ impl<'p> Connection<'p> {
             };
             let read = tokio::select! {
                 biased;
-                read = read_more(&mut self.client, &mut self.buf) => read,
-                () = timers.draining.as_mut(), if !head_started => {
-                    // A request may have arrived that the runtime has not yet seen: closing
-                    // on it would reset the connection under a request the client already
-                    // sent. Take it (its answer closes the connection); else close.
-                    match read_unreported(&self.client, &mut self.buf) {
-                        Some(n) => Ok(n),
-                        None => return Err(Ended::Closed),
+                read = read_more(&mut self.client, &mut self.buf) => Some(read),
+                () = timers.draining.as_mut(), if !head_started || !closing_heard => {
+                    if head_started {
+                        // A head begun: a draining gateway lets it finish within the
+                        // header-read timeout, but a connection shed to make room no longer
+                        // counts against the cap, so it gets `CLOSING_GRACE`, as on hyper.
+                        closing_heard = true;
+                        if self.slot.was_shed() {
+                            let grace = tokio::time::Instant::now()
+                                + CLOSING_GRACE.min(limits.header_read_timeout);
+                            if grace < timers.head.deadline() {
+                                timers.head.as_mut().reset(grace);
+                            }
+                        }
+                        None
+                    } else {
+                        // A request may have arrived that the runtime has not yet seen:
+                        // closing on it would reset the connection under a request the client
+                        // already sent. Take it (its answer closes the connection); else close.
+                        match read_unreported(&self.client, &mut self.buf) {
+                            Some(n) => Some(Ok(n)),
+                            None => return Err(Ended::Closed),
+                        }
                     }
                 }
                 () = timers.release.wait(), if may_release => return Err(Ended::Idle),
                 () = deadline => return Err(Ended::Closed),
             };
+            let Some(read) = read else { continue };
             if !matches!(read, Ok(n) if n > 0) {
                 return Err(Ended::Closed);
             }

@@ -146,6 +146,12 @@ impl Application {
         })
     }
 
+    /// The request handler the listeners will serve with: for tests that drive an engine over
+    /// a connection of their own.
+    pub fn proxy(&self) -> &Proxy {
+        &self.proxy
+    }
+
     /// The address actually bound (the port is the kernel's choice when 0 was asked for).
     pub fn address(&self) -> SocketAddr {
         self.address

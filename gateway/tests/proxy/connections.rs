@@ -417,3 +417,112 @@ async fn a_connection_back_from_idle_reads_split_and_pipelined_requests() {
     let users: Vec<String> = seen[seen.len() - 2..].iter().map(proven_user).collect();
     assert_eq!(users, ["alice", "bob"], "{ENGINE:?}");
 }
+
+/// One connection served by the lean engine directly, over a socket pair, holding part of a
+/// head (`GET /api/auth/session HTTP/1.1\r\nHo`) that it has not parsed yet, as a connection
+/// admitted in a burst does before its task first runs, and already asked to close: shed to
+/// make room when `shed`, else because the gateway drains. Returns the engine's outcome (or
+/// `None` after `within`) and what the client read.
+async fn serve_a_partial_head_asked_to_close(
+    shed: bool,
+    rest: Option<&[u8]>,
+    within: Duration,
+) -> (Option<gateway::http1::Outcome>, Vec<u8>) {
+    use gateway::{
+        connection::{Connections, Replay},
+        http1,
+        metrics::Metrics,
+        request::ClientAddr,
+        Application,
+    };
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_util::sync::CancellationToken;
+
+    let issuer = crate::support::issuer::Issuer::start().await;
+    let upstream = crate::upstream::EchoUpstream::start().await;
+    let mut settings = crate::helpers::test_settings(&issuer, &upstream);
+    settings.limits.header_read_timeout = Duration::from_secs(30);
+    let application = Application::build(settings).await.expect("gateway builds");
+
+    let draining = CancellationToken::new();
+    let metrics = Metrics::register(&mut prometheus_client::registry::Registry::default());
+    let connections = Connections::new(1, draining.clone(), metrics);
+    let admitted = connections.admit().expect("room");
+    let _newcomer = if shed {
+        Some(
+            connections
+                .admit()
+                .expect("room made by shedding the first"),
+        )
+    } else {
+        draining.cancel();
+        None
+    };
+    assert!(admitted.slot().closing().is_cancelled());
+    assert_eq!(admitted.slot().was_shed(), shed);
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    let (served, peer) = listener.accept().await.unwrap();
+    let peer = ClientAddr::new(peer);
+    let local = http1::Local::default();
+    let partial = b"GET /api/auth/session HTTP/1.1\r\nHo".to_vec();
+    let serving = tokio::time::timeout(
+        within,
+        http1::serve(
+            Replay::new(partial, served),
+            application.proxy(),
+            &peer,
+            admitted.slot(),
+            &local,
+        ),
+    );
+    let talking = async {
+        if let Some(rest) = rest {
+            client.write_all(rest).await.unwrap();
+        }
+        let mut read = Vec::new();
+        let _ = tokio::time::timeout(within, client.read_to_end(&mut read)).await;
+        read
+    };
+    let (outcome, read) = tokio::join!(serving, talking);
+    (outcome.ok(), read)
+}
+
+/// Shed to make room, a lean connection stops counting against the cap at once: a head it had
+/// begun gets `CLOSING_GRACE` (0.5 s) to be finished, as on hyper, not the 30 s header-read
+/// timeout during which it would hold a socket beyond `MAX_CONNECTIONS`.
+#[tokio::test]
+async fn a_lean_connection_shed_with_part_of_a_head_closes_within_the_grace() {
+    let (outcome, read) =
+        serve_a_partial_head_asked_to_close(true, None, Duration::from_secs(10)).await;
+    assert!(
+        matches!(outcome, Some(gateway::http1::Outcome::Closed)),
+        "closed within 10 s: {outcome:?}"
+    );
+    assert!(read.is_empty(), "{}", String::from_utf8_lossy(&read));
+}
+
+/// Draining is not shedding: a head begun may still be finished within the header-read
+/// timeout, and is answered, on a connection that then closes.
+#[tokio::test]
+async fn a_lean_connection_draining_may_finish_the_head_it_began() {
+    let (outcome, read) = serve_a_partial_head_asked_to_close(
+        false,
+        Some(b"st: gw\r\n\r\n"),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        matches!(outcome, Some(gateway::http1::Outcome::Closed)),
+        "{outcome:?}"
+    );
+    let read = String::from_utf8_lossy(&read);
+    assert!(read.starts_with("HTTP/1.1 200 "), "{read}");
+    assert!(
+        read.to_ascii_lowercase().contains("connection: close"),
+        "{read}"
+    );
+}
