@@ -41,3 +41,16 @@ test("the session is named and the user's own claims stay", () => {
 test("the registered names are RFC 7519's", () => {
   assert.deepEqual([...REGISTERED_CLAIMS].sort(), ["aud", "exp", "iat", "iss", "jti", "nbf", "sub"]);
 });
+
+// The guides users copy from must not teach the whole row either: a `definePayload` that
+// spreads `user` unfiltered is the fault sessionPayload exists to avoid.
+test("no guide spreads the whole user row into the JWT payload", async () => {
+  const { readFile } = await import("node:fs/promises");
+  const root = new URL("../../", import.meta.url);
+  const guides = ["README.md", "examples/nextjs/README.md", "deploy/better-auth/README.md", "clients/typescript/README.md"];
+  const spread = /definePayload\s*:\s*\(\s*\{[^}]*\}\s*\)\s*=>\s*\(\s*\{\s*\.\.\.\s*user\s*[,}]/;
+  for (const guide of guides) {
+    const text = await readFile(new URL(guide, root), "utf8");
+    assert.equal(spread.test(text), false, `${guide} spreads the user row into definePayload`);
+  }
+});
