@@ -131,7 +131,9 @@ try {
   u.pathname = "/postgres";
   adminUrl = u.toString();
 } catch {
-  fail(`DATABASE_URL is not a valid URL: ${DATABASE_URL.replace(/\/\/[^@/]*@/, "//***@")}`);
+  // Masked to the last `@`: a password with an unencoded `/` (common in base64) is exactly
+  // what makes the URL invalid, and would end a mask that stops at the first `/`.
+  fail(`DATABASE_URL is not a valid URL: ${DATABASE_URL.replace(/^([^/@]*\/\/)?.*@/s, "$1***@")}`);
 }
 
 // --------------------------------------------------------------- database --

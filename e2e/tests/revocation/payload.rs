@@ -1,17 +1,19 @@
-//! The JWT payload Better Auth signs for a session (deploy/better-auth/payload.mjs): node's
-//! own unit test, run here so the suite holds it. It takes no registered claim (`iat`, `exp`,
-//! `iss`, ...) from the user row, which Better Auth's signJWT would otherwise obey.
+//! The issuer server's own unit tests, run here so the suite holds them: the JWT payload Better
+//! Auth signs for a session (deploy/better-auth/payload.mjs) takes no registered claim (`iat`,
+//! `exp`, `iss`, ...) from the user row, which Better Auth's signJWT would otherwise obey, and
+//! no guide teaches otherwise; the server refuses a bad `DATABASE_URL` without printing its
+//! password (server.test.mjs).
 
 #[test]
-fn the_session_payload_takes_no_registered_claim_from_the_user_row() {
+fn the_issuer_servers_unit_tests_pass() {
     let dir = e2e::stack::repo_root().join("deploy/better-auth");
     let out = e2e::stack::node(&dir, "--test")
-        .arg("payload.test.mjs")
+        .args(["payload.test.mjs", "server.test.mjs"])
         .output()
         .expect("node runs");
     assert!(
         out.status.success(),
-        "node --test payload.test.mjs failed:\n{}{}",
+        "node --test payload.test.mjs server.test.mjs failed:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
