@@ -138,6 +138,8 @@ struct Metrics {
     losses: Counter,
     without_session: Counter,
     login_privileged: Gauge,
+    /// Seconds the database's clock is behind this gateway's (0 when it is not).
+    database_clock_behind: Gauge,
     /// Whether the missing `sid` was logged yet: once per process is enough to be seen.
     without_session_logged: AtomicBool,
 }
@@ -203,6 +205,12 @@ impl Revocations {
              it, bypass row-level security, read Better Auth's sessions or accounts, or is a \
              superuser)",
             metrics.login_privileged.clone(),
+        );
+        registry.register(
+            "database_clock_behind_seconds",
+            "Seconds the revocation database's clock was found behind this gateway's at the \
+             feed's last ping; revocation times are moved forward by as much",
+            metrics.database_clock_behind.clone(),
         );
         registry.register(
             "tokens_without_session",
@@ -330,16 +338,39 @@ impl Revocations {
         }
     }
 
-    /// Applies revocations; `now` expires what is past its window first.
+    /// Applies revocations stamped by the database's clock; `now` expires what is past its
+    /// window first.
     fn apply<'s>(&self, revoked: impl IntoIterator<Item = (Kind, &'s str, i64)>, now: i64) {
         let shared = &*self.shared;
+        // A revocation is remembered, and a ban compared with a token's `iat`, by this host's
+        // clock: a database clock behind it would forget a sign-out early and let a token
+        // minted just before a ban pass. Moved forward by what it was found behind (never
+        // back: a clock ahead only makes the gateway refuse more, for longer).
+        let behind = shared.metrics.database_clock_behind.get();
         let mut set = shared.set.write().unwrap_or_else(|e| e.into_inner());
         set.expire(now);
         for (kind, subject, at) in revoked {
             shared.metrics.events.inc();
-            set.revoke(kind, subject, at);
+            set.revoke(kind, subject, at.saturating_add(behind));
         }
         shared.metrics.entries.set(set.len() as i64);
+    }
+
+    /// Notes the database's clock (`database_now`, Unix seconds) read at `now` by this host's:
+    /// revocations from then on are moved forward by what it is behind. Warns when that is more
+    /// than the leeway, which the clocks of the hosts are otherwise assumed to keep within.
+    fn database_clock(&self, database_now: i64, now: i64) {
+        // Whole seconds, read apart: a second of it may be rounding, which errs the safe way.
+        let behind = now.saturating_sub(database_now).max(0);
+        let gauge = &self.shared.metrics.database_clock_behind;
+        let leeway = i64::try_from(self.shared.config.leeway.as_secs()).unwrap_or(i64::MAX);
+        if gauge.set(behind) != behind && behind > leeway {
+            tracing::warn!(
+                behind_secs = behind,
+                "the revocation database's clock is behind this host's by more than the \
+                 leeway; revocation times are moved forward by as much (synchronise the clocks)"
+            );
+        }
     }
 
     /// Forgets what is past its window (the feed calls this periodically too, so memory
@@ -568,6 +599,33 @@ mod tests {
         // What is left of its life fits in the window now; its life never did.
         assert!(stolen.expires_at - 3_700 <= 930);
         assert_eq!(r.check(stolen, 3_700), Err(Refusal::OutlivesWindow));
+    }
+
+    #[test]
+    fn a_database_clock_behind_this_hosts_moves_revocations_forward() {
+        let r = revocations();
+        r.loaded(1_000);
+        // The database's clock reads two minutes behind this host's.
+        r.database_clock(880, 1_000);
+        assert_eq!(r.shared.metrics.database_clock_behind.get(), 120);
+        // Signed out and banned now, stamped 880 by the database.
+        r.apply(
+            [(Kind::Session, "s1", 880), (Kind::User, "bob", 880)],
+            1_000,
+        );
+        // The session's token minted a moment before, living the whole window, is accepted
+        // until a leeway past its `exp` (1,960): still remembered then.
+        let signed_out = token("alice", Some("s1"), 1_000, 1_930);
+        r.expire(1_960);
+        assert_eq!(r.check(signed_out, 1_960), Err(Refusal::Revoked));
+        // Bob's token minted by this host's clock just before the ban is refused too.
+        assert_eq!(
+            r.check(token("bob", Some("s2"), 1_000, 1_900), 1_001),
+            Err(Refusal::Revoked)
+        );
+        // A clock ahead moves nothing back.
+        r.database_clock(1_100, 1_000);
+        assert_eq!(r.shared.metrics.database_clock_behind.get(), 0);
     }
 
     #[test]

@@ -231,7 +231,8 @@ async fn listen_inner(
             }
             answered = async { query.as_mut().expect("polled only while a query is out").await }, if query.is_some() => {
                 query = None;
-                answered?;
+                let database_now = answered?.try_get(0)?;
+                revocations.database_clock(database_now, unix_now());
             }
             _ = ping.tick() => {
                 let heard_since = std::mem::take(&mut heard);
@@ -256,7 +257,13 @@ async fn listen_inner(
                 let client = &client;
                 let channel = ping_channel.as_str();
                 query = Some(Box::pin(async move {
-                    client.execute("SELECT pg_notify($1, $2)", &[&channel, &payload]).await
+                    client
+                        .query_one(
+                            "SELECT floor(extract(epoch FROM clock_timestamp()))::bigint \
+                             FROM (SELECT pg_notify($1, $2)) AS sent",
+                            &[&channel, &payload],
+                        )
+                        .await
                 }));
                 awaited = Some(id);
                 revocations.expire(unix_now());
@@ -266,7 +273,10 @@ async fn listen_inner(
 }
 
 /// A ping's query (`pg_notify` to the ping channel) while it is out, on the connection `'c`.
-type PingQuery<'c> = Pin<Box<dyn Future<Output = Result<u64, tokio_postgres::Error>> + Send + 'c>>;
+type PingQuery<'c> = Pin<Box<dyn Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'c>>;
+
+/// The database's clock, in whole Unix seconds as its revocation times are.
+const DATABASE_NOW: &str = "SELECT floor(extract(epoch FROM clock_timestamp()))::bigint";
 
 /// A lookup of announced revocations ([`look_up`]) while it is out, on the connection `'c`.
 type LookUp<'c> = Pin<Box<dyn Future<Output = Result<(), FeedError>> + Send + 'c>>;
@@ -329,6 +339,10 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     client
         .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {ping_channel}"))
         .await?;
+    // The database's clock against this host's, before its times are taken in (and again at
+    // every ping): revocations are remembered by this host's clock.
+    let database_now: i64 = client.query_one(DATABASE_NOW, &[]).await?.try_get(0)?;
+    revocations.database_clock(database_now, unix_now());
     // Streamed in batches rather than collected: 100,000 rows held at once as `Row`s would
     // cost the process tens of megabytes at every (re)connection.
     let window = config.remembered_for().as_secs_f64();
