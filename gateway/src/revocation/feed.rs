@@ -18,7 +18,11 @@
 //! a round, not N² deliveries) and expects that notification back by the next ping: a silent
 //! connection is caught, and so is one that answers queries but never delivers
 //! notifications (a transaction-pooling proxy such as PgBouncer runs `LISTEN` on whichever
-//! server connection it lends, so nothing comes back). A connection counts as up only once
+//! server connection it lends, so nothing comes back). The ping is sent from a second
+//! connection of the feed's own, as Better Auth's sign-outs are sent from other sessions: a
+//! session's own notifications reach it before its statement's end, while such a pooler still
+//! lends it the server connection, and would come back through a pooler that drops every
+//! other session's, the revocations among them. A connection counts as up only once
 //! its first ping has come back: loading the window proves that queries work, not that
 //! revocations will arrive, and a deaf connection taken as up would clear the loss clock at
 //! every reconnection and never fail closed. While it is down, `Revocations::health` counts
@@ -160,6 +164,7 @@ async fn listen_inner(
 ) -> Result<std::convert::Infallible, FeedError> {
     let Listening {
         client,
+        pinger,
         mut received,
         ping_channel,
         connection_id,
@@ -254,10 +259,10 @@ async fn listen_inner(
                 pings += 1;
                 let id = format!("{connection_id}-{pings}");
                 let payload = serde_json::json!({"kind": "ping", "subject": id, "at": 0}).to_string();
-                let client = &client;
+                let pinger = &pinger;
                 let channel = ping_channel.as_str();
                 query = Some(Box::pin(async move {
-                    client
+                    pinger
                         .query_one(
                             "SELECT floor(extract(epoch FROM clock_timestamp()))::bigint \
                              FROM (SELECT pg_notify($1, $2)) AS sent",
@@ -272,7 +277,8 @@ async fn listen_inner(
     }
 }
 
-/// A ping's query (`pg_notify` to the ping channel) while it is out, on the connection `'c`.
+/// A ping's query (`pg_notify` to the ping channel, with the database's clock) while it is
+/// out, on the pinging connection `'c`.
 type PingQuery<'c> = Pin<Box<dyn Future<Output = Result<Row, tokio_postgres::Error>> + Send + 'c>>;
 
 /// The database's clock, in whole Unix seconds as its revocation times are.
@@ -284,6 +290,8 @@ type LookUp<'c> = Pin<Box<dyn Future<Output = Result<(), FeedError>> + Send + 'c
 /// A connection listening on its channels, with the window loaded.
 struct Listening {
     client: Client,
+    /// The connection pings are sent from: another session than the listening one.
+    pinger: Client,
     /// Every notification's payload; closes when the connection ends.
     received: mpsc::UnboundedReceiver<String>,
     /// Where this connection's pings go: a channel only it listens on.
@@ -339,6 +347,12 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     client
         .batch_execute(&format!("LISTEN {CHANNEL}; LISTEN {ping_channel}"))
         .await?;
+    let mut ping_pg = pg.clone();
+    ping_pg.application_name("gateway-revocation-ping");
+    let pinger = match &config.tls {
+        Tls::Plain => connect_quietly(&ping_pg, NoTls).await?,
+        Tls::Rustls(tls) => connect_quietly(&ping_pg, tls.clone()).await?,
+    };
     // The database's clock against this host's, before its times are taken in (and again at
     // every ping): revocations are remembered by this host's clock.
     let database_now: i64 = client.query_one(DATABASE_NOW, &[]).await?.try_get(0)?;
@@ -362,6 +376,7 @@ async fn set_up(revocations: &Revocations) -> Result<Listening, FeedError> {
     }
     Ok(Listening {
         client,
+        pinger,
         received,
         ping_channel,
         connection_id,
@@ -454,6 +469,20 @@ where
         }
     });
     Ok((client, received))
+}
+
+/// Connects a session that hears nothing: the pings' (its connection ends with its client).
+async fn connect_quietly<T>(
+    pg: &tokio_postgres::Config,
+    tls: T,
+) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = pg.connect(tls).await?;
+    tokio::spawn(connection);
+    Ok(client)
 }
 
 /// What a notification's payload says, if it is one the feed knows.

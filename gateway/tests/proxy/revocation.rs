@@ -155,25 +155,46 @@ impl AuthDb {
     }
 }
 
-/// A PostgreSQL proxy that counts the notifications it sees. Deaf, it passes everything but
-/// them: what a transaction-pooling proxy (PgBouncer) amounts to for a `LISTEN`, which runs
-/// on a server connection it lends and takes back, so nothing notified ever reaches the
-/// client. Queries still work.
+/// A PostgreSQL proxy that counts the notifications it sees, and passes them on as `notices`
+/// says. Queries always work.
 struct PgProxy {
     address: std::net::SocketAddr,
     notifications: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// Which notifications a [`PgProxy`] passes on.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Notices {
+    /// All of them.
+    Passed,
+    /// None: a path that never delivers them.
+    Dropped,
+    /// Only those that arrive while the client has a statement out, between its message and
+    /// the server's ReadyForQuery: what a transaction-pooling proxy (PgBouncer) amounts to for
+    /// a `LISTEN`, which runs on a server connection it lends and takes back. A session's own
+    /// notifications, sent before its statement ends, come back; other sessions', sent while
+    /// it is idle, are dropped (PgBouncer: "got packet 'A' from server when not linked").
+    WhileLent,
+}
+
 impl PgProxy {
     async fn start(deaf: bool) -> Self {
-        Self::start_with(deaf, 0, Duration::ZERO).await
+        let notices = if deaf {
+            Notices::Dropped
+        } else {
+            Notices::Passed
+        };
+        Self::start_with(notices, 0, Duration::ZERO).await
     }
 
     /// Like [`PgProxy::start`], but the first `silent` connections are accepted and then
     /// neither answered nor closed (a wedged pooler, or a path gone half-open), and each
     /// notification passed on `notification_delay` after the one before (a slow path).
-    async fn start_with(deaf: bool, silent: usize, notification_delay: Duration) -> Self {
-        use std::sync::{atomic::Ordering, Arc};
+    async fn start_with(notices: Notices, silent: usize, notification_delay: Duration) -> Self {
+        use std::sync::{
+            atomic::{AtomicBool, Ordering},
+            Arc,
+        };
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
@@ -191,8 +212,17 @@ impl PgProxy {
                     .unwrap();
                 let (mut from_client, mut to_client) = client.into_split();
                 let (mut from_server, mut to_server) = server.into_split();
+                // Whether the client has a statement out (set before its bytes go on).
+                let lent = Arc::new(AtomicBool::new(false));
+                let lending = lent.clone();
                 tokio::spawn(async move {
-                    let _ = tokio::io::copy(&mut from_client, &mut to_server).await;
+                    let mut chunk = [0u8; 16 * 1024];
+                    while let Ok(n @ 1..) = from_client.read(&mut chunk).await {
+                        lending.store(true, Ordering::SeqCst);
+                        if to_server.write_all(&chunk[..n]).await.is_err() {
+                            return;
+                        }
+                    }
                 });
                 let counted = counted.clone();
                 tokio::spawn(async move {
@@ -211,7 +241,12 @@ impl PgProxy {
                             let message: Vec<u8> = pending.drain(..whole).collect();
                             if message[0] == b'A' {
                                 counted.fetch_add(1, Ordering::SeqCst);
-                                if deaf {
+                                let passed = match notices {
+                                    Notices::Passed => true,
+                                    Notices::Dropped => false,
+                                    Notices::WhileLent => lent.load(Ordering::SeqCst),
+                                };
+                                if !passed {
                                     continue;
                                 }
                                 if !notification_delay.is_zero() {
@@ -220,6 +255,9 @@ impl PgProxy {
                             }
                             if to_client.write_all(&message).await.is_err() {
                                 return;
+                            }
+                            if message[0] == b'Z' {
+                                lent.store(false, Ordering::SeqCst);
                             }
                         }
                     }
@@ -697,6 +735,38 @@ async fn a_feed_whose_connection_delivers_no_notifications_fails_closed() {
     db.drop().await;
 }
 
+/// Behind a transaction-mode pooler (PgBouncer, a managed database's `-pooler` host) a
+/// session hears notifications only while the pooler lends it the server connection: its own
+/// come back, other sessions' (every sign-out) are dropped. The feed's pings come from another
+/// session of its own, as sign-outs do, so such a feed is never up and nothing protected is
+/// served; pinged from the listening session itself, it came up and missed every sign-out.
+#[tokio::test]
+async fn a_feed_behind_a_transaction_pooler_fails_closed() {
+    let db = AuthDb::create().await;
+    let proxy = PgProxy::start_with(Notices::WhileLent, 0, Duration::ZERO).await;
+    let config = RevocationConfig {
+        database_url: proxy.url(&db.name),
+        ..revocation(&db, Duration::from_secs(30))
+    };
+    let gateway = gateway_starting(config).await;
+    let token = token(&gateway, "pia", "s1", -5);
+    until_metric(&gateway, "gateway_revocation_feed_losses_total", |v| {
+        v >= 1.0
+    })
+    .await;
+    assert!(
+        proxy.notifications() >= 1,
+        "the ping was notified and kept from the listening session"
+    );
+    assert_eq!(get(&gateway, "pia", &token).await.0, 503);
+    assert_eq!(readyz(&gateway).await.0, 503);
+    assert_eq!(
+        metric(&gateway, "gateway_revocation_feed_up").await,
+        Some(0.0)
+    );
+    db.drop().await;
+}
+
 #[tokio::test]
 async fn tokens_without_a_session_are_refused_since_sign_out_cannot_end_them() {
     let db = AuthDb::create().await;
@@ -834,7 +904,7 @@ async fn listen(url: &str, channel: &str) -> tokio::sync::mpsc::UnboundedReceive
 async fn a_burst_of_revocations_slower_than_the_pings_keeps_the_feed_up() {
     let db = AuthDb::create().await;
     // 1,500 notifications at 4 ms each: 6 s, three ping intervals.
-    let proxy = PgProxy::start_with(false, 0, Duration::from_millis(4)).await;
+    let proxy = PgProxy::start_with(Notices::Passed, 0, Duration::from_millis(4)).await;
     let gateway = gateway_with(RevocationConfig {
         database_url: proxy.url(&db.name),
         ..revocation(&db, Duration::from_secs(30))
@@ -970,7 +1040,7 @@ async fn the_feed_speaks_tls_to_a_server_signed_by_the_configured_ca_and_refuses
 async fn a_database_that_accepts_and_then_says_nothing_is_given_up_on_and_tried_again() {
     let db = AuthDb::create().await;
     // The feed's first connection is accepted and never answered; later ones pass through.
-    let proxy = PgProxy::start_with(false, 1, Duration::ZERO).await;
+    let proxy = PgProxy::start_with(Notices::Passed, 1, Duration::ZERO).await;
     let config = RevocationConfig {
         database_url: proxy.url(&db.name),
         ..revocation(&db, Duration::from_secs(1))
