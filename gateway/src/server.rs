@@ -512,4 +512,43 @@ mod tests {
         assert!(task.is_finished(), "kept once quiet");
         assert_eq!(task.await.unwrap(), None, "dropped, not ended by itself");
     }
+
+    /// An HTTP/2 connection asked to go away for idleness (here: no request within the
+    /// header-read timeout), then shed to make room, no longer counts against the cap: it is
+    /// dropped within `CLOSING_GRACE` of the shed, not a header-read timeout after its GOAWAY.
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_http2_connection_shed_after_its_goaway_is_dropped_within_the_grace() {
+        let limits = Limits {
+            max_body_bytes: 1024,
+            max_header_bytes: 1024,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(75),
+            upstream_timeout: Duration::from_secs(30),
+            max_concurrent_requests: 8,
+            max_connections: 1,
+            shutdown_grace: Duration::from_secs(30),
+            shutdown_delay: Duration::ZERO,
+        };
+        let metrics = crate::metrics::Metrics::register(&mut Default::default());
+        let connections = Connections::new(1, CancellationToken::new(), metrics);
+        let admitted = connections.admit().unwrap();
+        let asked = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (asked, slot) = (asked.clone(), admitted.slot().clone());
+            async move {
+                let mut connection = Box::pin(Endless(asked));
+                let activity = idle::Activity::new();
+                idle::serve(connection.as_mut(), &activity, &limits, &slot).await
+            }
+        });
+        tokio::time::sleep(limits.header_read_timeout + CLOSING_GRACE).await;
+        assert!(asked.load(Ordering::Acquire), "asked to go away when idle");
+        assert!(!task.is_finished());
+
+        let _newcomer = connections.admit().expect("room made by shedding it");
+        assert!(admitted.slot().was_shed());
+        tokio::time::sleep(CLOSING_GRACE * 2).await;
+        assert!(task.is_finished(), "still open after the shed");
+        assert!(task.await.unwrap().is_none(), "dropped");
+    }
 }

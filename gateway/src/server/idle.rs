@@ -149,6 +149,10 @@ pub async fn serve<C: GracefulConnection + ?Sized>(
     let draining = slot.closing();
     // When the gateway asked the client to go away; from then on it may only finish.
     let mut closing_since: Option<Instant> = None;
+    // Whether the slot's closing (the drain, or a shed) has been heard: it may come after an
+    // idle connection was asked to go away, and a shed then shortens what is left of the
+    // grace (a shed connection no longer counts against the cap).
+    let mut closing_heard = false;
     loop {
         let deadline = activity
             .deadline(closing_since, limits, slot.was_shed())
@@ -157,9 +161,12 @@ pub async fn serve<C: GracefulConnection + ?Sized>(
         tokio::select! {
             biased;
             output = connection.as_mut() => return Some(output),
-            () = draining.cancelled(), if closing_since.is_none() => {
-                connection.as_mut().graceful_shutdown();
-                closing_since = Some(Instant::now());
+            () = draining.cancelled(), if !closing_heard => {
+                closing_heard = true;
+                if closing_since.is_none() {
+                    connection.as_mut().graceful_shutdown();
+                    closing_since = Some(Instant::now());
+                }
             }
             () = tokio::time::sleep_until(deadline) => {
                 // Requests may have come and gone while this slept: act on the deadline now.
