@@ -127,7 +127,14 @@ impl Upstream {
                 return Ok(Either::Right(UnixStream::connect(path).await?));
             }
             let port = self.authority.port_u16().unwrap_or(80);
-            let stream = TcpStream::connect((self.authority.host(), port)).await?;
+            // An IPv6 literal keeps its brackets in the authority's host, which no resolver
+            // reads as an address.
+            let host = self.authority.host();
+            let host = host
+                .strip_prefix('[')
+                .and_then(|literal| literal.strip_suffix(']'))
+                .unwrap_or(host);
+            let stream = TcpStream::connect((host, port)).await?;
             stream.set_nodelay(true)?;
             Ok(Either::Left(stream))
         };
@@ -168,6 +175,21 @@ pub fn may_retry(lost: Lost, reused: bool, method: &Method, bodiless: bool) -> b
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `http://[::1]:port` (an IPv6-only cluster addressing a pod by IP) connects: the
+    /// authority's host is `[::1]`, brackets and all, which was looked up as a name.
+    #[tokio::test]
+    async fn an_ipv6_literal_upstream_is_reached() {
+        let listener = tokio::net::TcpListener::bind("[::1]:0")
+            .await
+            .expect("IPv6 loopback (::1) is needed by this test: enable IPv6 on lo");
+        let port = listener.local_addr().unwrap().port();
+        let upstream = Upstream::parse(&format!("http://[::1]:{port}")).unwrap();
+        assert_eq!(upstream.host_header(), format!("[::1]:{port}"));
+        let connected = upstream.connect(Duration::from_secs(5)).await;
+        assert!(connected.is_ok(), "{:?}", connected.err());
+        listener.accept().await.unwrap();
+    }
 
     #[test]
     fn a_unix_socket_upstream_names_localhost_and_its_path() {
