@@ -63,6 +63,9 @@ const LAST_RETRY: Duration = Duration::from_secs(2);
 /// someone changes it, so retrying (and reloading) every few seconds would only load the
 /// database.
 const DEAF_RETRY: Duration = Duration::from_secs(30);
+/// How long a loaded connection must have lasted for the retry after its loss to start at
+/// `FIRST_RETRY` again.
+const STAYED_UP: Duration = Duration::from_secs(10);
 /// Rows applied per write-lock while loading.
 const LOAD_BATCH: usize = 1024;
 
@@ -108,6 +111,7 @@ pub(super) async fn run(revocations: Revocations, shutdown: CancellationToken) {
     let mut retry = FIRST_RETRY;
     loop {
         let mut loaded = false;
+        let began = tokio::time::Instant::now();
         let ended = tokio::select! {
             ended = listen(&revocations, &mut loaded) => ended,
             () = shutdown.cancelled() => return,
@@ -123,22 +127,28 @@ pub(super) async fn run(revocations: Revocations, shutdown: CancellationToken) {
             }
             continue;
         }
-        let FeedError::Postgres(error) = &ended else {
-            tracing::warn!(error = %ended, "revocation feed lost; reconnecting");
-            continue;
-        };
-        let missing_table = error
-            .as_db_error()
-            .is_some_and(|db| db.code().code() == "42P01");
-        if missing_table {
-            tracing::error!(
-                "revocation feed: Better Auth's database has no auth_revocation table; apply \
-                 deploy/better-auth/revocation.sql to it (protected requests get 503 until then)"
-            );
-        } else {
-            tracing::warn!(error = %proto_shared::telemetry::error_chain(error), "revocation feed lost; reconnecting");
+        match &ended {
+            FeedError::Postgres(error)
+                if error
+                    .as_db_error()
+                    .is_some_and(|db| db.code().code() == "42P01") =>
+            {
+                tracing::error!(
+                    "revocation feed: Better Auth's database has no auth_revocation table; \
+                     apply deploy/better-auth/revocation.sql to it (protected requests get 503 \
+                     until then)"
+                );
+            }
+            FeedError::Postgres(error) => {
+                tracing::warn!(error = %proto_shared::telemetry::error_chain(error), "revocation feed lost; reconnecting");
+            }
+            other => tracing::warn!(error = %other, "revocation feed lost; reconnecting"),
         }
-        if loaded {
+        // Every loss waits its turn, a closed or silent connection too, and the wait starts
+        // short again only after a connection that stayed up: a server or proxy that lets the
+        // set-up finish and then drops the connection would otherwise have the whole window
+        // reloaded back to back.
+        if loaded && began.elapsed() >= STAYED_UP {
             retry = FIRST_RETRY;
         }
         tokio::select! {

@@ -160,6 +160,7 @@ impl AuthDb {
 struct PgProxy {
     address: std::net::SocketAddr,
     notifications: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    accepted: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Which notifications a [`PgProxy`] passes on.
@@ -191,6 +192,22 @@ impl PgProxy {
     /// neither answered nor closed (a wedged pooler, or a path gone half-open), and each
     /// notification passed on `notification_delay` after the one before (a slow path).
     async fn start_with(notices: Notices, silent: usize, notification_delay: Duration) -> Self {
+        Self::start_full(notices, silent, notification_delay, false).await
+    }
+
+    /// Passes everything, and closes each connection right after its first notification
+    /// (the feed's first ping back, on its listening connection): a path that drops a
+    /// connection as soon as it is set up.
+    async fn closing_after_a_notification() -> Self {
+        Self::start_full(Notices::Passed, 0, Duration::ZERO, true).await
+    }
+
+    async fn start_full(
+        notices: Notices,
+        silent: usize,
+        notification_delay: Duration,
+        close_after_a_notification: bool,
+    ) -> Self {
         use std::sync::{
             atomic::{AtomicBool, Ordering},
             Arc,
@@ -200,9 +217,12 @@ impl PgProxy {
         let address = listener.local_addr().unwrap();
         let notifications = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = notifications.clone();
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let accepting = accepted.clone();
         tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((client, _)) = listener.accept().await {
+                accepting.fetch_add(1, Ordering::SeqCst);
                 if held.len() < silent {
                     held.push(client);
                     continue;
@@ -256,6 +276,9 @@ impl PgProxy {
                             if to_client.write_all(&message).await.is_err() {
                                 return;
                             }
+                            if message[0] == b'A' && close_after_a_notification {
+                                return;
+                            }
                             if message[0] == b'Z' {
                                 lent.store(false, Ordering::SeqCst);
                             }
@@ -267,6 +290,7 @@ impl PgProxy {
         Self {
             address,
             notifications,
+            accepted,
         }
     }
 
@@ -275,6 +299,10 @@ impl PgProxy {
             "postgres://postgres@{}/{database}?sslmode=disable",
             self.address
         )
+    }
+
+    fn accepted(&self) -> usize {
+        self.accepted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     fn notifications(&self) -> usize {
@@ -764,6 +792,32 @@ async fn a_feed_behind_a_transaction_pooler_fails_closed() {
         metric(&gateway, "gateway_revocation_feed_up").await,
         Some(0.0)
     );
+    db.drop().await;
+}
+
+/// A path that drops the feed's connection as soon as it is set up (an idle-session timeout
+/// shorter than the pings, a proxy that closes idle clients): each loss waits its turn, so the
+/// window is not reloaded back to back. Retries 0.1, 0.2, 0.4, 0.8 and 1.6 s apart: five or
+/// six connections in three seconds, each of two sessions (listening, pinging); with no wait
+/// after a closed connection, a hundred or more.
+#[tokio::test]
+async fn a_feed_dropped_as_soon_as_it_is_set_up_is_retried_with_backoff() {
+    let db = AuthDb::create().await;
+    let proxy = PgProxy::closing_after_a_notification().await;
+    let config = RevocationConfig {
+        database_url: proxy.url(&db.name),
+        ..revocation(&db, Duration::from_secs(30))
+    };
+    let gateway = gateway_starting(config).await;
+    until_metric(&gateway, "gateway_revocation_feed_losses_total", |v| {
+        v >= 1.0
+    })
+    .await;
+    let first = proxy.accepted();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let more = proxy.accepted() - first;
+    assert!(more <= 2 * 7, "{more} connections in 3 s");
+    assert!(more >= 2, "retried at all");
     db.drop().await;
 }
 
