@@ -33,6 +33,19 @@ impl PublicRoute {
                  public; give a prefix below {API_PREFIX}, such as {API_PREFIX}auth/"
             ));
         }
+        // Below `/api/`, the first segment is a user id: a prefix must claim it whole, or
+        // `/api/auth` would also take the task routes of every user whose id begins with
+        // `auth` (`/api/authz1/tasks`) to its upstream, unauthenticated, and out of reach.
+        if prefix
+            .strip_prefix(API_PREFIX)
+            .is_some_and(|rest| !rest.contains('/'))
+        {
+            return Err(format!(
+                "{prefix:?} would also take the task routes of every user id beginning with \
+                 {:?}; end it with / (a whole path segment), such as {prefix}/",
+                &prefix[API_PREFIX.len()..]
+            ));
+        }
         Ok(Self {
             prefix: prefix.to_owned(),
             upstream: Upstream::parse(upstream)?,
@@ -180,15 +193,15 @@ mod tests {
 
     fn router() -> Router {
         Router::new(vec![
-            PublicRoute::parse("/api/auth=http://127.0.0.1:1").unwrap(),
-            PublicRoute::parse("/api/auth/=http://127.0.0.1:2").unwrap(),
+            PublicRoute::parse("/api/auth/=http://127.0.0.1:1").unwrap(),
+            PublicRoute::parse("/api/auth/sign-in/=http://127.0.0.1:2").unwrap(),
         ])
     }
 
     #[test]
     fn longest_public_prefix_wins_before_the_api() {
         let router = router();
-        let Route::Public(upstream) = router.route("/api/auth/sign-in") else {
+        let Route::Public(upstream) = router.route("/api/auth/sign-in/email") else {
             panic!("public route expected");
         };
         assert_eq!(upstream.authority.port_u16(), Some(2));
@@ -238,11 +251,27 @@ mod tests {
             let error = PublicRoute::parse(&format!("{prefix}=http://x")).unwrap_err();
             assert!(error.contains(&format!("{prefix:?}")), "{error}");
         }
-        for prefix in ["/api/auth/", "/api/a", "/apix", "/b", "/healthz"] {
+        for prefix in [
+            "/api/auth/",
+            "/api/auth/sign-in/",
+            "/apix",
+            "/b",
+            "/healthz",
+        ] {
             assert!(
                 PublicRoute::parse(&format!("{prefix}=http://x")).is_ok(),
                 "{prefix}"
             );
         }
+    }
+
+    #[test]
+    fn a_public_prefix_below_the_api_claims_its_first_segment_whole() {
+        for prefix in ["/api/a", "/api/auth"] {
+            let error = PublicRoute::parse(&format!("{prefix}=http://x")).unwrap_err();
+            assert!(error.contains(&format!("{prefix}/")), "{error}");
+        }
+        let router = Router::new(vec![PublicRoute::parse("/api/auth/=http://x").unwrap()]);
+        assert_eq!(router.route("/api/authz1/tasks"), Route::Api);
     }
 }
