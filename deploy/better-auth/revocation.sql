@@ -200,9 +200,15 @@ $$;
 --   * the admin is banned or deleted (auth_revocation_user_ended, above).
 -- Created with the plugin's columns (re-apply after enabling it), dropped otherwise. The
 -- partial index keeps the check cheap at every sign-out: it holds only impersonations.
+-- Two of the admin's last sessions deleted by two transactions at once would each find the
+-- other's still live at its commit (READ COMMITTED) and leave the impersonation: the checks
+-- for one admin take turns under a transaction-scoped advisory lock, the second one then
+-- seeing what the first committed. Taken at commit, after every row lock the transaction
+-- needs, so it adds no lock-order deadlock.
 CREATE OR REPLACE FUNCTION auth_revocation_impersonator_signed_out() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
+  PERFORM pg_advisory_xact_lock(hashtextextended('auth_revocation.impersonator:' || OLD."userId", 0));
   IF EXISTS (SELECT 1 FROM "session" WHERE "impersonatedBy" = OLD."userId")
      AND NOT EXISTS (
        SELECT 1 FROM "session"

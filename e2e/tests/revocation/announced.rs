@@ -355,6 +355,72 @@ async fn an_impersonation_ends_when_its_admin_is_signed_out_everywhere_or_demote
         .map(|row| row.get(0))
         .collect();
     assert!(rows.contains(&impersonation[0]), "{rows:?}");
+
+    // Carl, an admin on two devices, impersonates Hank; his two sessions end in two
+    // transactions committing at once, where each, under READ COMMITTED, would find the
+    // other's session still live and leave the impersonation. The checks for one admin take
+    // turns under a lock: held here until both commits wait on it, then let go.
+    let carl = admin(&stack, &db).await;
+    let carl_sid = carl.session_id().await;
+    let carl_phone = Session::sign_in(auth, &carl.email).await;
+    let carl_phone_sid = carl_phone.session_id().await;
+    let hank = Session::sign_up(auth, "hank").await;
+    carl.expect_post("admin/impersonate-user", json!({ "userId": hank.user_id }))
+        .await;
+    assert_eq!(impersonations_by(&db, &carl.user_id).await.len(), 1);
+    let checks_lock = "hashtextextended('auth_revocation.impersonator:' || $1, 0)";
+    let holder = connect(&stack.auth_database_url).await;
+    holder
+        .execute(
+            &format!("SELECT pg_advisory_lock({checks_lock})"),
+            &[&carl.user_id],
+        )
+        .await
+        .expect("take the checks' lock");
+    let mut commits = Vec::new();
+    for sid in [carl_sid, carl_phone_sid] {
+        let mut client = connect(&stack.auth_database_url).await;
+        commits.push(tokio::spawn(async move {
+            let tx = client.transaction().await.expect("begin");
+            tx.execute(r#"DELETE FROM "session" WHERE id = $1"#, &[&sid])
+                .await
+                .expect("delete one of carl's sessions");
+            tx.commit().await.expect("commit");
+        }));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let waiting: i64 = db
+            .query_one(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted",
+                &[],
+            )
+            .await
+            .expect("read pg_locks")
+            .get(0);
+        if waiting == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the two commits never waited for the checks' lock ({waiting} waiting)"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    holder
+        .execute(
+            &format!("SELECT pg_advisory_unlock({checks_lock})"),
+            &[&carl.user_id],
+        )
+        .await
+        .expect("let the checks go");
+    for commit in commits {
+        commit.await.expect("a commit");
+    }
+    assert!(
+        impersonations_by(&db, &carl.user_id).await.is_empty(),
+        "two sign-outs at once left the impersonation"
+    );
 }
 
 /// Two ways of ending sessions that fire no row-level DELETE trigger. Moving a session's
