@@ -93,30 +93,25 @@ impl Application {
                 target: target.clone(),
                 source,
             })?;
+        let migrating = |source| StartupError::Migrate {
+            target: target.clone(),
+            source,
+        };
         // Before anything is created in it.
         let encoding = migrations::encoding_not_utf8(&client)
             .await
-            .map_err(|source| StartupError::Migrate {
-                target: target.clone(),
-                source,
-            })?;
+            .map_err(migrating)?;
         if let Some(encoding) = encoding {
-            return Err(StartupError::Encoding { target, encoding });
+            return Err(StartupError::Encoding {
+                target: target.clone(),
+                encoding,
+            });
         }
-        let applied =
-            migrations::run(&mut client)
-                .await
-                .map_err(|source| StartupError::Migrate {
-                    target: target.clone(),
-                    source,
-                })?;
+        let applied = migrations::run(&mut client).await.map_err(migrating)?;
         // An operator may have undone what the migrations set up (they are not run again).
         let lapse = migrations::row_security_lapse(&client)
             .await
-            .map_err(|source| StartupError::Migrate {
-                target: target.clone(),
-                source,
-            })?;
+            .map_err(migrating)?;
         drop(client);
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
