@@ -364,7 +364,8 @@ impl Revocations {
         let behind = now.saturating_sub(database_now).max(0);
         let gauge = &self.shared.metrics.database_clock_behind;
         let leeway = i64::try_from(self.shared.config.leeway.as_secs()).unwrap_or(i64::MAX);
-        if gauge.set(behind) != behind && behind > leeway {
+        // Said when it crosses the leeway, not at every ping's second of jitter.
+        if gauge.set(behind) <= leeway && behind > leeway {
             tracing::warn!(
                 behind_secs = behind,
                 "the revocation database's clock is behind this host's by more than the \
