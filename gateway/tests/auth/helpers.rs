@@ -89,3 +89,15 @@ impl TestAuth {
 pub fn config(issuer: &Issuer) -> AuthConfig {
     issuer.auth_config()
 }
+
+/// Polls `condition` every 5 ms until it holds (10 s deadline).
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -6,21 +6,9 @@ use std::time::Duration;
 
 use gateway::auth::{Algorithm, AuthConfig, AuthError, LastToken};
 
-use crate::helpers::{config, TestAuth};
+use crate::helpers::{config, eventually, TestAuth};
 use crate::support::issuer::{Behaviour, Issuer, SigningKey};
 use crate::support::logs::Captured;
-
-/// Polls `condition` every 5 ms until it holds (10 s deadline).
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
 
 /// Refreshes every 100 ms, so failures and changes show up quickly.
 fn fast_refresh(issuer: &Issuer) -> AuthConfig {
