@@ -271,6 +271,44 @@ async fn impersonations_by(db: &Client, admin_id: &str) -> Vec<String> {
     .collect()
 }
 
+/// An admin signed in on two devices who, from the first, has opened one impersonation of a
+/// user signed up as `victim`.
+struct TwoDevices {
+    admin: Session,
+    sid: String,
+    phone: Session,
+    phone_sid: String,
+    impersonation: String,
+}
+
+async fn admin_on_two_devices_impersonating(
+    stack: &Stack,
+    db: &Client,
+    victim: &str,
+) -> TwoDevices {
+    let auth = stack.auth_url.as_str();
+    let admin = admin(stack, db).await;
+    let sid = admin.session_id().await;
+    let phone = Session::sign_in(auth, &admin.email).await;
+    let phone_sid = phone.session_id().await;
+    let victim = Session::sign_up(auth, victim).await;
+    admin
+        .expect_post(
+            "admin/impersonate-user",
+            json!({ "userId": victim.user_id }),
+        )
+        .await;
+    let mut opened = impersonations_by(db, &admin.user_id).await;
+    assert_eq!(opened.len(), 1, "{opened:?}");
+    TwoDevices {
+        admin,
+        sid,
+        phone,
+        phone_sid,
+        impersonation: opened.remove(0),
+    }
+}
+
 /// An impersonation (a session of another user opened by an admin) lives only while its admin
 /// is signed in somewhere and keeps the same role: revoking the admin's own sessions, or
 /// demoting the admin with the admin plugin's set-role, ends it like any other session. Before,
@@ -285,15 +323,14 @@ async fn an_impersonation_ends_when_its_admin_is_signed_out_everywhere_or_demote
     let boss = admin(&stack, &db).await;
 
     // Ann, an admin signed in on two devices, impersonates Erin from the first.
-    let ann = admin(&stack, &db).await;
-    let ann_sid = ann.session_id().await;
-    let ann_phone = Session::sign_in(auth, &ann.email).await;
-    let ann_phone_sid = ann_phone.session_id().await;
-    let erin = Session::sign_up(auth, "erin").await;
-    ann.expect_post("admin/impersonate-user", json!({ "userId": erin.user_id }))
-        .await;
-    let impersonation = impersonations_by(&db, &ann.user_id).await;
-    assert_eq!(impersonation.len(), 1, "{impersonation:?}");
+    let TwoDevices {
+        admin: ann,
+        sid: ann_sid,
+        phone: ann_phone,
+        phone_sid: ann_phone_sid,
+        impersonation,
+    } = admin_on_two_devices_impersonating(&stack, &db, "erin").await;
+    let impersonation = vec![impersonation];
 
     // Signing out on the phone leaves her signed in on the first device: the impersonation
     // stays, as that session does.
@@ -360,14 +397,12 @@ async fn an_impersonation_ends_when_its_admin_is_signed_out_everywhere_or_demote
     // transactions committing at once, where each, under READ COMMITTED, would find the
     // other's session still live and leave the impersonation. The checks for one admin take
     // turns under a lock: held here until both commits wait on it, then let go.
-    let carl = admin(&stack, &db).await;
-    let carl_sid = carl.session_id().await;
-    let carl_phone = Session::sign_in(auth, &carl.email).await;
-    let carl_phone_sid = carl_phone.session_id().await;
-    let hank = Session::sign_up(auth, "hank").await;
-    carl.expect_post("admin/impersonate-user", json!({ "userId": hank.user_id }))
-        .await;
-    assert_eq!(impersonations_by(&db, &carl.user_id).await.len(), 1);
+    let TwoDevices {
+        admin: carl,
+        sid: carl_sid,
+        phone_sid: carl_phone_sid,
+        ..
+    } = admin_on_two_devices_impersonating(&stack, &db, "hank").await;
     let checks_lock = "hashtextextended('auth_revocation.impersonator:' || $1, 0)";
     let holder = connect(&stack.auth_database_url).await;
     holder
